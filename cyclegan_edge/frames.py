@@ -1,0 +1,87 @@
+"""Pure, vectorised conversions between OpenCV frames and network tensors (NumPy only).
+
+Frames are BGR uint8 HxWx3 (greyscale HxW / HxWx1 and BGRA HxWx4 are accepted). Tensors are
+NCHW float32 RGB in [-1, 1]. The generator downsamples twice by 2, so H and W must be multiples
+of 4: other sizes are reflect-padded at the bottom/right and cropped back after inference,
+so the output always has the input's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+MULTIPLE = 4
+
+
+def to_bgr(frame: np.ndarray) -> np.ndarray:
+    """Any 8-bit greyscale, BGR or BGRA image as BGR uint8 HxWx3 (alpha dropped)."""
+    if frame.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {frame.dtype}")
+    if frame.ndim == 2:
+        return np.repeat(frame[:, :, None], 3, axis=2)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        return np.repeat(frame, 3, axis=2)
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return frame
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return np.ascontiguousarray(frame[:, :, :3])
+    raise ValueError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {frame.shape}")
+
+
+def padded_size(height: int, width: int, multiple: int = MULTIPLE) -> tuple[int, int]:
+    return -(-height // multiple) * multiple, -(-width // multiple) * multiple
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
+    """Reflect-pad an HxWxC image at the bottom/right up to multiples of ``multiple``."""
+    h, w = image.shape[:2]
+    ph, pw = padded_size(h, w, multiple)
+    if (ph, pw) == (h, w):
+        return image
+    # "symmetric" repeats the edge pixel when the image is only 1 pixel wide, "reflect" cannot.
+    mode = "reflect" if min(h, w) > multiple else "symmetric"
+    return np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode=mode)
+
+
+def frames_to_tensor(frames: Sequence[np.ndarray], multiple: int = MULTIPLE) -> np.ndarray:
+    """Same-sized frames -> padded NCHW float32 RGB in [-1, 1]."""
+    if not frames:
+        raise ValueError("no frames")
+    bgr = [to_bgr(f) for f in frames]
+    shapes = {f.shape for f in bgr}
+    if len(shapes) != 1:
+        raise ValueError(f"frames of one batch must share a size, got {sorted(shapes)}")
+    batch = np.stack([pad_to_multiple(f, multiple) for f in bgr])  # N H W 3 (BGR)
+    nchw = batch[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)
+    nchw *= 1.0 / 127.5
+    nchw -= 1.0
+    return np.ascontiguousarray(nchw)
+
+
+def frame_to_tensor(frame: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
+    return frames_to_tensor([frame], multiple)
+
+
+def tensor_to_frames(tensor: np.ndarray, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """NCHW RGB in [-1, 1] -> BGR uint8 frames, cropped to ``size`` = (height, width)."""
+    if tensor.ndim != 4 or tensor.shape[1] != 3:
+        raise ValueError(f"expected an Nx3xHxW tensor, got shape {tensor.shape}")
+    h, w = size if size is not None else tensor.shape[2:]
+    x = np.asarray(tensor[:, ::-1, :h, :w], dtype=np.float32)  # RGB -> BGR, crop
+    x = np.clip((x + 1.0) * 127.5 + 0.5, 0.0, 255.0).astype(np.uint8)
+    return [np.ascontiguousarray(f.transpose(1, 2, 0)) for f in x]
+
+
+def tensor_to_frame(tensor: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    return tensor_to_frames(tensor, size)[0]
+
+
+def resize_shorter_side(height: int, width: int, shorter: int, multiple: int = MULTIPLE) -> tuple[int, int]:
+    """(h, w) with the shorter side near ``shorter``, aspect kept, both rounded to ``multiple``."""
+    scale = shorter / min(height, width)
+    return (
+        max(multiple, int(round(height * scale / multiple)) * multiple),
+        max(multiple, int(round(width * scale / multiple)) * multiple),
+    )

@@ -1,0 +1,180 @@
+"""Checkpoint I/O for generators, in one place.
+
+Reads:
+* published CycleGAN / GAN Compression files (a bare state dict: ``latest_net_G_A.pth``,
+  ``*_pretrained/latest_net_G.pth``), including pre-0.4 files with stale InstanceNorm
+  ``running_mean`` / ``running_var`` / ``num_batches_tracked`` keys;
+* state dicts saved from DataParallel/DDP (``module.``) or torch.compile (``_orig_mod.``);
+* our own generator format (weights + architecture + metadata) and our training state
+  (which holds both generators; pick one with ``direction``).
+
+The architecture is always inferred from the keys when the file does not carry it, so a user
+never repeats training flags. Everything loads with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cyclegan_edge import __version__
+from cyclegan_edge.atomic import atomic_path, sha256_file
+from cyclegan_edge.models.generator import CHANNEL_SLOTS, GeneratorConfig, ResnetGenerator
+
+GENERATOR_FORMAT = "cyclegan-edge/generator"
+TRAIN_STATE_FORMAT = "cyclegan-edge/train-state"
+STRIPPED_PREFIXES = ("module.", "_orig_mod.")
+STALE_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+# In a training state, G_A maps A->B and G_B maps B->A (the reference implementation's names).
+DIRECTION_KEYS = {"A->B": "G_A", "B->A": "G_B"}
+
+StateDict = dict[str, torch.Tensor]
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be used as a generator; the message is one line for the user."""
+
+
+@dataclass
+class LoadedGenerator:
+    model: ResnetGenerator
+    config: GeneratorConfig
+    meta: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+    sha256: str = ""
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such file")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt/unsafe files
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{p}: not a readable PyTorch checkpoint ({reason[:160]})") from None
+
+
+def clean_state_dict(sd: StateDict) -> StateDict:
+    """Strip wrapper prefixes and drop stale InstanceNorm statistics."""
+    out: StateDict = {}
+    for key, value in sd.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in STRIPPED_PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix) :], True
+        # The generator has no BatchNorm, so any running statistics belong to old InstanceNorms.
+        if key.rsplit(".", 1)[-1] in STALE_NORM_SUFFIXES:
+            continue
+        out[key] = value
+    return out
+
+
+def describe_state_dict(sd: StateDict) -> str:
+    """A short human description of what a state dict seems to hold (for error messages)."""
+    convs = [k for k, v in sd.items() if k.endswith("weight") and v.dim() == 4]
+    if convs and all(sd[k].shape[-1] == 4 for k in convs):
+        return f"a PatchGAN discriminator ({len(convs)} 4x4 conv layers), not a generator"
+    first = ", ".join(list(sd)[:3])
+    return f"{len(sd)} tensors that do not form a ResNet generator (first keys: {first})"
+
+
+_BLOCK_KEY = re.compile(r"^model\.(\d+)\.conv_block\.")
+
+
+def infer_generator_config(sd: StateDict) -> GeneratorConfig:
+    """Architecture from the keys and shapes alone (see generator.py for the layout)."""
+    try:
+        blocks = sorted({int(m.group(1)) for k in sd if (m := _BLOCK_KEY.match(k))})
+        if not blocks or blocks != list(range(10, 10 + len(blocks))):
+            raise KeyError("residual blocks")
+        n_blocks = len(blocks)
+        separable = "model.10.conv_block.1.conv.0.weight" in sd
+        up1, up2, last = 10 + n_blocks, 13 + n_blocks, 17 + n_blocks
+        first_w = sd["model.1.weight"]
+        c0, input_nc = first_w.shape[0], first_w.shape[1]
+        c1 = sd["model.4.weight"].shape[0] // 2
+        c2 = sd["model.7.weight"].shape[0] // 4
+        c6 = sd[f"model.{up1}.weight"].shape[1] // 2  # ConvTranspose weight: (in, out, k, k)
+        c7 = sd[f"model.{up2}.weight"].shape[1]
+        output_nc = sd[f"model.{last}.weight"].shape[0]
+        if separable:
+            # inner widths of the first block of each third of the trunk
+            thirds = [min(b for b in range(n_blocks) if (3 * b) // n_blocks == t) for t in range(3)]
+            c3, c4, c5 = (sd[f"model.{10 + b}.conv_block.1.conv.2.weight"].shape[0] // 4 for b in thirds)
+            use_dropout = False
+        else:
+            c3 = c4 = c5 = c2
+            use_dropout = "model.10.conv_block.6.weight" in sd
+    except (KeyError, IndexError):
+        raise CheckpointError(describe_state_dict(sd)) from None
+    channels = (c0, c1, c2, c3, c4, c5, c6, c7)
+    assert len(channels) == CHANNEL_SLOTS
+    return GeneratorConfig(channels=tuple(int(c) for c in channels), n_blocks=n_blocks, separable=separable,
+                           use_dropout=use_dropout, input_nc=int(input_nc), output_nc=int(output_nc))  # fmt: skip
+
+
+def _extract(obj: Any, path: Path, direction: str) -> tuple[StateDict, dict[str, Any], GeneratorConfig | None]:
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    fmt = obj.get("format")
+    if fmt == GENERATOR_FORMAT:
+        return obj["state_dict"], dict(obj.get("meta", {})), GeneratorConfig.from_dict(obj["arch"])
+    if fmt == TRAIN_STATE_FORMAT:
+        if direction not in DIRECTION_KEYS:
+            raise CheckpointError(f"{path}: training state; direction must be one of {list(DIRECTION_KEYS)}")
+        gen = obj["generators"][DIRECTION_KEYS[direction]]
+        meta = dict(obj.get("meta", {}), direction=direction)
+        return gen["state_dict"], meta, GeneratorConfig.from_dict(gen["arch"])
+    for wrapper in ("state_dict", "model_state_dict"):
+        if isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+    if not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: a dict with keys {list(obj)[:5]}, not a generator state dict")
+    return obj, {}, None
+
+
+def load_generator(
+    path: str | os.PathLike[str], direction: str = "A->B", device: str | torch.device = "cpu"
+) -> LoadedGenerator:
+    """Build and load a generator from a checkpoint file alone (strict key match)."""
+    p = Path(path)
+    raw, meta, cfg = _extract(read_checkpoint(p), p, direction)
+    sd = clean_state_dict(raw)
+    if not sd:
+        raise CheckpointError(f"{p}: empty state dict")
+    try:
+        cfg = cfg or infer_generator_config(sd)
+    except CheckpointError as e:
+        raise CheckpointError(f"{p}: {e}") from None
+    model = ResnetGenerator(cfg)
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{p}: keys or shapes do not match {cfg.name}: {str(e).splitlines()[1:2]}") from None
+    model.eval().to(device)
+    return LoadedGenerator(model=model, config=cfg, meta=meta, source=p, sha256=sha256_file(p))
+
+
+def generator_payload(model: ResnetGenerator, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    state = {k: v.detach().cpu().clone() for k, v in clean_state_dict(model.state_dict()).items()}
+    return {
+        "format": GENERATOR_FORMAT,
+        "arch": model.cfg.to_dict(),
+        "state_dict": state,
+        "meta": {"toolkit_version": __version__, **(meta or {})},
+    }
+
+
+def save_generator(path: str | os.PathLike[str], model: ResnetGenerator, meta: dict[str, Any] | None = None) -> Path:
+    """Our standalone generator file: weights, architecture, metadata (direction, train size...)."""
+    with atomic_path(path) as tmp:
+        torch.save(generator_payload(model, meta), tmp)
+    return Path(path)

@@ -1,0 +1,177 @@
+"""The ResNet generator family of CycleGAN, classic and compressed ("mobile").
+
+One class covers both, with state-dict keys identical to the published checkpoints:
+
+* classic (Zhu et al. 2017): ``resnet_9blocks`` / ``resnet_6blocks`` with any ngf;
+* mobile (GAN Compression, Li et al. 2020): separable convs in the residual blocks and a
+  per-layer channel config such as ``16_16_32_16_32_32_16_16``.
+
+Layout of ``model`` (one nn.Sequential, so keys are ``model.N.*``)::
+
+    0 ReflectionPad(3)  1 Conv7x7 in->c0  2 IN  3 ReLU
+    4 Conv3x3/2 c0->2*c1  5 IN  6 ReLU
+    7 Conv3x3/2 2*c1->4*c2  8 IN  9 ReLU
+    10 .. 10+n_blocks-1   residual blocks on 4*c2 channels
+    then ConvT3x3/2 ->2*c6, IN, ReLU, ConvT3x3/2 ->c7, IN, ReLU, ReflectionPad(3), Conv7x7 c7->out, Tanh
+
+A classic generator is the config with every c equal to ngf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+CHANNEL_SLOTS = 8
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    channels: tuple[int, ...]  # c0..c7, see the module docstring
+    n_blocks: int = 9
+    separable: bool = False  # GAN Compression's mobile blocks
+    use_dropout: bool = False  # classic blocks only; mobile blocks always hold a Dropout slot
+    input_nc: int = 3
+    output_nc: int = 3
+
+    def __post_init__(self) -> None:
+        if len(self.channels) != CHANNEL_SLOTS or min(self.channels) < 1:
+            raise ValueError(f"channels must be {CHANNEL_SLOTS} positive ints, got {self.channels}")
+        if self.n_blocks < 1:
+            raise ValueError(f"n_blocks must be >= 1, got {self.n_blocks}")
+
+    @property
+    def trunk_width(self) -> int:
+        return 4 * self.channels[2]
+
+    def block_width(self, i: int) -> int:
+        """Inner width of residual block i: 4*c3, 4*c4, 4*c5 over thirds of the trunk."""
+        return 4 * self.channels[3 + (3 * i) // self.n_blocks]
+
+    @property
+    def name(self) -> str:
+        if self.separable:
+            return f"mobile_resnet_{self.n_blocks}blocks_" + "_".join(map(str, self.channels))
+        if len(set(self.channels)) == 1:
+            return f"resnet_{self.n_blocks}blocks_ngf{self.channels[0]}"
+        return f"resnet_{self.n_blocks}blocks_" + "_".join(map(str, self.channels))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "channels": list(self.channels),
+            "n_blocks": self.n_blocks,
+            "separable": self.separable,
+            "use_dropout": self.use_dropout,
+            "input_nc": self.input_nc,
+            "output_nc": self.output_nc,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> GeneratorConfig:
+        known = {k: d[k] for k in ("n_blocks", "separable", "use_dropout", "input_nc", "output_nc") if k in d}
+        return cls(channels=tuple(int(c) for c in d["channels"]), **known)  # type: ignore[arg-type, attr-defined]
+
+
+def _norm(channels: int) -> nn.InstanceNorm2d:
+    # CycleGAN's InstanceNorm: no affine parameters, no running statistics.
+    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+
+
+class SeparableConv2d(nn.Module):
+    """Depthwise 3x3, InstanceNorm, pointwise 1x1 (keys ``conv.0``, ``conv.2``)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_ch, in_ch, kernel_size, groups=in_ch, bias=True),
+            _norm(in_ch),
+            nn.Conv2d(in_ch, out_ch, 1, bias=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim: int, inner: int, separable: bool, dropout: float | None) -> None:
+        super().__init__()
+
+        def conv(i: int, o: int) -> nn.Module:
+            return SeparableConv2d(i, o) if separable else nn.Conv2d(i, o, 3, bias=True)
+
+        layers: list[nn.Module] = [nn.ReflectionPad2d(1), conv(dim, inner), _norm(inner), nn.ReLU(True)]
+        if dropout is not None:
+            layers.append(nn.Dropout(dropout))
+        layers += [nn.ReflectionPad2d(1), conv(inner, dim), _norm(dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Input and output: RGB in [-1, 1], NCHW, H and W multiples of 4."""
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+        trunk = cfg.trunk_width
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3), nn.Conv2d(cfg.input_nc, c[0], 7, bias=True), _norm(c[0]), nn.ReLU(True),
+            nn.Conv2d(c[0], 2 * c[1], 3, stride=2, padding=1, bias=True), _norm(2 * c[1]), nn.ReLU(True),
+            nn.Conv2d(2 * c[1], trunk, 3, stride=2, padding=1, bias=True), _norm(trunk), nn.ReLU(True),
+        ]  # fmt: skip
+        if cfg.separable:
+            dropout: float | None = 0.5 if cfg.use_dropout else 0.0
+        else:
+            dropout = 0.5 if cfg.use_dropout else None
+        for i in range(cfg.n_blocks):
+            inner = cfg.block_width(i) if cfg.separable else trunk
+            layers.append(ResnetBlock(trunk, inner, cfg.separable, dropout))
+        layers += [
+            nn.ConvTranspose2d(trunk, 2 * c[6], 3, stride=2, padding=1, output_padding=1, bias=True),
+            _norm(2 * c[6]), nn.ReLU(True),
+            nn.ConvTranspose2d(2 * c[6], c[7], 3, stride=2, padding=1, output_padding=1, bias=True),
+            _norm(c[7]), nn.ReLU(True),
+            nn.ReflectionPad2d(3), nn.Conv2d(c[7], cfg.output_nc, 7, bias=True), nn.Tanh(),
+        ]  # fmt: skip
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The GAN Compression reference clamps its input; harmless for in-range inputs.
+        return self.model(x.clamp(-1.0, 1.0))
+
+
+def parse_channels(spec: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """``"16_16_32_16_32_32_16_16"`` -> (16, 16, 32, 16, 32, 32, 16, 16)."""
+    if isinstance(spec, str):
+        try:
+            return tuple(int(x) for x in spec.replace(",", "_").split("_") if x)
+        except ValueError:
+            raise ValueError(f"bad channel config {spec!r}: expected 8 ints joined by '_'") from None
+    return tuple(int(x) for x in spec)
+
+
+def resnet_9blocks(ngf: int = 64, **kw: object) -> ResnetGenerator:
+    return ResnetGenerator(GeneratorConfig(channels=(ngf,) * CHANNEL_SLOTS, n_blocks=9, **kw))  # type: ignore[arg-type]
+
+
+def resnet_6blocks(ngf: int = 64, **kw: object) -> ResnetGenerator:
+    return ResnetGenerator(GeneratorConfig(channels=(ngf,) * CHANNEL_SLOTS, n_blocks=6, **kw))  # type: ignore[arg-type]
+
+
+def mobile_resnet_9blocks(config: str | tuple[int, ...] = "16_16_32_16_32_32_16_16", **kw: object) -> ResnetGenerator:
+    cfg = GeneratorConfig(channels=parse_channels(config), n_blocks=9, separable=True, **kw)  # type: ignore[arg-type]
+    return ResnetGenerator(cfg)
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> None:
+    """CycleGAN's init: conv weights ~ N(0, std), biases 0 (norm layers have no parameters)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
