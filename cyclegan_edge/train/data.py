@@ -1,0 +1,127 @@
+"""Unpaired image data: file discovery with corrupt-file skipping, reference preprocessing.
+
+Every random choice for sample ``i`` of epoch ``e`` (crop, flip, which B image) comes from a
+generator seeded by ``(seed, e, i)``, so a resumed run sees exactly the data an uninterrupted
+one would, whatever the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from cyclegan_edge.cv import cv2
+from cyclegan_edge.frames import MULTIPLE, frame_to_tensor
+from cyclegan_edge.images import ImageReadError, list_files, read_image
+from cyclegan_edge.train.config import TrainConfig
+
+log = logging.getLogger("cyclegan_edge.train")
+
+
+class DataError(ValueError):
+    pass
+
+
+def domain_dirs(cfg: TrainConfig) -> tuple[Path, Path]:
+    if cfg.a_dir or cfg.b_dir:
+        if not (cfg.a_dir and cfg.b_dir):
+            raise DataError("give both --a and --b (or --dataroot)")
+        return Path(cfg.a_dir), Path(cfg.b_dir)
+    if not cfg.dataroot:
+        raise DataError("no data: give --dataroot ROOT (with trainA/ and trainB/) or --a DIR --b DIR")
+    return Path(cfg.dataroot) / "trainA", Path(cfg.dataroot) / "trainB"
+
+
+def scan_images(folder: Path, limit: int = 0, show_progress: bool = True) -> list[Path]:
+    """Decodable images under ``folder``; each bad file is skipped with one warning."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    candidates = list_files([folder])
+    if limit:
+        candidates = candidates[:limit]
+    good: list[Path] = []
+    for p in tqdm(candidates, desc=f"checking {folder.name}", unit="img", disable=not show_progress, leave=False):
+        try:
+            read_image(p)
+            good.append(p)
+        except ImageReadError as e:
+            log.warning("skipped: %s", e)
+    skipped = len(candidates) - len(good)
+    if skipped:
+        log.warning("%s: %d of %d image files skipped (not decodable)", folder, skipped, len(candidates))
+    if not good:
+        raise DataError(f"{folder}: no usable images ({len(candidates)} image files, {skipped} unreadable)")
+    return good
+
+
+def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """The reference implementation's transforms on a BGR uint8 image."""
+    resize = cv2().resize
+    if cfg.preprocess == "resize_and_crop":
+        img = resize(img, (cfg.load_size, cfg.load_size), interpolation=cv2().INTER_CUBIC)
+    elif cfg.preprocess == "scale_width":
+        h, w = img.shape[:2]
+        new_h = max(int(round(cfg.load_size * h / w)), cfg.crop_size)
+        img = resize(img, (cfg.load_size, new_h), interpolation=cv2().INTER_CUBIC)
+    if cfg.preprocess in ("resize_and_crop", "crop"):
+        h, w = img.shape[:2]
+        if h < cfg.crop_size or w < cfg.crop_size:
+            s = cfg.crop_size / min(h, w)
+            img = resize(img, (max(cfg.crop_size, round(w * s)), max(cfg.crop_size, round(h * s))),
+                         interpolation=cv2().INTER_CUBIC)  # fmt: skip
+            h, w = img.shape[:2]
+        y = int(rng.integers(0, h - cfg.crop_size + 1))
+        x = int(rng.integers(0, w - cfg.crop_size + 1))
+        img = img[y : y + cfg.crop_size, x : x + cfg.crop_size]
+    else:  # scale_width / none: make both sides multiples of 4
+        h, w = img.shape[:2]
+        img = img[: max(MULTIPLE, h - h % MULTIPLE), : max(MULTIPLE, w - w % MULTIPLE)]
+    if not cfg.no_flip and rng.random() < 0.5:
+        img = img[:, ::-1]
+    return np.ascontiguousarray(img)
+
+
+class UnpairedDataset(Dataset[dict[str, torch.Tensor]]):
+    def __init__(self, a_files: list[Path], b_files: list[Path], cfg: TrainConfig) -> None:
+        self.a_files, self.b_files, self.cfg = a_files, b_files, cfg
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return max(len(self.a_files), len(self.b_files))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng((self.cfg.seed, self.epoch, index))
+        a = read_image(self.a_files[index % len(self.a_files)])
+        b = read_image(self.b_files[int(rng.integers(len(self.b_files)))])  # unaligned: B at random
+        a, b = preprocess(a, self.cfg, rng), preprocess(b, self.cfg, rng)
+        return {"A": torch.from_numpy(frame_to_tensor(a)[0]), "B": torch.from_numpy(frame_to_tensor(b)[0])}
+
+
+class ResumableSampler(Sampler[int]):
+    """DistributedSampler (a world of 1 without torchrun) that can start mid-epoch."""
+
+    def __init__(self, dataset: UnpairedDataset, world: int, rank: int, seed: int, batch_size: int) -> None:
+        self.inner = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.dataset, self.batch_size, self.skip_batches = dataset, batch_size, 0
+
+    def set_position(self, epoch: int, batch: int) -> None:
+        self.inner.set_epoch(epoch)
+        self.dataset.epoch = epoch
+        self.skip_batches = batch
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(self.inner)
+        return iter(indices[self.skip_batches * self.batch_size :])
+
+    def __len__(self) -> int:
+        return len(self.inner) - self.skip_batches * self.batch_size
+
+    def batches_per_epoch(self) -> int:
+        return len(self.inner) // self.batch_size

@@ -1,0 +1,400 @@
+"""The training loop: one process, or one per GPU/CPU slot under torchrun (DDP)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from cyclegan_edge import __version__
+from cyclegan_edge.atomic import atomic_path, write_json
+from cyclegan_edge.frames import tensor_to_frames
+from cyclegan_edge.images import write_image
+from cyclegan_edge.models import (
+    GeneratorConfig,
+    ResnetGenerator,
+    count_macs,
+    init_normal,
+    parse_channels,
+    save_generator,
+)
+from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT
+from cyclegan_edge.train.config import TrainConfig
+from cyclegan_edge.train.cyclegan import (
+    CycleGenerators,
+    Discriminators,
+    discriminator_losses,
+    generator_losses,
+    linear_decay,
+)
+from cyclegan_edge.train.data import ResumableSampler, UnpairedDataset, domain_dirs, scan_images
+from cyclegan_edge.train.pool import ImagePool
+
+log = logging.getLogger("cyclegan_edge.train")
+GRID_ORDER = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+@dataclass
+class Position:
+    epoch: int = 0
+    batch: int = 0  # batches done in this epoch
+    iteration: int = 0  # batches done in total
+
+
+@dataclass
+class Dist:
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def generator_config(cfg: TrainConfig) -> GeneratorConfig:
+    if cfg.netG == "mobile":
+        return GeneratorConfig(channels=parse_channels(cfg.mobile_config), n_blocks=9, separable=True)
+    n_blocks = {"resnet_9blocks": 9, "resnet_6blocks": 6}[cfg.netG]
+    return GeneratorConfig(channels=(cfg.ngf,) * 8, n_blocks=n_blocks)
+
+
+def setup_dist() -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    d = Dist(world=world, rank=int(os.environ["RANK"]), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(d.local_rank)
+    dist.init_process_group(backend)
+    return d
+
+
+def pick_device(cfg: TrainConfig, d: Dist) -> torch.device:
+    if cfg.device != "auto":
+        return torch.device(cfg.device)
+    return torch.device(f"cuda:{d.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+
+
+class StopFlag:
+    """First Ctrl-C/SIGTERM: finish the iteration, save, exit. Second: stop at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write("stop requested: saving a checkpoint after this iteration (Ctrl-C again to abort)")
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg, self.d = cfg, setup_dist()
+        self.device = pick_device(cfg, self.d)
+        self.run_dir = cfg.run_dir
+        self.ckpt_path = self.run_dir / "checkpoints" / "latest.pt"
+        torch.manual_seed(cfg.seed)
+
+        a_dir, b_dir = domain_dirs(cfg)
+        show = self.d.main and sys.stderr.isatty()
+        self.dataset = UnpairedDataset(scan_images(a_dir, cfg.max_images, show), scan_images(b_dir, cfg.max_images, show), cfg)
+        self.sampler = ResumableSampler(self.dataset, self.d.world, self.d.rank, cfg.seed, cfg.batch_size)
+        if self.sampler.batches_per_epoch() == 0:
+            raise ValueError(f"batch size {cfg.batch_size} x {self.d.world} processes exceeds the {len(self.dataset)} images")
+
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and cfg.amp else None
+        self.memory_format = torch.channels_last if cuda and cfg.channels_last else torch.contiguous_format
+
+        self.g_cfg = generator_config(cfg)
+        gens = CycleGenerators(ResnetGenerator(self.g_cfg), ResnetGenerator(self.g_cfg), cfg.lambda_identity > 0)
+        discs = Discriminators(self.g_cfg.input_nc, cfg.ndf, cfg.n_layers_D)
+        init_normal(gens)
+        init_normal(discs)
+        self.gens = gens.to(self.device, memory_format=self.memory_format)
+        self.discs = discs.to(self.device, memory_format=self.memory_format)
+        ids = [self.d.local_rank] if cuda else None
+        self.gens_ddp: Any = DDP(self.gens, device_ids=ids) if self.d.enabled else self.gens
+        self.discs_ddp: Any = DDP(self.discs, device_ids=ids) if self.d.enabled else self.discs
+        if cfg.compile:
+            self.gens_ddp = torch.compile(self.gens_ddp)
+
+        betas = (cfg.beta1, 0.999)
+        self.opt_g = torch.optim.Adam(self.gens.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discs.parameters(), lr=cfg.lr, betas=betas)
+        rule = linear_decay(cfg.n_epochs, cfg.n_epochs_decay)
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, rule)
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, rule)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.pool_a = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank)
+        self.pool_b = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank + 1)
+        self.pos = Position()
+        self.stop = StopFlag()
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        def gen(g: ResnetGenerator) -> dict[str, Any]:
+            return {"arch": g.cfg.to_dict(), "state_dict": g.state_dict()}
+
+        return {
+            "format": TRAIN_STATE_FORMAT,
+            "config": {k: v for k, v in self.cfg.to_dict().items() if k != "extra"},
+            "generators": {"G_A": gen(self.gens.G_A), "G_B": gen(self.gens.G_B)},
+            "discriminators": self.discs.state_dict(),
+            "optimizers": {"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict()},
+            "schedulers": {"G": self.sched_g.state_dict(), "D": self.sched_d.state_dict()},
+            "scaler": self.scaler.state_dict(),
+            "pools": {"A": self.pool_a.state_dict(), "B": self.pool_b.state_dict()},
+            "rng": {"torch": torch.get_rng_state()},
+            "position": {"epoch": self.pos.epoch, "batch": self.pos.batch, "iteration": self.pos.iteration},
+            "meta": self.meta(),
+        }
+
+    def meta(self) -> dict[str, Any]:
+        data = self.cfg.dataroot or f"{self.cfg.a_dir} | {self.cfg.b_dir}"
+        return {"train_size": self.cfg.crop_size, "dataset": data, "iterations": self.pos.iteration,
+                "toolkit_version": __version__}  # fmt: skip
+
+    def save(self) -> None:
+        """Atomic: the previous checkpoint stays valid until the new one is complete."""
+        if not self.d.main:
+            return
+        with atomic_path(self.ckpt_path) as tmp:
+            torch.save(self.state(), tmp)
+
+    def save_generators(self) -> None:
+        if not self.d.main:
+            return
+        save_generator(self.run_dir / "G_A2B.pth", self.gens.G_A, {**self.meta(), "direction": "A->B"})
+        save_generator(self.run_dir / "F_B2A.pth", self.gens.G_B, {**self.meta(), "direction": "B->A"})
+
+    def resume(self) -> None:
+        if not self.ckpt_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {self.ckpt_path}")
+        s = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
+        self.gens.G_A.load_state_dict(s["generators"]["G_A"]["state_dict"])
+        self.gens.G_B.load_state_dict(s["generators"]["G_B"]["state_dict"])
+        self.discs.load_state_dict(s["discriminators"])
+        self.opt_g.load_state_dict(s["optimizers"]["G"])
+        self.opt_d.load_state_dict(s["optimizers"]["D"])
+        self.sched_g.load_state_dict(s["schedulers"]["G"])
+        self.sched_d.load_state_dict(s["schedulers"]["D"])
+        self.scaler.load_state_dict(s["scaler"])
+        self.pool_a.load_state_dict(s["pools"]["A"])
+        self.pool_b.load_state_dict(s["pools"]["B"])
+        torch.set_rng_state(s["rng"]["torch"])
+        self.pos = Position(**s["position"])
+        if self.d.main:
+            log.info("resumed from %s at epoch %d, batch %d (iteration %d)", self.ckpt_path, self.pos.epoch,
+                     self.pos.batch, self.pos.iteration)  # fmt: skip
+
+    # ---- one iteration -------------------------------------------------------------------------
+    def autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg = self.cfg
+        real_a = batch["A"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        real_b = batch["B"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+
+        # G step, discriminators frozen (called without their DDP wrapper: no gradients to sync)
+        self.discs.requires_grad_(False)
+        with self.autocast():
+            out = self.gens_ddp(real_a, real_b)
+            g_losses = generator_losses(real_a, real_b, out, self.discs, cfg.gan_mode, cfg.lambda_cycle,
+                                        cfg.lambda_identity)  # fmt: skip
+            loss_g = sum(g_losses.values())
+        assert isinstance(loss_g, torch.Tensor)
+        self.check_finite(loss_g)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+
+        # D step on real images and pooled fakes
+        self.discs.requires_grad_(True)
+        fake_a = self.pool_a.query(out["fake_A"].detach())
+        fake_b = self.pool_b.query(out["fake_B"].detach())
+        with self.autocast():
+            d_losses = discriminator_losses(self.discs_ddp(real_a, fake_a, real_b, fake_b), cfg.gan_mode)
+            loss_d = d_losses["D_A"] + d_losses["D_B"]
+        self.check_finite(loss_d)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+
+        self.last_images = {"real_A": real_a, "real_B": real_b, **{k: v.detach() for k, v in out.items()}}
+        return {k: float(v.detach()) for k, v in {**g_losses, **d_losses}.items()}
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).item() else 1.0], device=self.device)
+        if self.d.enabled:
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        if bad.item():
+            raise TrainingDiverged(
+                f"loss is not finite at iteration {self.pos.iteration + 1}; stopped, the last good "
+                f"checkpoint is {self.ckpt_path} (try a lower --lr or --no-amp)"
+            )
+
+    def stop_agreed(self) -> bool:
+        flag = torch.tensor([1.0 if self.stop.requested else 0.0], device=self.device)
+        if self.d.enabled:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    # ---- outputs -------------------------------------------------------------------------------
+    def write_grid(self, name: str) -> Path | None:
+        if not self.d.main or not hasattr(self, "last_images"):
+            return None
+        tiles = [tensor_to_frames(self.last_images[k][:1].float().cpu().numpy())[0] for k in GRID_ORDER]
+        grid = np.vstack([np.hstack(tiles[:3]), np.hstack(tiles[3:])])
+        return write_image(self.run_dir / "samples" / f"{name}.png", grid)
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def fit(self) -> int:
+        cfg = self.cfg
+        if cfg.resume:
+            self.resume()
+        if self.d.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.run_dir / "config.json", {**self.cfg.to_dict(), "generator": self.g_cfg.to_dict(),
+                                                     "world_size": self.d.world, "device": str(self.device)})  # fmt: skip
+            log.info("G: %s (%s); %d+%d training images; device %s%s; %d process(es)", self.g_cfg.name,
+                     count_macs(ResnetGenerator(self.g_cfg), cfg.crop_size, cfg.crop_size), len(self.dataset.a_files),
+                     len(self.dataset.b_files), self.device, f", amp {self.amp_dtype}" if self.amp_dtype else "",
+                     self.d.world)  # fmt: skip
+        csv_file = open(self.run_dir / "log.csv", "a", newline="") if self.d.main else None
+        writer: Any = None
+        tb = self.tensorboard()
+        old_handlers = {s: signal.signal(s, self.stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        per_epoch = self.sampler.batches_per_epoch()
+        total_epochs = cfg.n_epochs + cfg.n_epochs_decay
+        total_iters = min(total_epochs * per_epoch, cfg.max_iters or 1 << 62)
+        bar = tqdm(total=total_iters, initial=self.pos.iteration, disable=not self.d.main, unit="it", dynamic_ncols=True)
+        status = 0
+        try:
+            while self.pos.epoch < total_epochs and self.pos.iteration < total_iters:
+                self.sampler.set_position(self.pos.epoch, self.pos.batch)
+                loader = DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
+                                    num_workers=cfg.workers, pin_memory=self.device.type == "cuda")  # fmt: skip
+                tick = time.perf_counter()
+                for batch in loader:
+                    losses = self.step(batch)
+                    self.pos.batch += 1
+                    self.pos.iteration += 1
+                    now = time.perf_counter()
+                    ips = cfg.batch_size * self.d.world / max(now - tick, 1e-9)
+                    tick = now
+                    bar.update(1)
+                    if self.pos.iteration % cfg.log_every == 0 or self.pos.iteration == 1:
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()} | {"img/s": f"{ips:.1f}"})
+                    if csv_file is not None:
+                        row = {"iteration": self.pos.iteration, "epoch": self.pos.epoch, "lr": self.sched_g.get_last_lr()[0],
+                               "images_per_s": round(ips, 3), **{k: round(v, 6) for k, v in losses.items()}}  # fmt: skip
+                        if writer is None:
+                            writer = csv.DictWriter(csv_file, fieldnames=list(row))
+                            if csv_file.tell() == 0:
+                                writer.writeheader()
+                        writer.writerow(row)
+                        csv_file.flush()
+                        if tb is not None:
+                            for k, v in losses.items():
+                                tb.add_scalar(f"loss/{k}", v, self.pos.iteration)
+                    if self.pos.iteration % cfg.sample_every == 0:
+                        self.write_grid(f"iter_{self.pos.iteration:07d}")
+                    if self.pos.iteration % cfg.save_every == 0:
+                        self.save()
+                    if self.stop_agreed():
+                        raise KeyboardInterrupt
+                    if self.pos.iteration >= total_iters:
+                        break
+                if self.pos.batch >= per_epoch:
+                    self.pos.epoch += 1
+                    self.pos.batch = 0
+                    self.sched_g.step()
+                    self.sched_d.step()
+                    self.save()
+            self.save()
+            self.save_generators()
+            self.write_grid("final")
+            self.check_ranks_in_sync()
+        except KeyboardInterrupt:
+            bar.close()
+            self.save()
+            self.save_generators()
+            if self.d.main:
+                log.warning("interrupted at iteration %d: saved %s; continue with --resume", self.pos.iteration,
+                            self.ckpt_path)  # fmt: skip
+            status = 130
+        except TrainingDiverged as e:
+            bar.close()
+            if self.d.main:
+                log.error("%s", e)
+            status = 3
+        finally:
+            bar.close()
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            if csv_file is not None:
+                csv_file.close()
+            if tb is not None:
+                tb.close()
+            if self.d.enabled and dist.is_initialized():
+                dist.destroy_process_group()
+        if status == 0 and self.d.main:
+            log.info("done: %d iterations; generators in %s (G_A2B.pth, F_B2A.pth)", self.pos.iteration, self.run_dir)
+        return status
+
+    def check_ranks_in_sync(self) -> None:
+        """DDP keeps replicas identical; verify it once at the end (a cheap sum per rank)."""
+        if not self.d.enabled:
+            return
+        params = list(self.gens.parameters()) + list(self.discs.parameters())
+        local = torch.stack([torch.stack([p.detach().double().sum() for p in params]).sum()]).to(self.device)
+        sums = [torch.zeros_like(local) for _ in range(self.d.world)]
+        dist.all_gather(sums, local)
+        values = [float(s.item()) for s in sums]
+        if self.d.main:
+            log.info("parameter checksums per rank: %s", " ".join(f"{v:.12e}" for v in values))
+        if len(set(values)) != 1:
+            raise RuntimeError(f"DDP replicas diverged: parameter checksums per rank {values}")
+
+    def tensorboard(self) -> Any:
+        if not self.d.main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:  # tensorboard is optional
+            return None
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+

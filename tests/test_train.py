@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_DATA, need
+from cyclegan_edge.models import load_generator
+
+TINY = [
+    "--netG", "mobile", "--mobile-config", "4_4_8_4_8_8_4_4", "--ndf", "8",
+    "--load-size", "40", "--crop-size", "32", "--workers", "0", "--log-every", "1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few real horse2zebra images, including a real greyscale zebra file."""
+    import cv2
+
+    src = need(SHARED_DATA / "horse2zebra")
+    root = tmp_path_factory.mktemp("h2z")
+    for domain, n in (("trainA", 4), ("trainB", 4)):
+        (root / domain).mkdir()
+        files = sorted((src / domain).glob("*.jpg"))
+        picked = files[:n]
+        if domain == "trainB":
+            grey = next(p for p in files if cv2.imread(str(p), cv2.IMREAD_UNCHANGED).ndim == 2)
+            picked = picked[:-1] + [grey]
+        for p in picked:
+            shutil.copy(p, root / domain / p.name)
+    return root
+
+
+def train(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cyclegan_edge.train", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})  # fmt: skip
+
+
+def read_log(path: Path) -> dict[int, dict[str, float]]:
+    """Last row per iteration (a resumed run appends rows again from its checkpoint)."""
+    with open(path) as f:
+        return {int(r["iteration"]): {k: float(v) for k, v in r.items()} for r in csv.DictReader(f)}
+
+
+def test_short_run_reduces_cycle_loss_and_writes_outputs(tiny_root: Path, tmp_path: Path) -> None:
+    r = train(["--dataroot", str(tiny_root), *TINY, "--lr", "1e-3", "--max-iters", "60", "--sample-every", "30",
+               "--save-every", "25", "--output", str(tmp_path), "--name", "r"], tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = tmp_path / "r"
+    log = read_log(run / "log.csv")
+    assert sorted(log) == list(range(1, 61))
+    cyc = [log[i]["cycle_A"] + log[i]["cycle_B"] for i in sorted(log)]
+    assert np.mean(cyc[-10:]) < 0.8 * np.mean(cyc[:10]), cyc
+    assert (run / "checkpoints" / "latest.pt").is_file()
+    assert {p.name for p in (run / "samples").iterdir()} == {"iter_0000030.png", "iter_0000060.png", "final.png"}
+    g = load_generator(run / "G_A2B.pth")
+    assert g.meta["direction"] == "A->B" and g.meta["train_size"] == 32
+    assert load_generator(run / "F_B2A.pth").meta["direction"] == "B->A"
+    assert (run / "config.json").is_file()
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tiny_root: Path, tmp_path: Path) -> None:
+    common = ["--dataroot", str(tiny_root), *TINY, "--max-iters", "14", "--n-epochs", "2", "--n-epochs-decay", "2",
+              "--save-every", "3", "--output", str(tmp_path)]  # fmt: skip
+    ref = train([*common, "--name", "ref"], tmp_path)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+
+    # Same run, killed with SIGKILL once iteration 9 is logged (iteration 9's checkpoint exists).
+    cmd = [sys.executable, "-m", "cyclegan_edge.train", *common, "--name", "killed"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    log_path = tmp_path / "killed" / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log_path.exists() and max(read_log(log_path), default=0) >= 10:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = torch.load(tmp_path / "killed" / "checkpoints" / "latest.pt", weights_only=True)
+    resumed_from = state["position"]["iteration"]
+    assert 9 <= resumed_from < 14
+
+    res = train([*common, "--name", "killed", "--resume"], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"at epoch {state['position']['epoch']}" in res.stderr
+    a, b = read_log(tmp_path / "ref" / "log.csv"), read_log(log_path)
+    assert sorted(b) == sorted(a) == list(range(1, 15))
+    for it in range(resumed_from + 1, 15):  # epoch boundaries included: 4 images per epoch here
+        for key in ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"):
+            assert a[it][key] == b[it][key], (it, key)
+    ga, gb = load_generator(tmp_path / "ref" / "G_A2B.pth"), load_generator(tmp_path / "killed" / "G_A2B.pth")
+    for (k, v), w in zip(ga.model.state_dict().items(), gb.model.state_dict().values()):
+        assert torch.equal(v, w), k
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tiny_root: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", str(tiny_root), *TINY, "--save-every", "1000",
+           "--output", str(tmp_path), "--name", "c"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log_path = tmp_path / "c" / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "continue with --resume" in err
+    state = torch.load(tmp_path / "c" / "checkpoints" / "latest.pt", weights_only=True)
+    assert state["position"]["iteration"] == max(read_log(log_path))
+    assert (tmp_path / "c" / "G_A2B.pth").is_file()
+
+
+def test_torchrun_two_processes_gloo(tiny_root: Path, tmp_path: Path) -> None:
+    """2 processes x batch 1 == 1 process x batch 2 (no image pool: each rank keeps its own)."""
+    common = ["--dataroot", str(tiny_root), *TINY, "--max-iters", "4", "--pool-size", "0", "--sample-every", "2",
+              "--output", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "cyclegan_edge.train", *common, "--name", "ddp", "--batch-size", "1"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    line = next(ln for ln in r.stderr.splitlines() if "parameter checksums per rank" in ln)
+    sums = line.split(":")[-1].split()
+    assert len(sums) == 2 and sums[0] == sums[1]
+    # Only rank 0 writes: one header and one row per iteration, one set of grids.
+    rows = (tmp_path / "ddp" / "log.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 and rows[0].startswith("iteration")
+    assert sorted(p.name for p in (tmp_path / "ddp" / "samples").iterdir()) == ["final.png", "iter_0000002.png", "iter_0000004.png"]
+    assert "world_size" in (tmp_path / "ddp" / "config.json").read_text()
+
+    single = train([*common, "--name", "single", "--batch-size", "2"], tmp_path)
+    assert single.returncode == 0, single.stderr[-2000:]
+    g_ddp = load_generator(tmp_path / "ddp" / "G_A2B.pth").model
+    g_one = load_generator(tmp_path / "single" / "G_A2B.pth").model
+    # Exact equality is not possible: conv biases that feed a non-affine InstanceNorm have a true
+    # gradient of zero, so they see only summation-order noise, which Adam scales up to lr-sized
+    # steps (measured: ~1e-3 after 4 steps). They cannot change the output. The last conv's bias
+    # has a real gradient and no norm after it: it agrees to float precision, and so do outputs.
+    torch.testing.assert_close(g_ddp.model[26].bias, g_one.model[26].bias, rtol=0, atol=1e-5)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        assert float((g_ddp(x) - g_one(x)).abs().max()) < 1e-2
+
+
+def test_bad_data(tmp_path: Path, tiny_root: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = train(["--a", str(empty), "--b", str(tiny_root / "trainB"), *TINY, "--output", str(tmp_path)], tmp_path)
+    assert r.returncode == 2 and "no usable images" in r.stderr and str(empty) in r.stderr
+
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    for i in range(3):
+        (corrupt / f"bad{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (corrupt / "readme.txt").write_text("not an image")
+    r = train(["--a", str(corrupt), "--b", str(tiny_root / "trainB"), *TINY, "--output", str(tmp_path)], tmp_path)
+    assert r.returncode == 2 and r.stderr.count("skipped:") == 3 and "3 unreadable" in r.stderr
+
+    # one real greyscale image plus one corrupt file: trains, with one warning and a count
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    grey = next(p for p in sorted((tiny_root / "trainB").iterdir()) if p.stat().st_size and _is_grey(p))
+    shutil.copy(grey, mixed / grey.name)
+    shutil.copy(corrupt / "bad0.jpg", mixed / "bad0.jpg")
+    r = train(["--a", str(mixed), "--b", str(tiny_root / "trainA"), *TINY, "--max-iters", "2",
+               "--output", str(tmp_path), "--name", "m"], tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.count("skipped:") == 1 and "1 of 2 image files skipped" in r.stderr
+
+
+def _is_grey(p: Path) -> bool:
+    import cv2
+
+    return cv2.imread(str(p), cv2.IMREAD_UNCHANGED).ndim == 2
