@@ -41,8 +41,10 @@ def pad_to_multiple(image: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
     if (ph, pw) == (h, w):
         return image
     # "symmetric" repeats the edge pixel when the image is only 1 pixel wide, "reflect" cannot.
-    mode = "reflect" if min(h, w) > multiple else "symmetric"
-    return np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode=mode)
+    pads = ((0, ph - h), (0, pw - w), (0, 0))
+    if min(h, w) > multiple:
+        return np.pad(image, pads, mode="reflect")
+    return np.pad(image, pads, mode="symmetric")
 
 
 def frames_to_tensor(frames: Sequence[np.ndarray], multiple: int = MULTIPLE) -> np.ndarray:

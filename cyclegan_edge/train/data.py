@@ -108,7 +108,7 @@ class ResumableSampler(Sampler[int]):
     """DistributedSampler (a world of 1 without torchrun) that can start mid-epoch."""
 
     def __init__(self, dataset: UnpairedDataset, world: int, rank: int, seed: int, batch_size: int) -> None:
-        self.inner = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.inner: DistributedSampler[int] = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
         self.dataset, self.batch_size, self.skip_batches = dataset, batch_size, 0
 
     def set_position(self, epoch: int, batch: int) -> None:

@@ -138,8 +138,8 @@ class Trainer:
         discs = Discriminators(self.g_cfg.input_nc, cfg.ndf, cfg.n_layers_D)
         init_normal(gens)
         init_normal(discs)
-        self.gens = gens.to(self.device, memory_format=self.memory_format)
-        self.discs = discs.to(self.device, memory_format=self.memory_format)
+        self.gens = gens.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
+        self.discs = discs.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
         ids = [self.d.local_rank] if cuda else None
         self.gens_ddp: Any = DDP(self.gens, device_ids=ids) if self.d.enabled else self.gens
         self.discs_ddp: Any = DDP(self.discs, device_ids=ids) if self.d.enabled else self.discs

@@ -1,0 +1,147 @@
+"""python -m cyclegan_edge.export CHECKPOINT --onnx OUT.onnx [--precision fp16|int8 ...] [--engine OUT.plan]"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cyclegan_edge.atomic import write_json
+from cyclegan_edge.export.int8 import CALIB_METHODS, Int8Options
+from cyclegan_edge.export.onnx_export import DEFAULT_OPSET, ExportError
+from cyclegan_edge.export.report import FP32_TOLERANCE, machine_line, report_path
+from cyclegan_edge.models import CheckpointError
+
+FP16_MIN_PSNR = 40.0
+INT8_MIN_PSNR = 30.0
+
+
+def default_test_images() -> str:
+    return str(resources.files("cyclegan_edge") / "assets" / "images")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m cyclegan_edge.export", description=__doc__,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    ap.add_argument("checkpoint", help="generator checkpoint (.pth/.pt): published, GAN Compression or ours")
+    ap.add_argument("--onnx", required=True, type=Path, help="FP32 ONNX output; FP16/INT8 go beside it (.fp16.onnx, .int8.onnx)")
+    ap.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="17 for JetPack 5 (TensorRT 8.5); newer selectable")
+    ap.add_argument("--direction", default="A->B", help="for training states holding both generators")
+    ap.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32")
+    ap.add_argument("--test-images", default=None, help="real images for the parity/quality reports (default: bundled)")
+    ap.add_argument("--test-count", type=int, default=8)
+    ap.add_argument("--tolerance", type=float, default=FP32_TOLERANCE, help="max abs error vs PyTorch for FP32")
+    g8 = ap.add_argument_group("INT8")
+    g8.add_argument("--calib", help="folder of real images for calibration")
+    g8.add_argument("--calib-count", type=int, default=64)
+    g8.add_argument("--calib-method", choices=CALIB_METHODS, default="percentile")
+    g8.add_argument("--percentile", type=float, default=99.99)
+    g8.add_argument("--keep-first-last", action=argparse.BooleanOptionalAction, default=True,
+                    help="keep the first and last convs in float")  # fmt: skip
+    g8.add_argument("--keep-conv-transpose", action=argparse.BooleanOptionalAction, default=True,
+                    help="keep the ConvTranspose layers in float")  # fmt: skip
+    g8.add_argument("--keep-depthwise", action=argparse.BooleanOptionalAction, default=True,
+                    help="keep depthwise convs (mobile generators) in float")  # fmt: skip
+    gt = ap.add_argument_group("TensorRT")
+    gt.add_argument("--engine", type=Path, help="build a TensorRT engine (.plan) from the ONNX of --precision")
+    gt.add_argument("--min-shape", default="1x3x256x256")
+    gt.add_argument("--opt-shape", default="1x3x256x256")
+    gt.add_argument("--max-shape", default="1x3x1088x1920")
+    gt.add_argument("--workspace", type=int, default=1024, help="MiB")
+    gt.add_argument("--timing-cache", default=None, help="persistent timing cache file")
+    gt.add_argument("--dla-core", type=int, default=None, help="Jetson DLA core")
+    gt.add_argument("--print-trtexec", action="store_true", help="print the equivalent trtexec command")
+    return ap
+
+
+def run(args: argparse.Namespace) -> int:
+    from cyclegan_edge.export.fp16 import convert_fp16
+    from cyclegan_edge.export.int8 import quantize_int8
+    from cyclegan_edge.export.onnx_export import export_onnx, load_onnx
+    from cyclegan_edge.export.report import load_test_images, ort_latency_ms, parity_vs_torch, quality_vs
+    from cyclegan_edge.models import count_macs, load_generator
+
+    if args.precision == "int8" and not args.calib:
+        raise ExportError("--precision int8 needs --calib DIR (real images from the target domain's input side)")
+    gen = load_generator(args.checkpoint, direction=args.direction)
+    print(f"{args.checkpoint}: {gen.config.name}, {count_macs(gen.model)}")
+    images = load_test_images(args.test_images or default_test_images(), args.test_count)
+
+    onnx_path = export_onnx(gen, args.onnx, opset=args.opset)
+    parity = parity_vs_torch(gen.model, onnx_path, images, args.tolerance)
+    report: dict[str, Any] = {"model": str(onnx_path), "precision": "fp32", "opset": args.opset,
+                              "checkpoint": str(args.checkpoint), "machine": machine_line(), "parity": parity}  # fmt: skip
+    write_json(report_path(onnx_path), report)
+    print(f"{onnx_path}: FP32 vs PyTorch max abs error {parity['max_abs']:.2e} (tolerance {args.tolerance:.0e}) "
+          f"over {len(parity['cases'])} size/batch cases")  # fmt: skip
+    if not parity["passed"]:
+        raise ExportError(f"{onnx_path}: FP32 parity failed: max abs error {parity['max_abs']:.2e} > {args.tolerance:.0e}")
+
+    final = onnx_path
+    if args.precision == "fp16":
+        import onnx
+
+        final = onnx_path.with_suffix(".fp16.onnx")
+        from cyclegan_edge.atomic import atomic_path
+
+        fp16 = convert_fp16(load_onnx(onnx_path))
+        with atomic_path(final) as tmp:
+            onnx.save(fp16, str(tmp))
+        q = quality_vs(onnx_path, final, images)
+        write_json(report_path(final), {"model": str(final), "precision": "fp16", "reference": str(onnx_path),
+                                        "quality_vs_fp32": q, "min_psnr_db": FP16_MIN_PSNR})  # fmt: skip
+        print(f"{final}: FP16 vs FP32 PSNR {q['psnr_db_mean']:.1f} dB (min {q['psnr_db_min']:.1f}), SSIM {q['ssim_mean']:.4f}")
+        if q["psnr_db_mean"] < FP16_MIN_PSNR:
+            raise ExportError(f"{final}: FP16 PSNR {q['psnr_db_mean']:.1f} dB is below {FP16_MIN_PSNR} dB")
+    elif args.precision == "int8":
+        final = onnx_path.with_suffix(".int8.onnx")
+        opts = Int8Options(calib_method=args.calib_method, calib_count=args.calib_count, percentile=args.percentile,
+                           keep_first_last=args.keep_first_last, keep_conv_transpose=args.keep_conv_transpose,
+                           keep_depthwise=args.keep_depthwise)  # fmt: skip
+        quantize_int8(onnx_path, final, args.calib, opts)
+        q = quality_vs(onnx_path, final, images)
+        lat32, lat8 = ort_latency_ms(onnx_path), ort_latency_ms(final)
+        write_json(report_path(final), {
+            "model": str(final), "precision": "int8", "reference": str(onnx_path), "calibration": {
+                "folder": str(args.calib), "count": args.calib_count, "method": args.calib_method,
+                "percentile": args.percentile, "keep_first_last": args.keep_first_last,
+                "keep_conv_transpose": args.keep_conv_transpose, "keep_depthwise": args.keep_depthwise},
+            "quality_vs_fp32": q, "min_psnr_db": INT8_MIN_PSNR,
+            "onnxruntime_cpu_latency_256": {"fp32": lat32, "int8": lat8, "machine": machine_line()},
+        })  # fmt: skip
+        print(f"{final}: INT8 vs FP32 PSNR {q['psnr_db_mean']:.1f} dB (min {q['psnr_db_min']:.1f}), SSIM {q['ssim_mean']:.4f}; "
+              f"ONNX Runtime CPU 256x256 median: FP32 {lat32['median_ms']:.1f} ms, INT8 {lat8['median_ms']:.1f} ms")  # fmt: skip
+        if q["psnr_db_mean"] < INT8_MIN_PSNR:
+            print(f"warning: INT8 PSNR {q['psnr_db_mean']:.1f} dB is below the {INT8_MIN_PSNR} dB goal", file=sys.stderr)
+
+    if args.engine or args.print_trtexec:
+        from cyclegan_edge.export.tensorrt_build import EngineOptions, build_engine, equivalent_trtexec
+
+        opts_e = EngineOptions(precision=args.precision, min_shape=args.min_shape, opt_shape=args.opt_shape,
+                               max_shape=args.max_shape, workspace_mib=args.workspace,
+                               timing_cache=args.timing_cache, dla_core=args.dla_core)  # fmt: skip
+        engine = args.engine or final.with_suffix(".plan")
+        if args.print_trtexec:
+            print(equivalent_trtexec(str(final), str(engine), opts_e))
+        if args.engine:
+            build_engine(final, engine, opts_e)
+            print(f"{engine}: TensorRT engine written (sidecar {engine}.json)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from cyclegan_edge.export.tensorrt_build import EngineBuildError
+    from cyclegan_edge.trt_loader import TensorRTUnavailable
+
+    try:
+        return run(args)
+    except (CheckpointError, ExportError, EngineBuildError, TensorRTUnavailable, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

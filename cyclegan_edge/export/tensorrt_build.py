@@ -1,0 +1,141 @@
+"""ONNX -> TensorRT engine (.plan) with the TensorRT Python API, and its sidecar JSON.
+
+Works, by code path (see cyclegan_edge.trt_compat.plan_build), on TensorRT 8.6 and 10.x
+(weakly typed: precision flags) and on TensorRT 11.x and TensorRT-RTX (strongly typed: the
+precision comes from an FP16 or Q/DQ INT8 ONNX).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cyclegan_edge import __version__
+from cyclegan_edge.atomic import atomic_path, sha256_file
+from cyclegan_edge.trt_compat import (
+    INPUT_NAME,
+    EngineSidecar,
+    ShapeProfile,
+    make_profile,
+    plan_build,
+    sidecar_path,
+    trtexec_command,
+)
+from cyclegan_edge.trt_loader import gpu_identity, import_tensorrt
+
+if TYPE_CHECKING:  # the tensorrt-stubs package: TensorRT objects below are checked against it
+    import tensorrt
+
+
+class EngineBuildError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    precision: str = "fp32"
+    min_shape: str = "1x3x256x256"
+    opt_shape: str = "1x3x256x256"
+    max_shape: str = "1x3x1088x1920"
+    workspace_mib: int = 1024
+    timing_cache: str | None = None  # file; created if missing, updated after each build
+    dla_core: int | None = None
+
+
+def onnx_precision(onnx_path: str | os.PathLike[str]) -> str:
+    """What precision an ONNX carries: int8 (Q/DQ nodes), fp16 (FP16 initializers) or fp32."""
+    import onnx
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    if any(n.op_type == "QuantizeLinear" for n in proto.graph.node):
+        return "int8"
+    if any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+def equivalent_trtexec(onnx_path: str, engine_path: str, opts: EngineOptions, flavor: str = "tensorrt",
+                       version: str = "10") -> str:  # fmt: skip
+    plan = plan_build(flavor, version, onnx_precision(onnx_path), opts.precision)
+    profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape)
+    return trtexec_command(onnx_path, engine_path, profile, plan, opts.workspace_mib, opts.timing_cache, opts.dla_core)
+
+
+def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLike[str],
+                 opts: EngineOptions | None = None) -> Path:  # fmt: skip
+    """Build, write ``engine_path`` and ``engine_path.json`` atomically; return the engine path."""
+    opts = opts or EngineOptions()
+    profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape)  # fails before importing TensorRT
+    trt, flavor = import_tensorrt()
+    version = str(getattr(trt, "__version__", "0"))
+    plan = plan_build(flavor, version, onnx_precision(onnx_path), opts.precision)
+
+    messages: list[str] = []
+
+    class Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity <= trt.ILogger.Severity.WARNING:
+                messages.append(msg)
+
+    logger = Logger()
+    builder: tensorrt.Builder = trt.Builder(logger)
+    flags = 0
+    for name in plan.network_flags:
+        flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
+    network: tensorrt.INetworkDefinition = builder.create_network(flags)
+    parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineBuildError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
+
+    config: tensorrt.IBuilderConfig = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mib << 20)
+    for name in plan.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+    if opts.dla_core is not None:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = opts.dla_core
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    set_profile(trt, builder, network, config, profile)
+    cache = load_timing_cache(config, opts.timing_cache)
+
+    serialized: tensorrt.IHostMemory | None = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineBuildError(f"TensorRT could not build {onnx_path}: " + " | ".join(messages[-5:]))
+    engine_path = Path(engine_path)
+    with atomic_path(engine_path) as tmp:
+        tmp.write_bytes(bytes(serialized))
+    if cache is not None and opts.timing_cache:
+        with atomic_path(opts.timing_cache) as tmp:
+            tmp.write_bytes(bytes(cache.serialize()))
+
+    gpu_name, cc = gpu_identity()
+    EngineSidecar(
+        tensorrt_flavor=flavor, tensorrt_version=version, gpu_name=gpu_name, compute_capability=cc,
+        precision=opts.precision, profile=profile.as_dict(), onnx_sha256=sha256_file(onnx_path),
+        strongly_typed=plan.strongly_typed, dla_core=opts.dla_core, toolkit_version=__version__,
+    ).write(sidecar_path(engine_path))  # fmt: skip
+    return engine_path
+
+
+def set_profile(trt: Any, builder: tensorrt.Builder, network: tensorrt.INetworkDefinition,
+                config: tensorrt.IBuilderConfig, profile: ShapeProfile) -> None:  # fmt: skip
+    name = network.get_input(0).name if network.num_inputs else INPUT_NAME
+    p: tensorrt.IOptimizationProfile = builder.create_optimization_profile()
+    p.set_shape(name, profile.min, profile.opt, profile.max)
+    config.add_optimization_profile(p)
+
+
+def load_timing_cache(config: tensorrt.IBuilderConfig, path: str | None) -> tensorrt.ITimingCache | None:
+    """A persistent timing cache (TensorRT-RTX has none: it keeps a runtime cache instead)."""
+    if not path or not hasattr(config, "create_timing_cache"):
+        return None
+    data = Path(path).read_bytes() if Path(path).is_file() else b""
+    cache: tensorrt.ITimingCache = config.create_timing_cache(data)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache

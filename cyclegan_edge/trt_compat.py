@@ -1,0 +1,183 @@
+"""TensorRT version rules, shape profiles and engine sidecars: pure Python, no TensorRT needed.
+
+Which TensorRT build path applies:
+* TensorRT 8.6 / 10.x are weakly typed by default: an FP32 ONNX becomes FP16/INT8 through
+  builder flags. A Q/DQ (INT8) ONNX needs the INT8 flag on 8.6; on 10.x an ONNX that carries its
+  own precision (FP16 casts, Q/DQ) is built strongly typed.
+* TensorRT 11.x and TensorRT-RTX are strongly typed only: precision must be in the ONNX
+  (``export --precision fp16|int8``); there are no precision flags to set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRECISIONS = ("fp32", "fp16", "int8")
+INPUT_NAME = "input"
+
+
+class EngineCompatError(RuntimeError):
+    pass
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    strongly_typed: bool
+    network_flags: tuple[str, ...]  # NetworkDefinitionCreationFlag names
+    builder_flags: tuple[str, ...]  # BuilderFlag names
+
+
+def plan_build(flavor: str, version: str, onnx_precision: str, precision: str) -> BuildPlan:
+    """``flavor``: "tensorrt" or "tensorrt_rtx"; ``onnx_precision``: what the ONNX carries
+    (fp32, fp16 or int8 = Q/DQ); ``precision``: what the user asked for."""
+    if precision not in PRECISIONS or onnx_precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}")
+    major = parse_version(version)[0] if version else 0
+    strongly_only = flavor == "tensorrt_rtx" or major >= 11
+    if strongly_only:
+        if precision != onnx_precision:
+            what = "TensorRT-RTX" if flavor == "tensorrt_rtx" else f"TensorRT {version}"
+            raise ValueError(
+                f"{what} is strongly typed: precision comes from the ONNX, which is {onnx_precision}; "
+                f"export a {precision} ONNX first (python -m cyclegan_edge.export CKPT --precision {precision})"
+            )
+        flags: tuple[str, ...] = ("STRONGLY_TYPED",) if flavor != "tensorrt_rtx" else ()
+        return BuildPlan(True, flags, ())
+    if major < 8:
+        raise ValueError(f"TensorRT {version} is too old: 8.6 or newer is needed")
+    explicit = ("EXPLICIT_BATCH",) if major < 10 else ()
+    if onnx_precision != "fp32":
+        if precision not in (onnx_precision, "fp32"):
+            raise ValueError(f"the ONNX is {onnx_precision}; asked for {precision}")
+        if major >= 10:
+            return BuildPlan(True, explicit + ("STRONGLY_TYPED",), ())
+        # 8.6: Q/DQ needs the INT8 flag; FP16 lets the excluded layers run in half precision.
+        return BuildPlan(False, explicit, ("INT8", "FP16") if onnx_precision == "int8" else ("FP16",))
+    if precision == "int8":
+        raise ValueError("INT8 needs a calibrated Q/DQ ONNX: export with --precision int8 --calib DIR first")
+    return BuildPlan(False, explicit, ("FP16",) if precision == "fp16" else ())
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    min: tuple[int, int, int, int]
+    opt: tuple[int, int, int, int]
+    max: tuple[int, int, int, int]
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+
+
+def parse_shape(text: str, channels: int = 3) -> tuple[int, int, int, int]:
+    """``1x3x256x256``, ``4x256x256`` (channels implied) or ``256x256`` (batch 1)."""
+    try:
+        dims = [int(x) for x in text.lower().replace(",", "x").split("x")]
+    except ValueError:
+        raise ValueError(f"bad shape {text!r}: use NxCxHxW, e.g. 1x3x256x256") from None
+    if len(dims) == 2:
+        dims = [1, channels, *dims]
+    elif len(dims) == 3:
+        dims = [dims[0], channels, dims[1], dims[2]]
+    if len(dims) != 4 or min(dims) < 1:
+        raise ValueError(f"bad shape {text!r}: use NxCxHxW with positive sizes")
+    n, c, h, w = dims
+    return (n, c, h, w)
+
+
+def make_profile(min_shape: str, opt_shape: str, max_shape: str, channels: int = 3) -> ShapeProfile:
+    p = ShapeProfile(parse_shape(min_shape, channels), parse_shape(opt_shape, channels), parse_shape(max_shape, channels))
+    for name, shape in (("min", p.min), ("opt", p.opt), ("max", p.max)):
+        if shape[1] != channels:
+            raise ValueError(f"{name} shape {shape}: the generator takes {channels} channels")
+        if shape[2] % 4 or shape[3] % 4:
+            raise ValueError(f"{name} shape {shape}: height and width must be multiples of 4")
+    for i, axis in enumerate("NCHW"):
+        if not p.min[i] <= p.opt[i] <= p.max[i]:
+            raise ValueError(f"impossible profile on {axis}: need min <= opt <= max, got {p.min[i]}, {p.opt[i]}, {p.max[i]}")
+    return p
+
+
+@dataclass
+class EngineSidecar:
+    """What ``out.plan.json`` records; the runtime refuses an engine that does not fit the machine."""
+
+    tensorrt_flavor: str
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    precision: str
+    profile: dict[str, list[int]]
+    onnx_sha256: str
+    strongly_typed: bool
+    dla_core: int | None = None
+    toolkit_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        from cyclegan_edge.atomic import write_json
+
+        write_json(path, asdict(self))
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> EngineSidecar:
+        p = Path(path)
+        if not p.is_file():
+            raise EngineCompatError(f"{p}: missing engine sidecar (build the engine with python -m cyclegan_edge.export)")
+        try:
+            data = json.loads(p.read_text())
+            return cls(**data)
+        except (ValueError, TypeError) as e:
+            raise EngineCompatError(f"{p}: unreadable engine sidecar ({e})") from None
+
+
+def sidecar_path(engine: str | os.PathLike[str]) -> Path:
+    return Path(str(engine) + ".json")
+
+
+# TensorRT-RTX engines are portable across these compute capabilities by default.
+RTX_PORTABLE_CC = frozenset({"8.6", "8.9", "12.0"})
+
+
+def compatibility_problems(sidecar: EngineSidecar, flavor: str, version: str, gpu_name: str, cc: str) -> list[str]:
+    """Reasons an engine will not run here (empty: it will). GPU name differences alone are
+    fine: engines depend on the compute capability and the TensorRT version."""
+    problems = []
+    if sidecar.tensorrt_flavor != flavor:
+        problems.append(f"built with {sidecar.tensorrt_flavor}, this machine has {flavor}")
+    elif parse_version(sidecar.tensorrt_version) != parse_version(version):
+        problems.append(f"built with {flavor} {sidecar.tensorrt_version}, this machine has {version}")
+    portable = flavor == "tensorrt_rtx" and sidecar.compute_capability in RTX_PORTABLE_CC and cc in RTX_PORTABLE_CC
+    if sidecar.compute_capability != cc and not portable:
+        problems.append(
+            f"built for compute capability {sidecar.compute_capability} ({sidecar.gpu_name}), "
+            f"this GPU is {cc} ({gpu_name})"
+        )
+    return problems
+
+
+def trtexec_command(onnx: str, engine: str, profile: ShapeProfile, plan: BuildPlan, workspace_mib: int,
+                    timing_cache: str | None = None, dla_core: int | None = None) -> str:  # fmt: skip
+    def shape(s: tuple[int, ...]) -> str:
+        return f"{INPUT_NAME}:" + "x".join(map(str, s))
+
+    args = ["trtexec", f"--onnx={onnx}", f"--saveEngine={engine}", f"--minShapes={shape(profile.min)}",
+            f"--optShapes={shape(profile.opt)}", f"--maxShapes={shape(profile.max)}",
+            f"--memPoolSize=workspace:{workspace_mib}M"]  # fmt: skip
+    if plan.strongly_typed:
+        args.append("--stronglyTyped")
+    args += [f"--{f.lower()}" for f in plan.builder_flags]
+    if timing_cache:
+        args.append(f"--timingCacheFile={timing_cache}")
+    if dla_core is not None:
+        args += [f"--useDLACore={dla_core}", "--allowGPUFallback"]
+    return shlex.join(args)

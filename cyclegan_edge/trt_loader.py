@@ -1,0 +1,57 @@
+"""Import TensorRT (or TensorRT-RTX) with one clear line when neither is installed."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+TRT_HINT = (
+    "TensorRT is not importable: on Jetson use JetPack's python3-libnvinfer (venv with "
+    "--system-site-packages); on a desktop `pip install 'cyclegan-edge[trt]'` (NVIDIA's tensorrt "
+    "wheels) or TensorRT-RTX (tensorrt-rtx wheels); or run the .onnx with ONNX Runtime instead"
+)
+
+
+class TensorRTUnavailable(RuntimeError):
+    pass
+
+
+def import_tensorrt() -> tuple[ModuleType, str]:
+    """(module, flavor) with flavor "tensorrt" or "tensorrt_rtx"."""
+    try:
+        import tensorrt as trt
+
+        # A stubs-only install leaves an empty namespace package: check for the real thing.
+        if hasattr(trt, "Builder"):
+            return trt, "tensorrt"
+    except ImportError:
+        pass
+    for name in ("tensorrt_rtx", "tensorrt_rtx_bindings"):
+        try:
+            mod = __import__(name)
+            if hasattr(mod, "Builder"):
+                return mod, "tensorrt_rtx"
+        except ImportError:
+            continue
+    raise TensorRTUnavailable(TRT_HINT)
+
+
+def gpu_identity(device: int = 0) -> tuple[str, str]:
+    """(GPU name, compute capability "M.m") through cuda-python, else PyTorch."""
+    try:
+        from cuda.bindings import runtime as cudart
+
+        err, prop = cudart.cudaGetDeviceProperties(device)
+        if int(err) == 0:
+            name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
+            return name.rstrip("\x00"), f"{prop.major}.{prop.minor}"
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability(device)
+            return torch.cuda.get_device_name(device), f"{major}.{minor}"
+    except ImportError:
+        pass
+    raise TensorRTUnavailable("no CUDA GPU visible (cuda-python or torch with CUDA is needed to query it)")
