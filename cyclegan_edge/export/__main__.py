@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep the first and last convs in float")  # fmt: skip
     g8.add_argument("--keep-conv-transpose", action=argparse.BooleanOptionalAction, default=True,
                     help="keep the ConvTranspose layers in float")  # fmt: skip
-    g8.add_argument("--keep-depthwise", action=argparse.BooleanOptionalAction, default=True,
+    g8.add_argument("--keep-depthwise", action=argparse.BooleanOptionalAction, default=False,
                     help="keep depthwise convs (mobile generators) in float")  # fmt: skip
     gt = ap.add_argument_group("TensorRT")
     gt.add_argument("--engine", type=Path, help="build a TensorRT engine (.plan) from the ONNX of --precision")
