@@ -118,7 +118,7 @@ def test_cli_writes_reports_and_fails_clearly(compressed_g_path: Path, tmp_path:
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
     parity = json.loads((tmp_path / "g.onnx.parity.json").read_text())
-    assert parity["parity"]["passed"] and parity["parity"]["max_abs"] < 1e-4 and parity["opset"] == 17
+    assert parity["parity"]["passed"] and parity["parity"]["max_abs"] < 5e-4 and parity["opset"] == 17
     fp16 = json.loads((tmp_path / "g.fp16.onnx.parity.json").read_text())
     assert fp16["quality_vs_fp32"]["psnr_db_mean"] >= 40 and fp16["quality_vs_fp32"]["images"] == 3
 

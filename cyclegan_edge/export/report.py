@@ -19,9 +19,11 @@ from cyclegan_edge.images import list_files, read_image
 
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (360, 640), (301, 451))  # the last exercises padding
 PARITY_BATCHES = (1, 4)
-# One uint8 grey level is 2/255 = 7.8e-3 in the model's [-1, 1] range; measured FP32 ONNX Runtime
-# vs PyTorch error is 1e-5..5e-5, so 1e-4 leaves margin and still catches any real mismatch.
-FP32_TOLERANCE = 1e-4
+# One uint8 grey level is 2/255 = 7.8e-3 in the model's [-1, 1] range. Measured FP32 ONNX Runtime
+# vs PyTorch max abs error: 1e-5..5e-5 on horse2zebra test images, up to 1.6e-4 on the bundled
+# photos (different conv algorithms; InstanceNorm amplifies rounding in low-variance channels).
+# 5e-4 is 1/16 of a grey level: a real export bug (padding, weights, layout) is >= 1e-2.
+FP32_TOLERANCE = 5e-4
 
 
 def ort_session(path: str | os.PathLike[str], threads: int = 0) -> Any:
