@@ -1,0 +1,187 @@
+"""Frame sources named by one string each, in the spirit of jetson-inference's videoSource.
+
+    0, /dev/video0           a V4L2/USB camera (live)
+    csi://0                  a Jetson CSI camera through GStreamer's nvarguscamerasrc (live)
+    rtsp://host/stream       a network stream (live)
+    test://?fps=60&size=320x240   a synthetic live camera (moving pattern), for trying things out
+    clip.mp4                 a video file (lossless: every frame, in order)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+
+from cyclegan_edge.cv import cv2
+
+log = logging.getLogger("cyclegan_edge.runtime")
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or was lost; one line naming it."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str  # camera | csi | stream | test | file
+    target: str
+    live: bool
+
+
+def parse_source(uri: str) -> SourceSpec:
+    u = uri.strip()
+    if u.isdigit():
+        return SourceSpec("camera", u, True)
+    if u.startswith("/dev/video"):
+        return SourceSpec("camera", u, True)
+    if u.startswith("csi://"):
+        return SourceSpec("csi", u[len("csi://") :] or "0", True)
+    if u.startswith(("rtsp://", "rtsps://", "http://", "https://", "rtmp://")):
+        return SourceSpec("stream", u, True)
+    if u.startswith("test://"):
+        return SourceSpec("test", u, True)
+    return SourceSpec("file", u, False)
+
+
+def csi_pipeline(sensor: str, width: int = 1280, height: int = 720, fps: int = 30) -> str:
+    return (
+        f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM), width={width}, height={height}, "
+        f"framerate={fps}/1 ! nvvidconv ! video/x-raw, format=BGRx ! videoconvert ! video/x-raw, format=BGR ! "
+        "appsink drop=true max-buffers=1"
+    )
+
+
+class Source:
+    """read() -> BGR frame or None at the end. Live sources may skip frames; files never do."""
+
+    name: str
+    live: bool
+    fps: float
+    size: tuple[int, int]  # (height, width)
+    frame_count: int  # 0 when unknown (live)
+
+    def read(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class CaptureSource(Source):
+    """Anything OpenCV's VideoCapture opens: files, cameras, streams, GStreamer pipelines."""
+
+    MAX_FAILED_READS = 30  # a live source that fails this many reads in a row is gone
+
+    def __init__(self, spec: SourceSpec, name: str) -> None:
+        c = cv2()
+        self.name, self.live = name, spec.live
+        if spec.kind == "file":
+            if not Path(spec.target).is_file():
+                raise SourceError(f"{name}: no such file")
+            cap = c.VideoCapture(spec.target)
+        elif spec.kind == "camera":
+            target: int | str = int(spec.target) if spec.target.isdigit() else spec.target
+            cap = c.VideoCapture(target)
+        elif spec.kind == "csi":
+            if "GStreamer:                   YES" not in c.getBuildInformation():
+                raise SourceError(f"{name}: this OpenCV has no GStreamer (on Jetson use JetPack's python3-opencv)")
+            cap = c.VideoCapture(csi_pipeline(spec.target), c.CAP_GSTREAMER)
+        else:
+            cap = c.VideoCapture(spec.target)
+        if not cap.isOpened():
+            raise SourceError(f"{name}: cannot open this source")
+        self.cap = cap
+        self.fps = float(cap.get(c.CAP_PROP_FPS)) or 30.0
+        self.frame_count = int(cap.get(c.CAP_PROP_FRAME_COUNT)) if not spec.live else 0
+        self.frames_read = 0
+        first = self._read_raw()
+        if first is None:
+            raise SourceError(f"{name}: opened but no frame could be decoded")
+        self._pending: np.ndarray | None = first
+        self.size = (int(first.shape[0]), int(first.shape[1]))
+
+    def _read_raw(self) -> np.ndarray | None:
+        failures = 0
+        while True:
+            ok, frame = self.cap.read()
+            if ok and frame is not None:
+                return frame
+            if not self.live:
+                return None
+            failures += 1
+            if failures >= self.MAX_FAILED_READS:
+                raise SourceError(f"{self.name}: the source stopped delivering frames (disconnected?)")
+            time.sleep(0.01)
+
+    def read(self) -> np.ndarray | None:
+        frame: np.ndarray | None
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+        else:
+            frame = self._read_raw()
+        if frame is None:
+            if self.frame_count and self.frames_read < self.frame_count:
+                log.warning("%s: decoded %d of %d frames (truncated or corrupt); converted what decoded",
+                            self.name, self.frames_read, self.frame_count)  # fmt: skip
+            return None
+        if frame.shape[:2] != self.size:
+            frame = cv2().resize(frame, (self.size[1], self.size[0]))
+        self.frames_read += 1
+        return frame
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class TestPatternSource(Source):
+    """A live camera stand-in: a moving gradient at a fixed frame rate, produced in real time.
+
+    ``test://?fps=60&size=320x240&frames=0`` (frames=0: endless). Each frame carries its
+    sequence number in the first pixel row (little-endian, 4 bytes) so drops are measurable.
+    """
+
+    def __init__(self, uri: str) -> None:
+        q = {k: v[-1] for k, v in parse_qs(urlparse(uri).query).items()}
+        self.name, self.live = uri, True
+        self.fps = float(q.get("fps", 30))
+        w, h = (int(x) for x in q.get("size", "320x240").split("x"))
+        self.size = (h, w)
+        self.frame_count = 0
+        self.limit = int(q.get("frames", 0))
+        self.seq = 0
+        self.t0 = time.perf_counter()
+        self._yy, self._xx = np.mgrid[0:h, 0:w]
+        self._lock = threading.Lock()
+
+    def read(self) -> np.ndarray | None:
+        if self.limit and self.seq >= self.limit:
+            return None
+        due = self.t0 + self.seq / self.fps
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        shift = self.seq * 4
+        frame = np.empty((*self.size, 3), np.uint8)
+        frame[..., 0] = (self._xx + shift) % 256
+        frame[..., 1] = (self._yy + shift // 2) % 256
+        frame[..., 2] = 128
+        frame[0, :4, 0] = np.frombuffer(np.uint32(self.seq).tobytes(), np.uint8)
+        self.seq += 1
+        return frame
+
+
+def frame_sequence_number(frame: np.ndarray) -> int:
+    return int(np.frombuffer(frame[0, :4, 0].tobytes(), np.uint32)[0])
+
+
+def open_source(uri: str) -> Source:
+    spec = parse_source(uri)
+    if spec.kind == "test":
+        return TestPatternSource(uri)
+    return CaptureSource(spec, uri)

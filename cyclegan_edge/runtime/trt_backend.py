@@ -1,0 +1,126 @@
+"""TensorRT backend: named I/O tensors, execute_async_v3, one CUDA stream, pinned host buffers.
+
+Kept thin on purpose (it cannot run without a GPU and TensorRT); what it decides is in
+cyclegan_edge.trt_compat and tested there. Buffers go through cuda-python's runtime API.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cyclegan_edge.trt_compat import EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path
+from cyclegan_edge.trt_loader import TensorRTUnavailable, gpu_identity, import_tensorrt
+
+if TYPE_CHECKING:  # checked against the tensorrt-stubs package
+    import tensorrt
+
+
+def _check(result: Any) -> Any:
+    """cuda-python returns (error, *values); raise on error, return the values."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise RuntimeError(f"CUDA error {int(err)} ({err})")
+    return values[0] if len(values) == 1 else values
+
+
+class DeviceBuffer:
+    def __init__(self, cudart: Any, nbytes: int) -> None:
+        self.cudart, self.nbytes = cudart, nbytes
+        self.ptr = int(_check(cudart.cudaMalloc(nbytes)))
+
+    def free(self) -> None:
+        if self.ptr:
+            _check(self.cudart.cudaFree(self.ptr))
+            self.ptr = 0
+
+
+class PinnedBuffer:
+    def __init__(self, cudart: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        self.cudart = cudart
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        self.ptr = int(_check(cudart.cudaMallocHost(nbytes)))
+        self.array = np.ctypeslib.as_array(ctypes.cast(self.ptr, ctypes.POINTER(ctypes.c_byte)), (nbytes,)).view(dtype).reshape(shape)
+
+    def free(self) -> None:
+        if self.ptr:
+            _check(self.cudart.cudaFreeHost(self.ptr))
+            self.ptr = 0
+
+
+class TensorRTBackend:
+    def __init__(self, path: Path) -> None:
+        trt, flavor = import_tensorrt()
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            raise TensorRTUnavailable("cuda-python is needed for TensorRT engines: pip install 'cyclegan-edge[trt]'") from None
+        self.cudart = cudart
+        version = str(getattr(trt, "__version__", "0"))
+        sidecar = EngineSidecar.read(sidecar_path(path))
+        gpu_name, cc = gpu_identity()
+        problems = compatibility_problems(sidecar, flavor, version, gpu_name, cc)
+        if problems:
+            raise EngineCompatError(f"{path}: engine does not fit this machine: {'; '.join(problems)}; rebuild it here")
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        runtime: tensorrt.Runtime = trt.Runtime(self.logger)
+        engine: tensorrt.ICudaEngine | None = runtime.deserialize_cuda_engine(path.read_bytes())
+        if engine is None:
+            raise EngineCompatError(f"{path}: TensorRT could not deserialize this engine (corrupt or another version)")
+        self.runtime, self.engine = runtime, engine
+        context: tensorrt.IExecutionContext | None = engine.create_execution_context()
+        if context is None:
+            raise EngineCompatError(f"{path}: could not create an execution context")
+        self.context = context
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise EngineCompatError(f"{path}: not a generator engine (inputs {inputs}, outputs {outputs})")
+        self.input_name, self.output_name = inputs[0], outputs[0]
+        self.input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name)))
+        self.output_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.output_name)))
+        self.stream = _check(cudart.cudaStreamCreate())
+        self.shape: tuple[int, ...] = ()
+        self.buffers: list[Any] = []
+        self.name = f"{flavor}:{version}:{sidecar.precision}"
+
+    def _allocate(self, shape: tuple[int, ...]) -> None:
+        for b in self.buffers:
+            b.free()
+        if not self.context.set_input_shape(self.input_name, shape):
+            raise ValueError(f"input shape {shape} is outside the engine's profile")
+        out_shape = tuple(self.context.get_tensor_shape(self.output_name))
+        self.h_in = PinnedBuffer(self.cudart, shape, self.input_dtype)
+        self.h_out = PinnedBuffer(self.cudart, out_shape, self.output_dtype)
+        self.d_in = DeviceBuffer(self.cudart, self.h_in.array.nbytes)
+        self.d_out = DeviceBuffer(self.cudart, self.h_out.array.nbytes)
+        self.buffers = [self.h_in, self.h_out, self.d_in, self.d_out]
+        self.context.set_tensor_address(self.input_name, self.d_in.ptr)
+        self.context.set_tensor_address(self.output_name, self.d_out.ptr)
+        self.shape = shape
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape != self.shape:
+            self._allocate(tuple(batch.shape))
+        cudart, kind = self.cudart, self.cudart.cudaMemcpyKind
+        np.copyto(self.h_in.array, batch, casting="same_kind")
+        _check(cudart.cudaMemcpyAsync(self.d_in.ptr, self.h_in.ptr, self.h_in.array.nbytes,
+                                      kind.cudaMemcpyHostToDevice, self.stream))  # fmt: skip
+        if not self.context.execute_async_v3(int(self.stream)):
+            raise RuntimeError("TensorRT execution failed")
+        _check(cudart.cudaMemcpyAsync(self.h_out.ptr, self.d_out.ptr, self.h_out.array.nbytes,
+                                      kind.cudaMemcpyDeviceToHost, self.stream))  # fmt: skip
+        _check(cudart.cudaStreamSynchronize(self.stream))
+        return self.h_out.array.astype(np.float32, copy=True)
+
+    def close(self) -> None:
+        for b in self.buffers:
+            b.free()
+        self.buffers = []
+        if self.stream is not None:
+            _check(self.cudart.cudaStreamDestroy(self.stream))
+            self.stream = None
