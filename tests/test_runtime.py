@@ -1,0 +1,258 @@
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cyclegan_edge.export.onnx_export import export_onnx
+from cyclegan_edge.frames import frames_to_tensor, tensor_to_frame
+from cyclegan_edge.models import load_generator
+from cyclegan_edge.runtime.backends import BackendError, BackendOptions, OnnxRuntimeBackend, open_backend
+from cyclegan_edge.runtime.batch import convert_folder
+from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, output_size
+from cyclegan_edge.runtime.sinks import MemorySink, MultiSink, VideoFileSink
+from cyclegan_edge.runtime.sources import SourceError, frame_sequence_number, open_source, parse_source
+from cyclegan_edge.trt_loader import TensorRTUnavailable, import_tensorrt
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def h2z_onnx(compressed_g_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx(load_generator(compressed_g_path), tmp_path_factory.mktemp("m") / "h2z.onnx")
+
+
+@pytest.fixture(scope="module")
+def backend(h2z_onnx: Path) -> OnnxRuntimeBackend:
+    b = open_backend(h2z_onnx, BackendOptions(threads=1))
+    assert isinstance(b, OnnxRuntimeBackend)
+    return b
+
+
+def video_info(path: Path) -> tuple[int, float, int, int]:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    info = (n, cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    cap.release()
+    return info
+
+
+def test_parse_source() -> None:
+    assert parse_source("0").kind == "camera" and parse_source("0").live
+    assert parse_source("/dev/video2").kind == "camera"
+    assert parse_source("csi://1").target == "1" and parse_source("csi://1").kind == "csi"
+    assert parse_source("rtsp://cam/stream").kind == "stream"
+    assert parse_source("clip.mp4") == parse_source("clip.mp4") and not parse_source("clip.mp4").live
+
+
+def test_street_video_end_to_end(street_video: Path, backend: OnnxRuntimeBackend, tmp_path: Path) -> None:
+    """Every frame converted, same count, fps and size; encoded frames are the backend's output."""
+    source = open_source(str(street_video))
+    opts = PipelineOptions(size=128)
+    out = tmp_path / "street.mp4"
+    memory = MemorySink()
+    stats = Pipeline(source, backend, MultiSink([VideoFileSink(out, source.fps, output_size(source.size, opts)), memory]),
+                     opts).run()  # fmt: skip
+    source.close()
+    assert stats.error is None and stats.dropped == 0
+    n_in, fps_in, w_in, h_in = video_info(street_video)
+    assert stats.frames_out == n_in == 377
+    assert video_info(out) == (n_in, fps_in, w_in, h_in)
+    # frame 100, converted directly: resize to the inference size, backend, resize back
+    cap = cv2.VideoCapture(str(street_video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
+    frame = cap.read()[1]
+    cap.release()
+    ih, iw = 128, 228
+    small = cv2.resize(frame, (iw, ih), interpolation=cv2.INTER_AREA)
+    direct = tensor_to_frame(backend.infer(frames_to_tensor([small])), (ih, iw))
+    direct = cv2.resize(direct, (w_in, h_in), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(memory.frames_list[100], direct)
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_live_source_drops_stale_frames_with_bounded_latency(backend: OnnxRuntimeBackend) -> None:
+    # 100 fps camera stand-in; inference at 240x320 takes far longer than 10 ms on this CPU.
+    source = open_source("test://?fps=100&size=320x240&frames=150")
+    memory = MemorySink()
+    stats = Pipeline(source, backend, memory, PipelineOptions(side_by_side=True)).run()
+    infer_ms = float(np.mean(stats.stage_ms["infer"]))
+    assert infer_ms > 10
+    assert stats.dropped > 0 and stats.frames_in == 150
+    assert stats.frames_out + stats.dropped == stats.frames_in
+    seqs = [frame_sequence_number(f) for f in memory.frames_list]  # left half holds the source frame
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    # Stages hold at most one frame each: latency stays a few inferences long, never grows.
+    assert max(stats.latencies_ms) < 6 * infer_ms + 200, (max(stats.latencies_ms), infer_ms)
+    late = stats.latencies_ms[len(stats.latencies_ms) // 2 :]
+    assert np.median(late) < 6 * infer_ms + 200
+
+
+def test_file_source_drops_nothing(backend: OnnxRuntimeBackend, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(30):
+        w.write(np.full((48, 64, 3), i * 8, np.uint8))
+    w.release()
+    source = open_source(str(clip))
+    memory = MemorySink()
+    stats = Pipeline(source, backend, memory).run()
+    assert stats.frames_in == stats.frames_out == 30 and stats.dropped == 0
+
+
+def test_sigint_leaves_playable_partial_output(street_video: Path, h2z_onnx: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cut.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(h2z_onnx), "--video",
+                             str(street_video), "--output", str(out), "--headless"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    partial = tmp_path / ".cut.partial.mp4"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (partial.exists() and partial.stat().st_size > 20_000):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    n, fps, w, h = video_info(out)
+    assert 0 < n < 377 and (w, h) == (768, 432) and fps == 12.5
+    assert f"stopped: {n} frames written" in err
+    assert not partial.exists()
+
+
+class FailingBackend:
+    """The real ONNX Runtime backend, made to fail at frame N (an exception inside inference)."""
+
+    def __init__(self, inner: OnnxRuntimeBackend, fail_at: int) -> None:
+        self.inner, self.fail_at, self.calls, self.name = inner, fail_at, 0, "failing"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.calls > self.fail_at:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return self.inner.infer(batch)
+
+    def close(self) -> None:
+        pass
+
+
+def test_exception_in_inference_keeps_converted_frames(street_video: Path, backend: OnnxRuntimeBackend,
+                                                       tmp_path: Path) -> None:  # fmt: skip
+    source = open_source(str(street_video))
+    out = tmp_path / "fail.mp4"
+    opts = PipelineOptions(size=64)
+    stats = Pipeline(source, FailingBackend(backend, 20), VideoFileSink(out, source.fps, source.size), opts).run()
+    source.close()
+    assert stats.error is not None and "illegal memory access" in stats.error
+    n, _, w, h = video_info(out)
+    assert n == stats.frames_out and 0 < n <= 20 and (w, h) == (768, 432)
+
+
+def test_batch_folder(street_video: Path, h2z_onnx: Path, horse_paths: list[Path], tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    cap = cv2.VideoCapture(str(street_video))
+    for name, start, fourcc in (("a.mp4", 0, "mp4v"), ("sub/b.avi", 50, "MJPG")):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+        w = cv2.VideoWriter(str(src / name), cv2.VideoWriter_fourcc(*fourcc), 12.5, (384, 216))
+        for _ in range(8):
+            w.write(cv2.resize(cap.read()[1], (384, 216)))
+        w.release()
+    cap.release()
+    shutil.copy(horse_paths[0], src / "horse.jpg")
+    shutil.copy(horse_paths[1], src / "sub" / "horse2.jpg")
+    (src / "broken.jpg").write_bytes(horse_paths[2].read_bytes()[:300])
+    (src / "broken.mp4").write_bytes((src / "a.mp4").read_bytes()[:2000])
+    (src / "notes.txt").write_text("hello")
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(h2z_onnx), "--input", str(src), "--output", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 1, r.stderr  # two broken files
+    table = r.stdout
+    for line, status in (("a.mp4", "done"), ("sub/b.avi", "done"), ("horse.jpg", "done"), ("sub/horse2.jpg", "done"),
+                         ("broken.jpg", "failed"), ("broken.mp4", "failed"), ("notes.txt", "skipped")):  # fmt: skip
+        row = next(ln for ln in table.splitlines() if ln.startswith(line + " "))
+        assert status in row, row
+    assert "5 of 7 files ok" in table
+    assert video_info(out / "a.mp4")[:1] == (8,) and video_info(out / "sub" / "b.mp4")[0] == 8
+    assert cv2.imread(str(out / "horse.png")).shape == (256, 256, 3)
+    assert (out / "sub" / "horse2.png").is_file()
+
+    r2 = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    for name in ("a.mp4", "sub/b.avi", "horse.jpg"):
+        row = next(ln for ln in r2.stdout.splitlines() if ln.startswith(name + " "))
+        assert "skipped (exists)" in row
+
+
+def test_truncated_video_converts_what_decodes(street_video: Path, backend: OnnxRuntimeBackend, tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    clip = tmp_path / "long.avi"
+    cap = cv2.VideoCapture(str(street_video))
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 12.5, (192, 108))
+    for _ in range(40):
+        w.write(cv2.resize(cap.read()[1], (192, 108)))
+    w.release()
+    cap.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    results = convert_folder(tmp_path, tmp_path / "out", backend, PipelineOptions())
+    row = next(r for r in results if r.path.name == "cut.avi")
+    assert row.status == "done" and 5 < row.frames < 40
+    assert video_info(tmp_path / "out" / "cut.mp4")[0] == row.frames
+
+
+def test_backend_parity_onnxruntime_vs_pytorch(compressed_g_path: Path, h2z_onnx: Path, street_video: Path) -> None:
+    ort_b = open_backend(h2z_onnx)
+    torch_b = open_backend(compressed_g_path, BackendOptions(device="cpu"))
+    assert torch_b.name == "pytorch:cpu"
+    cap = cv2.VideoCapture(str(street_video))
+    frames = [cv2.resize(cap.read()[1], (384, 216)) for _ in range(3)]
+    cap.release()
+    for f in frames:
+        x = frames_to_tensor([f])
+        assert float(np.abs(ort_b.infer(x) - torch_b.infer(x)).max()) < 5e-4
+
+
+def test_clear_errors(tmp_path: Path, h2z_onnx: Path) -> None:
+    bad_plan = tmp_path / "summer2winter.plan"
+    bad_plan.write_bytes(b"\x00" * 100)
+    not_gen = tmp_path / "classifier.onnx"
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])])  # fmt: skip
+    onnx.save(helper.make_model(g), str(not_gen))
+    (tmp_path / "model.tflite").write_bytes(b"x")
+    cases = [
+        (["--engine", str(not_gen), "--video", "x.mp4"], "not an image generator"),
+        (["--engine", str(tmp_path / "model.tflite"), "--video", "x.mp4"], "unknown model extension"),
+        (["--engine", str(h2z_onnx), "--video", str(tmp_path / "missing.mp4"), "--headless", "-o", "o.mp4"], "no such file"),
+        (["--engine", str(h2z_onnx), "--camera", "7", "--headless", "-o", str(tmp_path / "o.mp4")], "7: cannot open"),
+    ]
+    try:
+        import_tensorrt()
+        plan_error = "missing engine sidecar"  # a machine with TensorRT reads the sidecar first
+    except TensorRTUnavailable:
+        plan_error = "TensorRT is not importable"
+    cases.append((["--engine", str(bad_plan), "--camera", "0"], plan_error))
+    for args, expected in cases:
+        r = subprocess.run([sys.executable, "-m", "cyclegan_edge.runtime", *args], capture_output=True, text=True,
+                           env=ENV, timeout=60, cwd=tmp_path)  # fmt: skip
+        assert r.returncode == 1, (args, r.stderr)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("[")]
+        assert len(lines) == 1 and expected in lines[0], (args, r.stderr)
+    with pytest.raises(BackendError):
+        open_backend(tmp_path / "nothing.onnx")
+    with pytest.raises(SourceError):
+        open_source(str(tmp_path / "nothing.mp4"))
