@@ -1,0 +1,95 @@
+"""What machine a report was measured on: CPU, GPU, library versions, Jetson power state."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def _run(cmd: list[str], timeout: float = 5) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name, module in (("onnxruntime", "onnxruntime"), ("torch", "torch"), ("opencv", "cv2"), ("numpy", "numpy"),
+                         ("onnx", "onnx")):  # fmt: skip
+        try:
+            versions[name] = str(__import__(module).__version__)
+        except Exception:
+            versions[name] = None
+    try:
+        from cyclegan_edge.trt_loader import import_tensorrt
+
+        trt, flavor = import_tensorrt()
+        versions[flavor] = str(trt.__version__)
+    except Exception:
+        versions["tensorrt"] = None
+    return versions
+
+
+def gpu_info() -> dict[str, Any] | None:
+    if shutil.which("nvidia-smi"):
+        out = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"])
+        if out:
+            name, driver, mem = (x.strip() for x in out.splitlines()[0].split(","))
+            cuda = re.search(r"CUDA Version: ([\d.]+)", _run(["nvidia-smi"]))
+            return {"name": name, "driver": driver, "memory": mem, "cuda": cuda.group(1) if cuda else None}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return {"name": torch.cuda.get_device_name(0), "driver": None, "cuda": torch.version.cuda}
+    except ImportError:
+        pass
+    return None
+
+
+def jetson_info() -> dict[str, Any] | None:
+    release = Path("/etc/nv_tegra_release")
+    model = Path("/proc/device-tree/model")
+    if not release.exists() and not (model.exists() and "jetson" in model.read_text(errors="ignore").lower()):
+        return None
+    info: dict[str, Any] = {"module": model.read_text(errors="ignore").strip("\x00 \n") if model.exists() else None}
+    if release.exists():
+        m = re.search(r"R(\d+).*REVISION: ([\d.]+)", release.read_text(errors="ignore"))
+        info["l4t"] = f"{m.group(1)}.{m.group(2)}" if m else None
+    mode = _run(["nvpmodel", "-q"])
+    info["power_mode"] = mode.splitlines()[0].replace("NV Power Mode:", "").strip() if mode else None
+    clocks = _run(["jetson_clocks", "--show"])
+    # Locked clocks show MinFreq == MaxFreq == CurrentFreq for the CPUs.
+    locked = bool(clocks) and all(
+        len(set(re.findall(r"(?:MinFreq|MaxFreq|CurrentFreq)=(\d+)", ln))) == 1 for ln in clocks.splitlines() if "cpu" in ln
+    )
+    info["clocks_locked"] = locked if clocks else None
+    return info
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "gpu": gpu_info(),
+        "jetson": jetson_info(),
+        "versions": library_versions(),
+    }

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cyclegan_edge.bench.report import ROW_KEYS, SCHEMA, STAT_KEYS, compare, load_report, validate
+from cyclegan_edge.bench.runner import parse_sizes
+from cyclegan_edge.bench.stats import latency_stats
+from cyclegan_edge.bench.tegrastats import parse_line, summarize
+
+# Real tegrastats lines. Nano and Xavier (JetPack 4) as kept in jetson_stats' tegrastats
+# emulator (tests/tegrastats); AGX Orin on JetPack 7.2 / L4T R39.2 from jetson_stats'
+# tests (rbonghi/jetson_stats).
+NANO_JP4 = ("RAM 1180/3965MB (lfb 1x2MB) SWAP 149/1024MB (cached 7MB) IRAM 0/252kB(lfb 252kB) "
+            "CPU [30%@1036,33%@1036,28%@1036,26%@1036] EMC_FREQ 10%@1600 GR3D_FREQ 0%@76 NVENC 716 NVDEC 716 APE 25 "
+            "PLL@57C CPU@60.5C PMIC@100C GPU@59C AO@65C thermal@59.75C POM_5V_IN 4520/4680 POM_5V_GPU 0/0 "
+            "POM_5V_CPU 1078/1205")  # fmt: skip
+XAVIER_JP4 = ("RAM 4722/7844MB (lfb 1x512kB) CPU [55%@2035,14%@2034,27%@2034,55%@2035,47%@2035,45%@2035] "
+              "SWAP 149/1024MB (cached 7MB) EMC_FREQ 2%@1866 GR3D_FREQ 37%@1300 APE 150 MTS fg 0% bg 0% BCPU@-45C "
+              "MCPU@-45C GPU@-51C PLL@45C AO@47.5C Tboard@37C Tdiode@46.75C PMIC@100C thermal@46.4C VDD_IN 14025/14416 "
+              "VDD_CPU 2209/2538 VDD_GPU 6854/6903 VDD_SOC 1371/1370 VDD_WIFI 19/19 NVENC 716 NVDEC 716 VDD_DDR 2702/2702")  # fmt: skip
+ORIN_JP7 = ("07-25-2026 09:08:28 RAM 20642/62817MB (lfb 1x2MB) "
+            "CPU [23%@2201,10%@2201,4%@2201,14%@2201,30%@2201,18%@2201,10%@2201,10%@2201,33%@2201,7%@2201,5%@2201,27%@2201] "
+            "EMC_FREQ 3%@3199 GR3D_FREQ 12%@[1300,1300] NVENC0 off NVDEC0 off NVJPG0 off NVJPG1 off VIC off OFA off "
+            "NVDLA0 off NVDLA1 off PVA0_FREQ off APE 174 "
+            "cpu@52.968C/52.968C soc2@48.406C/48.406C soc0@49.531C/49.531C gpu@47.625C/47.625C "
+            "VDD_GPU_SOC 5139mW/5139mW/5139mW VDD_CPU_CV 3268mW/3268mW/3268mW VIN_SYS_5V0 5500mW/5500mW/5500mW")  # fmt: skip
+
+
+def test_latency_stats_on_known_timings() -> None:
+    s = latency_stats(list(range(1, 101)), batch=1)  # 1..100 ms
+    assert s["min"] == 1 and s["max"] == 100 and s["mean"] == 50.5
+    assert s["p50"] == 50.5 and s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
+    assert s["fps"] == pytest.approx(1000 / 50.5)
+    assert latency_stats([10.0, 10.0], batch=4)["fps"] == pytest.approx(400.0)
+    with pytest.raises(ValueError):
+        latency_stats([])
+
+
+def test_parse_sizes() -> None:
+    assert parse_sizes("256,512x768,720p") == [(256, 256), (512, 768), (720, 1280)]
+    with pytest.raises(ValueError, match="bad size"):
+        parse_sizes("huge")
+
+
+def test_tegrastats_nano_jetpack4() -> None:
+    s = parse_line(NANO_JP4)
+    assert (s.ram_used_mb, s.ram_total_mb) == (1180, 3965)
+    assert s.cpu_load == [30, 33, 28, 26] and s.gpu_load == 0 and s.gpu_mhz == 76 and s.emc_load == 10
+    assert s.power_mw == {"POM_5V_IN": 4520, "POM_5V_GPU": 0, "POM_5V_CPU": 1078}
+    assert s.total_power_mw == 4520  # the module input rail, not the sum
+    assert s.temps_c["GPU"] == 59 and s.temps_c["thermal"] == 59.75
+
+
+def test_tegrastats_xavier_jetpack4() -> None:
+    s = parse_line(XAVIER_JP4)
+    assert s.gpu_load == 37 and s.gpu_mhz == 1300 and len(s.cpu_load) == 6
+    assert s.power_mw["VDD_IN"] == 14025 and s.total_power_mw == 14025 and s.power_mw["VDD_DDR"] == 2702
+    assert "RAM" not in s.power_mw and "SWAP" not in s.power_mw
+    assert s.temps_c["Tdiode"] == 46.75 and s.temps_c["BCPU"] == -45
+
+
+def test_tegrastats_orin_jetpack7() -> None:
+    s = parse_line(ORIN_JP7)
+    assert (s.ram_used_mb, s.ram_total_mb) == (20642, 62817) and len(s.cpu_load) == 12
+    assert s.gpu_load == 12 and s.gpu_mhz == 1300 and s.emc_load == 3
+    assert s.power_mw == {"VDD_GPU_SOC": 5139, "VDD_CPU_CV": 3268, "VIN_SYS_5V0": 5500}
+    assert s.total_power_mw == 5139 + 3268 + 5500  # AGX Orin has no single input rail
+    assert s.temps_c == {"cpu": 52.968, "soc2": 48.406, "soc0": 49.531, "gpu": 47.625}
+
+
+def test_tegrastats_missing_fields() -> None:
+    s = parse_line("RAM 4722/7844MB (lfb 1x512kB) EMC_FREQ 2%@1866 GR3D_FREQ @[1000,1000,1000] APE 150 CV0@-256C")
+    assert s.gpu_load is None and s.gpu_mhz == 1000 and s.power_mw == {} and s.total_power_mw is None
+    assert s.temps_c == {}  # -256C: sensor off
+    empty = parse_line("")
+    assert empty.ram_used_mb is None and empty.cpu_load == []
+    summary = summarize([parse_line(NANO_JP4), parse_line(NANO_JP4.replace("POM_5V_IN 4520", "POM_5V_IN 5520"))])
+    assert summary["total_power_mw_mean"] == 5020 and summary["samples"] == 2
+
+
+def test_bench_cli_report_is_complete(compressed_g_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.bench", str(compressed_g_path), "--variants",
+                        "pytorch,onnxruntime-fp32,onnxruntime-int8,tensorrt-fp16", "--sizes", "128,96x160", "--batch", "1,2",
+                        "--iters", "3", "--warmup", "1", "--calib", str(compressed_g_path.parents[2] / "horse2zebra" / "trainA"),
+                        "--out", str(out)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = load_report(out / "report.json")
+    assert report["schema"] == SCHEMA and report["baseline"] == "pytorch"
+    variants = {x["variant"] for x in report["results"]}
+    assert variants == {"pytorch", "onnxruntime-fp32", "onnxruntime-int8"}
+    assert len(report["results"]) == 3 * 2 * 2
+    assert any("tensorrt" in n for n in report["notes"])  # said why, not silently dropped
+    for row in report["results"]:
+        assert set(ROW_KEYS) <= set(row) and set(STAT_KEYS) <= set(row["latency_ms"])
+        lat = row["latency_ms"]
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert row["peak_rss_mb"] > 50
+    assert all(x["ratio_to_baseline"] == 1.0 for x in report["results"] if x["variant"] == "pytorch")
+    assert report["model"]["params"] == 356_867 and report["machine"]["cores"] >= 1
+    for png in ("latency.png", "fps_vs_size.png"):
+        data = (out / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and img.shape[0] > 200 and img.std() > 5
+    assert "| pytorch |" in (out / "report.md").read_text()
+
+    # compare mode: the same report against itself gives ratios of exactly 1
+    r2 = subprocess.run([sys.executable, "-m", "cyclegan_edge.bench", "--compare", str(out / "report.json"),
+                         str(out / "report.json")], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r2.returncode == 0 and r2.stdout.count("| 1.000 | 1.000 |") == 12
+
+
+def test_schema_validation_rejects_other_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a cyclegan-edge/bench"):
+        validate({"schema": "other"})
+    good = {"schema": SCHEMA, "schema_version": 1, "results": [{k: None for k in ROW_KEYS}]}
+    good["results"][0]["latency_ms"] = {k: 1.0 for k in STAT_KEYS}
+    validate(good)
+    del good["results"][0]["peak_rss_mb"]
+    with pytest.raises(ValueError, match="missing"):
+        validate(good)
+    (tmp_path / "a.json").write_text(json.dumps({"schema": SCHEMA, "schema_version": 2, "results": []}))
+    with pytest.raises(ValueError):
+        load_report(tmp_path / "a.json")
+
+
+def test_compare_matches_rows() -> None:
+    def rep(p50: float, cpu: str) -> dict:
+        row = {k: None for k in ROW_KEYS} | {"variant": "onnxruntime-fp32", "height": 256, "width": 256, "batch": 1}
+        row["latency_ms"] = {"p50": p50, "fps": 1000 / p50}
+        return {"machine": {"cpu": cpu}, "created": "t", "results": [row]}
+
+    text = compare(rep(100.0, "Orin"), rep(50.0, "Xavier"))
+    assert "| onnxruntime-fp32 | 256x256 | 1 | 100.00 | 50.00 | 0.500 | 2.000 |" in text
