@@ -62,12 +62,30 @@ class TorchBackend:
         self.dtype = torch.float16 if options.fp16 and self.device.type == "cuda" else torch.float32
         self.model = self.loaded.model.to(self.dtype)
         self.name = f"pytorch:{self.device}" + (":fp16" if self.dtype == torch.float16 else "")
+        if self.device.type == "cuda":
+            self.infer_timed = self._infer_timed_cuda
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(self.device, self.dtype, non_blocking=True)
             return self.model(x).float().cpu().numpy()
+
+    def _infer_timed_cuda(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """Inference with CUDA events around host->device, compute and device->host (ms)."""
+        torch = self._torch
+        ev = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
+        with torch.inference_mode():
+            ev[0].record()
+            x = torch.from_numpy(batch).to(self.device, self.dtype)
+            ev[1].record()
+            y = self.model(x).float()
+            ev[2].record()
+            out = y.cpu()
+            ev[3].record()
+        torch.cuda.synchronize()
+        return out.numpy(), {"h2d": ev[0].elapsed_time(ev[1]), "compute": ev[1].elapsed_time(ev[2]),
+                             "d2h": ev[2].elapsed_time(ev[3])}  # fmt: skip
 
     def close(self) -> None:
         pass

@@ -1,0 +1,97 @@
+"""Checks that need an NVIDIA GPU (and TensorRT / TensorRT-RTX for the engine path).
+
+Run them all on a GPU machine with benchmarks/gpu/run_gpu_checks.sh; here they skip with the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cyclegan_edge.frames import frames_to_tensor
+from cyclegan_edge.runtime.backends import BackendOptions, open_backend
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+
+
+def _tensorrt_reason() -> str | None:
+    if not torch.cuda.is_available():
+        return "needs a CUDA GPU (none on this machine)"
+    try:
+        from cyclegan_edge.trt_loader import import_tensorrt
+
+        import_tensorrt()
+        import cuda.bindings.runtime  # noqa: F401
+    except Exception as e:
+        return f"needs TensorRT or TensorRT-RTX and cuda-python ({str(e).splitlines()[0][:80]})"
+    return None
+
+
+tensorrt_available = pytest.mark.skipif(_tensorrt_reason() is not None, reason=str(_tensorrt_reason()))
+
+
+def _frames(horse_paths: list[Path], n: int = 2) -> np.ndarray:
+    from cyclegan_edge.images import read_image
+
+    return frames_to_tensor([read_image(p) for p in horse_paths[:n]])
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("fp16,tolerance", [(False, 1e-3), (True, 3e-2)])
+def test_pytorch_cuda_backend_matches_cpu(compressed_g_path: Path, horse_paths: list[Path], fp16: bool,
+                                          tolerance: float) -> None:  # fmt: skip
+    x = _frames(horse_paths)
+    cpu = open_backend(compressed_g_path, BackendOptions(device="cpu")).infer(x)
+    gpu = open_backend(compressed_g_path, BackendOptions(device="cuda", fp16=fp16))
+    out, parts = gpu.infer_timed(x)  # type: ignore[attr-defined]
+    assert float(np.abs(out - cpu).max()) < tolerance
+    assert set(parts) == {"h2d", "compute", "d2h"} and all(v > 0 for v in parts.values())
+
+
+@pytest.mark.gpu
+@tensorrt_available
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_tensorrt_engine_builds_and_matches_pytorch(compressed_g_path: Path, horse_paths: list[Path], tmp_path: Path,
+                                                    precision: str) -> None:  # fmt: skip
+    import onnx
+
+    from cyclegan_edge.export.fp16 import convert_fp16
+    from cyclegan_edge.export.onnx_export import export_onnx
+    from cyclegan_edge.export.tensorrt_build import EngineOptions, build_engine
+    from cyclegan_edge.models import load_generator
+
+    onnx_path = export_onnx(load_generator(compressed_g_path), tmp_path / "g.onnx")
+    if precision == "fp16":
+        fp16_path = tmp_path / "g.fp16.onnx"
+        onnx.save(convert_fp16(onnx.load(str(onnx_path))), str(fp16_path))
+        onnx_path = fp16_path
+    plan = build_engine(onnx_path, tmp_path / f"g.{precision}.plan",
+                        EngineOptions(precision=precision, min_shape="1x3x256x256", opt_shape="2x3x256x256",
+                                      max_shape="4x3x512x512", timing_cache=str(tmp_path / "timing.cache")))  # fmt: skip
+    assert (tmp_path / f"g.{precision}.plan.json").is_file()
+    x = _frames(horse_paths)
+    engine = open_backend(plan)
+    ref = open_backend(compressed_g_path, BackendOptions(device="cpu")).infer(x)
+    assert float(np.abs(engine.infer(x) - ref).max()) < (2e-3 if precision == "fp32" else 5e-2)
+    engine.close()
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_training_with_amp_and_channels_last(horse_paths: list[Path], tmp_path: Path) -> None:
+    from cyclegan_edge.train.config import TrainConfig
+    from cyclegan_edge.train.trainer import Trainer
+
+    root = horse_paths[0].parents[1]
+    cfg = TrainConfig(dataroot=str(root), a_dir=str(root / "testA"), b_dir=str(root / "testB"), netG="mobile",
+                      load_size=143, crop_size=128, max_iters=60, workers=2, output=str(tmp_path), name="amp",
+                      amp=True, channels_last=True, log_every=10, sample_every=1000)  # fmt: skip
+    trainer = Trainer(cfg)
+    assert trainer.amp_dtype in (torch.bfloat16, torch.float16)
+    assert trainer.fit() == 0
+    rows = (tmp_path / "amp" / "log.csv").read_text().splitlines()[1:]
+    assert len(rows) == 60
