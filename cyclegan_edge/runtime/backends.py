@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -174,7 +174,3 @@ def translate_frames(backend: Backend, frames: list[np.ndarray]) -> list[np.ndar
     """Same-sized BGR frames through a backend; outputs have the inputs' size."""
     size = frames[0].shape[:2]
     return tensor_to_frames(backend.infer(frames_to_tensor(frames)), (int(size[0]), int(size[1])))
-
-
-def backend_info(backend: Backend) -> dict[str, Any]:
-    return {"backend": backend.name}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,6 @@ class TrainConfig:
     sample_every: int = 500  # iterations between PNG grids
     log_every: int = 10
     resume: bool = False
-    direction_names: tuple[str, str] = ("A", "B")
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
@@ -86,8 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("extra", "direction_names"):
-            continue
         flags = ["--" + f.name.replace("_", "-")] + ALIASES.get(f.name, [])
         default = f.default
         if isinstance(default, bool):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import os
 import signal
 import sys
@@ -165,7 +164,7 @@ class Trainer:
 
         return {
             "format": TRAIN_STATE_FORMAT,
-            "config": {k: v for k, v in self.cfg.to_dict().items() if k != "extra"},
+            "config": self.cfg.to_dict(),
             "generators": {"G_A": gen(self.gens.G_A), "G_B": gen(self.gens.G_B)},
             "discriminators": self.discs.state_dict(),
             "optimizers": {"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict()},
