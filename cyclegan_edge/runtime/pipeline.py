@@ -199,6 +199,11 @@ class Pipeline:
 
         return run
 
+    def _status(self, elapsed: float, latency: float) -> str:
+        fps = self.stats.frames_out / elapsed if elapsed > 0 else 0.0
+        dropped = self.q_capture.dropped if isinstance(self.q_capture, LatestSlot) else 0
+        return f"{fps:.1f} FPS  latency {latency * 1e3:.0f} ms" + (f"  dropped {dropped}" if dropped else "")
+
     # ---- the main thread: writes, shows, and owns Ctrl-C ---------------------------------------------
     def run(self) -> PipelineStats:
         threads = [
@@ -219,7 +224,7 @@ class Pipeline:
                 if item is _END:
                     break
                 t = time.perf_counter()
-                self.sink.write(item.result)
+                self.sink.write(item.result, self._status(t - t0, t - item.t_capture))
                 done = time.perf_counter()
                 self.stats.stage_ms["write"].append((done - t) * 1e3)
                 self.stats.latencies_ms.append((done - item.t_capture) * 1e3)

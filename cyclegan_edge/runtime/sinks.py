@@ -19,9 +19,11 @@ class SinkError(RuntimeError):
 
 
 class Sink:
+    """write() takes a frame and a one-line status (FPS, latency); only a window shows the status."""
+
     name: str
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, status: str = "") -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -50,7 +52,7 @@ class VideoFileSink(Sink):
             raise SinkError(f"{self.path}: OpenCV cannot write this video format here")
         self.size, self.frames = size, 0
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, status: str = "") -> None:
         if frame.shape[:2] != self.size:
             frame = cv2().resize(frame, (self.size[1], self.size[0]))
         self.writer.write(frame)
@@ -73,7 +75,7 @@ class ImageFolderSink(Sink):
         self.name = str(self.folder)
         self.ext, self.frames = ext, 0
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, status: str = "") -> None:
         write_image(self.folder / f"frame_{self.frames:06d}{self.ext}", frame)
         self.frames += 1
 
@@ -93,7 +95,13 @@ class WindowSink(Sink):
         self.name, self.title, self._quit = "window", title, False
         cv2().namedWindow(title, cv2().WINDOW_NORMAL)
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, status: str = "") -> None:
+        if status:
+            frame = frame.copy()
+            c = cv2()
+            (w, h), base = c.getTextSize(status, c.FONT_HERSHEY_SIMPLEX, 0.6, 1)
+            c.rectangle(frame, (4, 4), (12 + w, 12 + h + base), (0, 0, 0), -1)  # readable on any image
+            c.putText(frame, status, (8, 8 + h), c.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, c.LINE_AA)
         cv2().imshow(self.title, frame)
         if cv2().waitKey(1) & 0xFF in (ord("q"), 27):
             self._quit = True
@@ -111,9 +119,9 @@ class MultiSink(Sink):
         self.sinks = sinks
         self.name = " + ".join(s.name for s in sinks)
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, status: str = "") -> None:
         for s in self.sinks:
-            s.write(frame)
+            s.write(frame, status)
 
     @property
     def quit_requested(self) -> bool:
@@ -131,5 +139,5 @@ class MemorySink(Sink):
         self.name = "memory"
         self.frames_list: list[np.ndarray] = []
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, status: str = "") -> None:
         self.frames_list.append(frame.copy())
