@@ -103,7 +103,9 @@ def ort_latency_ms(onnx_path: str | os.PathLike[str], hw: tuple[int, int] = (256
 
 
 def machine_line() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
+    from cyclegan_edge.bench.machine import cpu_model
+
+    return f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def report_path(model_path: str | os.PathLike[str]) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,6 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
 
 
 def convert_image(src: Path, out: Path, backend: Backend) -> FileResult:
-    import time
-
     try:
         img = read_image(src)
     except ImageReadError as e:
