@@ -15,6 +15,9 @@ horse2zebra/testA images, 32 calibration images from trainA, percentile 99.99):
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -108,25 +111,31 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
     method = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
               "percentile": CalibrationMethod.Percentile}[o.calib_method]  # fmt: skip
     out = Path(out_path)
-    with atomic_path(out) as tmp:
-        quantize_static(
-            str(onnx_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["Conv", "ConvTranspose"], per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=excluded_nodes(model, o), calibrate_method=method,
-            extra_options={
-                "ActivationSymmetric": True, "WeightSymmetric": True,
-                "CalibPercentile": o.percentile,
-                "QDQOpTypePerChannelSupportToAxis": {"ConvTranspose": 1},
-                "DedicatedQDQPair": False,
-                # Q/DQ on conv *inputs* only: the norm that follows each conv must see float data.
-                "OpTypesToExcludeOutputQuantization": ["Conv", "ConvTranspose"],
-            },
-        )  # fmt: skip
-        q = onnx.load(str(tmp))
-        src_meta = {p.key: p.value for p in model.metadata_props}
-        from cyclegan_edge.export.onnx_export import set_metadata
+    quiet = logging.getLogger()  # ONNX Runtime's quantizer prints progress and a pre-processing hint
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with atomic_path(out) as tmp, contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(onnx_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=["Conv", "ConvTranspose"], per_channel=True,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                nodes_to_exclude=excluded_nodes(model, o), calibrate_method=method,
+                extra_options={
+                    "ActivationSymmetric": True, "WeightSymmetric": True,
+                    "CalibPercentile": o.percentile,
+                    "QDQOpTypePerChannelSupportToAxis": {"ConvTranspose": 1},
+                    "DedicatedQDQPair": False,
+                    # Q/DQ on conv *inputs* only: the norm that follows each conv must see float data.
+                    "OpTypesToExcludeOutputQuantization": ["Conv", "ConvTranspose"],
+                },
+            )  # fmt: skip
+            q = onnx.load(str(tmp))
+            src_meta = {p.key: p.value for p in model.metadata_props}
+            from cyclegan_edge.export.onnx_export import set_metadata
 
-        set_metadata(q, {**src_meta, "precision": "int8-qdq", "calibration": f"{o.calib_method}, {len(files)} images"})
-        onnx.save(q, str(tmp))
+            set_metadata(q, {**src_meta, "precision": "int8-qdq", "calibration": f"{o.calib_method}, {len(files)} images"})
+            onnx.save(q, str(tmp))
+    finally:
+        quiet.setLevel(level)
     return out
