@@ -133,19 +133,18 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
         if f"onnxruntime-{precision}" in wanted:
             variants.append(Variant(f"onnxruntime-{precision}", precision, path, cpu))
     trt_wanted = [w for w in wanted if w.startswith("tensorrt")]
-    if trt_wanted:
+    for w in trt_wanted:
+        precision = w.split("-")[1]
+        src = onnx_by_precision.get(precision)  # the precision lives in the ONNX: works weakly and strongly typed
+        if src is None:
+            continue
         try:
             from cyclegan_edge.export.tensorrt_build import EngineOptions, build_engine
 
-            for w in trt_wanted:
-                precision = w.split("-")[1]
-                src = onnx_by_precision.get(precision if precision != "fp16" else "fp32")
-                if src is None:
-                    continue
-                plan = build_engine(src, workdir / f"model.{precision}.plan", EngineOptions(precision=precision))
-                variants.append(Variant(w, precision, plan, BackendOptions()))
-        except Exception as e:  # no TensorRT / no GPU here: say so in the report
-            notes.append(f"tensorrt variants skipped: {str(e).splitlines()[0]}")
+            plan = build_engine(src, workdir / f"model.{precision}.plan", EngineOptions(precision=precision))
+            variants.append(Variant(w, precision, plan, BackendOptions()))
+        except Exception as e:  # no TensorRT / no GPU here, or this precision unsupported: say so in the report
+            notes.append(f"{w} skipped: {str(e).splitlines()[0]}")
     return variants, notes
 
 
