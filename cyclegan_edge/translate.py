@@ -12,8 +12,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cyclegan_edge.images import ImageReadError, list_files, read_image, write_image
-from cyclegan_edge.runtime.backends import BackendError, BackendOptions, open_backend, translate_frames
+from cyclegan_edge.images import list_files
+from cyclegan_edge.runtime.backends import BackendError, BackendOptions, open_backend
+from cyclegan_edge.runtime.batch import convert_image
 
 
 def output_path(src: Path, roots: list[Path], out_dir: Path) -> Path:
@@ -43,13 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     roots = [Path(p) for p in args.inputs]
     failed = 0
     for src in tqdm(files, desc="translate", unit="img"):
-        try:
-            frame = read_image(src)
-        except ImageReadError as e:
-            tqdm.write(f"skipped: {e}")
+        result = convert_image(src, output_path(src, roots, args.output), backend)
+        if result.failed:
+            tqdm.write(f"skipped: {src}: {result.status.removeprefix('failed: ')}")
             failed += 1
-            continue
-        write_image(output_path(src, roots, args.output), translate_frames(backend, [frame])[0])
     print(f"{len(files) - failed} of {len(files)} images written to {args.output} ({backend.name})")
     return 1 if failed else 0
 

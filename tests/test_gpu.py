@@ -57,18 +57,14 @@ def test_pytorch_cuda_backend_matches_cpu(compressed_g_path: Path, horse_paths: 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_tensorrt_engine_builds_and_matches_pytorch(compressed_g_path: Path, horse_paths: list[Path], tmp_path: Path,
                                                     precision: str) -> None:  # fmt: skip
-    import onnx
-
-    from cyclegan_edge.export.fp16 import convert_fp16
+    from cyclegan_edge.export.fp16 import export_fp16
     from cyclegan_edge.export.onnx_export import export_onnx
     from cyclegan_edge.export.tensorrt_build import EngineOptions, build_engine
     from cyclegan_edge.models import load_generator
 
     onnx_path = export_onnx(load_generator(compressed_g_path), tmp_path / "g.onnx")
     if precision == "fp16":
-        fp16_path = tmp_path / "g.fp16.onnx"
-        onnx.save(convert_fp16(onnx.load(str(onnx_path))), str(fp16_path))
-        onnx_path = fp16_path
+        onnx_path = export_fp16(onnx_path, tmp_path / "g.fp16.onnx")
     plan = build_engine(onnx_path, tmp_path / f"g.{precision}.plan",
                         EngineOptions(precision=precision, min_shape="1x3x256x256", opt_shape="2x3x256x256",
                                       max_shape="4x3x512x512", timing_cache=str(tmp_path / "timing.cache")))  # fmt: skip

@@ -116,12 +116,9 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
         return variants, notes
     onnx_by_precision = {"fp32": onnx_fp32}
     if any(w.endswith("fp16") for w in wanted):
-        import onnx
+        from cyclegan_edge.export.fp16 import export_fp16
 
-        from cyclegan_edge.export.fp16 import convert_fp16
-
-        onnx_by_precision["fp16"] = workdir / "model.fp16.onnx"
-        onnx.save(convert_fp16(onnx.load(str(onnx_fp32))), str(onnx_by_precision["fp16"]))
+        onnx_by_precision["fp16"] = export_fp16(onnx_fp32, workdir / "model.fp16.onnx")
     if any(w.endswith("int8") for w in wanted):
         if calib:
             from cyclegan_edge.export.int8 import Int8Options, quantize_int8

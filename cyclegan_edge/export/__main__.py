@@ -57,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cyclegan_edge.export.fp16 import convert_fp16
+    from cyclegan_edge.export.fp16 import export_fp16
     from cyclegan_edge.export.int8 import quantize_int8
-    from cyclegan_edge.export.onnx_export import export_onnx, load_onnx
+    from cyclegan_edge.export.onnx_export import export_onnx
     from cyclegan_edge.export.report import load_test_images, ort_latency_ms, parity_vs_torch, quality_vs
     from cyclegan_edge.models import count_macs, load_generator
 
@@ -81,14 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     final = onnx_path
     if args.precision == "fp16":
-        import onnx
-
-        final = onnx_path.with_suffix(".fp16.onnx")
-        from cyclegan_edge.atomic import atomic_path
-
-        fp16 = convert_fp16(load_onnx(onnx_path))
-        with atomic_path(final) as tmp:
-            onnx.save(fp16, str(tmp))
+        final = export_fp16(onnx_path, onnx_path.with_suffix(".fp16.onnx"))
         q = quality_vs(onnx_path, final, images)
         write_json(report_path(final), {"model": str(final), "precision": "fp16", "reference": str(onnx_path),
                                         "quality_vs_fp32": q, "min_psnr_db": FP16_MIN_PSNR})  # fmt: skip

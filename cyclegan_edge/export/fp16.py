@@ -10,6 +10,8 @@ flag, 11 and TensorRT-RTX always) builds from.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,3 +72,15 @@ def convert_fp16(model: Any, fp32_ops: frozenset[str] = FP32_OPS) -> Any:
     model = onnx.shape_inference.infer_shapes(model)
     onnx.checker.check_model(model)
     return model
+
+
+def export_fp16(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
+    """FP32 ONNX file -> FP16 ONNX file (written atomically)."""
+    import onnx
+
+    from cyclegan_edge.atomic import atomic_path
+
+    model = convert_fp16(onnx.load(str(onnx_path)))
+    with atomic_path(out_path) as tmp:
+        onnx.save(model, str(tmp))
+    return Path(out_path)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from cyclegan_edge.cv import cv2
 from cyclegan_edge.export.quality import error_stats, psnr, ssim
 from cyclegan_edge.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.images import list_files, read_image
+from cyclegan_edge.runtime.backends import BackendOptions, OnnxRuntimeBackend
 
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (360, 640), (301, 451))  # the last exercises padding
 PARITY_BATCHES = (1, 4)
@@ -26,20 +25,9 @@ PARITY_BATCHES = (1, 4)
 FP32_TOLERANCE = 5e-4
 
 
-def ort_session(path: str | os.PathLike[str], threads: int = 0) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-
-
-def run_ort(session: Any, batch: np.ndarray) -> np.ndarray:
-    inp = session.get_inputs()[0]
-    dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
-    return np.asarray(session.run(None, {inp.name: batch.astype(dtype)})[0], dtype=np.float32)
+def ort_backend(path: str | os.PathLike[str]) -> OnnxRuntimeBackend:
+    """The runtime's own ONNX Runtime backend, on the CPU provider, so reports measure what runs."""
+    return OnnxRuntimeBackend(Path(path), BackendOptions(provider="cpu"))
 
 
 def load_test_images(folder: str | os.PathLike[str], count: int) -> list[np.ndarray]:
@@ -58,7 +46,7 @@ def parity_vs_torch(model: Any, onnx_path: str | os.PathLike[str], images: Seque
     """Max/mean abs error of ONNX Runtime vs PyTorch on real images, per size and batch."""
     import torch
 
-    session = ort_session(onnx_path)
+    backend = ort_backend(onnx_path)
     rows = []
     for hw in PARITY_SIZES:
         frames = resized(images, hw)
@@ -66,7 +54,7 @@ def parity_vs_torch(model: Any, onnx_path: str | os.PathLike[str], images: Seque
             batch = frames_to_tensor([frames[i % len(frames)] for i in range(b)])
             with torch.no_grad():
                 ref = model(torch.from_numpy(batch)).numpy()
-            rows.append({"height": hw[0], "width": hw[1], "batch": b, **error_stats(ref, run_ort(session, batch))})
+            rows.append({"height": hw[0], "width": hw[1], "batch": b, **error_stats(ref, backend.infer(batch))})
     worst = max(r["max_abs"] for r in rows)
     return {"reference": "pytorch-fp32", "tolerance_max_abs": tolerance, "max_abs": worst,
             "passed": worst <= tolerance, "cases": rows}  # fmt: skip
@@ -75,11 +63,11 @@ def parity_vs_torch(model: Any, onnx_path: str | os.PathLike[str], images: Seque
 def quality_vs(reference_onnx: str | os.PathLike[str], test_onnx: str | os.PathLike[str],
                images: Sequence[np.ndarray]) -> dict[str, Any]:  # fmt: skip
     """PSNR/SSIM of the test model's output images against the reference model's (uint8)."""
-    ref_s, test_s = ort_session(reference_onnx), ort_session(test_onnx)
+    ref_b, test_b = ort_backend(reference_onnx), ort_backend(test_onnx)
     psnrs, ssims, errs = [], [], []
     for img in images:
         batch = frames_to_tensor([img])
-        a, b = run_ort(ref_s, batch), run_ort(test_s, batch)
+        a, b = ref_b.infer(batch), test_b.infer(batch)
         fa, fb = tensor_to_frames(a, img.shape[:2])[0], tensor_to_frames(b, img.shape[:2])[0]
         psnrs.append(psnr(fa, fb))
         ssims.append(ssim(fa, fb))
@@ -90,16 +78,10 @@ def quality_vs(reference_onnx: str | os.PathLike[str], test_onnx: str | os.PathL
 
 def ort_latency_ms(onnx_path: str | os.PathLike[str], hw: tuple[int, int] = (256, 256), runs: int = 20,
                    warmup: int = 3) -> dict[str, float]:  # fmt: skip
-    session = ort_session(onnx_path)
-    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, *hw)).astype(np.float32)
-    for _ in range(warmup):
-        run_ort(session, x)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        run_ort(session, x)
-        times.append((time.perf_counter() - t) * 1e3)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": runs}
+    from cyclegan_edge.bench.runner import measure
+
+    lat = measure(ort_backend(onnx_path), hw, 1, runs, warmup)["latency_ms"]
+    return {"median_ms": lat["p50"], "min_ms": lat["min"], "runs": runs}
 
 
 def machine_line() -> str:

@@ -122,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.video:
             return run_stream(args, backend, opts, args.video)
         args.output = args.output or DEMO_OUTPUT
-        args.side_by_side = True
         opts = PipelineOptions(size=args.size, side_by_side=True, max_frames=args.max_frames)
         print(f"demo: {DEMO_CLIP} (bundled) through {Path(str(model)).name}")
         return run_stream(args, backend, opts, str(ASSETS / DEMO_CLIP))
