@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     for src in tqdm(files, desc="translate", unit="img"):
         result = convert_image(src, output_path(src, roots, args.output), backend)
         if result.failed:
-            tqdm.write(f"skipped: {src}: {result.status.removeprefix('failed: ')}")
+            tqdm.write(f"skipped: {src}: {result.status.removeprefix('failed: ')}", file=sys.stderr)
             failed += 1
     print(f"{len(files) - failed} of {len(files)} images written to {args.output} ({backend.name})")
     return 1 if failed else 0
