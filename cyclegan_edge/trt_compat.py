@@ -144,8 +144,17 @@ def sidecar_path(engine: str | os.PathLike[str]) -> Path:
     return Path(str(engine) + ".json")
 
 
-# TensorRT-RTX engines are portable across these compute capabilities by default.
-RTX_PORTABLE_CC = frozenset({"8.6", "8.9", "12.0"})
+# TensorRT-RTX builds engines portable across these compute capabilities by default, and needs no GPU to
+# do it (checked: TensorRT-RTX 1.7 builds our engines on a CPU-only machine). It supports RTX GPUs
+# (Turing to Blackwell) only: not data-center parts such as the H100 (9.0).
+RTX_PORTABLE_CC = ("8.6", "8.9", "12.0")
+RTX_HINT = ("TensorRT-RTX runs on RTX GPUs (compute capability 8.6, 8.9, 12.x; 7.5 with device-specific engines); "
+            "on other GPUs use NVIDIA TensorRT (pip install 'cyclegan-edge[trt]') or ONNX Runtime")  # fmt: skip
+
+
+def engine_targets(sidecar: EngineSidecar) -> list[str]:
+    """Compute capabilities an engine runs on ("8.6,8.9,12.0" for portable TensorRT-RTX engines)."""
+    return [c.strip() for c in sidecar.compute_capability.split(",") if c.strip()]
 
 
 def compatibility_problems(sidecar: EngineSidecar, flavor: str, version: str, gpu_name: str, cc: str) -> list[str]:
@@ -156,12 +165,11 @@ def compatibility_problems(sidecar: EngineSidecar, flavor: str, version: str, gp
         problems.append(f"built with {sidecar.tensorrt_flavor}, this machine has {flavor}")
     elif parse_version(sidecar.tensorrt_version) != parse_version(version):
         problems.append(f"built with {flavor} {sidecar.tensorrt_version}, this machine has {version}")
-    portable = flavor == "tensorrt_rtx" and sidecar.compute_capability in RTX_PORTABLE_CC and cc in RTX_PORTABLE_CC
-    if sidecar.compute_capability != cc and not portable:
-        problems.append(
-            f"built for compute capability {sidecar.compute_capability} ({sidecar.gpu_name}), "
-            f"this GPU is {cc} ({gpu_name})"
-        )
+    if cc not in engine_targets(sidecar):
+        problems.append(f"built for compute capability {sidecar.compute_capability} ({sidecar.gpu_name}), "
+                        f"this GPU is {cc} ({gpu_name})")  # fmt: skip
+        if sidecar.tensorrt_flavor == "tensorrt_rtx" and cc not in RTX_PORTABLE_CC:
+            problems.append(RTX_HINT)
     return problems
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 TRT_HINT = (
     "TensorRT is not importable: on Jetson use JetPack's python3-libnvinfer (venv with "
@@ -55,3 +56,19 @@ def gpu_identity(device: int = 0) -> tuple[str, str]:
     except ImportError:
         pass
     raise TensorRTUnavailable("no CUDA GPU visible (cuda-python or torch with CUDA is needed to query it)")
+
+
+def recording_logger(trt: ModuleType) -> tuple[Any, list[str]]:
+    """A TensorRT logger that keeps warnings and errors (one line each) for error messages, instead of
+    printing them: (logger, messages)."""
+    messages: list[str] = []
+
+    class Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity <= trt.ILogger.Severity.WARNING:
+                messages.append(" ".join(msg.split()))
+
+    return Logger(), messages

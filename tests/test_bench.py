@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import ROOT, SHARED_DATA, need
+
 from cyclegan_edge.bench.report import ROW_KEYS, SCHEMA, STAT_KEYS, compare, load_report, validate
 from cyclegan_edge.bench.runner import parse_sizes
 from cyclegan_edge.bench.stats import latency_stats
@@ -140,3 +142,35 @@ def test_compare_matches_rows() -> None:
 
     text = compare(rep(100.0, "Orin"), rep(50.0, "Xavier"))
     assert "| onnxruntime-fp32 | 256x256 | 1 | 100.00 | 50.00 | 0.500 | 2.000 |" in text
+
+
+def test_gpu_report_script_runs_end_to_end_and_says_what_it_could_not_do(tmp_path: Path) -> None:
+    """benchmarks/gpu/gpu_report.py (issue 7's report) in --quick mode on this machine: the real
+    pipeline of measurements and report files; GPU variants are listed with the reason they did not run."""
+    need(SHARED_DATA / "horse2zebra" / "testA")
+    out = tmp_path / "gpu"
+    variants = "pytorch,pytorch-cuda-fp16-graphs,onnxruntime-fp32,tensorrt-fp16"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu" / "gpu_report.py"), "--out", str(out), "--quick",
+                        "--device", "cpu", "--variants", variants, "--data", str(SHARED_DATA)],
+                       capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["errors"] == {} and report["machine"]["versions"]["torch"]
+    models = report["sections"]["inference"]["models"]
+    assert set(models) == {"compressed_h2z", "resnet_9blocks"}
+    for name, model in models.items():
+        rows = {row["variant"]: row for row in model["rows"]}
+        assert set(rows) == {"pytorch", "onnxruntime-fp32"}, name
+        assert {(row["height"], row["width"]) for row in model["rows"]} == {(64, 64), (72, 128)}
+        assert rows["pytorch"]["max_abs_vs_reference"] == 0.0  # the reference is PyTorch FP32 on the CPU
+        assert 0 < rows["onnxruntime-fp32"]["max_abs_vs_reference"] < 2e-3 and rows["onnxruntime-fp32"]["parity_ok"]
+        notes = " ".join(model["notes"])
+        assert "pytorch-cuda-fp16-graphs skipped" in notes
+        assert "tensorrt-fp16 built, not run" in notes or "tensorrt-fp16 skipped" in notes  # with / without TensorRT
+    runs = report["sections"]["training"]["runs"]
+    for run in runs.values():
+        assert run["exit_status"] == 0 and run["iterations_logged"] == 20 and run["images_per_s_median"] > 0
+        assert len(run["curve"]["cycle_A"]) == 20
+    md = (out / "report.md").read_text()
+    assert "## Inference" in md and "## Training" in md and "pytorch-cuda-fp16-graphs skipped" in md
+    assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

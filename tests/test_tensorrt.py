@@ -1,7 +1,11 @@
-"""TensorRT logic that needs no TensorRT: build plans per version, profiles, sidecars, trtexec."""
+"""TensorRT logic that needs no GPU: build plans per version, profiles, sidecars, trtexec, and real
+TensorRT-RTX engine builds (it builds without a GPU; running an engine is in tests/test_gpu.py)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,9 +73,10 @@ def test_sidecar_round_trip_and_compatibility(tmp_path: Path) -> None:
     assert "compute capability 8.7" in compatibility_problems(r, "tensorrt", "10.3.0", "RTX 4090", "8.9")[0]
     assert "this machine has tensorrt_rtx" in compatibility_problems(r, "tensorrt_rtx", "1.7", "Orin", "8.7")[0]
     rtx = EngineSidecar(tensorrt_flavor="tensorrt_rtx", tensorrt_version="1.7.1", gpu_name="RTX 3090",
-                        compute_capability="8.6", precision="fp16", profile={}, onnx_sha256="", strongly_typed=True)
+                        compute_capability="8.6,8.9,12.0", precision="fp16", profile={}, onnx_sha256="",
+                        strongly_typed=True)  # fmt: skip
     assert compatibility_problems(rtx, "tensorrt_rtx", "1.7.1", "RTX 4090", "8.9") == []  # portable engines
-    assert compatibility_problems(rtx, "tensorrt_rtx", "1.7.1", "H100", "9.0")
+    assert len(compatibility_problems(rtx, "tensorrt_rtx", "1.7.1", "H100", "9.0")) == 2  # the CC, and what to use
     with pytest.raises(EngineCompatError, match="missing engine sidecar"):
         EngineSidecar.read(tmp_path / "other.plan.json")
     (tmp_path / "bad.plan.json").write_text("{")
@@ -90,11 +95,97 @@ def test_trtexec_command() -> None:
     assert "--stronglyTyped" in strong and "--int8" not in strong
 
 
-def test_missing_tensorrt_is_one_clear_line() -> None:
+def test_missing_tensorrt_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"):
+        monkeypatch.setitem(sys.modules, name, None)  # what a machine without TensorRT sees: ImportError
+    with pytest.raises(TensorRTUnavailable) as e:
+        import_tensorrt()
+    msg = str(e.value)
+    assert "\n" not in msg and "pip install 'cyclegan-edge[trt]'" in msg and "JetPack" in msg
+
+
+def _rtx_reason() -> str | None:
     try:
-        trt, flavor = import_tensorrt()
-    except TensorRTUnavailable as e:
-        msg = str(e)
-        assert "\n" not in msg and "pip install 'cyclegan-edge[trt]'" in msg and "JetPack" in msg
-    else:  # a machine with TensorRT: the real module
-        assert hasattr(trt, "Builder") and flavor in ("tensorrt", "tensorrt_rtx")
+        _, flavor = import_tensorrt()
+    except TensorRTUnavailable:
+        return "needs TensorRT-RTX (pip install 'cyclegan-edge[tensorrt-rtx-build]'; part of [dev])"
+    return None if flavor == "tensorrt_rtx" else "TensorRT builds need a GPU; covered by tests/test_gpu.py"
+
+
+needs_rtx = pytest.mark.skipif(_rtx_reason() is not None, reason=str(_rtx_reason()))
+ASSETS = Path(__file__).resolve().parents[1] / "cyclegan_edge" / "assets"
+
+
+@needs_rtx
+def test_tensorrt_rtx_builds_real_engines_for_every_precision(tmp_path: Path) -> None:
+    """TensorRT-RTX builds portable engines without a GPU: the whole build path runs here for real
+    (parser, strongly typed network, profile, serialization); only running an engine needs a GPU."""
+    from cyclegan_edge.atomic import sha256_file
+    from cyclegan_edge.export.fp16 import export_fp16
+    from cyclegan_edge.export.int8 import Int8Options, quantize_int8
+    from cyclegan_edge.export.tensorrt_build import EngineBuildError, EngineOptions, build_engine
+
+    trt, _ = import_tensorrt()
+    fp32 = ASSETS / "photo2monet.onnx"
+    onnx = {"fp32": fp32, "fp16": export_fp16(fp32, tmp_path / "m.fp16.onnx"),
+            "int8": quantize_int8(fp32, tmp_path / "m.int8.onnx", ASSETS / "images", Int8Options(calib_count=3))}  # fmt: skip
+    opts = {"min_shape": "1x3x64x64", "opt_shape": "1x3x256x256", "max_shape": "2x3x512x512"}
+    plans = {}
+    for precision, src in onnx.items():
+        plan = build_engine(src, tmp_path / f"m.{precision}.plan", EngineOptions(precision=precision, **opts))
+        plans[precision] = plan.read_bytes()
+        side = EngineSidecar.read(sidecar_path(plan))
+        assert len(plans[precision]) > 1_000_000 and not list(tmp_path.glob("*.partial*"))
+        assert (side.tensorrt_flavor, side.tensorrt_version, side.precision) == ("tensorrt_rtx", trt.__version__, precision)
+        assert side.strongly_typed and side.onnx_sha256 == sha256_file(src)
+        assert side.profile == {"min": [1, 3, 64, 64], "opt": [1, 3, 256, 256], "max": [2, 3, 512, 512]}
+        assert compatibility_problems(side, "tensorrt_rtx", trt.__version__, "RTX 4090", "8.9") == []
+        h100 = compatibility_problems(side, "tensorrt_rtx", trt.__version__, "NVIDIA H100", "9.0")
+        assert "this GPU is 9.0" in h100[0] and "RTX GPUs" in h100[1]
+    assert len(set(plans.values())) == 3  # three different engines
+    with pytest.raises(ValueError, match="strongly typed"):  # the precision must be in the ONNX
+        build_engine(fp32, tmp_path / "x.plan", EngineOptions(precision="fp16", **opts))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx file")
+    with pytest.raises(EngineBuildError, match="not a readable ONNX model") as e:
+        build_engine(bad, tmp_path / "bad.plan", EngineOptions(**opts))
+    assert "\n" not in str(e.value)
+    # A valid ONNX that TensorRT cannot parse: an INT32 DequantizeLinear (what quantizing biases gave)
+    import onnx
+    from onnx import TensorProto, helper
+
+    dq = helper.make_node("DequantizeLinear", ["q", "s"], ["y"])
+    graph = helper.make_graph([dq], "g", [helper.make_tensor_value_info("q", TensorProto.INT32, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor("s", TensorProto.FLOAT, [], [0.1])])  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(bad))
+    with pytest.raises(EngineBuildError, match="ONNX parser failed") as e:
+        build_engine(bad, tmp_path / "bad.plan", EngineOptions(min_shape="1x3x8x8", opt_shape="1x3x8x8", max_shape="1x3x8x8"))
+    assert "\n" not in str(e.value) and "Int32" in str(e.value)
+    assert not (tmp_path / "x.plan").exists() and not (tmp_path / "bad.plan").exists()
+
+
+@needs_rtx
+def test_export_cli_writes_an_engine_and_the_runtime_explains_what_is_missing(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.export", str(ASSETS / "photo2monet.pth"), "--onnx",
+                        str(tmp_path / "m.onnx"), "--precision", "fp16", "--engine", str(tmp_path / "m.plan"),
+                        "--max-shape", "1x3x512x512", "--test-count", "2"],
+                       capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "TensorRT engine written" in r.stdout
+    assert EngineSidecar.read(sidecar_path(tmp_path / "m.plan")).precision == "fp16"
+    # Running it needs cuda-python and a GPU: one line saying which is missing, nothing else.
+    try:
+        import cuda.bindings.runtime  # noqa: F401
+
+        pytest.skip("cuda-python is installed: running engines is tests/test_gpu.py's job")
+    except ImportError:
+        pass
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(tmp_path / "m.plan"), "--demo",
+                        "--headless", "-o", str(tmp_path / "out.mp4")], capture_output=True, text=True, timeout=120,
+                       env=env)  # fmt: skip
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("[")]
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert "cuda-python is needed" in lines[0]
+    assert not (tmp_path / "out.mp4").exists()

@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, in one run, for a lent GPU machine (see DEVELOPERS.md / issue 7).
-# Usage (from the repo root, on the GPU machine): bash benchmarks/gpu/run_gpu_checks.sh OUT_DIR [TRT_STAGE]
-#   TRT_STAGE: a folder with the chunk.* parts from ../shared/tools/tensorrt-rtx-parts.sh (optional)
-# Writes OUT_DIR/gpu_tests.log, OUT_DIR/bench_*/report.{json,md} and OUT_DIR/train_speed.txt.
+# Everything that needs a GPU (issue 7), for a lent GPU machine; see benchmarks/gpu/README.md.
+# Usage, from the repo root on the GPU machine:
+#   bash benchmarks/gpu/run_gpu_checks.sh OUT_DIR [TRT_STAGE] [SECTIONS]
+#   TRT_STAGE: a folder holding every chunk.* part from ../shared/tools/tensorrt-rtx-parts.sh ("" for none)
+#   SECTIONS:  tests,inference,training (default: all three; split them over calls to stay under 10 minutes)
+# Writes at most 5 files to OUT_DIR: gpu.txt, gpu_tests.log, report.json, report.md, loss_curve.png.
 set -uo pipefail
-out=${1:?usage: run_gpu_checks.sh OUT_DIR [TRT_STAGE]}
+out=${1:?usage: run_gpu_checks.sh OUT_DIR [TRT_STAGE] [SECTIONS]}
+stage=${2:-}
+sections=${3:-tests,inference,training}
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-if [ -n "${2:-}" ]; then
-  bash ../shared/tools/tensorrt-rtx-install.sh "$2" /tmp/trt-rtx 2>&1 | tail -2 || bash shared/tools/tensorrt-rtx-install.sh "$2" /tmp/trt-rtx
+if [ -n "$stage" ]; then
+  tools=../shared/tools
+  [ -d "$tools" ] || tools=shared/tools
+  [ -d "$tools" ] || tools=benchmarks/gpu  # a copy carried with the tree
+  bash "$tools/tensorrt-rtx-install.sh" "$stage" /tmp/trt-rtx 2>&1 | tail -2
   export PYTHONPATH="/tmp/trt-rtx:$PYTHONPATH"
 fi
-nvidia-smi --query-gpu=name,driver_version --format=csv | tee "$out/gpu.txt"
-python3 -m pytest -q -m gpu tests/test_gpu.py -rs 2>&1 | tee "$out/gpu_tests.log"
-g=${CYCLEGAN_EDGE_DATA:-../shared/data}/weights/horse2zebra_gan_compression/latest_net_G.pth
-python3 -m cyclegan_edge.bench "$g" --variants pytorch,onnxruntime-fp32,tensorrt-fp32,tensorrt-fp16 \
-  --sizes 256,720p --batch 1 --iters 100 --warmup 10 --out "$out/bench_compressed"
-python3 benchmarks/train_speed.py --device cuda --iters 20 | tee "$out/train_speed.txt"
+nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv | tee "$out/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu.txt"
+python3 -c "from cyclegan_edge.trt_loader import import_tensorrt as i; t, f = i(); print(f, t.__version__)" 2>&1 \
+  | tail -1 | tee -a "$out/gpu.txt"
+case ",$sections," in *,tests,*)
+  python3 -m pytest -q -m gpu tests/test_gpu.py -rs -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.log" ;;
+esac
+report_sections=$(echo "$sections" | tr ',' '\n' | grep -E '^(inference|training)$' | paste -sd, -)
+if [ -n "$report_sections" ]; then
+  python3 benchmarks/gpu/gpu_report.py --out "$out" --sections "$report_sections"
+fi

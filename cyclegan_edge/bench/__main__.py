@@ -15,7 +15,8 @@ from typing import Any
 
 from cyclegan_edge.atomic import write_json
 
-ALL_VARIANTS = ("pytorch", "onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt-fp32",
+ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs",
+                "pytorch-cuda-fp16-graphs", "onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt-fp32",
                 "tensorrt-fp16", "tensorrt-int8")  # fmt: skip
 
 
@@ -44,7 +45,7 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads per backend (0: library default)")
-    ap.add_argument("--calib", help="real images to calibrate the INT8 variants")
+    ap.add_argument("--calib", help="real images: calibrate the INT8 variants; the first 2 also check parity")
     ap.add_argument("--baseline", default=None, help="variant the ratios refer to (default: the first)")
     ap.add_argument("--tegrastats", action="store_true", help="sample power/temperature with tegrastats (Jetson)")
     ap.add_argument("--out", default="bench_report", help="folder for report.json, report.md and plots")
@@ -74,8 +75,13 @@ def run(argv: list[str]) -> int:
         print("warning: tegrastats not found; no power figures", file=sys.stderr)
         sampler = None
     bar = tqdm(desc="bench", unit="case")
+    parity_frames = None
+    if args.calib:
+        from cyclegan_edge.export.report import load_test_images
+
+        parity_frames = load_test_images(args.calib, 2)
     rows, notes = run_benchmark(args.model, wanted, sizes, batches, args.iters, args.warmup, args.calib, args.threads,
-                                progress=lambda r: bar.update(1))  # fmt: skip
+                                progress=lambda r: bar.update(1), parity_frames=parity_frames)  # fmt: skip
     bar.close()
     power = summarize(sampler.stop()) if sampler is not None else None
     if not rows:

@@ -14,17 +14,19 @@ SCHEMA = "cyclegan-edge/bench"
 SCHEMA_VERSION = 1
 ROW_KEYS = ("variant", "precision", "backend", "height", "width", "batch", "iterations", "warmup", "latency_ms",
             "host_pre_ms", "host_post_ms", "gpu_ms", "peak_rss_mb", "peak_gpu_mb", "ratio_to_baseline")  # fmt: skip
+OPTIONAL_ROW_KEYS = ("max_abs_vs_reference",)  # added after schema v1 shipped: older reports lack it
 STAT_KEYS = ("min", "mean", "p50", "p90", "p99", "max", "fps")
 
 
 def make_report(command: str, machine: dict[str, Any], model: dict[str, Any], baseline: str, rows: list[dict[str, Any]],
-                notes: list[str], power: dict[str, Any] | None = None,
-                pipeline: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+                notes: list[str], power: dict[str, Any] | None = None, pipeline: dict[str, Any] | None = None,
+                parity_reference: str | None = None) -> dict[str, Any]:  # fmt: skip
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "toolkit_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command, "machine": machine, "model": model, "baseline": baseline,
-        "results": [{k: r.get(k) for k in ROW_KEYS} for r in rows],
+        "parity_reference": parity_reference or baseline,
+        "results": [{k: r.get(k) for k in ROW_KEYS + OPTIONAL_ROW_KEYS} for r in rows],
         "notes": notes, "power": power, "pipeline": pipeline,
     }  # fmt: skip
 
@@ -54,16 +56,18 @@ def markdown(report: dict[str, Any]) -> str:
         f"- model: {report['model'].get('summary', '')}",
         f"- command: `{report['command']}`",
         "",
-        f"| variant | backend | size | batch | p50 ms | p90 ms | p99 ms | mean ms | FPS | pre ms | post ms | vs {report['baseline']} |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| variant | backend | size | batch | p50 ms | p90 ms | p99 ms | mean ms | FPS | pre ms | post ms | "
+        f"vs {report['baseline']} | max abs diff vs {report.get('parity_reference', report['baseline'])} |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         lat = r["latency_ms"]
         ratio = f"{r['ratio_to_baseline']:.2f}x" if r.get("ratio_to_baseline") else "-"
+        diff = f"{r['max_abs_vs_reference']:.1e}" if r.get("max_abs_vs_reference") is not None else "-"
         lines.append(
             f"| {r['variant']} | {r['backend']} | {r['height']}x{r['width']} | {r['batch']} | {lat['p50']:.1f} | "
             f"{lat['p90']:.1f} | {lat['p99']:.1f} | {lat['mean']:.1f} | {lat['fps']:.1f} | "
-            f"{r['host_pre_ms']['p50']:.1f} | {r['host_post_ms']['p50']:.1f} | {ratio} |"
+            f"{r['host_pre_ms']['p50']:.1f} | {r['host_post_ms']['p50']:.1f} | {ratio} | {diff} |"
         )
     for n in report.get("notes", []):
         lines.append(f"\n_{n}_")

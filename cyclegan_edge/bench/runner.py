@@ -7,7 +7,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +96,36 @@ def measure(backend: Backend, hw: tuple[int, int], batch: int, iterations: int, 
     return row
 
 
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def torch_cuda_variants(model: Path, wanted: Sequence[str]) -> tuple[list[Variant], list[str]]:
+    """pytorch-cuda-{fp32,fp16}[-graphs]: the runtime's PyTorch backend on the GPU."""
+    names = [w for w in wanted if w.startswith("pytorch-cuda")]
+    if not names:
+        return [], []
+    if not cuda_available():
+        return [], [f"{', '.join(names)} skipped: PyTorch sees no CUDA GPU here"]
+    variants = []
+    for w in names:
+        precision = "fp16" if "fp16" in w else "fp32"
+        opts = BackendOptions(device="cuda", fp16=precision == "fp16", cuda_graphs=w.endswith("-graphs"))
+        variants.append(Variant(w, precision, model, opts))
+    return variants, []
+
+
 def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workdir: Path, calib: str | None,
-                     threads: int = 0) -> tuple[list[Variant], list[str]]:  # fmt: skip
-    """Build every requested variant that this machine can run; return (variants, skipped notes)."""
+                     threads: int = 0, trt_profile: tuple[str, str, str] | None = None
+                     ) -> tuple[list[Variant], list[str]]:  # fmt: skip
+    """Build every requested variant that this machine can run; return (variants, skipped notes).
+
+    trt_profile: (min, opt, max) NxCxHxW shapes for the TensorRT engines (default: the builder's)."""
     model = Path(model)
     variants: list[Variant] = []
     notes: list[str] = []
@@ -107,6 +134,9 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
     if model.suffix in (".pth", ".pt"):
         if "pytorch" in wanted:
             variants.append(Variant("pytorch", "fp32", model, cpu))
+        cuda_variants, cuda_notes = torch_cuda_variants(model, wanted)
+        variants += cuda_variants
+        notes += cuda_notes
         if any(w.startswith(("onnxruntime", "tensorrt")) for w in wanted):
             from cyclegan_edge.export.onnx_export import export_onnx
             from cyclegan_edge.models import load_generator
@@ -115,7 +145,7 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
     if onnx_fp32 is None:
         return variants, notes
     onnx_by_precision = {"fp32": onnx_fp32}
-    if any(w.endswith("fp16") for w in wanted):
+    if any(w.endswith("fp16") for w in wanted if not w.startswith("pytorch")):
         from cyclegan_edge.export.fp16 import export_fp16
 
         onnx_by_precision["fp16"] = export_fp16(onnx_fp32, workdir / "model.fp16.onnx")
@@ -138,25 +168,56 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
         try:
             from cyclegan_edge.export.tensorrt_build import EngineOptions, build_engine
 
-            plan = build_engine(src, workdir / f"model.{precision}.plan", EngineOptions(precision=precision))
+            opts = EngineOptions(precision=precision)
+            if trt_profile:
+                opts = replace(opts, min_shape=trt_profile[0], opt_shape=trt_profile[1], max_shape=trt_profile[2])
+            plan = build_engine(src, workdir / f"model.{precision}.plan", opts)
             variants.append(Variant(w, precision, plan, BackendOptions()))
         except Exception as e:  # no TensorRT / no GPU here, or this precision unsupported: say so in the report
-            notes.append(f"{w} skipped: {str(e).splitlines()[0]}")
+            notes.append(f"{w} skipped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     return variants, notes
+
+
+def parity_batch(frames: Sequence[np.ndarray], hw: tuple[int, int], batch: int) -> np.ndarray:
+    """``batch`` of the given frames, resized to ``hw``, as the model's input tensor."""
+    from cyclegan_edge.cv import cv2
+
+    sized = [cv2().resize(f, (hw[1], hw[0]), interpolation=cv2().INTER_AREA) for f in frames]
+    return frames_to_tensor([sized[i % len(sized)] for i in range(batch)])
 
 
 def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: Sequence[tuple[int, int]],
                   batches: Sequence[int], iterations: int, warmup: int, calib: str | None = None,
-                  threads: int = 0, progress: Any = None) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
+                  threads: int = 0, progress: Any = None, parity_frames: Sequence[np.ndarray] | None = None,
+                  reference: Backend | None = None, trt_profile: tuple[str, str, str] | None = None
+                  ) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
+    """Measure every variant at every size and batch.
+
+    Each row also gets ``max_abs_vs_reference``: the largest difference between this variant's output and
+    the reference's on ``parity_frames`` (real images; seeded noise when none) in the [-1, 1] range. The
+    reference is ``reference`` when given, else the first variant."""
     rows: list[dict[str, Any]] = []
+    if not parity_frames:
+        rng = np.random.default_rng(1)
+        parity_frames = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(2)]
+    expected: dict[tuple[int, int, int], np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        variants, notes = prepare_variants(model, wanted, Path(tmp), calib, threads)
+        variants, notes = prepare_variants(model, wanted, Path(tmp), calib, threads, trt_profile)
         for v in variants:
-            backend = open_backend(v.model_path, v.options)
+            try:
+                backend = open_backend(v.model_path, v.options)
+            except Exception as e:  # e.g. an engine that builds but cannot run here: report it, measure the rest
+                notes.append(f"{v.name} built, not run: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                continue
             for hw in sizes:
                 for b in batches:
+                    x = parity_batch(parity_frames, hw, b)
+                    out = backend.infer(x)
+                    if (*hw, b) not in expected:
+                        expected[(*hw, b)] = reference.infer(x) if reference is not None else out
                     row = {"variant": v.name, "precision": v.precision, "backend": backend.name,
-                           **measure(backend, hw, b, iterations, warmup)}  # fmt: skip
+                           **measure(backend, hw, b, iterations, warmup),
+                           "max_abs_vs_reference": float(np.abs(out - expected[(*hw, b)]).max())}  # fmt: skip
                     rows.append(row)
                     if progress is not None:
                         progress(row)

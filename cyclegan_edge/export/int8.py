@@ -126,6 +126,9 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
                     "CalibPercentile": o.percentile,
                     "QDQOpTypePerChannelSupportToAxis": {"ConvTranspose": 1},
                     "DedicatedQDQPair": False,
+                    # Biases stay float: TensorRT's parser rejects an INT32 DequantizeLinear (seen with
+                    # TensorRT-RTX 1.7: "input has type Int32 but must have type FP8, FP4, Int4, Int8, or UInt8").
+                    "QuantizeBias": False,
                     # Q/DQ on conv *inputs* only: the norm that follows each conv must see float data.
                     "OpTypesToExcludeOutputQuantization": ["Conv", "ConvTranspose"],
                 },

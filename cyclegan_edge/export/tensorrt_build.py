@@ -2,7 +2,8 @@
 
 Works, by code path (see cyclegan_edge.trt_compat.plan_build), on TensorRT 8.6 and 10.x
 (weakly typed: precision flags) and on TensorRT 11.x and TensorRT-RTX (strongly typed: the
-precision comes from an FP16 or Q/DQ INT8 ONNX).
+precision comes from an FP16 or Q/DQ INT8 ONNX). TensorRT needs the target GPU to build;
+TensorRT-RTX builds portable engines on any machine, a CPU-only one included.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, sha256_file
 from cyclegan_edge.trt_compat import (
     INPUT_NAME,
+    RTX_PORTABLE_CC,
     EngineSidecar,
     ShapeProfile,
     make_profile,
@@ -23,7 +25,7 @@ from cyclegan_edge.trt_compat import (
     sidecar_path,
     trtexec_command,
 )
-from cyclegan_edge.trt_loader import gpu_identity, import_tensorrt
+from cyclegan_edge.trt_loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
 
 if TYPE_CHECKING:  # the tensorrt-stubs package: TensorRT objects below are checked against it
     import tensorrt
@@ -48,7 +50,10 @@ def onnx_precision(onnx_path: str | os.PathLike[str]) -> str:
     """What precision an ONNX carries: int8 (Q/DQ nodes), fp16 (FP16 initializers) or fp32."""
     import onnx
 
-    proto = onnx.load(str(onnx_path), load_external_data=False)
+    try:
+        proto = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as e:  # protobuf DecodeError, truncated file, ...
+        raise EngineBuildError(f"{onnx_path}: not a readable ONNX model ({type(e).__name__})") from None
     if any(n.op_type == "QuantizeLinear" for n in proto.graph.node):
         return "int8"
     if any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer):
@@ -72,17 +77,7 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     version = str(getattr(trt, "__version__", "0"))
     plan = plan_build(flavor, version, onnx_precision(onnx_path), opts.precision)
 
-    messages: list[str] = []
-
-    class Logger(trt.ILogger):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-
-        def log(self, severity: Any, msg: str) -> None:
-            if severity <= trt.ILogger.Severity.WARNING:
-                messages.append(msg)
-
-    logger = Logger()
+    logger, messages = recording_logger(trt)
     builder: tensorrt.Builder = trt.Builder(logger)
     flags = 0
     for name in plan.network_flags:
@@ -90,7 +85,7 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     network: tensorrt.INetworkDefinition = builder.create_network(flags)
     parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        errors = "; ".join(" ".join(str(parser.get_error(i)).split()) for i in range(parser.num_errors))
         raise EngineBuildError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
 
     config: tensorrt.IBuilderConfig = builder.create_builder_config()
@@ -114,13 +109,25 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         with atomic_path(opts.timing_cache) as tmp:
             tmp.write_bytes(bytes(cache.serialize()))
 
-    gpu_name, cc = gpu_identity()
+    gpu_name, cc = build_target(flavor)
     EngineSidecar(
         tensorrt_flavor=flavor, tensorrt_version=version, gpu_name=gpu_name, compute_capability=cc,
         precision=opts.precision, profile=profile.as_dict(), onnx_sha256=sha256_file(onnx_path),
         strongly_typed=plan.strongly_typed, dla_core=opts.dla_core, toolkit_version=__version__,
     ).write(sidecar_path(engine_path))  # fmt: skip
     return engine_path
+
+
+def build_target(flavor: str) -> tuple[str, str]:
+    """(GPU name, compute capabilities) an engine is built for. TensorRT builds for the GPU it runs
+    on; TensorRT-RTX builds portable engines, with or without a GPU in the machine."""
+    if flavor != "tensorrt_rtx":
+        return gpu_identity()
+    try:
+        name = gpu_identity()[0]
+    except TensorRTUnavailable:
+        name = "no GPU: portable TensorRT-RTX engine"
+    return name, ",".join(RTX_PORTABLE_CC)
 
 
 def set_profile(trt: Any, builder: tensorrt.Builder, network: tensorrt.INetworkDefinition,

@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--provider", default="auto", help="ONNX Runtime: auto, cpu, cuda, tensorrt")
     ap.add_argument("--device", default="auto", help="PyTorch: auto, cpu, cuda")
     ap.add_argument("--fp16", action="store_true", help="PyTorch on CUDA: half precision")
+    ap.add_argument("--cuda-graphs", action="store_true", help="PyTorch on CUDA: replay captured CUDA graphs")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for the backend (0: library default)")
     ap.add_argument("--max-frames", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true", help="batch: convert files whose output exists")
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = args.model or default_model()
         backend = open_backend(model, BackendOptions(device=args.device, provider=args.provider, fp16=args.fp16,
-                                                     threads=args.threads))  # fmt: skip
+                                                     cuda_graphs=args.cuda_graphs, threads=args.threads))  # fmt: skip
         if args.input:
             return run_batch(args, backend, opts)
         if args.camera:

@@ -9,14 +9,17 @@ Every backend maps NCHW float32 RGB in [-1, 1] (H, W multiples of 4) to the same
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from cyclegan_edge.frames import frames_to_tensor, tensor_to_frames
+
+log = logging.getLogger(__name__)
 
 ONNX_EXTENSIONS = (".onnx",)
 TORCH_EXTENSIONS = (".pt", ".pth")
@@ -40,6 +43,7 @@ class BackendOptions:
     device: str = "auto"  # PyTorch: auto | cpu | cuda[:N]
     provider: str = "auto"  # ONNX Runtime: auto | cpu | cuda | tensorrt | a full provider name
     fp16: bool = False  # PyTorch on CUDA: run in half precision
+    cuda_graphs: bool = False  # PyTorch on CUDA: capture one CUDA graph per input shape and replay it
     threads: int = 0  # ONNX Runtime / PyTorch CPU threads; 0 = library default
 
 
@@ -61,7 +65,11 @@ class TorchBackend:
         self.loaded = load_generator(path, device=self.device)
         self.dtype = torch.float16 if options.fp16 and self.device.type == "cuda" else torch.float32
         self.model = self.loaded.model.to(self.dtype)
+        self.forward: Any = self.model
+        if self.device.type == "cuda" and options.cuda_graphs:
+            self.forward = CudaGraphForward(self.model, self.device, self.dtype)
         self.name = f"pytorch:{self.device}" + (":fp16" if self.dtype == torch.float16 else "")
+        self.name += ":graphs" if options.cuda_graphs and self.device.type == "cuda" else ""
         if self.device.type == "cuda":
             self.infer_timed = self._infer_timed_cuda
 
@@ -69,7 +77,7 @@ class TorchBackend:
         torch = self._torch
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(self.device, self.dtype, non_blocking=True)
-            return self.model(x).float().cpu().numpy()
+            return self.forward(x).float().cpu().numpy()
 
     def _infer_timed_cuda(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         """Inference with CUDA events around host->device, compute and device->host (ms)."""
@@ -79,7 +87,7 @@ class TorchBackend:
             ev[0].record()
             x = torch.from_numpy(batch).to(self.device, self.dtype)
             ev[1].record()
-            y = self.model(x).float()
+            y = self.forward(x).float()
             ev[2].record()
             out = y.cpu()
             ev[3].record()
@@ -89,6 +97,54 @@ class TorchBackend:
 
     def close(self) -> None:
         pass
+
+
+class CudaGraphForward:
+    """``model(x)`` through CUDA graphs: one graph per input shape, captured on first use and replayed
+    after (the launch overhead of ~100 small kernels is paid once). Output tensors are static: they
+    are overwritten by the next call, so callers copy them out (``infer`` does, with ``.cpu()``).
+    A shape whose capture fails runs eagerly, with one warning."""
+
+    MAX_GRAPHS = 4  # each graph holds its own activation memory
+
+    def __init__(self, model: Any, device: Any, dtype: Any) -> None:
+        self.model, self.device, self.dtype = model, device, dtype
+        self.graphs: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
+        self.eager_shapes: set[tuple[int, ...]] = set()
+
+    def capture(self, shape: tuple[int, ...]) -> tuple[Any, Any, Any]:
+        import torch
+
+        static_in = torch.zeros(shape, device=self.device, dtype=self.dtype)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires (cuDNN autotune etc.)
+            for _ in range(3):
+                self.model(static_in)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self.model(static_in)
+        return graph, static_in, static_out
+
+    def __call__(self, x: Any) -> Any:
+        shape = tuple(x.shape)
+        if shape in self.eager_shapes:
+            return self.model(x)
+        entry = self.graphs.get(shape)
+        if entry is None:
+            if len(self.graphs) >= self.MAX_GRAPHS:
+                self.graphs.pop(next(iter(self.graphs)))  # oldest first
+            try:
+                entry = self.graphs[shape] = self.capture(shape)
+            except RuntimeError as e:
+                log.warning("CUDA graph capture failed for input %s, running eagerly: %s", shape, str(e).splitlines()[0])
+                self.eager_shapes.add(shape)
+                return self.model(x)
+        graph, static_in, static_out = entry
+        static_in.copy_(x)
+        graph.replay()
+        return static_out
 
 
 ORT_PROVIDER_ALIASES = {

@@ -7,16 +7,21 @@ cyclegan_edge.trt_compat and tested there. Buffers go through cuda-python's runt
 from __future__ import annotations
 
 import ctypes
+import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cyclegan_edge.trt_compat import EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path
-from cyclegan_edge.trt_loader import TensorRTUnavailable, gpu_identity, import_tensorrt
+from cyclegan_edge.trt_loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
 
 if TYPE_CHECKING:  # checked against the tensorrt-stubs package
     import tensorrt
+
+log = logging.getLogger(__name__)
+SKIP_CHECK_ENV = "CYCLEGAN_EDGE_SKIP_ENGINE_CHECK"  # run an engine whose sidecar says it does not fit
 
 
 def _check(result: Any) -> Any:
@@ -54,22 +59,26 @@ class PinnedBuffer:
 class TensorRTBackend:
     def __init__(self, path: Path) -> None:
         trt, flavor = import_tensorrt()
+        sidecar = EngineSidecar.read(sidecar_path(path))
         try:
             from cuda.bindings import runtime as cudart
         except ImportError:
             raise TensorRTUnavailable("cuda-python is needed for TensorRT engines: pip install 'cyclegan-edge[trt]'") from None
         self.cudart = cudart
         version = str(getattr(trt, "__version__", "0"))
-        sidecar = EngineSidecar.read(sidecar_path(path))
         gpu_name, cc = gpu_identity()
         problems = compatibility_problems(sidecar, flavor, version, gpu_name, cc)
+        if problems and os.environ.get(SKIP_CHECK_ENV) != "1":
+            raise EngineCompatError(f"{path}: engine does not fit this machine: {'; '.join(problems)}; rebuild it here "
+                                    f"(or set {SKIP_CHECK_ENV}=1 to try anyway)")  # fmt: skip
         if problems:
-            raise EngineCompatError(f"{path}: engine does not fit this machine: {'; '.join(problems)}; rebuild it here")
-        self.logger = trt.Logger(trt.Logger.WARNING)
+            log.warning("%s: %s; trying anyway (%s=1)", path, "; ".join(problems), SKIP_CHECK_ENV)
+        self.logger, messages = recording_logger(trt)
         runtime: tensorrt.Runtime = trt.Runtime(self.logger)
         engine: tensorrt.ICudaEngine | None = runtime.deserialize_cuda_engine(path.read_bytes())
         if engine is None:
-            raise EngineCompatError(f"{path}: TensorRT could not deserialize this engine (corrupt or another version)")
+            said = f": {messages[-1]}" if messages else ""
+            raise EngineCompatError(f"{path}: TensorRT could not deserialize this engine{said}")
         self.runtime, self.engine = runtime, engine
         context: tensorrt.IExecutionContext | None = engine.create_execution_context()
         if context is None:
@@ -86,6 +95,7 @@ class TensorRTBackend:
         self.stream = _check(cudart.cudaStreamCreate())
         self.shape: tuple[int, ...] = ()
         self.buffers: list[Any] = []
+        self.events: list[Any] = []
         self.name = f"{flavor}:{version}:{sidecar.precision}"
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
@@ -104,16 +114,36 @@ class TensorRTBackend:
         self.shape = shape
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(batch, None)
+
+    def infer_timed(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """infer() with CUDA events around host->device, compute and device->host (ms), as TorchBackend."""
+        if not self.events:
+            self.events = [_check(self.cudart.cudaEventCreate()) for _ in range(4)]
+        out = self._run(batch, self.events)
+        ms = [float(_check(self.cudart.cudaEventElapsedTime(a, b))) for a, b in zip(self.events, self.events[1:])]
+        return out, {"h2d": ms[0], "compute": ms[1], "d2h": ms[2]}
+
+    def _run(self, batch: np.ndarray, events: list[Any] | None) -> np.ndarray:
         if batch.shape != self.shape:
             self._allocate(tuple(batch.shape))
         cudart, kind = self.cudart, self.cudart.cudaMemcpyKind
+
+        def mark(i: int) -> None:
+            if events is not None:
+                _check(cudart.cudaEventRecord(events[i], self.stream))
+
         np.copyto(self.h_in.array, batch, casting="same_kind")
+        mark(0)
         _check(cudart.cudaMemcpyAsync(self.d_in.ptr, self.h_in.ptr, self.h_in.array.nbytes,
                                       kind.cudaMemcpyHostToDevice, self.stream))  # fmt: skip
+        mark(1)
         if not self.context.execute_async_v3(int(self.stream)):
             raise RuntimeError("TensorRT execution failed")
+        mark(2)
         _check(cudart.cudaMemcpyAsync(self.h_out.ptr, self.d_out.ptr, self.h_out.array.nbytes,
                                       kind.cudaMemcpyDeviceToHost, self.stream))  # fmt: skip
+        mark(3)
         _check(cudart.cudaStreamSynchronize(self.stream))
         return self.h_out.array.astype(np.float32, copy=True)
 
@@ -121,6 +151,9 @@ class TensorRTBackend:
         for b in self.buffers:
             b.free()
         self.buffers = []
+        for ev in self.events:
+            _check(self.cudart.cudaEventDestroy(ev))
+        self.events = []
         if self.stream is not None:
             _check(self.cudart.cudaStreamDestroy(self.stream))
             self.stream = None
