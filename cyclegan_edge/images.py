@@ -20,6 +20,14 @@ class ImageReadError(ValueError):
     pass
 
 
+def relative_to(path: Path, root: Path) -> Path | None:
+    """``path`` below ``root``, or None (Path.is_relative_to needs Python 3.9; JetPack 5 has 3.8)."""
+    try:
+        return path.relative_to(root)
+    except ValueError:
+        return None
+
+
 def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 

@@ -12,15 +12,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cyclegan_edge.images import list_files
+from cyclegan_edge.images import list_files, relative_to
 from cyclegan_edge.runtime.backends import BackendError, BackendOptions, open_backend
 from cyclegan_edge.runtime.batch import convert_image
 
 
 def output_path(src: Path, roots: list[Path], out_dir: Path) -> Path:
     for root in roots:
-        if root.is_dir() and src.is_relative_to(root):
-            return out_dir / root.name / src.relative_to(root).with_suffix(".png")
+        below = relative_to(src, root) if root.is_dir() else None
+        if below is not None:
+            return out_dir / root.name / below.with_suffix(".png")
     return out_dir / (src.stem + ".png")
 
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     for src in tqdm(files, desc="translate", unit="img"):
         result = convert_image(src, output_path(src, roots, args.output), backend)
         if result.failed:
-            tqdm.write(f"skipped: {src}: {result.status.removeprefix('failed: ')}", file=sys.stderr)
+            tqdm.write(f"skipped: {src}: {result.status[len('failed: '):] if result.status.startswith('failed: ') else result.status}", file=sys.stderr)
             failed += 1
     print(f"{len(files) - failed} of {len(files)} images written to {args.output} ({backend.name})")
     return 1 if failed else 0

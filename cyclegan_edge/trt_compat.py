@@ -1,8 +1,8 @@
 """TensorRT version rules, shape profiles and engine sidecars: pure Python, no TensorRT needed.
 
 Which TensorRT build path applies:
-* TensorRT 8.6 / 10.x are weakly typed by default: an FP32 ONNX becomes FP16/INT8 through
-  builder flags. A Q/DQ (INT8) ONNX needs the INT8 flag on 8.6; on 10.x an ONNX that carries its
+* TensorRT 8.5 / 8.6 / 10.x are weakly typed by default: an FP32 ONNX becomes FP16/INT8 through
+  builder flags. A Q/DQ (INT8) ONNX needs the INT8 flag on 8.x; on 10.x an ONNX that carries its
   own precision (FP16 casts, Q/DQ) is built strongly typed.
 * TensorRT 11.x and TensorRT-RTX are strongly typed only: precision must be in the ONNX
   (``export --precision fp16|int8``); there are no precision flags to set.
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 PRECISIONS = ("fp32", "fp16", "int8")
+MIN_TENSORRT = (8, 5)  # named I/O tensors and execute_async_v3 (the runtime's TensorRT backend) start there
 INPUT_NAME = "input"
 
 
@@ -53,15 +54,16 @@ def plan_build(flavor: str, version: str, onnx_precision: str, precision: str) -
             )
         flags: tuple[str, ...] = ("STRONGLY_TYPED",) if flavor != "tensorrt_rtx" else ()
         return BuildPlan(True, flags, ())
-    if major < 8:
-        raise ValueError(f"TensorRT {version} is too old: 8.6 or newer is needed")
+    if parse_version(version)[:2] < MIN_TENSORRT:
+        raise ValueError(f"TensorRT {version} is too old: 8.5 (JetPack 5.1) or newer is needed for named I/O "
+                         "tensors; run the .onnx with ONNX Runtime instead")  # fmt: skip
     explicit = ("EXPLICIT_BATCH",) if major < 10 else ()
     if onnx_precision != "fp32":
         if precision not in (onnx_precision, "fp32"):
             raise ValueError(f"the ONNX is {onnx_precision}; asked for {precision}")
         if major >= 10:
             return BuildPlan(True, explicit + ("STRONGLY_TYPED",), ())
-        # 8.6: Q/DQ needs the INT8 flag; FP16 lets the excluded layers run in half precision.
+        # 8.x: Q/DQ needs the INT8 flag; FP16 lets the excluded layers run in half precision.
         return BuildPlan(False, explicit, ("INT8", "FP16") if onnx_precision == "int8" else ("FP16",))
     if precision == "int8":
         raise ValueError("INT8 needs a calibrated Q/DQ ONNX: export with --precision int8 --calib DIR first")

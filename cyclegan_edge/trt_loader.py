@@ -16,6 +16,24 @@ class TensorRTUnavailable(RuntimeError):
     pass
 
 
+def import_cudart() -> ModuleType:
+    """cuda-python's runtime API: ``cuda.bindings.runtime`` (cuda-python 12.6+) or ``cuda.cudart``
+    (older releases, e.g. 11.4 for JetPack 5's CUDA 11.4); the same functions either way."""
+    try:
+        from cuda.bindings import runtime
+
+        return runtime
+    except ImportError:
+        pass
+    try:
+        from cuda import cudart  # type: ignore[attr-defined]
+
+        return cudart  # type: ignore[no-any-return]
+    except ImportError:
+        raise TensorRTUnavailable("cuda-python is needed for TensorRT engines: pip install 'cyclegan-edge[trt]' "
+                                  "(on JetPack 5: pip install cuda-python==11.8.*)") from None
+
+
 def import_tensorrt() -> tuple[ModuleType, str]:
     """(module, flavor) with flavor "tensorrt" or "tensorrt_rtx"."""
     try:
@@ -39,13 +57,12 @@ def import_tensorrt() -> tuple[ModuleType, str]:
 def gpu_identity(device: int = 0) -> tuple[str, str]:
     """(GPU name, compute capability "M.m") through cuda-python, else PyTorch."""
     try:
-        from cuda.bindings import runtime as cudart
-
+        cudart = import_cudart()
         err, prop = cudart.cudaGetDeviceProperties(device)
         if int(err) == 0:
             name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
             return name.rstrip("\x00"), f"{prop.major}.{prop.minor}"
-    except ImportError:
+    except (TensorRTUnavailable, RuntimeError):  # no cuda-python, or no driver to load
         pass
     try:
         import torch

@@ -21,10 +21,10 @@ def _tensorrt_reason() -> str | None:
     if not torch.cuda.is_available():
         return "needs a CUDA GPU (none on this machine)"
     try:
-        from cyclegan_edge.trt_loader import import_tensorrt
+        from cyclegan_edge.trt_loader import import_cudart, import_tensorrt
 
         import_tensorrt()
-        import cuda.bindings.runtime  # noqa: F401
+        import_cudart()
     except Exception as e:
         return f"needs TensorRT or TensorRT-RTX and cuda-python ({str(e).splitlines()[0][:80]})"
     return None

@@ -29,7 +29,7 @@ def model_summary(model: str) -> dict[str, Any]:
         if p.suffix in (".pth", ".pt"):
             gen = load_generator(p)
             c = count_macs(gen.model)
-            info |= {"name": gen.config.name, "params": c.params, "macs_256": c.macs, "summary": str(c)}
+            info.update({"name": gen.config.name, "params": c.params, "macs_256": c.macs, "summary": str(c)})
     except ImportError:
         pass
     return info

@@ -16,7 +16,7 @@ def latency_stats(times_ms: Sequence[float], batch: int = 1) -> dict[str, float]
         raise ValueError("no timings")
     t = np.asarray(times_ms, dtype=np.float64)
     out = {"min": float(t.min()), "mean": float(t.mean())}
-    out |= {f"p{p}": float(np.percentile(t, p)) for p in PERCENTILES}
+    out.update({f"p{p}": float(np.percentile(t, p)) for p in PERCENTILES})
     out["max"] = float(t.max())
     out["fps"] = float(batch * 1000.0 / t.mean())
     return out

@@ -1,35 +1,46 @@
-"""python -m cyclegan_edge.export CHECKPOINT --onnx OUT.onnx [--precision fp16|int8 ...] [--engine OUT.plan]"""
+"""python -m cyclegan_edge.export CHECKPOINT --onnx OUT.onnx [--precision fp16|int8 ...] [--engine OUT.plan]
+   python -m cyclegan_edge.export MODEL.onnx --engine OUT.plan   (engine only: no torch, Python 3.8+)"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cyclegan_edge import ASSETS_DIR, require_python_310
 from cyclegan_edge.atomic import write_json
 from cyclegan_edge.export.int8 import CALIB_METHODS, Int8Options
 from cyclegan_edge.export.onnx_export import DEFAULT_OPSET, ExportError
 from cyclegan_edge.export.report import FP32_TOLERANCE, machine_line, report_path
-from cyclegan_edge.models import CheckpointError
 
 FP16_MIN_PSNR = 40.0
 INT8_MIN_PSNR = 30.0
 
 
 def default_test_images() -> str:
-    return str(resources.files("cyclegan_edge") / "assets" / "images")
+    return str(ASSETS_DIR / "images")
+
+
+def add_switch(group: Any, name: str, default: bool, text: str) -> None:
+    """``--name`` / ``--no-name`` (argparse.BooleanOptionalAction needs Python 3.9; JetPack 5 has 3.8)."""
+    dest = name.replace("-", "_")
+    group.add_argument(f"--{name}", dest=dest, action="store_true", default=default,
+                       help=f"{text}; --no-{name} to turn off" if default else text)  # fmt: skip
+    group.add_argument(f"--no-{name}", dest=dest, action="store_false", help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m cyclegan_edge.export", description=__doc__,
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
-    ap.add_argument("checkpoint", help="generator checkpoint (.pth/.pt): published, GAN Compression or ours")
-    ap.add_argument("--onnx", required=True, type=Path, help="FP32 ONNX output; FP16/INT8 go beside it (.fp16.onnx, .int8.onnx)")
-    ap.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="17 for JetPack 5 (TensorRT 8.5); newer selectable")
+    ap.add_argument("checkpoint", help="generator checkpoint (.pth/.pt: published, GAN Compression or ours), or an "
+                    "exported .onnx to build an engine from (on the device that will run it)")  # fmt: skip
+    ap.add_argument("--onnx", type=Path, help="FP32 ONNX output (needed for a checkpoint); FP16/INT8 go beside it")
+    ap.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                    help="17 suits TensorRT 8.5+ (JetPack 5); 13 for TensorRT 8.2 (JetPack 4); newer selectable")  # fmt: skip
     ap.add_argument("--direction", default="A->B", help="for training states holding both generators")
-    ap.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32")
+    ap.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
+                    help="default: fp32 for a checkpoint, what the ONNX carries for an .onnx")  # fmt: skip
     ap.add_argument("--test-images", default=None, help="real images for the parity/quality reports (default: bundled)")
     ap.add_argument("--test-count", type=int, default=8)
     ap.add_argument("--tolerance", type=float, default=FP32_TOLERANCE, help="max abs error vs PyTorch for FP32")
@@ -38,12 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     g8.add_argument("--calib-count", type=int, default=64)
     g8.add_argument("--calib-method", choices=CALIB_METHODS, default="percentile")
     g8.add_argument("--percentile", type=float, default=99.99)
-    g8.add_argument("--keep-first-last", action=argparse.BooleanOptionalAction, default=True,
-                    help="keep the first and last convs in float")  # fmt: skip
-    g8.add_argument("--keep-conv-transpose", action=argparse.BooleanOptionalAction, default=True,
-                    help="keep the ConvTranspose layers in float")  # fmt: skip
-    g8.add_argument("--keep-depthwise", action=argparse.BooleanOptionalAction, default=False,
-                    help="keep depthwise convs (mobile generators) in float")  # fmt: skip
+    add_switch(g8, "keep-first-last", True, "keep the first and last convs in float")
+    add_switch(g8, "keep-conv-transpose", True, "keep the ConvTranspose layers in float")
+    add_switch(g8, "keep-depthwise", False, "keep depthwise convs (mobile generators) in float")
     gt = ap.add_argument_group("TensorRT")
     gt.add_argument("--engine", type=Path, help="build a TensorRT engine (.plan) from the ONNX of --precision")
     gt.add_argument("--min-shape", default="1x3x256x256")
@@ -56,7 +64,47 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def engine_options(args: argparse.Namespace) -> Any:
+    from cyclegan_edge.export.tensorrt_build import EngineOptions
+
+    return EngineOptions(precision=args.precision, min_shape=args.min_shape, opt_shape=args.opt_shape,
+                         max_shape=args.max_shape, workspace_mib=args.workspace, timing_cache=args.timing_cache,
+                         dla_core=args.dla_core)  # fmt: skip
+
+
+def build_engine_step(args: argparse.Namespace, onnx_path: Path) -> None:
+    from cyclegan_edge.export.tensorrt_build import build_engine, equivalent_trtexec
+
+    opts = engine_options(args)
+    engine = args.engine or onnx_path.with_suffix(".plan")
+    if args.print_trtexec:
+        print(equivalent_trtexec(str(onnx_path), str(engine), opts))
+    if args.engine:
+        build_engine(onnx_path, engine, opts)
+        print(f"{engine}: TensorRT engine written (sidecar {engine}.json)")
+
+
+def run_onnx(args: argparse.Namespace) -> int:
+    """An exported ONNX in: only the engine, which must be built on the GPU that runs it."""
+    from cyclegan_edge.export.tensorrt_build import onnx_precision
+
+    onnx_path = Path(args.checkpoint)
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"{onnx_path}: no such file")
+    if not (args.engine or args.print_trtexec):
+        raise ExportError("an .onnx input only builds an engine: give --engine OUT.plan (or --print-trtexec)")
+    args.precision = args.precision or onnx_precision(onnx_path)
+    build_engine_step(args, onnx_path)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if Path(args.checkpoint).suffix.lower() == ".onnx":
+        return run_onnx(args)
+    require_python_310("export from a checkpoint")
+    if args.onnx is None:
+        raise ExportError("give --onnx OUT.onnx (where the exported model goes)")
+    args.precision = args.precision or "fp32"
     from cyclegan_edge.export.fp16 import export_fp16
     from cyclegan_edge.export.int8 import quantize_int8
     from cyclegan_edge.export.onnx_export import export_onnx
@@ -110,17 +158,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: INT8 PSNR {q['psnr_db_mean']:.1f} dB is below the {INT8_MIN_PSNR} dB goal", file=sys.stderr)
 
     if args.engine or args.print_trtexec:
-        from cyclegan_edge.export.tensorrt_build import EngineOptions, build_engine, equivalent_trtexec
-
-        opts_e = EngineOptions(precision=args.precision, min_shape=args.min_shape, opt_shape=args.opt_shape,
-                               max_shape=args.max_shape, workspace_mib=args.workspace,
-                               timing_cache=args.timing_cache, dla_core=args.dla_core)  # fmt: skip
-        engine = args.engine or final.with_suffix(".plan")
-        if args.print_trtexec:
-            print(equivalent_trtexec(str(final), str(engine), opts_e))
-        if args.engine:
-            build_engine(final, engine, opts_e)
-            print(f"{engine}: TensorRT engine written (sidecar {engine}.json)")
+        build_engine_step(args, final)
     return 0
 
 
@@ -131,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(args)
-    except (CheckpointError, ExportError, EngineBuildError, TensorRTUnavailable, ValueError, FileNotFoundError) as e:
+    except (ExportError, EngineBuildError, TensorRTUnavailable, ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 1
 

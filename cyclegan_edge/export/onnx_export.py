@@ -7,13 +7,15 @@ import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path
-from cyclegan_edge.models import LoadedGenerator
+
+if TYPE_CHECKING:  # importing this module must not need torch (the export CLI builds engines from ONNX without it)
+    from cyclegan_edge.models import LoadedGenerator
 
 DEFAULT_OPSET = 17  # JetPack 5's TensorRT 8.5 parses up to opset 17
 INPUT_NAME, OUTPUT_NAME = "input", "output"

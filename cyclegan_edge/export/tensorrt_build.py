@@ -1,6 +1,6 @@
 """ONNX -> TensorRT engine (.plan) with the TensorRT Python API, and its sidecar JSON.
 
-Works, by code path (see cyclegan_edge.trt_compat.plan_build), on TensorRT 8.6 and 10.x
+Works, by code path (see cyclegan_edge.trt_compat.plan_build), on TensorRT 8.5, 8.6 and 10.x
 (weakly typed: precision flags) and on TensorRT 11.x and TensorRT-RTX (strongly typed: the
 precision comes from an FP16 or Q/DQ INT8 ONNX). TensorRT needs the target GPU to build;
 TensorRT-RTX builds portable engines on any machine, a CPU-only one included.

@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict
 
 import torch
 
@@ -33,7 +33,7 @@ STALE_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 # In a training state, G_A maps A->B and G_B maps B->A (the reference implementation's names).
 DIRECTION_KEYS = {"A->B": "G_A", "B->A": "G_B"}
 
-StateDict = dict[str, torch.Tensor]
+StateDict = Dict[str, torch.Tensor]  # typing.Dict: also imports on Python 3.8 (JetPack 5)
 
 
 class CheckpointError(ValueError):

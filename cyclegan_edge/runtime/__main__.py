@@ -11,16 +11,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from importlib import resources
 from pathlib import Path
 
+from cyclegan_edge import ASSETS_DIR as ASSETS
 from cyclegan_edge.cv import MissingDependency
 from cyclegan_edge.runtime.backends import Backend, BackendError, BackendOptions, open_backend
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, PipelineStats, output_size
 from cyclegan_edge.runtime.sinks import ImageFolderSink, MultiSink, Sink, SinkError, VideoFileSink, WindowSink, display_available
 from cyclegan_edge.runtime.sources import SourceError, open_source
 
-ASSETS = resources.files("cyclegan_edge") / "assets"
 DEFAULT_MODEL = "photo2monet.onnx"
 DEMO_CLIP = "demo.mp4"
 DEMO_OUTPUT = "cyclegan_edge_demo.mp4"

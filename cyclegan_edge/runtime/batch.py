@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cyclegan_edge.cv import cv2
-from cyclegan_edge.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageReadError, read_image, write_image
+from cyclegan_edge.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageReadError, read_image, relative_to, write_image
 from cyclegan_edge.runtime.backends import Backend, translate_frames
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, output_size
 from cyclegan_edge.runtime.sinks import VideoFileSink
@@ -118,7 +118,7 @@ def convert_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
 def summary_table(results: list[FileResult], root: Path) -> str:
     rows = [("file", "frames", "fps", "status")]
     for r in results:
-        name = str(r.path.relative_to(root)) if r.path.is_relative_to(root) else str(r.path)
+        name = str(relative_to(r.path, root) or r.path)
         rows.append((name, str(r.frames), f"{r.fps:.1f}" if r.frames else "-", r.status))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cyclegan_edge.trt_compat import EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path
-from cyclegan_edge.trt_loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
+from cyclegan_edge.trt_loader import gpu_identity, import_cudart, import_tensorrt, recording_logger
 
 if TYPE_CHECKING:  # checked against the tensorrt-stubs package
     import tensorrt
@@ -60,11 +60,7 @@ class TensorRTBackend:
     def __init__(self, path: Path) -> None:
         trt, flavor = import_tensorrt()
         sidecar = EngineSidecar.read(sidecar_path(path))
-        try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            raise TensorRTUnavailable("cuda-python is needed for TensorRT engines: pip install 'cyclegan-edge[trt]'") from None
-        self.cudart = cudart
+        self.cudart = cudart = import_cudart()
         version = str(getattr(trt, "__version__", "0"))
         gpu_name, cc = gpu_identity()
         problems = compatibility_problems(sidecar, flavor, version, gpu_name, cc)

@@ -3,6 +3,10 @@ from __future__ import annotations
 import logging
 import sys
 
+from cyclegan_edge import require_python_310
+
+require_python_310("training")
+
 from cyclegan_edge.train.config import parse_config
 from cyclegan_edge.train.data import DataError
 
