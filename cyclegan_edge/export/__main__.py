@@ -13,6 +13,14 @@ from cyclegan_edge.atomic import write_json
 from cyclegan_edge.export.int8 import CALIB_METHODS, Int8Options
 from cyclegan_edge.export.onnx_export import DEFAULT_OPSET, ExportError
 from cyclegan_edge.export.report import FP32_TOLERANCE, machine_line, report_path
+from cyclegan_edge.export.tensorrt_build import (
+    EngineBuildError,
+    EngineOptions,
+    build_engine,
+    equivalent_trtexec,
+    onnx_precision,
+)
+from cyclegan_edge.trt_loader import TensorRTUnavailable
 
 FP16_MIN_PSNR = 40.0
 INT8_MIN_PSNR = 30.0
@@ -64,17 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def engine_options(args: argparse.Namespace) -> Any:
-    from cyclegan_edge.export.tensorrt_build import EngineOptions
-
+def engine_options(args: argparse.Namespace) -> EngineOptions:
     return EngineOptions(precision=args.precision, min_shape=args.min_shape, opt_shape=args.opt_shape,
                          max_shape=args.max_shape, workspace_mib=args.workspace, timing_cache=args.timing_cache,
                          dla_core=args.dla_core)  # fmt: skip
 
 
 def build_engine_step(args: argparse.Namespace, onnx_path: Path) -> None:
-    from cyclegan_edge.export.tensorrt_build import build_engine, equivalent_trtexec
-
     opts = engine_options(args)
     engine = args.engine or onnx_path.with_suffix(".plan")
     if args.print_trtexec:
@@ -86,8 +90,6 @@ def build_engine_step(args: argparse.Namespace, onnx_path: Path) -> None:
 
 def run_onnx(args: argparse.Namespace) -> int:
     """An exported ONNX in: only the engine, which must be built on the GPU that runs it."""
-    from cyclegan_edge.export.tensorrt_build import onnx_precision
-
     onnx_path = Path(args.checkpoint)
     if not onnx_path.is_file():
         raise FileNotFoundError(f"{onnx_path}: no such file")
@@ -164,9 +166,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from cyclegan_edge.export.tensorrt_build import EngineBuildError
-    from cyclegan_edge.trt_loader import TensorRTUnavailable
-
     try:
         return run(args)
     except (ExportError, EngineBuildError, TensorRTUnavailable, ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError

@@ -5,13 +5,12 @@ import sys
 
 from cyclegan_edge import require_python_310
 
-require_python_310("training")
-
-from cyclegan_edge.train.config import parse_config
-from cyclegan_edge.train.data import DataError
-
 
 def main(argv: list[str] | None = None) -> int:
+    require_python_310("training")
+    from cyclegan_edge.train.config import parse_config
+    from cyclegan_edge.train.data import DataError
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     cfg = parse_config(argv)
     from cyclegan_edge.train.trainer import Trainer
