@@ -17,7 +17,7 @@ import torch
 
 from cyclegan_edge.bench.machine import cpu_model
 from cyclegan_edge.bench.runner import add_ratios, run_benchmark
-from cyclegan_edge.models import init_normal, resnet_9blocks, save_generator
+from cyclegan_edge.models import save_generator, seeded_resnet_9blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,12 +29,9 @@ def main() -> None:
     args = ap.parse_args()
     data = Path(args.data)
     with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        classic = resnet_9blocks()
-        init_normal(classic)
         models = {
             "compressed (GAN Compression h2z)": data / "weights" / "horse2zebra_gan_compression" / "latest_net_G.pth",
-            "classic resnet_9blocks ngf64": save_generator(Path(tmp) / "r9.pth", classic),
+            "classic resnet_9blocks ngf64": save_generator(Path(tmp) / "r9.pth", seeded_resnet_9blocks()),
         }
         print(f"{cpu_model()}, {torch.get_num_threads()} threads; median latency at 256x256, batch 1, {args.iters} runs")
         print(f"{'model':34s} {'pytorch':>10s} {'ort fp32':>10s} {'ort int8':>10s} {'fp32/pt':>8s} {'int8/fp32':>9s}")

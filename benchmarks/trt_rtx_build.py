@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
-
-import torch
 
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.bench.machine import cpu_model
@@ -22,11 +21,11 @@ from cyclegan_edge.export.fp16 import export_fp16
 from cyclegan_edge.export.int8 import Int8Options, quantize_int8
 from cyclegan_edge.export.onnx_export import export_onnx
 from cyclegan_edge.export.tensorrt_build import EngineOptions, build_engine
-from cyclegan_edge.models import init_normal, load_generator, resnet_9blocks, save_generator
+from cyclegan_edge.models import load_generator, save_generator, seeded_resnet_9blocks
 from cyclegan_edge.trt_loader import import_tensorrt
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILE = {"min_shape": "1x3x256x256", "opt_shape": "1x3x720x1280", "max_shape": "1x3x720x1280"}
+PROFILE = EngineOptions(min_shape="1x3x256x256", opt_shape="1x3x720x1280", max_shape="1x3x720x1280")
 
 
 def main() -> None:
@@ -35,15 +34,12 @@ def main() -> None:
     args = ap.parse_args()
     data = Path(args.data)
     trt, flavor = import_tensorrt()
-    print(f"{flavor} {trt.__version__} on {cpu_model()} (no GPU); profile {PROFILE}")
+    print(f"{flavor} {trt.__version__} on {cpu_model()} (no GPU); profile {PROFILE.min_shape} .. {PROFILE.max_shape}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        torch.manual_seed(0)
-        classic = resnet_9blocks()
-        init_normal(classic)
         checkpoints = {"demo photo2monet": ASSETS_DIR / "photo2monet.pth",
                        "compressed h2z": data / "weights" / "horse2zebra_gan_compression" / "latest_net_G.pth",
-                       "resnet_9blocks": save_generator(work / "r9.pth", classic)}  # fmt: skip
+                       "resnet_9blocks": save_generator(work / "r9.pth", seeded_resnet_9blocks())}  # fmt: skip
         for name, ckpt in checkpoints.items():
             fp32 = export_onnx(load_generator(ckpt), work / f"{ckpt.stem}.onnx")
             onnx = {"fp32": fp32, "fp16": export_fp16(fp32, work / f"{ckpt.stem}.fp16.onnx"),
@@ -51,7 +47,7 @@ def main() -> None:
                                           Int8Options(calib_count=32))}  # fmt: skip
             for precision, src in onnx.items():
                 t = time.perf_counter()
-                plan = build_engine(src, work / f"{ckpt.stem}.{precision}.plan", EngineOptions(precision=precision, **PROFILE))
+                plan = build_engine(src, work / f"{ckpt.stem}.{precision}.plan", replace(PROFILE, precision=precision))
                 seconds = time.perf_counter() - t
                 print(f"{name:18s} {precision}: built in {seconds:5.1f} s, engine {plan.stat().st_size / 2**20:6.1f} MiB")
 

@@ -65,18 +65,14 @@ def versions() -> dict[str, Any]:
 
 
 def make_models(workdir: Path, data: Path) -> dict[str, Path]:
-    import torch
-
-    from cyclegan_edge.models import init_normal, resnet_9blocks, save_generator
+    from cyclegan_edge.models import save_generator, seeded_resnet_9blocks
 
     models = {}
     compressed = data / "weights" / "horse2zebra_gan_compression" / "latest_net_G.pth"
     if compressed.is_file():
         models["compressed_h2z"] = compressed
-    torch.manual_seed(0)
-    classic = resnet_9blocks()
-    init_normal(classic)
-    models["resnet_9blocks"] = save_generator(workdir / "resnet_9blocks.pth", classic, {"note": "seeded random weights"})
+    models["resnet_9blocks"] = save_generator(workdir / "resnet_9blocks.pth", seeded_resnet_9blocks(),
+                                              {"note": "seeded random weights"})  # fmt: skip
     return models
 
 

@@ -18,11 +18,12 @@ from cyclegan_edge.models.generator import (
     parse_channels,
     resnet_6blocks,
     resnet_9blocks,
+    seeded_resnet_9blocks,
 )
 
 __all__ = [
     "CheckpointError", "Complexity", "GeneratorConfig", "LoadedGenerator", "NLayerDiscriminator",
     "ResnetGenerator", "clean_state_dict", "count_macs", "count_params", "infer_generator_config",
     "init_normal", "load_generator", "mobile_resnet_9blocks", "parse_channels", "resnet_6blocks",
-    "resnet_9blocks", "save_generator",
+    "resnet_9blocks", "save_generator", "seeded_resnet_9blocks",
 ]  # fmt: skip

@@ -175,3 +175,12 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def seeded_resnet_9blocks(seed: int = 0) -> ResnetGenerator:
+    """resnet_9blocks with CycleGAN's init from a fixed seed: the classic generator for benchmarks, whose
+    latency and numerical parity do not depend on trained weights."""
+    torch.manual_seed(seed)
+    model = resnet_9blocks()
+    init_normal(model)
+    return model
