@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +71,8 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     with atomic_path(p) as tmp:
         tmp.write_bytes(buf.tobytes())
     return p
+
+
+def resized(images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:
+    """Each image resized to ``hw`` (H, W) with area interpolation."""
+    return [cv2().resize(i, (hw[1], hw[0]), interpolation=cv2().INTER_AREA) for i in images]

@@ -16,6 +16,8 @@ import pytest
 
 from conftest import ROOT
 
+from cyclegan_edge import ASSETS_DIR
+
 
 def python38() -> str | None:
     candidates = [os.environ.get("CYCLEGAN_EDGE_PYTHON38")]
@@ -57,8 +59,8 @@ def test_edge_commands_work_on_python38(tmp_path: Path) -> None:
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
     cap.release()
 
-    model = str(ROOT / "cyclegan_edge" / "assets" / "photo2monet.onnx")
-    r = run("cyclegan_edge.runtime", "--input", str(ROOT / "cyclegan_edge" / "assets" / "images"), "--output", "out",
+    model = str(ASSETS_DIR / "photo2monet.onnx")
+    r = run("cyclegan_edge.runtime", "--input", str(ASSETS_DIR / "images"), "--output", "out",
             "--engine", model, "--size", "64")  # fmt: skip
     assert r.returncode == 0 and "3 of 3 files ok" in r.stdout, r.stderr[-2000:]
     r = run("cyclegan_edge.bench", model, "--variants", "onnxruntime-fp32", "--sizes", "64", "--iters", "2",

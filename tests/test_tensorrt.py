@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.trt_compat import (
     EngineCompatError,
     EngineSidecar,
@@ -114,7 +115,7 @@ def _rtx_reason() -> str | None:
 
 
 needs_rtx = pytest.mark.skipif(_rtx_reason() is not None, reason=str(_rtx_reason()))
-ASSETS = Path(__file__).resolve().parents[1] / "cyclegan_edge" / "assets"
+ASSETS = ASSETS_DIR
 
 
 @needs_rtx

@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 report["sections"][name] = runners[name](args, data, Path(tmp) / name)
             except Exception as e:  # keep the other sections; the error is part of the result
-                report["errors"][name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                report["errors"][name] = f"{type(e).__name__}: {e}".splitlines()[0]
                 print(f"{name} failed: {report['errors'][name]}", file=sys.stderr)
             if name == "training" and name in report["sections"]:
                 plot_losses(report["sections"]["training"], out / "loss_curve.png")

@@ -174,15 +174,15 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
             plan = build_engine(src, workdir / f"model.{precision}.plan", opts)
             variants.append(Variant(w, precision, plan, BackendOptions()))
         except Exception as e:  # no TensorRT / no GPU here, or this precision unsupported: say so in the report
-            notes.append(f"{w} skipped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            notes.append(f"{w} skipped: " + f"{type(e).__name__}: {e}".splitlines()[0])
     return variants, notes
 
 
 def parity_batch(frames: Sequence[np.ndarray], hw: tuple[int, int], batch: int) -> np.ndarray:
     """``batch`` of the given frames, resized to ``hw``, as the model's input tensor."""
-    from cyclegan_edge.cv import cv2
+    from cyclegan_edge.images import resized
 
-    sized = [cv2().resize(f, (hw[1], hw[0]), interpolation=cv2().INTER_AREA) for f in frames]
+    sized = resized(frames, hw)
     return frames_to_tensor([sized[i % len(sized)] for i in range(batch)])
 
 
@@ -207,7 +207,7 @@ def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: S
             try:
                 backend = open_backend(v.model_path, v.options)
             except Exception as e:  # e.g. an engine that builds but cannot run here: report it, measure the rest
-                notes.append(f"{v.name} built, not run: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                notes.append(f"{v.name} built, not run: " + f"{type(e).__name__}: {e}".splitlines()[0])
                 continue
             for hw in sizes:
                 for b in batches:

@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from cyclegan_edge.cv import cv2
 from cyclegan_edge.export.quality import error_stats, psnr, ssim
 from cyclegan_edge.frames import frames_to_tensor, tensor_to_frames
-from cyclegan_edge.images import list_files, read_image
+from cyclegan_edge.images import list_files, read_image, resized
 from cyclegan_edge.runtime.backends import BackendOptions, OnnxRuntimeBackend
 
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (360, 640), (301, 451))  # the last exercises padding
@@ -35,10 +34,6 @@ def load_test_images(folder: str | os.PathLike[str], count: int) -> list[np.ndar
     if not files:
         raise ValueError(f"{folder}: no test images")
     return [read_image(p) for p in files]
-
-
-def resized(images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:
-    return [cv2().resize(i, (hw[1], hw[0]), interpolation=cv2().INTER_AREA) for i in images]
 
 
 def parity_vs_torch(model: Any, onnx_path: str | os.PathLike[str], images: Sequence[np.ndarray],

@@ -69,7 +69,7 @@ class TorchBackend:
         if self.device.type == "cuda" and options.cuda_graphs:
             self.forward = CudaGraphForward(self.model, self.device, self.dtype)
         self.name = f"pytorch:{self.device}" + (":fp16" if self.dtype == torch.float16 else "")
-        self.name += ":graphs" if options.cuda_graphs and self.device.type == "cuda" else ""
+        self.name += ":graphs" if isinstance(self.forward, CudaGraphForward) else ""
         if self.device.type == "cuda":
             self.infer_timed = self._infer_timed_cuda
 
