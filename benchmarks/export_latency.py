@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from cyclegan_edge.bench.machine import cpu_model
+from cyclegan_edge.machine import cpu_model
 from cyclegan_edge.bench.runner import add_ratios, run_benchmark
 from cyclegan_edge.models import save_generator, seeded_resnet_9blocks
 

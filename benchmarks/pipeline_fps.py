@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cv2
 
-from cyclegan_edge.bench.machine import cpu_model
+from cyclegan_edge.machine import cpu_model
 from cyclegan_edge.bench.pipeline_bench import pipeline_vs_inference
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend
 

@@ -16,13 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from cyclegan_edge import ASSETS_DIR
-from cyclegan_edge.bench.machine import cpu_model
+from cyclegan_edge.machine import cpu_model
 from cyclegan_edge.export.fp16 import export_fp16
 from cyclegan_edge.export.int8 import Int8Options, quantize_int8
 from cyclegan_edge.export.onnx_export import export_onnx
-from cyclegan_edge.export.tensorrt_build import EngineOptions, build_engine
+from cyclegan_edge.trt.build import EngineOptions, build_engine
 from cyclegan_edge.models import load_generator, save_generator, seeded_resnet_9blocks
-from cyclegan_edge.trt_loader import import_tensorrt
+from cyclegan_edge.trt.loader import import_tensorrt
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = EngineOptions(min_shape="1x3x256x256", opt_shape="1x3x720x1280", max_shape="1x3x720x1280")

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from cyclegan_edge.export.onnx_export import export_onnx
-from cyclegan_edge.export.report import load_test_images, parity_vs_torch
-from cyclegan_edge.frames import frame_to_tensor, tensor_to_frame
-from cyclegan_edge.images import list_files, read_image, write_image
+from cyclegan_edge.export.report import parity_vs_torch
+from cyclegan_edge.imaging.io import load_test_images
+from cyclegan_edge.imaging.frames import frame_to_tensor, tensor_to_frame
+from cyclegan_edge.imaging.io import list_files, read_image, write_image
 from cyclegan_edge.models import ResnetGenerator, load_generator, save_generator
 
 ROOT = Path(__file__).resolve().parents[1]

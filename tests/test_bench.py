@@ -13,7 +13,7 @@ from conftest import ROOT, SHARED_DATA, need
 
 from cyclegan_edge.bench.report import ROW_KEYS, SCHEMA, STAT_KEYS, compare, load_report, validate
 from cyclegan_edge.bench.runner import parse_sizes
-from cyclegan_edge.bench.stats import latency_stats
+from cyclegan_edge.runtime.timing import latency_stats
 from cyclegan_edge.bench.tegrastats import parse_line, summarize
 
 # Real tegrastats lines. Nano and Xavier (JetPack 4) as kept in jetson_stats' tegrastats

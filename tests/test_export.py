@@ -21,7 +21,8 @@ from cyclegan_edge.export.onnx_export import (
     metadata_of,
     nodes_of,
 )
-from cyclegan_edge.export.report import load_test_images, parity_vs_torch, quality_vs
+from cyclegan_edge.export.report import parity_vs_torch, quality_vs
+from cyclegan_edge.imaging.io import load_test_images
 from cyclegan_edge.models import LoadedGenerator, NLayerDiscriminator, init_normal, load_generator, resnet_9blocks
 
 

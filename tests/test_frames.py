@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cyclegan_edge.frames import (
+from cyclegan_edge.imaging.frames import (
     frames_to_tensor,
     pad_to_multiple,
     resize_shorter_side,
@@ -13,7 +13,7 @@ from cyclegan_edge.frames import (
     tensor_to_frames,
     to_bgr,
 )
-from cyclegan_edge.images import ImageReadError, list_files, read_image, write_image
+from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image, write_image
 
 
 @pytest.mark.parametrize("hw", [(256, 256), (301, 451), (1, 1), (5, 3), (720, 1280)])

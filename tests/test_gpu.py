@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cyclegan_edge.frames import frames_to_tensor
+from cyclegan_edge.imaging.frames import frames_to_tensor
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
@@ -21,7 +21,7 @@ def _tensorrt_reason() -> str | None:
     if not torch.cuda.is_available():
         return "needs a CUDA GPU (none on this machine)"
     try:
-        from cyclegan_edge.trt_loader import import_cudart, import_tensorrt
+        from cyclegan_edge.trt.loader import import_cudart, import_tensorrt
 
         import_tensorrt()
         import_cudart()
@@ -34,7 +34,7 @@ tensorrt_available = pytest.mark.skipif(_tensorrt_reason() is not None, reason=s
 
 
 def _frames(horse_paths: list[Path], n: int = 2) -> np.ndarray:
-    from cyclegan_edge.images import read_image
+    from cyclegan_edge.imaging.io import read_image
 
     return frames_to_tensor([read_image(p) for p in horse_paths[:n]])
 
@@ -81,10 +81,10 @@ def test_tensorrt_engine_builds_and_matches_pytorch(compressed_g_path: Path, hor
     from cyclegan_edge.export.int8 import Int8Options, quantize_int8
     from cyclegan_edge.export.onnx_export import export_onnx
     from cyclegan_edge.export.quality import psnr
-    from cyclegan_edge.export.tensorrt_build import EngineOptions, build_engine
-    from cyclegan_edge.frames import tensor_to_frames
+    from cyclegan_edge.trt.build import EngineOptions, build_engine
+    from cyclegan_edge.imaging.frames import tensor_to_frames
     from cyclegan_edge.models import load_generator
-    from cyclegan_edge.trt_compat import EngineCompatError
+    from cyclegan_edge.trt.plan import EngineCompatError
 
     onnx_path = export_onnx(load_generator(compressed_g_path), tmp_path / "g.onnx")
     if precision == "fp16":

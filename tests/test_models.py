@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from cyclegan_edge.frames import frame_to_tensor, tensor_to_frame
-from cyclegan_edge.images import read_image
+from cyclegan_edge.imaging.frames import frame_to_tensor, tensor_to_frame
+from cyclegan_edge.imaging.io import read_image
 from cyclegan_edge.models import (
     CheckpointError,
     GeneratorConfig,

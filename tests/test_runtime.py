@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from cyclegan_edge.export.onnx_export import export_onnx
-from cyclegan_edge.frames import frames_to_tensor, tensor_to_frame
+from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frame
 from cyclegan_edge.models import load_generator
 from cyclegan_edge.runtime.backends import BackendError, BackendOptions, OnnxRuntimeBackend, open_backend
 from cyclegan_edge.runtime.batch import convert_folder
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, output_size
 from cyclegan_edge.runtime.sinks import MemorySink, MultiSink, VideoFileSink
 from cyclegan_edge.runtime.sources import SourceError, frame_sequence_number, open_source, parse_source
-from cyclegan_edge.trt_loader import TensorRTUnavailable, import_tensorrt
+from cyclegan_edge.trt.loader import TensorRTUnavailable, import_tensorrt
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

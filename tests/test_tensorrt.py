@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cyclegan_edge import ASSETS_DIR
-from cyclegan_edge.trt_compat import (
+from cyclegan_edge.trt.plan import (
     EngineCompatError,
     EngineSidecar,
     compatibility_problems,
@@ -21,7 +21,7 @@ from cyclegan_edge.trt_compat import (
     sidecar_path,
     trtexec_command,
 )
-from cyclegan_edge.trt_loader import TensorRTUnavailable, import_tensorrt
+from cyclegan_edge.trt.loader import TensorRTUnavailable, import_tensorrt
 
 
 def test_weakly_typed_versions_use_flags() -> None:
@@ -125,7 +125,7 @@ def test_tensorrt_rtx_builds_real_engines_for_every_precision(tmp_path: Path) ->
     from cyclegan_edge.atomic import sha256_file
     from cyclegan_edge.export.fp16 import export_fp16
     from cyclegan_edge.export.int8 import Int8Options, quantize_int8
-    from cyclegan_edge.export.tensorrt_build import EngineBuildError, EngineOptions, build_engine
+    from cyclegan_edge.trt.build import EngineBuildError, EngineOptions, build_engine
 
     trt, _ = import_tensorrt()
     fp32 = ASSETS / "photo2monet.onnx"
@@ -178,7 +178,7 @@ def test_export_cli_writes_an_engine_and_the_runtime_explains_what_is_missing(tm
     assert "TensorRT engine written" in r.stdout
     assert EngineSidecar.read(sidecar_path(tmp_path / "m.plan")).precision == "fp16"
     # Running it needs cuda-python and a GPU: one line saying which is missing, nothing else.
-    from cyclegan_edge.trt_loader import import_cudart
+    from cyclegan_edge.trt.loader import import_cudart
 
     try:
         import_cudart()

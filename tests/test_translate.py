@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan_edge.images import read_image
+from cyclegan_edge.imaging.io import read_image
 
 
 def test_translate_folder_and_files(compressed_g_path: Path, horse_paths: list[Path], tmp_path: Path) -> None:

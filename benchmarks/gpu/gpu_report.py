@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from cyclegan_edge.atomic import write_json  # noqa: E402
-from cyclegan_edge.bench.machine import machine_info  # noqa: E402
+from cyclegan_edge.machine import machine_info  # noqa: E402
 from cyclegan_edge.bench.runner import add_ratios, run_benchmark  # noqa: E402
-from cyclegan_edge.images import list_files, read_image  # noqa: E402
-from cyclegan_edge.runtime.trt_backend import SKIP_CHECK_ENV  # noqa: E402
+from cyclegan_edge.imaging.io import list_files, read_image  # noqa: E402
+from cyclegan_edge.trt.engine import SKIP_CHECK_ENV  # noqa: E402
 
 GPU_VARIANTS = ("pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs", "pytorch-cuda-fp16-graphs",
                 "tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8")  # fmt: skip

@@ -20,7 +20,7 @@ if [ -n "$stage" ]; then
 fi
 nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu.txt"
-python3 -c "from cyclegan_edge.trt_loader import import_tensorrt as i; t, f = i(); print(f, t.__version__)" 2>&1 \
+python3 -c "from cyclegan_edge.trt.loader import import_tensorrt as i; t, f = i(); print(f, t.__version__)" 2>&1 \
   | tail -1 | tee -a "$out/gpu.txt"
 case ",$sections," in *,tests,*)
   python3 -m pytest -q -m gpu tests/test_gpu.py -rs -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.log" ;;

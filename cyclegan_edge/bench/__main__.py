@@ -55,7 +55,7 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
 def run(argv: list[str]) -> int:
     from tqdm import tqdm
 
-    from cyclegan_edge.bench.machine import machine_info
+    from cyclegan_edge.machine import machine_info
     from cyclegan_edge.bench.report import make_report, markdown, plots
     from cyclegan_edge.bench.runner import add_ratios, parse_sizes, run_benchmark
     from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
@@ -77,7 +77,7 @@ def run(argv: list[str]) -> int:
     bar = tqdm(desc="bench", unit="case")
     parity_frames = None
     if args.calib:
-        from cyclegan_edge.export.report import load_test_images
+        from cyclegan_edge.imaging.io import load_test_images
 
         parity_frames = load_test_images(args.calib, 2)
     rows, notes = run_benchmark(args.model, wanted, sizes, batches, args.iters, args.warmup, args.calib, args.threads,
@@ -101,7 +101,7 @@ def run(argv: list[str]) -> int:
 
 
 def pipeline(argv: list[str]) -> int:
-    from cyclegan_edge.bench.machine import machine_info
+    from cyclegan_edge.machine import machine_info
     from cyclegan_edge.bench.pipeline_bench import pipeline_vs_inference
     from cyclegan_edge.runtime.backends import BackendOptions, open_backend
 

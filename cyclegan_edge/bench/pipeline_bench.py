@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cyclegan_edge.bench.runner import measure
+from cyclegan_edge.runtime.timing import measure
 from cyclegan_edge.runtime.backends import Backend
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, inference_size, output_size
 from cyclegan_edge.runtime.sinks import VideoFileSink

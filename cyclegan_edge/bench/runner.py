@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import tempfile
 import time
 from collections.abc import Sequence
@@ -13,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from cyclegan_edge.bench.stats import latency_stats
-from cyclegan_edge.frames import frames_to_tensor, tensor_to_frames
+from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.runtime.backends import Backend, BackendOptions, open_backend
+from cyclegan_edge.runtime.timing import measure
 
 NAMED_SIZES = {"256": (256, 256), "512": (512, 512), "360p": (360, 640), "480p": (480, 848), "720p": (720, 1280),
                "1080p": (1080, 1920)}  # fmt: skip
@@ -43,57 +42,6 @@ class Variant:
     precision: str
     model_path: Path
     options: BackendOptions
-
-
-def peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def peak_gpu_mb() -> float | None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.max_memory_allocated() / 2**20
-    except ImportError:
-        pass
-    return None
-
-
-def measure(backend: Backend, hw: tuple[int, int], batch: int, iterations: int, warmup: int,
-            seed: int = 0) -> dict[str, Any]:  # fmt: skip
-    rng = np.random.default_rng(seed)
-    frames = [rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for _ in range(batch)]
-    x = frames_to_tensor(frames)
-    for _ in range(warmup):
-        backend.infer(x)
-    pre, infer, post, gpu = [], [], [], []
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        x = frames_to_tensor(frames)
-        t1 = time.perf_counter()
-        timed = getattr(backend, "infer_timed", None)
-        if timed is not None:  # CUDA backends: H2D / compute / D2H from CUDA events
-            y, parts = timed(x)
-            gpu.append(parts)
-        else:
-            y = backend.infer(x)
-        t2 = time.perf_counter()
-        tensor_to_frames(y, hw)
-        t3 = time.perf_counter()
-        pre.append((t1 - t0) * 1e3)
-        infer.append((t2 - t1) * 1e3)
-        post.append((t3 - t2) * 1e3)
-    row: dict[str, Any] = {
-        "height": hw[0], "width": hw[1], "batch": batch, "iterations": iterations, "warmup": warmup,
-        "latency_ms": latency_stats(infer, batch), "host_pre_ms": latency_stats(pre, batch),
-        "host_post_ms": latency_stats(post, batch), "peak_rss_mb": round(peak_rss_mb(), 1),
-        "peak_gpu_mb": peak_gpu_mb(), "gpu_ms": None, "samples_ms": infer,
-    }  # fmt: skip
-    if gpu:
-        row["gpu_ms"] = {k: latency_stats([g[k] for g in gpu]) for k in gpu[0]}
-    return row
 
 
 def cuda_available() -> bool:
@@ -166,7 +114,7 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
         if src is None:
             continue
         try:
-            from cyclegan_edge.export.tensorrt_build import EngineOptions, build_engine
+            from cyclegan_edge.trt.build import EngineOptions, build_engine
 
             opts = EngineOptions(precision=precision)
             if trt_profile:
@@ -180,7 +128,7 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
 
 def parity_batch(frames: Sequence[np.ndarray], hw: tuple[int, int], batch: int) -> np.ndarray:
     """``batch`` of the given frames, resized to ``hw``, as the model's input tensor."""
-    from cyclegan_edge.images import resized
+    from cyclegan_edge.imaging.io import resized
 
     sized = resized(frames, hw)
     return frames_to_tensor([sized[i % len(sized)] for i in range(batch)])

@@ -13,14 +13,14 @@ from cyclegan_edge.atomic import write_json
 from cyclegan_edge.export.int8 import CALIB_METHODS, Int8Options
 from cyclegan_edge.export.onnx_export import DEFAULT_OPSET, ExportError
 from cyclegan_edge.export.report import FP32_TOLERANCE, machine_line, report_path
-from cyclegan_edge.export.tensorrt_build import (
+from cyclegan_edge.trt.build import (
     EngineBuildError,
     EngineOptions,
     build_engine,
     equivalent_trtexec,
     onnx_precision,
 )
-from cyclegan_edge.trt_loader import TensorRTUnavailable
+from cyclegan_edge.trt.loader import TensorRTUnavailable
 
 FP16_MIN_PSNR = 40.0
 INT8_MIN_PSNR = 30.0
@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     from cyclegan_edge.export.fp16 import export_fp16
     from cyclegan_edge.export.int8 import quantize_int8
     from cyclegan_edge.export.onnx_export import export_onnx
-    from cyclegan_edge.export.report import load_test_images, ort_latency_ms, parity_vs_torch, quality_vs
+    from cyclegan_edge.export.report import ort_latency_ms, parity_vs_torch, quality_vs
+    from cyclegan_edge.imaging.io import load_test_images
     from cyclegan_edge.models import count_macs, load_generator
 
     if args.precision == "int8" and not args.calib:

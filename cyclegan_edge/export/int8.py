@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from cyclegan_edge.cv import cv2
-from cyclegan_edge.frames import frame_to_tensor
-from cyclegan_edge.images import ImageReadError, list_files, read_image
+from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.frames import frame_to_tensor
+from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image
 
 CALIB_METHODS = ("entropy", "minmax", "percentile")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cyclegan_edge.cv import cv2
+from cyclegan_edge.imaging.cv import cv2
 
 
 def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 255.0) -> float:

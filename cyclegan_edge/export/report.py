@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from cyclegan_edge.export.quality import error_stats, psnr, ssim
-from cyclegan_edge.frames import frames_to_tensor, tensor_to_frames
-from cyclegan_edge.images import list_files, read_image, resized
+from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
+from cyclegan_edge.imaging.io import list_files, read_image, resized
 from cyclegan_edge.runtime.backends import BackendOptions, OnnxRuntimeBackend
 
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (360, 640), (301, 451))  # the last exercises padding
@@ -27,13 +27,6 @@ FP32_TOLERANCE = 5e-4
 def ort_backend(path: str | os.PathLike[str]) -> OnnxRuntimeBackend:
     """The runtime's own ONNX Runtime backend, on the CPU provider, so reports measure what runs."""
     return OnnxRuntimeBackend(Path(path), BackendOptions(provider="cpu"))
-
-
-def load_test_images(folder: str | os.PathLike[str], count: int) -> list[np.ndarray]:
-    files = list_files([folder])[:count]
-    if not files:
-        raise ValueError(f"{folder}: no test images")
-    return [read_image(p) for p in files]
 
 
 def parity_vs_torch(model: Any, onnx_path: str | os.PathLike[str], images: Sequence[np.ndarray],
@@ -73,14 +66,14 @@ def quality_vs(reference_onnx: str | os.PathLike[str], test_onnx: str | os.PathL
 
 def ort_latency_ms(onnx_path: str | os.PathLike[str], hw: tuple[int, int] = (256, 256), runs: int = 20,
                    warmup: int = 3) -> dict[str, float]:  # fmt: skip
-    from cyclegan_edge.bench.runner import measure
+    from cyclegan_edge.runtime.timing import measure
 
     lat = measure(ort_backend(onnx_path), hw, 1, runs, warmup)["latency_ms"]
     return {"median_ms": lat["p50"], "min_ms": lat["min"], "runs": runs}
 
 
 def machine_line() -> str:
-    from cyclegan_edge.bench.machine import cpu_model
+    from cyclegan_edge.machine import cpu_model
 
     return f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

@@ -102,8 +102,16 @@ def infer_generator_config(sd: StateDict) -> GeneratorConfig:
         c0, input_nc = first_w.shape[0], first_w.shape[1]
         c1 = sd["model.4.weight"].shape[0] // 2
         c2 = sd["model.7.weight"].shape[0] // 4
-        c6 = sd[f"model.{up1}.weight"].shape[1] // 2  # ConvTranspose weight: (in, out, k, k)
-        c7 = sd[f"model.{up2}.weight"].shape[1]
+        if f"model.{up1}.1.weight" in sd:
+            # resize-conv (Conv weight: (out, in, k, k)); nearest and bilinear have the same keys, so a bare
+            # state dict is read as nearest: our own files carry the mode in their architecture record
+            upsample = "nearest"
+            c6 = sd[f"model.{up1}.1.weight"].shape[0] // 2
+            c7 = sd[f"model.{up2}.1.weight"].shape[0]
+        else:
+            upsample = "convtranspose"
+            c6 = sd[f"model.{up1}.weight"].shape[1] // 2  # ConvTranspose weight: (in, out, k, k)
+            c7 = sd[f"model.{up2}.weight"].shape[1]
         output_nc = sd[f"model.{last}.weight"].shape[0]
         if separable:
             # inner widths of the first block of each third of the trunk
@@ -118,7 +126,8 @@ def infer_generator_config(sd: StateDict) -> GeneratorConfig:
     channels = (c0, c1, c2, c3, c4, c5, c6, c7)
     assert len(channels) == CHANNEL_SLOTS
     return GeneratorConfig(channels=tuple(int(c) for c in channels), n_blocks=n_blocks, separable=separable,
-                           use_dropout=use_dropout, input_nc=int(input_nc), output_nc=int(output_nc))  # fmt: skip
+                           use_dropout=use_dropout, input_nc=int(input_nc), output_nc=int(output_nc),
+                           upsample=upsample)  # fmt: skip
 
 
 def _extract(obj: Any, path: Path, direction: str) -> tuple[StateDict, dict[str, Any], GeneratorConfig | None]:

@@ -12,9 +12,12 @@ Layout of ``model`` (one nn.Sequential, so keys are ``model.N.*``)::
     4 Conv3x3/2 c0->2*c1  5 IN  6 ReLU
     7 Conv3x3/2 2*c1->4*c2  8 IN  9 ReLU
     10 .. 10+n_blocks-1   residual blocks on 4*c2 channels
-    then ConvT3x3/2 ->2*c6, IN, ReLU, ConvT3x3/2 ->c7, IN, ReLU, ReflectionPad(3), Conv7x7 c7->out, Tanh
+    then Up ->2*c6, IN, ReLU, Up ->c7, IN, ReLU, ReflectionPad(3), Conv7x7 c7->out, Tanh
 
-A classic generator is the config with every c equal to ngf.
+A classic generator is the config with every c equal to ngf. ``Up`` is the published ConvTranspose3x3/2
+(``upsample="convtranspose"``, keys ``model.N.weight``) or a resize-convolution (Odena et al. 2016:
+nearest or bilinear x2, then Conv3x3; keys ``model.N.1.weight``), which cannot produce the checkerboard
+pattern that strided transposed convolutions are prone to.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from torch import nn
 
 CHANNEL_SLOTS = 8
+UPSAMPLE_MODES = ("convtranspose", "nearest", "bilinear")
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,11 @@ class GeneratorConfig:
     use_dropout: bool = False  # classic blocks only; mobile blocks always hold a Dropout slot
     input_nc: int = 3
     output_nc: int = 3
+    upsample: str = "convtranspose"  # one of UPSAMPLE_MODES
 
     def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
         if len(self.channels) != CHANNEL_SLOTS or min(self.channels) < 1:
             raise ValueError(f"channels must be {CHANNEL_SLOTS} positive ints, got {self.channels}")
         if self.n_blocks < 1:
@@ -52,11 +59,12 @@ class GeneratorConfig:
 
     @property
     def name(self) -> str:
+        up = "" if self.upsample == "convtranspose" else f"_{self.upsample}up"
         if self.separable:
-            return f"mobile_resnet_{self.n_blocks}blocks_" + "_".join(map(str, self.channels))
+            return f"mobile_resnet_{self.n_blocks}blocks_" + "_".join(map(str, self.channels)) + up
         if len(set(self.channels)) == 1:
-            return f"resnet_{self.n_blocks}blocks_ngf{self.channels[0]}"
-        return f"resnet_{self.n_blocks}blocks_" + "_".join(map(str, self.channels))
+            return f"resnet_{self.n_blocks}blocks_ngf{self.channels[0]}{up}"
+        return f"resnet_{self.n_blocks}blocks_" + "_".join(map(str, self.channels)) + up
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -66,11 +74,12 @@ class GeneratorConfig:
             "use_dropout": self.use_dropout,
             "input_nc": self.input_nc,
             "output_nc": self.output_nc,
+            "upsample": self.upsample,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> GeneratorConfig:
-        known = {k: d[k] for k in ("n_blocks", "separable", "use_dropout", "input_nc", "output_nc") if k in d}
+        known = {k: d[k] for k in ("n_blocks", "separable", "use_dropout", "input_nc", "output_nc", "upsample") if k in d}
         return cls(channels=tuple(int(c) for c in d["channels"]), **known)  # type: ignore[arg-type, attr-defined]
 
 
@@ -92,6 +101,13 @@ class SeparableConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
+
+
+def upsample_x2(in_ch: int, out_ch: int, mode: str) -> nn.Module:
+    if mode == "convtranspose":
+        return nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1, bias=True)
+    # align_corners=False: the same sampling grid as ONNX Resize's half_pixel and TensorRT's resize
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode=mode), nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=True))
 
 
 class ResnetBlock(nn.Module):
@@ -132,10 +148,8 @@ class ResnetGenerator(nn.Module):
             inner = cfg.block_width(i) if cfg.separable else trunk
             layers.append(ResnetBlock(trunk, inner, cfg.separable, dropout))
         layers += [
-            nn.ConvTranspose2d(trunk, 2 * c[6], 3, stride=2, padding=1, output_padding=1, bias=True),
-            _norm(2 * c[6]), nn.ReLU(True),
-            nn.ConvTranspose2d(2 * c[6], c[7], 3, stride=2, padding=1, output_padding=1, bias=True),
-            _norm(c[7]), nn.ReLU(True),
+            upsample_x2(trunk, 2 * c[6], cfg.upsample), _norm(2 * c[6]), nn.ReLU(True),
+            upsample_x2(2 * c[6], c[7], cfg.upsample), _norm(c[7]), nn.ReLU(True),
             nn.ReflectionPad2d(3), nn.Conv2d(c[7], cfg.output_nc, 7, bias=True), nn.Tanh(),
         ]  # fmt: skip
         self.model = nn.Sequential(*layers)

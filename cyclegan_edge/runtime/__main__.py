@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from cyclegan_edge import ASSETS_DIR as ASSETS
-from cyclegan_edge.cv import MissingDependency
+from cyclegan_edge.imaging.cv import MissingDependency
 from cyclegan_edge.runtime.backends import Backend, BackendError, BackendOptions, open_backend
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, PipelineStats, output_size
 from cyclegan_edge.runtime.sinks import ImageFolderSink, MultiSink, Sink, SinkError, VideoFileSink, WindowSink, display_available
@@ -129,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # TensorRT / CUDA errors from the optional backend, one line each
-        from cyclegan_edge.trt_compat import EngineCompatError
-        from cyclegan_edge.trt_loader import TensorRTUnavailable
+        from cyclegan_edge.trt.plan import EngineCompatError
+        from cyclegan_edge.trt.loader import TensorRTUnavailable
 
         if isinstance(e, (EngineCompatError, TensorRTUnavailable)):
             print(f"error: {e}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Inference backends behind one tiny interface, chosen by the model file's extension.
 
-    .plan / .engine -> TensorRT        (cyclegan_edge.runtime.trt_backend; needs tensorrt + cuda-python)
+    .plan / .engine -> TensorRT        (cyclegan_edge.trt.engine; needs tensorrt + cuda-python)
     .onnx           -> ONNX Runtime    (TensorRT EP, CUDA EP or CPU EP by availability)
     .pt / .pth      -> PyTorch         (CUDA when available, else CPU)
 
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cyclegan_edge.frames import frames_to_tensor, tensor_to_frames
+from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def open_backend(path: str | os.PathLike[str], options: BackendOptions | None = 
         except CheckpointError as e:
             raise BackendError(str(e)) from None
     if ext in ENGINE_EXTENSIONS:
-        from cyclegan_edge.runtime.trt_backend import TensorRTBackend
+        from cyclegan_edge.trt.engine import TensorRTBackend
 
         return TensorRTBackend(p)
     known = ", ".join(ENGINE_EXTENSIONS + ONNX_EXTENSIONS + TORCH_EXTENSIONS)

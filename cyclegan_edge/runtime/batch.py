@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cyclegan_edge.cv import cv2
-from cyclegan_edge.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageReadError, read_image, relative_to, write_image
+from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageReadError, read_image, relative_to, write_image
 from cyclegan_edge.runtime.backends import Backend, translate_frames
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, output_size
 from cyclegan_edge.runtime.sinks import VideoFileSink

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from cyclegan_edge.cv import cv2
-from cyclegan_edge.frames import frames_to_tensor, resize_shorter_side, tensor_to_frame
+from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.frames import frames_to_tensor, resize_shorter_side, tensor_to_frame
 from cyclegan_edge.runtime.backends import Backend
 from cyclegan_edge.runtime.sinks import Sink
 from cyclegan_edge.runtime.sources import Source

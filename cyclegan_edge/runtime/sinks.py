@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan_edge.cv import cv2
-from cyclegan_edge.images import write_image
+from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.io import write_image
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from cyclegan_edge.cv import cv2
+from cyclegan_edge.imaging.cv import cv2
 
 log = logging.getLogger("cyclegan_edge.runtime")
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cyclegan_edge.models.generator import UPSAMPLE_MODES
+
 
 @dataclass
 class TrainConfig:
@@ -25,6 +27,7 @@ class TrainConfig:
     netG: str = "resnet_9blocks"  # resnet_9blocks | resnet_6blocks | mobile
     ngf: int = 64
     mobile_config: str = "16_16_32_16_32_32_16_16"
+    upsample: str = "bilinear"  # bilinear | nearest | convtranspose (the published layers)
     ndf: int = 64
     n_layers_D: int = 3
     # recipe
@@ -68,11 +71,14 @@ HELP = {
     "max_iters": "stop after this many iterations (0 = run all epochs)",
     "resume": "continue from RUN_DIR/checkpoints/latest.pt",
     "amp": "mixed precision on CUDA",
+    "upsample": "generator upsampling: resize-conv (bilinear/nearest x2 + 3x3 conv: no checkerboard) or the "
+    "published ConvTranspose layers",
 }
 CHOICES = {
     "preprocess": ["resize_and_crop", "crop", "scale_width", "none"],
     "gan_mode": ["lsgan", "vanilla"],
     "netG": ["resnet_9blocks", "resnet_6blocks", "mobile"],
+    "upsample": list(UPSAMPLE_MODES),
 }
 ALIASES = {"a_dir": ["--a"], "b_dir": ["--b"]}
 

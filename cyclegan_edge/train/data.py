@@ -17,9 +17,9 @@ from torch.utils.data import Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from cyclegan_edge.cv import cv2
-from cyclegan_edge.frames import MULTIPLE, frame_to_tensor
-from cyclegan_edge.images import ImageReadError, list_files, read_image
+from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.frames import MULTIPLE, frame_to_tensor
+from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image
 from cyclegan_edge.train.config import TrainConfig
 
 log = logging.getLogger("cyclegan_edge.train")

@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, write_json
-from cyclegan_edge.frames import tensor_to_frames
-from cyclegan_edge.images import write_image
+from cyclegan_edge.imaging.frames import tensor_to_frames
+from cyclegan_edge.imaging.io import write_image
 from cyclegan_edge.models import (
     GeneratorConfig,
     ResnetGenerator,
@@ -77,9 +77,10 @@ class Dist:
 
 def generator_config(cfg: TrainConfig) -> GeneratorConfig:
     if cfg.netG == "mobile":
-        return GeneratorConfig(channels=parse_channels(cfg.mobile_config), n_blocks=9, separable=True)
+        return GeneratorConfig(channels=parse_channels(cfg.mobile_config), n_blocks=9, separable=True,
+                               upsample=cfg.upsample)  # fmt: skip
     n_blocks = {"resnet_9blocks": 9, "resnet_6blocks": 6}[cfg.netG]
-    return GeneratorConfig(channels=(cfg.ngf,) * 8, n_blocks=n_blocks)
+    return GeneratorConfig(channels=(cfg.ngf,) * 8, n_blocks=n_blocks, upsample=cfg.upsample)
 
 
 def setup_dist() -> Dist:

@@ -1,7 +1,7 @@
 """TensorRT backend: named I/O tensors, execute_async_v3, one CUDA stream, pinned host buffers.
 
 Kept thin on purpose (it cannot run without a GPU and TensorRT); what it decides is in
-cyclegan_edge.trt_compat and tested there. Buffers go through cuda-python's runtime API.
+cyclegan_edge.trt.plan and tested there. Buffers go through cuda-python's runtime API.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cyclegan_edge.trt_compat import EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path
-from cyclegan_edge.trt_loader import gpu_identity, import_cudart, import_tensorrt, recording_logger
+from cyclegan_edge.trt.plan import EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path
+from cyclegan_edge.trt.loader import gpu_identity, import_cudart, import_tensorrt, recording_logger
 
 if TYPE_CHECKING:  # checked against the tensorrt-stubs package
     import tensorrt

@@ -1,6 +1,6 @@
 """ONNX -> TensorRT engine (.plan) with the TensorRT Python API, and its sidecar JSON.
 
-Works, by code path (see cyclegan_edge.trt_compat.plan_build), on TensorRT 8.5, 8.6 and 10.x
+Works, by code path (see cyclegan_edge.trt.plan.plan_build), on TensorRT 8.5, 8.6 and 10.x
 (weakly typed: precision flags) and on TensorRT 11.x and TensorRT-RTX (strongly typed: the
 precision comes from an FP16 or Q/DQ INT8 ONNX). TensorRT needs the target GPU to build;
 TensorRT-RTX builds portable engines on any machine, a CPU-only one included.
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, sha256_file
-from cyclegan_edge.trt_compat import (
+from cyclegan_edge.trt.plan import (
     INPUT_NAME,
     RTX_PORTABLE_CC,
     EngineSidecar,
@@ -25,7 +25,7 @@ from cyclegan_edge.trt_compat import (
     sidecar_path,
     trtexec_command,
 )
-from cyclegan_edge.trt_loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
+from cyclegan_edge.trt.loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
 
 if TYPE_CHECKING:  # the tensorrt-stubs package: TensorRT objects below are checked against it
     import tensorrt

@@ -37,7 +37,7 @@ def library_versions() -> dict[str, str | None]:
         except Exception:
             versions[name] = None
     try:
-        from cyclegan_edge.trt_loader import import_tensorrt
+        from cyclegan_edge.trt.loader import import_tensorrt
 
         trt, flavor = import_tensorrt()
         versions[flavor] = str(trt.__version__)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from cyclegan_edge.atomic import atomic_path
-from cyclegan_edge.cv import cv2
-from cyclegan_edge.frames import to_bgr
+from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.frames import to_bgr
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
@@ -76,3 +76,10 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
 def resized(images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:
     """Each image resized to ``hw`` (H, W) with area interpolation."""
     return [cv2().resize(i, (hw[1], hw[0]), interpolation=cv2().INTER_AREA) for i in images]
+
+
+def load_test_images(folder: str | os.PathLike[str], count: int) -> list[np.ndarray]:
+    files = list_files([folder])[:count]
+    if not files:
+        raise ValueError(f"{folder}: no test images")
+    return [read_image(p) for p in files]

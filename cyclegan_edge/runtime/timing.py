@@ -1,0 +1,80 @@
+"""Timing a backend: N timed calls with host pre/post timed on their own, latency statistics (percentiles by
+linear interpolation, NumPy's default "type 7") and memory peaks. Used by export reports and the bench."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
+from cyclegan_edge.runtime.backends import Backend
+
+PERCENTILES = (50, 90, 99)
+
+
+def latency_stats(times_ms: Sequence[float], batch: int = 1) -> dict[str, float]:
+    """min/mean/p50/p90/p99/max in ms, and throughput in frames/s (batch frames per call,
+    from the mean latency)."""
+    if len(times_ms) == 0:
+        raise ValueError("no timings")
+    t = np.asarray(times_ms, dtype=np.float64)
+    out = {"min": float(t.min()), "mean": float(t.mean())}
+    out.update({f"p{p}": float(np.percentile(t, p)) for p in PERCENTILES})
+    out["max"] = float(t.max())
+    out["fps"] = float(batch * 1000.0 / t.mean())
+    return out
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def peak_gpu_mb() -> float | None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.max_memory_allocated() / 2**20
+    except ImportError:
+        pass
+    return None
+
+
+def measure(backend: Backend, hw: tuple[int, int], batch: int, iterations: int, warmup: int,
+            seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    frames = [rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for _ in range(batch)]
+    x = frames_to_tensor(frames)
+    for _ in range(warmup):
+        backend.infer(x)
+    pre, infer, post, gpu = [], [], [], []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        x = frames_to_tensor(frames)
+        t1 = time.perf_counter()
+        timed = getattr(backend, "infer_timed", None)
+        if timed is not None:  # CUDA backends: H2D / compute / D2H from CUDA events
+            y, parts = timed(x)
+            gpu.append(parts)
+        else:
+            y = backend.infer(x)
+        t2 = time.perf_counter()
+        tensor_to_frames(y, hw)
+        t3 = time.perf_counter()
+        pre.append((t1 - t0) * 1e3)
+        infer.append((t2 - t1) * 1e3)
+        post.append((t3 - t2) * 1e3)
+    row: dict[str, Any] = {
+        "height": hw[0], "width": hw[1], "batch": batch, "iterations": iterations, "warmup": warmup,
+        "latency_ms": latency_stats(infer, batch), "host_pre_ms": latency_stats(pre, batch),
+        "host_post_ms": latency_stats(post, batch), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_gpu_mb": peak_gpu_mb(), "gpu_ms": None, "samples_ms": infer,
+    }  # fmt: skip
+    if gpu:
+        row["gpu_ms"] = {k: latency_stats([g[k] for g in gpu]) for k in gpu[0]}
+    return row
