@@ -28,10 +28,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimd",
+                "sve")  # fmt: skip
+
+
+def cpu_flags() -> list[str]:
+    """The vector extensions that decide which kernels (and which precision) libraries pick."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    lines = re.findall(r"^(?:flags|Features)\s*:(.*)$", text, flags=re.M)  # x86 / Arm
+    flags = set(lines[0].split()) if lines else set()
+    return [f for f in VECTOR_FLAGS if f in flags]
+
+
 def library_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
-    for name, module in (("onnxruntime", "onnxruntime"), ("torch", "torch"), ("opencv", "cv2"), ("numpy", "numpy"),
-                         ("onnx", "onnx")):  # fmt: skip
+    for name, module in (("onnxruntime", "onnxruntime"), ("openvino", "openvino"), ("torch", "torch"),
+                         ("opencv", "cv2"), ("av", "av"), ("numpy", "numpy"), ("onnx", "onnx")):  # fmt: skip
         try:
             versions[name] = str(__import__(module).__version__)
         except Exception:

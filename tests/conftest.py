@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,3 +38,24 @@ def street_video() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Same numbers run after run on one machine: fixed thread counts for every library (subprocesses inherit
+    # them); tests that train or calibrate also fix their seeds and data order.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "2")
+
+
+def machine_lines() -> list[str]:
+    from cyclegan_edge.machine import cpu_flags, cpu_model, library_versions
+
+    versions = ", ".join(f"{k} {v}" for k, v in library_versions().items() if v)
+    return [f"machine: {cpu_model()}, {os.cpu_count()} cores; vector flags: {' '.join(cpu_flags()) or 'none'}",
+            f"libraries: {versions}"]  # fmt: skip
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """A red run says where it ran (also under -q, which hides the header): CPU, vector units, library versions."""
+    for line in machine_lines():
+        terminalreporter.write_line(line)

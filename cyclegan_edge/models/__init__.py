@@ -15,6 +15,7 @@ from cyclegan_edge.models.generator import (
     ResnetGenerator,
     init_normal,
     mobile_resnet_9blocks,
+    named_config,
     parse_channels,
     resnet_6blocks,
     resnet_9blocks,
@@ -24,6 +25,6 @@ from cyclegan_edge.models.generator import (
 __all__ = [
     "CheckpointError", "Complexity", "GeneratorConfig", "LoadedGenerator", "NLayerDiscriminator",
     "ResnetGenerator", "clean_state_dict", "count_macs", "count_params", "infer_generator_config",
-    "init_normal", "load_generator", "mobile_resnet_9blocks", "parse_channels", "resnet_6blocks",
+    "init_normal", "load_generator", "mobile_resnet_9blocks", "named_config", "parse_channels", "resnet_6blocks",
     "resnet_9blocks", "save_generator", "seeded_resnet_9blocks",
 ]  # fmt: skip

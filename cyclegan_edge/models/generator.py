@@ -29,6 +29,7 @@ from torch import nn
 
 CHANNEL_SLOTS = 8
 UPSAMPLE_MODES = ("convtranspose", "nearest", "bilinear")
+NETG_NAMES = ("resnet_9blocks", "resnet_6blocks", "mobile")  # the trainer's --netG
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,17 @@ def parse_channels(spec: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
         except ValueError:
             raise ValueError(f"bad channel config {spec!r}: expected 8 ints joined by '_'") from None
     return tuple(int(x) for x in spec)
+
+
+def named_config(netG: str, ngf: int = 64, mobile_config: str = "16_16_32_16_32_32_16_16",
+                 upsample: str = "convtranspose") -> GeneratorConfig:
+    """The config for a ``--netG`` name (see NETG_NAMES)."""
+    if netG == "mobile":
+        return GeneratorConfig(channels=parse_channels(mobile_config), n_blocks=9, separable=True, upsample=upsample)
+    n_blocks = {"resnet_9blocks": 9, "resnet_6blocks": 6}.get(netG)
+    if n_blocks is None:
+        raise ValueError(f"unknown generator {netG!r}: one of {NETG_NAMES}")
+    return GeneratorConfig(channels=(ngf,) * CHANNEL_SLOTS, n_blocks=n_blocks, upsample=upsample)
 
 
 def resnet_9blocks(ngf: int = 64, **kw: object) -> ResnetGenerator:

@@ -1,59 +1,72 @@
-"""Training configuration: one dataclass, defaults equal to the CycleGAN paper / reference code."""
+"""Training configuration: one dataclass, defaults equal to the CycleGAN paper / reference code.
+
+argparse reads every option, its default, help and choices from the fields below. ``--resume`` takes
+every setting from the run's ``config.json``; only the fields in ``MAY_CHANGE_ON_RESUME`` may be given
+again with another value (a contradicting flag is an error that names both values).
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cyclegan_edge.models.generator import UPSAMPLE_MODES
+from cyclegan_edge.models.generator import NETG_NAMES, UPSAMPLE_MODES
+
+
+def opt(default: Any, help: str, choices: list[str] | None = None, flag: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "alias": flag})
 
 
 @dataclass
 class TrainConfig:
     # data
-    dataroot: str = ""  # ROOT with trainA/ and trainB/ (or use a_dir / b_dir)
-    a_dir: str = ""
-    b_dir: str = ""
-    preprocess: str = "resize_and_crop"  # resize_and_crop | crop | scale_width | none
-    load_size: int = 286
-    crop_size: int = 256
-    no_flip: bool = False
-    max_images: int = 0  # use at most this many images per domain (0 = all)
-    workers: int = 2
+    dataroot: str = opt("", "dataset root holding trainA/ and trainB/")
+    a_dir: str = opt("", "folder of domain A images (instead of --dataroot)", flag="--a")
+    b_dir: str = opt("", "folder of domain B images (instead of --dataroot)", flag="--b")
+    preprocess: str = opt("resize_and_crop", "how training images are scaled and cropped",
+                          ["resize_and_crop", "crop", "scale_width", "none"])  # fmt: skip
+    load_size: int = opt(286, "images are first scaled to this size")
+    crop_size: int = opt(256, "then randomly cropped to this size (the training resolution)")
+    flip: bool = opt(True, "random horizontal flips")
+    max_images: int = opt(0, "use at most this many images per domain (0 = all)")
+    workers: int = opt(2, "DataLoader worker processes")
     # model
-    netG: str = "resnet_9blocks"  # resnet_9blocks | resnet_6blocks | mobile
-    ngf: int = 64
-    mobile_config: str = "16_16_32_16_32_32_16_16"
-    upsample: str = "bilinear"  # bilinear | nearest | convtranspose (the published layers)
-    ndf: int = 64
-    n_layers_D: int = 3
+    netG: str = opt("resnet_9blocks", "generator: classic ResNet or GAN Compression's mobile one", list(NETG_NAMES))
+    ngf: int = opt(64, "classic generators: channel width")
+    mobile_config: str = opt("16_16_32_16_32_32_16_16", "mobile generator: channel config c0_..._c7")
+    upsample: str = opt("bilinear", "generator upsampling: resize-conv (bilinear/nearest x2 + 3x3 conv: no "
+                        "checkerboard) or the published ConvTranspose layers", list(UPSAMPLE_MODES))  # fmt: skip
+    ndf: int = opt(64, "discriminator channel width")
+    n_layers_D: int = opt(3, "discriminator conv layers (3 = the 70x70 PatchGAN)")
     # recipe
-    gan_mode: str = "lsgan"  # lsgan | vanilla
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5
-    pool_size: int = 50
-    lr: float = 2e-4
-    beta1: float = 0.5
-    n_epochs: int = 100
-    n_epochs_decay: int = 100
-    batch_size: int = 1  # per process
-    max_iters: int = 0  # stop after this many iterations in total (0 = all epochs)
+    gan_mode: str = opt("lsgan", "adversarial loss", ["lsgan", "vanilla"])
+    lambda_cycle: float = opt(10.0, "weight of the cycle-consistency L1 loss")
+    lambda_identity: float = opt(0.5, "weight of the identity loss, relative to lambda_cycle (0 = off)")
+    pool_size: int = opt(50, "image pool of generated images shown to the discriminators (0 = off)")
+    lr: float = opt(2e-4, "Adam learning rate")
+    beta1: float = opt(0.5, "Adam beta1")
+    n_epochs: int = opt(100, "epochs at the initial learning rate")
+    n_epochs_decay: int = opt(100, "epochs of linear decay to zero")
+    batch_size: int = opt(1, "images per step and process")
+    max_iters: int = opt(0, "stop after this many iterations in total (0 = run all epochs)")
     # speed
-    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler)
-    channels_last: bool = True  # on CUDA
-    compile: bool = False
-    device: str = "auto"
+    amp: bool = opt(True, "mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler)")
+    channels_last: bool = opt(True, "channels_last memory format on CUDA")
+    compile: bool = opt(False, "torch.compile the generators")
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     # bookkeeping
-    name: str = "run"
-    output: str = "runs"
-    seed: int = 0
-    save_every: int = 1000  # iterations; a checkpoint is also written at every epoch end
-    sample_every: int = 500  # iterations between PNG grids
-    log_every: int = 10
-    resume: bool = False
+    name: str = opt("run", "run name: outputs go to OUTPUT/NAME")
+    output: str = opt("runs", "folder holding the runs")
+    seed: int = opt(0, "seed for weights, data order and augmentation")
+    save_every: int = opt(1000, "iterations between checkpoints (one is also written at every epoch end)")
+    sample_every: int = opt(500, "iterations between PNG sample grids")
+    log_every: int = opt(10, "iterations between progress-bar loss updates (log.csv gets every iteration)")
+    resume: bool = opt(False, "continue OUTPUT/NAME from its checkpoint, with the settings in its config.json")
+    overwrite: bool = opt(False, "start OUTPUT/NAME over: the old run is moved aside (and named), not deleted")
 
     @property
     def run_dir(self) -> Path:
@@ -63,43 +76,55 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-HELP = {
-    "dataroot": "dataset root holding trainA/ and trainB/",
-    "a_dir": "folder of domain A images (instead of --dataroot)",
-    "b_dir": "folder of domain B images (instead of --dataroot)",
-    "netG": "resnet_9blocks, resnet_6blocks or mobile (GAN Compression channel config)",
-    "max_iters": "stop after this many iterations (0 = run all epochs)",
-    "resume": "continue from RUN_DIR/checkpoints/latest.pt",
-    "amp": "mixed precision on CUDA",
-    "upsample": "generator upsampling: resize-conv (bilinear/nearest x2 + 3x3 conv: no checkerboard) or the "
-    "published ConvTranspose layers",
-}
-CHOICES = {
-    "preprocess": ["resize_and_crop", "crop", "scale_width", "none"],
-    "gan_mode": ["lsgan", "vanilla"],
-    "netG": ["resnet_9blocks", "resnet_6blocks", "mobile"],
-    "upsample": list(UPSAMPLE_MODES),
-}
-ALIASES = {"a_dir": ["--a"], "b_dir": ["--b"]}
+# Settings a resumed run may change: how long it runs and how it logs, not what it trains.
+MAY_CHANGE_ON_RESUME = frozenset({"max_iters", "save_every", "sample_every", "log_every", "workers", "device",
+                                  "amp", "channels_last", "compile", "resume", "overwrite", "output", "name"})  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
+    """With ``defaults=False`` every option defaults to SUPPRESS: parsing then yields only what was given."""
     ap = argparse.ArgumentParser(
         prog="python -m cyclegan_edge.train",
         description="Train CycleGAN generators G: A->B and F: B->A (torchrun for several GPUs/processes).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=None if defaults else argparse.SUPPRESS,
     )
     for f in dataclasses.fields(TrainConfig):
-        flags = ["--" + f.name.replace("_", "-")] + ALIASES.get(f.name, [])
-        default = f.default
-        if isinstance(default, bool):
-            ap.add_argument(*flags, action=argparse.BooleanOptionalAction, default=default, help=HELP.get(f.name))
+        flags = ["--" + f.name.replace("_", "-")] + ([f.metadata["alias"]] if f.metadata.get("alias") else [])
+        kw: dict[str, Any] = {"help": f.metadata["help"]}
+        if defaults:
+            kw["default"] = f.default
+        if isinstance(f.default, bool):
+            ap.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
         else:
-            ap.add_argument(*flags, type=type(default), default=default, choices=CHOICES.get(f.name),
-                            help=HELP.get(f.name, " "))  # fmt: skip
+            ap.add_argument(*flags, type=type(f.default), choices=f.metadata.get("choices"), **kw)
     return ap
 
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
-    ns = build_parser().parse_args(argv)
-    return TrainConfig(**vars(ns))
+    cfg = TrainConfig(**vars(build_parser().parse_args(argv)))
+    if not cfg.resume:
+        return cfg
+    given = vars(build_parser(defaults=False).parse_args(argv))
+    return resumed_config(cfg.run_dir, given)
+
+
+def resumed_config(run_dir: Path, given: dict[str, Any]) -> TrainConfig:
+    """The run's saved settings, with the flags that may change taken from the command line."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: {run_dir} holds no run (no {path.name})")
+    saved = json.loads(path.read_text())
+    if "no_flip" in saved:  # runs written before --flip/--no-flip
+        saved["flip"] = not saved.pop("no_flip")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    settings = {k: v for k, v in saved.items() if k in known}
+    for key, value in given.items():
+        if key in MAY_CHANGE_ON_RESUME:
+            settings[key] = value
+        elif key in settings and settings[key] != value:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"--resume: {flag} {value} contradicts the run's {settings[key]} ({path}); "
+                             f"only {', '.join(sorted('--' + k.replace('_', '-') for k in MAY_CHANGE_ON_RESUME))} may change")  # fmt: skip
+    settings.update(resume=True, overwrite=False, output=str(run_dir.parent), name=run_dir.name)
+    return TrainConfig(**settings)

@@ -83,7 +83,7 @@ def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> n
     else:  # scale_width / none: make both sides multiples of 4
         h, w = img.shape[:2]
         img = img[: max(MULTIPLE, h - h % MULTIPLE), : max(MULTIPLE, w - w % MULTIPLE)]
-    if not cfg.no_flip and rng.random() < 0.5:
+    if cfg.flip and rng.random() < 0.5:
         img = img[:, ::-1]
     return np.ascontiguousarray(img)
 

@@ -25,14 +25,7 @@ from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, write_json
 from cyclegan_edge.imaging.frames import tensor_to_frames
 from cyclegan_edge.imaging.io import write_image
-from cyclegan_edge.models import (
-    GeneratorConfig,
-    ResnetGenerator,
-    count_macs,
-    init_normal,
-    parse_channels,
-    save_generator,
-)
+from cyclegan_edge.models import ResnetGenerator, count_macs, init_normal, named_config, save_generator
 from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT
 from cyclegan_edge.train.config import TrainConfig
 from cyclegan_edge.train.cyclegan import (
@@ -75,14 +68,6 @@ class Dist:
         return self.rank == 0
 
 
-def generator_config(cfg: TrainConfig) -> GeneratorConfig:
-    if cfg.netG == "mobile":
-        return GeneratorConfig(channels=parse_channels(cfg.mobile_config), n_blocks=9, separable=True,
-                               upsample=cfg.upsample)  # fmt: skip
-    n_blocks = {"resnet_9blocks": 9, "resnet_6blocks": 6}[cfg.netG]
-    return GeneratorConfig(channels=(cfg.ngf,) * 8, n_blocks=n_blocks, upsample=cfg.upsample)
-
-
 def setup_dist() -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
@@ -99,6 +84,34 @@ def pick_device(cfg: TrainConfig, d: Dist) -> torch.device:
     if cfg.device != "auto":
         return torch.device(cfg.device)
     return torch.device(f"cuda:{d.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def prepare_run_dir(cfg: TrainConfig) -> str | None:
+    """Refuse to write into an existing run unless told how; return what --overwrite moved aside, if anything."""
+    run = cfg.run_dir
+    if cfg.resume or not run.exists() or (run.is_dir() and not any(run.iterdir())):
+        return None
+    if not cfg.overwrite:
+        raise FileExistsError(f"{run} exists: --resume to continue it, --overwrite to start over")
+    aside = run.with_name(f"{run.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    run.rename(aside)
+    return f"--overwrite: the earlier run {run} was moved to {aside}"
+
+
+def truncate_log(path: Path, iteration: int) -> int:
+    """Drop rows logged after the checkpoint a resumed run restarts from; return how many were dropped."""
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return 0
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= iteration]
+    dropped = len(rows) - len(kept)
+    if dropped:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+    return dropped
 
 
 class StopFlag:
@@ -133,7 +146,7 @@ class Trainer:
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and cfg.amp else None
         self.memory_format = torch.channels_last if cuda and cfg.channels_last else torch.contiguous_format
 
-        self.g_cfg = generator_config(cfg)
+        self.g_cfg = named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
         gens = CycleGenerators(ResnetGenerator(self.g_cfg), ResnetGenerator(self.g_cfg), cfg.lambda_identity > 0)
         discs = Discriminators(self.g_cfg.input_nc, cfg.ndf, cfg.n_layers_D)
         init_normal(gens)
@@ -212,6 +225,9 @@ class Trainer:
         torch.set_rng_state(s["rng"]["torch"])
         self.pos = Position(**s["position"])
         if self.d.main:
+            dropped = truncate_log(self.run_dir / "log.csv", self.pos.iteration)
+            if dropped:
+                log.info("log.csv: dropped %d rows logged after the checkpoint", dropped)
             log.info("resumed from %s at epoch %d, batch %d (iteration %d)", self.ckpt_path, self.pos.epoch,
                      self.pos.batch, self.pos.iteration)  # fmt: skip
 
