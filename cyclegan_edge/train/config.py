@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from cyclegan_edge.models.generator import NETG_NAMES, UPSAMPLE_MODES
 
@@ -23,6 +23,8 @@ def opt(default: Any, help: str, choices: list[str] | None = None, flag: str | N
 
 @dataclass
 class TrainConfig:
+    HIDDEN: ClassVar[frozenset[str]] = frozenset()  # fields a subclass does not use (not offered as flags)
+
     # data
     dataroot: str = opt("", "dataset root holding trainA/ and trainB/")
     a_dir: str = opt("", "folder of domain A images (instead of --dataroot)", flag="--a")
@@ -81,15 +83,18 @@ MAY_CHANGE_ON_RESUME = frozenset({"max_iters", "save_every", "sample_every", "lo
                                   "amp", "channels_last", "compile", "resume", "overwrite", "output", "name"})  # fmt: skip
 
 
-def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
+PROG = "python -m cyclegan_edge.train"
+DESCRIPTION = "Train CycleGAN generators G: A->B and F: B->A (torchrun for several GPUs/processes)."
+
+
+def build_parser(defaults: bool = True, cls: type[TrainConfig] = TrainConfig, prog: str = PROG,
+                 description: str = DESCRIPTION) -> argparse.ArgumentParser:  # fmt: skip
     """With ``defaults=False`` every option defaults to SUPPRESS: parsing then yields only what was given."""
-    ap = argparse.ArgumentParser(
-        prog="python -m cyclegan_edge.train",
-        description="Train CycleGAN generators G: A->B and F: B->A (torchrun for several GPUs/processes).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        argument_default=None if defaults else argparse.SUPPRESS,
-    )
-    for f in dataclasses.fields(TrainConfig):
+    ap = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                 argument_default=None if defaults else argparse.SUPPRESS)  # fmt: skip
+    for f in dataclasses.fields(cls):
+        if f.name in cls.HIDDEN:
+            continue
         flags = ["--" + f.name.replace("_", "-")] + ([f.metadata["alias"]] if f.metadata.get("alias") else [])
         kw: dict[str, Any] = {"help": f.metadata["help"]}
         if defaults:
@@ -101,15 +106,16 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     return ap
 
 
-def parse_config(argv: list[str] | None = None) -> TrainConfig:
-    cfg = TrainConfig(**vars(build_parser().parse_args(argv)))
+def parse_config(argv: list[str] | None = None, cls: type[TrainConfig] = TrainConfig, prog: str = PROG,
+                 description: str = DESCRIPTION) -> TrainConfig:  # fmt: skip
+    cfg = cls(**vars(build_parser(True, cls, prog, description).parse_args(argv)))
     if not cfg.resume:
         return cfg
-    given = vars(build_parser(defaults=False).parse_args(argv))
-    return resumed_config(cfg.run_dir, given)
+    given = vars(build_parser(False, cls, prog, description).parse_args(argv))
+    return resumed_config(cfg.run_dir, given, cls)
 
 
-def resumed_config(run_dir: Path, given: dict[str, Any]) -> TrainConfig:
+def resumed_config(run_dir: Path, given: dict[str, Any], cls: type[TrainConfig] = TrainConfig) -> TrainConfig:
     """The run's saved settings, with the flags that may change taken from the command line."""
     path = run_dir / "config.json"
     if not path.is_file():
@@ -117,7 +123,7 @@ def resumed_config(run_dir: Path, given: dict[str, Any]) -> TrainConfig:
     saved = json.loads(path.read_text())
     if "no_flip" in saved:  # runs written before --flip/--no-flip
         saved["flip"] = not saved.pop("no_flip")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    known = {f.name for f in dataclasses.fields(cls)}
     settings = {k: v for k, v in saved.items() if k in known}
     for key, value in given.items():
         if key in MAY_CHANGE_ON_RESUME:
@@ -127,4 +133,4 @@ def resumed_config(run_dir: Path, given: dict[str, Any]) -> TrainConfig:
             raise ValueError(f"--resume: {flag} {value} contradicts the run's {settings[key]} ({path}); "
                              f"only {', '.join(sorted('--' + k.replace('_', '-') for k in MAY_CHANGE_ON_RESUME))} may change")  # fmt: skip
     settings.update(resume=True, overwrite=False, output=str(run_dir.parent), name=run_dir.name)
-    return TrainConfig(**settings)
+    return cls(**settings)

@@ -39,7 +39,6 @@ from cyclegan_edge.train.data import ResumableSampler, UnpairedDataset, domain_d
 from cyclegan_edge.train.pool import ImagePool
 
 log = logging.getLogger("cyclegan_edge.train")
-GRID_ORDER = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
 
 
 class TrainingDiverged(RuntimeError):
@@ -114,6 +113,51 @@ def truncate_log(path: Path, iteration: int) -> int:
     return dropped
 
 
+class RunLog:
+    """The progress bar, log.csv (one row per iteration, flushed) and TensorBoard when installed; main rank only."""
+
+    def __init__(self, run_dir: Path, main: bool, total: int, done: int) -> None:
+        self.bar = tqdm(total=total, initial=done, disable=not main, unit="it", dynamic_ncols=True)
+        self.csv_file = open(run_dir / "log.csv", "a", newline="") if main else None
+        self.writer: Any = None
+        self.tb: Any = None
+        if main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except Exception:  # tensorboard is optional
+                pass
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def row(self, pos: Position, lr: float, ips: float, losses: dict[str, float], show: bool) -> None:
+        self.bar.update(1)
+        if show:
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()} | {"img/s": f"{ips:.1f}"})
+        if self.csv_file is None:
+            return
+        row = {"iteration": pos.iteration, "epoch": pos.epoch, "lr": lr, "images_per_s": round(ips, 3),
+               **{k: round(v, 6) for k, v in losses.items()}}  # fmt: skip
+        if self.writer is None:
+            self.writer = csv.DictWriter(self.csv_file, fieldnames=list(row))
+            if self.csv_file.tell() == 0:
+                self.writer.writeheader()
+        self.writer.writerow(row)
+        self.csv_file.flush()
+        if self.tb is not None:
+            for k, v in losses.items():
+                self.tb.add_scalar(f"loss/{k}", v, pos.iteration)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+        if self.csv_file is not None:
+            self.csv_file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
 class StopFlag:
     """First Ctrl-C/SIGTERM: finish the iteration, save, exit. Second: stop at once."""
 
@@ -128,6 +172,14 @@ class StopFlag:
 
 
 class Trainer:
+    """The training machinery (data, DDP, AMP, exact resume, atomic checkpoints, logs, samples, stop handling)
+    with CycleGAN's objective. A subclass brings another objective by overriding the hooks marked below
+    (see ``train/distill.py``)."""
+
+    GRID_ROWS: tuple[tuple[str, ...], ...] = (("real_A", "fake_B", "rec_A"), ("real_B", "fake_A", "rec_B"))
+    STATE_FORMAT = TRAIN_STATE_FORMAT
+    GENERATOR_FILES: tuple[str, ...] = ("G_A2B.pth", "F_B2A.pth")
+
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg, self.d = cfg, setup_dist()
         self.device = pick_device(cfg, self.d)
@@ -145,46 +197,72 @@ class Trainer:
         cuda = self.device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and cfg.amp else None
         self.memory_format = torch.channels_last if cuda and cfg.channels_last else torch.contiguous_format
+        self.ddp_ids = [self.d.local_rank] if cuda else None
 
         self.g_cfg = named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
-        gens = CycleGenerators(ResnetGenerator(self.g_cfg), ResnetGenerator(self.g_cfg), cfg.lambda_identity > 0)
-        discs = Discriminators(self.g_cfg.input_nc, cfg.ndf, cfg.n_layers_D)
-        init_normal(gens)
-        init_normal(discs)
-        self.gens = gens.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
-        self.discs = discs.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
-        ids = [self.d.local_rank] if cuda else None
-        self.gens_ddp: Any = DDP(self.gens, device_ids=ids) if self.d.enabled else self.gens
-        self.discs_ddp: Any = DDP(self.discs, device_ids=ids) if self.d.enabled else self.discs
-        if cfg.compile:
-            self.gens_ddp = torch.compile(self.gens_ddp)
-
+        generators, discriminators = self.build()
         betas = (cfg.beta1, 0.999)
-        self.opt_g = torch.optim.Adam(self.gens.parameters(), lr=cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discs.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_g = torch.optim.Adam(generators.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(discriminators.parameters(), lr=cfg.lr, betas=betas)
+        self.synced = list(generators.parameters()) + list(discriminators.parameters())
         rule = linear_decay(cfg.n_epochs, cfg.n_epochs_decay)
         self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, rule)
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, rule)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.pool_a = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank)
-        self.pool_b = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank + 1)
         self.pos = Position()
         self.stop = StopFlag()
 
-    # ---- checkpoints -------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
+    def to_device(self, module: torch.nn.Module, compile: bool = False) -> tuple[Any, Any]:
+        """``module`` on the device, and the wrapper to call it through (DDP, compiled) in training steps."""
+        module = module.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
+        wrapped: Any = DDP(module, device_ids=self.ddp_ids) if self.d.enabled else module
+        return module, torch.compile(wrapped) if compile else wrapped
+
+    # ---- the objective: CycleGAN (hooks a subclass overrides) -----------------------------------
+    def build(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """Create the models; return (what the G optimizer trains, what the D optimizer trains)."""
+        cfg = self.cfg
+        gens = CycleGenerators(ResnetGenerator(self.g_cfg), ResnetGenerator(self.g_cfg), cfg.lambda_identity > 0)
+        discs = Discriminators(self.g_cfg.input_nc, cfg.ndf, cfg.n_layers_D)
+        init_normal(gens)
+        init_normal(discs)
+        self.gens, self.gens_ddp = self.to_device(gens, cfg.compile)
+        self.discs, self.discs_ddp = self.to_device(discs)
+        self.pool_a = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank)
+        self.pool_b = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank + 1)
+        return self.gens, self.discs
+
+    def model_state(self) -> dict[str, Any]:
         def gen(g: ResnetGenerator) -> dict[str, Any]:
             return {"arch": g.cfg.to_dict(), "state_dict": g.state_dict()}
 
+        return {"generators": {"G_A": gen(self.gens.G_A), "G_B": gen(self.gens.G_B)},
+                "discriminators": self.discs.state_dict(),
+                "pools": {"A": self.pool_a.state_dict(), "B": self.pool_b.state_dict()}}  # fmt: skip
+
+    def load_model_state(self, s: dict[str, Any]) -> None:
+        self.gens.G_A.load_state_dict(s["generators"]["G_A"]["state_dict"])
+        self.gens.G_B.load_state_dict(s["generators"]["G_B"]["state_dict"])
+        self.discs.load_state_dict(s["discriminators"])
+        self.pool_a.load_state_dict(s["pools"]["A"])
+        self.pool_b.load_state_dict(s["pools"]["B"])
+
+    def save_generators(self) -> None:
+        if not self.d.main:
+            return
+        g_file, f_file = self.GENERATOR_FILES
+        save_generator(self.run_dir / g_file, self.gens.G_A, {**self.meta(), "direction": "A->B"})
+        save_generator(self.run_dir / f_file, self.gens.G_B, {**self.meta(), "direction": "B->A"})
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
         return {
-            "format": TRAIN_STATE_FORMAT,
+            "format": self.STATE_FORMAT,
             "config": self.cfg.to_dict(),
-            "generators": {"G_A": gen(self.gens.G_A), "G_B": gen(self.gens.G_B)},
-            "discriminators": self.discs.state_dict(),
+            **self.model_state(),
             "optimizers": {"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict()},
             "schedulers": {"G": self.sched_g.state_dict(), "D": self.sched_d.state_dict()},
             "scaler": self.scaler.state_dict(),
-            "pools": {"A": self.pool_a.state_dict(), "B": self.pool_b.state_dict()},
             "rng": {"torch": torch.get_rng_state()},
             "position": {"epoch": self.pos.epoch, "batch": self.pos.batch, "iteration": self.pos.iteration},
             "meta": self.meta(),
@@ -202,26 +280,16 @@ class Trainer:
         with atomic_path(self.ckpt_path) as tmp:
             torch.save(self.state(), tmp)
 
-    def save_generators(self) -> None:
-        if not self.d.main:
-            return
-        save_generator(self.run_dir / "G_A2B.pth", self.gens.G_A, {**self.meta(), "direction": "A->B"})
-        save_generator(self.run_dir / "F_B2A.pth", self.gens.G_B, {**self.meta(), "direction": "B->A"})
-
     def resume(self) -> None:
         if not self.ckpt_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {self.ckpt_path}")
         s = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
-        self.gens.G_A.load_state_dict(s["generators"]["G_A"]["state_dict"])
-        self.gens.G_B.load_state_dict(s["generators"]["G_B"]["state_dict"])
-        self.discs.load_state_dict(s["discriminators"])
+        self.load_model_state(s)
         self.opt_g.load_state_dict(s["optimizers"]["G"])
         self.opt_d.load_state_dict(s["optimizers"]["D"])
         self.sched_g.load_state_dict(s["schedulers"]["G"])
         self.sched_d.load_state_dict(s["schedulers"]["D"])
         self.scaler.load_state_dict(s["scaler"])
-        self.pool_a.load_state_dict(s["pools"]["A"])
-        self.pool_b.load_state_dict(s["pools"]["B"])
         torch.set_rng_state(s["rng"]["torch"])
         self.pos = Position(**s["position"])
         if self.d.main:
@@ -291,111 +359,97 @@ class Trainer:
     def write_grid(self, name: str) -> Path | None:
         if not self.d.main or not hasattr(self, "last_images"):
             return None
-        tiles = [tensor_to_frames(self.last_images[k][:1].float().cpu().numpy())[0] for k in GRID_ORDER]
-        grid = np.vstack([np.hstack(tiles[:3]), np.hstack(tiles[3:])])
+        def tile(key: str) -> np.ndarray:
+            return tensor_to_frames(self.last_images[key][:1].float().cpu().numpy())[0]
+
+        grid = np.vstack([np.hstack([tile(k) for k in row]) for row in self.GRID_ROWS])
         return write_image(self.run_dir / "samples" / f"{name}.png", grid)
 
     # ---- the loop ------------------------------------------------------------------------------
     def fit(self) -> int:
+        """Train to the end (0), or until Ctrl-C/SIGTERM (130) or a non-finite loss (3); always saves first."""
         cfg = self.cfg
         if cfg.resume:
             self.resume()
         if self.d.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir / "config.json", {**self.cfg.to_dict(), "generator": self.g_cfg.to_dict(),
-                                                     "world_size": self.d.world, "device": str(self.device)})  # fmt: skip
-            log.info("G: %s (%s); %d+%d training images; device %s%s; %d process(es)", self.g_cfg.name,
-                     count_macs(ResnetGenerator(self.g_cfg), cfg.crop_size, cfg.crop_size), len(self.dataset.a_files),
-                     len(self.dataset.b_files), self.device, f", amp {self.amp_dtype}" if self.amp_dtype else "",
-                     self.d.world)  # fmt: skip
-        csv_file = open(self.run_dir / "log.csv", "a", newline="") if self.d.main else None
-        writer: Any = None
-        tb = self.tensorboard()
-        old_handlers = {s: signal.signal(s, self.stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        per_epoch = self.sampler.batches_per_epoch()
+            self.write_config()
         total_epochs = cfg.n_epochs + cfg.n_epochs_decay
-        total_iters = min(total_epochs * per_epoch, cfg.max_iters or 1 << 62)
-        bar = tqdm(total=total_iters, initial=self.pos.iteration, disable=not self.d.main, unit="it", dynamic_ncols=True)
+        total_iters = min(total_epochs * self.sampler.batches_per_epoch(), cfg.max_iters or 1 << 62)
+        old_handlers = {s: signal.signal(s, self.stop) for s in (signal.SIGINT, signal.SIGTERM)}
         status = 0
-        try:
-            while self.pos.epoch < total_epochs and self.pos.iteration < total_iters:
-                self.sampler.set_position(self.pos.epoch, self.pos.batch)
-                loader = DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
-                                    num_workers=cfg.workers, pin_memory=self.device.type == "cuda")  # fmt: skip
-                tick = time.perf_counter()
-                for batch in loader:
-                    losses = self.step(batch)
-                    self.pos.batch += 1
-                    self.pos.iteration += 1
-                    now = time.perf_counter()
-                    ips = cfg.batch_size * self.d.world / max(now - tick, 1e-9)
-                    tick = now
-                    bar.update(1)
-                    if self.pos.iteration % cfg.log_every == 0 or self.pos.iteration == 1:
-                        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()} | {"img/s": f"{ips:.1f}"})
-                    if csv_file is not None:
-                        row = {"iteration": self.pos.iteration, "epoch": self.pos.epoch, "lr": self.sched_g.get_last_lr()[0],
-                               "images_per_s": round(ips, 3), **{k: round(v, 6) for k, v in losses.items()}}  # fmt: skip
-                        if writer is None:
-                            writer = csv.DictWriter(csv_file, fieldnames=list(row))
-                            if csv_file.tell() == 0:
-                                writer.writeheader()
-                        writer.writerow(row)
-                        csv_file.flush()
-                        if tb is not None:
-                            for k, v in losses.items():
-                                tb.add_scalar(f"loss/{k}", v, self.pos.iteration)
-                    if self.pos.iteration % cfg.sample_every == 0:
-                        self.write_grid(f"iter_{self.pos.iteration:07d}")
-                    if self.pos.iteration % cfg.save_every == 0:
-                        self.save()
-                    if self.stop_agreed():
-                        raise KeyboardInterrupt
-                    if self.pos.iteration >= total_iters:
-                        break
-                if self.pos.batch >= per_epoch:
-                    self.pos.epoch += 1
-                    self.pos.batch = 0
-                    self.sched_g.step()
-                    self.sched_d.step()
-                    self.save()
+        with RunLog(self.run_dir, self.d.main, total_iters, self.pos.iteration) as run_log:
+            try:
+                while self.pos.epoch < total_epochs and self.pos.iteration < total_iters:
+                    self.train_epoch(run_log, total_iters)
+                self.check_ranks_in_sync()
+            except KeyboardInterrupt:
+                status = 130
+            except TrainingDiverged as e:
+                if self.d.main:
+                    log.error("%s", e)
+                return self.finish(3, old_handlers)  # the last good checkpoint stays; nothing newer is saved
             self.save()
             self.save_generators()
-            self.write_grid("final")
-            self.check_ranks_in_sync()
-        except KeyboardInterrupt:
-            bar.close()
-            self.save()
-            self.save_generators()
-            if self.d.main:
-                log.warning("interrupted at iteration %d: saved %s; continue with --resume", self.pos.iteration,
-                            self.ckpt_path)  # fmt: skip
-            status = 130
-        except TrainingDiverged as e:
-            bar.close()
-            if self.d.main:
-                log.error("%s", e)
-            status = 3
-        finally:
-            bar.close()
-            for s, h in old_handlers.items():
-                signal.signal(s, h)
-            if csv_file is not None:
-                csv_file.close()
-            if tb is not None:
-                tb.close()
-            if self.d.enabled and dist.is_initialized():
-                dist.destroy_process_group()
-        if status == 0 and self.d.main:
-            log.info("done: %d iterations; generators in %s (G_A2B.pth, F_B2A.pth)", self.pos.iteration, self.run_dir)
+            if status == 0:
+                self.write_grid("final")
+        if self.d.main and status == 130:
+            log.warning("interrupted at iteration %d: saved %s; continue with --resume", self.pos.iteration,
+                        self.ckpt_path)  # fmt: skip
+        elif self.d.main:
+            log.info("done: %d iterations; generators in %s (%s)", self.pos.iteration, self.run_dir,
+                     ", ".join(self.GENERATOR_FILES))  # fmt: skip
+        return self.finish(status, old_handlers)
+
+    def train_epoch(self, run_log: RunLog, total_iters: int) -> None:
+        """The rest of the current epoch (or up to ``total_iters``); raises KeyboardInterrupt on an agreed stop."""
+        cfg = self.cfg
+        self.sampler.set_position(self.pos.epoch, self.pos.batch)
+        loader = DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
+                            num_workers=cfg.workers, pin_memory=self.device.type == "cuda")  # fmt: skip
+        tick = time.perf_counter()
+        for batch in loader:
+            losses = self.step(batch)
+            self.pos.batch += 1
+            self.pos.iteration += 1
+            prev, tick = tick, time.perf_counter()
+            ips = cfg.batch_size * self.d.world / max(tick - prev, 1e-9)
+            show = self.pos.iteration % cfg.log_every == 0 or self.pos.iteration == 1
+            run_log.row(self.pos, float(self.sched_g.get_last_lr()[0]), ips, losses, show)
+            if self.pos.iteration % cfg.sample_every == 0:
+                self.write_grid(f"iter_{self.pos.iteration:07d}")
+            if self.pos.iteration % cfg.save_every == 0:
+                self.save()
+            if self.stop_agreed():
+                raise KeyboardInterrupt
+            if self.pos.iteration >= total_iters:
+                return
+        self.pos.epoch += 1
+        self.pos.batch = 0
+        self.sched_g.step()
+        self.sched_d.step()
+        self.save()
+
+    def write_config(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_dir / "config.json", {**self.cfg.to_dict(), "generator": self.g_cfg.to_dict(),
+                                                 "world_size": self.d.world, "device": str(self.device)})  # fmt: skip
+        log.info("G: %s (%s); %d+%d training images; device %s%s; %d process(es)", self.g_cfg.name,
+                 count_macs(ResnetGenerator(self.g_cfg), self.cfg.crop_size, self.cfg.crop_size),
+                 len(self.dataset.a_files), len(self.dataset.b_files), self.device,
+                 f", amp {self.amp_dtype}" if self.amp_dtype else "", self.d.world)  # fmt: skip
+
+    def finish(self, status: int, old_handlers: dict[Any, Any]) -> int:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        if self.d.enabled and dist.is_initialized():
+            dist.destroy_process_group()
         return status
 
     def check_ranks_in_sync(self) -> None:
         """DDP keeps replicas identical; verify it once at the end (a cheap sum per rank)."""
         if not self.d.enabled:
             return
-        params = list(self.gens.parameters()) + list(self.discs.parameters())
-        local = torch.stack([torch.stack([p.detach().double().sum() for p in params]).sum()]).to(self.device)
+        local = torch.stack([torch.stack([p.detach().double().sum() for p in self.synced]).sum()]).to(self.device)
         sums = [torch.zeros_like(local) for _ in range(self.d.world)]
         dist.all_gather(sums, local)
         values = [float(s.item()) for s in sums]
@@ -403,14 +457,3 @@ class Trainer:
             log.info("parameter checksums per rank: %s", " ".join(f"{v:.12e}" for v in values))
         if len(set(values)) != 1:
             raise RuntimeError(f"DDP replicas diverged: parameter checksums per rank {values}")
-
-    def tensorboard(self) -> Any:
-        if not self.d.main:
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except Exception:  # tensorboard is optional
-            return None
-        return SummaryWriter(str(self.run_dir / "tensorboard"))
-
-

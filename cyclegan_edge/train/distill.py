@@ -1,0 +1,264 @@
+"""Distillation (GAN Compression's ResNet distiller, Li et al. CVPR 2020): a small student generator learns
+to reproduce a big teacher's outputs.
+
+Student loss = lambda_recon * L1(student(A), teacher(A))
+             + lambda_distill * sum over four trunk points of MSE(1x1 conv(student feature), teacher feature)
+             + lambda_gan * LSGAN(D(student(A)))  with D trained against real domain-B images.
+Defaults are those of GAN Compression's horse2zebra script (scripts/cycle_gan/horse2zebra/distill.sh:
+--lambda_recon 10 --lambda_distill 0.01, lambda_gan 1, lsgan). Everything else (data, DDP, AMP, exact resume,
+atomic checkpoints, logs, sample grids) is the CycleGAN trainer's machinery, reused through its hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cyclegan_edge.atomic import sha256_file, write_json
+from cyclegan_edge.models import (
+    NLayerDiscriminator,
+    ResnetGenerator,
+    count_macs,
+    init_normal,
+    load_generator,
+    parse_channels,
+    save_generator,
+)
+from cyclegan_edge.models.generator import GeneratorConfig
+from cyclegan_edge.train.config import TrainConfig, opt, parse_config
+from cyclegan_edge.train.cyclegan import gan_loss
+from cyclegan_edge.train.trainer import Trainer
+
+log = logging.getLogger("cyclegan_edge.train")
+DISTILL_STATE_FORMAT = "cyclegan-edge/distill-state"
+# Outputs of the downsampling stem and of residual blocks 3, 6 and 9 (indices in ResnetGenerator.model).
+FEATURE_POINTS = (9, 12, 15, 18)
+
+
+@dataclass
+class DistillConfig(TrainConfig):
+    # the teacher and --student define the generators; the cycle objective is not used
+    HIDDEN: ClassVar[frozenset[str]] = frozenset({"netG", "ngf", "mobile_config", "upsample", "lambda_cycle",
+                                                   "lambda_identity", "pool_size"})  # fmt: skip
+    teacher: str = opt("", "the teacher generator (.pth: ours, published or a training state)")
+    student: str = opt("mobile:8_8_16_8_16_16_8_8", "student: mobile:C0_..._C7 (GAN Compression channel config)")
+    init: str = opt("teacher", "student weights: the teacher's first channels (shapes allow it within one family) "
+                    "or random (CycleGAN's normal init)", ["teacher", "random"])  # fmt: skip
+    lambda_recon: float = opt(10.0, "L1 between student and teacher outputs")
+    lambda_distill: float = opt(0.01, "MSE between mapped student and teacher trunk features")
+    lambda_gan: float = opt(1.0, "adversarial loss against real domain-B images")
+    eval_a: str = opt("", "held-out domain-A images for the final student-vs-teacher report (empty: DATAROOT/testA)")
+    eval_count: int = opt(16, "images in the final report")
+
+
+class StudentWithMaps(nn.Module):
+    """The student and the 1x1 convs mapping its trunk features to the teacher's widths: one module, so one
+    DDP wrapper and one optimizer hold everything the student side learns."""
+
+    def __init__(self, student: ResnetGenerator, teacher_width: int) -> None:
+        super().__init__()
+        self.student = student
+        width = student.cfg.trunk_width
+        self.maps = nn.ModuleList(nn.Conv2d(width, teacher_width, 1) for _ in FEATURE_POINTS)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        out, feats = run_with_features(self.student, x)
+        return out, [m(f) for m, f in zip(self.maps, feats)]
+
+
+def run_with_features(g: ResnetGenerator, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    feats = []
+    h = x.clamp(-1.0, 1.0)
+    for i, layer in enumerate(g.model):
+        h = layer(h)
+        if i in FEATURE_POINTS:
+            feats.append(h)
+    return h, feats
+
+
+def student_config(spec: str, teacher: GeneratorConfig) -> GeneratorConfig:
+    kind, _, channels = spec.partition(":")
+    if kind != "mobile" or not channels:
+        raise ValueError(f"--student {spec!r}: expected mobile:C0_C1_..._C7, e.g. mobile:8_8_16_8_16_16_8_8")
+    return GeneratorConfig(channels=parse_channels(channels), n_blocks=teacher.n_blocks, separable=True,
+                           upsample=teacher.upsample)  # fmt: skip
+
+
+def init_from_teacher(student: nn.Module, teacher: nn.Module) -> bool:
+    """Copy the teacher's leading channels into every student tensor when each student shape fits inside the
+    teacher's (same family, narrower). Taking the first channels keeps the trunk's residual channels aligned
+    across blocks, which an importance ranking per layer would break."""
+    t = teacher.state_dict()
+    s = student.state_dict()
+    if s.keys() != t.keys() or any(any(a > b for a, b in zip(v.shape, t[k].shape)) for k, v in s.items()):
+        return False
+    student.load_state_dict({k: t[k][tuple(slice(0, n) for n in v.shape)].clone() for k, v in s.items()})
+    return True
+
+
+class Distiller(Trainer):
+    GRID_ROWS = (("real_A", "teacher", "student"),)
+    STATE_FORMAT = DISTILL_STATE_FORMAT
+    GENERATOR_FILES = ("student.pth",)
+
+    def build(self) -> tuple[nn.Module, nn.Module]:
+        cfg = self.cfg
+        assert isinstance(cfg, DistillConfig)
+        if not cfg.teacher:
+            raise ValueError("--teacher T.pth is required")
+        loaded = load_generator(cfg.teacher)
+        self.teacher_source = {"path": str(Path(cfg.teacher).resolve()), "sha256": loaded.sha256 or sha256_file(cfg.teacher),
+                               "arch": loaded.config.to_dict()}  # fmt: skip
+        self.teacher = loaded.model.to(self.device).eval().requires_grad_(False)
+        self.g_cfg = student_config(cfg.student, loaded.config)
+        student = ResnetGenerator(self.g_cfg)
+        init_normal(student)
+        self.init_used = cfg.init == "teacher" and init_from_teacher(student, loaded.model)
+        wrapped = StudentWithMaps(student, loaded.config.trunk_width)
+        init_normal(wrapped.maps)
+        disc = NLayerDiscriminator(self.g_cfg.output_nc, cfg.ndf, cfg.n_layers_D)
+        init_normal(disc)
+        self.student, self.student_ddp = self.to_device(wrapped, cfg.compile)
+        self.disc, self.disc_ddp = self.to_device(disc)
+        return self.student, self.disc
+
+    def model_state(self) -> dict[str, Any]:
+        g = self.student.student
+        return {"generators": {"student": {"arch": g.cfg.to_dict(), "state_dict": g.state_dict()}},
+                "maps": self.student.maps.state_dict(), "discriminators": self.disc.state_dict(),
+                "teacher": self.teacher_source}  # fmt: skip
+
+    def load_model_state(self, s: dict[str, Any]) -> None:
+        if s.get("format") != DISTILL_STATE_FORMAT:
+            raise ValueError(f"--resume: {self.ckpt_path} is not a distillation checkpoint")
+        self.student.student.load_state_dict(s["generators"]["student"]["state_dict"])
+        self.student.maps.load_state_dict(s["maps"])
+        self.disc.load_state_dict(s["discriminators"])
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg = self.cfg
+        assert isinstance(cfg, DistillConfig)
+        real_a = batch["A"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        real_b = batch["B"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        with torch.no_grad(), self.autocast():
+            teacher_out, teacher_feats = run_with_features(self.teacher, real_a)
+
+        self.disc.requires_grad_(False)
+        with self.autocast():
+            out, feats = self.student_ddp(real_a)
+            losses = {
+                "G_gan": cfg.lambda_gan * gan_loss(self.disc(out), True, cfg.gan_mode),
+                "recon": cfg.lambda_recon * F.l1_loss(out, teacher_out),
+                "distill": cfg.lambda_distill * torch.stack([F.mse_loss(f, t) for f, t in zip(feats, teacher_feats)]).sum(),
+            }
+            loss_g = sum(losses.values())
+        assert isinstance(loss_g, torch.Tensor)
+        self.check_finite(loss_g)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+
+        self.disc.requires_grad_(True)
+        with self.autocast():
+            loss_d = 0.5 * (gan_loss(self.disc_ddp(real_b), True, cfg.gan_mode)
+                            + gan_loss(self.disc_ddp(out.detach()), False, cfg.gan_mode))  # fmt: skip
+        self.check_finite(loss_d)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+
+        self.last_images = {"real_A": real_a, "teacher": teacher_out, "student": out.detach()}
+        return {k: float(v.detach()) for k, v in {**losses, "D": loss_d}.items()}
+
+    def meta(self) -> dict[str, Any]:
+        return {**super().meta(), "direction": "A->B", "teacher": getattr(self, "teacher_source", None),
+                "init": "teacher" if getattr(self, "init_used", False) else "random"}  # fmt: skip
+
+    def save_generators(self) -> None:
+        if self.d.main:
+            save_generator(self.run_dir / self.GENERATOR_FILES[0], self.student.student, self.meta())
+
+    def write_config(self) -> None:
+        super().write_config()
+        log.info("teacher %s (%s); student init: %s", self.teacher_source["path"],
+                 count_macs(self.teacher, self.cfg.crop_size, self.cfg.crop_size),
+                 "teacher's leading channels" if self.init_used else "random")  # fmt: skip
+
+
+def compare_with_teacher(student_path: Path, teacher_path: str, images: list[np.ndarray], size: int) -> dict[str, Any]:
+    """Student vs teacher on held-out images: output PSNR/SSIM, MACs and CPU latency of both (PyTorch, 1 image)."""
+    from cyclegan_edge.export.quality import psnr, ssim
+    from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
+    from cyclegan_edge.imaging.io import resized
+
+    student, teacher = load_generator(student_path).model.eval(), load_generator(teacher_path).model.eval()
+    frames = resized(images, (size, size))
+    psnrs, ssims = [], []
+    with torch.no_grad():
+        for f in frames:
+            x = torch.from_numpy(frames_to_tensor([f]))
+            a, b = (tensor_to_frames(m(x).numpy())[0] for m in (teacher, student))
+            psnrs.append(psnr(a, b))
+            ssims.append(ssim(a, b))
+
+    def latency_ms(m: nn.Module) -> float:
+        x = torch.from_numpy(frames_to_tensor(frames[:1]))
+        times = []
+        with torch.no_grad():
+            m(x)
+            for _ in range(5):
+                t0 = time.perf_counter()
+                m(x)
+                times.append((time.perf_counter() - t0) * 1e3)
+        return float(np.median(times))
+
+    macs = {name: count_macs(m, size, size).macs for name, m in (("teacher", teacher), ("student", student))}
+    return {"images": len(frames), "size": size, "psnr_db_mean": float(np.mean(psnrs)), "psnr_db_min": float(np.min(psnrs)),
+            "ssim_mean": float(np.mean(ssims)), "macs": macs, "macs_ratio": macs["teacher"] / macs["student"],
+            "pytorch_cpu_latency_ms": {"teacher": latency_ms(teacher), "student": latency_ms(student)}}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cyclegan_edge import require_python_310
+
+    require_python_310("distillation")
+    import os
+
+    from cyclegan_edge.imaging.io import load_test_images
+    from cyclegan_edge.train.data import DataError
+    from cyclegan_edge.train.trainer import prepare_run_dir
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        cfg = parse_config(argv, DistillConfig, prog="python -m cyclegan_edge.distill",
+                           description="Distill a teacher generator into a small student (GAN Compression).")  # fmt: skip
+        assert isinstance(cfg, DistillConfig)
+        if os.environ.get("RANK", "0") == "0":
+            moved = prepare_run_dir(cfg)
+            if moved:
+                log.warning("%s", moved)
+        distiller = Distiller(cfg)
+        status = distiller.fit()
+        eval_dir = cfg.eval_a or (str(Path(cfg.dataroot) / "testA") if cfg.dataroot else "")
+        if status == 0 and distiller.d.main and eval_dir and Path(eval_dir).is_dir():
+            report = compare_with_teacher(cfg.run_dir / "student.pth", cfg.teacher,
+                                          load_test_images(eval_dir, cfg.eval_count), 256)  # fmt: skip
+            write_json(cfg.run_dir / "student_vs_teacher.json", report)
+            log.info("student vs teacher on %d held-out images at 256 px: PSNR %.2f dB (min %.2f), SSIM %.3f; "
+                     "MACs %.2fx fewer; PyTorch CPU %.1f vs %.1f ms", report["images"], report["psnr_db_mean"],
+                     report["psnr_db_min"], report["ssim_mean"], report["macs_ratio"],
+                     report["pytorch_cpu_latency_ms"]["student"], report["pytorch_cpu_latency_ms"]["teacher"])  # fmt: skip
+        return status
+    except (DataError, FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

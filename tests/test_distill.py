@@ -1,0 +1,110 @@
+"""Distillation on real images: a student learns the teacher's mapping, resumes exactly, exports with parity."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import COMPRESSED_G, SHARED_DATA, need
+from cyclegan_edge.models import load_generator
+
+TINY = ["--student", "mobile:4_4_8_4_8_8_4_4", "--ndf", "8", "--load-size", "32", "--crop-size", "32", "--no-flip",
+        "--workers", "0", "--log-every", "1", "--max-images", "1", "--seed", "0"]  # fmt: skip
+LEARNS_BAR = 0.5
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    src = need(SHARED_DATA / "horse2zebra")
+    need(COMPRESSED_G)
+    root = tmp_path_factory.mktemp("h2z")
+    for domain in ("trainA", "trainB", "testA"):
+        (root / domain).mkdir()
+        for p in sorted((src / domain).glob("*.jpg"))[:2]:
+            shutil.copy(p, root / domain / p.name)
+    return root
+
+
+def distill(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cyclegan_edge.distill", "--teacher", str(COMPRESSED_G), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+
+
+def student_teacher_l1(student_path: Path, data: Path) -> float:
+    import cv2
+
+    from cyclegan_edge.imaging.frames import frames_to_tensor
+
+    img = cv2.imread(str(sorted((data / "trainA").glob("*.jpg"))[0]), cv2.IMREAD_COLOR)
+    x = torch.from_numpy(frames_to_tensor([cv2.resize(img, (32, 32), interpolation=cv2.INTER_CUBIC)]))
+    student, teacher = load_generator(student_path).model, load_generator(COMPRESSED_G).model
+    with torch.no_grad():
+        return float((student(x) - teacher(x)).abs().mean())
+
+
+@pytest.mark.parametrize("lr", ["2e-3", "0"])
+def test_student_learns_the_teacher_and_exports_with_parity(lr: str, data: Path, tmp_path: Path, margin: Any) -> None:
+    """Random-init student: its L1 to the teacher on the training image falls below half of the untrained
+    student's; with lr 0 (nothing learns) the same bar fails."""
+    common = ["--dataroot", str(data), *TINY, "--init", "random", "--output", str(tmp_path)]
+    before = distill([*common, "--lr", "0", "--max-iters", "1", "--name", "untrained"], tmp_path)
+    assert before.returncode == 0, before.stderr[-2000:]
+    r = distill([*common, "--lr", lr, "--max-iters", "60", "--sample-every", "60", "--name", "s", "--eval-count", "2"],
+                tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = tmp_path / "s"
+    ratio = student_teacher_l1(run / "student.pth", data) / student_teacher_l1(tmp_path / "untrained" / "student.pth", data)
+    margin("student-teacher L1 trained/untrained", ratio, "<" if float(lr) > 0 else ">=", LEARNS_BAR)
+    assert (ratio < LEARNS_BAR) == (float(lr) > 0), f"student-teacher L1 after/before = {ratio:.3f}"
+    if float(lr) == 0:
+        return
+    student = load_generator(run / "student.pth")  # loads strictly, architecture from the file alone
+    assert student.config.channels == (4, 4, 8, 4, 8, 8, 4, 4) and student.meta["init"] == "random"
+    assert student.meta["teacher"]["sha256"] == "0ab6b7a4312a94187078a631608d89f2d5ab8036e4469b4a56508cf27faf3e78"
+    report = json.loads((run / "student_vs_teacher.json").read_text())
+    assert report["images"] == 2 and report["macs_ratio"] > 10 and report["psnr_db_mean"] > 0
+    assert (run / "samples" / "final.png").is_file()
+
+    from cyclegan_edge.export.onnx_export import export_onnx
+    from cyclegan_edge.export.report import FP32_TOLERANCE, parity_vs_torch
+    from cyclegan_edge.imaging.io import load_test_images
+
+    onnx_path = export_onnx(student, tmp_path / "student.onnx")
+    parity = parity_vs_torch(student.model, onnx_path, load_test_images(data / "testA", 2))
+    assert margin("student ONNX max abs vs PyTorch", parity["max_abs"], "<=", FP32_TOLERANCE) <= FP32_TOLERANCE
+
+
+def test_resume_is_exact_and_teacher_init_copies_leading_channels(data: Path, tmp_path: Path) -> None:
+    common = ["--dataroot", str(data), *TINY, "--output", str(tmp_path), "--save-every", "1"]
+    whole = distill([*common, "--max-iters", "6", "--name", "whole"], tmp_path)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    first = distill([*common, "--max-iters", "3", "--name", "split"], tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    rest = distill(["--dataroot", str(data), "--output", str(tmp_path), "--name", "split", "--resume", "--max-iters", "6",
+                    "--workers", "0"], tmp_path)  # fmt: skip
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    a = load_generator(tmp_path / "whole" / "student.pth").model.state_dict()
+    b = load_generator(tmp_path / "split" / "student.pth").model.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+    # --init teacher (the default): before any step, every student tensor is the teacher's leading slice
+    from cyclegan_edge.models import ResnetGenerator
+    from cyclegan_edge.train.distill import init_from_teacher
+
+    teacher = load_generator(COMPRESSED_G).model
+    student = ResnetGenerator(load_generator(tmp_path / "whole" / "student.pth").config)
+    assert init_from_teacher(student, teacher)
+    w_s, w_t = student.model[1].weight, teacher.model[1].weight
+    assert torch.equal(w_s, w_t[:4]) and not np.allclose(w_t[4:8].detach().numpy(), 0)
+    bad = distill(["--dataroot", str(data), "--output", str(tmp_path), "--name", "x", "--student", "resnet:64"], tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --student 'resnet:64'")
