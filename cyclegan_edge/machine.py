@@ -43,21 +43,35 @@ def cpu_flags() -> list[str]:
     return [f for f in VECTOR_FLAGS if f in flags]
 
 
-def library_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name, module in (("onnxruntime", "onnxruntime"), ("openvino", "openvino"), ("torch", "torch"),
-                         ("opencv", "cv2"), ("av", "av"), ("numpy", "numpy"), ("onnx", "onnx")):  # fmt: skip
-        try:
-            versions[name] = str(__import__(module).__version__)
-        except Exception:
-            versions[name] = None
-    try:
-        from cyclegan_edge.trt.loader import import_tensorrt
+# report name -> (pip distributions that provide it, module to import when none is pip-installed: JetPack's apt
+# packages carry no pip metadata)
+LIBRARIES = {
+    "onnxruntime": (("onnxruntime", "onnxruntime-gpu"), "onnxruntime"), "openvino": (("openvino",), "openvino"),
+    "torch": (("torch",), "torch"), "opencv": (("opencv-python-headless", "opencv-python"), "cv2"),
+    "av": (("av",), "av"), "numpy": (("numpy",), "numpy"), "onnx": (("onnx",), "onnx"),
+    "tensorrt": (("tensorrt", "tensorrt-cu12", "tensorrt-cu13"), "tensorrt"),
+    "tensorrt_rtx": (("tensorrt-rtx-cu13-bindings",), "tensorrt_rtx"),
+}  # fmt: skip
 
-        trt, flavor = import_tensorrt()
-        versions[flavor] = str(trt.__version__)
-    except Exception:
-        versions["tensorrt"] = None
+
+def library_versions() -> dict[str, str | None]:
+    """Versions from pip's metadata where it exists (importing torch only to read its version costs seconds)."""
+    from importlib import import_module, metadata
+
+    versions: dict[str, str | None] = {}
+    for name, (dists, module) in LIBRARIES.items():
+        versions[name] = None
+        for dist in dists:
+            try:
+                versions[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        if versions[name] is None and name != "tensorrt_rtx":
+            try:
+                versions[name] = str(import_module(module).__version__)
+            except Exception:
+                pass
     return versions
 
 

@@ -47,6 +47,21 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.setdefault(var, "2")
 
 
+MARGINS: list[tuple[str, str, float, str, float]] = []
+
+
+@pytest.fixture
+def margin(request: pytest.FixtureRequest) -> Any:
+    """Record a measured value beside the bar a test holds it to; every run prints them at the end, so a
+    threshold's margin is visible on each machine kind (see benchmarks/test_margins.md)."""
+
+    def record(quantity: str, value: float, op: str, bar: float) -> float:
+        MARGINS.append((request.node.name, quantity, float(value), op, float(bar)))
+        return value
+
+    return record
+
+
 def machine_lines() -> list[str]:
     from cyclegan_edge.machine import cpu_flags, cpu_model, library_versions
 
@@ -57,5 +72,9 @@ def machine_lines() -> list[str]:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """A red run says where it ran (also under -q, which hides the header): CPU, vector units, library versions."""
+    if MARGINS:
+        terminalreporter.write_line("threshold margins (measured value, bar):")
+        for test, quantity, value, op, bar in MARGINS:
+            terminalreporter.write_line(f"  {test}: {quantity} = {value:.4g} (bar {op} {bar:g})")
     for line in machine_lines():
         terminalreporter.write_line(line)

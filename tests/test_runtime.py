@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,7 +33,7 @@ def h2z_onnx(compressed_g_path: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def backend(h2z_onnx: Path) -> OnnxRuntimeBackend:
-    b = open_backend(h2z_onnx, BackendOptions(threads=1))
+    b = open_backend(h2z_onnx, BackendOptions(threads=1, backend="onnxruntime"))
     assert isinstance(b, OnnxRuntimeBackend)
     return b
 
@@ -81,7 +82,7 @@ def test_street_video_end_to_end(street_video: Path, backend: OnnxRuntimeBackend
     assert not list(tmp_path.glob(".*partial*"))
 
 
-def test_live_source_drops_stale_frames_with_bounded_latency(backend: OnnxRuntimeBackend) -> None:
+def test_live_source_drops_stale_frames_with_bounded_latency(backend: OnnxRuntimeBackend, margin: Any) -> None:
     # 100 fps camera stand-in; inference at 240x320 takes far longer than 10 ms on this CPU.
     source = open_source("test://?fps=100&size=320x240&frames=150")
     memory = MemorySink()
@@ -93,7 +94,8 @@ def test_live_source_drops_stale_frames_with_bounded_latency(backend: OnnxRuntim
     seqs = [frame_sequence_number(f) for f in memory.frames_list]  # left half holds the source frame
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     # Stages hold at most one frame each: latency stays a few inferences long, never grows.
-    assert max(stats.latencies_ms) < 6 * infer_ms + 200, (max(stats.latencies_ms), infer_ms)
+    bound = 6 * infer_ms + 200
+    assert margin("max live latency ms", max(stats.latencies_ms), "<", bound) < bound, (max(stats.latencies_ms), infer_ms)
     late = stats.latencies_ms[len(stats.latencies_ms) // 2 :]
     assert np.median(late) < 6 * infer_ms + 200
 

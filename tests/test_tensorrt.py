@@ -175,7 +175,7 @@ def test_export_cli_writes_an_engine_and_the_runtime_explains_what_is_missing(tm
                         "--max-shape", "1x3x512x512", "--test-count", "2"],
                        capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "TensorRT engine written" in r.stdout
+    assert "TensorRT-RTX" in r.stdout and "engine written" in r.stdout and "8.6, 8.9, 12.0" in r.stdout
     assert EngineSidecar.read(sidecar_path(tmp_path / "m.plan")).precision == "fp16"
     # Running it needs cuda-python and a GPU: one line saying which is missing, nothing else.
     from cyclegan_edge.trt.loader import import_cudart

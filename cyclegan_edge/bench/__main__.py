@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cyclegan_edge.atomic import write_json
+from cyclegan_edge.atomic import atomic_path, write_json
+from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, UsageError, int_arg, run_cli
 
 ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs",
-                "pytorch-cuda-fp16-graphs", "onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt-fp32",
-                "tensorrt-fp16", "tensorrt-int8")  # fmt: skip
+                "pytorch-cuda-fp16-graphs", "onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8", "openvino-fp32",
+                "openvino-int8", "tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8")  # fmt: skip
 
 
 def model_summary(model: str) -> dict[str, Any]:
@@ -36,8 +37,8 @@ def model_summary(model: str) -> dict[str, Any]:
 
 
 def parse_run(argv: list[str]) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m cyclegan_edge.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap = ArgumentParser(prog="python -m cyclegan_edge.bench", description=__doc__,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("model", help="generator checkpoint (.pth: all variants) or .onnx")
     ap.add_argument("--variants", default="auto", help=f"comma list of {', '.join(ALL_VARIANTS)}, or auto")
     ap.add_argument("--sizes", default="256", help="e.g. 256,512,360x640,720p")
@@ -52,11 +53,23 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def save_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]], with_plots: bool) -> None:
+    """report.json and report.md (atomically: a reader never sees half a report), and the plots."""
+    from cyclegan_edge.bench.report import markdown, plots
+
+    write_json(out / "report.json", report)
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text(markdown(report))
+    if with_plots and rows:
+        plots(report, rows, out)
+
+
 def run(argv: list[str]) -> int:
+    """Measure, and rewrite the report after every case: Ctrl-C (or a crash) keeps what was measured."""
     from tqdm import tqdm
 
     from cyclegan_edge.machine import machine_info
-    from cyclegan_edge.bench.report import make_report, markdown, plots
+    from cyclegan_edge.bench.report import make_report, markdown
     from cyclegan_edge.bench.runner import add_ratios, parse_sizes, run_benchmark
     from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
 
@@ -74,55 +87,105 @@ def run(argv: list[str]) -> int:
     if sampler is not None and not sampler.start():
         print("warning: tegrastats not found; no power figures", file=sys.stderr)
         sampler = None
-    bar = tqdm(desc="bench", unit="case")
     parity_frames = None
     if args.calib:
         from cyclegan_edge.imaging.io import load_test_images
 
         parity_frames = load_test_images(args.calib, 2)
-    rows, notes = run_benchmark(args.model, wanted, sizes, batches, args.iters, args.warmup, args.calib, args.threads,
-                                progress=lambda r: bar.update(1), parity_frames=parity_frames)  # fmt: skip
-    bar.close()
-    power = summarize(sampler.stop()) if sampler is not None else None
+    out = Path(args.out)
+    command = "python -m cyclegan_edge.bench " + shlex.join(argv)
+    summary = model_summary(args.model)
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+
+    def report_now(extra: list[str], power: dict[str, Any] | None = None) -> dict[str, Any]:
+        baseline = args.baseline or rows[0]["variant"]
+        add_ratios(rows, baseline)
+        return make_report(command, machine, summary, baseline, rows, notes + extra, power)
+
+    bar = tqdm(desc="bench (building variants)", unit="case", dynamic_ncols=True)
+
+    def started(cases: int, prepared: list[str]) -> None:
+        notes[:] = prepared
+        bar.total = cases
+        bar.set_description("bench")
+
+    def measured(row: dict[str, Any]) -> None:
+        rows.append(row)
+        bar.update(1)
+        save_report(out, report_now([f"partial: {len(rows)} of {bar.total} cases so far"]), rows, with_plots=False)
+
+    try:
+        _, final_notes = run_benchmark(args.model, wanted, sizes, batches, args.iters, args.warmup, args.calib,
+                                       args.threads, progress=measured, parity_frames=parity_frames, on_start=started)  # fmt: skip
+        notes[:] = final_notes
+    except KeyboardInterrupt:
+        bar.close()
+        if not rows:
+            print("error: interrupted before any case was measured; no report written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        save_report(out, report_now([f"interrupted (Ctrl-C) after {len(rows)} of {bar.total} cases"]), rows, True)
+        print(f"stopped: {len(rows)} of {bar.total} cases measured; report in {out}/report.json, report.md", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        bar.close()
+        power = summarize(sampler.stop()) if sampler is not None else None
     if not rows:
         raise ValueError("nothing could be measured (see the notes): " + "; ".join(notes))
-    baseline = args.baseline or rows[0]["variant"]
-    add_ratios(rows, baseline)
-    command = "python -m cyclegan_edge.bench " + shlex.join(argv)
-    report = make_report(command, machine, model_summary(args.model), baseline, rows, notes, power)
-    out = Path(args.out)
-    write_json(out / "report.json", report)
-    md = markdown(report)
-    (out / "report.md").write_text(md)
-    plots(report, rows, out)
-    print(md)
+    report = report_now([], power)
+    save_report(out, report, rows, with_plots=True)
+    print(markdown(report))
     print(f"written: {out}/report.json, report.md, latency.png, fps_vs_size.png")
     return 0
 
 
 def pipeline(argv: list[str]) -> int:
+    from tqdm import tqdm
+
     from cyclegan_edge.machine import machine_info
     from cyclegan_edge.bench.pipeline_bench import pipeline_vs_inference
     from cyclegan_edge.runtime.backends import BackendOptions, open_backend
+    from cyclegan_edge.runtime.pipeline import SIZE_RANGE
+    from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT
 
-    ap = argparse.ArgumentParser(prog="python -m cyclegan_edge.bench pipeline")
+    ap = ArgumentParser(prog="python -m cyclegan_edge.bench pipeline")
     ap.add_argument("model")
     ap.add_argument("--video", required=True)
-    ap.add_argument("--size", type=int, default=256, help="inference shorter side")
+    ap.add_argument("--size", type=int_arg(*SIZE_RANGE), default=256, help="inference shorter side")
     ap.add_argument("--max-frames", type=int, default=0)
     ap.add_argument("--provider", default="auto")
-    ap.add_argument("--out", default=None, help="write the result as JSON here")
+    ap.add_argument("--out", default="bench_report/pipeline.json", help="where the result goes (JSON)")
+    ap.add_argument("--stabilize", action="store_true", help="with the runtime's temporal filter (--stabilize)")
+    ap.add_argument("--flicker", action="store_true", help="also measure the output's warping error (slows the run)")
     args = ap.parse_args(argv)
+    if not Path(args.video).is_file():
+        raise FileNotFoundError(f"{args.video}: no such video file")
     backend = open_backend(args.model, BackendOptions(provider=args.provider))
-    result = pipeline_vs_inference(backend, args.video, args.size, args.max_frames)
+    bars: list[Any] = []
+
+    def progress(stage: str, total: int | None) -> Any:
+        for b in bars:
+            b.close()
+        bars.append(tqdm(total=total, desc=stage, unit="frame", leave=False, dynamic_ncols=True))
+        return lambda: bars[-1].update(1)
+
+    try:
+        result = pipeline_vs_inference(backend, args.video, args.size, args.max_frames, progress,
+                                       DEFAULT_WEIGHT if args.stabilize else 0.0, args.flicker)  # fmt: skip
+    finally:
+        for b in bars:
+            b.close()
     result["machine"] = machine_info()
     result["command"] = "python -m cyclegan_edge.bench pipeline " + shlex.join(argv)
+    write_json(args.out, result)
     print(f"{result['frames']} frames at {result['inference_size']} ({result['backend']}): pipeline "
-          f"{result['pipeline_fps']:.2f} FPS end to end, pure inference {result['inference_fps']:.2f} FPS "
-          f"-> {100 * result['ratio']:.1f}%")  # fmt: skip
+          f"{result['pipeline_fps']:.2f} FPS end to end (decode + infer + encode, overlapped), inference only "
+          f"{result['inference_fps']:.2f} FPS on the same frames -> the pipeline runs at {100 * result['ratio']:.0f}% of "
+          "inference-only throughput")  # fmt: skip
     print("stage means (ms): " + ", ".join(f"{k} {v}" for k, v in result["stage_ms_mean"].items()))
-    if args.out:
-        write_json(args.out, result)
+    if result["flicker"] is not None:
+        print(f"flicker: warping error {result['flicker']:.2f} grey levels ({result['flicker_method']})")
+    print(f"written: {args.out}")
     return 0
 
 
@@ -131,22 +194,22 @@ def compare(paths: list[str]) -> int:
     from cyclegan_edge.bench.report import load_report
 
     if len(paths) != 2:
-        raise ValueError("--compare takes two report.json files")
+        raise UsageError("--compare takes two report.json files")
     print(compare_reports(load_report(paths[0]), load_report(paths[1])))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_command(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv[:1] == ["pipeline"]:
-            return pipeline(argv[1:])
-        if argv[:1] == ["--compare"]:
-            return compare(argv[1:])
-        return run(argv)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    if argv[:1] == ["pipeline"]:
+        return pipeline(argv[1:])
+    if argv[:1] == ["--compare"]:
+        return compare(argv[1:])
+    return run(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(run_command, argv)
 
 
 if __name__ == "__main__":

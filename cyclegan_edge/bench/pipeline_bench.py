@@ -1,32 +1,79 @@
-"""End to end: a real file conversion through the runtime pipeline vs the backend's pure inference."""
+"""End to end: a real file conversion through the runtime pipeline vs inference alone, on the same frames
+and with the same clock, so that their ratio means what it says."""
 
 from __future__ import annotations
 
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cyclegan_edge.runtime.timing import measure
+from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.frames import frames_to_tensor
 from cyclegan_edge.runtime.backends import Backend
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, inference_size, output_size
-from cyclegan_edge.runtime.sinks import VideoFileSink
+from cyclegan_edge.runtime.sinks import open_output
 from cyclegan_edge.runtime.sources import open_source
+from cyclegan_edge.runtime.stabilize import METRIC_FLOW
+
+COMPARED = ("pipeline: decode, resize, infer, post-process and encode to a file, overlapped in threads (frames / "
+            "wall time); inference only: the same frames at the same size through backend.infer, one after another "
+            "(frames / summed infer time, time.perf_counter for both); ratio = pipeline FPS / inference-only FPS, "
+            "1.0 when the pipeline hides all other work behind inference")  # fmt: skip
+
+
+def inference_only_seconds(backend: Backend, video: str, hw: tuple[int, int], frames: int,
+                           tick: Callable[[], None]) -> float:  # fmt: skip
+    """Seconds spent in ``backend.infer`` over the video's first ``frames`` frames, resized to ``hw``."""
+    source = open_source(video)
+    spent = 0.0
+    try:
+        for _ in range(frames):
+            frame = source.read()
+            if frame is None:
+                break
+            if frame.shape[:2] != hw:
+                frame = cv2().resize(frame, (hw[1], hw[0]), interpolation=cv2().INTER_AREA)
+            x = frames_to_tensor([frame])
+            t = time.perf_counter()
+            backend.infer(x)
+            spent += time.perf_counter() - t
+            tick()
+    finally:
+        source.close()
+    return spent
 
 
 def pipeline_vs_inference(backend: Backend, video: str, size: int, max_frames: int = 0,
-                          inference_iterations: int = 30) -> dict[str, Any]:  # fmt: skip
+                          progress: Callable[[str, int | None], Callable[[], None]] | None = None,
+                          stabilize: float = 0.0, flicker: bool = False) -> dict[str, Any]:  # fmt: skip
+    """``progress(stage, total)`` returns a function called once per frame of that stage; ``stabilize`` and
+    ``flicker`` as in PipelineOptions (the flicker stage competes for the CPU: measure speed without it)."""
+    def ticker(stage: str, total: int | None) -> Callable[[], None]:
+        return progress(stage, total) if progress is not None else (lambda: None)
+
     source = open_source(video)
-    opts = PipelineOptions(size=size, max_frames=max_frames)
+    opts = PipelineOptions(size=size, max_frames=max_frames, stabilize=stabilize, flicker=flicker)
     hw = inference_size(source.size, opts)
-    with tempfile.TemporaryDirectory() as tmp:
-        sink = VideoFileSink(Path(tmp) / "out.mp4", source.fps, output_size(source.size, opts))
-        stats = Pipeline(source, backend, sink, opts).run()
-    source.close()
-    pure = measure(backend, hw, 1, inference_iterations, warmup=3)
-    inference_fps = 1000.0 / pure["latency_ms"]["mean"]
+    total = min(filter(None, (source.frame_count, max_frames)), default=None)
+    tick = ticker("pipeline", total)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            sink = open_output(str(Path(tmp) / "out.mp4"), source.fps, output_size(source.size, opts))
+            stats = Pipeline(source, backend, sink, opts, on_frame=lambda _: tick()).run()
+    finally:
+        source.close()
+    if stats.error:
+        raise RuntimeError(f"{video}: the pipeline failed: {stats.error}")
+    # the backend is warm: the pipeline just ran it at this size
+    infer_s = inference_only_seconds(backend, video, hw, stats.frames_out, ticker("inference only", stats.frames_out))
+    inference_fps = stats.frames_out / infer_s if infer_s > 0 else 0.0
     return {
         "video": video, "source_size": list(source.size), "inference_size": f"{hw[0]}x{hw[1]}",
         "frames": stats.frames_out, "pipeline_fps": stats.fps, "inference_fps": inference_fps,
-        "ratio": stats.fps / inference_fps, "stage_ms_mean": stats.summary()["stage_ms_mean"],
-        "backend": backend.name,
+        "ratio": stats.fps / inference_fps if inference_fps else 0.0, "compared": COMPARED,
+        "stage_ms_mean": stats.summary()["stage_ms_mean"], "backend": backend.name,
+        "stabilize": stabilize, "flicker": stats.flicker, "flicker_method": METRIC_FLOW if flicker else None,
     }  # fmt: skip
+

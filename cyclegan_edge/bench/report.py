@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -73,30 +74,82 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"\n_{n}_")
     if report.get("pipeline"):
         p = report["pipeline"]
-        lines.append(f"\nPipeline: {p['pipeline_fps']:.2f} FPS end to end vs {p['inference_fps']:.2f} FPS pure inference "
-                     f"({100 * p['ratio']:.0f}%) at {p['inference_size']}")  # fmt: skip
+        lines.append(f"\nPipeline: {p['pipeline_fps']:.2f} FPS end to end vs {p['inference_fps']:.2f} FPS for inference "
+                     f"alone on the same frames ({100 * p['ratio']:.0f}%) at {p['inference_size']}")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
+def case_key(r: dict[str, Any]) -> tuple[int, int, int]:
+    return (r["height"], r["width"], r["batch"])
+
+
+def latency_plot(rows_raw: list[dict[str, Any]], path: Path) -> None:
+    """Horizontal box plots on a log axis (one outlier cannot flatten the rest), grouped by size and batch
+    under a heading each, one colour per variant, the p50 written beside each box."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    variants = list(dict.fromkeys(r["variant"] for r in rows_raw))
+    colour = {v: plt.get_cmap("tab10")(i % 10) for i, v in enumerate(variants)}
+    data, positions, labels, headings = [], [], [], []
+    y = 0.0
+    for case in dict.fromkeys(case_key(r) for r in rows_raw):
+        headings.append((y, f"{case[0]}x{case[1]}, batch {case[2]}"))
+        y += 1.0
+        for r in (r for r in rows_raw if case_key(r) == case):
+            data.append(r)
+            positions.append(y)
+            labels.append(r["variant"])
+            y += 1.0
+        y += 0.4
+    fig, ax = plt.subplots(figsize=(9, 1.4 + 0.3 * y))
+    import matplotlib
+
+    new = tuple(int(x) for x in matplotlib.__version__.split(".")[:2]) >= (3, 10)  # ``vert`` is deprecated there
+    horizontal: dict[str, Any] = {"orientation": "horizontal"} if new else {"vert": False}
+    boxes = ax.boxplot([r["samples_ms"] for r in data], positions=positions, widths=0.6, **horizontal,
+                       patch_artist=True, flierprops={"markersize": 3, "alpha": 0.6},
+                       medianprops={"color": "black"})  # fmt: skip
+    for patch, r in zip(boxes["boxes"], data):
+        patch.set_facecolor(colour[r["variant"]])
+        patch.set_alpha(0.75)
+    low = min(min(r["samples_ms"]) for r in data) / 1.3
+    high = max(max(r["samples_ms"]) for r in data) * 1.3
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    dense = math.log10(high / low) < 2.5  # 1-2-5 ticks while they fit, decades beyond
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if dense else (1.0,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.set_yticks(positions)
+    ax.set_yticklabels(labels, fontsize=9)
+    ax.set_ylim(y, -0.8)
+    for pos, r in zip(positions, data):  # a column right of the plot
+        p50 = r["latency_ms"]["p50"]
+        ax.text(1.01, pos, f"{p50:,.0f}" if p50 >= 100 else f"{p50:.3g}", transform=ax.get_yaxis_transform(),
+                va="center", fontsize=8)  # fmt: skip
+    ax.text(1.01, -0.8, "p50 ms", transform=ax.get_yaxis_transform(), va="bottom", fontsize=8, fontweight="bold")
+    for hy, text in headings:
+        ax.text(0.0, hy, text, transform=ax.get_yaxis_transform(), fontsize=9, fontweight="bold", va="center")
+        ax.axhline(hy - 0.7, color="0.85", linewidth=0.8)
+    ax.grid(axis="x", which="major", color="0.9")
+    ax.set_xlabel("latency per call (ms, log scale)")
+    ax.set_title("Inference latency per call, by size and batch")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plots(report: dict[str, Any], rows_raw: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """latency.png (distribution per variant at each size) and fps_vs_size.png."""
+    """latency.png (distribution per variant, grouped by size and batch) and fps_vs_size.png."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    labels = [f"{r['variant']}\n{r['height']}x{r['width']} b{r['batch']}" for r in rows_raw]
-    ax.boxplot([r["samples_ms"] for r in rows_raw], showfliers=True)
-    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
-    ax.set_ylabel("latency per call (ms)")
-    ax.set_title("Inference latency distribution")
-    fig.tight_layout()
-    paths.append(out_dir / "latency.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths = [out_dir / "latency.png"]
+    latency_plot(rows_raw, paths[0])
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for variant in dict.fromkeys(r["variant"] for r in report["results"]):
@@ -115,23 +168,49 @@ def plots(report: dict[str, Any], rows_raw: list[dict[str, Any]], out_dir: Path)
     return paths
 
 
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What differs between two reports' conditions: iterations, machine, library and toolkit versions."""
+    said = []
+    runs = [sorted({(r.get("iterations"), r.get("warmup")) for r in rep["results"]}) for rep in (a, b)]
+    if runs[0] != runs[1]:
+        said.append(f"iterations/warm-up differ: A {runs[0]}, B {runs[1]}")
+    ma, mb = a.get("machine", {}), b.get("machine", {})
+    for key in ("cpu", "cores", "gpu", "os", "python"):
+        if ma.get(key) != mb.get(key):
+            said.append(f"machine {key} differs: A {ma.get(key)}, B {mb.get(key)}")
+    va, vb = ma.get("versions", {}), mb.get("versions", {})
+    for lib in sorted(set(va) | set(vb)):
+        if va.get(lib) != vb.get(lib):
+            said.append(f"{lib} differs: A {va.get(lib, 'absent')}, B {vb.get(lib, 'absent')}")
+    if a.get("toolkit_version") != b.get("toolkit_version"):
+        said.append(f"cyclegan-edge differs: A {a.get('toolkit_version')}, B {b.get('toolkit_version')}")
+    return said
+
+
 def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
-    """Rows present in both reports, with B's p50 latency and FPS relative to A's."""
+    """Rows present in both reports, B against A with one statistic (the median, p50) for latency and for
+    throughput; then the cases only one report has, and the conditions that differ (warnings)."""
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         return (r["variant"], r["height"], r["width"], r["batch"])
 
-    rows_a = {key(r): r for r in a["results"]}
+    def name(k: tuple[Any, ...]) -> str:
+        return f"{k[0]} {k[1]}x{k[2]} batch {k[3]}"
+
+    rows_a, rows_b = {key(r): r for r in a["results"]}, {key(r): r for r in b["results"]}
     lines = [f"A: {a['machine']['cpu']} ({a['created']})", f"B: {b['machine']['cpu']} ({b['created']})", "",
-             "| variant | size | batch | A p50 ms | B p50 ms | B/A latency | B/A FPS |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-    matched = 0
-    for r in b["results"]:
-        ra = rows_a.get(key(r))
-        if ra is None:
-            continue
-        matched += 1
-        la, lb = ra["latency_ms"], r["latency_ms"]
-        lines.append(f"| {r['variant']} | {r['height']}x{r['width']} | {r['batch']} | {la['p50']:.2f} | {lb['p50']:.2f} | "
-                     f"{lb['p50'] / la['p50']:.3f} | {lb['fps'] / la['fps']:.3f} |")  # fmt: skip
-    if not matched:
-        lines.append("| (no rows in common) | | | | | | |")
+             "Latency and FPS both from the median (p50) call: FPS = batch x 1000 / p50 ms.", "",
+             "| variant | size | batch | A p50 ms | B p50 ms | B/A latency | B/A FPS |", "|---|---|---|---|---|---|---|"]
+    common = [k for k in rows_b if k in rows_a]
+    for k in common:
+        pa, pb = rows_a[k]["latency_ms"]["p50"], rows_b[k]["latency_ms"]["p50"]
+        lines.append(f"| {k[0]} | {k[1]}x{k[2]} | {k[3]} | {pa:.2f} | {pb:.2f} | {pb / pa:.3f} | {pa / pb:.3f} |")
+    if not common:
+        lines.append("| (no cases in common) | | | | | | |")
+    for label, only in (("A", [k for k in rows_a if k not in rows_b]), ("B", [k for k in rows_b if k not in rows_a])):
+        if only:
+            lines.append(f"\nonly in {label}: " + "; ".join(name(k) for k in only))
+    warnings = differences(a, b)
+    if warnings:
+        lines.append("")
+        lines += [f"warning: {w}" for w in warnings]
     return "\n".join(lines)

@@ -38,7 +38,7 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 @dataclass
 class Variant:
-    name: str  # pytorch | onnxruntime-fp32 | ... | tensorrt-int8
+    name: str  # pytorch | onnxruntime-fp32 | openvino-fp32 | ... | tensorrt-int8
     precision: str
     model_path: Path
     options: BackendOptions
@@ -78,14 +78,16 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
     variants: list[Variant] = []
     notes: list[str] = []
     cpu = BackendOptions(device="cpu", provider="cpu", threads=threads)
+    ort_cpu = replace(cpu, backend="onnxruntime")
+    ov_cpu = BackendOptions(device="cpu", threads=threads, backend="openvino")  # f32 pinned: the precision is named
     onnx_fp32: Path | None = model if model.suffix == ".onnx" else None
     if model.suffix in (".pth", ".pt"):
         if "pytorch" in wanted:
-            variants.append(Variant("pytorch", "fp32", model, cpu))
+            variants.append(Variant("pytorch", "fp32", model, replace(cpu, backend="torch")))
         cuda_variants, cuda_notes = torch_cuda_variants(model, wanted)
         variants += cuda_variants
         notes += cuda_notes
-        if any(w.startswith(("onnxruntime", "tensorrt")) for w in wanted):
+        if any(w.startswith(("onnxruntime", "openvino", "tensorrt")) for w in wanted):
             from cyclegan_edge.export.onnx_export import export_onnx
             from cyclegan_edge.models import load_generator
 
@@ -97,16 +99,25 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
         from cyclegan_edge.export.fp16 import export_fp16
 
         onnx_by_precision["fp16"] = export_fp16(onnx_fp32, workdir / "model.fp16.onnx")
+    int8_cpu: Path | None = None  # OpenVINO runs the CPU target's placement (uint8 activations, depthwise float)
     if any(w.endswith("int8") for w in wanted):
         if calib:
             from cyclegan_edge.export.int8 import Int8Options, quantize_int8
 
-            onnx_by_precision["int8"] = quantize_int8(onnx_fp32, workdir / "model.int8.onnx", calib, Int8Options(calib_count=32))
+            if any(w.endswith("int8") for w in wanted if w != "openvino-int8"):
+                onnx_by_precision["int8"] = quantize_int8(onnx_fp32, workdir / "model.int8.onnx", calib,
+                                                          Int8Options(calib_count=32))  # fmt: skip
+            if "openvino-int8" in wanted:
+                int8_cpu = quantize_int8(onnx_fp32, workdir / "model.int8.cpu.onnx", calib,
+                                         Int8Options(calib_count=32, target="cpu"))  # fmt: skip
         else:
             notes.append("int8 variants skipped: give --calib DIR (real images) to calibrate")
     for precision, path in onnx_by_precision.items():
         if f"onnxruntime-{precision}" in wanted:
-            variants.append(Variant(f"onnxruntime-{precision}", precision, path, cpu))
+            variants.append(Variant(f"onnxruntime-{precision}", precision, path, ort_cpu))
+    for precision, ov_path in (("fp32", onnx_fp32), ("int8", int8_cpu)):
+        if f"openvino-{precision}" in wanted and ov_path is not None:
+            variants.append(Variant(f"openvino-{precision}", precision, ov_path, ov_cpu))
     trt_wanted = [w for w in wanted if w.startswith("tensorrt")]
     for w in trt_wanted:
         precision = w.split("-")[1]
@@ -137,9 +148,10 @@ def parity_batch(frames: Sequence[np.ndarray], hw: tuple[int, int], batch: int) 
 def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: Sequence[tuple[int, int]],
                   batches: Sequence[int], iterations: int, warmup: int, calib: str | None = None,
                   threads: int = 0, progress: Any = None, parity_frames: Sequence[np.ndarray] | None = None,
-                  reference: Backend | None = None, trt_profile: tuple[str, str, str] | None = None
-                  ) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
-    """Measure every variant at every size and batch.
+                  reference: Backend | None = None, trt_profile: tuple[str, str, str] | None = None,
+                  on_start: Any = None) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
+    """Measure every variant at every size and batch. ``on_start(cases, notes)`` is called once the variants
+    are built (for a progress total, and the notes so far); ``progress(row)`` after each case.
 
     Each row also gets ``max_abs_vs_reference``: the largest difference between this variant's output and
     the reference's on ``parity_frames`` (real images; seeded noise when none) in the [-1, 1] range. The
@@ -151,6 +163,8 @@ def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: S
     expected: dict[tuple[int, int, int], np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
         variants, notes = prepare_variants(model, wanted, Path(tmp), calib, threads, trt_profile)
+        if on_start is not None:
+            on_start(len(variants) * len(sizes) * len(batches), notes)
         for v in variants:
             try:
                 backend = open_backend(v.model_path, v.options)

@@ -1,16 +1,31 @@
-"""INT8 with explicit quantization (Q/DQ nodes), calibrated on real images.
+"""INT8 with explicit quantization (Q/DQ nodes), calibrated on real images, for one of two targets.
 
-What TensorRT accepts: symmetric signed int8 (zero points 0), per-channel weights, Q/DQ pairs in
-front of Conv/ConvTranspose only. InstanceNorm, Pad, ReLU, Add and Tanh stay in float: the
-norm needs float statistics and the others gain nothing. Optionally the first/last convs and the
-ConvTranspose layers keep full precision (they see the image itself or produce it).
-Q/DQ pairs sit on conv inputs only, never on conv outputs, so every InstanceNorm sees float data.
+``tensorrt`` (the default, what TensorRT accepts): symmetric signed int8 (zero points 0), per-channel
+weights, Q/DQ pairs in front of Conv/ConvTranspose only. InstanceNorm, Pad, ReLU, Add and Tanh stay in
+float: the norm needs float statistics and the others gain nothing. Optionally the first/last convs and
+the ConvTranspose layers keep full precision (they see the image itself or produce it).
+Q/DQ pairs sit on conv inputs only, never on conv outputs, so every InstanceNorm sees float data (every
+conv of the generator family but the last, which stays float, feeds an InstanceNorm: there is no conv
+output worth quantizing).
 
-Measured on the GAN Compression horse->zebra generator against its FP32 ONNX (16 held-out
-horse2zebra/testA images, 32 calibration images from trainA, percentile 99.99):
+``cpu`` (OpenVINO / oneDNN; TensorRT cannot build it): uint8 activations with a zero point (the CPU
+kernels' native input, so asymmetric ranges cost nothing and ReLU outputs get all 256 levels) and the
+depthwise convs in float (with AVX2, int8 depthwise plus its quantize step is slower than float).
+
+Run by ONNX Runtime, measured on the GAN Compression horse->zebra generator against its FP32 ONNX (16
+held-out horse2zebra/testA images, 32 calibration images from trainA, percentile 99.99), tensorrt target:
   default (first/last conv and ConvTranspose in float)          34.3 dB PSNR, SSIM 0.972
   depthwise convs also kept in float (keep_depthwise=True)      35.7 dB, SSIM 0.982
   ConvTranspose quantized too (keep_conv_transpose=False)       29.2 dB, SSIM 0.895
+
+Run by OpenVINO 2026.4 (f32 pinned, AVX2 CPU), against ONNX Runtime FP32 on 12 testA images, 32
+calibration images; median latency at 256x256 over 24 calls interleaved with OpenVINO FP32 (a heavily
+loaded 2-core machine; benchmarks/cpu_backends_cpu.txt has the full run):
+  tensorrt target                                                32.1 dB (min 27.9), 1.15x FP32
+  uint8 activations only                                         33.6 dB (min 28.2), 1.22x
+  cpu target (uint8 activations, depthwise in float)             34.3 dB (min 28.7), 1.37x
+  uint8, everything quantized                                    23.3 dB (min 20.5), 1.39x
+OpenVINO's int8 kernels lose 0.5-2 dB against ONNX Runtime running the same Q/DQ model on AVX2 CPUs.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ from cyclegan_edge.imaging.frames import frame_to_tensor
 from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image
 
 CALIB_METHODS = ("entropy", "minmax", "percentile")
+INT8_TARGETS = ("tensorrt", "cpu")
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,7 @@ class Int8Options:
     keep_conv_transpose: bool = True
     keep_depthwise: bool = False
     percentile: float = 99.99
+    target: str = "tensorrt"  # tensorrt: symmetric int8 activations | cpu: uint8 activations, depthwise convs in float
 
 
 def calibration_batches(paths: Sequence[Path], size: tuple[int, int]) -> Iterator[np.ndarray]:
@@ -71,7 +88,7 @@ def excluded_nodes(model: Any, opts: Int8Options) -> list[str]:
         names += [convs[0].name, convs[-1].name]
     if opts.keep_conv_transpose:
         names += [n.name for n in convs if n.op_type == "ConvTranspose"]
-    if opts.keep_depthwise:
+    if opts.keep_depthwise or opts.target == "cpu":
         names += [n.name for n in convs if n.op_type == "Conv" and _group(n) > 1]
     return names
 
@@ -96,13 +113,18 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
     o = opts or Int8Options()
     if o.calib_method not in CALIB_METHODS:
         raise ValueError(f"calibration method must be one of {CALIB_METHODS}")
+    if o.target not in INT8_TARGETS:
+        raise ValueError(f"INT8 target must be one of {INT8_TARGETS}")
+    unsigned = o.target == "cpu"
     model = onnx.load(str(onnx_path))
     input_name = model.graph.input[0].name
     files = calibration_files(calib, o.calib_count)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.it = calibration_batches(files, o.calib_size)
+            from tqdm import tqdm
+
+            self.it = calibration_batches(tqdm(files, desc="INT8 calibration", unit="img", leave=False), o.calib_size)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self.it, None)
@@ -119,10 +141,11 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
             quantize_static(
                 str(onnx_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=["Conv", "ConvTranspose"], per_channel=True,
-                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8 if unsigned else QuantType.QInt8,
+                weight_type=QuantType.QInt8,
                 nodes_to_exclude=excluded_nodes(model, o), calibrate_method=method,
                 extra_options={
-                    "ActivationSymmetric": True, "WeightSymmetric": True,
+                    "ActivationSymmetric": not unsigned, "WeightSymmetric": True,
                     "CalibPercentile": o.percentile,
                     "QDQOpTypePerChannelSupportToAxis": {"ConvTranspose": 1},
                     "DedicatedQDQPair": False,
@@ -137,8 +160,37 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
             src_meta = {p.key: p.value for p in model.metadata_props}
             from cyclegan_edge.export.onnx_export import set_metadata
 
-            set_metadata(q, {**src_meta, "precision": "int8-qdq", "calibration": f"{o.calib_method}, {len(files)} images"})
+            set_metadata(q, {**src_meta, "precision": "int8-qdq", "int8_target": o.target,
+                             "calibration": f"{o.calib_method}, {len(files)} images"})  # fmt: skip
             onnx.save(q, str(tmp))
     finally:
         quiet.setLevel(level)
+    return out
+
+
+def cpu_speedup(fp32_onnx: str | os.PathLike[str], int8_onnx: str | os.PathLike[str], hw: tuple[int, int] = (256, 256),
+                rounds: int = 5, calls: int = 4, threads: int = 0) -> dict[str, Any]:  # fmt: skip
+    """FP32 and INT8 latency (ms, batch 1) on the backend the runtime picks for an .onnx on this CPU (OpenVINO
+    on x86-64 when installed, else ONNX Runtime), interleaved round by round so shared-machine noise hits both."""
+    import time
+
+    from cyclegan_edge.runtime.backends import BackendOptions, open_backend
+
+    opts = BackendOptions(device="cpu", threads=threads)
+    backends = {"fp32": open_backend(fp32_onnx, opts), "int8": open_backend(int8_onnx, opts)}
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, *hw)).astype(np.float32)
+    times: dict[str, list[float]] = {k: [] for k in backends}
+    for b in backends.values():
+        b.infer(x)
+    for _ in range(rounds):
+        for k, b in backends.items():
+            for _ in range(calls):
+                t = time.perf_counter()
+                b.infer(x)
+                times[k].append((time.perf_counter() - t) * 1e3)
+    out: dict[str, Any] = {"hw": list(hw), "calls": rounds * calls}
+    for k, b in backends.items():
+        out[k] = {"backend": b.name, "median_ms": float(np.median(times[k])), "min_ms": float(np.min(times[k]))}
+        b.close()
+    out["speedup_median"] = out["fp32"]["median_ms"] / out["int8"]["median_ms"]
     return out

@@ -1,8 +1,12 @@
-"""Image files: listing, decoding with clear errors, atomic writing."""
+"""Image files: listing, decoding with clear errors (corrupt JPEG data included), atomic writing, and
+output paths that neither collide nor replace an input."""
 
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -16,8 +20,17 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
 
+# libjpeg's warnings for data it could not decode (it fills the rest with grey and carries on)
+JPEG_CORRUPTION = ("Corrupt JPEG data", "Premature end of JPEG file")
+_FD2_LOCK = threading.Lock()  # file descriptor 2 is process-wide: one capture at a time
+
+
 class ImageReadError(ValueError):
     pass
+
+
+class OutputPathError(ValueError):
+    """An output path that would replace an input."""
 
 
 def relative_to(path: Path, root: Path) -> Path | None:
@@ -46,13 +59,47 @@ def list_files(paths: Iterable[str | os.PathLike[str]], extensions: frozenset[st
     return found
 
 
+def decode_jpeg_watched(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
+    """imdecode, and libjpeg's complaints about corrupt data: libjpeg only prints them (to the C stderr)
+    and returns an image with the lost part grey, so fd 2 is captured around the call. Anything else
+    printed meanwhile is passed on."""
+    decode = cv2().imdecode
+    with _FD2_LOCK, tempfile.TemporaryFile() as said:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(said.fileno(), 2)
+        try:
+            img = decode(data, cv2().IMREAD_UNCHANGED)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        said.seek(0)
+        lines = said.read().decode(errors="replace").splitlines()
+    corrupt = [ln for ln in lines if ln.startswith(JPEG_CORRUPTION)]
+    other = [ln for ln in lines if ln not in corrupt]
+    if other:
+        print("\n".join(other), file=sys.stderr)
+    return img, corrupt
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode any 8-bit image file as BGR uint8 HxWx3; ImageReadError with one line otherwise."""
+    """Decode any 8-bit image file as BGR uint8 HxWx3; ImageReadError with one line otherwise
+    (also for a JPEG whose data is partly corrupt: libjpeg would return it partly grey)."""
     p = Path(path)
-    data = np.fromfile(p, dtype=np.uint8) if p.is_file() else None
-    if data is None:
+    if not p.is_file():
         raise ImageReadError(f"{p}: no such file")
-    img = cv2().imdecode(data, cv2().IMREAD_UNCHANGED) if data.size else None
+    try:
+        data = np.fromfile(p, dtype=np.uint8)
+    except OSError as e:
+        raise ImageReadError(f"{p}: cannot read ({e.strerror})") from None
+    corrupt: list[str] = []
+    if data[:3].tobytes() == b"\xff\xd8\xff":
+        img, corrupt = decode_jpeg_watched(data)
+    else:
+        img = cv2().imdecode(data, cv2().IMREAD_UNCHANGED) if data.size else None
+    if corrupt:
+        reason = corrupt[0].replace("Corrupt JPEG data: ", "")
+        raise ImageReadError(f"{p}: corrupt JPEG data, it would decode partly grey ({reason})")
     if img is None:
         raise ImageReadError(f"{p}: not a decodable image")
     if img.dtype == np.uint16:  # 16-bit PNG/TIFF
@@ -68,9 +115,48 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     ok, buf = cv2().imencode(p.suffix or ".png", image)
     if not ok:
         raise ValueError(f"{p}: OpenCV cannot encode this extension")
-    with atomic_path(p) as tmp:
-        tmp.write_bytes(buf.tobytes())
+    try:
+        with atomic_path(p) as tmp:
+            tmp.write_bytes(buf.tobytes())
+    except OSError as e:  # name the file the user asked for, not the temporary one
+        raise OSError(e.errno, e.strerror, str(p)) from None
     return p
+
+
+def check_outputs(inputs: Iterable[Path], outputs: Iterable[Path]) -> None:
+    """OutputPathError when an output would replace an input: the same file through any path (``..``,
+    symlinks, hard links). Called before anything is opened or written."""
+    by_id, by_path = {}, {}
+    for p in inputs:
+        st = os.stat(p)
+        by_id[(st.st_dev, st.st_ino)], by_path[Path(p).resolve()] = p, p
+    for out in outputs:
+        try:
+            st = os.stat(out)
+            hit = by_id.get((st.st_dev, st.st_ino))
+        except OSError:  # not there yet, perhaps below a folder still to be made: compare the resolved paths
+            hit = by_path.get(Path(out).resolve())
+        if hit is not None:
+            raise OutputPathError(f"{out}: this output would replace the input {hit}; choose another output path")
+
+
+def unique_outputs(sources: Sequence[Path], outputs: Sequence[Path]) -> list[Path]:
+    """``outputs`` with no two alike: sources that map to one output keep their own name in it
+    (``x.jpg`` and ``x.png`` -> ``x.jpg.png`` and ``x.png.png``), then a counter (``x.jpg-2.png``)."""
+    counts: dict[Path, int] = {}
+    for o in outputs:
+        counts[o] = counts.get(o, 0) + 1
+    named = [o.with_name(s.name + o.suffix) if counts[o] > 1 else o for s, o in zip(sources, outputs)]
+    taken: set[Path] = set()
+    result = []
+    for o in named:
+        n, candidate = 1, o
+        while candidate in taken:
+            n += 1
+            candidate = o.with_name(f"{o.stem}-{n}{o.suffix}")
+        taken.add(candidate)
+        result.append(candidate)
+    return result
 
 
 def resized(images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:

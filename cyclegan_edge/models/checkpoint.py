@@ -56,6 +56,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt/unsafe files
+        if "Weights only load failed" in str(e):
+            raise CheckpointError(f"{p}: holds Python objects besides tensors (pickled code or classes); they are not "
+                                  "loaded, for safety. Only weights are read: save the generator's state_dict "
+                                  "(torch.save(model.state_dict(), path))") from None  # fmt: skip
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{p}: not a readable PyTorch checkpoint ({reason[:160]})") from None
 

@@ -1,8 +1,14 @@
-"""Inference backends behind one tiny interface, chosen by the model file's extension.
+"""Inference backends behind one tiny interface, chosen by the model file's extension (``backend="auto"``).
 
     .plan / .engine -> TensorRT        (cyclegan_edge.trt.engine; needs tensorrt + cuda-python)
-    .onnx           -> ONNX Runtime    (TensorRT EP, CUDA EP or CPU EP by availability)
+    .onnx           -> OpenVINO on x86-64 CPUs when it is installed and ONNX Runtime has no GPU provider
+                       (1.4-1.7x ONNX Runtime's CPU speed here, see README "CPU backends"); else
+                       ONNX Runtime (TensorRT EP, CUDA EP or CPU EP by availability)
+    .xml            -> OpenVINO        (an OpenVINO IR; cyclegan_edge.runtime.openvino_backend)
     .pt / .pth      -> PyTorch         (CUDA when available, else CPU)
+
+``backend`` forces one (onnxruntime | openvino | tensorrt | torch). When auto would take OpenVINO but it
+cannot be imported or cannot compile the model, ONNX Runtime runs it and one warning line says why.
 
 Every backend maps NCHW float32 RGB in [-1, 1] (H, W multiples of 4) to the same layout.
 """
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,12 +29,53 @@ from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 log = logging.getLogger(__name__)
 
 ONNX_EXTENSIONS = (".onnx",)
+OPENVINO_EXTENSIONS = (".onnx", ".xml")
 TORCH_EXTENSIONS = (".pt", ".pth")
 ENGINE_EXTENSIONS = (".plan", ".engine")
 
 
 class BackendError(RuntimeError):
     """A model file or backend that cannot be used; the message is one line for the user."""
+
+
+class NotAGenerator(BackendError):
+    """A model that loads but is not an image generator: no other backend would do better."""
+
+
+class NonFiniteOutput(BackendError):
+    pass
+
+
+def check_finite(out: np.ndarray) -> np.ndarray:
+    """``out``, or NonFiniteOutput: NaN/Inf would become black pixels without a word."""
+    if not np.isfinite(out).all():
+        raise NonFiniteOutput("the model's output holds NaN/Inf values: its weights are probably corrupt "
+                              "(NaN/Inf), or half precision overflowed")  # fmt: skip
+    return out
+
+
+def generator_io_problem(inputs: list[list[Any]], outputs: list[list[Any]]) -> str | None:
+    """Why a model with these input and output shapes is not an image generator, or None. A dim is an int
+    when fixed, anything else (a name, None) when dynamic. A generator has one Nx3xHxW input and one
+    Nx3xHxW output whose H and W are dynamic or equal to the input's."""
+    def shown(shapes: list[list[Any]]) -> str:
+        return ", ".join("x".join(str(d) if isinstance(d, int) else "?" for d in s) or "?" for s in shapes) or "none"
+
+    found = f"found inputs {shown(inputs)} and outputs {shown(outputs)}; expected one Nx3xHxW input and output"
+    if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]) != 4 or len(outputs[0]) != 4:
+        return found
+    (i, o), fixed = (inputs[0], outputs[0]), lambda d: isinstance(d, int) and d > 0
+    if any(fixed(s[1]) and s[1] != 3 for s in (i, o)):
+        return found
+    if any(fixed(i[a]) and fixed(o[a]) and i[a] != o[a] for a in (2, 3)):
+        return f"output size {o[2]}x{o[3]} differs from input size {i[2]}x{i[3]}; an image generator keeps the size"
+    return None
+
+
+def check_generator_io(path: Path, inputs: list[list[Any]], outputs: list[list[Any]]) -> None:
+    problem = generator_io_problem(inputs, outputs)
+    if problem:
+        raise NotAGenerator(f"{path}: not an image generator ({problem})")
 
 
 class Backend(Protocol):
@@ -44,7 +92,10 @@ class BackendOptions:
     provider: str = "auto"  # ONNX Runtime: auto | cpu | cuda | tensorrt | a full provider name
     fp16: bool = False  # PyTorch on CUDA: run in half precision
     cuda_graphs: bool = False  # PyTorch on CUDA: capture one CUDA graph per input shape and replay it
-    threads: int = 0  # ONNX Runtime / PyTorch CPU threads; 0 = library default
+    threads: int = 0  # ONNX Runtime / OpenVINO / PyTorch CPU threads; 0 = library default
+    backend: str = "auto"  # auto (by extension, see above) | onnxruntime | openvino | tensorrt | torch
+    precision: str = "f32"  # OpenVINO INFERENCE_PRECISION_HINT: f32 | bf16 | f16 (device: auto | cpu | gpu | npu)
+    streams: int = 0  # OpenVINO streams; 0 = one stream, latency first
 
 
 class TorchBackend:
@@ -52,7 +103,8 @@ class TorchBackend:
         try:
             import torch
         except ImportError:
-            raise BackendError(f"{path}: PyTorch models need torch: pip install 'cyclegan-edge[train]'") from None
+            raise BackendError(f"{path}: PyTorch models need torch: pip install 'cyclegan-edge[train]' (or run "
+                               "an .onnx exported from it)") from None  # fmt: skip
         from cyclegan_edge.models import load_generator
 
         self._torch = torch
@@ -186,9 +238,7 @@ class OnnxRuntimeBackend:
             msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             raise BackendError(f"{path}: ONNX Runtime cannot load this model ({msg})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[1] not in (3, "3"):
-            shapes = [(i.name, i.shape) for i in inputs]
-            raise BackendError(f"{path}: not an image generator (inputs {shapes}; expected one Nx3xHxW input)")
+        check_generator_io(path, [list(i.shape) for i in inputs], [list(o.shape) for o in outputs])
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
         self.input_dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -202,31 +252,90 @@ class OnnxRuntimeBackend:
         pass
 
 
+BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt", "torch")
+OV_PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO's INFERENCE_PRECISION_HINT values
+BACKEND_EXTENSIONS = {"onnxruntime": ONNX_EXTENSIONS, "openvino": OPENVINO_EXTENSIONS, "tensorrt": ENGINE_EXTENSIONS,
+                      "torch": TORCH_EXTENSIONS}  # fmt: skip
+X86_64 = ("x86_64", "amd64")
+
+
+def ort_has_gpu_provider() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return bool({"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()))
+
+
+def openvino_importable() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
+def prefers_openvino(options: BackendOptions, machine: str | None = None) -> bool:
+    """Whether ``auto`` runs an .onnx on OpenVINO: an x86-64 CPU (where it was measured faster than ONNX
+    Runtime), no ONNX Runtime provider or device asked for, and no GPU provider in ONNX Runtime."""
+    machine = (machine or platform.machine()).lower()
+    return (machine in X86_64 and options.provider == "auto" and options.device in ("auto", "cpu")
+            and not ort_has_gpu_provider())  # fmt: skip
+
+
+def backend_for(path: Path, options: BackendOptions) -> str:
+    """The backend that runs ``path``: the forced one (checked against the extension) or auto's choice."""
+    ext = path.suffix.lower()
+    if options.backend not in BACKENDS:
+        raise BackendError(f"unknown backend {options.backend!r} (expected one of {', '.join(BACKENDS)})")
+    if options.backend != "auto":
+        if ext not in BACKEND_EXTENSIONS[options.backend]:
+            exts = "/".join(BACKEND_EXTENSIONS[options.backend])
+            raise BackendError(f"{path}: the {options.backend} backend runs {exts} models, not {ext or 'this file'}")
+        return options.backend
+    if ext == ".xml":
+        return "openvino"
+    if ext in ONNX_EXTENSIONS:
+        return "openvino" if prefers_openvino(options) else "onnxruntime"
+    for name in ("torch", "tensorrt"):
+        if ext in BACKEND_EXTENSIONS[name]:
+            return name
+    known = ", ".join(ENGINE_EXTENSIONS + ONNX_EXTENSIONS + (".xml",) + TORCH_EXTENSIONS)
+    raise BackendError(f"{path}: unknown model extension {ext!r} (expected one of {known})")
+
+
 def open_backend(path: str | os.PathLike[str], options: BackendOptions | None = None) -> Backend:
-    """Open the backend that fits ``path``'s extension."""
+    """Open the backend that fits ``path``'s extension (or the one ``options.backend`` forces)."""
     p = Path(path)
     opts = options or BackendOptions()
     if not p.is_file():
         raise BackendError(f"{p}: no such model file")
-    ext = p.suffix.lower()
-    if ext in ONNX_EXTENSIONS:
-        return OnnxRuntimeBackend(p, opts)
-    if ext in TORCH_EXTENSIONS:
-        from cyclegan_edge.models import CheckpointError
+    name = backend_for(p, opts)
+    if name == "openvino":
+        from cyclegan_edge.runtime.openvino_backend import OpenVinoBackend
 
         try:
+            return OpenVinoBackend(p, opts)
+        except NotAGenerator:
+            raise
+        except BackendError as e:
+            if opts.backend != "auto" or p.suffix.lower() not in ONNX_EXTENSIONS:
+                raise
+            log.warning("%s; running ONNX Runtime instead (--backend onnxruntime silences this)", e)
+            name = "onnxruntime"
+    if name == "onnxruntime":
+        return OnnxRuntimeBackend(p, opts)
+    if name == "torch":
+        try:
             return TorchBackend(p, opts)
-        except CheckpointError as e:
+        except ValueError as e:  # models.CheckpointError (not imported here: it needs torch, which may be absent)
             raise BackendError(str(e)) from None
-    if ext in ENGINE_EXTENSIONS:
-        from cyclegan_edge.trt.engine import TensorRTBackend
+    from cyclegan_edge.trt.engine import TensorRTBackend
 
-        return TensorRTBackend(p)
-    known = ", ".join(ENGINE_EXTENSIONS + ONNX_EXTENSIONS + TORCH_EXTENSIONS)
-    raise BackendError(f"{p}: unknown model extension {ext!r} (expected one of {known})")
+    return TensorRTBackend(p)
 
 
 def translate_frames(backend: Backend, frames: list[np.ndarray]) -> list[np.ndarray]:
     """Same-sized BGR frames through a backend; outputs have the inputs' size."""
     size = frames[0].shape[:2]
-    return tensor_to_frames(backend.infer(frames_to_tensor(frames)), (int(size[0]), int(size[1])))
+    return tensor_to_frames(check_finite(backend.infer(frames_to_tensor(frames))), (int(size[0]), int(size[1])))

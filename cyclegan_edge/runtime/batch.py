@@ -1,7 +1,9 @@
-"""Convert every video and image of a folder: resumable, keeps going past bad files."""
+"""Convert every video and image of a folder: resumable, keeps going past bad files, stops at the first
+output that cannot be written (the destination is the problem then, not the file)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -9,11 +11,30 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageReadError, read_image, relative_to, write_image
+from cyclegan_edge.imaging.io import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    ImageReadError,
+    OutputPathError,
+    check_outputs,
+    read_image,
+    relative_to,
+    unique_outputs,
+    write_image,
+)
 from cyclegan_edge.runtime.backends import Backend, translate_frames
-from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, output_size
-from cyclegan_edge.runtime.sinks import VideoFileSink
+from cyclegan_edge.runtime.pipeline import (
+    Pipeline,
+    PipelineOptions,
+    PipelineStats,
+    after_resume,
+    inference_size,
+    output_size,
+    too_small,
+)
+from cyclegan_edge.runtime.sinks import EncodeSettings, SinkError, open_output
 from cyclegan_edge.runtime.sources import SourceError, open_source
 
 
@@ -21,9 +42,10 @@ from cyclegan_edge.runtime.sources import SourceError, open_source
 class FileResult:
     path: Path
     output: Path | None
-    status: str  # done | skipped (exists) | failed: reason | interrupted
+    status: str  # done | skipped (...) | failed: reason | interrupted
     frames: int = 0
     fps: float = 0.0
+    flicker: float | None = None  # warping error of the output (--flicker)
 
     @property
     def failed(self) -> bool:
@@ -54,60 +76,106 @@ def already_done(src: Path, out: Path) -> bool:
     return True
 
 
-def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions, position: int = 1) -> FileResult:
+def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions, position: int = 1,
+                  settings: EncodeSettings | None = None, job: tuple[object, ...] = (),
+                  overwrite: bool = False) -> FileResult:  # fmt: skip
+    """One video; a partial conversion of the same job left by a crash is resumed (see av_video)."""
     try:
         source = open_source(str(src))
     except SourceError as e:
         return FileResult(src, None, f"failed: {str(e).split(': ', 1)[-1]}")
-    bar = tqdm(total=source.frame_count or None, desc=src.name, unit="frame", position=position, leave=False)
-    sink = VideoFileSink(out, source.fps, output_size(source.size, opts))
-
-    def tick(stats: object) -> None:
-        bar.update(1)
-
     try:
-        stats = Pipeline(source, backend, sink, opts, on_frame=tick).run()
+        sink = open_output(str(out), source.fps, output_size(source.size, opts), settings, source, job, overwrite)
+        bar = tqdm(total=source.frame_count or None, initial=sink.resumed, desc=src.name, unit="frame",
+                   position=position, leave=False)  # fmt: skip
+        left = None if source.finished else after_resume(opts, sink.resumed)
+        stats = Pipeline(source, backend, sink, left, on_frame=lambda _: bar.update(1)).run() if left else PipelineStats()
+        if not left:
+            sink.close()
+        bar.close()
+    except SinkError as e:
+        return FileResult(src, None, f"failed: {str(e).split(': ', 1)[-1]}")
     finally:
         source.close()
-        bar.close()
+    frames = sink.resumed + stats.frames_out
     if stats.error:
-        return FileResult(src, out if stats.frames_out else None, f"failed: {stats.error}", stats.frames_out, stats.fps)
+        return FileResult(src, out if out.exists() else None, f"failed: {stats.error}", frames, stats.fps)
     if stats.interrupted:
-        return FileResult(src, out, "interrupted", stats.frames_out, stats.fps)
-    return FileResult(src, out, "done", stats.frames_out, stats.fps)
+        return FileResult(src, out, "interrupted", frames, stats.fps)
+    done = f"done (resumed after {sink.resumed})" if sink.resumed else "done"
+    return FileResult(src, out, done, frames, stats.fps, stats.flicker)
 
 
-def convert_image(src: Path, out: Path, backend: Backend) -> FileResult:
+def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions | None = None) -> FileResult:
+    """One image, out at its own size (inference at ``opts.size`` when given, scaled back). A file that cannot
+    be used gives a failed result; a failed write raises OSError, a broken model its BackendError."""
     try:
         img = read_image(src)
     except ImageReadError as e:
         return FileResult(src, None, f"failed: {str(e).split(': ', 1)[-1]}")
+    size = (int(img.shape[0]), int(img.shape[1]))
+    hw = inference_size(size, opts or PipelineOptions())
+    small = too_small(hw)
+    if small:
+        return FileResult(src, None, f"failed: {small}")
     t = time.perf_counter()
-    write_image(out, translate_frames(backend, [img])[0])
+    frame = img if hw == size else cv2().resize(img, (hw[1], hw[0]), interpolation=cv2().INTER_AREA)
+    result = translate_frames(backend, [frame])[0]
+    if hw != size:
+        result = cv2().resize(result, (size[1], size[0]), interpolation=cv2().INTER_LINEAR)
+    write_image(out, result)
     return FileResult(src, out, "done", 1, 1.0 / max(time.perf_counter() - t, 1e-9))
 
 
+def folder_files(in_dir: Path, out_dir: Path) -> list[Path]:
+    """The files to consider, sorted, leaving out hidden ones and an output folder nested in the input."""
+    if in_dir.resolve() == out_dir.resolve():
+        raise OutputPathError(f"{out_dir}: the output folder is the input folder; outputs would mix with (and could "
+                              "replace) the inputs: choose another folder")  # fmt: skip
+    nested = relative_to(out_dir.resolve(), in_dir.resolve()) is not None
+    return sorted(p for p in in_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
+                  and not (nested and relative_to(p.resolve(), out_dir.resolve()) is not None))  # fmt: skip
+
+
+def in_shard(rel: Path, shard: tuple[int, int]) -> bool:
+    """Whether the file at ``rel`` (relative to the input folder) belongs to shard K of N: a stable hash of
+    the path, so that N independent runs (any scheduler, no coordinator) split a folder disjointly."""
+    k, n = shard
+    return int(hashlib.sha256(rel.as_posix().encode()).hexdigest(), 16) % n == k
+
+
 def convert_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], backend: Backend,
-                   opts: PipelineOptions, overwrite: bool = False) -> list[FileResult]:  # fmt: skip
+                   opts: PipelineOptions, overwrite: bool = False, settings: EncodeSettings | None = None,
+                   job: tuple[object, ...] = (), shard: tuple[int, int] | None = None) -> list[FileResult]:  # fmt: skip
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    files = sorted(p for p in in_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = folder_files(in_dir, out_dir)
+    media = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS]
+    outputs = dict(zip(media, unique_outputs(media, [output_for(p, in_dir, out_dir) for p in media])))
+    check_outputs(files, outputs.values())  # before anything is opened
+    if shard is not None:  # after naming the outputs, so that every shard names them alike
+        files = [p for p in files if in_shard(p.relative_to(in_dir), shard)]
     results: list[FileResult] = []
-    for src in tqdm(files, desc="files", unit="file", position=0):
+    for i, src in enumerate(tqdm(files, desc="files", unit="file", position=0)):
         ext = src.suffix.lower()
-        if ext not in VIDEO_EXTENSIONS and ext not in IMAGE_EXTENSIONS:
+        out = outputs.get(src)
+        if out is None:
             results.append(FileResult(src, None, "skipped (not an image or video)"))
             continue
-        out = output_for(src, in_dir, out_dir)
         if not overwrite and already_done(src, out):
             results.append(FileResult(src, out, "skipped (exists)"))
             continue
         try:
             if ext in VIDEO_EXTENSIONS:
-                res = convert_video(src, out, backend, opts)
+                res = convert_video(src, out, backend, opts, settings=settings, job=job, overwrite=overwrite)
             else:
-                res = convert_image(src, out, backend)
+                res = convert_image(src, out, backend, opts)
         except KeyboardInterrupt:
             results.append(FileResult(src, out if out.exists() else None, "interrupted"))
+            break
+        except OSError as e:
+            left = len(files) - i - 1
+            status = f"failed: cannot write ({first_line(e)}); stopped, {left} files not tried"
+            results.append(FileResult(src, None, status))
             break
         results.append(res)
         if res.status == "interrupted":
@@ -116,11 +184,13 @@ def convert_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
 
 
 def summary_table(results: list[FileResult], root: Path) -> str:
-    rows = [("file", "frames", "fps", "status")]
+    flicker = any(r.flicker is not None for r in results)  # --flicker: a column with each video's warping error
+    rows: list[tuple[str, ...]] = [("file", "frames", "fps", *(["flicker"] if flicker else []), "status")]
     for r in results:
         name = str(relative_to(r.path, root) or r.path)
-        rows.append((name, str(r.frames), f"{r.fps:.1f}" if r.frames else "-", r.status))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        measured = [f"{r.flicker:.2f}" if r.flicker is not None else "-"] if flicker else []
+        rows.append((name, str(r.frames), f"{r.fps:.1f}" if r.frames else "-", *measured, r.status))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

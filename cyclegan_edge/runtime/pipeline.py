@@ -14,18 +14,20 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import frames_to_tensor, resize_shorter_side, tensor_to_frame
-from cyclegan_edge.runtime.backends import Backend
+from cyclegan_edge.errors import describe
+from cyclegan_edge.runtime.backends import Backend, check_finite
 from cyclegan_edge.runtime.sinks import Sink
 from cyclegan_edge.runtime.sources import Source
+from cyclegan_edge.runtime.stabilize import FlickerMeter, Stabilizer
 
-STAGES = ("capture", "pre", "infer", "post", "write")
+STAGES = ("capture", "pre", "infer", "stabilize", "post", "flicker", "write")
 _END = object()
 
 
@@ -35,6 +37,9 @@ class PipelineOptions:
     side_by_side: bool = False
     queue_depth: int = 4  # file sources; live sources use 1 to keep latency low
     max_frames: int = 0
+    batch: int = 1  # frames per backend call for file sources (order and every frame kept); live sources use 1
+    stabilize: float = 0.0  # blend weight of the temporal filter (stabilize.py), per stream; 0: off
+    flicker: bool = False  # measure the warping error of the output (stabilize.FlickerMeter)
 
 
 @dataclass
@@ -47,6 +52,7 @@ class PipelineStats:
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     interrupted: bool = False
     error: str | None = None
+    flicker: float | None = None  # warping error, 0-255 levels (PipelineOptions.flicker)
 
     @property
     def fps(self) -> float:
@@ -61,6 +67,7 @@ class PipelineStats:
             "latency_ms_max": round(lat[-1], 2) if lat else None,
             "stage_ms_mean": {k: round(statistics.fmean(v), 2) for k, v in self.stage_ms.items() if v},
             "interrupted": self.interrupted, "error": self.error,
+            "flicker": None if self.flicker is None else round(self.flicker, 3),
         }  # fmt: skip
 
 
@@ -69,8 +76,26 @@ def output_size(source_size: tuple[int, int], opts: PipelineOptions) -> tuple[in
     return (h, 2 * w) if opts.side_by_side else (h, w)
 
 
+def after_resume(opts: PipelineOptions, resumed: int) -> PipelineOptions | None:
+    """The options for what is left when an earlier run already wrote ``resumed`` frames (None: nothing)."""
+    if not resumed or not opts.max_frames:
+        return opts
+    return replace(opts, max_frames=opts.max_frames - resumed) if opts.max_frames > resumed else None
+
+
 def inference_size(source_size: tuple[int, int], opts: PipelineOptions) -> tuple[int, int]:
     return resize_shorter_side(*source_size, opts.size) if opts.size else source_size
+
+
+SIZE_RANGE = (8, 4320)  # --size: 8 px is the generator's least (below), 4320 the shorter side of 8K
+MIN_SIDE = 5  # padded to 8: the generator halves it twice, then reflect-pads 1 px, which needs 2 px
+
+
+def too_small(hw: tuple[int, int]) -> str | None:
+    """Why the generator cannot take an image of this (inference) size, or None."""
+    if min(hw) >= MIN_SIDE:
+        return None
+    return f"{hw[1]}x{hw[0]} px is too small for the generator (it needs at least {MIN_SIDE} px per side)"
 
 
 class LatestSlot:
@@ -121,6 +146,7 @@ class _Frame:
     t_capture: float
     source: np.ndarray
     tensor: np.ndarray | None = None
+    output: np.ndarray | None = None  # the model's frame: inference size, source size after post
     result: np.ndarray | None = None
 
 
@@ -136,6 +162,11 @@ class Pipeline:
         depth = 1 if source.live else self.opts.queue_depth
         self.q_capture: LatestSlot | BoundedQueue = LatestSlot() if source.live else BoundedQueue(depth)
         self.q_pre, self.q_infer, self.q_post = BoundedQueue(depth), BoundedQueue(depth), BoundedQueue(depth)
+        # optional stages: stabilize between infer and post, flicker after post
+        self.stabilizer = Stabilizer(self.opts.stabilize) if self.opts.stabilize else None
+        self.meter = FlickerMeter() if self.opts.flicker else None
+        self.q_stable = BoundedQueue(depth) if self.stabilizer else self.q_infer
+        self.q_out = BoundedQueue(depth) if self.meter else self.q_post
         self.errors: list[BaseException] = []
 
     # ---- stages (each runs in its own thread) ------------------------------------------------------
@@ -171,6 +202,30 @@ class Pipeline:
             if not dst.put(item, self.stop):
                 return
 
+    def _infer_batches(self) -> None:
+        """The infer stage for file sources with batch > 1: N frames per backend call, in order."""
+        pending: list[_Frame] = []
+        while not self.stop.is_set():
+            try:
+                item = self.q_pre.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if item is not _END:
+                pending.append(item)
+            if pending and (item is _END or len(pending) == self.opts.batch):
+                t = time.perf_counter()
+                out = self.backend.infer(np.concatenate([f.tensor for f in pending if f.tensor is not None]))
+                ms = (time.perf_counter() - t) * 1e3 / len(pending)
+                for i, f in enumerate(pending):
+                    f.tensor = out[i : i + 1]
+                    self.stats.stage_ms["infer"].append(ms)
+                    if not self.q_infer.put(f, self.stop):
+                        return
+                pending = []
+            if item is _END:
+                self.q_infer.put(_END, self.stop)
+                return
+
     def _pre(self, f: _Frame) -> None:
         frame = f.source
         if frame.shape[:2] != self.infer_hw:
@@ -181,12 +236,22 @@ class Pipeline:
         assert f.tensor is not None
         f.tensor = self.backend.infer(f.tensor)
 
+    def _stabilize(self, f: _Frame) -> None:
+        assert f.tensor is not None and self.stabilizer is not None
+        f.output = self.stabilizer(f.source, tensor_to_frame(check_finite(f.tensor), self.infer_hw))
+        f.tensor = None
+
+    def _flicker(self, f: _Frame) -> None:
+        assert f.output is not None and self.meter is not None
+        self.meter.update(f.source, f.output)
+
     def _post(self, f: _Frame) -> None:
-        assert f.tensor is not None
-        out = tensor_to_frame(f.tensor, self.infer_hw)
-        if out.shape[:2] != f.source.shape[:2]:
-            out = cv2().resize(out, (f.source.shape[1], f.source.shape[0]), interpolation=cv2().INTER_LINEAR)
-        f.result = np.hstack([f.source, out]) if self.opts.side_by_side else out
+        if f.output is None:  # not stabilized
+            assert f.tensor is not None
+            f.output = tensor_to_frame(check_finite(f.tensor), self.infer_hw)
+        if f.output.shape[:2] != f.source.shape[:2]:
+            f.output = cv2().resize(f.output, (f.source.shape[1], f.source.shape[0]), interpolation=cv2().INTER_LINEAR)
+        f.result = np.hstack([f.source, f.output]) if self.opts.side_by_side else f.output
         f.tensor = None
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> Callable[[], None]:
@@ -206,19 +271,28 @@ class Pipeline:
 
     # ---- the main thread: writes, shows, and owns Ctrl-C ---------------------------------------------
     def run(self) -> PipelineStats:
+        batched = self.opts.batch > 1 and not self.source.live
+        infer = (self._guard(self._infer_batches) if batched
+                 else self._guard(self._stage, "infer", self.q_pre, self.q_infer, self._infer))  # fmt: skip
         threads = [
             threading.Thread(target=self._guard(self._capture), name="capture", daemon=True),
             threading.Thread(target=self._guard(self._stage, "pre", self.q_capture, self.q_pre, self._pre), name="pre", daemon=True),
-            threading.Thread(target=self._guard(self._stage, "infer", self.q_pre, self.q_infer, self._infer), name="infer", daemon=True),
-            threading.Thread(target=self._guard(self._stage, "post", self.q_infer, self.q_post, self._post), name="post", daemon=True),
+            threading.Thread(target=infer, name="infer", daemon=True),
+            threading.Thread(target=self._guard(self._stage, "post", self.q_stable, self.q_post, self._post), name="post", daemon=True),
         ]  # fmt: skip
+        optional = [("stabilize", self.q_infer, self.q_stable, self._stabilize, self.stabilizer),
+                    ("flicker", self.q_post, self.q_out, self._flicker, self.meter)]  # fmt: skip
+        for name, src, dst, work, enabled in optional:
+            if enabled is not None:
+                target = self._guard(self._stage, name, src, dst, work)
+                threads.append(threading.Thread(target=target, name=name, daemon=True))
         t0 = time.perf_counter()
         for th in threads:
             th.start()
         try:
             while not self.stop.is_set():
                 try:
-                    item = self.q_post.get(timeout=0.05)
+                    item = self.q_out.get(timeout=0.05)
                 except queue.Empty:
                     continue
                 if item is _END:
@@ -237,6 +311,8 @@ class Pipeline:
                     break
         except KeyboardInterrupt:
             self.stats.interrupted = True
+        except Exception as e:  # the sink failed (disk full, ...): reported, and what was written is kept
+            self.errors.append(e)
         finally:
             self.stop.set()
             for th in threads:
@@ -244,8 +320,12 @@ class Pipeline:
             self.stats.seconds = time.perf_counter() - t0
             if isinstance(self.q_capture, LatestSlot):
                 self.stats.dropped = self.q_capture.dropped
-            self.sink.close()  # finalize what was written, whatever happened
+            self.stats.flicker = self.meter.value if self.meter is not None else None
+            try:
+                self.sink.close()  # finalize what was written, whatever happened
+            except Exception as e:  # a failed finalization is the run's error too
+                self.errors.append(e)
         if self.errors:
             err = self.errors[0]
-            self.stats.error = f"{type(err).__name__}: {err}".splitlines()[0]
+            self.stats.error = describe(err, hint=False)
         return self.stats

@@ -1,27 +1,77 @@
-"""Frame sinks: video files (finalized even when interrupted), image folders, a window."""
+"""Frame sinks named by one string each, in the spirit of jetson-inference's videoOutput.
+
+    out.mp4 / .m4v / .mov / .mkv   a video file: PyAV (H.264 by default, audio kept, crash-safe and
+                                   resumable; see av_video.py) when installed, else OpenCV (mp4v)
+    out.avi                        a video file through OpenCV (MJPEG)
+    frames/                        an image folder (frame_000000.png, ...)
+    (no --output)                  a window
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import write_image
 
+if TYPE_CHECKING:
+    from cyclegan_edge.runtime.sources import Source
+
+log = logging.getLogger("cyclegan_edge.runtime")
+
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+CODEC_NAMES = ("h264", "hevc", "av1", "mjpeg")
+ENCODERS = ("auto", "cpu", "nvenc")
 
 
 class SinkError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How video files are encoded (PyAV writer; the OpenCV fallback only knows mp4v/MJPEG)."""
+
+    codec: str = "h264"  # h264 | hevc | av1 | mjpeg
+    crf: int | None = None  # quality (lower is better); None: the codec's visually lossless default
+    bitrate: str | None = None  # e.g. "4M": constant-ish bitrate instead of crf
+    preset: str | None = None  # encoder speed/size trade-off; None: the codec's default
+    encoder: str = "auto"  # auto (NVENC when it opens, else CPU) | cpu | nvenc
+    audio: bool = True  # copy the source's audio
+
+
+def encoded_size(size: tuple[int, int], codec: str = "h264") -> tuple[int, int]:
+    """(h, w) the encoder gets: 4:2:0 formats (H.264, HEVC, AV1, mp4v) need even sizes; MJPEG takes any."""
+    h, w = size
+    return (h, w) if codec == "mjpeg" else (h + h % 2, w + w % 2)
+
+
+def pad_to(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pad at the bottom/right to ``size`` by repeating the last row/column."""
+    h, w = frame.shape[:2]
+    if (h, w) == size:
+        return frame
+    return np.pad(frame, ((0, size[0] - h), (0, size[1] - w), (0, 0)), mode="edge")
+
+
+def warn_padded(path: Path, size: tuple[int, int], padded: tuple[int, int]) -> None:
+    if padded != size:
+        log.warning("%s: %dx%d: 4:2:0 video needs even sizes, padded to %dx%d by repeating the last row/column "
+                    "(--codec mjpeg keeps the exact size)", path.name, size[1], size[0], padded[1], padded[0])  # fmt: skip
+
+
 class Sink:
     """write() takes a frame and a one-line status (FPS, latency); only a window shows the status."""
 
     name: str
+    resumed: int = 0  # frames an earlier, interrupted run of the same job already wrote (kept)
 
     def write(self, frame: np.ndarray, status: str = "") -> None:
         raise NotImplementedError
@@ -35,10 +85,12 @@ class Sink:
 
 
 class VideoFileSink(Sink):
-    """Writes to a hidden temporary file beside the target and renames it on close, so the target
-    path only ever holds a finalized, playable file (also after Ctrl-C or an error)."""
+    """OpenCV's VideoWriter (the fallback without PyAV; .avi). Writes to a hidden temporary file beside
+    the target and renames it on close, so the target path only ever holds a finalized, playable file
+    (also after Ctrl-C or an error)."""
 
-    def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int]) -> None:
+    def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int],
+                 gstreamer: bool = False) -> None:  # fmt: skip
         self.path = Path(path)
         self.name = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,8 +98,14 @@ class VideoFileSink(Sink):
         if ext not in FOURCC:
             raise SinkError(f"{self.path}: unsupported video extension (use one of {', '.join(FOURCC)})")
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{ext}")
-        h, w = size
-        self.writer = cv2().VideoWriter(str(self.tmp), cv2().VideoWriter_fourcc(*FOURCC[ext]), fps, (w, h))
+        self.frame_size = encoded_size(size)  # OpenCV's mp4v would crop an odd size by one
+        warn_padded(self.path, size, self.frame_size)
+        h, w = self.frame_size
+        if gstreamer:  # Jetson: the hardware H.264 encoder through JetPack's GStreamer-enabled OpenCV
+            pipeline = jetson_h264_pipeline(self.tmp)
+            self.writer = cv2().VideoWriter(pipeline, cv2().CAP_GSTREAMER, 0, fps, (w, h))
+        else:
+            self.writer = cv2().VideoWriter(str(self.tmp), cv2().VideoWriter_fourcc(*FOURCC[ext]), fps, (w, h))
         if not self.writer.isOpened():
             raise SinkError(f"{self.path}: OpenCV cannot write this video format here")
         self.size, self.frames = size, 0
@@ -55,7 +113,7 @@ class VideoFileSink(Sink):
     def write(self, frame: np.ndarray, status: str = "") -> None:
         if frame.shape[:2] != self.size:
             frame = cv2().resize(frame, (self.size[1], self.size[0]))
-        self.writer.write(frame)
+        self.writer.write(pad_to(frame, self.frame_size))
         self.frames += 1
 
     def close(self) -> None:
@@ -63,10 +121,61 @@ class VideoFileSink(Sink):
             return
         self.writer.release()
         self.writer = None
-        if self.frames:
-            os.replace(self.tmp, self.path)
-        else:
+        if not self.frames:
             self.tmp.unlink(missing_ok=True)
+            return
+        cap = cv2().VideoCapture(str(self.tmp))  # the writer reports nothing: check what it wrote
+        found = int(cap.get(cv2().CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        cap.release()
+        if found != self.frames:
+            raise SinkError(f"{self.path}: the written file holds {found} of {self.frames} frames (disk full?)")
+        os.replace(self.tmp, self.path)
+
+
+def jetson_h264_pipeline(path: Path, bitrate: int = 8_000_000) -> str:
+    """GStreamer: BGR frames from OpenCV -> Jetson's NVENC (nvv4l2h264enc) -> MP4."""
+    return (
+        "appsrc ! video/x-raw, format=BGR ! videoconvert ! video/x-raw, format=BGRx ! nvvidconv ! "
+        f"video/x-raw(memory:NVMM), format=NV12 ! nvv4l2h264enc bitrate={bitrate} insert-sps-pps=true ! "
+        f"h264parse ! qtmux ! filesink location={path}"
+    )
+
+
+def has_jetson_encoder() -> bool:
+    info = cv2().getBuildInformation()
+    return "GStreamer:                   YES" in info and Path("/etc/nv_tegra_release").exists()
+
+
+def open_video_file(path: Path, fps: float, size: tuple[int, int], settings: EncodeSettings,
+                    source: Source | None = None, job: tuple[object, ...] = (), overwrite: bool = False) -> Sink:  # fmt: skip
+    """PyAV's writer when installed (and not .avi), else OpenCV's (saying what is lost)."""
+    from cyclegan_edge.runtime.sources import pyav
+
+    av_video = pyav() if path.suffix.lower() != ".avi" else None
+    if av_video is not None:
+        try:
+            sink: Sink = av_video.AvVideoWriter(path, size, fps, settings, source, job, overwrite)
+            return sink
+        except SinkError:
+            if not (settings.encoder == "nvenc" and has_jetson_encoder()):
+                raise
+    if settings.encoder == "nvenc" and has_jetson_encoder():
+        log.warning("%s: Jetson hardware H.264 through GStreamer: no audio, no resume", path.name)
+        return VideoFileSink(path, fps, size, gstreamer=True)
+    if (settings.codec, settings.crf, settings.bitrate, settings.preset) != ("h264", None, None, None):
+        log.warning("%s: OpenCV's writer ignores --codec/--crf/--bitrate/--preset/--encoder", path.name)
+    return VideoFileSink(path, fps, size)
+
+
+def open_output(uri: str, fps: float, size: tuple[int, int], settings: EncodeSettings | None = None,
+                source: Source | None = None, job: tuple[object, ...] = (), overwrite: bool = False) -> Sink:  # fmt: skip
+    """The sink a string names: a video file by its extension, else an image folder."""
+    if "://" in uri:
+        raise SinkError(f"{uri}: streaming outputs (rtp://, udp://) are not supported yet: give a file or a folder")
+    path = Path(uri)
+    if not path.suffix:
+        return ImageFolderSink(path)
+    return open_video_file(path, fps, size, settings or EncodeSettings(), source, job, overwrite)
 
 
 class ImageFolderSink(Sink):

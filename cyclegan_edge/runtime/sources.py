@@ -4,16 +4,18 @@
     csi://0                  a Jetson CSI camera through GStreamer's nvarguscamerasrc (live)
     rtsp://host/stream       a network stream (live)
     test://?fps=60&size=320x240   a synthetic live camera (moving pattern), for trying things out
-    clip.mp4                 a video file (lossless: every frame, in order)
+    clip.mp4                 a video file (lossless: every frame, in order; PyAV when installed, else OpenCV)
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -65,6 +67,7 @@ class Source:
     fps: float
     size: tuple[int, int]  # (height, width)
     frame_count: int  # 0 when unknown (live)
+    finished: bool = False  # no frame left (read() returned None, or a resume found the output complete)
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -139,6 +142,26 @@ class CaptureSource(Source):
         self.cap.release()
 
 
+TEST_PARAMS = "test://?fps=1..1000&size=WxH (8..7680 each)&frames=N (0: endless)"
+
+
+def parse_test_uri(uri: str) -> tuple[float, tuple[int, int], int]:
+    """(fps, (width, height), frames) of a ``test://`` URI; SourceError naming the allowed values."""
+    q = {k: v[-1] for k, v in parse_qs(urlparse(uri).query, keep_blank_values=True).items()}
+    unknown = sorted(set(q) - {"fps", "size", "frames"})
+    try:
+        if unknown:
+            raise ValueError(f"unknown parameter {unknown[0]!r}")
+        fps = float(q.get("fps", 30))
+        w, h = (int(x) for x in q.get("size", "320x240").lower().split("x"))
+        frames = int(q.get("frames", 0))
+        if not (1 <= fps <= 1000 and 8 <= min(w, h) and max(w, h) <= 7680 and frames >= 0):
+            raise ValueError("out of range")
+    except ValueError as e:
+        raise SourceError(f"{uri}: bad test source ({e}); use {TEST_PARAMS}") from None
+    return fps, (w, h), frames
+
+
 class TestPatternSource(Source):
     """A live camera stand-in: a moving gradient at a fixed frame rate, produced in real time.
 
@@ -147,13 +170,10 @@ class TestPatternSource(Source):
     """
 
     def __init__(self, uri: str) -> None:
-        q = {k: v[-1] for k, v in parse_qs(urlparse(uri).query).items()}
         self.name, self.live = uri, True
-        self.fps = float(q.get("fps", 30))
-        w, h = (int(x) for x in q.get("size", "320x240").split("x"))
+        self.fps, (w, h), self.limit = parse_test_uri(uri)
         self.size = (h, w)
         self.frame_count = 0
-        self.limit = int(q.get("frames", 0))
         self.seq = 0
         self.t0 = time.perf_counter()
         self._yy, self._xx = np.mgrid[0:h, 0:w]
@@ -180,8 +200,26 @@ def frame_sequence_number(frame: np.ndarray) -> int:
     return int(np.frombuffer(frame[0, :4, 0].tobytes(), np.uint32)[0])
 
 
+@functools.lru_cache(maxsize=None)
+def pyav() -> ModuleType | None:
+    """cyclegan_edge.runtime.av_video when PyAV is installed; else None, after one warning."""
+    try:
+        from cyclegan_edge.runtime import av_video
+    except ImportError as e:
+        log.warning("PyAV is not importable (%s): video files go through OpenCV, which drops the audio, writes "
+                    "MPEG-4 Part 2 (mp4v, which browsers do not play) instead of H.264, and cannot resume after a "
+                    "crash; pip install av", e)  # fmt: skip
+        return None
+    return av_video
+
+
 def open_source(uri: str) -> Source:
     spec = parse_source(uri)
     if spec.kind == "test":
         return TestPatternSource(uri)
+    if spec.kind == "file" and not Path(spec.target).is_file():
+        raise SourceError(f"{uri}: no such file")
+    av_video = pyav() if spec.kind == "file" else None
+    if av_video is not None:
+        return av_video.AvSource(spec.target, uri)  # type: ignore[no-any-return]
     return CaptureSource(spec, uri)

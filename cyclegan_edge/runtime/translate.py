@@ -1,19 +1,20 @@
 """Translate image files with any generator: ``python -m cyclegan_edge.translate MODEL INPUT... -o DIR``.
 
-Folders are searched recursively; outputs keep their relative paths, as PNG. Unreadable
-files are skipped with one warning each; the exit code is 1 if any file failed.
+Folders are searched recursively; outputs keep their relative paths, as PNG (inputs that would share an
+output name keep their own name in it: ``x.jpg.png``, ``x.png.png``). Unreadable, corrupt or too small
+files are skipped with one warning each and the exit status is 1; a failed write stops at once.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from cyclegan_edge.imaging.io import list_files, relative_to
-from cyclegan_edge.runtime.backends import BackendError, BackendOptions, open_backend
+from cyclegan_edge.errors import ArgumentParser, run_cli
+from cyclegan_edge.imaging.io import check_outputs, list_files, relative_to, unique_outputs
+from cyclegan_edge.runtime.backends import BackendOptions, open_backend
 from cyclegan_edge.runtime.batch import convert_image
 
 
@@ -25,32 +26,36 @@ def output_path(src: Path, roots: list[Path], out_dir: Path) -> Path:
     return out_dir / (src.stem + ".png")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cyclegan_edge.translate", description=__doc__.split("\n")[0])
+def run(argv: list[str] | None) -> int:
+    ap = ArgumentParser(prog="python -m cyclegan_edge.translate", description=__doc__.split("\n")[0])
     ap.add_argument("model", help="generator checkpoint (.pth/.pt), ONNX model or TensorRT engine")
     ap.add_argument("inputs", nargs="+", help="image files or folders")
     ap.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     ap.add_argument("--device", default="auto", help="PyTorch device: auto, cpu, cuda")
     args = ap.parse_args(argv)
 
-    try:
-        backend = open_backend(args.model, BackendOptions(device=args.device))
-        files = list_files(args.inputs)
-    except (BackendError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    out_dir: Path = args.output
+    named = {Path(p) for p in args.inputs if Path(p).is_file()}
+    # found in a folder but inside the output folder: an earlier run's output, not an input
+    files = [f for f in list_files(args.inputs) if f in named or relative_to(f.resolve(), out_dir.resolve()) is None]
     if not files:
-        print(f"error: no images found in {' '.join(args.inputs)}", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"no images found in {' '.join(args.inputs)}")
     roots = [Path(p) for p in args.inputs]
+    outputs = unique_outputs(files, [output_path(src, roots, out_dir) for src in files])
+    check_outputs(files, outputs)
+    backend = open_backend(args.model, BackendOptions(device=args.device))
     failed = 0
-    for src in tqdm(files, desc="translate", unit="img"):
-        result = convert_image(src, output_path(src, roots, args.output), backend)
+    for src, out in zip(tqdm(files, desc="translate", unit="img"), outputs):
+        result = convert_image(src, out, backend)
         if result.failed:
-            tqdm.write(f"skipped: {src}: {result.status[len('failed: '):] if result.status.startswith('failed: ') else result.status}", file=sys.stderr)
+            tqdm.write(f"skipped: {src}: {result.status[len('failed: '):]}", file=sys.stderr)
             failed += 1
-    print(f"{len(files) - failed} of {len(files)} images written to {args.output} ({backend.name})")
+    print(f"{len(files) - failed} of {len(files)} images written to {out_dir} ({backend.name})")
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

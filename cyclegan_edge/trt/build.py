@@ -17,6 +17,7 @@ from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, sha256_file
 from cyclegan_edge.trt.plan import (
     INPUT_NAME,
+    MIN_TRTEXEC,
     RTX_PORTABLE_CC,
     EngineSidecar,
     ShapeProfile,
@@ -48,7 +49,11 @@ class EngineOptions:
 
 def onnx_precision(onnx_path: str | os.PathLike[str]) -> str:
     """What precision an ONNX carries: int8 (Q/DQ nodes), fp16 (FP16 initializers) or fp32."""
-    import onnx
+    try:
+        import onnx
+    except ImportError:
+        raise EngineBuildError("building an engine from an ONNX needs the onnx package: "
+                               "pip install 'cyclegan-edge[engine]'") from None  # fmt: skip
 
     try:
         proto = onnx.load(str(onnx_path), load_external_data=False)
@@ -62,10 +67,13 @@ def onnx_precision(onnx_path: str | os.PathLike[str]) -> str:
 
 
 def equivalent_trtexec(onnx_path: str, engine_path: str, opts: EngineOptions, flavor: str = "tensorrt",
-                       version: str = "10") -> str:  # fmt: skip
-    plan = plan_build(flavor, version, onnx_precision(onnx_path), opts.precision)
+                       version: str = "10", onnx_prec: str | None = None) -> str:  # fmt: skip
+    """The trtexec command for ``flavor`` ``version``; ``onnx_prec`` (what the ONNX carries) is read from
+    the file when not given."""
+    plan = plan_build(flavor, version, onnx_prec or onnx_precision(onnx_path), opts.precision, minimum=MIN_TRTEXEC)
     profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape)
-    return trtexec_command(onnx_path, engine_path, profile, plan, opts.workspace_mib, opts.timing_cache, opts.dla_core)
+    return trtexec_command(onnx_path, engine_path, profile, plan, opts.workspace_mib, opts.timing_cache, opts.dla_core,
+                           version=version, flavor=flavor)  # fmt: skip
 
 
 def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLike[str],

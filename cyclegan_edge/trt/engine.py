@@ -60,7 +60,7 @@ class TensorRTBackend:
     def __init__(self, path: Path) -> None:
         trt, flavor = import_tensorrt()
         sidecar = EngineSidecar.read(sidecar_path(path))
-        self.cudart = cudart = import_cudart()
+        self.cudart = cudart = import_cudart(flavor)
         version = str(getattr(trt, "__version__", "0"))
         gpu_name, cc = gpu_identity()
         problems = compatibility_problems(sidecar, flavor, version, gpu_name, cc)

@@ -16,9 +16,10 @@ class TensorRTUnavailable(RuntimeError):
     pass
 
 
-def import_cudart() -> ModuleType:
+def import_cudart(flavor: str = "tensorrt") -> ModuleType:
     """cuda-python's runtime API: ``cuda.bindings.runtime`` (cuda-python 12.6+) or ``cuda.cudart``
-    (older releases, e.g. 11.4 for JetPack 5's CUDA 11.4); the same functions either way."""
+    (older releases, e.g. 11.4 for JetPack 5's CUDA 11.4); the same functions either way. ``flavor``
+    picks the install hint: TensorRT-RTX needs cuda-python 13 ([trt-rtx])."""
     try:
         from cuda.bindings import runtime
 
@@ -30,6 +31,9 @@ def import_cudart() -> ModuleType:
 
         return cudart  # type: ignore[no-any-return]
     except ImportError:
+        if flavor == "tensorrt_rtx":
+            raise TensorRTUnavailable("cuda-python is needed for TensorRT-RTX engines: "
+                                      "pip install 'cyclegan-edge[trt-rtx]'") from None  # fmt: skip
         raise TensorRTUnavailable("cuda-python is needed for TensorRT engines: pip install 'cyclegan-edge[trt]' "
                                   "(on JetPack 5: pip install cuda-python==11.8.*)") from None
 

@@ -20,6 +20,7 @@ from typing import Any
 
 PRECISIONS = ("fp32", "fp16", "int8")
 MIN_TENSORRT = (8, 5)  # named I/O tensors and execute_async_v3 (the runtime's TensorRT backend) start there
+MIN_TRTEXEC = (8, 0)  # trtexec builds from the ONNX on older TensorRT too (8.2: JetPack 4, Jetson Nano)
 INPUT_NAME = "input"
 
 
@@ -38,9 +39,11 @@ class BuildPlan:
     builder_flags: tuple[str, ...]  # BuilderFlag names
 
 
-def plan_build(flavor: str, version: str, onnx_precision: str, precision: str) -> BuildPlan:
+def plan_build(flavor: str, version: str, onnx_precision: str, precision: str,
+               minimum: tuple[int, int] = MIN_TENSORRT) -> BuildPlan:  # fmt: skip
     """``flavor``: "tensorrt" or "tensorrt_rtx"; ``onnx_precision``: what the ONNX carries
-    (fp32, fp16 or int8 = Q/DQ); ``precision``: what the user asked for."""
+    (fp32, fp16 or int8 = Q/DQ); ``precision``: what the user asked for; ``minimum``: the oldest
+    TensorRT the build path supports (MIN_TRTEXEC for a trtexec command)."""
     if precision not in PRECISIONS or onnx_precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
     major = parse_version(version)[0] if version else 0
@@ -54,9 +57,11 @@ def plan_build(flavor: str, version: str, onnx_precision: str, precision: str) -
             )
         flags: tuple[str, ...] = ("STRONGLY_TYPED",) if flavor != "tensorrt_rtx" else ()
         return BuildPlan(True, flags, ())
-    if parse_version(version)[:2] < MIN_TENSORRT:
-        raise ValueError(f"TensorRT {version} is too old: 8.5 (JetPack 5.1) or newer is needed for named I/O "
-                         "tensors; run the .onnx with ONNX Runtime instead")  # fmt: skip
+    if parse_version(version)[:2] < minimum:
+        if minimum == MIN_TENSORRT:
+            raise ValueError(f"TensorRT {version} is too old: 8.5 (JetPack 5.1) or newer is needed for named I/O "
+                             "tensors; run the .onnx with ONNX Runtime (or --print-trtexec for its trtexec)")  # fmt: skip
+        raise ValueError(f"TensorRT {version} is too old for this toolkit's trtexec commands (8.0 or newer)")
     explicit = ("EXPLICIT_BATCH",) if major < 10 else ()
     if onnx_precision != "fp32":
         if precision not in (onnx_precision, "fp32"):
@@ -176,14 +181,18 @@ def compatibility_problems(sidecar: EngineSidecar, flavor: str, version: str, gp
 
 
 def trtexec_command(onnx: str, engine: str, profile: ShapeProfile, plan: BuildPlan, workspace_mib: int,
-                    timing_cache: str | None = None, dla_core: int | None = None) -> str:  # fmt: skip
+                    timing_cache: str | None = None, dla_core: int | None = None, version: str = "10",
+                    flavor: str = "tensorrt") -> str:  # fmt: skip
+    """The trtexec command line for ``version`` (TensorRT-RTX's tool is ``tensorrt_rtx``, same flags)."""
     def shape(s: tuple[int, ...]) -> str:
         return f"{INPUT_NAME}:" + "x".join(map(str, s))
 
-    args = ["trtexec", f"--onnx={onnx}", f"--saveEngine={engine}", f"--minShapes={shape(profile.min)}",
-            f"--optShapes={shape(profile.opt)}", f"--maxShapes={shape(profile.max)}",
-            f"--memPoolSize=workspace:{workspace_mib}M"]  # fmt: skip
-    if plan.strongly_typed:
+    old = flavor == "tensorrt" and parse_version(version)[:2] < (8, 4)  # --memPoolSize came with 8.4
+    args = ["tensorrt_rtx" if flavor == "tensorrt_rtx" else "trtexec", f"--onnx={onnx}", f"--saveEngine={engine}",
+            f"--minShapes={shape(profile.min)}", f"--optShapes={shape(profile.opt)}",
+            f"--maxShapes={shape(profile.max)}",
+            f"--workspace={workspace_mib}" if old else f"--memPoolSize=workspace:{workspace_mib}M"]  # fmt: skip
+    if plan.strongly_typed and flavor == "tensorrt":  # TensorRT-RTX is strongly typed without asking
         args.append("--stronglyTyped")
     args += [f"--{f.lower()}" for f in plan.builder_flags]
     if timing_cache:

@@ -1,0 +1,86 @@
+"""One error path for every command: ``error: <one line>`` on stderr and an exit status.
+
+    0    done
+    1    the work could not be done (bad input, a model that cannot run, a failed write)
+    2    the command line is wrong (usage)
+    130  interrupted (Ctrl-C)
+
+Commands raise; ``run_cli`` turns what they raise into that one line. Set CYCLEGAN_EDGE_TRACEBACK=1 to
+get the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+TRACEBACK_ENV = "CYCLEGAN_EDGE_TRACEBACK"
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class UsageError(ValueError):
+    """A wrong command line (exit 2)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line, exit 2 through run_cli) instead of printing usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def int_arg(low: int, high: int, also: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an int in [low, high] (or ``also``), refused up front with the allowed range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if low <= value <= high or value == also:
+            return value
+        allowed = f"{low}..{high}" + (f" (or {also})" if also is not None else "")
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use {allowed}")
+
+    return parse
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message; for an OSError ``path: reason``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
+# the extra that brings an optional package (pyproject.toml)
+EXTRA_FOR = {"torch": "train", "onnx": "engine", "onnxscript": "export", "onnxruntime": "runtime",
+             "matplotlib": "bench", "psutil": "bench", "tensorrt": "trt", "cv2": "opencv"}
+
+
+def describe(exc: BaseException, hint: bool = True) -> str:
+    """The line to show: ours, OSError and ValueError speak for themselves, a missing optional package names
+    its extra; anything else is unexpected (a library's error or a bug), so it keeps its type name."""
+    missing = (exc.name or "").split(".")[0] if isinstance(exc, ModuleNotFoundError) else ""
+    if missing in EXTRA_FOR:
+        return f"{missing} is not installed here: pip install 'cyclegan-edge[{EXTRA_FOR[missing]}]'"
+    if isinstance(exc, (OSError, ValueError)) or type(exc).__module__.startswith("cyclegan_edge"):
+        return first_line(exc)
+    line = f"{type(exc).__name__}: {first_line(exc)}"
+    return line + (f" (unexpected; {TRACEBACK_ENV}=1 shows the traceback)" if hint else "")
+
+
+def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a command's ``main(argv)`` and return its exit status, printing one line for what it raised."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        if os.environ.get(TRACEBACK_ENV) == "1":
+            raise
+        print(f"error: {describe(e)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(e, UsageError) else EXIT_FAILED

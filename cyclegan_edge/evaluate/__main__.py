@@ -1,0 +1,131 @@
+"""python -m cyclegan_edge.evaluate GENERATOR [--reverse GENERATOR_BACK] --dataroot ROOT [--output DIR]
+
+Judges a generator on real test images, without any network download: the domain score (a classifier
+trained on the dataset's own training images, cached) beside trivial colour-filter baselines, cycle L1,
+content preservation (edge SSIM), the checkerboard score, MACs and CPU latency. See the package modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cyclegan_edge import require_python_310
+
+if TYPE_CHECKING:
+    from cyclegan_edge.evaluate.config import EvalConfig
+    from cyclegan_edge.evaluate.domain import ClassifierRecipe
+
+
+def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[str, Any]:
+    import torch
+
+    from cyclegan_edge.evaluate.checkerboard import checkerboard_score
+    from cyclegan_edge.evaluate.data import image_files, load_squares
+    from cyclegan_edge.evaluate.domain import cached_classifier
+    from cyclegan_edge.evaluate.filters import BASELINES
+    from cyclegan_edge.evaluate.generators import OTHER, is_training_state, open_generator
+    from cyclegan_edge.evaluate.metrics import cycle_l1, domain_score, domain_score_ci, edge_ssim
+    from cyclegan_edge.evaluate.report import loaded_versions, make_report
+    from cyclegan_edge.imaging.io import list_files
+    from cyclegan_edge.machine import cpu_model
+    from cyclegan_edge.runtime.backends import BackendOptions
+    from cyclegan_edge.runtime.timing import measure
+
+    t0 = time.perf_counter()
+    torch.set_num_threads(cfg.threads)
+    log = logging.getLogger("cyclegan_edge.evaluate")
+    src_dir, tgt_dir = (cfg.a, cfg.b) if cfg.direction == "A->B" else (cfg.b, cfg.a)
+    src_files, tgt_files = image_files(src_dir, cfg.max_images), image_files(tgt_dir, cfg.max_images)
+    src, tgt = load_squares(src_files, cfg.size), load_squares(tgt_files, cfg.size)
+    clf = cached_classifier(list_files([cfg.train_a]), list_files([cfg.train_b]), recipe, Path(cfg.cache_dir))
+
+    def judged(frames: Sequence[np.ndarray]) -> np.ndarray:
+        b = clf.judged_b(frames)
+        return b if cfg.direction == "A->B" else ~b
+
+    j_src, j_tgt = judged(src), judged(tgt)
+
+    def scored(frames: Sequence[np.ndarray]) -> dict[str, Any]:
+        j = judged(frames)
+        ci = domain_score_ci(j, j_src, j_tgt, paired=True, n_boot=cfg.bootstrap, seed=cfg.seed)
+        return {"score": domain_score(j, j_src, j_tgt), "ci95": list(ci), "judged_target": float(j.mean()), "n": len(j)}
+
+    options = BackendOptions(device="cpu", provider=cfg.provider, threads=cfg.threads, backend=cfg.backend)
+    gen = open_generator(cfg.generator, cfg.direction, cfg.size, options)
+    log.info("translating %d images with %s (%s)", len(src), gen.path.name, gen.info["backend"])
+    out = gen.translate(src, cfg.batch)
+    reverse = cfg.reverse or (cfg.generator if is_training_state(Path(cfg.generator)) else "")
+    rev = open_generator(reverse, OTHER[cfg.direction], cfg.size, options) if reverse else None
+    cycled = rev.translate(out, cfg.batch) if rev else None
+
+    baselines = {}
+    for name, f in BASELINES.items():
+        filtered = [f(x) for x in src]
+        baselines[name] = {**scored(filtered), "edge_ssim": edge_ssim(src, filtered),
+                           "checkerboard": checkerboard_score(src, filtered)["score"]}  # fmt: skip
+    latency = None
+    if cfg.latency_iters:
+        log.info("timing %d calls at %dx%d", cfg.latency_iters, cfg.size, cfg.size)
+        row = measure(gen.backend, (cfg.size, cfg.size), batch=1, iterations=cfg.latency_iters, warmup=2, seed=cfg.seed)
+        latency = {k: round(row["latency_ms"][k], 2) for k in ("p50", "min", "mean", "p90")}
+        latency.update(iterations=cfg.latency_iters, threads=cfg.threads, backend=gen.info["backend"])
+    held_out = (1 - float(j_src.mean()) + float(j_tgt.mean())) / 2
+    return make_report(
+        command=command,
+        machine={"cpu": cpu_model(), "cores": os.cpu_count(), "versions": loaded_versions()},
+        direction=cfg.direction,
+        size=cfg.size,
+        data={"source": src_dir, "target": tgt_dir, "train_a": cfg.train_a, "train_b": cfg.train_b,
+              "n_source": len(src), "n_target": len(tgt)},  # fmt: skip
+        generator=gen.info,
+        reverse=rev.info if rev else None,
+        domain={
+            "classifier": {**clf.recipe.__dict__, **clf.info, "held_out_balanced_accuracy": held_out,
+                           "source_judged_target": float(j_src.mean()), "target_judged_target": float(j_tgt.mean())},
+            "model": scored(out),
+            "baselines": baselines,
+        },  # fmt: skip
+        cycle_l1=cycle_l1(src, cycled) if cycled is not None else None,
+        edge_ssim=edge_ssim(src, out),
+        checkerboard=checkerboard_score(src, out),
+        latency_ms=latency,
+        seconds=round(time.perf_counter() - t0, 1),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    require_python_310("evaluation")
+    from cyclegan_edge.evaluate.config import parse_args
+    from cyclegan_edge.evaluate.report import markdown, write_report
+    from cyclegan_edge.imaging.io import ImageReadError
+    from cyclegan_edge.models import CheckpointError
+    from cyclegan_edge.runtime.backends import BackendError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg, recipe = parse_args(argv)
+        if cfg.missing_folders():
+            raise ValueError(f"give --dataroot or {', '.join(cfg.missing_folders())}")
+        report = evaluate(cfg, recipe, "python -m cyclegan_edge.evaluate " + shlex.join(argv))
+    except (BackendError, CheckpointError, FileNotFoundError, ImageReadError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(markdown(report))
+    if cfg.output:
+        for p in write_report(report, cfg.output):
+            print(f"wrote {p}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

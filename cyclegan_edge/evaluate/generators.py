@@ -1,0 +1,81 @@
+"""Opening the generators under evaluation and running them over a list of frames.
+
+A ``.pth``/``.pt`` (published, our format, or a training state holding both directions) loads through
+``models.load_generator`` on the CPU, which also gives its MACs; anything else (ONNX in FP32/FP16/INT8,
+TensorRT engines) through the runtime's ``open_backend``, so a converted model is judged exactly as it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cyclegan_edge.atomic import sha256_file
+from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
+from cyclegan_edge.models import count_macs, load_generator
+from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
+from cyclegan_edge.runtime.backends import TORCH_EXTENSIONS, Backend, BackendOptions, open_backend
+
+OTHER = {"A->B": "B->A", "B->A": "A->B"}
+
+
+class TorchGenerator:
+    """A loaded checkpoint as a Backend (``infer(NCHW) -> NCHW``) on the CPU."""
+
+    def __init__(self, path: Path, direction: str) -> None:
+        self.loaded = load_generator(path, direction=direction)
+        self.name = "pytorch:cpu"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.loaded.model(torch.from_numpy(batch)).numpy()
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Generator:
+    path: Path
+    direction: str
+    backend: Backend
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def translate(self, frames: Sequence[np.ndarray], batch: int = 8) -> list[np.ndarray]:
+        """Same-sized BGR uint8 frames -> translated BGR uint8 frames (8-bit, as an application sees them)."""
+        out: list[np.ndarray] = []
+        for i in range(0, len(frames), batch):
+            chunk = frames[i : i + batch]
+            out += tensor_to_frames(self.backend.infer(frames_to_tensor(chunk)), chunk[0].shape[:2])
+        return out
+
+
+def is_training_state(path: Path) -> bool:
+    if path.suffix.lower() not in TORCH_EXTENSIONS:
+        return False
+    obj = read_checkpoint(path)
+    return isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT
+
+
+def open_generator(path: str | Path, direction: str, side: int, options: BackendOptions) -> Generator:
+    """``direction`` picks the generator inside a training state (other files hold one and ignore it);
+    ``options`` apply to files that are not checkpoints."""
+    p = Path(path)
+    info: dict[str, Any] = {"path": str(p), "file_bytes": p.stat().st_size if p.is_file() else None}
+    if p.suffix.lower() in TORCH_EXTENSIONS:
+        gen = TorchGenerator(p, direction)
+        macs = count_macs(gen.loaded.model, side, side)
+        info.update(architecture=gen.loaded.config.name, upsample=gen.loaded.config.upsample, sha256=gen.loaded.sha256,
+                    params=macs.params, macs=macs.macs)  # fmt: skip
+        backend: Backend = gen
+    else:
+        backend = open_backend(p, options)
+        meta = getattr(backend, "metadata", {})
+        info.update(architecture=meta.get("architecture"), upsample=None, sha256=sha256_file(p), params=None, macs=None)
+    info["backend"] = backend.name
+    return Generator(path=p, direction=direction, backend=backend, info=info)

@@ -1,0 +1,103 @@
+"""The evaluation report: JSON (stable keys) and a Markdown summary, written atomically."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from cyclegan_edge import __version__
+from cyclegan_edge.atomic import atomic_path, write_json
+
+SCHEMA = "cyclegan-edge/evaluate"
+SCHEMA_VERSION = 1
+KEYS = ("schema", "schema_version", "toolkit_version", "created", "command", "machine", "direction", "size", "data",
+        "generator", "reverse", "domain", "cycle_l1", "edge_ssim", "checkerboard", "latency_ms", "seconds")  # fmt: skip
+
+
+def loaded_versions() -> dict[str, str | None]:
+    """Versions of the libraries this process actually used (imported), without importing more."""
+    names = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "numpy": "numpy", "opencv": "cv2"}
+    return {k: str(getattr(sys.modules[m], "__version__", "?")) for k, m in names.items() if m in sys.modules}
+
+
+def finite(x: Any) -> Any:
+    """NaN/inf -> None, recursively (JSON has no NaN)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite(v) for v in x]
+    return x
+
+
+def make_report(**fields: Any) -> dict[str, Any]:
+    head = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "toolkit_version": __version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+    report = {**head, **fields}
+    missing = [k for k in KEYS if k not in report]
+    if missing:
+        raise ValueError(f"report lacks {missing}")
+    return finite({k: report[k] for k in KEYS})
+
+
+def _f(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _ci(ci: list[float | None]) -> str:
+    return "-" if None in ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    d, g = r["domain"], r["generator"]
+    clf, cb = d["classifier"], r["checkerboard"]
+    src, tgt = r["direction"].split("->")
+    macs = f"{g['macs'] / 1e9:.2f} GMACs, {g['params'] / 1e6:.3f} M params" if g.get("macs") else "- (not a .pth)"
+    lat = r["latency_ms"]
+    lines = [
+        f"# Evaluation: {Path(g['path']).name} ({r['direction']})",
+        "",
+        f"- command: `{r['command']}`",
+        f"- machine: {r['machine']['cpu']}; {r['created']}; backend {g['backend']}",
+        f"- test images: {r['data']['n_source']} {src} ({r['data']['source']}), {r['data']['n_target']} {tgt} "
+        f"({r['data']['target']}), at {r['size']}x{r['size']}",
+        f"- domain classifier: held-out balanced accuracy **{clf['held_out_balanced_accuracy']:.3f}** on these test sets "
+        f"(real {src} judged {tgt}: {clf['source_judged_target']:.3f}, real {tgt} judged {tgt}: "
+        f"{clf['target_judged_target']:.3f}); trained on {clf['n_a']} A + {clf['n_b']} B images, {clf['size']} px, "
+        f"epochs {clf['epochs']}; `{clf['cache']}`",
+        "",
+        f"Domain score: 0 = looks like real {src} photos, 1 = like real {tgt} photos (95% bootstrap interval over "
+        f"images). Edge SSIM: content preservation (1 = the input's luminance edges). Checkerboard: alias-frequency "
+        f"energy share relative to the input's (1 = no more than the input).",
+        "",
+        f"| images | domain score | 95% CI | judged {tgt} | edge SSIM | checkerboard |",
+        "|---|---|---|---|---|---|",
+        f"| **model** | **{_f(d['model']['score'], 2)}** | {_ci(d['model']['ci95'])} | {_f(d['model']['judged_target'])} | "
+        f"{_f(r['edge_ssim'])} | {_f(cb['score'], 2)} |",
+    ]
+    for name, b in d["baselines"].items():
+        lines.append(f"| {name} | {_f(b['score'], 2)} | {_ci(b['ci95'])} | {_f(b['judged_target'])} | {_f(b['edge_ssim'])} | "
+                     f"{_f(b['checkerboard'], 2)} |")  # fmt: skip
+    lines += [
+        "",
+        f"- cycle L1 ({r['direction']}->{src}, [-1, 1] units): "
+        + (f"**{r['cycle_l1']:.4f}** (reverse: {Path(r['reverse']['path']).name})" if r["reverse"] else "- (no --reverse)"),
+        f"- checkerboard: output alias share {cb['output_alias_share']:.2e} vs input {cb['input_alias_share']:.2e}",
+        f"- complexity at {r['size']}x{r['size']}: {macs}",
+        "- CPU latency (batch 1): " + (f"median {lat['p50']:.1f} ms, min {lat['min']:.1f} ms over {lat['iterations']} calls, "
+                                       f"{lat['threads']} threads" if lat else "- (skipped)"),
+        f"- total time: {r['seconds']:.0f} s",
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    write_json(out / "evaluate.json", report)
+    with atomic_path(out / "evaluate.md") as tmp:
+        tmp.write_text(markdown(report))
+    return out / "evaluate.json", out / "evaluate.md"

@@ -1,0 +1,583 @@
+"""Video files through PyAV (FFmpeg's libraries): the reader and the writer behind every video file.
+
+AvSource reads every frame in order with its timestamp, turned upright as players show it (phone
+videos store a rotation). AvVideoWriter encodes H.264 (default), HEVC, AV1 or MJPEG with the source's
+timestamps and frame durations, and copies the source's audio packet for packet (AAC when MP4 cannot
+hold the codec). Crash safety and resume:
+
+- frames go to ``.NAME.partial.mp4``: fragmented MP4, one fragment per GOP, each handed to the OS as
+  soon as it is complete, so after ``kill -9`` the file plays and holds every finished GOP;
+- close() remuxes it into NAME (MP4 with ``+faststart``, MOV or MKV) through a temporary file and one
+  rename, after checking that the result holds every frame and audio packet;
+- rerunning the same job (same source, model, options, encoder and library: a key in the file's
+  comment tag) copies the finished GOPs' packets from the partial file, or from an interrupted NAME
+  (Ctrl-C finalizes what was converted), and encodes from the next frame, which the source seeks to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from av.bitstream import BitStreamFilterContext
+
+from cyclegan_edge.atomic import atomic_path
+from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.runtime.sinks import EncodeSettings, Sink, SinkError, encoded_size, pad_to, warn_padded
+from cyclegan_edge.runtime.sources import Source, SourceError
+
+if int(av.__version__.split(".")[0]) < 16:  # frame rotation, durations and template streams
+    raise ImportError(f"PyAV {av.__version__} is too old (16 or newer needed)")
+
+log = logging.getLogger("cyclegan_edge.runtime")
+
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+# One fragment per keyframe, written with the moov (delay_moov lets it hold the B-frame edit list),
+# and every fragment flushed to the OS when it is complete.
+FRAGMENTED = {"movflags": "frag_keyframe+delay_moov+default_base_moof", "flush_packets": "1"}
+FINAL = {".mp4": {"movflags": "+faststart"}, ".m4v": {"movflags": "+faststart"}, ".mov": {"movflags": "+faststart"}}
+ANNEX_B = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
+KEY_TAG = "comment"
+KEY_PREFIX = "cyclegan-edge job "
+LIVE_TIME_BASE = Fraction(1, 90000)
+GOP_SECONDS = 2.0  # keyframe interval: seeking, and what a kill -9 loses (+ the frames inside the encoder)
+
+
+@dataclass(frozen=True)
+class Codec:
+    cpu: str
+    nvenc: str | None
+    crf: int  # default quality: visually lossless range
+    preset: str | None  # default CPU preset
+    pix_fmt: str = "yuv420p"
+
+
+CODECS = {
+    "h264": Codec("libx264", "h264_nvenc", 18, "veryfast"),
+    "hevc": Codec("libx265", "hevc_nvenc", 22, "fast"),
+    "av1": Codec("libsvtav1", "av1_nvenc", 30, "8"),
+    "mjpeg": Codec("mjpeg", None, 3, None, "yuvj420p"),  # crf is the JPEG qscale here (2 best .. 31)
+}
+
+
+# ---- pure helpers ---------------------------------------------------------------------------------
+def parse_bitrate(text: str) -> int:
+    """'4M', '800k', '2500000' -> bits per second."""
+    t = text.strip().lower()
+    scale = {"k": 10**3, "m": 10**6, "g": 10**9}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if scale > 1 else t) * scale
+    except ValueError:
+        raise SinkError(f"--bitrate {text}: give bits per second, e.g. 4M or 800k") from None
+    if value < 1000:
+        raise SinkError(f"--bitrate {text}: too low (give bits per second, e.g. 4M or 800k)")
+    return int(value)
+
+
+def encoder_names(s: EncodeSettings) -> list[str]:
+    """FFmpeg encoders to try, in order."""
+    c = CODECS[s.codec]
+    if s.encoder == "nvenc":
+        if c.nvenc is None:
+            raise SinkError(f"--codec {s.codec} has no NVENC encoder (use --encoder cpu)")
+        return [c.nvenc]
+    return [c.cpu] if s.encoder == "cpu" or c.nvenc is None else [c.nvenc, c.cpu]
+
+
+def encoder_options(name: str, s: EncodeSettings) -> dict[str, str]:
+    c = CODECS[s.codec]
+    quality = str(s.crf if s.crf is not None else c.crf)
+    if name.endswith("_nvenc"):
+        return {"preset": s.preset or "p5", "rc": "vbr", **({} if s.bitrate else {"cq": quality})}
+    if name == "mjpeg":  # a fixed JPEG quantizer, like FFmpeg's -q:v
+        return {} if s.bitrate else {"qmin": quality, "qmax": quality}
+    opts = {"preset": s.preset or str(c.preset), **({} if s.bitrate else {"crf": quality})}
+    if name == "libx265":
+        opts["x265-params"] = "open-gop=0:log-level=error"  # closed GOPs: each fragment decodes alone
+    return opts
+
+
+def complete_mp4_prefix(path: Path) -> int:
+    """Bytes of ``path`` made of whole top-level boxes ending with a whole fragment (moof + mdat):
+    what a killed fragmented-MP4 writer left that can be trusted."""
+    good = pos = 0
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        while pos + 8 <= size:
+            f.seek(pos)
+            head = f.read(16)
+            n, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if n == 1 and len(head) >= 16:
+                n = int.from_bytes(head[8:16], "big")
+            if n < 8 or pos + n > size:
+                break
+            pos += n
+            if kind == b"mdat":
+                good = pos
+    return good
+
+
+def job_key(source: Path, *parts: object) -> str:
+    """Identifies a conversion: the source (size, first and last MiB) and everything that shapes the output."""
+    h = hashlib.sha256(repr(parts).encode())
+    size = source.stat().st_size
+    h.update(str(size).encode())
+    with open(source, "rb") as f:
+        h.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        h.update(f.read())
+    return h.hexdigest()[:20]
+
+
+def own_tags(metadata: dict[str, str]) -> dict[str, str]:
+    """Container tags worth carrying over (title, creation time, ...): not the muxer's own."""
+    muxers = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+    return {k: v for k, v in metadata.items() if k.lower() not in muxers}
+
+
+def hidden(path: Path, tag: str) -> Path:
+    return path.with_name(f".{path.stem}.{tag}.mp4")
+
+
+def rotation_steps(degrees: float) -> int:
+    """np.rot90 steps (counter-clockwise) that turn a stored frame upright, from FFmpeg's display
+    rotation (the angle the frame must be rotated counter-clockwise to be shown)."""
+    return int(round(degrees / 90.0)) % 4
+
+
+def av_error(e: BaseException) -> str:
+    return (getattr(e, "strerror", None) or str(e)).splitlines()[0]
+
+
+# ---- reading ---------------------------------------------------------------------------------------
+class AvSource(Source):
+    """Every frame of a video file, in order, as BGR; timestamps[i] / durations[i] are those of the
+    i-th frame returned (in ``time_base``)."""
+
+    def __init__(self, path: str, name: str | None = None) -> None:
+        self.path, self.name, self.live = Path(path), name or path, False
+        if not self.path.is_file():
+            raise SourceError(f"{self.name}: no such file")
+        try:
+            self.container = av.open(str(self.path))
+        except (av.FFmpegError, OSError) as e:
+            raise SourceError(f"{self.name}: cannot open this video ({av_error(e)})") from None
+        if not self.container.streams.video:
+            raise SourceError(f"{self.name}: has no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
+        rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(30)
+        self.rate = Fraction(rate)
+        self.fps = float(self.rate)
+        duration = self.stream.duration
+        seconds = float(duration * self.time_base) if duration else (self.container.duration or 0) / 1e6
+        self.frame_count = self.stream.frames or int(round(seconds * self.fps))
+        self.timestamps: list[int] = []
+        self.durations: list[int] = []
+        self.skipped = 0  # frames before start_after()
+        self.finished = False
+        self.frames_read = 0
+        self._frames = self._decode()
+        first = self._next()
+        if first is None:
+            raise SourceError(f"{self.name}: opened but no frame could be decoded")
+        self._pending: tuple[np.ndarray, int, int] | None = first
+        self.size = (int(first[0].shape[0]), int(first[0].shape[1]))
+
+    def _decode(self) -> Iterator[Any]:
+        for packet in self.container.demux(self.stream):
+            try:
+                yield from packet.decode()
+            except av.FFmpegError as e:  # a damaged packet: the frames around it still come
+                log.warning("%s: skipped a damaged packet (%s)", self.name, av_error(e))
+
+    def _next(self) -> tuple[np.ndarray, int, int] | None:
+        frame = next(self._frames, None)
+        if frame is None:
+            return None
+        img = frame.to_ndarray(format="bgr24")
+        if rotation_steps(frame.rotation):
+            img = np.ascontiguousarray(np.rot90(img, rotation_steps(frame.rotation)))
+        default = int(round(1 / (self.rate * self.time_base))) if self.rate else 1
+        pts = frame.pts if frame.pts is not None else (self.timestamps[-1] + default if self.timestamps else 0)
+        return img, pts, frame.duration or default
+
+    def start_after(self, seconds: Fraction) -> None:
+        """Continue with the first frame later than ``seconds`` (resume): seek to the keyframe before
+        it and drop what comes earlier."""
+        target = int(seconds / self.time_base)
+        self._pending = None
+        self.container.seek(target, stream=self.stream, backward=True)
+        self._frames = self._decode()
+        item = self._next()
+        if item is not None and item[1] > target:  # the seek overshot: decode from the start instead
+            self.container.seek(0, stream=self.stream, backward=True)
+            self._frames = self._decode()
+            item = self._next()
+        while item is not None and item[1] * self.time_base <= seconds:
+            self.skipped += 1
+            item = self._next()
+        self._pending = item
+        if item is None:
+            self.finished = True
+
+    def read(self) -> np.ndarray | None:
+        item, self._pending = (self._pending, None) if self._pending is not None else (self._next(), None)
+        if item is None:
+            self.finished = True
+            done = self.skipped + self.frames_read
+            if self.frame_count and done < self.frame_count:
+                log.warning("%s: decoded %d of %d frames (truncated or corrupt); converted what decoded",
+                            self.name, done, self.frame_count)  # fmt: skip
+            return None
+        img, pts, duration = item
+        if img.shape[:2] != self.size:
+            img = cv2().resize(img, (self.size[1], self.size[0]))
+        self.timestamps.append(pts)
+        self.durations.append(duration)
+        self.frames_read += 1
+        return img
+
+    def close(self) -> None:
+        self.container.close()
+
+
+# ---- writing ---------------------------------------------------------------------------------------
+def mp4_can_hold(stream: Any) -> bool:
+    """Whether an audio stream can be copied into MP4 unchanged (probed with FFmpeg's muxer)."""
+    probe = av.open(io.BytesIO(), "w", format="mp4")
+    try:
+        probe.add_stream_from_template(stream)
+        probe.start_encoding()
+        return True
+    except (av.FFmpegError, ValueError):
+        return False
+    finally:
+        try:
+            probe.close()
+        except av.FFmpegError:
+            pass
+
+
+class AudioTracks:
+    """The source's audio streams, copied packet for packet into ``out`` (AAC when MP4 cannot hold
+    the codec), interleaved with the video by until()."""
+
+    def __init__(self, source: Path, out: Any) -> None:
+        self.container = av.open(str(source))
+        self.routes: dict[int, tuple[Any, bool]] = {}  # input index -> (output stream, re-encode)
+        for s in self.container.streams.audio:
+            if mp4_can_hold(s):
+                self.routes[s.index] = (out.add_stream_from_template(s), False)
+            else:
+                log.warning("%s: audio %s cannot go into MP4 unchanged; re-encoded to AAC", source.name,
+                            s.codec_context.name)  # fmt: skip
+                self.routes[s.index] = (out.add_stream("aac", rate=s.codec_context.sample_rate or 48000), True)
+        self.out = out
+        self.packets = self.container.demux(*self.container.streams.audio) if self.routes else iter(())
+        self.pending: Any = None
+
+    def until(self, seconds: Fraction | None) -> None:
+        """Write every audio packet that starts before ``seconds`` (None: all that are left)."""
+        while True:
+            if self.pending is None:
+                self.pending = next(self.packets, None)
+                if self.pending is None:
+                    return self._flush_encoders() if seconds is None else None
+            p = self.pending
+            if p.dts is None:  # the demuxer's end-of-stream marker
+                self.pending = None
+                continue
+            if seconds is not None and p.pts is not None and p.pts * p.time_base >= seconds:
+                return None
+            self.pending = None
+            stream, encode = self.routes[p.stream.index]
+            if encode:
+                for frame in p.decode():
+                    frame.pts = None
+                    for q in stream.encode(frame):
+                        self.out.mux(q)
+            else:
+                p.stream = stream
+                self.out.mux(p)
+
+    def _flush_encoders(self) -> None:
+        for stream, encode in self.routes.values():
+            if encode:
+                for q in stream.encode(None):
+                    self.out.mux(q)
+
+    def close(self) -> None:
+        self.container.close()
+
+
+@dataclass
+class PriorWork:
+    """Finished GOPs of an earlier run of the same job."""
+
+    path: Path
+    frames: int
+    end: Fraction  # presentation time of its last frame
+
+
+def probe_prior(path: Path, key: str, fragmented: bool) -> PriorWork | None:
+    if not path.is_file():
+        return None
+    if fragmented:  # drop a fragment that a kill cut short
+        good = complete_mp4_prefix(path)
+        if good < path.stat().st_size:
+            os.truncate(path, good)
+    try:
+        with av.open(str(path)) as c:
+            tags = {k.lower(): v for k, v in c.metadata.items()}
+            if tags.get(KEY_TAG) != KEY_PREFIX + key or not c.streams.video:
+                return None
+            v = c.streams.video[0]
+            pts = [p.pts for p in c.demux(v) if p.size and p.pts is not None]
+            time_base = v.time_base or Fraction(1)
+    except (av.FFmpegError, OSError):
+        return None
+    return PriorWork(path, len(pts), Fraction(max(pts)) * time_base) if pts else None
+
+
+def pick_encoder(s: EncodeSettings, size: tuple[int, int], rate: Fraction) -> str:
+    """The first encoder of encoder_names() that opens here (NVENC needs an NVIDIA GPU and driver)."""
+    names = encoder_names(s)
+    for name in names:
+        if not name.endswith("_nvenc"):
+            return name
+        ctx: Any = av.CodecContext.create(name, "w")
+        ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = size[1], size[0], "yuv420p", 1 / rate
+        try:
+            ctx.open()
+            return name
+        except av.FFmpegError as e:
+            if s.encoder == "nvenc":
+                raise SinkError(f"{name} cannot encode here ({av_error(e)}): use --encoder cpu (or auto)") from None
+            log.info("%s not usable here (%s); encoding on the CPU", name, av_error(e))
+    return names[-1]
+
+
+class AvVideoWriter(Sink):
+    """A video file written through PyAV; see the module docstring for crash safety and resume."""
+
+    def __init__(self, path: str | os.PathLike[str], size: tuple[int, int], fps: float, settings: EncodeSettings,
+                 source: Source | None = None, job: tuple[object, ...] = (), overwrite: bool = False) -> None:  # fmt: skip
+        self.path = Path(path)
+        self.name = str(self.path)
+        if self.path.suffix.lower() not in CONTAINERS:
+            raise SinkError(f"{self.path}: unsupported video extension (use one of {', '.join(CONTAINERS)})")
+        self.settings, self.size = settings, size
+        self.source = source if isinstance(source, AvSource) else None
+        self.live = bool(source is not None and source.live)
+        self.frame_size = encoded_size(size, settings.codec)
+        warn_padded(self.path, size, self.frame_size)
+        if self.source is not None:
+            self.time_base, self.rate = self.source.time_base, self.source.rate
+        else:
+            self.rate = Fraction(fps).limit_denominator(1001)
+            self.time_base = LIVE_TIME_BASE if self.live else 1 / self.rate
+        self.bitrate = parse_bitrate(settings.bitrate) if settings.bitrate else 0
+        self.encoder = pick_encoder(settings, self.frame_size, self.rate)
+        self.partial, self.stash = hidden(self.path, "partial"), hidden(self.path, "resume")
+        self.key = job_key(self.source.path, job, settings, self.encoder, av.__version__) if self.source else ""
+        self.frames = 0  # frames written by this run
+        self.out: Any = None
+        self.prior: PriorWork | None = None
+        if overwrite or not self.key:
+            self._set_aside_stale()
+        else:
+            self.prior = self._find_prior()
+        self.resumed = self.prior.frames if self.prior else 0
+        if self.prior is not None and self.source is not None:
+            log.warning("%s: resuming after frame %d (from %s)", self.path.name, self.resumed, self.prior.path.name)
+            self.source.start_after(self.prior.end)
+        self._t0: float | None = None
+        self._last_pts = -1
+
+    # ---- previous work -----------------------------------------------------------------------------
+    def _find_prior(self) -> PriorWork | None:
+        found = [p for p in (probe_prior(self.partial, self.key, True), probe_prior(self.stash, self.key, True),
+                             probe_prior(self.path, self.key, False)) if p is not None]  # fmt: skip
+        best = max(found, key=lambda p: p.frames, default=None)
+        for stale in (self.partial, self.stash):
+            if stale.exists() and (best is None or best.path != stale):
+                stale.unlink()
+        return best
+
+    def _set_aside_stale(self) -> None:
+        """No resume (--overwrite, or a camera): a partial file from a killed run is another run's work."""
+        self.stash.unlink(missing_ok=True)
+        if self.partial.exists():
+            if self.live:
+                kept = self.path.with_name(f"{self.path.stem}.interrupted.mp4")
+                os.replace(self.partial, kept)
+                log.warning("%s: kept the recording a killed run left as %s", self.path.name, kept.name)
+            else:
+                self.partial.unlink()
+
+    # ---- writing -----------------------------------------------------------------------------------
+    def _open(self) -> None:
+        if self.prior is not None and self.prior.path == self.partial:
+            os.replace(self.partial, self.stash)
+            self.prior.path = self.stash
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.out = av.open(str(self.partial), "w", format="mp4", options=FRAGMENTED)
+        if self.source is not None:
+            self.out.metadata.update(own_tags(self.source.container.metadata))
+        self.out.metadata[KEY_TAG] = KEY_PREFIX + self.key if self.key else "cyclegan-edge"
+        s, codec = self.settings, CODECS[self.settings.codec]
+        if self.encoder == "libsvtav1":
+            os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner unless told: errors only
+        vs = self.out.add_stream(self.encoder, rate=self.rate, options=encoder_options(self.encoder, s))
+        vs.width, vs.height = self.frame_size[1], self.frame_size[0]
+        vs.pix_fmt = codec.pix_fmt
+        vs.time_base = self.time_base
+        ctx = vs.codec_context
+        ctx.time_base = self.time_base
+        ctx.gop_size = max(1, round(GOP_SECONDS * float(self.rate)))
+        if codec.pix_fmt == "yuv420p":  # BT.709 (sRGB's primaries), limited range, tagged for players
+            ctx.colorspace = ctx.color_primaries = ctx.color_trc = 1
+            ctx.color_range = 1
+        if self.bitrate:
+            ctx.bit_rate = self.bitrate
+        if self.encoder.startswith(("libx265", "hevc")):
+            ctx.codec_tag = "hvc1"  # what Safari and browsers expect for HEVC in MP4
+        self.vs = vs
+        self.audio = AudioTracks(self.source.path, self.out) if self.source is not None and s.audio else None
+        if self.prior is not None:
+            self._copy_prior(self.prior)
+
+    def _copy_prior(self, prior: PriorWork) -> None:
+        with av.open(str(prior.path)) as c:
+            v = c.streams.video[0]
+            # MP4 stores H.264/HEVC length-prefixed; the encoder's stream expects start codes (Annex B)
+            name = ANNEX_B.get(v.codec_context.name)
+            bsf = BitStreamFilterContext(name, in_stream=v) if name else None
+            for p in c.demux(v):
+                if not p.size:
+                    continue
+                if self.audio is not None and p.pts is not None:
+                    self.audio.until(p.pts * p.time_base)
+                for q in bsf.filter(p) if bsf is not None else [p]:
+                    q.stream = self.vs
+                    self._mux(q)
+
+    def _mux(self, packet: Any) -> None:
+        try:
+            self.out.mux(packet)
+        except (av.FFmpegError, OSError) as e:
+            raise self._failed(e) from None
+
+    def _failed(self, e: BaseException) -> SinkError:
+        return SinkError(f"{self.path}: cannot write ({av_error(e)}); the finished part stays in {self.partial.name} "
+                         "and a rerun resumes it")  # fmt: skip
+
+    def _timestamp(self, index: int) -> tuple[int, int]:
+        if self.source is not None:
+            return self.source.timestamps[index], self.source.durations[index]
+        if self.live:  # cameras drop frames: their timing is the clock's
+            now = time.monotonic()
+            self._t0 = now if self._t0 is None else self._t0
+            pts = max(int((now - self._t0) / self.time_base), self._last_pts + 1)
+            self._last_pts = pts
+            return pts, 0
+        return index, 1
+
+    def write(self, frame: np.ndarray, status: str = "") -> None:
+        if self.out is None:
+            self._open()
+        if frame.shape[:2] != self.size:
+            frame = cv2().resize(frame, (self.size[1], self.size[0]))
+        pts, duration = self._timestamp(self.frames)
+        vf = av.VideoFrame.from_ndarray(pad_to(frame, self.frame_size), format="bgr24")
+        if CODECS[self.settings.codec].pix_fmt == "yuv420p":
+            vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709")
+        vf.pts, vf.duration, vf.time_base = pts, duration, self.time_base
+        if self.audio is not None:
+            self.audio.until(pts * self.time_base)
+        try:
+            packets = self.vs.encode(vf)
+        except (av.FFmpegError, OSError) as e:
+            raise SinkError(f"{self.path}: the encoder failed ({av_error(e)})") from None
+        for p in packets:
+            self._mux(p)
+        self.frames += 1
+
+    # ---- finishing ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self.out is None and (self.prior is None or self.prior.path == self.path):
+            return  # nothing written, or the target already holds every frame of this job
+        if self.out is None:
+            self._open()
+        try:
+            for p in self.vs.encode(None):
+                self._mux(p)
+            if self.audio is not None:
+                complete = self.source is not None and self.source.finished
+                self.audio.until(None if complete else self._end_time())
+                self.audio.close()
+            self.out.close()
+        except (av.FFmpegError, OSError) as e:
+            raise self._failed(e) from None
+        finally:
+            self.out = None
+        self._finalize()
+
+    def _end_time(self) -> Fraction:
+        if self.source is not None and self.source.timestamps:
+            return (self.source.timestamps[-1] + self.source.durations[-1]) * self.time_base
+        return self.prior.end if self.prior else Fraction(0)
+
+    def _finalize(self) -> None:
+        """Remux the partial file into the target through a temporary file, check it, rename."""
+        expected = self.resumed + self.frames
+        ext = self.path.suffix.lower()
+        try:
+            with atomic_path(self.path) as tmp:
+                copied = remux(self.partial, tmp, CONTAINERS[ext], FINAL.get(ext, {}))
+                found = packet_counts(tmp)
+                if found != copied or copied[0] != expected:
+                    raise self._failed(OSError(f"the file written holds {found[0]} of {expected} frames"))
+        except (av.FFmpegError, OSError) as e:
+            raise self._failed(e) from None
+        self.partial.unlink(missing_ok=True)
+        self.stash.unlink(missing_ok=True)
+
+
+def packet_counts(path: Path) -> tuple[int, int]:
+    """(video, audio) packets in a file."""
+    n = [0, 0]
+    with av.open(str(path)) as c:
+        for p in c.demux(*[s for s in c.streams if s.type in ("video", "audio")]):
+            if p.size:
+                n[p.stream.type != "video"] += 1
+    return n[0], n[1]
+
+
+def remux(src: Path, dst: Path, fmt: str, options: dict[str, str]) -> tuple[int, int]:
+    """Copy every packet of ``src`` into ``dst`` (another container); (video, audio) packets copied."""
+    n = [0, 0]
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=fmt, options=options) as out:
+        out.metadata.update(own_tags(inp.metadata))
+        # opaque: the input's own codec parameters (an AV1 stream's decoder has no encoder of its name)
+        kept = [s for s in inp.streams if s.type in ("video", "audio")]
+        routes = {s.index: out.add_stream_from_template(s, opaque=True) for s in kept}
+        for p in inp.demux(*kept):
+            if not p.size:
+                continue
+            n[p.stream.type != "video"] += 1
+            p.stream = routes[p.stream.index]
+            out.mux(p)
+    return n[0], n[1]
