@@ -61,11 +61,15 @@ def read_clip(name: str, frames: int, size: tuple[int, int] | None = None) -> li
     return out
 
 
-def translate(backend: Backend, frames: list[np.ndarray], size: int) -> list[np.ndarray]:
-    """Per-frame outputs at the inference size, as the pipeline's pre and infer stages make them."""
+def model_inputs(frames: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """The frames at the inference size, as the pipeline's pre stage makes them (the stabilizer reads these)."""
     hw = inference_size(frames[0].shape[:2], PipelineOptions(size=size))
-    small = [cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA) if f.shape[:2] != hw else f for f in frames]
-    return [tensor_to_frame(backend.infer(frames_to_tensor([f])), hw) for f in small]
+    return [cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA) if f.shape[:2] != hw else f for f in frames]
+
+
+def translate(backend: Backend, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Per-frame outputs at the inference size."""
+    return [tensor_to_frame(backend.infer(frames_to_tensor([f])), f.shape[:2]) for f in inputs]
 
 
 def upscale(out: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -74,15 +78,10 @@ def upscale(out: np.ndarray, like: np.ndarray) -> np.ndarray:
     return out if out.shape[:2] == (h, w) else cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def stabilized(sources: list[np.ndarray], outputs: list[np.ndarray], weight: float,
-               cut_fraction: float | None = None) -> tuple[list[np.ndarray], list[float], Stabilizer]:  # fmt: skip
+def stabilized(inputs: list[np.ndarray], outputs: list[np.ndarray], weight: float,
+               cut_fraction: float | None = None) -> tuple[list[np.ndarray], Stabilizer]:  # fmt: skip
     st = Stabilizer(weight) if cut_fraction is None else Stabilizer(weight, cut_fraction=cut_fraction)
-    result, ms = [], []
-    for s, o in zip(sources, outputs):
-        t = time.perf_counter()
-        result.append(st(s, o))
-        ms.append((time.perf_counter() - t) * 1e3)
-    return result, ms[1:], st  # the first frame has nothing to blend
+    return [st(i, o) for i, o in zip(inputs, outputs)], st
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -108,8 +107,9 @@ def flicker_table(models: dict[str, Backend], frames: int, size: int, shots: Pat
     weights = sorted({*WEIGHTS, DEFAULT_WEIGHT})
     for clip in CLIPS:
         sources = read_clip(clip, frames)
-        per_frame = {name: translate(backend, sources, size) for name, backend in models.items()}
-        runs = {(name, w): stabilized(sources, outs, w) for name, outs in per_frame.items() for w in weights}
+        inputs = model_inputs(sources, size)
+        per_frame = {name: translate(backend, inputs) for name, backend in models.items()}
+        runs = {(name, w): stabilized(inputs, outs, w) for name, outs in per_frame.items() for w in weights}
         meter = FlickerMeter()  # one input flow for every stream of this clip
         psnrs: dict[tuple[str, float], list[float]] = {k: [] for k in runs}
         ghost: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in models}
@@ -136,7 +136,7 @@ def flicker_table(models: dict[str, Backend], frames: int, size: int, shots: Pat
                     occluded, visible = (statistics.fmean(g) for g in ghost[name])
                     print(f"{name:7s} {clip:14s} {inp:6.2f} {base_err[name]:9.2f} {stable_err[name, w]:10.2f} "
                           f"{100 * change:+6.1f}% {statistics.fmean(psnrs[name, w][1:]):7.1f} "
-                          f"{occluded:6.2f} / {visible:5.2f} {runs[name, w][2].cuts:4d}")  # fmt: skip
+                          f"{occluded:6.2f} / {visible:5.2f} {runs[name, w][1].cuts:4d}")  # fmt: skip
             if shots is not None:
                 save_shots(shots, f"{name}_{clip}", sources, per_frame[name], runs[name, DEFAULT_WEIGHT][0])
     print("\nweight sweep (all 8 model x clip runs): flicker change mean / worst, PSNR vs per-frame mean")
@@ -181,16 +181,30 @@ def cost(models: dict[str, Backend], frames: int, size: int) -> None:
     print(f"\n## Cost per frame (ms, over {frames - 1} frames of butterfly, 1280x720 input; OpenCV on one thread): "
           "CPU time median, wall time median / min")  # fmt: skip
     sources = read_clip("butterfly", frames)
-    per_frame = translate(next(iter(models.values())), sources, size)
+    inputs = model_inputs(sources, size)
+    backend = next(iter(models.values()))
+    per_frame = translate(backend, inputs)
     full = [upscale(o, s) for o, s in zip(per_frame, sources)]
     h, w = per_frame[0].shape[:2]
-    for label, outs in ((f"{h}x{w} output (--size {size})", per_frame), ("720x1280 output (full-size inference)", full)):
-        wall, cpu = timed(Stabilizer(), sources, outs)
-        print(f"  stabilizer, {label}: CPU {statistics.median(cpu):.1f}; wall {statistics.median(wall):.1f} / "
-              f"{min(wall):.1f}")  # fmt: skip
-    wall, cpu = timed(FlickerMeter().update, sources, per_frame)
-    print(f"  for scale, the flicker meter (DIS medium, two flows at 360 px): CPU {statistics.median(cpu):.1f}; "
-          f"wall {statistics.median(wall):.1f} / {min(wall):.1f}")  # fmt: skip
+
+    def show(what: str, wall: list[float], cpu: list[float]) -> float:
+        print(f"  {what}: CPU {statistics.median(cpu):.1f}; wall {statistics.median(wall):.1f} / {min(wall):.1f}")
+        return statistics.median(cpu)
+
+    stabilizer_cpu = show(f"stabilizer, {h}x{w} output (--size {size})", *timed(Stabilizer(), inputs, per_frame))
+    show("stabilizer, 720x1280 output (full-size inference)", *timed(Stabilizer(), sources, full))
+    meter = FlickerMeter()
+    show("for scale, the flicker meter (DIS medium, two flows at 360 px)", *timed(meter.update, sources, per_frame))
+    x = frames_to_tensor([inputs[0]])
+    infer_cpu = []
+    for _ in range(10):
+        c = time.process_time()  # the backend's own threads included
+        backend.infer(x)
+        infer_cpu.append((time.process_time() - c) * 1e3)
+    infer = statistics.median(infer_cpu)
+    print(f"  the model ({backend.name}) at {h}x{w}: CPU {infer:.1f} (all its threads); so on a CPU with no idle "
+          f"core the stabilizer's thread costs at most {100 * stabilizer_cpu / (infer + stabilizer_cpu):.0f}% of "
+          "throughput")  # fmt: skip
 
 
 def cuts(backend: Backend, name: str, size: int, half: int) -> None:
@@ -200,11 +214,12 @@ def cuts(backend: Backend, name: str, size: int, half: int) -> None:
         first = read_clip(a, half)
         second = read_clip(b, half, first[0].shape[:2])
         sources = first + second
-        per_frame = translate(backend, sources, size)
-        alone, _, _ = stabilized(second, per_frame[half:], DEFAULT_WEIGHT)
+        inputs = model_inputs(sources, size)
+        per_frame = translate(backend, inputs)
+        alone, _ = stabilized(inputs[half:], per_frame[half:], DEFAULT_WEIGHT)
         rows = []
         for label, cut_fraction in (("reset", None), ("no reset", 0.0)):
-            out, _, st = stabilized(sources, per_frame, DEFAULT_WEIGHT, cut_fraction)
+            out, st = stabilized(inputs, per_frame, DEFAULT_WEIGHT, cut_fraction)
             after = [psnr(upscale(o, s), upscale(p, s)) for o, p, s in
                      zip(out[half : half + AFTER_CUT], per_frame[half:], sources[half:])]  # fmt: skip
             same = np.array_equal(out[half], per_frame[half])

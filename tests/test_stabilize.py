@@ -80,6 +80,7 @@ def test_moving_object_does_not_ghost() -> None:
     background = clip("flower", 1, shorter=128)[0]
     h, w = background.shape[:2]
     chelsea = cv2.imread(str(ASSETS_DIR / "images" / "chelsea.jpg"))
+    assert chelsea is not None
     patch = cv2.resize(chelsea, (40, 40), interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(1)
     sources, outputs, boxes = [], [], []
@@ -115,8 +116,8 @@ def test_hard_cut_resets_the_filter(demo: Backend) -> None:
 
 
 def test_pipeline_stage_keeps_frames_and_order(demo: Backend) -> None:
-    """Through the pipeline (its own thread, batch 1 or 3): every frame, in order, each exactly what the
-    filter makes from the per-frame outputs at inference size."""
+    """Through the pipeline (its own thread, batch 1 or 3): every frame, in order, each what the filter makes
+    from the inputs and per-frame outputs at inference size."""
     video = str(need(VIDEOS / "car-detection.mp4"))
     outputs = {}
     for batch in (1, 3):
@@ -137,7 +138,7 @@ def test_pipeline_stage_keeps_frames_and_order(demo: Backend) -> None:
     hw = inference_size(sources[0].shape[:2], PipelineOptions(size=64))
     small = [cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA) for f in sources]
     expected = [cv2.resize(o, sources[0].shape[1::-1], interpolation=cv2.INTER_LINEAR)
-                for o in run(Stabilizer(0.7), sources, translate(demo, small))]  # fmt: skip
+                for o in run(Stabilizer(0.7), small, translate(demo, small))]  # fmt: skip
     for batch, frames in outputs.items():
         assert len(frames) == 7
         for got, want in zip(frames, expected):

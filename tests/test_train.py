@@ -42,7 +42,7 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def train(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def train(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 480) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cyclegan_edge.train", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})  # fmt: skip
 

@@ -1,5 +1,5 @@
 """Video files through PyAV: H.264 with the source's audio and timing, crash safety and resume, the
-OpenCV fallback, and failed writes. Real files: a 60-frame cut of the street video (its AAC track
+OpenCV fallback, and failed writes. Real files: a 120-frame cut of the street video (its AAC track
 copied packet for packet) and the bundled demo clip."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from cyclegan_edge.runtime.sinks import EncodeSettings, MemorySink, encoded_size
 MODEL = ASSETS_DIR / "photo2monet.onnx"
 DEMO = ASSETS_DIR / "demo.mp4"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-FRAMES = 120  # the cut: 9.6 s at 12.5 fps (two of the source's GOPs), with 225 AAC packets
+FRAMES = 120  # the cut: 9.6 s at 12.5 fps (two of the source's GOPs) and the 450 AAC packets under them
 GOP = 25  # the writer's keyframe interval at 12.5 fps (2 s): the kill test waits for the first on disk
 
 

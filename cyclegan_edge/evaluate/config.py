@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cyclegan_edge.evaluate.domain import ClassifierRecipe
+from cyclegan_edge.runtime.backends import BACKENDS
 
 
 def default_cache_dir() -> str:
@@ -68,6 +69,7 @@ HELP = {
     "cache_dir": "where trained domain classifiers are kept",
     "output": "write evaluate.json and evaluate.md here",
 }  # fmt: skip
+CHOICES = {"direction": ["A->B", "B->A"], "backend": list(BACKENDS)}
 RECIPE_PREFIX = "classifier_"
 
 
@@ -76,7 +78,7 @@ def _add(ap: argparse.ArgumentParser, name: str, default: object, help: str | No
     if isinstance(default, bool):
         ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
     else:
-        ap.add_argument(flag, type=type(default), default=default, help=help or " ")
+        ap.add_argument(flag, type=type(default), default=default, choices=CHOICES.get(name), help=help or " ")
 
 
 def build_parser() -> argparse.ArgumentParser:

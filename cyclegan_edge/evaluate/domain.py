@@ -5,11 +5,15 @@ classifier trained at evaluation time on the dataset's own training images (the 
 out and set the scale, see ``metrics.domain_score``).
 
 A classifier trained plainly on summer vs winter learns colour first: it calls a desaturated or greyscale
-summer photo "winter". So both classes get random saturation (greyscale included), brightness, colour
-tint and haze while training; a colour filter then no longer passes for the target domain, and what is
-left for the classifier is content: snow, bare trees, foliage (../shared/NOTES.md, "Judging a season
-model"). Geometry: random crops of 75-100% of the image and horizontal flips. Prediction averages the
-image and its mirror image.
+summer photo "winter" (../shared/NOTES.md, "Judging a season model"). So while training, each image of
+*both* classes gets random global colour statistics: colour cast, saturation (greyscale included), mean
+brightness and a haze are set to random absolute levels (``colour_jitter``), which leaves the class in the
+picture's structure and local colour (snow on ridges, bare trees, foliage), and a colour filter no longer
+passes for the other domain. Geometry: random crops of 75-100% of the image and horizontal flips.
+Prediction averages the image and its mirror image. Measured on summer2winter (benchmarks/evaluate/):
+held-out balanced accuracy 0.74; colour filters on summer photos score 0.03-0.42 on the normalised scale
+(multiplicative jitter, saturation x U(0, 1.6) etc., gave 0.21-0.74 at the same accuracy with a
+similar net).
 
 The trained weights are cached under ``cache_dir`` keyed by the training file list (names and sizes) and
 the recipe, so a second evaluation on the same dataset starts at once.

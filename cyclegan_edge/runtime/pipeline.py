@@ -146,6 +146,7 @@ class _Frame:
     t_capture: float
     source: np.ndarray
     tensor: np.ndarray | None = None
+    model_input: np.ndarray | None = None  # the source at inference size (what the stabilizer's flow reads)
     output: np.ndarray | None = None  # the model's frame: inference size, source size after post
     result: np.ndarray | None = None
 
@@ -231,15 +232,16 @@ class Pipeline:
         if frame.shape[:2] != self.infer_hw:
             frame = cv2().resize(frame, (self.infer_hw[1], self.infer_hw[0]), interpolation=cv2().INTER_AREA)
         f.tensor = frames_to_tensor([frame])
+        f.model_input = frame if self.stabilizer is not None else None
 
     def _infer(self, f: _Frame) -> None:
         assert f.tensor is not None
         f.tensor = self.backend.infer(f.tensor)
 
     def _stabilize(self, f: _Frame) -> None:
-        assert f.tensor is not None and self.stabilizer is not None
-        f.output = self.stabilizer(f.source, tensor_to_frame(check_finite(f.tensor), self.infer_hw))
-        f.tensor = None
+        assert f.tensor is not None and f.model_input is not None and self.stabilizer is not None
+        f.output = self.stabilizer(f.model_input, tensor_to_frame(check_finite(f.tensor), self.infer_hw))
+        f.tensor = f.model_input = None
 
     def _flicker(self, f: _Frame) -> None:
         assert f.output is not None and self.meter is not None

@@ -169,8 +169,8 @@ def trust(prev: np.ndarray, cur: np.ndarray, backward: np.ndarray, forward: np.n
     grey input misses the current one by ``match_levels / 2`` to ``match_levels``."""
     c = cv2()
     visible = c.erode(consistent(backward, forward, grid, slack).astype(np.uint8), np.ones((3, 3), np.uint8))
-    miss = np.abs(warp(prev, backward, grid).astype(np.float32) - cur.astype(np.float32))
-    return np.clip(2.0 - miss * (2.0 / match_levels), 0.0, 1.0) * visible
+    fade = np.clip(2.0 - np.arange(256, dtype=np.float32) * (2.0 / match_levels), 0.0, 1.0)  # by grey levels missed
+    return fade[c.absdiff(warp(prev, backward, grid), cur)] * visible
 
 
 class Stabilizer:
@@ -216,8 +216,8 @@ class Stabilizer:
             self.cuts += 1
             return output
         if (h, w) != (oh, ow):
-            back = c.resize(back, (ow, oh), interpolation=c.INTER_LINEAR)
-            back *= np.array([ow / w, oh / h], np.float32)
+            x, y = c.split(back)  # numpy broadcasting over a last axis of size 2 is 20x slower
+            back = c.resize(c.merge([x * (ow / w), y * (oh / h)]), (ow, oh), interpolation=c.INTER_LINEAR)
             t = c.resize(t, (ow, oh), interpolation=c.INTER_LINEAR)
         alpha = t * self.weight
         out = c.blendLinear(warp(prev_out, back, self._grid(oh, ow)), output, alpha, 1.0 - alpha)
