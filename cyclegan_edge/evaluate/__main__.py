@@ -7,6 +7,7 @@ content preservation (edge SSIM), the checkerboard score, MACs and CPU latency. 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shlex
@@ -46,6 +47,10 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
     src_dir, tgt_dir = (cfg.a, cfg.b) if cfg.direction == "A->B" else (cfg.b, cfg.a)
     src_files, tgt_files = image_files(src_dir, cfg.max_images), image_files(tgt_dir, cfg.max_images)
     src, tgt = load_squares(src_files, cfg.size), load_squares(tgt_files, cfg.size)
+    options = BackendOptions(device="cpu", provider=cfg.provider, threads=cfg.threads, backend=cfg.backend)
+    gen = open_generator(cfg.generator, cfg.direction, cfg.size, options)  # before the classifier: fail fast
+    reverse = cfg.reverse or (cfg.generator if is_training_state(Path(cfg.generator)) else "")
+    rev = open_generator(reverse, OTHER[cfg.direction], cfg.size, options) if reverse else None
     clf = cached_classifier(list_files([cfg.train_a]), list_files([cfg.train_b]), recipe, Path(cfg.cache_dir))
 
     def judged(frames: Sequence[np.ndarray]) -> np.ndarray:
@@ -59,12 +64,8 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
         ci = domain_score_ci(j, j_src, j_tgt, paired=True, n_boot=cfg.bootstrap, seed=cfg.seed)
         return {"score": domain_score(j, j_src, j_tgt), "ci95": list(ci), "judged_target": float(j.mean()), "n": len(j)}
 
-    options = BackendOptions(device="cpu", provider=cfg.provider, threads=cfg.threads, backend=cfg.backend)
-    gen = open_generator(cfg.generator, cfg.direction, cfg.size, options)
     log.info("translating %d images with %s (%s)", len(src), gen.path.name, gen.info["backend"])
     out = gen.translate(src, cfg.batch)
-    reverse = cfg.reverse or (cfg.generator if is_training_state(Path(cfg.generator)) else "")
-    rev = open_generator(reverse, OTHER[cfg.direction], cfg.size, options) if reverse else None
     cycled = rev.translate(out, cfg.batch) if rev else None
 
     baselines = {}
@@ -78,6 +79,9 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
         row = measure(gen.backend, (cfg.size, cfg.size), batch=1, iterations=cfg.latency_iters, warmup=2, seed=cfg.seed)
         latency = {k: round(row["latency_ms"][k], 2) for k in ("p50", "min", "mean", "p90")}
         latency.update(iterations=cfg.latency_iters, threads=cfg.threads, backend=gen.info["backend"])
+    for g in (gen, rev):
+        if g is not None:
+            g.backend.close()
     held_out = (1 - float(j_src.mean()) + float(j_tgt.mean())) / 2
     return make_report(
         command=command,
@@ -89,7 +93,7 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
         generator=gen.info,
         reverse=rev.info if rev else None,
         domain={
-            "classifier": {**clf.recipe.__dict__, **clf.info, "held_out_balanced_accuracy": held_out,
+            "classifier": {**dataclasses.asdict(clf.recipe), **clf.info, "held_out_balanced_accuracy": held_out,
                            "source_judged_target": float(j_src.mean()), "target_judged_target": float(j_tgt.mean())},
             "model": scored(out),
             "baselines": baselines,

@@ -88,8 +88,8 @@ def markdown(r: dict[str, Any]) -> str:
         + (f"**{r['cycle_l1']:.4f}** (reverse: {Path(r['reverse']['path']).name})" if r["reverse"] else "- (no --reverse)"),
         f"- checkerboard: output alias share {cb['output_alias_share']:.2e} vs input {cb['input_alias_share']:.2e}",
         f"- complexity at {r['size']}x{r['size']}: {macs}",
-        "- CPU latency (batch 1): " + (f"median {lat['p50']:.1f} ms, min {lat['min']:.1f} ms over {lat['iterations']} calls, "
-                                       f"{lat['threads']} threads" if lat else "- (skipped)"),
+        "- latency (batch 1): " + (f"median {lat['p50']:.1f} ms, min {lat['min']:.1f} ms over {lat['iterations']} calls, "
+                                   f"{lat['backend']}, {lat['threads']} threads" if lat else "- (skipped)"),
         f"- total time: {r['seconds']:.0f} s",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
