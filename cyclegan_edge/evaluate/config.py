@@ -34,7 +34,7 @@ class EvalConfig:
     batch: int = 8
     bootstrap: int = 2000
     latency_iters: int = 20  # 0 = skip the latency measurement
-    threads: int = 2
+    threads: int = 1  # torch and ONNX Runtime threads (1: steady figures on a shared machine)
     backend: str = "auto"  # for non-.pth files: auto (by extension) | onnxruntime | openvino | tensorrt
     provider: str = "cpu"  # ONNX Runtime provider (cpu, so latency is CPU latency; auto/cuda/tensorrt)
     cache_dir: str = dataclasses.field(default_factory=default_cache_dir)
