@@ -12,6 +12,9 @@ SHARED_DATA = Path(os.environ.get("CYCLEGAN_EDGE_DATA", ROOT.parent / "shared" /
 COMPRESSED_G = SHARED_DATA / "weights" / "horse2zebra_gan_compression" / "latest_net_G.pth"
 HORSES = SHARED_DATA / "horse2zebra" / "testA"
 STREET_VIDEO = SHARED_DATA / "videos" / "car-detection.mp4"
+# what a test's subprocess adds to os.environ: one thread in every math library, so that it neither fights the
+# test process for the cores nor mixes thread counts between OpenMP and MKL
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def need(path: Path) -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import COMPRESSED_G, SHARED_DATA, need
+from conftest import COMPRESSED_G, ONE_THREAD, SHARED_DATA, need
 from cyclegan_edge.models import load_generator
 
 TINY = ["--student", "mobile:4_4_8_4_8_8_4_4", "--ndf", "8", "--load-size", "32", "--crop-size", "32", "--no-flip",
@@ -36,7 +36,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def distill(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cyclegan_edge.distill", "--teacher", str(COMPRESSED_G), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **ONE_THREAD})  # fmt: skip
 
 
 def student_teacher_l1(student_path: Path, data: Path) -> float:

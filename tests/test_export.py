@@ -14,17 +14,30 @@ import torch
 from conftest import SHARED_DATA, need
 from cyclegan_edge.export.fp16 import convert_fp16
 from cyclegan_edge.export.int8 import Int8Options, quantize_int8
-from cyclegan_edge.export.onnx_export import (
-    ExportError,
-    export_onnx,
-    initializer_names,
-    load_onnx,
-    metadata_of,
-    nodes_of,
-)
+from cyclegan_edge.export.onnx_export import export_onnx
 from cyclegan_edge.export.report import parity_vs_torch, quality_vs
 from cyclegan_edge.imaging.io import load_test_images
 from cyclegan_edge.models import LoadedGenerator, NLayerDiscriminator, init_normal, load_generator, resnet_9blocks
+from cyclegan_edge.runtime.backends import BackendError, BackendOptions, open_backend
+from cyclegan_edge.trt.build import EngineBuildError, onnx_precision
+
+
+def load_onnx(path: Path) -> Any:
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def metadata_of(proto: Any) -> dict[str, str]:
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def initializer_names(proto: Any) -> set[str]:
+    return {i.name for i in proto.graph.initializer}
+
+
+def nodes_of(proto: Any, op_types: list[str]) -> list[Any]:
+    return [n for n in proto.graph.node if n.op_type in op_types]
 
 
 @pytest.fixture(scope="module")
@@ -142,11 +155,14 @@ def test_cli_writes_reports_and_fails_clearly(compressed_g_path: Path, tmp_path:
 
 
 def test_corrupt_and_truncated_onnx(compressed: tuple[LoadedGenerator, Path], tmp_path: Path) -> None:
+    """A truncated or garbage .onnx is refused in one line by the runtime and by the engine builder."""
     _, path = compressed
     truncated = tmp_path / "t.onnx"
     truncated.write_bytes(path.read_bytes()[:4000])
     garbage = tmp_path / "g.onnx"
     garbage.write_text("not a model")
     for p in (truncated, garbage):
-        with pytest.raises(ExportError, match="not a valid ONNX model"):
-            load_onnx(p)
+        with pytest.raises(BackendError, match="cannot load this model"):
+            open_backend(p, BackendOptions(backend="onnxruntime"))
+        with pytest.raises(EngineBuildError, match="not a readable ONNX model"):
+            onnx_precision(p)

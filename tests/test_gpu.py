@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cyclegan_edge.imaging.frames import frames_to_tensor
-from cyclegan_edge.runtime.backends import BackendOptions, open_backend
+from cyclegan_edge.runtime.backends import BackendOptions, TimedBackend, open_backend
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 
@@ -47,7 +47,8 @@ def test_pytorch_cuda_backend_matches_cpu(compressed_g_path: Path, horse_paths: 
     x = _frames(horse_paths)
     cpu = open_backend(compressed_g_path, BackendOptions(device="cpu")).infer(x)
     gpu = open_backend(compressed_g_path, BackendOptions(device="cuda", fp16=fp16))
-    out, parts = gpu.infer_timed(x)  # type: ignore[attr-defined]
+    assert isinstance(gpu, TimedBackend)
+    out, parts = gpu.infer_timed(x)
     assert float(np.abs(out - cpu).max()) < tolerance
     assert set(parts) == {"h2d", "compute", "d2h"} and all(v > 0 for v in parts.values())
 
@@ -68,7 +69,8 @@ def test_cuda_graphs_match_eager_and_follow_shape_changes(compressed_g_path: Pat
     assert np.array_equal(first, again)  # a replay reads the new input, not a stale one
     forward = graphs.forward  # type: ignore[attr-defined]
     assert len(forward.graphs) == 2 and not forward.eager_shapes  # both shapes ran as graphs
-    out, parts = graphs.infer_timed(x)  # type: ignore[attr-defined]
+    assert isinstance(graphs, TimedBackend)
+    out, parts = graphs.infer_timed(x)
     assert np.array_equal(out, first) and parts["compute"] > 0
 
 
@@ -109,7 +111,8 @@ def test_tensorrt_engine_builds_and_matches_pytorch(compressed_g_path: Path, hor
         assert min(psnr(i, j) for i, j in zip(a, b)) > 28.0
     else:
         assert float(np.abs(out - ref).max()) < (2e-3 if precision == "fp32" else 5e-2)
-    _, parts = engine.infer_timed(x)  # type: ignore[attr-defined]
+    assert isinstance(engine, TimedBackend)
+    _, parts = engine.infer_timed(x)
     assert set(parts) == {"h2d", "compute", "d2h"} and parts["compute"] > 0
     engine.close()
 

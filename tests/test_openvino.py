@@ -14,12 +14,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import HORSES, need
+from conftest import HORSES, ONE_THREAD, need
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.export.quality import psnr
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.imaging.io import load_test_images, resized
 from cyclegan_edge.runtime.backends import (
+    AsyncBackend,
     BackendError,
     BackendOptions,
     OnnxRuntimeBackend,
@@ -27,8 +28,10 @@ from cyclegan_edge.runtime.backends import (
     open_backend,
     prefers_openvino,
 )
-
 from cyclegan_edge.runtime.openvino_backend import OpenVinoBackend
+from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, inference_size
+from cyclegan_edge.runtime.sinks import MemorySink
+from cyclegan_edge.runtime.sources import open_source
 
 MODEL = ASSETS_DIR / "photo2monet.onnx"
 OV = BackendOptions(threads=2, backend="openvino")
@@ -38,7 +41,7 @@ ORT = BackendOptions(threads=2, backend="onnxruntime")
 # bound keeps 4x headroom for other CPUs' kernels (AVX-512 sums in another order) and is still 1/40 of a grey level
 # (7.8e-3); bf16 (~47 dB PSNR) or a layout/padding bug is >= 1e-2.
 PARITY_MAX_ABS = 2e-4
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, **ONE_THREAD}
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +128,25 @@ def test_two_frames_in_flight(ov_backend: OpenVinoBackend) -> None:
         ov_backend.submit(frames[0])
     b, a = second(), first()  # collected in any order, each its own frame's output
     assert np.array_equal(a, ov_backend.infer(frames[0])) and np.array_equal(b, ov_backend.infer(frames[1]))
+
+
+def test_pipeline_keeps_frames_in_flight_in_order(ov: Any) -> None:
+    """A video file through OpenVINO with 2 streams: the pipeline submits frames ahead (AsyncBackend) and
+    writes each frame's own output, in order, as a frame-by-frame run would."""
+    backend = open_backend(MODEL, BackendOptions(threads=2, backend="openvino", streams=2))
+    assert isinstance(backend, AsyncBackend) and backend.in_flight == 2
+    source, sink = open_source(str(ASSETS_DIR / "demo.mp4")), MemorySink()
+    stats = Pipeline(source, backend, sink, PipelineOptions(size=64, max_frames=9)).run()
+    source.close()
+    assert stats.error is None and stats.frames_out == 9 == len(sink.frames_list)
+    source = open_source(str(ASSETS_DIR / "demo.mp4"))
+    inputs = [source.read() for _ in range(9)]
+    source.close()
+    hw = inference_size(inputs[0].shape[:2], PipelineOptions(size=64))
+    for got, frame in zip(sink.frames_list, inputs):
+        one = tensor_to_frames(backend.infer(frames_to_tensor(resized([frame], hw))), hw)[0]
+        want = cv2.resize(one, frame.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+        assert np.array_equal(got, want)
 
 
 def test_selection_rules(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ONE_THREAD, ROOT
 
 from cyclegan_edge import ASSETS_DIR
 
@@ -46,7 +46,7 @@ def test_edge_commands_work_on_python38(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["OMP_NUM_THREADS"] = "1"
+    env.update(ONE_THREAD)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([py, "-m", *args], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import cv2
+import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ONE_THREAD, ROOT
+
 
 
 def readme_commands() -> list[str]:
@@ -36,12 +38,16 @@ def test_demo_runs_without_torch(tmp_path: Path) -> None:
     blocker = tmp_path / "block"
     blocker.mkdir()
     (blocker / "torch.py").write_text("raise ImportError('torch is blocked: the runtime must not need it')\n")
-    env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **ONE_THREAD}
     r = subprocess.run([sys.executable, "-m", "cyclegan_edge.runtime", "--demo", "--headless"], cwd=tmp_path,
                        capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert re.search(r"72 frames -> cyclegan_edge_demo.mp4 at [\d.]+ FPS \(model photo2monet(\.int8)?\.onnx \(bundled; --engine MODEL for another\), "
+    assert re.search(r"120 frames -> cyclegan_edge_demo.mp4 at [\d.]+ FPS \(model photo2monet(\.int8)?\.onnx \(bundled; --engine MODEL for another\), "
                      r"(openvino:CPU:f32\+int8|onnxruntime:CPUExecutionProvider)\)", r.stdout)
     cap = cv2.VideoCapture(str(tmp_path / "cyclegan_edge_demo.mp4"))
-    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 72 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 120 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 1280
     cap.release()
+    av = pytest.importorskip("av")  # [runtime] brings PyAV on x86-64: H.264 with the clip's sound kept
+    with av.open(str(tmp_path / "cyclegan_edge_demo.mp4")) as out:
+        assert out.streams.video[0].codec_context.name == "h264" and len(out.streams.audio) == 1
+        assert abs(float(out.duration) / 1e6 - 4.0) < 0.1

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import ONE_THREAD
 from cyclegan_edge.export.onnx_export import export_onnx
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frame
 from cyclegan_edge.models import load_generator
@@ -20,10 +21,10 @@ from cyclegan_edge.runtime.backends import BackendError, BackendOptions, OnnxRun
 from cyclegan_edge.runtime.batch import convert_folder
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, output_size
 from cyclegan_edge.runtime.sinks import MemorySink, MultiSink, VideoFileSink
-from cyclegan_edge.runtime.sources import SourceError, frame_sequence_number, open_source, parse_source
+from cyclegan_edge.runtime.sources import SourceError, frame_sequence_number, glob_root, open_source, parse_source
 from cyclegan_edge.trt.loader import TensorRTUnavailable, import_tensorrt
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, **ONE_THREAD}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,19 @@ def test_parse_source() -> None:
     assert parse_source("csi://1").target == "1" and parse_source("csi://1").kind == "csi"
     assert parse_source("rtsp://cam/stream").kind == "stream"
     assert parse_source("clip.mp4") == parse_source("clip.mp4") and not parse_source("clip.mp4").live
+
+
+def test_parse_source_file_kinds(tmp_path: Path) -> None:
+    """Images, folders and globs are not frame streams: the runtime hands them to the batch converter."""
+    (tmp_path / "a[1].jpg").write_bytes(b"")
+    kinds = {uri: parse_source(uri) for uri in ("clip.mp4", "x.JPG", str(tmp_path), "frames/", "in/**/*.png",
+                                                 str(tmp_path / "a[1].jpg"))}  # fmt: skip
+    assert [s.kind for s in kinds.values()] == ["file", "image", "folder", "folder", "glob", "image"]
+    assert [s.is_stream for s in kinds.values()] == [True, False, False, False, False, False]
+    assert glob_root("in/**/*.png") == Path("in") and glob_root("*.jpg") == Path(".")
+    assert glob_root("/data/a/img_??.png") == Path("/data/a")
+    with pytest.raises(SourceError, match="converted file by file"):
+        open_source(str(tmp_path))
 
 
 def test_street_video_end_to_end(street_video: Path, backend: OnnxRuntimeBackend, tmp_path: Path) -> None:

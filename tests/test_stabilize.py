@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, need
+from conftest import ONE_THREAD, SHARED_DATA, need
 
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frame
@@ -23,7 +23,7 @@ from cyclegan_edge.runtime.sources import open_source
 from cyclegan_edge.runtime.stabilize import Stabilizer, downscaled, flicker
 
 VIDEOS = SHARED_DATA / "videos"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, **ONE_THREAD}
 
 
 def clip(name: str, frames: int, shorter: int = 128, start: int = 0) -> list[np.ndarray]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.trt.plan import (
     EngineCompatError,
@@ -169,7 +170,7 @@ def test_tensorrt_rtx_builds_real_engines_for_every_precision(tmp_path: Path) ->
 
 @needs_rtx
 def test_export_cli_writes_an_engine_and_the_runtime_explains_what_is_missing(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-m", "cyclegan_edge.export", str(ASSETS / "photo2monet.pth"), "--onnx",
                         str(tmp_path / "m.onnx"), "--precision", "fp16", "--engine", str(tmp_path / "m.plan"),
                         "--max-shape", "1x3x512x512", "--test-count", "2"],

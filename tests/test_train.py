@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA, need
+from conftest import ONE_THREAD, SHARED_DATA, need
 from cyclegan_edge.models import load_generator
 
 TINY = [
@@ -44,7 +43,7 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def train(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 480) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cyclegan_edge.train", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})  # fmt: skip
+                          timeout=timeout, env={**os.environ, **ONE_THREAD, **(env or {})})  # fmt: skip
 
 
 def read_log(path: Path) -> dict[int, dict[str, float]]:
@@ -114,7 +113,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_root: Path, tmp_path
     # Same run, killed with SIGKILL once iteration 9 is logged (iteration 9's checkpoint exists).
     cmd = [sys.executable, "-m", "cyclegan_edge.train", *common, "--name", "killed"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+                            env={**os.environ, **ONE_THREAD})  # fmt: skip
     log_path = tmp_path / "killed" / "log.csv"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -167,7 +166,7 @@ def test_torchrun_two_processes_gloo(tiny_root: Path, tmp_path: Path, margin: An
     # resize-conv default the same 4 steps differ by 2.6e-2; open in the closing note of #21).
     common = ["--dataroot", str(tiny_root), *TINY, "--upsample", "convtranspose", "--max-iters", "4", "--pool-size", "0",
               "--sample-every", "2", "--output", str(tmp_path)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **ONE_THREAD}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "cyclegan_edge.train", *common, "--name", "ddp", "--batch-size", "1"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip

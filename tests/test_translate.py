@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan_edge.imaging.io import read_image
+from cyclegan_edge.imaging.io import output_path, read_image, unique_outputs
 
 
 def test_translate_folder_and_files(compressed_g_path: Path, horse_paths: list[Path], tmp_path: Path) -> None:
@@ -28,3 +28,18 @@ def test_translate_folder_and_files(compressed_g_path: Path, horse_paths: list[P
         before, after = read_image(src), read_image(dst)
         assert after.shape == before.shape
         assert np.abs(after.astype(int) - before.astype(int)).mean() > 5  # translated, not copied
+
+
+def test_output_path_one_rule_for_translate_and_batch(tmp_path: Path) -> None:
+    """Relative paths kept, images as PNG, videos as MP4; translate keeps each input folder's name (several
+    inputs stay apart), batch mode writes below the output folder directly; a bare file keeps its name."""
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    photos, out = tmp_path / "photos", Path("out")
+    image, video = photos / "sub" / "x.jpg", photos / "sub" / "clip.MOV"
+    assert output_path(image, out, [photos], root_named=True) == out / "photos" / "sub" / "x.png"  # translate
+    assert output_path(image, out, [photos]) == out / "sub" / "x.png"  # batch
+    assert output_path(video, out, [photos]) == out / "sub" / "clip.mp4"
+    assert output_path(Path("elsewhere/y.tiff"), out, [photos], root_named=True) == out / "y.png"
+    sources = [photos / "x.jpg", photos / "x.png"]
+    named = unique_outputs(sources, [output_path(s, out, [photos]) for s in sources])
+    assert named == [out / "x.jpg.png", out / "x.png.png"]

@@ -26,11 +26,12 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import ONE_THREAD, ROOT
 from cyclegan_edge import ASSETS_DIR
 
 ONNX = ASSETS_DIR / "photo2monet.onnx"
 PTH = ASSETS_DIR / "photo2monet.pth"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, **ONE_THREAD}
 ENV.pop("DISPLAY", None)
 ENV.pop("CYCLEGAN_EDGE_TRACEBACK", None)
 
@@ -564,7 +565,7 @@ def test_24_a_built_wheel_installs_and_runs_the_demo_and_an_export(tmp_path: Pat
     import site
     import sysconfig
 
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     t = time.perf_counter()
     src = tmp_path / "src"  # a copy: building in the checkout would leave build/ and *.egg-info there
     shutil.copytree(root / "cyclegan_edge", src / "cyclegan_edge", ignore=shutil.ignore_patterns("__pycache__"))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import STREET_VIDEO, need
+from conftest import ONE_THREAD, STREET_VIDEO, need
 
 from cyclegan_edge import ASSETS_DIR
 
@@ -32,7 +32,7 @@ from cyclegan_edge.runtime.sinks import EncodeSettings, MemorySink, encoded_size
 
 MODEL = ASSETS_DIR / "photo2monet.onnx"
 DEMO = ASSETS_DIR / "demo.mp4"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+ENV = {**os.environ, **ONE_THREAD, "PYTHONUNBUFFERED": "1"}
 FRAMES = 120  # the cut: 9.6 s at 12.5 fps (two of the source's GOPs) and the 450 AAC packets under them
 GOP = 25  # the writer's keyframe interval at 12.5 fps (2 s): the kill test waits for the first on disk
 

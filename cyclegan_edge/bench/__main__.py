@@ -15,6 +15,7 @@ from typing import Any
 
 from cyclegan_edge.atomic import atomic_path, write_json
 from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, UsageError, int_arg, run_cli
+from cyclegan_edge.model_files import is_checkpoint
 
 ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs",
                 "pytorch-cuda-fp16-graphs", "onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8", "openvino-fp32",
@@ -27,7 +28,7 @@ def model_summary(model: str) -> dict[str, Any]:
     try:
         from cyclegan_edge.models import count_macs, load_generator
 
-        if p.suffix in (".pth", ".pt"):
+        if is_checkpoint(p):
             gen = load_generator(p)
             c = count_macs(gen.model)
             info.update({"name": gen.config.name, "params": c.params, "macs_256": c.macs, "summary": str(c)})
@@ -41,15 +42,16 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
                         formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("model", help="generator checkpoint (.pth: all variants) or .onnx")
     ap.add_argument("--variants", default="auto", help=f"comma list of {', '.join(ALL_VARIANTS)}, or auto")
-    ap.add_argument("--sizes", default="256", help="e.g. 256,512,360x640,720p")
-    ap.add_argument("--batch", default="1", help="e.g. 1,4")
+    ap.add_argument("--sizes", "--size", default="256", help="e.g. 256,512,360x640,720p")
+    ap.add_argument("--batches", "--batch", dest="batch", default="1", help="e.g. 1,4")
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads per backend (0: library default)")
     ap.add_argument("--calib", help="real images: calibrate the INT8 variants; the first 2 also check parity")
     ap.add_argument("--baseline", default=None, help="variant the ratios refer to (default: the first)")
     ap.add_argument("--tegrastats", action="store_true", help="sample power/temperature with tegrastats (Jetson)")
-    ap.add_argument("--out", default="bench_report", help="folder for report.json, report.md and plots")
+    ap.add_argument("-o", "--output", "--out", dest="out", default="bench_report",
+                    help="folder for report.json, report.md and plots (--out: old spelling)")  # fmt: skip
     return ap.parse_args(argv)
 
 
@@ -68,10 +70,10 @@ def run(argv: list[str]) -> int:
     """Measure, and rewrite the report after every case: Ctrl-C (or a crash) keeps what was measured."""
     from tqdm import tqdm
 
-    from cyclegan_edge.machine import machine_info
     from cyclegan_edge.bench.report import make_report, markdown
     from cyclegan_edge.bench.runner import add_ratios, parse_sizes, run_benchmark
     from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
+    from cyclegan_edge.machine import machine_info
 
     args = parse_run(argv)
     wanted = list(ALL_VARIANTS) if args.variants == "auto" else [v.strip() for v in args.variants.split(",")]
@@ -142,8 +144,8 @@ def run(argv: list[str]) -> int:
 def pipeline(argv: list[str]) -> int:
     from tqdm import tqdm
 
-    from cyclegan_edge.machine import machine_info
     from cyclegan_edge.bench.pipeline_bench import pipeline_vs_inference
+    from cyclegan_edge.machine import machine_info
     from cyclegan_edge.runtime.backends import BackendOptions, open_backend
     from cyclegan_edge.runtime.pipeline import SIZE_RANGE
     from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT
@@ -154,7 +156,8 @@ def pipeline(argv: list[str]) -> int:
     ap.add_argument("--size", type=int_arg(*SIZE_RANGE), default=256, help="inference shorter side")
     ap.add_argument("--max-frames", type=int, default=0)
     ap.add_argument("--provider", default="auto")
-    ap.add_argument("--out", default="bench_report/pipeline.json", help="where the result goes (JSON)")
+    ap.add_argument("-o", "--output", "--out", dest="out", default="bench_report/pipeline.json",
+                    help="where the result goes (JSON; --out: old spelling)")  # fmt: skip
     ap.add_argument("--stabilize", action="store_true", help="with the runtime's temporal filter (--stabilize)")
     ap.add_argument("--flicker", action="store_true", help="also measure the output's warping error (slows the run)")
     args = ap.parse_args(argv)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import frames_to_tensor
+from cyclegan_edge.imaging.io import resize_area
 from cyclegan_edge.runtime.backends import Backend
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, inference_size, output_size
 from cyclegan_edge.runtime.sinks import open_output
@@ -33,9 +33,7 @@ def inference_only_seconds(backend: Backend, video: str, hw: tuple[int, int], fr
             frame = source.read()
             if frame is None:
                 break
-            if frame.shape[:2] != hw:
-                frame = cv2().resize(frame, (hw[1], hw[0]), interpolation=cv2().INTER_AREA)
-            x = frames_to_tensor([frame])
+            x = frames_to_tensor([resize_area(frame, hw)])
             t = time.perf_counter()
             backend.infer(x)
             spent += time.perf_counter() - t

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
+from cyclegan_edge.errors import describe
+from cyclegan_edge.imaging.frames import frames_to_tensor
+from cyclegan_edge.model_files import is_checkpoint
 from cyclegan_edge.runtime.backends import Backend, BackendOptions, open_backend
 from cyclegan_edge.runtime.timing import measure
 
@@ -81,7 +82,7 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
     ort_cpu = replace(cpu, backend="onnxruntime")
     ov_cpu = BackendOptions(device="cpu", threads=threads, backend="openvino")  # f32 pinned: the precision is named
     onnx_fp32: Path | None = model if model.suffix == ".onnx" else None
-    if model.suffix in (".pth", ".pt"):
+    if is_checkpoint(model):
         if "pytorch" in wanted:
             variants.append(Variant("pytorch", "fp32", model, replace(cpu, backend="torch")))
         cuda_variants, cuda_notes = torch_cuda_variants(model, wanted)
@@ -133,7 +134,7 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
             plan = build_engine(src, workdir / f"model.{precision}.plan", opts)
             variants.append(Variant(w, precision, plan, BackendOptions()))
         except Exception as e:  # no TensorRT / no GPU here, or this precision unsupported: say so in the report
-            notes.append(f"{w} skipped: " + f"{type(e).__name__}: {e}".splitlines()[0])
+            notes.append(f"{w} skipped: {describe(e, hint=False)}")
     return variants, notes
 
 
@@ -169,7 +170,7 @@ def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: S
             try:
                 backend = open_backend(v.model_path, v.options)
             except Exception as e:  # e.g. an engine that builds but cannot run here: report it, measure the rest
-                notes.append(f"{v.name} built, not run: " + f"{type(e).__name__}: {e}".splitlines()[0])
+                notes.append(f"{v.name} built, not run: {describe(e, hint=False)}")
                 continue
             for hw in sizes:
                 for b in batches:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cyclegan_edge import require_python_310
+from cyclegan_edge.errors import UsageError, run_cli
 
 if TYPE_CHECKING:
     from cyclegan_edge.evaluate.config import EvalConfig
@@ -106,29 +107,26 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None) -> int:
     require_python_310("evaluation")
     from cyclegan_edge.evaluate.config import parse_args
     from cyclegan_edge.evaluate.report import markdown, write_report
-    from cyclegan_edge.imaging.io import ImageReadError
-    from cyclegan_edge.models import CheckpointError
-    from cyclegan_edge.runtime.backends import BackendError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg, recipe = parse_args(argv)
-        if cfg.missing_folders():
-            raise ValueError(f"give --dataroot or {', '.join(cfg.missing_folders())}")
-        report = evaluate(cfg, recipe, "python -m cyclegan_edge.evaluate " + shlex.join(argv))
-    except (BackendError, CheckpointError, FileNotFoundError, ImageReadError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg, recipe = parse_args(argv)
+    if cfg.missing_folders():
+        raise UsageError(f"give --dataroot or {', '.join(cfg.missing_folders())}")
+    report = evaluate(cfg, recipe, "python -m cyclegan_edge.evaluate " + shlex.join(argv))
     print(markdown(report))
     if cfg.output:
         for p in write_report(report, cfg.output):
             print(f"wrote {p}", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

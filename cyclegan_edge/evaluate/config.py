@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cyclegan_edge.errors import ArgumentParser
 from cyclegan_edge.evaluate.domain import ClassifierRecipe
 from cyclegan_edge.runtime.backends import BACKENDS
 
@@ -74,15 +75,15 @@ RECIPE_PREFIX = "classifier_"
 
 
 def _add(ap: argparse.ArgumentParser, name: str, default: object, help: str | None) -> None:
-    flag = "--" + name.replace("_", "-")
+    flags = ["--" + name.replace("_", "-")] + (["-o"] if name == "output" else [])
     if isinstance(default, bool):
-        ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
+        ap.add_argument(*flags, action=argparse.BooleanOptionalAction, default=default, help=help)
     else:
-        ap.add_argument(flag, type=type(default), default=default, choices=CHOICES.get(name), help=help or " ")
+        ap.add_argument(*flags, type=type(default), default=default, choices=CHOICES.get(name), help=help or " ")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="python -m cyclegan_edge.evaluate",
         description="Judge a generator on real test images: domain score (a classifier trained on the dataset, "
         "cached) beside colour-filter baselines, cycle L1, edge SSIM, checkerboard score, MACs, CPU latency.",

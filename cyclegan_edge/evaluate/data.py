@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import list_files, read_image
+from cyclegan_edge.imaging.io import list_files, read_image, resize_area
 
 
 def spread(items: Sequence[Path], count: int) -> list[Path]:
@@ -31,9 +30,7 @@ def square(frame: np.ndarray, side: int) -> np.ndarray:
     h, w = frame.shape[:2]
     s = min(h, w)
     sq = frame[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-    if s == side:
-        return np.ascontiguousarray(sq)
-    return cv2().resize(sq, (side, side), interpolation=cv2().INTER_AREA)
+    return np.ascontiguousarray(resize_area(sq, (side, side)))
 
 
 def load_squares(files: Sequence[Path], side: int) -> list[np.ndarray]:

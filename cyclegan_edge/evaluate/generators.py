@@ -17,9 +17,10 @@ import torch
 
 from cyclegan_edge.atomic import sha256_file
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
+from cyclegan_edge.model_files import CHECKPOINT_EXTENSIONS
 from cyclegan_edge.models import count_macs, load_generator
 from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
-from cyclegan_edge.runtime.backends import TORCH_EXTENSIONS, Backend, BackendOptions, open_backend
+from cyclegan_edge.runtime.backends import Backend, BackendOptions, open_backend
 
 OTHER = {"A->B": "B->A", "B->A": "A->B"}
 
@@ -56,7 +57,7 @@ class Generator:
 
 
 def is_training_state(path: Path) -> bool:
-    if path.suffix.lower() not in TORCH_EXTENSIONS:
+    if path.suffix.lower() not in CHECKPOINT_EXTENSIONS:
         return False
     obj = read_checkpoint(path)
     return isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT
@@ -67,7 +68,7 @@ def open_generator(path: str | Path, direction: str, side: int, options: Backend
     ``options`` apply to files that are not checkpoints."""
     p = Path(path)
     info: dict[str, Any] = {"path": str(p), "file_bytes": p.stat().st_size if p.is_file() else None}
-    if p.suffix.lower() in TORCH_EXTENSIONS:
+    if p.suffix.lower() in CHECKPOINT_EXTENSIONS:
         gen = TorchGenerator(p, direction)
         macs = count_macs(gen.loaded.model, side, side)
         info.update(architecture=gen.loaded.config.name, upsample=gen.loaded.config.upsample, sha256=gen.loaded.sha256,

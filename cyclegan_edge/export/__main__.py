@@ -9,7 +9,8 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from cyclegan_edge.export.int8 import CALIB_METHODS, INT8_TARGETS, Int8Options
 from cyclegan_edge.export.onnx_export import DEFAULT_OPSET, ExportError
 from cyclegan_edge.export.report import FP32_TOLERANCE, machine_line, report_path
 from cyclegan_edge.imaging.io import check_outputs
+from cyclegan_edge.model_files import CHECKPOINT_EXTENSIONS, ENGINE_EXTENSIONS, PRECISIONS
 from cyclegan_edge.trt.build import (
-    EngineBuildError,
     EngineOptions,
     build_engine,
     equivalent_trtexec,
@@ -32,6 +33,7 @@ from cyclegan_edge.trt.plan import EngineSidecar, engine_targets, make_profile, 
 
 FP16_MIN_PSNR = 40.0
 INT8_MIN_PSNR = 30.0
+ENGINE, INT8 = EngineOptions(), Int8Options()  # argparse reads its defaults from these
 
 
 def default_test_images() -> str:
@@ -55,30 +57,30 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                     help="17 suits TensorRT 8.5+ (JetPack 5); 13 for TensorRT 8.2 (JetPack 4); newer selectable")  # fmt: skip
     ap.add_argument("--direction", default="A->B", help="for training states holding both generators")
-    ap.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
+    ap.add_argument("--precision", choices=PRECISIONS, default=None,
                     help="default: fp32 for a checkpoint, what the ONNX carries for an .onnx")  # fmt: skip
     ap.add_argument("--test-images", default=None, help="real images for the parity/quality reports (default: bundled)")
     ap.add_argument("--test-count", type=int, default=8)
     ap.add_argument("--tolerance", type=float, default=FP32_TOLERANCE, help="max abs error vs PyTorch for FP32")
     g8 = ap.add_argument_group("INT8")
     g8.add_argument("--calib", help="folder of real images for calibration")
-    g8.add_argument("--calib-count", type=int, default=64)
-    g8.add_argument("--calib-method", choices=CALIB_METHODS, default="percentile")
-    g8.add_argument("--percentile", type=float, default=99.99)
-    add_switch(g8, "keep-first-last", True, "keep the first and last convs in float")
-    add_switch(g8, "keep-conv-transpose", True, "keep the ConvTranspose layers in float")
-    add_switch(g8, "keep-depthwise", False, "keep depthwise convs (mobile generators) in float")
-    g8.add_argument("--target", choices=INT8_TARGETS, default="tensorrt",
+    g8.add_argument("--calib-count", type=int, default=INT8.calib_count)
+    g8.add_argument("--calib-method", choices=CALIB_METHODS, default=INT8.calib_method)
+    g8.add_argument("--percentile", type=float, default=INT8.percentile)
+    add_switch(g8, "keep-first-last", INT8.keep_first_last, "keep the first and last convs in float")
+    add_switch(g8, "keep-conv-transpose", INT8.keep_conv_transpose, "keep the ConvTranspose layers in float")
+    add_switch(g8, "keep-depthwise", INT8.keep_depthwise, "keep depthwise convs (mobile generators) in float")
+    g8.add_argument("--target", choices=INT8_TARGETS, default=INT8.target,
                     help="tensorrt: symmetric int8 (engines); cpu: uint8 activations, depthwise convs in float "
                     "(OpenVINO: faster on CPUs; TensorRT cannot build it)")  # fmt: skip
     gt = ap.add_argument_group("TensorRT")
     gt.add_argument("--engine", type=Path, help="build a TensorRT engine (.plan) from the ONNX of --precision")
-    gt.add_argument("--min-shape", default="1x3x256x256")
-    gt.add_argument("--opt-shape", default="1x3x256x256")
-    gt.add_argument("--max-shape", default="1x3x1088x1920")
-    gt.add_argument("--workspace", type=int, default=1024, help="MiB")
-    gt.add_argument("--timing-cache", default=None, help="persistent timing cache file")
-    gt.add_argument("--dla-core", type=int, default=None, help="Jetson DLA core")
+    gt.add_argument("--min-shape", default=ENGINE.min_shape)
+    gt.add_argument("--opt-shape", default=ENGINE.opt_shape)
+    gt.add_argument("--max-shape", default=ENGINE.max_shape)
+    gt.add_argument("--workspace", type=int, default=ENGINE.workspace_mib, help="MiB")
+    gt.add_argument("--timing-cache", default=ENGINE.timing_cache, help="persistent timing cache file")
+    gt.add_argument("--dla-core", type=int, default=ENGINE.dla_core, help="Jetson DLA core")
     gt.add_argument("--print-trtexec", action="store_true",
                     help="print the trtexec command (without --engine: nothing is exported or built)")  # fmt: skip
     gt.add_argument("--trt-version", default=None,
@@ -87,10 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def engine_options(args: argparse.Namespace) -> EngineOptions:
-    return EngineOptions(precision=args.precision, min_shape=args.min_shape, opt_shape=args.opt_shape,
+def engine_options(args: argparse.Namespace, precision: str) -> EngineOptions:
+    return EngineOptions(precision=precision, min_shape=args.min_shape, opt_shape=args.opt_shape,
                          max_shape=args.max_shape, workspace_mib=args.workspace, timing_cache=args.timing_cache,
                          dla_core=args.dla_core)  # fmt: skip
+
+
+def int8_options(args: argparse.Namespace) -> Int8Options:
+    return Int8Options(calib_method=args.calib_method, calib_count=args.calib_count, percentile=args.percentile,
+                       keep_first_last=args.keep_first_last, keep_conv_transpose=args.keep_conv_transpose,
+                       keep_depthwise=args.keep_depthwise, target=args.target)  # fmt: skip
 
 
 def trt_target(requested: str | None) -> tuple[str, str, str]:
@@ -106,19 +114,19 @@ def trt_target(requested: str | None) -> tuple[str, str, str]:
     return flavor, str(getattr(trt, "__version__", "0")), "installed here; --trt-version VERSION targets another"
 
 
-def print_trtexec(args: argparse.Namespace, onnx_path: Path, onnx_prec: str | None = None) -> None:
+def print_trtexec(args: argparse.Namespace, onnx_path: Path, precision: str, onnx_prec: str | None = None) -> None:
     flavor, version, why = trt_target(args.trt_version)
     engine = args.engine or onnx_path.with_suffix(".plan")
-    command = equivalent_trtexec(str(onnx_path), str(engine), engine_options(args), flavor, version, onnx_prec)
+    command = equivalent_trtexec(str(onnx_path), str(engine), engine_options(args, precision), flavor, version, onnx_prec)
     print(f"# for {'TensorRT-RTX' if flavor == 'tensorrt_rtx' else 'TensorRT'} {version} ({why})\n{command}")
 
 
-def build_engine_step(args: argparse.Namespace, onnx_path: Path) -> None:
+def build_engine_step(args: argparse.Namespace, onnx_path: Path, precision: str) -> None:
     if args.print_trtexec:
-        print_trtexec(args, onnx_path)
+        print_trtexec(args, onnx_path, precision)
     if not args.engine:
         return
-    build_engine(onnx_path, args.engine, engine_options(args))
+    build_engine(onnx_path, args.engine, engine_options(args, precision))
     print(engine_written(args.engine))
 
 
@@ -140,8 +148,7 @@ def run_onnx(args: argparse.Namespace) -> int:
         raise ExportError("an .onnx input only builds an engine: give --engine OUT.plan (or --print-trtexec)")
     if args.engine:
         check_outputs([onnx_path], [args.engine, sidecar_path(args.engine)])
-    args.precision = args.precision or onnx_precision(onnx_path)
-    build_engine_step(args, onnx_path)
+    build_engine_step(args, onnx_path, args.precision or onnx_precision(onnx_path))
     return 0
 
 
@@ -166,41 +173,46 @@ def run(args: argparse.Namespace) -> int:
     if not ckpt.is_file():
         raise ExportError(f"{ckpt}: no such file")
     ext = ckpt.suffix.lower()
-    if ext in (".plan", ".engine"):
+    if ext in ENGINE_EXTENSIONS:
         raise ExportError(f"{ckpt}: this is a TensorRT engine already (run it: python -m cyclegan_edge.runtime "
                           f"--engine {ckpt}); export takes a checkpoint (.pth/.pt) or an .onnx")  # fmt: skip
     if ext == ".onnx":
         return run_onnx(args)
-    if ext not in (".pth", ".pt"):
+    if ext not in CHECKPOINT_EXTENSIONS:
         raise ExportError(f"{ckpt}: export takes a checkpoint (.pth/.pt) or an .onnx, not {ext or 'this file'}")
     require_python_310("export from a checkpoint")
     if args.onnx is None:
         raise ExportError("give --onnx OUT.onnx (where the exported model goes)")
-    args.precision = args.precision or "fp32"
-    if args.precision == "int8" and not args.calib:
+    precision = args.precision or "fp32"
+    if precision == "int8" and not args.calib:
         raise ExportError("--precision int8 needs --calib DIR (real images from the target domain's input side)")
-    if args.precision == "int8" and args.target == "cpu" and (args.engine or args.print_trtexec):
+    if precision == "int8" and args.target == "cpu" and (args.engine or args.print_trtexec):
         raise ExportError("--target cpu makes a CPU model (uint8 activations) TensorRT cannot build: use --target tensorrt")
     target: Path = args.onnx
-    final = {"fp32": target, "fp16": target.with_suffix(".fp16.onnx"), "int8": target.with_suffix(".int8.onnx")}[args.precision]
+    final = precision_path(target, precision)
     check_outputs([ckpt], [target, final] + ([args.engine] if args.engine else []))
     if args.engine:  # a bad engine profile fails now, not after the export
         make_profile(args.min_shape, args.opt_shape, args.max_shape)
     if args.print_trtexec and not args.engine:  # the command needs names and the precision, not the export
-        print_trtexec(args, final, args.precision)
+        print_trtexec(args, final, precision, precision)
         return 0
 
     try:
         with staging(target) as stage:  # first: a folder that cannot be written fails before the slow work
-            export_into(args, ckpt, stage, target.parent)
+            export_into(args, precision, ckpt, stage, target.parent)
     except OSError as e:
         raise ExportError(f"{target}: cannot write the export ({first_line(e)}); nothing written") from None
     if args.engine or args.print_trtexec:
-        build_engine_step(args, final)
+        build_engine_step(args, final, precision)
     return 0
 
 
-def export_into(args: argparse.Namespace, ckpt: Path, stage: Path, out_dir: Path) -> None:
+def precision_path(fp32_onnx: Path, precision: str) -> Path:
+    """Where the model of ``precision`` goes: beside the FP32 ONNX (m.onnx, m.fp16.onnx, m.int8.onnx)."""
+    return fp32_onnx if precision == "fp32" else fp32_onnx.with_suffix(f".{precision}.onnx")
+
+
+def export_into(args: argparse.Namespace, precision: str, ckpt: Path, stage: Path, out_dir: Path) -> None:
     """Load, check, export into ``stage``, then move the checked files to ``out_dir``."""
     try:
         import onnx  # noqa: F401
@@ -217,66 +229,75 @@ def export_into(args: argparse.Namespace, ckpt: Path, stage: Path, out_dir: Path
         raise ExportError(f"{ckpt}: {len(bad)} weight tensors hold NaN/Inf values (first: {bad[0]}); the checkpoint is "
                           "corrupt (a diverged training run?): nothing exported")  # fmt: skip
     images = load_test_images(args.test_images or default_test_images(), args.test_count)
-    for staged in export_checked(args, gen, images, stage, out_dir):
+    for staged in export_checked(args, precision, gen, images, stage, out_dir):
         os.replace(staged, out_dir / staged.name)
 
 
-def export_checked(args: argparse.Namespace, gen: Any, images: list[Any], stage: Path, out_dir: Path) -> list[Path]:
+def export_checked(args: argparse.Namespace, precision: str, gen: Any, images: list[Any], stage: Path,
+                   out_dir: Path) -> list[Path]:  # fmt: skip
     """Export into ``stage`` under the final names, check each model; return the files to move to ``out_dir``
     (reports name the final paths). Raises ExportError on a failed check."""
-    from cyclegan_edge.export.fp16 import export_fp16
-    from cyclegan_edge.export.int8 import cpu_speedup, quantize_int8
     from cyclegan_edge.export.onnx_export import export_onnx
-    from cyclegan_edge.export.report import parity_vs_torch, quality_vs
+    from cyclegan_edge.export.report import parity_vs_torch
 
-    def shown(p: Path) -> Path:
-        return out_dir / p.name
+    def shown(p: Path) -> str:
+        return str(out_dir / p.name)
 
     onnx_path = export_onnx(gen, stage / args.onnx.name, opset=args.opset)
-    written = [onnx_path, report_path(onnx_path)]
     parity = parity_vs_torch(gen.model, onnx_path, images, args.tolerance)
-    report: dict[str, Any] = {"model": str(shown(onnx_path)), "precision": "fp32", "opset": args.opset,
-                              "checkpoint": str(args.checkpoint), "machine": machine_line(), "parity": parity}  # fmt: skip
-    write_json(report_path(onnx_path), report)
+    write_json(report_path(onnx_path), {"model": shown(onnx_path), "precision": "fp32", "opset": args.opset,
+                                        "checkpoint": str(args.checkpoint), "machine": machine_line(),
+                                        "parity": parity})  # fmt: skip
     print(f"{shown(onnx_path)}: FP32 vs PyTorch max abs error {parity['max_abs']:.2e} (tolerance {args.tolerance:.0e}) "
           f"over {len(parity['cases'])} size/batch cases")  # fmt: skip
     if not parity["passed"]:
         raise ExportError(f"{shown(onnx_path)}: FP32 parity failed: max abs error {parity['max_abs']:.2e} > "
                           f"{args.tolerance:.0e}; nothing written")  # fmt: skip
-
-    if args.precision == "fp16":
-        final = export_fp16(onnx_path, onnx_path.with_suffix(".fp16.onnx"))
-        q = quality_vs(onnx_path, final, images)
-        write_json(report_path(final), {"model": str(shown(final)), "precision": "fp16", "reference": str(shown(onnx_path)),
-                                        "quality_vs_fp32": q, "min_psnr_db": FP16_MIN_PSNR})  # fmt: skip
-        written += [final, report_path(final)]
-        print(f"{shown(final)}: FP16 vs FP32 PSNR {q['psnr_db_mean']:.1f} dB (min {q['psnr_db_min']:.1f}), SSIM {q['ssim_mean']:.4f}")
-        if q["psnr_db_mean"] < FP16_MIN_PSNR:
-            raise ExportError(f"{shown(final)}: FP16 PSNR {q['psnr_db_mean']:.1f} dB is below {FP16_MIN_PSNR} dB; nothing written")
-    elif args.precision == "int8":
-        final = onnx_path.with_suffix(".int8.onnx")
-        opts = Int8Options(calib_method=args.calib_method, calib_count=args.calib_count, percentile=args.percentile,
-                           keep_first_last=args.keep_first_last, keep_conv_transpose=args.keep_conv_transpose,
-                           keep_depthwise=args.keep_depthwise, target=args.target)  # fmt: skip
-        quantize_int8(onnx_path, final, args.calib, opts)
-        q = quality_vs(onnx_path, final, images)
-        cpu = cpu_speedup(onnx_path, final)  # on the backend the runtime picks for an .onnx on this CPU
-        write_json(report_path(final), {
-            "model": str(shown(final)), "precision": "int8", "reference": str(shown(onnx_path)), "calibration": {
-                "folder": str(args.calib), "count": args.calib_count, "method": args.calib_method,
-                "percentile": args.percentile, "keep_first_last": args.keep_first_last,
-                "keep_conv_transpose": args.keep_conv_transpose, "keep_depthwise": args.keep_depthwise,
-                "target": args.target},
-            "quality_vs_fp32": q, "min_psnr_db": INT8_MIN_PSNR,
-            "cpu_latency_256": {**cpu, "machine": machine_line()},
-        })  # fmt: skip
-        written += [final, report_path(final)]
-        print(f"{shown(final)}: INT8 vs FP32 PSNR {q['psnr_db_mean']:.1f} dB (min {q['psnr_db_min']:.1f}), SSIM {q['ssim_mean']:.4f}; "
-              f"CPU 256x256 median on {cpu['int8']['backend']}: FP32 {cpu['fp32']['median_ms']:.1f} ms, "
-              f"INT8 {cpu['int8']['median_ms']:.1f} ms ({cpu['speedup_median']:.2f}x)")  # fmt: skip
-        if q["psnr_db_mean"] < INT8_MIN_PSNR:
-            print(f"warning: INT8 PSNR {q['psnr_db_mean']:.1f} dB is below the {INT8_MIN_PSNR} dB goal", file=sys.stderr)
+    written = [onnx_path, report_path(onnx_path)]
+    if precision == "fp16":
+        written += checked_fp16(onnx_path, images, shown)
+    elif precision == "int8":
+        written += checked_int8(onnx_path, images, args.calib, int8_options(args), shown)
     return written
+
+
+def checked_fp16(onnx_path: Path, images: list[Any], shown: Callable[[Path], str]) -> list[Path]:
+    """The FP16 model beside ``onnx_path`` and its report; ExportError below FP16_MIN_PSNR."""
+    from cyclegan_edge.export.fp16 import export_fp16
+    from cyclegan_edge.export.report import quality_vs
+
+    final = export_fp16(onnx_path, precision_path(onnx_path, "fp16"))
+    q = quality_vs(onnx_path, final, images)
+    write_json(report_path(final), {"model": shown(final), "precision": "fp16", "reference": shown(onnx_path),
+                                    "quality_vs_fp32": q, "min_psnr_db": FP16_MIN_PSNR})  # fmt: skip
+    print(f"{shown(final)}: FP16 vs FP32 PSNR {q['psnr_db_mean']:.1f} dB (min {q['psnr_db_min']:.1f}), SSIM {q['ssim_mean']:.4f}")
+    if q["psnr_db_mean"] < FP16_MIN_PSNR:
+        raise ExportError(f"{shown(final)}: FP16 PSNR {q['psnr_db_mean']:.1f} dB is below {FP16_MIN_PSNR} dB; nothing written")
+    return [final, report_path(final)]
+
+
+def checked_int8(onnx_path: Path, images: list[Any], calib: str, opts: Int8Options,
+                 shown: Callable[[Path], str]) -> list[Path]:  # fmt: skip
+    """The calibrated INT8 model beside ``onnx_path`` and its report (quality and CPU speed-up vs FP32);
+    a warning below INT8_MIN_PSNR (a user may still want it: the report says what it costs)."""
+    from cyclegan_edge.export.int8 import cpu_speedup, quantize_int8
+    from cyclegan_edge.export.report import quality_vs
+
+    final = quantize_int8(onnx_path, precision_path(onnx_path, "int8"), calib, opts)
+    q = quality_vs(onnx_path, final, images)
+    cpu = cpu_speedup(onnx_path, final)  # on the backend the runtime picks for an .onnx on this CPU
+    write_json(report_path(final), {
+        "model": shown(final), "precision": "int8", "reference": shown(onnx_path),
+        "calibration": {"folder": str(calib), **asdict(opts)},
+        "quality_vs_fp32": q, "min_psnr_db": INT8_MIN_PSNR,
+        "cpu_latency_256": {**cpu, "machine": machine_line()},
+    })  # fmt: skip
+    print(f"{shown(final)}: INT8 vs FP32 PSNR {q['psnr_db_mean']:.1f} dB (min {q['psnr_db_min']:.1f}), SSIM {q['ssim_mean']:.4f}; "
+          f"CPU 256x256 median on {cpu['int8']['backend']}: FP32 {cpu['fp32']['median_ms']:.1f} ms, "
+          f"INT8 {cpu['int8']['median_ms']:.1f} ms ({cpu['speedup_median']:.2f}x)")  # fmt: skip
+    if q["psnr_db_mean"] < INT8_MIN_PSNR:
+        print(f"warning: INT8 PSNR {q['psnr_db_mean']:.1f} dB is below the {INT8_MIN_PSNR} dB goal", file=sys.stderr)
+    return [final, report_path(final)]
 
 
 def main(argv: list[str] | None = None) -> int:

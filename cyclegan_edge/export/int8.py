@@ -41,9 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.atomic import atomic_path
+from cyclegan_edge.export.onnx_export import set_metadata
 from cyclegan_edge.imaging.frames import frame_to_tensor
-from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image
+from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image, resized
 
 CALIB_METHODS = ("entropy", "minmax", "percentile")
 INT8_TARGETS = ("tensorrt", "cpu")
@@ -62,13 +63,12 @@ class Int8Options:
 
 
 def calibration_batches(paths: Sequence[Path], size: tuple[int, int]) -> Iterator[np.ndarray]:
-    h, w = size
     for p in paths:
         try:
             img = read_image(p)
         except ImageReadError:
             continue
-        yield frame_to_tensor(cv2().resize(img, (w, h), interpolation=cv2().INTER_AREA))
+        yield frame_to_tensor(resized([img], size)[0])
 
 
 def calibration_files(calib: str | os.PathLike[str], count: int) -> list[Path]:
@@ -79,6 +79,21 @@ def calibration_files(calib: str | os.PathLike[str], count: int) -> list[Path]:
         idx = np.linspace(0, len(files) - 1, count).round().astype(int)
         files = [files[i] for i in idx]
     return files
+
+
+class CalibrationImages:
+    """ONNX Runtime's calibration data reader (``get_next``; the ABC accepts any class that has it): the
+    calibration images, one batch of 1 each, resized to ``size``, with a progress bar."""
+
+    def __init__(self, input_name: str, files: Sequence[Path], size: tuple[int, int]) -> None:
+        from tqdm import tqdm
+
+        self.input_name = input_name
+        self.batches = calibration_batches(tqdm(files, desc="INT8 calibration", unit="img", leave=False), size)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {self.input_name: batch}
 
 
 def excluded_nodes(model: Any, opts: Int8Options) -> list[str]:
@@ -101,14 +116,11 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
                   opts: Int8Options | None = None) -> Path:  # fmt: skip
     import onnx
     from onnxruntime.quantization import (
-        CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
     )
-
-    from cyclegan_edge.atomic import atomic_path
 
     o = opts or Int8Options()
     if o.calib_method not in CALIB_METHODS:
@@ -117,19 +129,8 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
         raise ValueError(f"INT8 target must be one of {INT8_TARGETS}")
     unsigned = o.target == "cpu"
     model = onnx.load(str(onnx_path))
-    input_name = model.graph.input[0].name
     files = calibration_files(calib, o.calib_count)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            from tqdm import tqdm
-
-            self.it = calibration_batches(tqdm(files, desc="INT8 calibration", unit="img", leave=False), o.calib_size)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self.it, None)
-            return None if batch is None else {input_name: batch}
-
+    reader = CalibrationImages(model.graph.input[0].name, files, o.calib_size)
     method = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
               "percentile": CalibrationMethod.Percentile}[o.calib_method]  # fmt: skip
     out = Path(out_path)
@@ -139,7 +140,7 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
     try:
         with atomic_path(out) as tmp, contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
-                str(onnx_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                str(onnx_path), str(tmp), reader, quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=["Conv", "ConvTranspose"], per_channel=True,
                 activation_type=QuantType.QUInt8 if unsigned else QuantType.QInt8,
                 weight_type=QuantType.QInt8,
@@ -158,8 +159,6 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
             )  # fmt: skip
             q = onnx.load(str(tmp))
             src_meta = {p.key: p.value for p in model.metadata_props}
-            from cyclegan_edge.export.onnx_export import set_metadata
-
             set_metadata(q, {**src_meta, "precision": "int8-qdq", "int8_target": o.target,
                              "calibration": f"{o.calib_method}, {len(files)} images"})  # fmt: skip
             onnx.save(q, str(tmp))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,12 +12,14 @@ import numpy as np
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path
+from cyclegan_edge.imaging.frames import padded_size
+from cyclegan_edge.model_files import INPUT_NAME, OUTPUT_NAME
+from cyclegan_edge.runtime.backends import SIZE_MULTIPLE_KEY
 
 if TYPE_CHECKING:  # importing this module must not need torch (the export CLI builds engines from ONNX without it)
     from cyclegan_edge.models import LoadedGenerator
 
 DEFAULT_OPSET = 17  # JetPack 5's TensorRT 8.5 parses up to opset 17
-INPUT_NAME, OUTPUT_NAME = "input", "output"
 
 
 class ExportError(RuntimeError):
@@ -63,12 +64,14 @@ def fold_constants(model: Any) -> Any:
 
 
 def generator_metadata(gen: LoadedGenerator, extra: dict[str, str] | None = None) -> dict[str, str]:
+    multiple = gen.config.size_multiple  # 4 for ResNets, 2**depth for U-Nets: the runtime backends pad to it
     return {
         "architecture": gen.config.name,
         "architecture_config": str(gen.config.to_dict()),
         "direction": str(gen.meta.get("direction", "A->B")),
         "input_normalization": "RGB, NCHW, float in [-1, 1] = uint8 / 127.5 - 1; output the same",
-        "size_rule": "height and width must be multiples of 4 (reflect-pad and crop back)",
+        "size_rule": f"height and width must be multiples of {multiple} (reflect-pad and crop back)",
+        SIZE_MULTIPLE_KEY: str(multiple),
         "source_checkpoint_sha256": gen.sha256,
         "toolkit": f"cyclegan-edge {__version__}",
         **(extra or {}),
@@ -92,7 +95,7 @@ def export_onnx(gen: LoadedGenerator, path: str | os.PathLike[str], opset: int =
     import torch
 
     model = gen.model.float().eval().cpu()
-    x = torch.zeros(1, gen.config.input_nc, *sample_hw)
+    x = torch.zeros(1, gen.config.input_nc, *padded_size(*sample_hw, gen.config.size_multiple))
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings(), torch.no_grad(), tempfile.TemporaryDirectory() as tmpdir:
         warnings.simplefilter("ignore")
@@ -110,40 +113,3 @@ def export_onnx(gen: LoadedGenerator, path: str | os.PathLike[str], opset: int =
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
     return Path(path)
-
-
-def load_onnx(path: str | os.PathLike[str]) -> Any:
-    """Load and check an ONNX generator; ExportError with one line for anything else."""
-    import onnx
-
-    p = Path(path)
-    try:
-        proto = onnx.load(str(p))
-        onnx.checker.check_model(proto)
-    except Exception as e:
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise ExportError(f"{p}: not a valid ONNX model ({reason})") from None
-    ins = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
-    if len(ins) != 1 or len(ins[0].type.tensor_type.shape.dim) != 4:
-        raise ExportError(f"{p}: not an image generator (inputs: {[i.name for i in ins]})")
-    return proto
-
-
-def metadata_of(proto: Any) -> dict[str, str]:
-    return {p.key: p.value for p in proto.metadata_props}
-
-
-def op_counts(proto: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for n in proto.graph.node:
-        counts[n.op_type] = counts.get(n.op_type, 0) + 1
-    return counts
-
-
-def initializer_names(proto: Any) -> set[str]:
-    return {i.name for i in proto.graph.initializer}
-
-
-def nodes_of(proto: Any, op_types: Iterable[str]) -> list[Any]:
-    wanted = set(op_types)
-    return [n for n in proto.graph.node if n.op_type in wanted]

@@ -12,7 +12,7 @@ import numpy as np
 
 from cyclegan_edge.export.quality import error_stats, psnr, ssim
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
-from cyclegan_edge.imaging.io import list_files, read_image, resized
+from cyclegan_edge.imaging.io import resized
 from cyclegan_edge.runtime.backends import BackendOptions, OnnxRuntimeBackend
 
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (360, 640), (301, 451))  # the last exercises padding

@@ -1,18 +1,22 @@
 """Pure, vectorised conversions between OpenCV frames and network tensors (NumPy only).
 
 Frames are BGR uint8 HxWx3 (greyscale HxW / HxWx1 and BGRA HxWx4 are accepted). Tensors are
-NCHW float32 RGB in [-1, 1]. The generator downsamples twice by 2, so H and W must be multiples
-of 4: other sizes are reflect-padded at the bottom/right and cropped back after inference,
-so the output always has the input's size.
+NCHW float32 RGB in [-1, 1]. A ResNet generator downsamples twice by 2, so H and W must be multiples
+of 4; a U-Net of depth d needs multiples of 2**d (256 for unet_256): the model's ``size_multiple``, which
+checkpoints and ONNX metadata carry. Other sizes are reflect-padded at the bottom/right and cropped back
+after inference, so the output always has the input's size: frames to multiples of 4 here, and a backend
+pads the NCHW batch further to its model's multiple (``pad_batch``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
 MULTIPLE = 4
+PadMode = Literal["reflect", "symmetric"]
 
 
 def to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -34,17 +38,34 @@ def padded_size(height: int, width: int, multiple: int = MULTIPLE) -> tuple[int,
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple
 
 
+def pad_mode(height: int, width: int, multiple: int = MULTIPLE) -> PadMode:
+    # "symmetric" repeats the edge pixel when the image is only 1 pixel wide, "reflect" cannot.
+    return "reflect" if min(height, width) > multiple else "symmetric"
+
+
 def pad_to_multiple(image: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
     """Reflect-pad an HxWxC image at the bottom/right up to multiples of ``multiple``."""
     h, w = image.shape[:2]
     ph, pw = padded_size(h, w, multiple)
     if (ph, pw) == (h, w):
         return image
-    # "symmetric" repeats the edge pixel when the image is only 1 pixel wide, "reflect" cannot.
-    pads = ((0, ph - h), (0, pw - w), (0, 0))
-    if min(h, w) > multiple:
-        return np.pad(image, pads, mode="reflect")
-    return np.pad(image, pads, mode="symmetric")
+    return np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode=pad_mode(h, w, multiple))
+
+
+def pad_index(size: int, padded: int, mode: PadMode) -> np.ndarray:
+    """Source index of each position along one padded axis (np.pad's rule, also for pads longer than
+    ``size``): the same padding as a gather, which PyTorch models use on tensors (models/unet.py)."""
+    return np.pad(np.arange(size), (0, padded - size), mode=mode)
+
+
+def pad_batch(batch: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
+    """Reflect-pad an NxCxHxW batch at the bottom/right up to multiples of ``multiple`` (``batch`` itself
+    when it already fits): what a backend does before running a model whose size multiple exceeds 4."""
+    h, w = batch.shape[2:]
+    ph, pw = padded_size(h, w, multiple)
+    if (ph, pw) == (h, w):
+        return batch
+    return np.pad(batch, ((0, 0), (0, 0), (0, ph - h), (0, pw - w)), mode=pad_mode(h, w, multiple))
 
 
 def frames_to_tensor(frames: Sequence[np.ndarray], multiple: int = MULTIPLE) -> np.ndarray:

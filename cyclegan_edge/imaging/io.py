@@ -41,10 +41,6 @@ def relative_to(path: Path, root: Path) -> Path | None:
         return None
 
 
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
-
-
 def list_files(paths: Iterable[str | os.PathLike[str]], extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[Path]:
     """Files with one of ``extensions`` among ``paths`` (files as given, folders recursively, sorted)."""
     found: list[Path] = []
@@ -140,6 +136,18 @@ def check_outputs(inputs: Iterable[Path], outputs: Iterable[Path]) -> None:
             raise OutputPathError(f"{out}: this output would replace the input {hit}; choose another output path")
 
 
+def output_path(src: Path, out_dir: Path, roots: Sequence[Path] = (), root_named: bool = False) -> Path:
+    """Where the translation of ``src`` goes in ``out_dir``, for ``translate`` and batch mode alike: its path
+    below the first folder among ``roots`` that holds it (under that folder's own name when ``root_named``, so
+    that several input folders stay apart), else its bare name; a video becomes ``.mp4``, an image ``.png``."""
+    ext = ".mp4" if src.suffix.lower() in VIDEO_EXTENSIONS else ".png"
+    for root in roots:
+        below = relative_to(src, root) if root.is_dir() else None
+        if below is not None:
+            return out_dir / (Path(root.name) / below if root_named else below).with_suffix(ext)
+    return out_dir / Path(src.name).with_suffix(ext)
+
+
 def unique_outputs(sources: Sequence[Path], outputs: Sequence[Path]) -> list[Path]:
     """``outputs`` with no two alike: sources that map to one output keep their own name in it
     (``x.jpg`` and ``x.png`` -> ``x.jpg.png`` and ``x.png.png``), then a counter (``x.jpg-2.png``)."""
@@ -159,9 +167,15 @@ def unique_outputs(sources: Sequence[Path], outputs: Sequence[Path]) -> list[Pat
     return result
 
 
+def resize_area(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """``image`` at ``hw`` (H, W), area interpolation (no aliasing when shrinking); itself when already that size."""
+    if image.shape[:2] == tuple(hw):
+        return image
+    return cv2().resize(image, (hw[1], hw[0]), interpolation=cv2().INTER_AREA)
+
+
 def resized(images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:
-    """Each image resized to ``hw`` (H, W) with area interpolation."""
-    return [cv2().resize(i, (hw[1], hw[0]), interpolation=cv2().INTER_AREA) for i in images]
+    return [resize_area(i, hw) for i in images]
 
 
 def load_test_images(folder: str | os.PathLike[str], count: int) -> list[np.ndarray]:

@@ -1,9 +1,13 @@
-"""Shared model code: the generator family, the discriminator, checkpoints, complexity."""
+"""Shared model code: the generator families (ResNet, U-Net), the discriminator, checkpoints, complexity."""
 
 from cyclegan_edge.models.checkpoint import (
+    AnyGeneratorConfig,
     CheckpointError,
+    Generator,
     LoadedGenerator,
+    build_generator,
     clean_state_dict,
+    config_from_dict,
     infer_generator_config,
     load_generator,
     save_generator,
@@ -21,10 +25,12 @@ from cyclegan_edge.models.generator import (
     resnet_9blocks,
     seeded_resnet_9blocks,
 )
+from cyclegan_edge.models.unet import UnetConfig, UnetGenerator, unet_128, unet_256, unet_config
 
 __all__ = [
-    "CheckpointError", "Complexity", "GeneratorConfig", "LoadedGenerator", "NLayerDiscriminator",
-    "ResnetGenerator", "clean_state_dict", "count_macs", "count_params", "infer_generator_config",
-    "init_normal", "load_generator", "mobile_resnet_9blocks", "named_config", "parse_channels", "resnet_6blocks",
-    "resnet_9blocks", "save_generator", "seeded_resnet_9blocks",
+    "AnyGeneratorConfig", "CheckpointError", "Complexity", "Generator", "GeneratorConfig", "LoadedGenerator",
+    "NLayerDiscriminator", "ResnetGenerator", "UnetConfig", "UnetGenerator", "build_generator", "clean_state_dict",
+    "config_from_dict", "count_macs", "count_params", "infer_generator_config", "init_normal", "load_generator",
+    "mobile_resnet_9blocks", "named_config", "parse_channels", "resnet_6blocks", "resnet_9blocks", "save_generator",
+    "seeded_resnet_9blocks", "unet_128", "unet_256", "unet_config",
 ]  # fmt: skip

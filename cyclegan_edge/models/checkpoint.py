@@ -1,15 +1,17 @@
 """Checkpoint I/O for generators, in one place.
 
 Reads:
-* published CycleGAN / GAN Compression files (a bare state dict: ``latest_net_G_A.pth``,
+* published CycleGAN / GAN Compression / pix2pix files (a bare state dict: ``latest_net_G_A.pth``,
   ``*_pretrained/latest_net_G.pth``), including pre-0.4 files with stale InstanceNorm
-  ``running_mean`` / ``running_var`` / ``num_batches_tracked`` keys;
+  ``running_mean`` / ``running_var`` / ``num_batches_tracked`` keys (a BatchNorm's are kept);
 * state dicts saved from DataParallel/DDP (``module.``) or torch.compile (``_orig_mod.``);
-* our own generator format (weights + architecture + metadata) and our training state
-  (which holds both generators; pick one with ``direction``).
+* our own generator format (weights + architecture + metadata) and our training states
+  (CycleGAN's holds both generators: pick one with ``direction``; pix2pix's holds one).
 
-The architecture is always inferred from the keys when the file does not carry it, so a user
-never repeats training flags. Everything loads with ``weights_only=True``.
+Two families, one constructor each: the ResNet generators (generator.py) and the U-Nets (unet.py); the
+architecture record says which (``family``, absent in files written before U-Nets: ResNet). The
+architecture is always inferred from the keys when the file does not carry it, so a user never repeats
+training flags. Everything loads with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -18,22 +20,26 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Union
 
 import torch
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, sha256_file
 from cyclegan_edge.models.generator import CHANNEL_SLOTS, GeneratorConfig, ResnetGenerator
+from cyclegan_edge.models.unet import MIN_DEPTH, UnetConfig, UnetGenerator
 
 GENERATOR_FORMAT = "cyclegan-edge/generator"
 TRAIN_STATE_FORMAT = "cyclegan-edge/train-state"
+PIX2PIX_STATE_FORMAT = "cyclegan-edge/pix2pix-state"  # one generator under its direction's key
 STRIPPED_PREFIXES = ("module.", "_orig_mod.")
 STALE_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 # In a training state, G_A maps A->B and G_B maps B->A (the reference implementation's names).
 DIRECTION_KEYS = {"A->B": "G_A", "B->A": "G_B"}
 
 StateDict = Dict[str, torch.Tensor]  # typing.Dict: also imports on Python 3.8 (JetPack 5)
+AnyGeneratorConfig = Union[GeneratorConfig, UnetConfig]
+Generator = Union[ResnetGenerator, UnetGenerator]
 
 
 class CheckpointError(ValueError):
@@ -42,8 +48,8 @@ class CheckpointError(ValueError):
 
 @dataclass
 class LoadedGenerator:
-    model: ResnetGenerator
-    config: GeneratorConfig
+    model: Generator
+    config: AnyGeneratorConfig
     meta: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
     sha256: str = ""
@@ -66,7 +72,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
 
 def clean_state_dict(sd: StateDict) -> StateDict:
     """Strip wrapper prefixes and drop stale InstanceNorm statistics."""
-    out: StateDict = {}
+    stripped: StateDict = {}
     for key, value in sd.items():
         changed = True
         while changed:
@@ -74,11 +80,11 @@ def clean_state_dict(sd: StateDict) -> StateDict:
             for prefix in STRIPPED_PREFIXES:
                 if key.startswith(prefix):
                     key, changed = key[len(prefix) :], True
-        # The generator has no BatchNorm, so any running statistics belong to old InstanceNorms.
-        if key.rsplit(".", 1)[-1] in STALE_NORM_SUFFIXES:
-            continue
-        out[key] = value
-    return out
+        stripped[key] = value
+    # Running statistics beside an affine weight are a BatchNorm's (U-Nets); without one they belong to
+    # pre-0.4 InstanceNorms, which never used them.
+    return {k: v for k, v in stripped.items()
+            if k.rsplit(".", 1)[-1] not in STALE_NORM_SUFFIXES or k.rsplit(".", 1)[0] + ".weight" in stripped}  # fmt: skip
 
 
 def describe_state_dict(sd: StateDict) -> str:
@@ -87,14 +93,39 @@ def describe_state_dict(sd: StateDict) -> str:
     if convs and all(sd[k].shape[-1] == 4 for k in convs):
         return f"a PatchGAN discriminator ({len(convs)} 4x4 conv layers), not a generator"
     first = ", ".join(list(sd)[:3])
-    return f"{len(sd)} tensors that do not form a ResNet generator (first keys: {first})"
+    return f"{len(sd)} tensors that do not form a ResNet or U-Net generator (first keys: {first})"
 
 
 _BLOCK_KEY = re.compile(r"^model\.(\d+)\.conv_block\.")
 
 
-def infer_generator_config(sd: StateDict) -> GeneratorConfig:
-    """Architecture from the keys and shapes alone (see generator.py for the layout)."""
+def infer_generator_config(sd: StateDict) -> AnyGeneratorConfig:
+    """Architecture from the keys and shapes alone (see generator.py and unet.py for the layouts)."""
+    if "model.model.0.weight" in sd:
+        return infer_unet_config(sd)
+    return infer_resnet_config(sd)
+
+
+def infer_unet_config(sd: StateDict) -> UnetConfig:
+    """Depth = the number of nested blocks: the outermost holds the next at ``model.1``, each middle one at
+    ``model.3``; a block's down conv sits at ``model.1`` (``model.0`` in the outermost)."""
+    try:
+        prefix, depth = "model.model.1", 1
+        while f"{prefix}.model.1.weight" in sd:
+            depth += 1
+            prefix += ".model.3"
+        first = sd["model.model.0.weight"]
+        output_nc = sd["model.model.3.weight"].shape[1]  # ConvTranspose weight: (in, out, k, k)
+        norm = "batch" if "model.model.1.model.2.weight" in sd else "instance"
+        if depth < MIN_DEPTH:
+            raise KeyError("blocks")
+    except (KeyError, IndexError):
+        raise CheckpointError(describe_state_dict(sd)) from None
+    return UnetConfig(depth=depth, ngf=int(first.shape[0]), norm=norm, input_nc=int(first.shape[1]),
+                      output_nc=int(output_nc))  # fmt: skip
+
+
+def infer_resnet_config(sd: StateDict) -> GeneratorConfig:
     try:
         blocks = sorted({int(m.group(1)) for k in sd if (m := _BLOCK_KEY.match(k))})
         if not blocks or blocks != list(range(10, 10 + len(blocks))):
@@ -134,18 +165,36 @@ def infer_generator_config(sd: StateDict) -> GeneratorConfig:
                            upsample=upsample)  # fmt: skip
 
 
-def _extract(obj: Any, path: Path, direction: str) -> tuple[StateDict, dict[str, Any], GeneratorConfig | None]:
+def config_from_dict(arch: dict[str, Any]) -> AnyGeneratorConfig:
+    """An architecture record of ours (``family`` absent: a ResNet, as written before U-Nets)."""
+    family = arch.get("family", GeneratorConfig.family)
+    if family == UnetConfig.family:
+        return UnetConfig.from_dict(arch)
+    if family == GeneratorConfig.family:
+        return GeneratorConfig.from_dict(arch)
+    raise CheckpointError(f"unknown generator family {family!r} (this toolkit knows resnet and unet)")
+
+
+def build_generator(cfg: AnyGeneratorConfig) -> Generator:
+    """The family's constructor for a config."""
+    return UnetGenerator(cfg) if isinstance(cfg, UnetConfig) else ResnetGenerator(cfg)
+
+
+def _extract(obj: Any, path: Path, direction: str) -> tuple[StateDict, dict[str, Any], AnyGeneratorConfig | None]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
     fmt = obj.get("format")
     if fmt == GENERATOR_FORMAT:
-        return obj["state_dict"], dict(obj.get("meta", {})), GeneratorConfig.from_dict(obj["arch"])
-    if fmt == TRAIN_STATE_FORMAT:
+        return obj["state_dict"], dict(obj.get("meta", {})), config_from_dict(obj["arch"])
+    if fmt in (TRAIN_STATE_FORMAT, PIX2PIX_STATE_FORMAT):
         if direction not in DIRECTION_KEYS:
             raise CheckpointError(f"{path}: training state; direction must be one of {list(DIRECTION_KEYS)}")
+        if DIRECTION_KEYS[direction] not in obj["generators"]:
+            held = [d for d, k in DIRECTION_KEYS.items() if k in obj["generators"]]
+            raise CheckpointError(f"{path}: training state with no {direction} generator (it holds {', '.join(held)})")
         gen = obj["generators"][DIRECTION_KEYS[direction]]
         meta = dict(obj.get("meta", {}), direction=direction)
-        return gen["state_dict"], meta, GeneratorConfig.from_dict(gen["arch"])
+        return gen["state_dict"], meta, config_from_dict(gen["arch"])
     for wrapper in ("state_dict", "model_state_dict"):
         if isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
@@ -167,7 +216,7 @@ def load_generator(
         cfg = cfg or infer_generator_config(sd)
     except CheckpointError as e:
         raise CheckpointError(f"{p}: {e}") from None
-    model = ResnetGenerator(cfg)
+    model = build_generator(cfg)
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
@@ -176,7 +225,7 @@ def load_generator(
     return LoadedGenerator(model=model, config=cfg, meta=meta, source=p, sha256=sha256_file(p))
 
 
-def generator_payload(model: ResnetGenerator, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def generator_payload(model: Generator, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     state = {k: v.detach().cpu().clone() for k, v in clean_state_dict(model.state_dict()).items()}
     return {
         "format": GENERATOR_FORMAT,
@@ -186,7 +235,7 @@ def generator_payload(model: ResnetGenerator, meta: dict[str, Any] | None = None
     }
 
 
-def save_generator(path: str | os.PathLike[str], model: ResnetGenerator, meta: dict[str, Any] | None = None) -> Path:
+def save_generator(path: str | os.PathLike[str], model: Generator, meta: dict[str, Any] | None = None) -> Path:
     """Our standalone generator file: weights, architecture, metadata (direction, train size...)."""
     with atomic_path(path) as tmp:
         torch.save(generator_payload(model, meta), tmp)

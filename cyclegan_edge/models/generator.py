@@ -23,6 +23,7 @@ pattern that strided transposed convolutions are prone to.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -34,6 +35,9 @@ NETG_NAMES = ("resnet_9blocks", "resnet_6blocks", "mobile")  # the trainer's --n
 
 @dataclass(frozen=True)
 class GeneratorConfig:
+    family: ClassVar[str] = "resnet"
+    size_multiple: ClassVar[int] = 4  # H and W: two stride-2 downsamplings
+
     channels: tuple[int, ...]  # c0..c7, see the module docstring
     n_blocks: int = 9
     separable: bool = False  # GAN Compression's mobile blocks
@@ -76,6 +80,7 @@ class GeneratorConfig:
             "input_nc": self.input_nc,
             "output_nc": self.output_nc,
             "upsample": self.upsample,
+            "size_multiple": self.size_multiple,
         }
 
     @classmethod
@@ -195,12 +200,16 @@ def mobile_resnet_9blocks(config: str | tuple[int, ...] = "16_16_32_16_32_32_16_
 
 
 def init_normal(module: nn.Module, std: float = 0.02) -> None:
-    """CycleGAN's init: conv weights ~ N(0, std), biases 0 (norm layers have no parameters)."""
+    """CycleGAN's init: conv weights ~ N(0, std), biases 0; BatchNorm (U-Nets) weights ~ N(1, std), biases 0
+    (InstanceNorms have no parameters)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
 
 
 def seeded_resnet_9blocks(seed: int = 0) -> ResnetGenerator:

@@ -1,9 +1,20 @@
-"""python -m cyclegan_edge.runtime: translate a camera, a video or a folder with any backend.
+"""python -m cyclegan_edge.runtime INPUT [OUTPUT]: translate a camera, a video, an image or a folder with any backend.
 
-    python -m cyclegan_edge.runtime --demo                      # bundled model + clip, OpenVINO or ONNX Runtime CPU
-    python -m cyclegan_edge.runtime --camera 0 --engine summer2winter.plan
-    python -m cyclegan_edge.runtime --video street.mp4 --output street_monet.mp4 --size 256
-    python -m cyclegan_edge.runtime --input videos/ --output converted/
+    python -m cyclegan_edge.runtime 0 --model summer2winter.plan             # USB camera -> window
+    python -m cyclegan_edge.runtime street.mp4 street_monet.mp4 --size 256   # video -> video
+    python -m cyclegan_edge.runtime photo.jpg photo_monet.png                # image -> image (or a folder)
+    python -m cyclegan_edge.runtime videos/ converted/                       # folder -> folder (batch)
+    python -m cyclegan_edge.runtime 'photos/**/*.jpg' converted/             # glob -> folder (batch)
+    python -m cyclegan_edge.runtime csi://0 display://0 --model model.plan   # Jetson CSI camera -> window
+    python -m cyclegan_edge.runtime 0 udp://192.168.1.20:5000                # camera -> live stream (ffplay udp://@:5000)
+    python -m cyclegan_edge.runtime --demo                                   # bundled model + clip (also: no INPUT)
+
+INPUT: a camera (0, /dev/video0, csi://0), a stream (rtsp://...), test://?fps=30&size=640x480, a video file,
+an image file, a folder or a quoted glob. OUTPUT: a video file, a folder, an image file (for an image INPUT),
+display://0 (a window: a stream's default), or a live stream (H.264, video only, through PyAV): udp://HOST:PORT
+(MPEG-TS), rtp://HOST:PORT (MPEG-TS over RTP) to a receiver, or rtsp://SERVER:PORT/PATH to a server (mediamtx).
+The earlier flags remain as aliases: --camera/--video URI (a stream), --input DIR (a folder), --output/-o
+(OUTPUT); --engine is --model.
 """
 
 from __future__ import annotations
@@ -18,35 +29,50 @@ from tqdm import tqdm
 
 from cyclegan_edge import ASSETS_DIR as ASSETS
 from cyclegan_edge.errors import ArgumentParser, UsageError, int_arg, run_cli
-from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, check_outputs
+from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, check_outputs, output_path
 from cyclegan_edge.runtime.backends import (BACKENDS, OV_PRECISIONS, Backend, BackendOptions, backend_for, open_backend,
                                             openvino_importable)  # fmt: skip
 from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOptions, PipelineStats, after_resume,
                                             inference_size, output_size, too_small)  # fmt: skip
-from cyclegan_edge.runtime.sinks import (CODEC_NAMES, ENCODERS, EncodeSettings, MultiSink, Sink, SinkError, WindowSink,
-                                         display_available, open_output)  # fmt: skip
-from cyclegan_edge.runtime.sources import Source, SourceError, open_source
+from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, MultiSink, Sink,
+                                         SinkError, check_sink_uri, display_available, is_display, is_stream_output,
+                                         open_sink, play_command)  # fmt: skip
+from cyclegan_edge.runtime.sources import (FILE_KINDS, Source, SourceError, SourceSpec, glob_root, open_source,
+                                           parse_source)  # fmt: skip
 from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT, METRIC_FLOW, weight_arg
 
 DEFAULT_MODEL = "photo2monet.onnx"
 # Its INT8 for the CPU (export --target cpu): 1.3-1.5x OpenVINO f32 at 41 dB PSNR, see README "CPU backends".
 DEFAULT_CPU_INT8_MODEL = "photo2monet.int8.onnx"
-DEMO_CLIP = "demo.mp4"
+DEMO_CLIP = "butterfly.mp4"  # CC0, 4 s of real summer footage with its sound (scripts/make_demo_clip.py)
+DEMO_SIZE = 256  # the demo's inference size unless --size says: a CPU runs it in seconds
 DEMO_OUTPUT = "cyclegan_edge_demo.mp4"
+# OpenVINO streams for file jobs: the pipeline keeps this many frames in flight (benchmarks/openvino_streams.py)
+FILE_STREAMS = 2
+OUTPUT_FOR = {"image": "an image goes to an image file or a folder", "folder": "a folder goes to a folder",
+              "glob": "a glob's files go to a folder"}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = ArgumentParser(prog="python -m cyclegan_edge.runtime", description=__doc__,
+                        usage="%(prog)s [INPUT [OUTPUT]] [--model MODEL] [options]",
                         formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("source", nargs="?", metavar="INPUT",
+                    help="camera (0, /dev/video0, csi://0), rtsp://..., test://?fps=30, a video, an image, a folder or "
+                    "a quoted glob; none: --demo")  # fmt: skip
+    ap.add_argument("sink", nargs="?", metavar="OUTPUT",
+                    help="a video file, a folder (frames / batch outputs), an image file (for an image INPUT), "
+                    "display://0 (a window, the default for streams), udp://HOST:PORT, rtp://HOST:PORT or "
+                    "rtsp://SERVER:PORT/PATH (live)")  # fmt: skip
     src = ap.add_mutually_exclusive_group()
-    src.add_argument("--camera", metavar="URI", help="0, /dev/video0, csi://0, rtsp://..., test://?fps=30")
-    src.add_argument("--video", metavar="FILE", help="a video file (every frame is converted)")
-    src.add_argument("--input", metavar="DIR", help="convert every video and image in a folder (batch)")
+    src.add_argument("--camera", metavar="URI", help="alias: INPUT as a stream (0, csi://0, rtsp://..., test://)")
+    src.add_argument("--video", metavar="FILE", help="alias: INPUT as a video file (every frame is converted)")
+    src.add_argument("--input", metavar="DIR", help="alias: INPUT as a folder (batch: every video and image in it)")
     src.add_argument("--demo", action="store_true", help="the bundled clip (default when no source is given)")
     ap.add_argument("--engine", "--model", dest="model", metavar="MODEL",
                     help=".plan/.engine (TensorRT), .onnx (OpenVINO or ONNX Runtime, see --backend), .xml (OpenVINO) or "
                     ".pth/.pt (PyTorch); default: bundled demo")  # fmt: skip
-    ap.add_argument("--output", "-o", metavar="PATH", help="video file, or folder (frames / batch outputs)")
+    ap.add_argument("--output", "-o", metavar="PATH", help="alias: OUTPUT")
     ap.add_argument("--headless", action="store_true", help="never open a window")
     ap.add_argument("--show", action="store_true", help="show a window even when writing --output")
     ap.add_argument("--size", type=int_arg(*SIZE_RANGE, also=0), default=0,
@@ -59,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="auto", help="PyTorch: auto, cpu, cuda; OpenVINO: auto (CPU), cpu, gpu, npu")
     ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default="f32",
                     help="OpenVINO INFERENCE_PRECISION_HINT (bf16: faster on AVX-512-BF16/AMX CPUs, ~47 dB vs f32)")  # fmt: skip
-    ap.add_argument("--streams", type=int, default=0, help="OpenVINO streams (0: one, latency first)")
+    ap.add_argument("--streams", type=int_arg(0, 64), default=0,
+                    help=f"OpenVINO streams; 0: one for cameras and streams (latency first), {FILE_STREAMS} for files "
+                    "(frames in flight on parallel streams: 1.5-1.9x the FPS on 2 cores)")  # fmt: skip
     ap.add_argument("--fp16", action="store_true", help="PyTorch on CUDA: half precision")
     ap.add_argument("--cuda-graphs", action="store_true", help="PyTorch on CUDA: replay captured CUDA graphs")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for the backend (0: library default)")
@@ -118,22 +146,31 @@ def default_model(options: BackendOptions | None = None) -> Path:
     return fp32
 
 
-def backend_options(args: argparse.Namespace) -> BackendOptions:
+def backend_options(args: argparse.Namespace, live: bool = False) -> BackendOptions:
+    """The backend's options; a file job (not ``live``) runs OpenVINO on FILE_STREAMS streams unless --streams says."""
     return BackendOptions(device=args.device, provider=args.provider, fp16=args.fp16, cuda_graphs=args.cuda_graphs,
                           threads=args.threads, backend=args.backend, precision=args.precision_hint,
-                          streams=args.streams)  # fmt: skip
+                          streams=args.streams or (0 if live else FILE_STREAMS))  # fmt: skip
+
+
+def sink_uris(args: argparse.Namespace) -> list[str]:
+    """OUTPUT, and a window where --show asks for one or nothing else is written (never with --headless)."""
+    uris = [args.output] if args.output else []
+    if args.headless or any(is_display(u) for u in uris) or not (args.show or not uris):
+        return uris
+    if display_available():
+        return [*uris, f"{DISPLAY_SCHEME}0"]
+    if not uris:
+        raise SinkError("no display here: give OUTPUT (a video file or folder) or --output (or run where a window "
+                        "can open)")  # fmt: skip
+    return uris  # --show without a display: the file is still written
 
 
 def make_sinks(args: argparse.Namespace, source: Source, size: tuple[int, int], job: tuple[object, ...] = ()) -> Sink:
-    sinks: list[Sink] = []
-    if args.output:
-        sinks.append(open_output(args.output, source.fps, size, encode_settings(args), source, job, args.overwrite))
-    want_window = not args.headless and (args.show or not args.output)
-    if want_window:
-        if display_available():
-            sinks.append(WindowSink())
-        elif not sinks:
-            raise SinkError("no display here: give --output FILE (or run where a window can open)")
+    uris = sink_uris(args)
+    sinks = [open_sink(uri, source.fps, size, encode_settings(args), source, job, args.overwrite) for uri in uris]
+    for uri in filter(is_stream_output, uris):
+        print(f"streaming to {uri}; play it with: {play_command(uri)}", file=sys.stderr)
     return sinks[0] if len(sinks) == 1 else MultiSink(sinks)
 
 
@@ -152,17 +189,52 @@ def report(stats: PipelineStats, backend: Backend, where: str, live: bool, model
         print(f"flicker: warping error {s['flicker']:.2f} grey levels (Lai et al. 2018; {METRIC_FLOW})")
 
 
-def check_paths(args: argparse.Namespace) -> None:
-    """Mistakes found before anything is opened: a path given to the wrong flag, an output that is an input."""
+def chosen_input(args: argparse.Namespace) -> tuple[str, SourceSpec] | None:
+    """INPUT, or the alias that gave it, and its kind (the aliases fix it: --input a folder, --camera and --video a
+    stream); None for the demo. Also takes OUTPUT from --output. UsageError for an input or output given twice."""
+    alias = next((flag for flag in ("camera", "video", "input", "demo") if getattr(args, flag)), None)
+    if args.source is not None and alias is not None:
+        raise UsageError(f"give the input once: {args.source!r} (INPUT) or --{alias}, not both (an output after "
+                         "--camera/--video/--input goes with --output)")  # fmt: skip
+    if args.sink is not None and args.output is not None:
+        raise UsageError(f"give the output once: {args.sink!r} (OUTPUT) or --output, not both")
+    args.output = args.output if args.output is not None else args.sink
+    if args.source is not None:
+        return args.source, parse_source(args.source)
+    if args.input:
+        return args.input, SourceSpec("folder", args.input, False)
+    uri = args.camera or args.video
+    if not uri:
+        return None
+    spec = parse_source(uri)
+    return uri, spec if spec.is_stream else SourceSpec("file", uri, False)  # the flag says: read it as frames
+
+
+def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | None) -> None:
+    """Mistakes found before anything is opened: a path given to the wrong flag, an output that is an input or
+    that no sink here takes, --shard without a batch."""
     if args.video and Path(args.video).is_dir():
         raise SourceError(f"{args.video} is a folder: --input {args.video} converts a folder (--video takes one file)")
     if args.input and Path(args.input).is_file():
         hint = (f"python -m cyclegan_edge.translate MODEL {args.input} -o DIR translates an image"
                 if Path(args.input).suffix.lower() in IMAGE_EXTENSIONS else f"--video {args.input} converts one video")
         raise SourceError(f"{args.input} is a file: {hint} (--input takes a folder)")
-    if args.output and not args.input:
-        inputs = [Path(p) for p in (args.video, args.model) if p and Path(p).is_file()]
-        check_outputs(inputs, [Path(args.output)])
+    kind = spec.kind if spec is not None else "demo"
+    if args.shard and kind not in ("folder", "glob"):
+        raise UsageError("--shard K/N splits a batch: it goes with a folder or glob INPUT (or --input DIR)")
+    if not args.output:
+        if kind in FILE_KINDS:
+            raise SinkError(f"{uri}: {OUTPUT_FOR[kind]}: give OUTPUT (or --output)")
+        return
+    check_sink_uri(args.output)
+    if is_display(args.output) or is_stream_output(args.output):  # no file: nothing to check against the inputs
+        if kind in FILE_KINDS:
+            raise SinkError(f"{args.output}: {uri} is translated to files ({OUTPUT_FOR[kind]})")
+        if args.headless and is_display(args.output):
+            raise UsageError(f"--headless never opens a window: give a file or a folder instead of {args.output}")
+    elif kind not in ("folder", "glob"):  # the batch converter checks each of its outputs
+        target = image_output(Path(str(uri)), args.output) if kind == "image" else Path(args.output)
+        check_outputs([Path(p) for p in (uri, args.model) if p and Path(p).is_file()], [target])
 
 
 def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str) -> int:
@@ -196,45 +268,72 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
     return 0
 
 
-def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions) -> int:
-    from cyclegan_edge.runtime.batch import convert_folder, summary_table
+def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str, kind: str) -> int:
+    """A folder or a glob: every video and image in it, to the OUTPUT folder."""
+    from cyclegan_edge.runtime.batch import convert_files, folder_files, glob_files, summary_table
 
-    if not args.output:
-        raise SinkError("--input DIR needs --output DIR")
-    in_dir = Path(args.input)
-    if not in_dir.is_dir():
-        raise SourceError(f"{in_dir}: no such folder")
-    results = convert_folder(in_dir, args.output, backend, opts, overwrite=args.overwrite, shard=args.shard,
-                             settings=encode_settings(args), job=conversion_job(args, backend, opts))  # fmt: skip
-    print(summary_table(results, in_dir))
+    out_dir = Path(args.output)
+    if kind == "glob":
+        root, files = glob_root(uri), glob_files(uri, out_dir)
+    elif Path(uri).is_dir():
+        root, files = Path(uri), folder_files(Path(uri), out_dir)
+    else:
+        raise SourceError(f"{uri}: no such folder")
+    results = convert_files(files, root, out_dir, backend, opts, overwrite=args.overwrite, shard=args.shard,
+                            settings=encode_settings(args), job=conversion_job(args, backend, opts))  # fmt: skip
+    print(summary_table(results, root))
     failed = [r for r in results if r.failed]
     part = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
     print(f"{len(results) - len(failed)} of {len(results)} files ok{part}; outputs in {args.output}")
     return 1 if failed else 0
 
 
+def image_output(src: Path, output: str) -> Path:
+    """An image file OUTPUT as given; a folder (or a name without extension) gets SRC's name as PNG in it."""
+    out = Path(output)
+    if out.suffix and not out.is_dir():
+        if out.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise SinkError(f"{output}: an image translates to an image file ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
+                            "or a folder")  # fmt: skip
+        return out
+    return output_path(src, out)
+
+
+def run_image(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str) -> int:
+    from cyclegan_edge.runtime.batch import convert_image
+
+    src = Path(uri)
+    out = image_output(src, args.output)  # checked against the inputs already (check_paths)
+    result = convert_image(src, out, backend, opts)
+    if result.error is not None:
+        print(f"error: {src}: {result.error}", file=sys.stderr)
+        return 1
+    print(f"{src} -> {out} (model {model_name(args)}, {backend.name})")
+    return 0
+
+
 def run(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
     opts = PipelineOptions(size=args.size, side_by_side=args.side_by_side, max_frames=args.max_frames, batch=args.batch)
     weight = args.stabilize_weight or (DEFAULT_WEIGHT if args.stabilize else 0.0)
     opts = replace(opts, stabilize=weight, flicker=args.flicker)
-    check_paths(args)
-    if args.shard and not args.input:
-        raise UsageError("--shard K/N splits a batch: it goes with --input DIR")
-    options = backend_options(args)
+    chosen = chosen_input(args)
+    check_paths(args, *(chosen or (None, None)))
+    options = backend_options(args, live=chosen is not None and chosen[1].live)
     model = args.model or default_model(options)
     backend = open_backend(model, options)
-    if args.input:
-        return run_batch(args, backend, opts)
-    if args.camera:
-        return run_stream(args, backend, opts, args.camera)
-    if args.video:
-        return run_stream(args, backend, opts, args.video)
-    args.output = args.output or DEMO_OUTPUT
-    opts = replace(opts, side_by_side=True)
-    print(f"demo: {DEMO_CLIP} (bundled) through {Path(str(model)).name}")
-    return run_stream(args, backend, opts, str(ASSETS / DEMO_CLIP))
+    if chosen is None:
+        args.output = args.output or DEMO_OUTPUT
+        opts = replace(opts, side_by_side=True, size=opts.size or DEMO_SIZE)
+        print(f"demo: {DEMO_CLIP} (bundled) through {Path(str(model)).name}")
+        return run_stream(args, backend, opts, str(ASSETS / DEMO_CLIP))
+    uri, spec = chosen
+    if spec.kind in ("folder", "glob"):
+        return run_batch(args, backend, opts, uri, spec.kind)
+    if spec.kind == "image":
+        return run_image(args, backend, opts, uri)
+    return run_stream(args, backend, opts, uri)
 
 
 def main(argv: list[str] | None = None) -> int:

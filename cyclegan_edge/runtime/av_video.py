@@ -32,6 +32,7 @@ import numpy as np
 from av.bitstream import BitStreamFilterContext
 
 from cyclegan_edge.atomic import atomic_path
+from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.runtime.sinks import EncodeSettings, Sink, SinkError, encoded_size, pad_to, warn_padded
 from cyclegan_edge.runtime.sources import Source, SourceError
@@ -156,7 +157,7 @@ def rotation_steps(degrees: float) -> int:
 
 
 def av_error(e: BaseException) -> str:
-    return (getattr(e, "strerror", None) or str(e)).splitlines()[0]
+    return first_line(e, path=False)
 
 
 # ---- reading ---------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@
 ``backend`` forces one (onnxruntime | openvino | tensorrt | torch). When auto would take OpenVINO but it
 cannot be imported or cannot compile the model, ONNX Runtime runs it and one warning line says why.
 
-Every backend maps NCHW float32 RGB in [-1, 1] (H, W multiples of 4) to the same layout.
+Every backend maps NCHW float32 RGB in [-1, 1] (H, W multiples of 4) to the same layout. A model that needs
+larger multiples (a U-Net of depth d: 2**d) says so in its checkpoint or in the ONNX metadata key
+``size_multiple``; the backend pads to it and crops back, so any input size comes back at its own size.
 """
 
 from __future__ import annotations
@@ -20,18 +22,34 @@ import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
+from cyclegan_edge.errors import first_line
+from cyclegan_edge.imaging.frames import MULTIPLE, frames_to_tensor, pad_batch, tensor_to_frames
+from cyclegan_edge.model_files import CHECKPOINT_EXTENSIONS, ENGINE_EXTENSIONS, ONNX_EXTENSIONS, OPENVINO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-ONNX_EXTENSIONS = (".onnx",)
-OPENVINO_EXTENSIONS = (".onnx", ".xml")
-TORCH_EXTENSIONS = (".pt", ".pth")
-ENGINE_EXTENSIONS = (".plan", ".engine")
+
+
+SIZE_MULTIPLE_KEY = "size_multiple"  # ONNX metadata: H and W must be multiples of it (absent: 4)
+
+
+def metadata_size_multiple(metadata: dict[str, str]) -> int:
+    try:
+        return max(MULTIPLE, int(metadata.get(SIZE_MULTIPLE_KEY, MULTIPLE)))
+    except ValueError:
+        return MULTIPLE
+
+
+def run_padded(run: Any, batch: np.ndarray, multiple: int) -> np.ndarray:
+    """``run(batch)`` with H and W padded to ``multiple`` (frames.py's reflect rule), cropped back."""
+    h, w = batch.shape[2:]
+    out = run(pad_batch(batch, multiple))
+    return out if out.shape[2:] == (h, w) else np.ascontiguousarray(out[:, :, :h, :w])
 
 
 class BackendError(RuntimeError):
@@ -86,6 +104,23 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class TimedBackend(Backend, Protocol):
+    """A GPU backend that also times its stages with CUDA events: host->device, compute, device->host (ms)."""
+
+    def infer_timed(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, float]]: ...
+
+
+@runtime_checkable
+class AsyncBackend(Backend, Protocol):
+    """A backend that starts an inference and returns at once: ``submit(batch)()`` waits for the output.
+    ``in_flight`` submissions may be outstanding (the pipeline keeps that many frames in flight)."""
+
+    in_flight: int
+
+    def submit(self, batch: np.ndarray) -> Callable[[], np.ndarray]: ...
+
+
 @dataclass(frozen=True)
 class BackendOptions:
     device: str = "auto"  # PyTorch: auto | cpu | cuda[:N]
@@ -115,6 +150,7 @@ class TorchBackend:
         if options.threads and self.device.type == "cpu":
             torch.set_num_threads(options.threads)
         self.loaded = load_generator(path, device=self.device)
+        self.size_multiple = self.loaded.config.size_multiple
         self.dtype = torch.float16 if options.fp16 and self.device.type == "cuda" else torch.float32
         self.model = self.loaded.model.to(self.dtype)
         self.forward: Any = self.model
@@ -122,33 +158,40 @@ class TorchBackend:
             self.forward = CudaGraphForward(self.model, self.device, self.dtype)
         self.name = f"pytorch:{self.device}" + (":fp16" if self.dtype == torch.float16 else "")
         self.name += ":graphs" if isinstance(self.forward, CudaGraphForward) else ""
-        if self.device.type == "cuda":
-            self.infer_timed = self._infer_timed_cuda
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return run_padded(self._infer, batch, self.size_multiple)
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(self.device, self.dtype, non_blocking=True)
             return self.forward(x).float().cpu().numpy()
 
-    def _infer_timed_cuda(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    def close(self) -> None:
+        pass
+
+
+class TorchCudaBackend(TorchBackend):
+    """PyTorch on a CUDA device: a TimedBackend."""
+
+    def infer_timed(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         """Inference with CUDA events around host->device, compute and device->host (ms)."""
         torch = self._torch
+        h, w = batch.shape[2:]
+        batch = pad_batch(batch, self.size_multiple)
         ev = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
         with torch.inference_mode():
             ev[0].record()
             x = torch.from_numpy(batch).to(self.device, self.dtype)
             ev[1].record()
-            y = self.forward(x).float()
+            y = self.forward(x).float()[:, :, :h, :w]
             ev[2].record()
             out = y.cpu()
             ev[3].record()
         torch.cuda.synchronize()
         return out.numpy(), {"h2d": ev[0].elapsed_time(ev[1]), "compute": ev[1].elapsed_time(ev[2]),
                              "d2h": ev[2].elapsed_time(ev[3])}  # fmt: skip
-
-    def close(self) -> None:
-        pass
 
 
 class CudaGraphForward:
@@ -190,7 +233,7 @@ class CudaGraphForward:
             try:
                 entry = self.graphs[shape] = self.capture(shape)
             except RuntimeError as e:
-                log.warning("CUDA graph capture failed for input %s, running eagerly: %s", shape, str(e).splitlines()[0])
+                log.warning("CUDA graph capture failed for input %s, running eagerly: %s", shape, first_line(e))
                 self.eager_shapes.add(shape)
                 return self.model(x)
         graph, static_in, static_out = entry
@@ -235,16 +278,19 @@ class OnnxRuntimeBackend:
         try:
             self.session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as e:
-            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise BackendError(f"{path}: ONNX Runtime cannot load this model ({msg})") from None
+            raise BackendError(f"{path}: ONNX Runtime cannot load this model ({first_line(e, 200)})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         check_generator_io(path, [list(i.shape) for i in inputs], [list(o.shape) for o in outputs])
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
         self.input_dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.size_multiple = metadata_size_multiple(self.metadata)
         self.name = f"onnxruntime:{self.session.get_providers()[0]}"
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return run_padded(self._infer, batch, self.size_multiple)
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         out = self.session.run([self.output_name], {self.input_name: batch.astype(self.input_dtype, copy=False)})[0]
         return np.asarray(out, dtype=np.float32)
 
@@ -255,7 +301,7 @@ class OnnxRuntimeBackend:
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt", "torch")
 OV_PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO's INFERENCE_PRECISION_HINT values
 BACKEND_EXTENSIONS = {"onnxruntime": ONNX_EXTENSIONS, "openvino": OPENVINO_EXTENSIONS, "tensorrt": ENGINE_EXTENSIONS,
-                      "torch": TORCH_EXTENSIONS}  # fmt: skip
+                      "torch": CHECKPOINT_EXTENSIONS}  # fmt: skip
 X86_64 = ("x86_64", "amd64")
 
 
@@ -300,8 +346,19 @@ def backend_for(path: Path, options: BackendOptions) -> str:
     for name in ("torch", "tensorrt"):
         if ext in BACKEND_EXTENSIONS[name]:
             return name
-    known = ", ".join(ENGINE_EXTENSIONS + ONNX_EXTENSIONS + (".xml",) + TORCH_EXTENSIONS)
+    known = ", ".join(ENGINE_EXTENSIONS + ONNX_EXTENSIONS + (".xml",) + CHECKPOINT_EXTENSIONS)
     raise BackendError(f"{path}: unknown model extension {ext!r} (expected one of {known})")
+
+
+def torch_on_cuda(device: str) -> bool:
+    """Whether a PyTorch backend asked for ``device`` (auto | cpu | cuda[:N]) runs on CUDA."""
+    if device != "auto":
+        return device.startswith("cuda")
+    try:
+        import torch
+    except ImportError:
+        return False  # TorchBackend says what to install
+    return bool(torch.cuda.is_available())
 
 
 def open_backend(path: str | os.PathLike[str], options: BackendOptions | None = None) -> Backend:
@@ -327,7 +384,7 @@ def open_backend(path: str | os.PathLike[str], options: BackendOptions | None = 
         return OnnxRuntimeBackend(p, opts)
     if name == "torch":
         try:
-            return TorchBackend(p, opts)
+            return (TorchCudaBackend if torch_on_cuda(opts.device) else TorchBackend)(p, opts)
         except ValueError as e:  # models.CheckpointError (not imported here: it needs torch, which may be absent)
             raise BackendError(str(e)) from None
     from cyclegan_edge.trt.engine import TensorRTBackend

@@ -1,11 +1,13 @@
-"""Convert every video and image of a folder: resumable, keeps going past bad files, stops at the first
+"""Convert every video and image of a folder or glob: resumable, keeps going past bad files, stops at the first
 output that cannot be written (the destination is the problem then, not the file)."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from cyclegan_edge.imaging.io import (
     ImageReadError,
     OutputPathError,
     check_outputs,
+    output_path,
     read_image,
     relative_to,
     unique_outputs,
@@ -35,27 +38,36 @@ from cyclegan_edge.runtime.pipeline import (
     too_small,
 )
 from cyclegan_edge.runtime.sinks import EncodeSettings, SinkError, open_output
-from cyclegan_edge.runtime.sources import SourceError, open_source
+from cyclegan_edge.runtime.sources import SourceError, glob_root, open_source
 
 
 @dataclass
 class FileResult:
     path: Path
     output: Path | None
-    status: str  # done | skipped (...) | failed: reason | interrupted
+    status: str  # done | done (resumed after N) | skipped (...) | failed | interrupted
     frames: int = 0
     fps: float = 0.0
     flicker: float | None = None  # warping error of the output (--flicker)
+    error: str | None = None  # why it failed (status "failed"): one line, without the file's name
 
     @property
     def failed(self) -> bool:
-        return self.status.startswith("failed") or self.status == "interrupted"
+        return self.error is not None or self.status == "interrupted"
+
+    @property
+    def shown(self) -> str:
+        """The summary table's status column."""
+        return f"failed: {self.error}" if self.error is not None else self.status
 
 
-def output_for(src: Path, in_dir: Path, out_dir: Path) -> Path:
-    rel = src.relative_to(in_dir)
-    ext = ".mp4" if src.suffix.lower() in VIDEO_EXTENSIONS else ".png"
-    return out_dir / rel.with_suffix(ext)
+def failure(src: Path, error: str, output: Path | None = None, frames: int = 0, fps: float = 0.0) -> FileResult:
+    return FileResult(src, output, "failed", frames, fps, error=error)
+
+
+def without_name(error: Exception) -> str:
+    """An error's line less the ``path: `` it starts with (the table names the file already)."""
+    return str(error).split(": ", 1)[-1]
 
 
 def video_frame_count(path: Path) -> int:
@@ -83,7 +95,7 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
     try:
         source = open_source(str(src))
     except SourceError as e:
-        return FileResult(src, None, f"failed: {str(e).split(': ', 1)[-1]}")
+        return failure(src, without_name(e))
     try:
         sink = open_output(str(out), source.fps, output_size(source.size, opts), settings, source, job, overwrite)
         bar = tqdm(total=source.frame_count or None, initial=sink.resumed, desc=src.name, unit="frame",
@@ -94,12 +106,12 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
             sink.close()
         bar.close()
     except SinkError as e:
-        return FileResult(src, None, f"failed: {str(e).split(': ', 1)[-1]}")
+        return failure(src, without_name(e))
     finally:
         source.close()
     frames = sink.resumed + stats.frames_out
     if stats.error:
-        return FileResult(src, out if out.exists() else None, f"failed: {stats.error}", frames, stats.fps)
+        return failure(src, stats.error, out if out.exists() else None, frames, stats.fps)
     if stats.interrupted:
         return FileResult(src, out, "interrupted", frames, stats.fps)
     done = f"done (resumed after {sink.resumed})" if sink.resumed else "done"
@@ -112,12 +124,12 @@ def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions 
     try:
         img = read_image(src)
     except ImageReadError as e:
-        return FileResult(src, None, f"failed: {str(e).split(': ', 1)[-1]}")
+        return failure(src, without_name(e))
     size = (int(img.shape[0]), int(img.shape[1]))
     hw = inference_size(size, opts or PipelineOptions())
     small = too_small(hw)
     if small:
-        return FileResult(src, None, f"failed: {small}")
+        return failure(src, small)
     t = time.perf_counter()
     frame = img if hw == size else cv2().resize(img, (hw[1], hw[0]), interpolation=cv2().INTER_AREA)
     result = translate_frames(backend, [frame])[0]
@@ -128,12 +140,26 @@ def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions 
 
 
 def folder_files(in_dir: Path, out_dir: Path) -> list[Path]:
-    """The files to consider, sorted, leaving out hidden ones and an output folder nested in the input."""
-    if in_dir.resolve() == out_dir.resolve():
+    """Every file in ``in_dir``, recursively (see input_files)."""
+    return input_files(in_dir.rglob("*"), in_dir, out_dir)
+
+
+def glob_files(pattern: str, out_dir: Path) -> list[Path]:
+    """The files a glob matches (``**`` descends into folders; see input_files); SourceError when none does."""
+    files = input_files((Path(p) for p in glob.glob(pattern, recursive=True)), glob_root(pattern), out_dir)
+    if not files:
+        raise SourceError(f"{pattern}: no file matches")
+    return files
+
+
+def input_files(candidates: Iterable[Path], root: Path, out_dir: Path) -> list[Path]:
+    """The files to consider, sorted, leaving out hidden ones (our partial videos among them) and those in an
+    output folder nested in the input folder ``root``, which may not be the output folder itself."""
+    if root.resolve() == out_dir.resolve():
         raise OutputPathError(f"{out_dir}: the output folder is the input folder; outputs would mix with (and could "
                               "replace) the inputs: choose another folder")  # fmt: skip
-    nested = relative_to(out_dir.resolve(), in_dir.resolve()) is not None
-    return sorted(p for p in in_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
+    nested = relative_to(out_dir.resolve(), root.resolve()) is not None
+    return sorted(p for p in candidates if p.is_file() and not p.name.startswith(".")
                   and not (nested and relative_to(p.resolve(), out_dir.resolve()) is not None))  # fmt: skip
 
 
@@ -148,12 +174,19 @@ def convert_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
                    opts: PipelineOptions, overwrite: bool = False, settings: EncodeSettings | None = None,
                    job: tuple[object, ...] = (), shard: tuple[int, int] | None = None) -> list[FileResult]:  # fmt: skip
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    files = folder_files(in_dir, out_dir)
+    return convert_files(folder_files(in_dir, out_dir), in_dir, out_dir, backend, opts, overwrite, settings, job,
+                         shard)  # fmt: skip
+
+
+def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend, opts: PipelineOptions,
+                  overwrite: bool = False, settings: EncodeSettings | None = None, job: tuple[object, ...] = (),
+                  shard: tuple[int, int] | None = None) -> list[FileResult]:  # fmt: skip
+    """Each of ``files`` (found below ``root``) to ``out_dir``, keeping its path below ``root``."""
     media = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS]
-    outputs = dict(zip(media, unique_outputs(media, [output_for(p, in_dir, out_dir) for p in media])))
+    outputs = dict(zip(media, unique_outputs(media, [output_path(p, out_dir, [root]) for p in media])))
     check_outputs(files, outputs.values())  # before anything is opened
     if shard is not None:  # after naming the outputs, so that every shard names them alike
-        files = [p for p in files if in_shard(p.relative_to(in_dir), shard)]
+        files = [p for p in files if in_shard(relative_to(p, root) or p, shard)]
     results: list[FileResult] = []
     for i, src in enumerate(tqdm(files, desc="files", unit="file", position=0)):
         ext = src.suffix.lower()
@@ -174,8 +207,7 @@ def convert_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
             break
         except OSError as e:
             left = len(files) - i - 1
-            status = f"failed: cannot write ({first_line(e)}); stopped, {left} files not tried"
-            results.append(FileResult(src, None, status))
+            results.append(failure(src, f"cannot write ({first_line(e)}); stopped, {left} files not tried"))
             break
         results.append(res)
         if res.status == "interrupted":
@@ -189,7 +221,7 @@ def summary_table(results: list[FileResult], root: Path) -> str:
     for r in results:
         name = str(relative_to(r.path, root) or r.path)
         measured = [f"{r.flicker:.2f}" if r.flicker is not None else "-"] if flicker else []
-        rows.append((name, str(r.frames), f"{r.fps:.1f}" if r.frames else "-", *measured, r.status))
+        rows.append((name, str(r.frames), f"{r.fps:.1f}" if r.frames else "-", *measured, r.shown))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

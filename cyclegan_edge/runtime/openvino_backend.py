@@ -17,14 +17,23 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cyclegan_edge.runtime.backends import OV_PRECISIONS, BackendError, BackendOptions, check_generator_io
+from cyclegan_edge.errors import first_line
+from cyclegan_edge.imaging.frames import pad_batch
+from cyclegan_edge.runtime.backends import (
+    OV_PRECISIONS,
+    SIZE_MULTIPLE_KEY,
+    BackendError,
+    BackendOptions,
+    check_generator_io,
+    metadata_size_multiple,
+)
 
 
 def import_openvino() -> Any:
     try:
         import openvino
     except (ImportError, OSError) as e:
-        raise BackendError(f"openvino is not importable ({_first_line(e)}): pip install 'cyclegan-edge[openvino]'") from None
+        raise BackendError(f"openvino is not importable ({first_line(e, 200)}): pip install 'cyclegan-edge[openvino]'") from None
     return openvino
 
 
@@ -69,6 +78,17 @@ def precision_that_ran(compiled: Any) -> str:
     return precision + ("+int8" if int8 else "")
 
 
+def size_multiple_of(model: Any) -> int:
+    """The ONNX metadata's ``size_multiple`` (OpenVINO keeps ONNX metadata under rt_info "framework", also
+    in an IR saved from it); 4 when absent."""
+    key = ["framework", SIZE_MULTIPLE_KEY]
+    try:
+        value = model.get_rt_info(key).astype(str) if model.has_rt_info(key) else ""
+    except Exception:  # an OpenVINO without rt_info access: the default
+        value = ""
+    return metadata_size_multiple({SIZE_MULTIPLE_KEY: value} if value else {})
+
+
 def dims(ports: Any) -> list[list[Any]]:
     """Each port's shape as a list: ints where fixed, None where dynamic (empty for a dynamic rank)."""
     shapes = [p.get_partial_shape() for p in ports]
@@ -78,7 +98,6 @@ def dims(ports: Any) -> list[list[Any]]:
 class OpenVinoBackend:
     """NCHW float32 RGB in [-1, 1] -> same, through OpenVINO. Dynamic batch/height/width."""
 
-    REQUESTS = 2  # infer requests, i.e. the most frames in flight through submit()
 
     def __init__(self, path: Path, options: BackendOptions) -> None:
         ov = import_openvino()
@@ -88,7 +107,7 @@ class OpenVinoBackend:
         try:
             model = core.read_model(str(path))
         except Exception as e:
-            raise BackendError(f"{path}: OpenVINO cannot read this model ({_first_line(e)})") from None
+            raise BackendError(f"{path}: OpenVINO cannot read this model ({first_line(e, 200)})") from None
         inputs, outputs = model.inputs, model.outputs
         check_generator_io(path, dims(inputs), dims(outputs))
         shape = inputs[0].get_partial_shape()
@@ -97,24 +116,31 @@ class OpenVinoBackend:
         try:
             self.compiled = core.compile_model(model, self.device, config)
         except Exception as e:
-            raise BackendError(f"{path}: OpenVINO cannot compile this model for {self.device} ({_first_line(e)})") from None
+            raise BackendError(f"{path}: OpenVINO cannot compile this model for {self.device} ({first_line(e, 200)})") from None
+        self.size_multiple = size_multiple_of(model)
         self.input_type = np.float16 if model.inputs[0].get_element_type() == ov.Type.f16 else np.float32
-        self._idle = collections.deque(self.compiled.create_infer_request() for _ in range(self.REQUESTS))
+        # infer requests, i.e. the most frames in flight through submit(): one per stream, at least two so
+        # that the next frame is queued while one runs
+        self.in_flight = max(2, options.streams)
+        self._idle = collections.deque(self.compiled.create_infer_request() for _ in range(self.in_flight))
         self.precision = precision_that_ran(self.compiled)
         self.name = f"openvino:{self.device}:{self.precision}"
 
     def submit(self, batch: np.ndarray) -> Callable[[], np.ndarray]:
         """Start one inference on an idle request; call the returned function for its output. At most
-        ``REQUESTS`` may be outstanding (the pipeline keeps two frames in flight this way)."""
+        ``in_flight`` may be outstanding (the pipeline keeps two frames in flight this way)."""
         if not self._idle:
             raise RuntimeError("OpenVINO: every infer request is busy; collect one result before submitting more")
         request = self._idle.popleft()
-        request.start_async({0: batch.astype(self.input_type, copy=False)}, share_inputs=False)
+        h, w = batch.shape[2:]
+        padded = pad_batch(batch, self.size_multiple)  # a U-Net's 2**depth; the batch itself otherwise
+        request.start_async({0: padded.astype(self.input_type, copy=False)}, share_inputs=False)
 
         def result() -> np.ndarray:
             try:
                 request.wait()
-                return np.array(request.get_output_tensor(0).data, dtype=np.float32)  # a copy: the request is reused
+                # a copy (the request is reused), cropped back to the batch's size
+                return np.array(request.get_output_tensor(0).data[:, :, :h, :w], dtype=np.float32)
             finally:
                 self._idle.append(request)
 
@@ -125,8 +151,3 @@ class OpenVinoBackend:
 
     def close(self) -> None:
         self._idle.clear()
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__

@@ -9,6 +9,7 @@ only the newest frame: when inference is slower than the camera the stale frame 
 
 from __future__ import annotations
 
+import collections
 import queue
 import statistics
 import threading
@@ -19,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from cyclegan_edge.errors import describe
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import frames_to_tensor, resize_shorter_side, tensor_to_frame
-from cyclegan_edge.errors import describe
-from cyclegan_edge.runtime.backends import Backend, check_finite
+from cyclegan_edge.imaging.io import resize_area
+from cyclegan_edge.runtime.backends import AsyncBackend, Backend, check_finite
 from cyclegan_edge.runtime.sinks import Sink
 from cyclegan_edge.runtime.sources import Source
 from cyclegan_edge.runtime.stabilize import FlickerMeter, Stabilizer
@@ -227,10 +229,31 @@ class Pipeline:
                 self.q_infer.put(_END, self.stop)
                 return
 
+    def _infer_in_flight(self, backend: AsyncBackend) -> None:
+        """The infer stage for file sources on an AsyncBackend: up to ``in_flight`` frames submitted at once
+        (OpenVINO runs them on parallel streams), passed on in order."""
+        waiting: collections.deque[tuple[_Frame, Callable[[], np.ndarray], float]] = collections.deque()
+        while not self.stop.is_set():
+            try:
+                item = self.q_pre.get(timeout=0.05)
+            except queue.Empty:
+                item = None
+            if isinstance(item, _Frame):
+                assert item.tensor is not None
+                waiting.append((item, backend.submit(item.tensor), time.perf_counter()))
+            # hand results on when the requests are all busy, at the end, or while no new frame comes
+            while waiting and (item is _END or item is None or len(waiting) >= backend.in_flight):
+                f, result, t = waiting.popleft()
+                f.tensor = result()
+                self.stats.stage_ms["infer"].append((time.perf_counter() - t) * 1e3)
+                if not self.q_infer.put(f, self.stop):
+                    return
+            if item is _END:
+                self.q_infer.put(_END, self.stop)
+                return
+
     def _pre(self, f: _Frame) -> None:
-        frame = f.source
-        if frame.shape[:2] != self.infer_hw:
-            frame = cv2().resize(frame, (self.infer_hw[1], self.infer_hw[0]), interpolation=cv2().INTER_AREA)
+        frame = resize_area(f.source, self.infer_hw)
         f.tensor = frames_to_tensor([frame])
         f.model_input = frame if self.stabilizer is not None else None
 
@@ -273,9 +296,12 @@ class Pipeline:
 
     # ---- the main thread: writes, shows, and owns Ctrl-C ---------------------------------------------
     def run(self) -> PipelineStats:
-        batched = self.opts.batch > 1 and not self.source.live
-        infer = (self._guard(self._infer_batches) if batched
-                 else self._guard(self._stage, "infer", self.q_pre, self.q_infer, self._infer))  # fmt: skip
+        if self.opts.batch > 1 and not self.source.live:
+            infer = self._guard(self._infer_batches)
+        elif isinstance(self.backend, AsyncBackend) and self.backend.in_flight > 1 and not self.source.live:
+            infer = self._guard(self._infer_in_flight, self.backend)
+        else:
+            infer = self._guard(self._stage, "infer", self.q_pre, self.q_infer, self._infer)
         threads = [
             threading.Thread(target=self._guard(self._capture), name="capture", daemon=True),
             threading.Thread(target=self._guard(self._stage, "pre", self.q_capture, self.q_pre, self._pre), name="pre", daemon=True),

@@ -4,7 +4,12 @@
                                    resumable; see av_video.py) when installed, else OpenCV (mp4v)
     out.avi                        a video file through OpenCV (MJPEG)
     frames/                        an image folder (frame_000000.png, ...)
-    (no --output)                  a window
+    display://0                    a window (also what the runtime opens when it writes nothing else)
+    udp://HOST:PORT                a live stream: H.264 in MPEG-TS over UDP (PyAV; see av_stream.py)
+    rtp://HOST:PORT                a live stream: H.264 in MPEG-TS over RTP (PyAV's rtp_mpegts; no SDP needed)
+    rtsp://SERVER:PORT/PATH        a live stream published to an RTSP server (mediamtx, ...) over TCP
+
+``open_sink(uri, ...)`` opens any of them, as ``sources.open_source(uri)`` opens any source.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -167,15 +173,93 @@ def open_video_file(path: Path, fps: float, size: tuple[int, int], settings: Enc
     return VideoFileSink(path, fps, size)
 
 
+DISPLAY_SCHEME = "display://"
+STREAM_SCHEMES = ("udp", "rtp", "rtsp")
+# what plays each stream on the receiving machine (VLC: vlc udp://@:PORT, vlc rtp://@:PORT, vlc URI for RTSP)
+PLAYERS = {"udp": "ffplay -fflags nobuffer udp://@:{port} (on {host})",
+           "rtp": "ffplay -fflags nobuffer rtp://0.0.0.0:{port} (on {host})",
+           "rtsp": "ffplay -fflags nobuffer -rtsp_transport tcp {uri}"}  # fmt: skip
+RTSP_PORT = 554
+
+
+def is_display(uri: str) -> bool:
+    return uri.startswith(DISPLAY_SCHEME)
+
+
+def is_stream_output(uri: str) -> bool:
+    """udp://, rtp:// or rtsp://...: a live network stream (like a window: nothing to resume, no file)."""
+    return "://" in uri and uri.split("://")[0].lower() in STREAM_SCHEMES
+
+
+def stream_address(uri: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of udp://HOST:PORT, rtp://HOST:PORT or rtsp://SERVER[:PORT]/PATH; SinkError else."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or (RTSP_PORT if scheme == "rtsp" else None)
+    except ValueError:
+        port = None
+    if scheme == "rtsp" and not (parts.hostname and port and parts.path.strip("/")):
+        raise SinkError(f"{uri}: give rtsp://SERVER:PORT/PATH (an RTSP server, e.g. mediamtx, that takes publishers)")
+    if not parts.hostname or not port:
+        raise SinkError(f"{uri}: give {scheme}://HOST:PORT (HOST the receiver, PORT 1..65535)")
+    return scheme, parts.hostname, port
+
+
+def play_command(uri: str) -> str:
+    """What plays the stream ``uri``, and where."""
+    scheme, host, port = stream_address(uri)
+    return PLAYERS[scheme].format(port=port, host=host, uri=uri)
+
+
+def check_sink_uri(uri: str) -> None:
+    """SinkError, before anything is opened, for a URI no sink here takes: unknown schemes, display://X,
+    a stream without HOST:PORT."""
+    if is_display(uri):
+        if not uri[len(DISPLAY_SCHEME) :].isdigit():
+            raise SinkError(f"{uri}: give display://N, N a number (display://0: a window)")
+    elif is_stream_output(uri):
+        stream_address(uri)
+    elif "://" in uri:
+        raise SinkError(f"{uri}: unknown output: give a video file, a folder, display://N, udp://HOST:PORT, "
+                        "rtp://HOST:PORT or rtsp://SERVER:PORT/PATH")  # fmt: skip
+
+
+def open_sink(uri: str, fps: float, size: tuple[int, int], settings: EncodeSettings | None = None,
+              source: Source | None = None, job: tuple[object, ...] = (), overwrite: bool = False) -> Sink:  # fmt: skip
+    """The sink a string names: ``display://N`` a window, ``udp://``/``rtp://``/``rtsp://`` a live stream, else a
+    video file or image folder (open_output)."""
+    check_sink_uri(uri)
+    if is_stream_output(uri):
+        return open_stream(uri, fps, size, settings or EncodeSettings(), source)
+    if is_display(uri):
+        if not display_available():
+            raise SinkError(f"{uri}: no window can open here (no display, or an OpenCV without GUI): "
+                            "give a video file or a folder instead")  # fmt: skip
+        return WindowSink()
+    return open_output(uri, fps, size, settings, source, job, overwrite)
+
+
 def open_output(uri: str, fps: float, size: tuple[int, int], settings: EncodeSettings | None = None,
                 source: Source | None = None, job: tuple[object, ...] = (), overwrite: bool = False) -> Sink:  # fmt: skip
-    """The sink a string names: a video file by its extension, else an image folder."""
+    """The file sinks of open_sink: a video file by its extension, else an image folder."""
     if "://" in uri:
-        raise SinkError(f"{uri}: streaming outputs (rtp://, udp://) are not supported yet: give a file or a folder")
+        check_sink_uri(uri)
+        raise SinkError(f"{uri}: a window or a stream is not a file: open it with open_sink")
     path = Path(uri)
     if not path.suffix:
         return ImageFolderSink(path)
     return open_video_file(path, fps, size, settings or EncodeSettings(), source, job, overwrite)
+
+
+def open_stream(uri: str, fps: float, size: tuple[int, int], settings: EncodeSettings,
+                source: Source | None = None) -> Sink:  # fmt: skip
+    """A udp://, rtp:// or rtsp:// stream; streams go through PyAV only (OpenCV's writer cannot mux to the network)."""
+    try:
+        from cyclegan_edge.runtime import av_stream
+    except ImportError as e:
+        raise SinkError(f"{uri}: streaming needs PyAV, which is not importable here ({e}): pip install av") from None
+    return av_stream.AvStreamSink(uri, size, fps, settings, source)
 
 
 class ImageFolderSink(Sink):

@@ -5,12 +5,20 @@
     rtsp://host/stream       a network stream (live)
     test://?fps=60&size=320x240   a synthetic live camera (moving pattern), for trying things out
     clip.mp4                 a video file (lossless: every frame, in order; PyAV when installed, else OpenCV)
+
+Three more kinds name files rather than a frame stream; ``parse_source`` tells them apart and the runtime
+hands them to the batch converter (batch.py) instead of ``open_source``:
+
+    photo.jpg                one image file
+    photos/                  a folder: every video and image in it, recursively
+    'photos/**/*.jpg'        a glob (quoted, so that Python expands it: ``**`` descends into folders)
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +29,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS
 
 log = logging.getLogger("cyclegan_edge.runtime")
 
@@ -29,11 +38,20 @@ class SourceError(RuntimeError):
     """A source that cannot be opened or was lost; one line naming it."""
 
 
+FILE_KINDS = ("image", "folder", "glob")  # not frame streams: converted file by file (batch.py)
+GLOB_CHARS = "*?["
+
+
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # camera | csi | stream | test | file
+    kind: str  # camera | csi | stream | test | file (a video) | image | folder | glob
     target: str
     live: bool
+
+    @property
+    def is_stream(self) -> bool:
+        """Frames that open_source reads, as opposed to files that the batch converter translates one by one."""
+        return self.kind not in FILE_KINDS
 
 
 def parse_source(uri: str) -> SourceSpec:
@@ -48,7 +66,25 @@ def parse_source(uri: str) -> SourceSpec:
         return SourceSpec("stream", u, True)
     if u.startswith("test://"):
         return SourceSpec("test", u, True)
-    return SourceSpec("file", u, False)
+    return SourceSpec(file_kind(u), u, False)
+
+
+def file_kind(path: str) -> str:
+    """folder (an existing one, or any path ending in a slash), glob, image or file (a video), by the name and
+    what is on disk: a file whose name holds ``*``, ``?`` or ``[`` is still that file."""
+    p = Path(path)
+    if p.is_dir() or path.endswith(("/", os.sep)):
+        return "folder"
+    if any(c in path for c in GLOB_CHARS) and not p.exists():
+        return "glob"
+    return "image" if p.suffix.lower() in IMAGE_EXTENSIONS else "file"
+
+
+def glob_root(pattern: str) -> Path:
+    """The folder a glob's matches are named relative to: its leading parts without wildcards."""
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if any(c in part for c in GLOB_CHARS)), len(parts) - 1)
+    return Path(*parts[:fixed]) if fixed else Path(".")
 
 
 def csi_pipeline(sensor: str, width: int = 1280, height: int = 720, fps: int = 30) -> str:
@@ -214,7 +250,13 @@ def pyav() -> ModuleType | None:
 
 
 def open_source(uri: str) -> Source:
+    """The frames ``uri`` names; an image file is read as a one-frame video (the runtime's INPUT translates
+    an image through batch.convert_image instead, keeping it an image)."""
     spec = parse_source(uri)
+    if spec.kind in ("folder", "glob"):
+        raise SourceError(f"{uri}: a {spec.kind} is converted file by file (batch), not read as one stream")
+    if spec.kind == "image":
+        spec = SourceSpec("file", spec.target, False)
     if spec.kind == "test":
         return TestPatternSource(uri)
     if spec.kind == "file" and not Path(spec.target).is_file():

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.io import resize_area
 
 METRIC_SHORTER = 360
 METRIC_FLOW = f"OpenCV DIS flow, medium preset, on grey input frames area-downscaled to shorter side {METRIC_SHORTER} px"
@@ -127,9 +128,7 @@ class FlickerMeter:
 
     def update(self, source: np.ndarray, *outputs: np.ndarray) -> list[float | None]:
         grey = grey_at(source, self.shorter)
-        c, (h, w) = cv2(), grey.shape
-        outs = [downscaled(o, self.shorter) for o in outputs]
-        outs = [o if o.shape[:2] == (h, w) else c.resize(o, (w, h), interpolation=c.INTER_AREA) for o in outs]
+        outs = [resize_area(downscaled(o, self.shorter), grey.shape[:2]) for o in outputs]
         errs: list[float | None] = [None] * len(outs)
         if not self.errors:
             self.errors = [[] for _ in outs]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
-from cyclegan_edge.runtime.backends import Backend
+from cyclegan_edge.runtime.backends import Backend, TimedBackend
 
 PERCENTILES = (50, 90, 99)
 
@@ -57,9 +57,8 @@ def measure(backend: Backend, hw: tuple[int, int], batch: int, iterations: int, 
         t0 = time.perf_counter()
         x = frames_to_tensor(frames)
         t1 = time.perf_counter()
-        timed = getattr(backend, "infer_timed", None)
-        if timed is not None:  # CUDA backends: H2D / compute / D2H from CUDA events
-            y, parts = timed(x)
+        if isinstance(backend, TimedBackend):  # CUDA backends: H2D / compute / D2H from CUDA events
+            y, parts = backend.infer_timed(x)
             gpu.append(parts)
         else:
             y = backend.infer(x)

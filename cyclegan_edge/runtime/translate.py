@@ -13,17 +13,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cyclegan_edge.errors import ArgumentParser, run_cli
-from cyclegan_edge.imaging.io import check_outputs, list_files, relative_to, unique_outputs
+from cyclegan_edge.imaging.io import check_outputs, list_files, output_path, relative_to, unique_outputs
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend
 from cyclegan_edge.runtime.batch import convert_image
-
-
-def output_path(src: Path, roots: list[Path], out_dir: Path) -> Path:
-    for root in roots:
-        below = relative_to(src, root) if root.is_dir() else None
-        if below is not None:
-            return out_dir / root.name / below.with_suffix(".png")
-    return out_dir / (src.stem + ".png")
 
 
 def run(argv: list[str] | None) -> int:
@@ -41,14 +33,14 @@ def run(argv: list[str] | None) -> int:
     if not files:
         raise FileNotFoundError(f"no images found in {' '.join(args.inputs)}")
     roots = [Path(p) for p in args.inputs]
-    outputs = unique_outputs(files, [output_path(src, roots, out_dir) for src in files])
+    outputs = unique_outputs(files, [output_path(src, out_dir, roots, root_named=True) for src in files])
     check_outputs(files, outputs)
     backend = open_backend(args.model, BackendOptions(device=args.device))
     failed = 0
     for src, out in zip(tqdm(files, desc="translate", unit="img"), outputs):
         result = convert_image(src, out, backend)
-        if result.failed:
-            tqdm.write(f"skipped: {src}: {result.status[len('failed: '):]}", file=sys.stderr)
+        if result.error is not None:
+            tqdm.write(f"skipped: {src}: {result.error}", file=sys.stderr)
             failed += 1
     print(f"{len(files) - failed} of {len(files)} images written to {out_dir} ({backend.name})")
     return 1 if failed else 0

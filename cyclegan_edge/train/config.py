@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 from cyclegan_edge.models.generator import NETG_NAMES, UPSAMPLE_MODES
 
+MODELS = ("cyclegan", "pix2pix")  # --model: the objective (pix2pix: train/pix2pix.py, its own flags)
+
 
 def opt(default: Any, help: str, choices: list[str] | None = None, flag: str | None = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices, "alias": flag})
@@ -25,6 +27,8 @@ def opt(default: Any, help: str, choices: list[str] | None = None, flag: str | N
 class TrainConfig:
     HIDDEN: ClassVar[frozenset[str]] = frozenset()  # fields a subclass does not use (not offered as flags)
 
+    model: str = opt("cyclegan", "objective: cyclegan (unpaired, G: A->B and F: B->A) or pix2pix (paired data, "
+                     "one generator; --model pix2pix --help lists its flags)", list(MODELS))  # fmt: skip
     # data
     dataroot: str = opt("", "dataset root holding trainA/ and trainB/")
     a_dir: str = opt("", "folder of domain A images (instead of --dataroot)", flag="--a")

@@ -1,8 +1,9 @@
-"""Unpaired image data: file discovery with corrupt-file skipping, reference preprocessing.
+"""Unpaired (CycleGAN) and paired (pix2pix) image data: file discovery with corrupt-file skipping,
+reference preprocessing.
 
 Every random choice for sample ``i`` of epoch ``e`` (crop, flip, which B image) comes from a
 generator seeded by ``(seed, e, i)``, so a resumed run sees exactly the data an uninterrupted
-one would, whatever the number of DataLoader workers.
+one would, whatever the number of DataLoader workers. A pair gets the same crop and flip on both sides.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def scan_images(folder: Path, limit: int = 0, show_progress: bool = True) -> lis
     return good
 
 
-def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
-    """The reference implementation's transforms on a BGR uint8 image."""
+def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, multiple: int = MULTIPLE) -> np.ndarray:
+    """The reference implementation's transforms on a BGR uint8 image; uncropped sizes are cut down to
+    multiples of ``multiple`` (the generator's size multiple)."""
     resize = cv2().resize
     if cfg.preprocess == "resize_and_crop":
         img = resize(img, (cfg.load_size, cfg.load_size), interpolation=cv2().INTER_CUBIC)
@@ -80,9 +82,9 @@ def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> n
         y = int(rng.integers(0, h - cfg.crop_size + 1))
         x = int(rng.integers(0, w - cfg.crop_size + 1))
         img = img[y : y + cfg.crop_size, x : x + cfg.crop_size]
-    else:  # scale_width / none: make both sides multiples of 4
+    else:  # scale_width / none: make both sides multiples of the generator's size multiple
         h, w = img.shape[:2]
-        img = img[: max(MULTIPLE, h - h % MULTIPLE), : max(MULTIPLE, w - w % MULTIPLE)]
+        img = img[: max(multiple, h - h % multiple), : max(multiple, w - w % multiple)]
     if cfg.flip and rng.random() < 0.5:
         img = img[:, ::-1]
     return np.ascontiguousarray(img)
@@ -104,10 +106,61 @@ class UnpairedDataset(Dataset[dict[str, torch.Tensor]]):
         return {"A": torch.from_numpy(frame_to_tensor(a)[0]), "B": torch.from_numpy(frame_to_tensor(b)[0])}
 
 
+def paired_files(cfg: TrainConfig, show_progress: bool = True) -> list[tuple[Path, Path | None]]:
+    """Aligned pairs as (A, B) files, or (AB, None) for one A|B side-by-side image (the reference's aligned
+    format, ``DATAROOT/train``); two folders pair files of the same name stem (``--a``/``--b``, or
+    ``DATAROOT/trainA`` + ``trainB``)."""
+    root = Path(cfg.dataroot) if cfg.dataroot else None
+    if root is not None and not (cfg.a_dir or cfg.b_dir) and (root / "train").is_dir():
+        return [(p, None) for p in scan_images(root / "train", cfg.max_images, show_progress)]
+    if root is not None and not (root / "trainA").is_dir() and not (cfg.a_dir or cfg.b_dir):
+        raise DataError(f"{root}: no train/ (A|B side-by-side images) and no trainA/ + trainB/ folders")
+    a_dir, b_dir = domain_dirs(cfg)
+    a_all = scan_images(a_dir, 0, show_progress)
+    b_by_stem = {p.stem: p for p in scan_images(b_dir, 0, show_progress)}
+    pairs: list[tuple[Path, Path | None]] = [(a, b_by_stem[a.stem]) for a in a_all if a.stem in b_by_stem]
+    if not pairs:
+        raise DataError(f"{a_dir} and {b_dir}: no file names in common (pairs are matched by name, extension aside)")
+    alone = len(a_all) + len(b_by_stem) - 2 * len(pairs)
+    if alone:
+        log.warning("%s, %s: %d images without a partner of the same name (skipped)", a_dir, b_dir, alone)
+    return pairs[: cfg.max_images or None]
+
+
+class PairedDataset(Dataset[dict[str, torch.Tensor]]):
+    """Aligned pairs, ``{"A": input, "B": target}`` (``b_to_a`` swaps the sides, the reference's BtoA)."""
+
+    def __init__(self, pairs: list[tuple[Path, Path | None]], cfg: TrainConfig, multiple: int = MULTIPLE,
+                 b_to_a: bool = False) -> None:  # fmt: skip
+        self.pairs, self.cfg, self.multiple, self.b_to_a = pairs, cfg, multiple, b_to_a
+        self.a_files = [a for a, _ in pairs]  # for counts in logs: one file per side
+        self.b_files = [b or a for a, b in pairs]
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        first, second = self.pairs[index]
+        if second is None:
+            ab = read_image(first)
+            half = ab.shape[1] // 2
+            a, b = ab[:, :half], ab[:, half:]
+        else:
+            a, b = read_image(first), read_image(second)
+        if self.b_to_a:
+            a, b = b, a
+        # Two generators in the same state: the same crop and flip on both sides of the pair.
+        key = (self.cfg.seed, self.epoch, index)
+        a = preprocess(a, self.cfg, np.random.default_rng(key), self.multiple)
+        b = preprocess(b, self.cfg, np.random.default_rng(key), self.multiple)
+        return {"A": torch.from_numpy(frame_to_tensor(a)[0]), "B": torch.from_numpy(frame_to_tensor(b)[0])}
+
+
 class ResumableSampler(Sampler[int]):
     """DistributedSampler (a world of 1 without torchrun) that can start mid-epoch."""
 
-    def __init__(self, dataset: UnpairedDataset, world: int, rank: int, seed: int, batch_size: int) -> None:
+    def __init__(self, dataset: UnpairedDataset | PairedDataset, world: int, rank: int, seed: int, batch_size: int) -> None:
         self.inner: DistributedSampler[int] = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
         self.dataset, self.batch_size, self.skip_batches = dataset, batch_size, 0
 

@@ -47,7 +47,7 @@ FEATURE_POINTS = (9, 12, 15, 18)
 @dataclass
 class DistillConfig(TrainConfig):
     # the teacher and --student define the generators; the cycle objective is not used
-    HIDDEN: ClassVar[frozenset[str]] = frozenset({"netG", "ngf", "mobile_config", "upsample", "lambda_cycle",
+    HIDDEN: ClassVar[frozenset[str]] = frozenset({"model", "netG", "ngf", "mobile_config", "upsample", "lambda_cycle",
                                                    "lambda_identity", "pool_size"})  # fmt: skip
     teacher: str = opt("", "the teacher generator (.pth: ours, published or a training state)")
     student: str = opt("mobile:8_8_16_8_16_16_8_8", "student: mobile:C0_..._C7 (GAN Compression channel config)")
@@ -116,6 +116,8 @@ class Distiller(Trainer):
         if not cfg.teacher:
             raise ValueError("--teacher T.pth is required")
         loaded = load_generator(cfg.teacher)
+        if not isinstance(loaded.model, ResnetGenerator) or not isinstance(loaded.config, GeneratorConfig):
+            raise ValueError(f"--teacher {cfg.teacher}: {loaded.config.name}; distillation takes a ResNet teacher")
         self.teacher_source = {"path": str(Path(cfg.teacher).resolve()), "sha256": loaded.sha256 or sha256_file(cfg.teacher),
                                "arch": loaded.config.to_dict()}  # fmt: skip
         self.teacher = loaded.model.to(self.device).eval().requires_grad_(False)

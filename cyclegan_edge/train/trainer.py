@@ -25,7 +25,16 @@ from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, write_json
 from cyclegan_edge.imaging.frames import tensor_to_frames
 from cyclegan_edge.imaging.io import write_image
-from cyclegan_edge.models import ResnetGenerator, count_macs, init_normal, named_config, save_generator
+from cyclegan_edge.models import (
+    AnyGeneratorConfig,
+    GeneratorConfig,
+    ResnetGenerator,
+    build_generator,
+    count_macs,
+    init_normal,
+    named_config,
+    save_generator,
+)
 from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT
 from cyclegan_edge.train.config import TrainConfig
 from cyclegan_edge.train.cyclegan import (
@@ -35,7 +44,7 @@ from cyclegan_edge.train.cyclegan import (
     generator_losses,
     linear_decay,
 )
-from cyclegan_edge.train.data import ResumableSampler, UnpairedDataset, domain_dirs, scan_images
+from cyclegan_edge.train.data import PairedDataset, ResumableSampler, UnpairedDataset, domain_dirs, scan_images
 from cyclegan_edge.train.pool import ImagePool
 
 log = logging.getLogger("cyclegan_edge.train")
@@ -187,9 +196,8 @@ class Trainer:
         self.ckpt_path = self.run_dir / "checkpoints" / "latest.pt"
         torch.manual_seed(cfg.seed)
 
-        a_dir, b_dir = domain_dirs(cfg)
-        show = self.d.main and sys.stderr.isatty()
-        self.dataset = UnpairedDataset(scan_images(a_dir, cfg.max_images, show), scan_images(b_dir, cfg.max_images, show), cfg)
+        self.g_cfg: AnyGeneratorConfig = self.generator_config()
+        self.dataset = self.make_dataset(self.d.main and sys.stderr.isatty())
         self.sampler = ResumableSampler(self.dataset, self.d.world, self.d.rank, cfg.seed, cfg.batch_size)
         if self.sampler.batches_per_epoch() == 0:
             raise ValueError(f"batch size {cfg.batch_size} x {self.d.world} processes exceeds the {len(self.dataset)} images")
@@ -199,7 +207,6 @@ class Trainer:
         self.memory_format = torch.channels_last if cuda and cfg.channels_last else torch.contiguous_format
         self.ddp_ids = [self.d.local_rank] if cuda else None
 
-        self.g_cfg = named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
         generators, discriminators = self.build()
         betas = (cfg.beta1, 0.999)
         self.opt_g = torch.optim.Adam(generators.parameters(), lr=cfg.lr, betas=betas)
@@ -219,9 +226,19 @@ class Trainer:
         return module, torch.compile(wrapped) if compile else wrapped
 
     # ---- the objective: CycleGAN (hooks a subclass overrides) -----------------------------------
+    def generator_config(self) -> AnyGeneratorConfig:
+        cfg = self.cfg
+        return named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
+
+    def make_dataset(self, show_progress: bool) -> UnpairedDataset | PairedDataset:
+        a_dir, b_dir = domain_dirs(self.cfg)
+        n = self.cfg.max_images
+        return UnpairedDataset(scan_images(a_dir, n, show_progress), scan_images(b_dir, n, show_progress), self.cfg)
+
     def build(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         """Create the models; return (what the G optimizer trains, what the D optimizer trains)."""
         cfg = self.cfg
+        assert isinstance(self.g_cfg, GeneratorConfig)
         gens = CycleGenerators(ResnetGenerator(self.g_cfg), ResnetGenerator(self.g_cfg), cfg.lambda_identity > 0)
         discs = Discriminators(self.g_cfg.input_nc, cfg.ndf, cfg.n_layers_D)
         init_normal(gens)
@@ -404,8 +421,11 @@ class Trainer:
         """The rest of the current epoch (or up to ``total_iters``); raises KeyboardInterrupt on an agreed stop."""
         cfg = self.cfg
         self.sampler.set_position(self.pos.epoch, self.pos.batch)
+        # its own generator: a DataLoader draws a base seed when an epoch starts, which would shift the global RNG
+        # (Dropout's) of a run resumed mid-epoch; samples are seeded per index anyway (data.py)
         loader = DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
-                            num_workers=cfg.workers, pin_memory=self.device.type == "cuda")  # fmt: skip
+                            num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
+                            generator=torch.Generator())  # fmt: skip
         tick = time.perf_counter()
         for batch in loader:
             losses = self.step(batch)
@@ -433,8 +453,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir / "config.json", {**self.cfg.to_dict(), "generator": self.g_cfg.to_dict(),
                                                  "world_size": self.d.world, "device": str(self.device)})  # fmt: skip
-        log.info("G: %s (%s); %d+%d training images; device %s%s; %d process(es)", self.g_cfg.name,
-                 count_macs(ResnetGenerator(self.g_cfg), self.cfg.crop_size, self.cfg.crop_size),
+        with torch.random.fork_rng(devices=[]):  # a resumed run's RNG stays the checkpoint's (Dropout draws from it)
+            macs = count_macs(build_generator(self.g_cfg), self.cfg.crop_size, self.cfg.crop_size)
+        log.info("G: %s (%s); %d+%d training images; device %s%s; %d process(es)", self.g_cfg.name, macs,
                  len(self.dataset.a_files), len(self.dataset.b_files), self.device,
                  f", amp {self.amp_dtype}" if self.amp_dtype else "", self.d.world)  # fmt: skip
 

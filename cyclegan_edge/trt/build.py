@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, sha256_file
+from cyclegan_edge.trt.loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
 from cyclegan_edge.trt.plan import (
     INPUT_NAME,
     MIN_TRTEXEC,
@@ -26,7 +27,6 @@ from cyclegan_edge.trt.plan import (
     sidecar_path,
     trtexec_command,
 )
-from cyclegan_edge.trt.loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
 
 if TYPE_CHECKING:  # the tensorrt-stubs package: TensorRT objects below are checked against it
     import tensorrt

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cyclegan_edge.trt.plan import EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path
 from cyclegan_edge.trt.loader import gpu_identity, import_cudart, import_tensorrt, recording_logger
+from cyclegan_edge.trt.plan import EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path
 
 if TYPE_CHECKING:  # checked against the tensorrt-stubs package
     import tensorrt

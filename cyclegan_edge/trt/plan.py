@@ -14,14 +14,13 @@ import json
 import os
 import re
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
-PRECISIONS = ("fp32", "fp16", "int8")
+from cyclegan_edge.model_files import INPUT_NAME, PRECISIONS
+
 MIN_TENSORRT = (8, 5)  # named I/O tensors and execute_async_v3 (the runtime's TensorRT backend) start there
 MIN_TRTEXEC = (8, 0)  # trtexec builds from the ONNX on older TensorRT too (8.2: JetPack 4, Jetson Nano)
-INPUT_NAME = "input"
 
 
 class EngineCompatError(RuntimeError):
@@ -128,7 +127,6 @@ class EngineSidecar:
     strongly_typed: bool
     dla_core: int | None = None
     toolkit_version: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def write(self, path: str | os.PathLike[str]) -> None:
         from cyclegan_edge.atomic import write_json
@@ -142,7 +140,8 @@ class EngineSidecar:
             raise EngineCompatError(f"{p}: missing engine sidecar (build the engine with python -m cyclegan_edge.export)")
         try:
             data = json.loads(p.read_text())
-            return cls(**data)
+            known = {f.name for f in fields(cls)}  # sidecars of older versions may hold keys since dropped
+            return cls(**{k: v for k, v in data.items() if k in known})
         except (ValueError, TypeError) as e:
             raise EngineCompatError(f"{p}: unreadable engine sidecar ({e})") from None
 

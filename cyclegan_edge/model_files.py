@@ -1,0 +1,16 @@
+"""What a model file is, defined once: its kind by extension, the exported graph's I/O names and the
+precision names (the ONNX a precision lives in, the engine built from it)."""
+
+from __future__ import annotations
+
+CHECKPOINT_EXTENSIONS = (".pth", ".pt")  # PyTorch: published, GAN Compression or ours (models/checkpoint.py)
+ONNX_EXTENSIONS = (".onnx",)
+OPENVINO_EXTENSIONS = (".onnx", ".xml")  # .xml: OpenVINO IR
+ENGINE_EXTENSIONS = (".plan", ".engine")  # TensorRT / TensorRT-RTX
+
+INPUT_NAME, OUTPUT_NAME = "input", "output"  # NCHW RGB in [-1, 1] in and out, dynamic N, H and W
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def is_checkpoint(path: object) -> bool:
+    return str(path).lower().endswith(CHECKPOINT_EXTENSIONS)

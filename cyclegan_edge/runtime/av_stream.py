@@ -1,0 +1,186 @@
+"""Live network streams of the translated frames through PyAV (FFmpeg's muxers); no server of our own.
+
+    udp://HOST:PORT   H.264 in MPEG-TS over UDP, 1316-byte datagrams (7 TS packets: they fit a 1500-byte
+                      MTU). Play: ``ffplay -fflags nobuffer udp://@:PORT`` or ``vlc udp://@:PORT``.
+    rtp://HOST:PORT   H.264 in MPEG-TS over RTP (FFmpeg's ``rtp_mpegts`` muxer, payload type 33). Plain
+                      H.264 over RTP (RFC 6184, FFmpeg's ``rtp`` muxer) needs an SDP that only FFmpeg's
+                      av_sdp_create writes, and PyAV 18 does not expose it; MPEG-TS over RTP needs none.
+                      Play: ``ffplay -fflags nobuffer rtp://0.0.0.0:PORT`` (FFmpeg 8 refuses ``@`` here;
+                      FFmpeg's RTP reader drops the first packet, so it starts at the next keyframe) or
+                      ``vlc rtp://@:PORT``. The receiver also gets RTCP on PORT+1.
+    rtsp://SERVER:PORT/PATH
+                      published (ANNOUNCE + RECORD, RTP over TCP) to an RTSP server that takes publishers,
+                      e.g. mediamtx, which serves it to any number of players:
+                      ``ffplay -rtsp_transport tcp rtsp://SERVER:PORT/PATH``. Tested against FFmpeg's own
+                      listening RTSP reader (``-rtsp_flags listen``), not against mediamtx.
+
+For UDP and RTP, HOST is the receiving machine (or a multicast group): the receiver listens, nothing here does.
+Encoding: libx264 for latency (``tune=zerolatency``: no B-frames, no lookahead; ``--preset``, default
+veryfast), a keyframe every second (what a player that joins late waits at most), ``--crf`` or
+``--bitrate`` (which also caps the rate, 1 s buffer) as for files. Video only: a file source's audio is
+not sent. A file source is sent at its frame rate (paced, like ``ffmpeg -re``), a camera as frames come.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.runtime.av_video import LIVE_TIME_BASE, AvSource, av_error, encoder_options, parse_bitrate
+from cyclegan_edge.runtime.sinks import (EncodeSettings, Sink, SinkError, encoded_size, pad_to, stream_address,
+                                         warn_padded)  # fmt: skip
+from cyclegan_edge.runtime.sources import Source
+
+log = logging.getLogger("cyclegan_edge.runtime")
+
+MUXERS = {"udp": "mpegts", "rtp": "rtp_mpegts", "rtsp": "rtsp"}
+# each packet leaves at once (low latency); RTSP sends RTP over the server's TCP connection (no UDP to lose)
+MUXER_OPTIONS = {"udp": {"flush_packets": "1"}, "rtp": {"flush_packets": "1"}, "rtsp": {"rtsp_transport": "tcp"}}
+TS_DATAGRAM = 1316  # 7 MPEG-TS packets of 188 bytes: with IP and UDP headers under a 1500-byte MTU
+ENCODER = "libx264"
+
+
+def stream_url(uri: str, scheme: str) -> str:
+    """The URL FFmpeg opens: UDP datagrams of whole TS packets unless the URI sets pkt_size itself."""
+    if scheme != "udp" or "pkt_size=" in uri:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}pkt_size={TS_DATAGRAM}"
+
+
+def check_settings(uri: str, settings: EncodeSettings) -> None:
+    if settings.codec != "h264":
+        raise SinkError(f"{uri}: streams are H.264 (what every player takes): drop --codec {settings.codec}")
+    if settings.encoder == "nvenc":
+        raise SinkError(f"{uri}: streams encode with {ENCODER} on the CPU: drop --encoder nvenc")
+
+
+def resolve(uri: str, host: str, port: int) -> None:
+    """SinkError naming the host when it does not resolve (FFmpeg says only 'Input/output error')."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as e:
+        reason = e.strerror if isinstance(e, socket.gaierror) else str(e)
+        raise SinkError(f"{uri}: cannot resolve host {host} ({reason})") from None
+
+
+def x264_options(settings: EncodeSettings) -> dict[str, str]:
+    opts = {**encoder_options(ENCODER, settings), "tune": "zerolatency"}
+    if settings.bitrate:  # a live link has a ceiling: cap the rate over a one-second buffer
+        bps = str(parse_bitrate(settings.bitrate))
+        opts.update(maxrate=bps, bufsize=bps)
+    return opts
+
+
+def has_audio(source: Source | None) -> bool:
+    return isinstance(source, AvSource) and bool(source.container.streams.audio)
+
+
+class AvStreamSink(Sink):
+    """Encodes each frame as it comes and sends it; close() flushes the encoder. Nothing is kept on disk."""
+
+    def __init__(self, uri: str, size: tuple[int, int], fps: float, settings: EncodeSettings,
+                 source: Source | None = None) -> None:  # fmt: skip
+        self.name = uri
+        check_settings(uri, settings)
+        scheme, host, port = stream_address(uri)
+        resolve(uri, host, port)
+        if settings.audio and has_audio(source):
+            log.warning("%s: the source's audio is not sent (video only; --no-audio silences this)", uri)
+        self.size, self.frame_size = size, encoded_size(size)
+        warn_padded(Path(uri), size, self.frame_size)
+        self.rate = Fraction(fps or 30).limit_denominator(1001)
+        self.live = bool(source is not None and source.live)
+        self.frames = 0
+        self._t0: float | None = None  # the clock when the first frame went out
+        self._last_pts = -1
+        self.out: Any = None
+        try:
+            self.out = av.open(stream_url(uri, scheme), "w", format=MUXERS[scheme],
+                               container_options=MUXER_OPTIONS[scheme])  # fmt: skip
+            self.vs = self._add_video(settings)
+            self.out.start_encoding()  # the header now: an RTSP server that refuses fails here, not mid-run
+        except (av.FFmpegError, OSError) as e:
+            self._discard()
+            raise SinkError(f"{uri}: cannot open the stream ({av_error(e)})") from None
+
+    def _add_video(self, settings: EncodeSettings) -> Any:
+        vs = self.out.add_stream(ENCODER, rate=self.rate, options=x264_options(settings))
+        vs.width, vs.height, vs.pix_fmt = self.frame_size[1], self.frame_size[0], "yuv420p"
+        vs.time_base = LIVE_TIME_BASE
+        ctx = vs.codec_context
+        ctx.time_base = LIVE_TIME_BASE
+        ctx.gop_size = max(1, round(float(self.rate)))  # a keyframe a second: how long a late joiner waits
+        ctx.colorspace = ctx.color_primaries = ctx.color_trc = 1  # BT.709, limited range, as for files
+        ctx.color_range = 1
+        if settings.bitrate:
+            ctx.bit_rate = parse_bitrate(settings.bitrate)
+        return vs
+
+    def _timestamp(self, now: float) -> int:
+        """pts in LIVE_TIME_BASE: a file's frames at its frame rate, a camera's by the clock (it drops frames)."""
+        if self.live:
+            pts = max(round((now - (self._t0 or now)) / LIVE_TIME_BASE), self._last_pts + 1)
+        else:
+            pts = round(self.frames / (self.rate * LIVE_TIME_BASE))
+        self._last_pts = pts
+        return pts
+
+    def _pace(self, pts: int) -> None:
+        """A file converts faster than real time: hold each frame until its time, as a player expects it."""
+        if not self.live and self._t0 is not None:
+            delay = self._t0 + float(pts * LIVE_TIME_BASE) - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def write(self, frame: np.ndarray, status: str = "") -> None:
+        if frame.shape[:2] != self.size:
+            frame = cv2().resize(frame, (self.size[1], self.size[0]))
+        now = time.monotonic()
+        self._t0 = now if self._t0 is None else self._t0
+        pts = self._timestamp(now)
+        vf = av.VideoFrame.from_ndarray(pad_to(frame, self.frame_size), format="bgr24")
+        vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709")
+        vf.pts, vf.time_base = pts, LIVE_TIME_BASE
+        try:
+            packets = self.vs.encode(vf)
+        except (av.FFmpegError, OSError) as e:
+            raise SinkError(f"{self.name}: the encoder failed ({av_error(e)})") from None
+        self._pace(pts)
+        self._send(packets)
+        self.frames += 1
+
+    def _send(self, packets: list[Any]) -> None:
+        try:
+            for p in packets:
+                self.out.mux(p)
+        except (av.FFmpegError, OSError) as e:
+            raise SinkError(f"{self.name}: sending failed ({av_error(e)})") from None
+
+    def _discard(self) -> None:
+        if self.out is not None:
+            try:
+                self.out.close()
+            except (av.FFmpegError, OSError):
+                pass  # already failing: the first error is the one to report
+            self.out = None
+
+    def close(self) -> None:
+        if self.out is None:
+            return
+        try:
+            if self.frames:
+                self._send(self.vs.encode(None))
+        finally:
+            out, self.out = self.out, None
+            try:
+                out.close()
+            except (av.FFmpegError, OSError) as e:
+                raise SinkError(f"{self.name}: closing the stream failed ({av_error(e)})") from None

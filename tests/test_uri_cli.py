@@ -1,0 +1,161 @@
+"""Issue 17: one string names any source or sink. ``runtime INPUT [OUTPUT]`` on real files, the old flags as
+aliases, and the one-line refusals. In this process: ``main(argv)`` returns what ``python -m`` exits with."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cyclegan_edge import ASSETS_DIR
+from cyclegan_edge.imaging.io import read_image
+from cyclegan_edge.runtime.__main__ import main
+from cyclegan_edge.runtime.sources import open_source
+
+MODEL = ASSETS_DIR / "photo2monet.onnx"
+DEMO = ASSETS_DIR / "demo.mp4"
+IMAGES = sorted((ASSETS_DIR / "images").glob("*.jpg"))
+FAST = ["--model", str(MODEL), "--size", "64", "--threads", "1"]
+
+
+def runtime(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, list[str]]:
+    """Exit status, stdout and the ``error:`` lines of one run."""
+    rc = main([*args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    return rc, out, [ln for ln in err.splitlines() if ln.startswith("error:")]
+
+
+def frame_count(video: Path) -> int:
+    """Frames decoded by the runtime's own reader (PyAV when installed)."""
+    source = open_source(str(video))
+    try:
+        n = 0
+        while source.read() is not None:
+            n += 1
+        return n
+    finally:
+        source.close()
+
+
+def write_clip(path: Path, frames: int = 4, hw: tuple[int, int] = (48, 64)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    photo = cv2.resize(read_image(IMAGES[0]), (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (hw[1], hw[0]))
+    for i in range(frames):
+        w.write(np.roll(photo, 4 * i, axis=1))
+    w.release()
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """Two images (one in a subfolder), a short video, and a file that is neither."""
+    root = tmp_path / "in"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(IMAGES[0], root / IMAGES[0].name)
+    shutil.copy(IMAGES[1], root / "sub" / IMAGES[1].name)
+    write_clip(root / "sub" / "clip.avi")
+    (root / "notes.txt").write_text("hello")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def no_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server: no window can open (as on this project's CI machine)."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+
+
+def test_video_to_video(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    rc, stdout, errors = runtime(capsys, str(DEMO), str(out), *FAST, "--max-frames", "4")
+    assert rc == 0 and not errors, errors
+    assert f"4 frames -> {out}" in stdout
+    assert frame_count(out) == 4
+
+
+def test_folder_to_folder_is_batch(capsys: pytest.CaptureFixture[str], folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    rc, stdout, errors = runtime(capsys, str(folder), str(out), *FAST)
+    assert rc == 0 and not errors, errors
+    assert "4 of 4 files ok" in stdout  # notes.txt: skipped, not failed
+    assert read_image(out / (IMAGES[0].stem + ".png")).shape == read_image(IMAGES[0]).shape
+    assert (out / "sub" / (IMAGES[1].stem + ".png")).is_file()
+    assert frame_count(out / "sub" / "clip.mp4") == 4
+    rc, stdout, _ = runtime(capsys, str(folder), str(out), *FAST)
+    assert rc == 0 and stdout.count("skipped (exists)") == 3
+
+
+def test_glob_to_folder(capsys: pytest.CaptureFixture[str], folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    rc, stdout, errors = runtime(capsys, f"{folder}/**/*.jpg", str(out), *FAST)
+    assert rc == 0 and not errors, errors
+    assert "2 of 2 files ok" in stdout
+    converted = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert converted == sorted([IMAGES[0].stem + ".png", f"sub/{IMAGES[1].stem}.png"])  # paths below the glob's root
+    rc, _, errors = runtime(capsys, f"{folder}/*.gif", str(out), *FAST)
+    assert rc == 1 and len(errors) == 1 and "no file matches" in errors[0], errors
+
+
+def test_image_to_image_file_or_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "monet.png"
+    rc, stdout, errors = runtime(capsys, str(IMAGES[0]), str(out), *FAST)
+    assert rc == 0 and not errors, errors
+    before, after = read_image(IMAGES[0]), read_image(out)
+    assert after.shape == before.shape and np.abs(after.astype(int) - before.astype(int)).mean() > 5
+    rc, _, errors = runtime(capsys, str(IMAGES[0]), str(tmp_path / "folder"), *FAST)
+    assert rc == 0 and (tmp_path / "folder" / (IMAGES[0].stem + ".png")).is_file(), errors
+    rc, _, errors = runtime(capsys, str(IMAGES[0]), str(tmp_path / "x.mp4"), *FAST)
+    assert rc == 1 and len(errors) == 1 and "an image translates to an image file" in errors[0], errors
+
+
+def test_display_without_a_display_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, errors = runtime(capsys, str(DEMO), "display://0", *FAST, "--max-frames", "2")
+    assert rc == 1 and len(errors) == 1 and "display://0: no window can open here" in errors[0], errors
+    rc, _, errors = runtime(capsys, str(DEMO), *FAST, "--max-frames", "2")  # a stream without OUTPUT: a window
+    assert rc == 1 and len(errors) == 1 and "no display here" in errors[0], errors
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("srt://192.168.1.2:5000", "unknown output: give a video file, a folder, display://N, udp://HOST:PORT"),
+    ("udp://192.168.1.2", "give udp://HOST:PORT"),
+])  # fmt: skip
+def test_unknown_output_refused(capsys: pytest.CaptureFixture[str], uri: str, expected: str) -> None:
+    """udp:// and rtp:// stream (tests/test_stream_out.py); other schemes, or a stream without a port, are one line."""
+    rc, _, errors = runtime(capsys, str(DEMO), uri, *FAST)
+    assert rc == 1 and len(errors) == 1, errors
+    assert f"{uri}: {expected}" in errors[0]
+
+
+def test_folder_to_stream_refused(capsys: pytest.CaptureFixture[str], folder: Path) -> None:
+    rc, _, errors = runtime(capsys, str(folder), "udp://127.0.0.1:5000", *FAST)
+    assert rc == 1 and len(errors) == 1 and "is translated to files" in errors[0], errors
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([str(DEMO), "--video", str(DEMO)], "give the input once"),
+    ([str(DEMO), "--camera", "test://"], "give the input once"),
+    ([str(DEMO), "out.mp4", "--output", "other.mp4"], "give the output once"),
+    ([str(DEMO), "out.mp4", "--shard", "0/2"], "--shard K/N splits a batch"),
+])  # fmt: skip
+def test_usage_errors(capsys: pytest.CaptureFixture[str], args: list[str], expected: str) -> None:
+    rc, _, errors = runtime(capsys, *args)
+    assert rc == 2 and len(errors) == 1 and expected in errors[0], errors
+
+
+def test_old_flags_still_work(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The headline form: --camera URI --engine MODEL -o FILE (and --video, --input)."""
+    cam = tmp_path / "cam.mp4"
+    rc, stdout, errors = runtime(capsys, "--camera", "test://?fps=30", "--engine", str(MODEL), "--max-frames", "3",
+                                 "-o", str(cam), "--size", "64")  # fmt: skip
+    assert rc == 0 and not errors, errors
+    assert f"-> {cam}" in stdout and frame_count(cam) >= 1  # live: stale frames may be dropped
+    video = tmp_path / "video.mp4"
+    rc, _, errors = runtime(capsys, "--video", str(DEMO), "--output", str(video), *FAST, "--max-frames", "2")
+    assert rc == 0 and frame_count(video) == 2, errors
+    rc, stdout, errors = runtime(capsys, "--input", str(ASSETS_DIR / "images"), "-o", str(tmp_path / "b"), *FAST)
+    assert rc == 0 and f"{len(IMAGES)} of {len(IMAGES)} files ok" in stdout, errors
