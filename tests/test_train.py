@@ -69,7 +69,7 @@ def fixed_pair_cycle_l1(run: Path, root: Path) -> float:
         img = cv2.imread(str(sorted((root / domain).glob("*.jpg"))[0]), cv2.IMREAD_COLOR)
         return torch.from_numpy(frames_to_tensor([cv2.resize(img, (32, 32), interpolation=cv2.INTER_CUBIC)]))
 
-    g, f = load_generator(run / "G_A2B.pth").model, load_generator(run / "F_B2A.pth").model
+    g, f = load_generator(run / "G_A2B.pth").model, load_generator(run / "G_B2A.pth").model
     a, b = first("trainA"), first("trainB")
     with torch.no_grad():
         return float((f(g(a)) - a).abs().mean() + (g(f(b)) - b).abs().mean())
@@ -100,7 +100,7 @@ def test_training_learns_the_cycle_and_writes_outputs(lr: str, tiny_root: Path, 
     assert {p.name for p in (run / "samples").iterdir()} == {"iter_0000050.png", "iter_0000100.png", "final.png"}
     g = load_generator(run / "G_A2B.pth")
     assert g.meta["direction"] == "A->B" and g.meta["train_size"] == 32
-    assert load_generator(run / "F_B2A.pth").meta["direction"] == "B->A"
+    assert load_generator(run / "G_B2A.pth").meta["direction"] == "B->A"
     assert (run / "config.json").is_file()
 
 
@@ -198,7 +198,7 @@ def test_bad_data(tmp_path: Path, tiny_root: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     r = train(["--a", str(empty), "--b", str(tiny_root / "trainB"), *TINY, "--output", str(tmp_path)], tmp_path)
-    assert r.returncode == 2 and "no usable images" in r.stderr and str(empty) in r.stderr
+    assert r.returncode == 1 and "no usable images" in r.stderr and str(empty) in r.stderr
 
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
@@ -206,7 +206,7 @@ def test_bad_data(tmp_path: Path, tiny_root: Path) -> None:
         (corrupt / f"bad{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     (corrupt / "readme.txt").write_text("not an image")
     r = train(["--a", str(corrupt), "--b", str(tiny_root / "trainB"), *TINY, "--output", str(tmp_path)], tmp_path)
-    assert r.returncode == 2 and r.stderr.count("skipped:") == 3 and "3 unreadable" in r.stderr
+    assert r.returncode == 1 and r.stderr.count("skipped:") == 3 and "3 unreadable" in r.stderr
 
     # one real greyscale image plus one corrupt file: trains, with one warning and a count
     mixed = tmp_path / "mixed"
@@ -239,7 +239,7 @@ def test_existing_run_is_refused_overwrite_moves_it_aside_resume_reads_its_confi
     before = snapshot(run)
 
     again = train([*common, *TINY, "--max-iters", "2"], tmp_path)
-    assert again.returncode == 2 and again.stderr.strip().splitlines()[-1] == (
+    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == (
         f"error: {run} exists: --resume to continue it, --overwrite to start over")
     assert snapshot(run) == before  # not a byte, not an mtime changed
 

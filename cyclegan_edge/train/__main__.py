@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from pathlib import Path
 
 from cyclegan_edge import require_python_310
+from cyclegan_edge.errors import run_cli
 
 
 def model_of(argv: list[str] | None) -> str:
@@ -28,32 +27,26 @@ def model_of(argv: list[str] | None) -> str:
     return "cyclegan"
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None) -> int:
     require_python_310("training")
     from cyclegan_edge.train.config import parse_config
-    from cyclegan_edge.train.data import DataError
+    from cyclegan_edge.train.trainer import Trainer, start_run
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        from cyclegan_edge.train.trainer import Trainer, prepare_run_dir
+    trainer: type[Trainer] = Trainer
+    if model_of(argv) == "pix2pix":
+        from cyclegan_edge.train.pix2pix import Pix2Pix, Pix2PixConfig
 
-        trainer: type[Trainer] = Trainer
-        if model_of(argv) == "pix2pix":
-            from cyclegan_edge.train.pix2pix import Pix2Pix, Pix2PixConfig
+        trainer = Pix2Pix
+        cfg = parse_config(argv, Pix2PixConfig, description="Train a pix2pix generator G: A->B on paired data "
+                           "(torchrun for several GPUs/processes).")  # fmt: skip
+    else:
+        cfg = parse_config(argv)
+    start_run(cfg)
+    return trainer(cfg).fit()
 
-            trainer = Pix2Pix
-            cfg = parse_config(argv, Pix2PixConfig, description="Train a pix2pix generator G: A->B on paired data "
-                               "(torchrun for several GPUs/processes).")  # fmt: skip
-        else:
-            cfg = parse_config(argv)
-        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone decides; the others follow it
-            moved = prepare_run_dir(cfg)
-            if moved:
-                logging.getLogger("cyclegan_edge.train").warning("%s", moved)
-        return trainer(cfg).fit()
-    except (DataError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

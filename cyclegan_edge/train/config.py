@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cyclegan_edge.errors import ArgumentParser, UsageError
 from cyclegan_edge.models.generator import NETG_NAMES, UPSAMPLE_MODES
 
 MODELS = ("cyclegan", "pix2pix")  # --model: the objective (pix2pix: train/pix2pix.py, its own flags)
@@ -94,7 +95,7 @@ DESCRIPTION = "Train CycleGAN generators G: A->B and F: B->A (torchrun for sever
 def build_parser(defaults: bool = True, cls: type[TrainConfig] = TrainConfig, prog: str = PROG,
                  description: str = DESCRIPTION) -> argparse.ArgumentParser:  # fmt: skip
     """With ``defaults=False`` every option defaults to SUPPRESS: parsing then yields only what was given."""
-    ap = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    ap = ArgumentParser(prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                  argument_default=None if defaults else argparse.SUPPRESS)  # fmt: skip
     for f in dataclasses.fields(cls):
         if f.name in cls.HIDDEN:
@@ -134,7 +135,7 @@ def resumed_config(run_dir: Path, given: dict[str, Any], cls: type[TrainConfig] 
             settings[key] = value
         elif key in settings and settings[key] != value:
             flag = "--" + key.replace("_", "-")
-            raise ValueError(f"--resume: {flag} {value} contradicts the run's {settings[key]} ({path}); "
+            raise UsageError(f"--resume: {flag} {value} contradicts the run's {settings[key]} ({path}); "
                              f"only {', '.join(sorted('--' + k.replace('_', '-') for k in MAY_CHANGE_ON_RESUME))} may change")  # fmt: skip
     settings.update(resume=True, overwrite=False, output=str(run_dir.parent), name=run_dir.name)
     return cls(**settings)

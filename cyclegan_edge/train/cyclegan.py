@@ -1,6 +1,8 @@
 """The CycleGAN objective (Zhu et al. 2017), as small modules DDP can wrap.
 
-G (G_A: A->B) and F (G_B: B->A) live in one module whose single forward computes every image
+One naming scheme, the reference implementation's: ``G_A`` maps A->B (the paper's G), ``G_B`` maps B->A (the
+paper's F), ``D_A`` judges domain B and ``D_B`` domain A; files say the direction (``G_A2B.pth``, ``G_B2A.pth``),
+and the training state keeps the reference keys. Both generators live in one module whose single forward computes every image
 the losses need; the two PatchGAN discriminators live in another. One forward per DDP wrapper
 per step keeps DistributedDataParallel's gradient sync simple and exact.
 """

@@ -12,7 +12,6 @@ atomic checkpoints, logs, sample grids) is the CycleGAN trainer's machinery, reu
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cyclegan_edge.atomic import sha256_file, write_json
+from cyclegan_edge.errors import UsageError, run_cli
 from cyclegan_edge.models import (
     NLayerDiscriminator,
     ResnetGenerator,
@@ -88,7 +88,7 @@ def run_with_features(g: ResnetGenerator, x: torch.Tensor) -> tuple[torch.Tensor
 def student_config(spec: str, teacher: GeneratorConfig) -> GeneratorConfig:
     kind, _, channels = spec.partition(":")
     if kind != "mobile" or not channels:
-        raise ValueError(f"--student {spec!r}: expected mobile:C0_C1_..._C7, e.g. mobile:8_8_16_8_16_16_8_8")
+        raise UsageError(f"--student {spec!r}: expected mobile:C0_C1_..._C7, e.g. mobile:8_8_16_8_16_16_8_8")
     return GeneratorConfig(channels=parse_channels(channels), n_blocks=teacher.n_blocks, separable=True,
                            upsample=teacher.upsample)  # fmt: skip
 
@@ -114,7 +114,7 @@ class Distiller(Trainer):
         cfg = self.cfg
         assert isinstance(cfg, DistillConfig)
         if not cfg.teacher:
-            raise ValueError("--teacher T.pth is required")
+            raise UsageError("--teacher T.pth is required")
         loaded = load_generator(cfg.teacher)
         if not isinstance(loaded.model, ResnetGenerator) or not isinstance(loaded.config, GeneratorConfig):
             raise ValueError(f"--teacher {cfg.teacher}: {loaded.config.name}; distillation takes a ResNet teacher")
@@ -230,37 +230,30 @@ def compare_with_teacher(student_path: Path, teacher_path: str, images: list[np.
             "pytorch_cpu_latency_ms": {"teacher": latency_ms(teacher), "student": latency_ms(student)}}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None) -> int:
     from cyclegan_edge import require_python_310
 
     require_python_310("distillation")
-    import os
-
     from cyclegan_edge.imaging.io import load_test_images
-    from cyclegan_edge.train.data import DataError
-    from cyclegan_edge.train.trainer import prepare_run_dir
+    from cyclegan_edge.train.trainer import start_run
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        cfg = parse_config(argv, DistillConfig, prog="python -m cyclegan_edge.distill",
-                           description="Distill a teacher generator into a small student (GAN Compression).")  # fmt: skip
-        assert isinstance(cfg, DistillConfig)
-        if os.environ.get("RANK", "0") == "0":
-            moved = prepare_run_dir(cfg)
-            if moved:
-                log.warning("%s", moved)
-        distiller = Distiller(cfg)
-        status = distiller.fit()
-        eval_dir = cfg.eval_a or (str(Path(cfg.dataroot) / "testA") if cfg.dataroot else "")
-        if status == 0 and distiller.d.main and eval_dir and Path(eval_dir).is_dir():
-            report = compare_with_teacher(cfg.run_dir / "student.pth", cfg.teacher,
-                                          load_test_images(eval_dir, cfg.eval_count), 256)  # fmt: skip
-            write_json(cfg.run_dir / "student_vs_teacher.json", report)
-            log.info("student vs teacher on %d held-out images at 256 px: PSNR %.2f dB (min %.2f), SSIM %.3f; "
-                     "MACs %.2fx fewer; PyTorch CPU %.1f vs %.1f ms", report["images"], report["psnr_db_mean"],
-                     report["psnr_db_min"], report["ssim_mean"], report["macs_ratio"],
-                     report["pytorch_cpu_latency_ms"]["student"], report["pytorch_cpu_latency_ms"]["teacher"])  # fmt: skip
-        return status
-    except (DataError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = parse_config(argv, DistillConfig, prog="python -m cyclegan_edge.distill",
+                       description="Distill a teacher generator into a small student (GAN Compression).")  # fmt: skip
+    assert isinstance(cfg, DistillConfig)
+    start_run(cfg)
+    distiller = Distiller(cfg)
+    status = distiller.fit()
+    eval_dir = cfg.eval_a or (str(Path(cfg.dataroot) / "testA") if cfg.dataroot else "")
+    if status == 0 and distiller.d.main and eval_dir and Path(eval_dir).is_dir():
+        report = compare_with_teacher(cfg.run_dir / "student.pth", cfg.teacher,
+                                      load_test_images(eval_dir, cfg.eval_count), 256)  # fmt: skip
+        write_json(cfg.run_dir / "student_vs_teacher.json", report)
+        log.info("student vs teacher on %d held-out images at 256 px: PSNR %.2f dB (min %.2f), SSIM %.3f; "
+                 "MACs %.2fx fewer; PyTorch CPU %.1f vs %.1f ms", report["images"], report["psnr_db_mean"],
+                 report["psnr_db_min"], report["ssim_mean"], report["macs_ratio"],
+                 report["pytorch_cpu_latency_ms"]["student"], report["pytorch_cpu_latency_ms"]["teacher"])  # fmt: skip
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(run, argv)

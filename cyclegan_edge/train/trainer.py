@@ -106,6 +106,16 @@ def prepare_run_dir(cfg: TrainConfig) -> str | None:
     return f"--overwrite: the earlier run {run} was moved to {aside}"
 
 
+def start_run(cfg: TrainConfig) -> None:
+    """What every training command does before its trainer: logging on, and rank 0 (under torchrun the
+    others follow it) refuses or moves aside an existing run."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if os.environ.get("RANK", "0") == "0":
+        moved = prepare_run_dir(cfg)
+        if moved:
+            log.warning("%s", moved)
+
+
 def truncate_log(path: Path, iteration: int) -> int:
     """Drop rows logged after the checkpoint a resumed run restarts from; return how many were dropped."""
     if not path.is_file():
@@ -187,7 +197,7 @@ class Trainer:
 
     GRID_ROWS: tuple[tuple[str, ...], ...] = (("real_A", "fake_B", "rec_A"), ("real_B", "fake_A", "rec_B"))
     STATE_FORMAT = TRAIN_STATE_FORMAT
-    GENERATOR_FILES: tuple[str, ...] = ("G_A2B.pth", "F_B2A.pth")
+    GENERATOR_FILES: tuple[str, ...] = ("G_A2B.pth", "G_B2A.pth")
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg, self.d = cfg, setup_dist()
@@ -267,9 +277,9 @@ class Trainer:
     def save_generators(self) -> None:
         if not self.d.main:
             return
-        g_file, f_file = self.GENERATOR_FILES
-        save_generator(self.run_dir / g_file, self.gens.G_A, {**self.meta(), "direction": "A->B"})
-        save_generator(self.run_dir / f_file, self.gens.G_B, {**self.meta(), "direction": "B->A"})
+        a2b_file, b2a_file = self.GENERATOR_FILES
+        save_generator(self.run_dir / a2b_file, self.gens.G_A, {**self.meta(), "direction": "A->B"})
+        save_generator(self.run_dir / b2a_file, self.gens.G_B, {**self.meta(), "direction": "B->A"})
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
