@@ -10,11 +10,13 @@ only the newest frame: when inference is slower than the camera the stale frame 
 from __future__ import annotations
 
 import collections
+import contextlib
 import queue
+import signal
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -151,6 +153,27 @@ class _Frame:
     model_input: np.ndarray | None = None  # the source at inference size (what the stabilizer's flow reads)
     output: np.ndarray | None = None  # the model's frame: inference size, source size after post
     result: np.ndarray | None = None
+
+
+@contextlib.contextmanager
+def deferred_ctrl_c(pressed: threading.Event) -> Iterator[None]:
+    """Ctrl-C sets ``pressed`` instead of raising wherever the main thread is: a KeyboardInterrupt inside the
+    encoder would lose the packets it was handing back (a frame missing from the middle of the file, which a
+    resume cannot see). A second Ctrl-C raises at once. Outside the main thread signals cannot be caught: as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if pressed.is_set():
+            raise KeyboardInterrupt
+        pressed.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Pipeline:
@@ -295,6 +318,27 @@ class Pipeline:
         return f"{fps:.1f} FPS  latency {latency * 1e3:.0f} ms" + (f"  dropped {dropped}" if dropped else "")
 
     # ---- the main thread: writes, shows, and owns Ctrl-C ---------------------------------------------
+    def _write_loop(self, t0: float, ctrl_c: threading.Event) -> None:
+        while not self.stop.is_set() and not ctrl_c.is_set():
+            try:
+                item = self.q_out.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return
+            t = time.perf_counter()
+            self.sink.write(item.result, self._status(t - t0, t - item.t_capture))
+            done = time.perf_counter()
+            self.stats.stage_ms["write"].append((done - t) * 1e3)
+            self.stats.latencies_ms.append((done - item.t_capture) * 1e3)
+            self.stats.frames_out += 1
+            self.stats.seconds = done - t0
+            if self.on_frame is not None:
+                self.on_frame(self.stats)
+            if self.sink.quit_requested:
+                break
+        self.stats.interrupted = ctrl_c.is_set() or self.sink.quit_requested  # else a stage failed: its error says
+
     def run(self) -> PipelineStats:
         if self.opts.batch > 1 and not self.source.live:
             infer = self._guard(self._infer_batches)
@@ -317,27 +361,11 @@ class Pipeline:
         t0 = time.perf_counter()
         for th in threads:
             th.start()
+        ctrl_c = threading.Event()
         try:
-            while not self.stop.is_set():
-                try:
-                    item = self.q_out.get(timeout=0.05)
-                except queue.Empty:
-                    continue
-                if item is _END:
-                    break
-                t = time.perf_counter()
-                self.sink.write(item.result, self._status(t - t0, t - item.t_capture))
-                done = time.perf_counter()
-                self.stats.stage_ms["write"].append((done - t) * 1e3)
-                self.stats.latencies_ms.append((done - item.t_capture) * 1e3)
-                self.stats.frames_out += 1
-                self.stats.seconds = done - t0
-                if self.on_frame is not None:
-                    self.on_frame(self.stats)
-                if self.sink.quit_requested:
-                    self.stats.interrupted = True
-                    break
-        except KeyboardInterrupt:
+            with deferred_ctrl_c(ctrl_c):
+                self._write_loop(t0, ctrl_c)
+        except KeyboardInterrupt:  # a second Ctrl-C
             self.stats.interrupted = True
         except Exception as e:  # the sink failed (disk full, ...): reported, and what was written is kept
             self.errors.append(e)

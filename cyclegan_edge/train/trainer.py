@@ -106,6 +106,13 @@ def prepare_run_dir(cfg: TrainConfig) -> str | None:
     return f"--overwrite: the earlier run {run} was moved to {aside}"
 
 
+def ignore_stop_signals(_worker_id: int) -> None:
+    """In a DataLoader worker: leave Ctrl-C and SIGTERM to the main process, which saves a checkpoint and then
+    stops the workers (`timeout`, Slurm and a terminal signal the whole process group)."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+
+
 def start_run(cfg: TrainConfig) -> None:
     """What every training command does before its trainer: logging on, and rank 0 (under torchrun the
     others follow it) refuses or moves aside an existing run."""
@@ -435,7 +442,7 @@ class Trainer:
         # (Dropout's) of a run resumed mid-epoch; samples are seeded per index anyway (data.py)
         loader = DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
                             num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
-                            generator=torch.Generator())  # fmt: skip
+                            generator=torch.Generator(), worker_init_fn=ignore_stop_signals)  # fmt: skip
         tick = time.perf_counter()
         for batch in loader:
             losses = self.step(batch)
