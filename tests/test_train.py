@@ -272,3 +272,15 @@ def test_help_names_every_option_with_its_default() -> None:
     text = " ".join(build_parser().format_help().split())
     assert "--no-no-flip" not in text and "--flip, --no-flip" in text
     assert text.count("(default:") == len(dataclasses.fields(TrainConfig))
+
+
+def test_too_small_crop_is_a_usage_error_and_a_failed_start_does_not_block_the_next(tiny_root: Path, tmp_path: Path) -> None:
+    from cyclegan_edge.train.__main__ import main
+
+    assert main(["--dataroot", str(tiny_root), "--crop-size", "3", "--load-size", "3", "--output", str(tmp_path)]) == 2
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")  # what a start that failed before its first iteration leaves
+    r = train(["--dataroot", str(tiny_root), *TINY, "--max-iters", "1", "--output", str(tmp_path)], tmp_path)
+    assert r.returncode == 0 and "a start that failed: starting it again" in r.stderr, r.stderr[-2000:]
+    assert (run / "G_A2B.pth").is_file()

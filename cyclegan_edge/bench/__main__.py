@@ -1,6 +1,6 @@
 """python -m cyclegan_edge.bench: latency/throughput reports people can trust and compare.
 
-    python -m cyclegan_edge.bench MODEL [--variants auto] [--sizes 256,720p] [--batch 1,4] [--out DIR]
+    python -m cyclegan_edge.bench MODEL [--variants auto] [--sizes 256,720p] [--batches 1,4] [-o DIR]
     python -m cyclegan_edge.bench pipeline MODEL --video FILE [--size 256]
     python -m cyclegan_edge.bench --compare A.json B.json
 """

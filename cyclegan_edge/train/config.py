@@ -89,6 +89,7 @@ MAY_CHANGE_ON_RESUME = frozenset({"max_iters", "save_every", "sample_every", "lo
 
 
 PROG = "python -m cyclegan_edge.train"
+MIN_CROP = 8
 DESCRIPTION = "Train CycleGAN generators G: A->B and F: B->A (torchrun for several GPUs/processes)."
 
 
@@ -114,6 +115,9 @@ def build_parser(defaults: bool = True, cls: type[TrainConfig] = TrainConfig, pr
 def parse_config(argv: list[str] | None = None, cls: type[TrainConfig] = TrainConfig, prog: str = PROG,
                  description: str = DESCRIPTION) -> TrainConfig:  # fmt: skip
     cfg = cls(**vars(build_parser(True, cls, prog, description).parse_args(argv)))
+    if cfg.crop_size < MIN_CROP or cfg.load_size < MIN_CROP:
+        raise UsageError(f"--crop-size {cfg.crop_size} / --load-size {cfg.load_size}: the generators need at least "
+                         f"{MIN_CROP} px (reflection padding after two halvings)")  # fmt: skip
     if not cfg.resume:
         return cfg
     given = vars(build_parser(False, cls, prog, description).parse_args(argv))

@@ -94,11 +94,21 @@ def pick_device(cfg: TrainConfig, d: Dist) -> torch.device:
     return torch.device(f"cuda:{d.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
 
 
+def failed_start(run: Path) -> bool:
+    """A run folder with nothing but the config.json a start that failed before any iteration wrote (bad sizes,
+    bad data): not a run to protect."""
+    files = [p for p in run.rglob("*") if p.is_file()]
+    return [p.name for p in files] == ["config.json"] and (run / "config.json").is_file()
+
+
 def prepare_run_dir(cfg: TrainConfig) -> str | None:
     """Refuse to write into an existing run unless told how; return what --overwrite moved aside, if anything."""
     run = cfg.run_dir
     if cfg.resume or not run.exists() or (run.is_dir() and not any(run.iterdir())):
         return None
+    if run.is_dir() and failed_start(run):
+        (run / "config.json").unlink()
+        return f"{run} held only the config.json of a start that failed: starting it again"
     if not cfg.overwrite:
         raise FileExistsError(f"{run} exists: --resume to continue it, --overwrite to start over")
     aside = run.with_name(f"{run.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
