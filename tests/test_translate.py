@@ -43,3 +43,17 @@ def test_output_path_one_rule_for_translate_and_batch(tmp_path: Path) -> None:
     sources = [photos / "x.jpg", photos / "x.png"]
     named = unique_outputs(sources, [output_path(s, out, [photos]) for s in sources])
     assert named == [out / "x.jpg.png", out / "x.png.png"]
+
+
+def test_output_folder_that_holds_every_input_is_named(tmp_path: Path, capsys: object) -> None:
+    from cyclegan_edge import ASSETS_DIR
+    from cyclegan_edge.runtime.translate import main
+
+    for p in (ASSETS_DIR / "images").glob("*.jpg"):
+        shutil.copy(p, tmp_path / p.name)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main([str(ASSETS_DIR / "photo2monet.onnx"), str(tmp_path), "-o", str(tmp_path)]) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert err.strip() == (f"error: {tmp_path}: every image found is inside this output folder (outputs of an earlier "
+                           "run are not inputs): choose an output folder outside the inputs")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cyclegan_edge.errors import ArgumentParser, run_cli
-from cyclegan_edge.imaging.io import check_outputs, list_files, output_path, relative_to, unique_outputs
+from cyclegan_edge.imaging.io import OutputPathError, check_outputs, list_files, output_path, relative_to, unique_outputs
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend
 from cyclegan_edge.runtime.batch import convert_image
 
@@ -29,7 +29,11 @@ def run(argv: list[str] | None) -> int:
     out_dir: Path = args.output
     named = {Path(p) for p in args.inputs if Path(p).is_file()}
     # found in a folder but inside the output folder: an earlier run's output, not an input
-    files = [f for f in list_files(args.inputs) if f in named or relative_to(f.resolve(), out_dir.resolve()) is None]
+    found = list_files(args.inputs)
+    files = [f for f in found if f in named or relative_to(f.resolve(), out_dir.resolve()) is None]
+    if found and not files:
+        raise OutputPathError(f"{out_dir}: every image found is inside this output folder (outputs of an earlier run "
+                              "are not inputs): choose an output folder outside the inputs")  # fmt: skip
     if not files:
         raise FileNotFoundError(f"no images found in {' '.join(args.inputs)}")
     roots = [Path(p) for p in args.inputs]
