@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SHARED_DATA, need
+from cyclegan_edge import ASSETS_DIR
 
 from cyclegan_edge.bench.report import ROW_KEYS, SCHEMA, STAT_KEYS, compare, load_report, validate
 from cyclegan_edge.bench.runner import parse_sizes
@@ -174,3 +175,12 @@ def test_gpu_report_script_runs_end_to_end_and_says_what_it_could_not_do(tmp_pat
     md = (out / "report.md").read_text()
     assert "## Inference" in md and "## Training" in md and "pytorch-cuda-fp16-graphs skipped" in md
     assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_size_the_generator_cannot_take_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cyclegan_edge.bench.__main__ import main
+
+    assert main([str(ASSETS_DIR / "photo2monet.onnx"), "--sizes", "256,3", "-o", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --sizes 256,3: 3x3 px is too small for the generator (it needs "
+                                               "at least 5 px per side)")
+    assert not (tmp_path / "r").exists()  # refused before anything was measured or written

@@ -16,6 +16,7 @@ from typing import Any
 from cyclegan_edge.atomic import atomic_path, write_json
 from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, UsageError, int_arg, run_cli
 from cyclegan_edge.model_files import is_checkpoint
+from cyclegan_edge.runtime.pipeline import too_small
 
 ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs",
                 "pytorch-cuda-fp16-graphs", "onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8", "openvino-fp32",
@@ -81,6 +82,9 @@ def run(argv: list[str]) -> int:
     if unknown:
         raise ValueError(f"unknown variants {sorted(unknown)}")
     sizes, batches = parse_sizes(args.sizes), [int(b) for b in args.batch.split(",")]
+    small = next(filter(None, (too_small(hw) for hw in sizes)), None)
+    if small:
+        raise UsageError(f"--sizes {args.sizes}: {small}")
     machine = machine_info()
     if machine.get("jetson") and machine["jetson"].get("clocks_locked") is False:
         print("warning: Jetson clocks are not locked; run `sudo jetson_clocks` for stable figures (NVIDIA's advice)",

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cyclegan_edge.errors import ArgumentParser
+from cyclegan_edge.errors import ArgumentParser, UsageError
 from cyclegan_edge.evaluate.domain import ClassifierRecipe
 from cyclegan_edge.runtime.backends import BACKENDS
 
@@ -47,9 +47,9 @@ class EvalConfig:
             if self.dataroot and not getattr(self, name):
                 setattr(self, name, str(Path(self.dataroot) / folder))
         if self.direction not in ("A->B", "B->A"):
-            raise ValueError(f"direction must be A->B or B->A, got {self.direction!r}")
-        if self.size % 4:
-            raise ValueError(f"--size must be a multiple of 4, got {self.size}")
+            raise UsageError(f"direction must be A->B or B->A, got {self.direction!r}")
+        if self.size % 4 or self.size < 8:
+            raise UsageError(f"--size must be a multiple of 4 and at least 8, got {self.size}")
 
     def missing_folders(self) -> list[str]:
         return ["--" + n.replace("_", "-") for n in DATAROOT_FOLDERS if not getattr(self, n)]
