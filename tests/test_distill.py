@@ -108,3 +108,7 @@ def test_resume_is_exact_and_teacher_init_copies_leading_channels(data: Path, tm
     assert torch.equal(w_s, w_t[:4]) and not np.allclose(w_t[4:8].detach().numpy(), 0)
     bad = distill(["--dataroot", str(data), "--output", str(tmp_path), "--name", "x", "--student", "resnet:64"], tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --student 'resnet:64'")
+    short = distill(["--dataroot", str(data), "--output", str(tmp_path), "--name", "y", "--student", "mobile:8_8_16"],
+                    tmp_path)  # fmt: skip
+    assert short.returncode == 2 and short.stderr.strip().splitlines()[-1] == (
+        "error: --student 'mobile:8_8_16': channels must be 8 positive ints, got (8, 8, 16)")

@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cyclegan_edge import ASSETS_DIR as ASSETS
 from cyclegan_edge.errors import ArgumentParser, UsageError, int_arg, run_cli
@@ -246,8 +247,8 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         sink = make_sinks(args, source, output_size(source.size, opts), conversion_job(args, backend, opts))
         left = None if source.finished else after_resume(opts, sink.resumed)
         total = min(filter(None, (source.frame_count, opts.max_frames)), default=None)
-        with tqdm(total=total, initial=sink.resumed, desc=Path(uri).name if not source.live else uri, unit="frame",
-                  leave=False, dynamic_ncols=True) as bar:  # fmt: skip
+        with logging_redirect_tqdm(), tqdm(total=total, initial=sink.resumed, unit="frame", leave=False,
+                                           desc=Path(uri).name if not source.live else uri, dynamic_ncols=True) as bar:  # fmt: skip
             stats = Pipeline(source, backend, sink, left, on_frame=lambda _: bar.update(1)).run() if left else PipelineStats()
         if not left:
             sink.close()

@@ -89,8 +89,11 @@ def student_config(spec: str, teacher: GeneratorConfig) -> GeneratorConfig:
     kind, _, channels = spec.partition(":")
     if kind != "mobile" or not channels:
         raise UsageError(f"--student {spec!r}: expected mobile:C0_C1_..._C7, e.g. mobile:8_8_16_8_16_16_8_8")
-    return GeneratorConfig(channels=parse_channels(channels), n_blocks=teacher.n_blocks, separable=True,
-                           upsample=teacher.upsample)  # fmt: skip
+    try:
+        return GeneratorConfig(channels=parse_channels(channels), n_blocks=teacher.n_blocks, separable=True,
+                               upsample=teacher.upsample)  # fmt: skip
+    except ValueError as e:
+        raise UsageError(f"--student {spec!r}: {e}") from None
 
 
 def init_from_teacher(student: nn.Module, teacher: nn.Module) -> bool:
