@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
 
 CV2_HINT = (
@@ -16,6 +17,9 @@ class MissingDependency(RuntimeError):
 
 
 def cv2() -> ModuleType:
+    # OpenCV's own [ WARN ] lines (a camera index that does not open, a codec probe) would precede our one-line
+    # error; errors stay visible. OPENCV_LOG_LEVEL set by the user wins.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     try:
         import cv2 as _cv2
     except ImportError:
