@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fp16", action="store_true", help="PyTorch on CUDA: half precision")
     ap.add_argument("--cuda-graphs", action="store_true", help="PyTorch on CUDA: replay captured CUDA graphs")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for the backend (0: library default)")
-    ap.add_argument("--max-frames", type=int, default=0)
+    ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
     ap.add_argument("--overwrite", action="store_true",
                     help="start over: convert files whose output exists (batch), discard a partial conversion")  # fmt: skip
     ap.add_argument("--batch", type=int_arg(1, 256), default=1, help="video files: frames per backend call; cameras always 1")
