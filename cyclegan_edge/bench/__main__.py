@@ -16,7 +16,6 @@ from typing import Any
 from cyclegan_edge.atomic import atomic_path, write_json
 from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, UsageError, int_arg, run_cli
 from cyclegan_edge.model_files import is_checkpoint
-from cyclegan_edge.runtime.pipeline import too_small
 
 ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs",
                 "pytorch-cuda-fp16-graphs", "onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8", "openvino-fp32",
@@ -75,6 +74,7 @@ def run(argv: list[str]) -> int:
     from cyclegan_edge.bench.runner import add_ratios, parse_sizes, run_benchmark
     from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
     from cyclegan_edge.machine import machine_info
+    from cyclegan_edge.runtime.pipeline import too_small
 
     args = parse_run(argv)
     wanted = list(ALL_VARIANTS) if args.variants == "auto" else [v.strip() for v in args.variants.split(",")]

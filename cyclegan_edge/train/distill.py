@@ -167,19 +167,13 @@ class Distiller(Trainer):
             }
             loss_g = sum(losses.values())
         assert isinstance(loss_g, torch.Tensor)
-        self.check_finite(loss_g)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_g).backward()
-        self.scaler.step(self.opt_g)
+        self.apply(self.opt_g, loss_g)
 
         self.disc.requires_grad_(True)
         with self.autocast():
             loss_d = 0.5 * (gan_loss(self.disc_ddp(real_b), True, cfg.gan_mode)
                             + gan_loss(self.disc_ddp(out.detach()), False, cfg.gan_mode))  # fmt: skip
-        self.check_finite(loss_d)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_d).backward()
-        self.scaler.step(self.opt_d)
+        self.apply(self.opt_d, loss_d)
         self.scaler.update()
 
         self.last_images = {"real_A": real_a, "teacher": teacher_out, "student": out.detach()}

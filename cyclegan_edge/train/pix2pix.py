@@ -129,10 +129,7 @@ class Pix2Pix(Trainer):
             n = real_a.shape[0]
             d_losses = {"D_real": gan_loss(pred[:n], True, cfg.gan_mode), "D_fake": gan_loss(pred[n:], False, cfg.gan_mode)}
             loss_d = 0.5 * (d_losses["D_real"] + d_losses["D_fake"])
-        self.check_finite(loss_d)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_d).backward()
-        self.scaler.step(self.opt_d)
+        self.apply(self.opt_d, loss_d)
 
         # G step against the updated D, frozen (called without its DDP wrapper: no gradients to sync)
         self.disc.requires_grad_(False)
@@ -140,10 +137,7 @@ class Pix2Pix(Trainer):
             g_losses = {"G_gan": gan_loss(self.disc(torch.cat([real_a, fake_b], 1)), True, cfg.gan_mode),
                         "G_L1": cfg.lambda_l1 * F.l1_loss(fake_b.float(), real_b.float())}  # fmt: skip
             loss_g = g_losses["G_gan"] + g_losses["G_L1"]
-        self.check_finite(loss_g)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_g).backward()
-        self.scaler.step(self.opt_g)
+        self.apply(self.opt_g, loss_g)
         self.scaler.update()
 
         self.last_images = {"real_A": real_a, "fake_B": fake_b.detach(), "real_B": real_b}

@@ -362,10 +362,7 @@ class Trainer:
                                         cfg.lambda_identity)  # fmt: skip
             loss_g = sum(g_losses.values())
         assert isinstance(loss_g, torch.Tensor)
-        self.check_finite(loss_g)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_g).backward()
-        self.scaler.step(self.opt_g)
+        self.apply(self.opt_g, loss_g)
 
         # D step on real images and pooled fakes
         self.discs.requires_grad_(True)
@@ -374,14 +371,19 @@ class Trainer:
         with self.autocast():
             d_losses = discriminator_losses(self.discs_ddp(real_a, fake_a, real_b, fake_b), cfg.gan_mode)
             loss_d = d_losses["D_A"] + d_losses["D_B"]
-        self.check_finite(loss_d)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_d).backward()
-        self.scaler.step(self.opt_d)
+        self.apply(self.opt_d, loss_d)
         self.scaler.update()
 
         self.last_images = {"real_A": real_a, "real_B": real_b, **{k: v.detach() for k, v in out.items()}}
         return {k: float(v.detach()) for k, v in {**g_losses, **d_losses}.items()}
+
+    def apply(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """One optimizer step on ``loss`` (checked finite on every rank first; scaled for fp16 AMP). The
+        caller calls ``self.scaler.update()`` once after the step's last ``apply``."""
+        self.check_finite(loss)
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
 
     def check_finite(self, loss: torch.Tensor) -> None:
         bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).item() else 1.0], device=self.device)
