@@ -154,6 +154,8 @@ def limit_file_size(nbytes: int) -> Any:
 
 def run(w: Path, case: Case, timeout: int = 240) -> subprocess.CompletedProcess[str]:
     env = {**ENV, "PYTHONPATH": os.pathsep.join(filter(None, [case.pythonpath, ENV.get("PYTHONPATH", "")]))}
+    if case.fsize:  # Python renames a short-written .pyc into __pycache__ under the limit: later imports would fail
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     return subprocess.run([sys.executable, "-m", "cyclegan_edge." + case.args[0], *case.args[1:]], cwd=w / case.cwd,
                           capture_output=True, text=True, env=env, timeout=timeout,
                           preexec_fn=limit_file_size(case.fsize) if case.fsize else None)  # fmt: skip
