@@ -1,6 +1,6 @@
 """Flicker of per-frame vs stabilized video, the stabilizer's cost, and its reset on scene cuts (issue 15).
 
-    python benchmarks/flicker.py [--frames 60] [--size 256] [--shots DIR] [--h2z-onnx FILE]
+    python benchmarks/flicker.py [--frames 60] [--size 256] [--shots DIR] [--h2z-onnx FILE] [--parts cost ...]
 
 Models: the bundled demo (photo->Monet) and the compressed horse->zebra generator, exported to ONNX here
 with ``python -m cyclegan_edge.export`` (or ``--h2z-onnx``). Clips: the first ``--frames`` frames of each
@@ -46,6 +46,7 @@ CLIPS = ("butterfly", "flower", "cockatoo", "car-detection")
 H2Z = DATA / "weights" / "horse2zebra_gan_compression" / "latest_net_G.pth"
 WEIGHTS = (0.5, 0.6, 0.7, 0.8)
 CUTS = (("butterfly", "cockatoo"), ("cockatoo", "butterfly"), ("flower", "car-detection"))
+PARTS = ("flicker", "cost", "cuts", "end-to-end")
 AFTER_CUT = 10  # frames after a cut whose PSNR is reported
 
 
@@ -177,6 +178,25 @@ def timed(fn: Callable[[np.ndarray, np.ndarray], object], sources: list[np.ndarr
     return wall[1:], cpu[1:]
 
 
+def warp_and_blend() -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The two full-size operations of the stabilizer that no flow resolution can shrink: the previous
+    output remapped (a constant half-pixel shift) and blended with the current one."""
+    state: dict[str, np.ndarray] = {}
+
+    def step(source: np.ndarray, output: np.ndarray) -> np.ndarray:
+        h, w = output.shape[:2]
+        if "maps" not in state:
+            ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+            state["maps"] = cv2.convertMaps(np.dstack([xs + 0.5, ys + 0.5]), None, cv2.CV_16SC2)
+            state["alpha"] = np.full((h, w), DEFAULT_WEIGHT, np.float32)
+            state["prev"] = output
+        warped = cv2.remap(state["prev"], *state["maps"], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        state["prev"] = cv2.blendLinear(warped, output, state["alpha"], 1.0 - state["alpha"])
+        return state["prev"]
+
+    return step
+
+
 def cost(models: dict[str, Backend], frames: int, size: int) -> None:
     print(f"\n## Cost per frame (ms, over {frames - 1} frames of butterfly, 1280x720 input; OpenCV on one thread): "
           "CPU time median, wall time median / min")  # fmt: skip
@@ -193,6 +213,7 @@ def cost(models: dict[str, Backend], frames: int, size: int) -> None:
 
     stabilizer_cpu = show(f"stabilizer, {h}x{w} output (--size {size})", *timed(Stabilizer(), inputs, per_frame))
     show("stabilizer, 720x1280 output (full-size inference)", *timed(Stabilizer(), sources, full))
+    show("  of which its floor, one fixed-point remap + one blend at 720x1280", *timed(warp_and_blend(), sources, full))
     meter = FlickerMeter()
     show("for scale, the flicker meter (DIS medium, two flows at 360 px)", *timed(meter.update, sources, per_frame))
     x = frames_to_tensor([inputs[0]])
@@ -249,16 +270,21 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--h2z-onnx", type=Path, help="the horse->zebra ONNX (default: export it to a temp dir)")
     ap.add_argument("--shots", type=Path, help="write input | per-frame | stabilized PNGs here")
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="which sections to run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         h2z = args.h2z_onnx or export_h2z(Path(tmp))
         models = {"monet": open_backend(ASSETS_DIR / "photo2monet.onnx"), "h2z": open_backend(h2z)}
         names = ", ".join(f"{k} on {b.name}" for k, b in models.items())
         print(f"{cpu_model()}, shared with other jobs (noisy: compare within this run); models {names}")
-        flicker_table(models, args.frames, args.size, args.shots)
-        cost(models, args.frames, args.size)
-        cuts(models["h2z"], "h2z", args.size, args.frames // 2)
-        end_to_end(models["monet"], "monet", args.frames // 2, args.size)
+        if "flicker" in args.parts:
+            flicker_table(models, args.frames, args.size, args.shots)
+        if "cost" in args.parts:
+            cost(models, args.frames, args.size)
+        if "cuts" in args.parts:
+            cuts(models["h2z"], "h2z", args.size, args.frames // 2)
+        if "end-to-end" in args.parts:
+            end_to_end(models["monet"], "monet", args.frames // 2, args.size)
 
 
 if __name__ == "__main__":

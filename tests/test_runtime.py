@@ -146,6 +146,11 @@ def test_sigint_leaves_playable_partial_output(street_video: Path, h2z_onnx: Pat
     with av.open(str(out)) as c:
         times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
     assert len(times) == n and np.allclose(np.diff(times), 1 / 12.5, atol=1e-3), np.diff(times).max()
+    with av.open(str(out)) as c:  # the sound stops where the picture does (the source is read ahead of it)
+        audio = [p for p in c.demux(c.streams.audio[0]) if p.pts is not None]
+        audio_end = max(float((p.pts + p.duration) * p.time_base) for p in audio)
+    video_end = times[-1] + 1 / 12.5
+    assert abs(audio_end - video_end) < 0.05, (audio_end, video_end)
 
 
 class FailingBackend:

@@ -537,8 +537,10 @@ class AvVideoWriter(Sink):
         self._finalize()
 
     def _end_time(self) -> Fraction:
-        if self.source is not None and self.source.timestamps:
-            return (self.source.timestamps[-1] + self.source.durations[-1]) * self.time_base
+        """Where the video written so far ends (the source is read ahead of it): a stopped job's audio ends there."""
+        if self.source is not None and self.frames:
+            pts, duration = self._timestamp(self.frames - 1)
+            return (pts + duration) * self.time_base
         return self.prior.end if self.prior else Fraction(0)
 
     def _finalize(self) -> None:
