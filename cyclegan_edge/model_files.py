@@ -10,6 +10,7 @@ ENGINE_EXTENSIONS = (".plan", ".engine")  # TensorRT / TensorRT-RTX
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"  # NCHW RGB in [-1, 1] in and out, dynamic N, H and W
 PRECISIONS = ("fp32", "fp16", "int8")
+SIZE_MULTIPLE_KEY = "size_multiple"  # ONNX metadata (and engine sidecar): H and W must be multiples of it (absent: 4)
 
 
 def is_checkpoint(path: object) -> bool:

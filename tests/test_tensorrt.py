@@ -60,6 +60,8 @@ def test_profiles() -> None:
         make_profile("1x1x256x256", "1x1x256x256", "1x1x256x256")
     with pytest.raises(ValueError, match="bad shape"):
         parse_shape("big")
+    with pytest.raises(ValueError, match="multiples of 64 for this model"):  # a U-Net of depth 6
+        make_profile("1x3x64x64", "1x3x256x256", "1x3x360x640", multiple=64)
     ok = make_profile("256x256", "2x3x360x640", "4x3x1088x1920")
     assert ok.as_dict() == {"min": [1, 3, 256, 256], "opt": [2, 3, 360, 640], "max": [4, 3, 1088, 1920]}
 
@@ -166,6 +168,30 @@ def test_tensorrt_rtx_builds_real_engines_for_every_precision(tmp_path: Path) ->
         build_engine(bad, tmp_path / "bad.plan", EngineOptions(min_shape="1x3x8x8", opt_shape="1x3x8x8", max_shape="1x3x8x8"))
     assert "\n" not in str(e.value) and "Int32" in str(e.value)
     assert not (tmp_path / "x.plan").exists() and not (tmp_path / "bad.plan").exists()
+
+
+@needs_rtx
+def test_unet_engine_profile_and_sidecar_carry_its_size_multiple(tmp_path: Path) -> None:
+    """A U-Net needs H and W in multiples of 2**depth: the build refuses a profile that breaks it, and the
+    sidecar tells the runtime's TensorRT backend what to pad to (as the other backends read the ONNX)."""
+    import torch
+
+    from cyclegan_edge.export.onnx_export import export_onnx
+    from cyclegan_edge.models import UnetConfig, UnetGenerator, load_generator, save_generator
+    from cyclegan_edge.trt.build import EngineOptions, build_engine
+
+    torch.manual_seed(0)
+    pth = save_generator(tmp_path / "u.pth", UnetGenerator(UnetConfig(depth=6, ngf=4, norm="instance")).eval(), {})
+    onnx = export_onnx(load_generator(pth), tmp_path / "u.onnx")
+    with pytest.raises(ValueError, match="multiples of 64"):
+        build_engine(onnx, tmp_path / "u.plan", EngineOptions(min_shape="1x3x64x64", opt_shape="1x3x256x256",
+                                                              max_shape="1x3x360x640"))  # fmt: skip
+    plan = build_engine(onnx, tmp_path / "u.plan", EngineOptions(min_shape="1x3x64x64", opt_shape="1x3x256x256",
+                                                                 max_shape="1x3x384x640"))  # fmt: skip
+    assert EngineSidecar.read(sidecar_path(plan)).size_multiple == 64
+    photo = build_engine(ASSETS / "photo2monet.onnx", tmp_path / "m.plan",
+                         EngineOptions(min_shape="1x3x64x64", opt_shape="1x3x64x64", max_shape="1x3x64x64"))  # fmt: skip
+    assert EngineSidecar.read(sidecar_path(photo)).size_multiple == 4
 
 
 @needs_rtx

@@ -10,7 +10,7 @@ pads the NCHW batch further to its model's multiple (``pad_batch``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -66,6 +66,13 @@ def pad_batch(batch: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
     if (ph, pw) == (h, w):
         return batch
     return np.pad(batch, ((0, 0), (0, 0), (0, ph - h), (0, pw - w)), mode=pad_mode(h, w, multiple))
+
+
+def run_padded(run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, multiple: int) -> np.ndarray:
+    """``run(batch)`` with H and W padded to ``multiple`` (``pad_batch``), the output cropped back."""
+    h, w = batch.shape[2:]
+    out = run(pad_batch(batch, multiple))
+    return out if out.shape[2:] == (h, w) else np.ascontiguousarray(out[:, :, :h, :w])
 
 
 def frames_to_tensor(frames: Sequence[np.ndarray], multiple: int = MULTIPLE) -> np.ndarray:

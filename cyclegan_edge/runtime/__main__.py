@@ -42,9 +42,11 @@ from cyclegan_edge.runtime.sources import (FILE_KINDS, Source, SourceError, Sour
                                            parse_source)  # fmt: skip
 from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT, METRIC_FLOW, weight_arg
 
-DEFAULT_MODEL = "photo2monet.onnx"
-# Its INT8 for the CPU (export --target cpu): 1.3-1.5x OpenVINO f32 at 41 dB PSNR, see README "CPU backends".
-DEFAULT_CPU_INT8_MODEL = "photo2monet.int8.onnx"
+# The bundled models by demo name: ASSETS/<stem>.onnx, and <stem>.int8.onnx for the CPU where bundled (export
+# --target cpu: 1.3-1.5x OpenVINO f32 at about 41 dB PSNR, README "CPU backends"). A bundled model's stem
+# also works as --model.
+DEMO_MODELS = {"monet": "photo2monet"}
+DEFAULT_DEMO = "monet"
 DEMO_CLIP = "butterfly.mp4"  # CC0, 4 s of real summer footage with its sound (scripts/make_demo_clip.py)
 DEMO_SIZE = 256  # the demo's inference size unless --size says: a CPU runs it in seconds
 DEMO_OUTPUT = "cyclegan_edge_demo.mp4"
@@ -69,10 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--camera", metavar="URI", help="alias: INPUT as a stream (0, csi://0, rtsp://..., test://)")
     src.add_argument("--video", metavar="FILE", help="alias: INPUT as a video file (every frame is converted)")
     src.add_argument("--input", metavar="DIR", help="alias: INPUT as a folder (batch: every video and image in it)")
-    src.add_argument("--demo", action="store_true", help="the bundled clip (default when no source is given)")
+    src.add_argument("--demo", nargs="?", const=DEFAULT_DEMO, choices=DEMO_MODELS, metavar="NAME",
+                     help=f"the bundled clip through a bundled model: {', '.join(DEMO_MODELS)} (default {DEFAULT_DEMO}; "
+                     "also what runs when no INPUT is given)")  # fmt: skip
     ap.add_argument("--engine", "--model", dest="model", metavar="MODEL",
                     help=".plan/.engine (TensorRT), .onnx (OpenVINO or ONNX Runtime, see --backend), .xml (OpenVINO) or "
-                    ".pth/.pt (PyTorch); default: bundled demo")  # fmt: skip
+                    f".pth/.pt (PyTorch), or a bundled model's name ({', '.join(bundled_names())}); default: "
+                    f"{DEMO_MODELS[DEFAULT_DEMO]}")  # fmt: skip
     ap.add_argument("--output", "-o", metavar="PATH", help="alias: OUTPUT")
     ap.add_argument("--headless", action="store_true", help="never open a window")
     ap.add_argument("--show", action="store_true", help="show a window even when writing --output")
@@ -133,18 +138,31 @@ def conversion_job(args: argparse.Namespace, backend: Backend, opts: PipelineOpt
     """What shapes the frames: a rerun resumes an interrupted conversion only when this is unchanged."""
     from cyclegan_edge.atomic import sha256_file
 
-    model = Path(str(args.model or default_model(backend_options(args))))
+    model = Path(str(chosen_model(args, backend_options(args))))
     digest = sha256_file(model) if model.is_file() else str(model)
     return digest, backend.name, opts.size, opts.side_by_side, opts.stabilize
 
 
-def default_model(options: BackendOptions | None = None) -> Path:
-    """The bundled demo model; its CPU INT8 version where OpenVINO runs it (ONNX Runtime runs INT8 slower than FP32)."""
-    int8 = Path(str(ASSETS / DEFAULT_CPU_INT8_MODEL))
-    fp32 = Path(str(ASSETS / DEFAULT_MODEL))
+def bundled_names() -> list[str]:
+    return sorted(p.stem for p in ASSETS.glob("*.onnx") if not p.stem.endswith(".int8"))
+
+
+def default_model(options: BackendOptions | None = None, stem: str = DEMO_MODELS[DEFAULT_DEMO]) -> Path:
+    """A bundled model (the default demo's unless ``stem`` says); its CPU INT8 version where OpenVINO runs it
+    (ONNX Runtime runs INT8 slower than FP32)."""
+    int8 = Path(str(ASSETS / f"{stem}.int8.onnx"))
+    fp32 = Path(str(ASSETS / f"{stem}.onnx"))
     if options is not None and int8.is_file() and backend_for(fp32, options) == "openvino" and openvino_importable():
         return int8
     return fp32
+
+
+def chosen_model(args: argparse.Namespace, options: BackendOptions) -> str | Path:
+    """--model as given, a bundled model's name (no such file here), or the demo's model."""
+    if args.model:
+        is_name = not Path(args.model).exists() and args.model in bundled_names()
+        return default_model(options, args.model) if is_name else args.model
+    return default_model(options, DEMO_MODELS[args.demo or DEFAULT_DEMO])
 
 
 def backend_options(args: argparse.Namespace, live: bool = False) -> BackendOptions:
@@ -176,9 +194,8 @@ def make_sinks(args: argparse.Namespace, source: Source, size: tuple[int, int], 
 
 
 def model_name(args: argparse.Namespace) -> str:
-    if args.model:
-        return str(args.model)
-    return f"{default_model(backend_options(args)).name} (bundled; --engine MODEL for another)"
+    model = chosen_model(args, backend_options(args))
+    return str(model) if args.model else f"{Path(model).name} (bundled; --engine MODEL for another)"
 
 
 def report(stats: PipelineStats, backend: Backend, where: str, live: bool, model: str = "") -> None:
@@ -322,7 +339,7 @@ def run(argv: list[str] | None) -> int:
     chosen = chosen_input(args)
     check_paths(args, *(chosen or (None, None)))
     options = backend_options(args, live=chosen is not None and chosen[1].live)
-    model = args.model or default_model(options)
+    model = chosen_model(args, options)
     backend = open_backend(model, options)
     if chosen is None:
         args.output = args.output or DEMO_OUTPUT

@@ -28,14 +28,12 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from cyclegan_edge.errors import first_line
-from cyclegan_edge.imaging.frames import MULTIPLE, frames_to_tensor, pad_batch, tensor_to_frames
-from cyclegan_edge.model_files import CHECKPOINT_EXTENSIONS, ENGINE_EXTENSIONS, ONNX_EXTENSIONS, OPENVINO_EXTENSIONS
+from cyclegan_edge.imaging.frames import MULTIPLE, frames_to_tensor, pad_batch, run_padded, tensor_to_frames
+from cyclegan_edge.model_files import (CHECKPOINT_EXTENSIONS, ENGINE_EXTENSIONS, ONNX_EXTENSIONS, OPENVINO_EXTENSIONS,
+                                       SIZE_MULTIPLE_KEY)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-
-
-SIZE_MULTIPLE_KEY = "size_multiple"  # ONNX metadata: H and W must be multiples of it (absent: 4)
 
 
 def metadata_size_multiple(metadata: dict[str, str]) -> int:
@@ -43,13 +41,6 @@ def metadata_size_multiple(metadata: dict[str, str]) -> int:
         return max(MULTIPLE, int(metadata.get(SIZE_MULTIPLE_KEY, MULTIPLE)))
     except ValueError:
         return MULTIPLE
-
-
-def run_padded(run: Any, batch: np.ndarray, multiple: int) -> np.ndarray:
-    """``run(batch)`` with H and W padded to ``multiple`` (frames.py's reflect rule), cropped back."""
-    h, w = batch.shape[2:]
-    out = run(pad_batch(batch, multiple))
-    return out if out.shape[2:] == (h, w) else np.ascontiguousarray(out[:, :, :h, :w])
 
 
 class BackendError(RuntimeError):

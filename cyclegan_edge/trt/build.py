@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, sha256_file
+from cyclegan_edge.model_files import SIZE_MULTIPLE_KEY
 from cyclegan_edge.trt.loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
 from cyclegan_edge.trt.plan import (
     INPUT_NAME,
@@ -47,23 +48,37 @@ class EngineOptions:
     dla_core: int | None = None
 
 
-def onnx_precision(onnx_path: str | os.PathLike[str]) -> str:
-    """What precision an ONNX carries: int8 (Q/DQ nodes), fp16 (FP16 initializers) or fp32."""
+def _load_onnx(onnx_path: str | os.PathLike[str]) -> Any:
     try:
         import onnx
     except ImportError:
         raise EngineBuildError("building an engine from an ONNX needs the onnx package: "
                                "pip install 'cyclegan-edge[engine]'") from None  # fmt: skip
-
     try:
-        proto = onnx.load(str(onnx_path), load_external_data=False)
+        return onnx.load(str(onnx_path), load_external_data=False)
     except Exception as e:  # protobuf DecodeError, truncated file, ...
         raise EngineBuildError(f"{onnx_path}: not a readable ONNX model ({type(e).__name__})") from None
+
+
+def onnx_precision(onnx_path: str | os.PathLike[str]) -> str:
+    """What precision an ONNX carries: int8 (Q/DQ nodes), fp16 (FP16 initializers) or fp32."""
+    proto = _load_onnx(onnx_path)
+    import onnx  # importable: _load_onnx checked
+
     if any(n.op_type == "QuantizeLinear" for n in proto.graph.node):
         return "int8"
     if any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer):
         return "fp16"
     return "fp32"
+
+
+def onnx_size_multiple(onnx_path: str | os.PathLike[str]) -> int:
+    """The H/W multiple the model needs, from our export's metadata (4 when absent)."""
+    props = {p.key: p.value for p in _load_onnx(onnx_path).metadata_props}
+    try:
+        return max(4, int(props.get(SIZE_MULTIPLE_KEY, 4)))
+    except ValueError:
+        return 4
 
 
 def equivalent_trtexec(onnx_path: str, engine_path: str, opts: EngineOptions, flavor: str = "tensorrt",
@@ -80,7 +95,8 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
                  opts: EngineOptions | None = None) -> Path:  # fmt: skip
     """Build, write ``engine_path`` and ``engine_path.json`` atomically; return the engine path."""
     opts = opts or EngineOptions()
-    profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape)  # fails before importing TensorRT
+    multiple = onnx_size_multiple(onnx_path)
+    profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape, multiple=multiple)  # before TensorRT
     trt, flavor = import_tensorrt()
     version = str(getattr(trt, "__version__", "0"))
     plan = plan_build(flavor, version, onnx_precision(onnx_path), opts.precision)
@@ -122,6 +138,7 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         tensorrt_flavor=flavor, tensorrt_version=version, gpu_name=gpu_name, compute_capability=cc,
         precision=opts.precision, profile=profile.as_dict(), onnx_sha256=sha256_file(onnx_path),
         strongly_typed=plan.strongly_typed, dla_core=opts.dla_core, toolkit_version=__version__,
+        size_multiple=multiple,
     ).write(sidecar_path(engine_path))  # fmt: skip
     return engine_path
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cyclegan_edge.imaging.frames import run_padded
 from cyclegan_edge.trt.loader import gpu_identity, import_cudart, import_tensorrt, recording_logger
 from cyclegan_edge.trt.plan import EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path
 
@@ -93,6 +94,7 @@ class TensorRTBackend:
         self.buffers: list[Any] = []
         self.events: list[Any] = []
         self.name = f"{flavor}:{version}:{sidecar.precision}"
+        self.size_multiple = sidecar.size_multiple
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
         for b in self.buffers:
@@ -110,13 +112,13 @@ class TensorRTBackend:
         self.shape = shape
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self._run(batch, None)
+        return run_padded(lambda b: self._run(b, None), batch, self.size_multiple)
 
     def infer_timed(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         """infer() with CUDA events around host->device, compute and device->host (ms), as TorchBackend."""
         if not self.events:
             self.events = [_check(self.cudart.cudaEventCreate()) for _ in range(4)]
-        out = self._run(batch, self.events)
+        out = run_padded(lambda b: self._run(b, self.events), batch, self.size_multiple)
         ms = [float(_check(self.cudart.cudaEventElapsedTime(a, b))) for a, b in zip(self.events, self.events[1:])]
         return out, {"h2d": ms[0], "compute": ms[1], "d2h": ms[2]}
 

@@ -100,13 +100,13 @@ def parse_shape(text: str, channels: int = 3) -> tuple[int, int, int, int]:
     return (n, c, h, w)
 
 
-def make_profile(min_shape: str, opt_shape: str, max_shape: str, channels: int = 3) -> ShapeProfile:
+def make_profile(min_shape: str, opt_shape: str, max_shape: str, channels: int = 3, multiple: int = 4) -> ShapeProfile:
     p = ShapeProfile(parse_shape(min_shape, channels), parse_shape(opt_shape, channels), parse_shape(max_shape, channels))
     for name, shape in (("min", p.min), ("opt", p.opt), ("max", p.max)):
         if shape[1] != channels:
             raise ValueError(f"{name} shape {shape}: the generator takes {channels} channels")
-        if shape[2] % 4 or shape[3] % 4:
-            raise ValueError(f"{name} shape {shape}: height and width must be multiples of 4")
+        if shape[2] % multiple or shape[3] % multiple:
+            raise ValueError(f"{name} shape {shape}: height and width must be multiples of {multiple} for this model")
     for i, axis in enumerate("NCHW"):
         if not p.min[i] <= p.opt[i] <= p.max[i]:
             raise ValueError(f"impossible profile on {axis}: need min <= opt <= max, got {p.min[i]}, {p.opt[i]}, {p.max[i]}")
@@ -127,6 +127,7 @@ class EngineSidecar:
     strongly_typed: bool
     dla_core: int | None = None
     toolkit_version: str = ""
+    size_multiple: int = 4  # H and W multiples the model needs (a U-Net's 2**depth); the backend pads to it
 
     def write(self, path: str | os.PathLike[str]) -> None:
         from cyclegan_edge.atomic import write_json
