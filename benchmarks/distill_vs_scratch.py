@@ -70,7 +70,7 @@ def iterations(run_dir: Path) -> int:
 
 def evaluate(generator: Path, data: Path, out_dir: Path) -> dict[str, Any]:
     subprocess.run([sys.executable, "-m", "cyclegan_edge.evaluate", str(generator), "--dataroot", str(data),
-                    "--latency-iters", "0", "-o", str(out_dir)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+                    "--latency-iters", "0", "-o", str(out_dir)], check=True, capture_output=True)  # fmt: skip
     report: dict[str, Any] = json.loads((out_dir / "evaluate.json").read_text())
     return report
 
