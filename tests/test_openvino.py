@@ -28,12 +28,14 @@ from cyclegan_edge.runtime.backends import (
     open_backend,
     prefers_openvino,
 )
+from cyclegan_edge.runtime.__main__ import DEFAULT_DEMO, DEMO_MODELS
 from cyclegan_edge.runtime.openvino_backend import OpenVinoBackend
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, inference_size
 from cyclegan_edge.runtime.sinks import MemorySink
 from cyclegan_edge.runtime.sources import open_source
 
 MODEL = ASSETS_DIR / "photo2monet.onnx"
+DEMO_STEM = DEMO_MODELS[DEFAULT_DEMO]
 OV = BackendOptions(threads=2, backend="openvino")
 ORT = BackendOptions(threads=2, backend="onnxruntime")
 # OpenVINO f32 vs ONNX Runtime FP32, measured on the bundled photos (native sizes and 256x256) and 4 horse2zebra
@@ -199,20 +201,21 @@ def test_runtime_cli_on_openvino(ov: Any, tmp_path: Path) -> None:
     assert frame_count(tmp_path / "out.mp4") == 6
     r = runtime("--video", clip, "-o", "int8.mp4", "--backend", "openvino", cwd=tmp_path)
     assert r.returncode == 0, r.stderr  # no --engine: the bundled demo model's CPU INT8
-    assert "(model photo2monet.int8.onnx (bundled; --engine MODEL for another), openvino:CPU:f32+int8)" in r.stdout
+    assert f"(model {DEMO_STEM}.int8.onnx (bundled; --engine MODEL for another), openvino:CPU:f32+int8)" in r.stdout
 
 
-def test_demo_model_int8_where_openvino_runs_it(ov: Any) -> None:
+@pytest.mark.parametrize("stem", sorted(set(DEMO_MODELS.values())))
+def test_demo_model_int8_where_openvino_runs_it(ov: Any, stem: str) -> None:
     from cyclegan_edge.runtime.__main__ import default_model
 
-    int8 = ASSETS_DIR / "photo2monet.int8.onnx"
-    assert default_model(BackendOptions(backend="openvino")) == int8
-    assert default_model(BackendOptions(backend="onnxruntime")) == MODEL  # ONNX Runtime runs INT8 slower than FP32
-    assert default_model(BackendOptions(provider="cpu")) == MODEL and default_model() == MODEL
-    assert default_model(BackendOptions()) == (int8 if backend_for(MODEL, BackendOptions()) == "openvino" else MODEL)
-    # Its quality where it runs, on the bundled photos at 256x256 (measured 48.5, 44.8, 34.2 dB; 41.0 mean, 32.4 min
-    # on 12 monet2photo test photos): >= 30 dB, the bar for shipping it.
-    ref, q = open_backend(MODEL, ORT), open_backend(int8, OV)
+    fp32, int8 = ASSETS_DIR / f"{stem}.onnx", ASSETS_DIR / f"{stem}.int8.onnx"
+    assert default_model(BackendOptions(backend="openvino"), stem) == int8
+    assert default_model(BackendOptions(backend="onnxruntime"), stem) == fp32  # ONNX Runtime runs INT8 slower than FP32
+    assert default_model(BackendOptions(provider="cpu"), stem) == fp32 and default_model(None, stem) == fp32
+    assert default_model(BackendOptions(), stem) == (int8 if backend_for(fp32, BackendOptions()) == "openvino" else fp32)
+    # Its quality where it runs, on the bundled photos at 256x256 (photo2monet: 48.5, 44.8, 34.2 dB; 41.0 mean, 32.4
+    # min on 12 monet2photo test photos): >= 30 dB, the bar for shipping it.
+    ref, q = open_backend(fp32, ORT), open_backend(int8, OV)
     for img in resized(real_images(), (256, 256)):
         x = frames_to_tensor([img])
         assert psnr(tensor_to_frames(ref.infer(x))[0], tensor_to_frames(q.infer(x))[0]) >= 30
