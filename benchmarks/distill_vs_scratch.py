@@ -40,6 +40,7 @@ from cyclegan_edge.train.distill import compare_with_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT = "8_8_16_8_16_16_8_8"
+DONE = "benchmark_wall_seconds.txt"  # written once a timed run stopped cleanly
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 COMMON = ["--load-size", "256", "--crop-size", "128", "--workers", "1", "--n-epochs", "1000", "--n-epochs-decay", "0",
           "--save-every", "500", "--sample-every", "100000", "--log-every", "50"]  # fmt: skip
@@ -47,10 +48,12 @@ COMMON = ["--load-size", "256", "--crop-size", "128", "--workers", "1", "--n-epo
 
 def timed_run(cmd: list[str], run_dir: Path, seconds: float) -> float:
     """Run a training command for ``seconds`` of wall time, then SIGTERM it (it saves first); returns the
-    wall time it trained. A finished run (its log exists and the process is not needed) is kept."""
-    if (run_dir / "config.json").exists():
+    wall time it trained. A run that ended that way before (``DONE`` marker) is reused; any other run
+    folder is an error (the trainer refuses it: move it away)."""
+    done = run_dir / DONE
+    if done.exists():
         print(f"  reusing {run_dir}")
-        return float("nan")
+        return float(done.read_text())
     start = time.monotonic()
     with open(run_dir.parent / f"{run_dir.name}.out", "w") as out:
         env = {**os.environ, **ONE_THREAD}  # the other core is someone else's: one thread, as on a busy host
@@ -60,7 +63,11 @@ def timed_run(cmd: list[str], run_dir: Path, seconds: float) -> float:
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGTERM)
             proc.wait()
-    return time.monotonic() - start
+    wall = time.monotonic() - start
+    if proc.returncode not in (0, 130):
+        sys.exit(f"{' '.join(cmd)} failed (exit {proc.returncode}): see {out.name}")
+    done.write_text(f"{wall:.1f}")
+    return wall
 
 
 def iterations(run_dir: Path) -> int:

@@ -38,7 +38,7 @@ from cyclegan_edge.machine import cpu_model
 from cyclegan_edge.runtime.backends import Backend, open_backend
 from cyclegan_edge.runtime.pipeline import PipelineOptions, inference_size
 from cyclegan_edge.runtime.stabilize import (DEFAULT_WEIGHT, METRIC_FLOW, FlickerMeter, Stabilizer, dis_flow,
-                                             downscaled, flows, grey_at)  # fmt: skip
+                                             downscaled, flows, grey_at, pixel_grid)  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -180,14 +180,13 @@ def timed(fn: Callable[[np.ndarray, np.ndarray], object], sources: list[np.ndarr
 
 def warp_and_blend() -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The two full-size operations of the stabilizer that no flow resolution can shrink: the previous
-    output remapped (a constant half-pixel shift) and blended with the current one."""
+    output remapped (a constant half-pixel shift, maps made once) and blended with the current one."""
     state: dict[str, np.ndarray] = {}
 
     def step(source: np.ndarray, output: np.ndarray) -> np.ndarray:
         h, w = output.shape[:2]
         if "maps" not in state:
-            ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-            state["maps"] = cv2.convertMaps(np.dstack([xs + 0.5, ys + 0.5]), None, cv2.CV_16SC2)
+            state["maps"] = cv2.convertMaps(pixel_grid(h, w) + 0.5, None, cv2.CV_16SC2)
             state["alpha"] = np.full((h, w), DEFAULT_WEIGHT, np.float32)
             state["prev"] = output
         warped = cv2.remap(state["prev"], *state["maps"], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

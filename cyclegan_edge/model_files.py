@@ -11,6 +11,15 @@ ENGINE_EXTENSIONS = (".plan", ".engine")  # TensorRT / TensorRT-RTX
 INPUT_NAME, OUTPUT_NAME = "input", "output"  # NCHW RGB in [-1, 1] in and out, dynamic N, H and W
 PRECISIONS = ("fp32", "fp16", "int8")
 SIZE_MULTIPLE_KEY = "size_multiple"  # ONNX metadata (and engine sidecar): H and W must be multiples of it (absent: 4)
+BASE_MULTIPLE = 4  # every generator: two stride-2 downsamplings
+
+
+def metadata_size_multiple(metadata: dict[str, str]) -> int:
+    """The size multiple an ONNX's metadata asks for (BASE_MULTIPLE when absent or unreadable)."""
+    try:
+        return max(BASE_MULTIPLE, int(metadata.get(SIZE_MULTIPLE_KEY, BASE_MULTIPLE)))
+    except ValueError:
+        return BASE_MULTIPLE
 
 
 def is_checkpoint(path: object) -> bool:

@@ -67,8 +67,10 @@ def main() -> None:
                 export([str(pth), "--onnx", str(onnx), "--precision", "int8", "--target", "cpu", "--calib",
                         str(args.data / "trainA"), "--calib-count", "64", "--test-images", str(test),
                         "--test-count", "12"])  # fmt: skip
-            for f in Path(tmp).glob(f"{name}*"):
-                shutil.copy(f, (ASSETS if f.suffix == ".onnx" else REPORTS) / f.name)
+            for f in Path(tmp).glob(f"{name}*.onnx"):
+                shutil.copy(f, ASSETS / f.name)
+            for f in Path(tmp).glob(f"{name}*.json"):  # the reports, naming the files where they now are
+                (REPORTS / f.name).write_text(f.read_text().replace(tmp, "cyclegan_edge/assets"))
             print(f"{name}: iteration {meta.get('iterations')}, {pth.stat().st_size / 1e6:.2f} MB .pth")
 
     g = load_generator(ASSETS / "summer2winter.pth").model.eval()

@@ -204,7 +204,7 @@ def test_runtime_cli_on_openvino(ov: Any, tmp_path: Path) -> None:
     assert f"(model {DEMO_STEM}.int8.onnx (bundled; --engine MODEL for another), openvino:CPU:f32+int8)" in r.stdout
 
 
-@pytest.mark.parametrize("stem", sorted(set(DEMO_MODELS.values())))
+@pytest.mark.parametrize("stem", sorted(p.name.removesuffix(".int8.onnx") for p in ASSETS_DIR.glob("*.int8.onnx")))
 def test_demo_model_int8_where_openvino_runs_it(ov: Any, stem: str) -> None:
     from cyclegan_edge.runtime.__main__ import default_model
 

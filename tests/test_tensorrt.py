@@ -170,22 +170,38 @@ def test_tensorrt_rtx_builds_real_engines_for_every_precision(tmp_path: Path) ->
     assert not (tmp_path / "x.plan").exists() and not (tmp_path / "bad.plan").exists()
 
 
-@needs_rtx
-def test_unet_engine_profile_and_sidecar_carry_its_size_multiple(tmp_path: Path) -> None:
-    """A U-Net needs H and W in multiples of 2**depth: the build refuses a profile that breaks it, and the
-    sidecar tells the runtime's TensorRT backend what to pad to (as the other backends read the ONNX)."""
+@pytest.fixture
+def unet_onnx(tmp_path: Path) -> Path:
+    """A small U-Net of depth 6 (H and W multiples of 64), exported by our exporter."""
     import torch
 
     from cyclegan_edge.export.onnx_export import export_onnx
     from cyclegan_edge.models import UnetConfig, UnetGenerator, load_generator, save_generator
-    from cyclegan_edge.trt.build import EngineOptions, build_engine
 
     torch.manual_seed(0)
     pth = save_generator(tmp_path / "u.pth", UnetGenerator(UnetConfig(depth=6, ngf=4, norm="instance")).eval(), {})
-    onnx = export_onnx(load_generator(pth), tmp_path / "u.onnx")
+    return export_onnx(load_generator(pth), tmp_path / "u.onnx")
+
+
+def test_unet_profile_breaking_its_size_multiple_is_refused_before_tensorrt(unet_onnx: Path, tmp_path: Path) -> None:
+    from cyclegan_edge.trt.build import EngineOptions, build_engine, equivalent_trtexec
+
+    opts = EngineOptions(min_shape="1x3x64x64", opt_shape="1x3x256x256", max_shape="1x3x360x640")
     with pytest.raises(ValueError, match="multiples of 64"):
-        build_engine(onnx, tmp_path / "u.plan", EngineOptions(min_shape="1x3x64x64", opt_shape="1x3x256x256",
-                                                              max_shape="1x3x360x640"))  # fmt: skip
+        build_engine(unet_onnx, tmp_path / "u.plan", opts)  # no TensorRT needed to say so
+    with pytest.raises(ValueError, match="multiples of 64"):
+        equivalent_trtexec(str(unet_onnx), "u.plan", opts)  # nor a trtexec command that would fail the same way
+    assert "--maxShapes=input:1x3x384x640" in equivalent_trtexec(
+        str(unet_onnx), "u.plan", EngineOptions(min_shape="1x3x64x64", opt_shape="1x3x256x256", max_shape="1x3x384x640"))
+    assert not (tmp_path / "u.plan").exists()
+
+
+@needs_rtx
+def test_unet_engine_sidecar_carries_its_size_multiple(unet_onnx: Path, tmp_path: Path) -> None:
+    """The sidecar tells the runtime's TensorRT backend what to pad to (as the other backends read the ONNX)."""
+    from cyclegan_edge.trt.build import EngineOptions, build_engine
+
+    onnx = unet_onnx
     plan = build_engine(onnx, tmp_path / "u.plan", EngineOptions(min_shape="1x3x64x64", opt_shape="1x3x256x256",
                                                                  max_shape="1x3x384x640"))  # fmt: skip
     assert EngineSidecar.read(sidecar_path(plan)).size_multiple == 64

@@ -159,3 +159,18 @@ def test_old_flags_still_work(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert rc == 0 and frame_count(video) == 2, errors
     rc, stdout, errors = runtime(capsys, "--input", str(ASSETS_DIR / "images"), "-o", str(tmp_path / "b"), *FAST)
     assert rc == 0 and f"{len(IMAGES)} of {len(IMAGES)} files ok" in stdout, errors
+
+
+def test_bundled_model_by_name_and_demo_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--model photo2monet`` is the bundled file (the same pixels as its path); ``--demo monet`` runs the bundled
+    clip through it; an unknown demo name is a usage error naming the choices."""
+    by_path, by_name = tmp_path / "by_path.png", tmp_path / "by_name.png"
+    common = ["--size", "64", "--threads", "1", "--backend", "onnxruntime"]
+    assert runtime(capsys, str(IMAGES[0]), str(by_path), "--model", str(MODEL), *common)[0] == 0
+    rc, out, _ = runtime(capsys, str(IMAGES[0]), str(by_name), "--model", "photo2monet", *common)
+    assert rc == 0 and f"(model {MODEL}, onnxruntime" in out
+    assert np.array_equal(read_image(by_path), read_image(by_name))
+    rc, out, _ = runtime(capsys, "--demo", "monet", "-o", str(tmp_path / "d.mp4"), "--max-frames", "3", *common)
+    assert rc == 0 and "(model photo2monet.onnx (bundled" in out and frame_count(tmp_path / "d.mp4") == 3
+    rc, _, errors = runtime(capsys, "--demo", "winter", "--headless")
+    assert rc == 2 and len(errors) == 1 and "invalid choice: 'winter'" in errors[0]

@@ -224,6 +224,8 @@ def export_into(args: argparse.Namespace, precision: str, ckpt: Path, stage: Pat
 
     gen = load_generator(ckpt, direction=args.direction)
     print(f"{ckpt}: {gen.config.name}, {count_macs(gen.model)}")
+    if args.engine:  # again with this model's size multiple (a U-Net's 2**depth), still before the slow work
+        make_profile(args.min_shape, args.opt_shape, args.max_shape, multiple=gen.config.size_multiple)
     bad = nonfinite_weights(gen.model)
     if bad:
         raise ExportError(f"{ckpt}: {len(bad)} weight tensors hold NaN/Inf values (first: {bad[0]}); the checkpoint is "

@@ -14,7 +14,7 @@ from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path
 from cyclegan_edge.imaging.frames import padded_size
 from cyclegan_edge.model_files import INPUT_NAME, OUTPUT_NAME
-from cyclegan_edge.runtime.backends import SIZE_MULTIPLE_KEY
+from cyclegan_edge.model_files import SIZE_MULTIPLE_KEY
 
 if TYPE_CHECKING:  # importing this module must not need torch (the export CLI builds engines from ONNX without it)
     from cyclegan_edge.models import LoadedGenerator

@@ -526,7 +526,9 @@ class AvVideoWriter(Sink):
             for p in self.vs.encode(None):
                 self._mux(p)
             if self.audio is not None:
-                complete = self.source is not None and self.source.finished
+                # the source reads ahead: it may have reached its end while frames were still in flight
+                complete = (self.source is not None and self.source.finished
+                            and self.frames == len(self.source.timestamps))  # fmt: skip
                 self.audio.until(None if complete else self._end_time())
                 self.audio.close()
             self.out.close()

@@ -28,19 +28,12 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from cyclegan_edge.errors import first_line
-from cyclegan_edge.imaging.frames import MULTIPLE, frames_to_tensor, pad_batch, run_padded, tensor_to_frames
+from cyclegan_edge.imaging.frames import frames_to_tensor, pad_batch, run_padded, tensor_to_frames
 from cyclegan_edge.model_files import (CHECKPOINT_EXTENSIONS, ENGINE_EXTENSIONS, ONNX_EXTENSIONS, OPENVINO_EXTENSIONS,
-                                       SIZE_MULTIPLE_KEY)  # fmt: skip
+                                       metadata_size_multiple)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-
-
-def metadata_size_multiple(metadata: dict[str, str]) -> int:
-    try:
-        return max(MULTIPLE, int(metadata.get(SIZE_MULTIPLE_KEY, MULTIPLE)))
-    except ValueError:
-        return MULTIPLE
 
 
 class BackendError(RuntimeError):

@@ -19,14 +19,8 @@ import numpy as np
 
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.frames import pad_batch
-from cyclegan_edge.runtime.backends import (
-    OV_PRECISIONS,
-    SIZE_MULTIPLE_KEY,
-    BackendError,
-    BackendOptions,
-    check_generator_io,
-    metadata_size_multiple,
-)
+from cyclegan_edge.model_files import SIZE_MULTIPLE_KEY, metadata_size_multiple
+from cyclegan_edge.runtime.backends import OV_PRECISIONS, BackendError, BackendOptions, check_generator_io
 
 
 def import_openvino() -> Any:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, sha256_file
-from cyclegan_edge.model_files import SIZE_MULTIPLE_KEY
+from cyclegan_edge.model_files import metadata_size_multiple
 from cyclegan_edge.trt.loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
 from cyclegan_edge.trt.plan import (
     INPUT_NAME,
@@ -74,11 +74,7 @@ def onnx_precision(onnx_path: str | os.PathLike[str]) -> str:
 
 def onnx_size_multiple(onnx_path: str | os.PathLike[str]) -> int:
     """The H/W multiple the model needs, from our export's metadata (4 when absent)."""
-    props = {p.key: p.value for p in _load_onnx(onnx_path).metadata_props}
-    try:
-        return max(4, int(props.get(SIZE_MULTIPLE_KEY, 4)))
-    except ValueError:
-        return 4
+    return metadata_size_multiple({p.key: p.value for p in _load_onnx(onnx_path).metadata_props})
 
 
 def equivalent_trtexec(onnx_path: str, engine_path: str, opts: EngineOptions, flavor: str = "tensorrt",
@@ -86,7 +82,7 @@ def equivalent_trtexec(onnx_path: str, engine_path: str, opts: EngineOptions, fl
     """The trtexec command for ``flavor`` ``version``; ``onnx_prec`` (what the ONNX carries) is read from
     the file when not given."""
     plan = plan_build(flavor, version, onnx_prec or onnx_precision(onnx_path), opts.precision, minimum=MIN_TRTEXEC)
-    profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape)
+    profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape, multiple=onnx_size_multiple(onnx_path))
     return trtexec_command(onnx_path, engine_path, profile, plan, opts.workspace_mib, opts.timing_cache, opts.dla_core,
                            version=version, flavor=flavor)  # fmt: skip
 
