@@ -79,10 +79,12 @@ def onnx_size_multiple(onnx_path: str | os.PathLike[str]) -> int:
 
 def equivalent_trtexec(onnx_path: str, engine_path: str, opts: EngineOptions, flavor: str = "tensorrt",
                        version: str = "10", onnx_prec: str | None = None) -> str:  # fmt: skip
-    """The trtexec command for ``flavor`` ``version``; ``onnx_prec`` (what the ONNX carries) is read from
-    the file when not given."""
+    """The trtexec command for ``flavor`` ``version``; ``onnx_prec`` (what the ONNX carries) and the size
+    multiple the profile must respect are read from the file when ``onnx_prec`` is not given."""
     plan = plan_build(flavor, version, onnx_prec or onnx_precision(onnx_path), opts.precision, minimum=MIN_TRTEXEC)
-    profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape, multiple=onnx_size_multiple(onnx_path))
+    # given onnx_prec, the ONNX need not exist yet (export --print-trtexec without the export): nothing is read
+    multiple = onnx_size_multiple(onnx_path) if onnx_prec is None else 4
+    profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape, multiple=multiple)
     return trtexec_command(onnx_path, engine_path, profile, plan, opts.workspace_mib, opts.timing_cache, opts.dla_core,
                            version=version, flavor=flavor)  # fmt: skip
 
