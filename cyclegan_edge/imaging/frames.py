@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-MULTIPLE = 4
+from cyclegan_edge.model_files import BASE_MULTIPLE as MULTIPLE
 PadMode = Literal["reflect", "symmetric"]
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, sha256_file
-from cyclegan_edge.model_files import metadata_size_multiple
+from cyclegan_edge.model_files import BASE_MULTIPLE, metadata_size_multiple
 from cyclegan_edge.trt.loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
 from cyclegan_edge.trt.plan import (
     INPUT_NAME,
@@ -83,7 +83,7 @@ def equivalent_trtexec(onnx_path: str, engine_path: str, opts: EngineOptions, fl
     multiple the profile must respect are read from the file when ``onnx_prec`` is not given."""
     plan = plan_build(flavor, version, onnx_prec or onnx_precision(onnx_path), opts.precision, minimum=MIN_TRTEXEC)
     # given onnx_prec, the ONNX need not exist yet (export --print-trtexec without the export): nothing is read
-    multiple = onnx_size_multiple(onnx_path) if onnx_prec is None else 4
+    multiple = onnx_size_multiple(onnx_path) if onnx_prec is None else BASE_MULTIPLE
     profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape, multiple=multiple)
     return trtexec_command(onnx_path, engine_path, profile, plan, opts.workspace_mib, opts.timing_cache, opts.dla_core,
                            version=version, flavor=flavor)  # fmt: skip

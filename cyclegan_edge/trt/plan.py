@@ -17,7 +17,7 @@ import shlex
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from cyclegan_edge.model_files import INPUT_NAME, PRECISIONS
+from cyclegan_edge.model_files import BASE_MULTIPLE, INPUT_NAME, PRECISIONS
 
 MIN_TENSORRT = (8, 5)  # named I/O tensors and execute_async_v3 (the runtime's TensorRT backend) start there
 MIN_TRTEXEC = (8, 0)  # trtexec builds from the ONNX on older TensorRT too (8.2: JetPack 4, Jetson Nano)
@@ -100,7 +100,8 @@ def parse_shape(text: str, channels: int = 3) -> tuple[int, int, int, int]:
     return (n, c, h, w)
 
 
-def make_profile(min_shape: str, opt_shape: str, max_shape: str, channels: int = 3, multiple: int = 4) -> ShapeProfile:
+def make_profile(min_shape: str, opt_shape: str, max_shape: str, channels: int = 3,
+                 multiple: int = BASE_MULTIPLE) -> ShapeProfile:  # fmt: skip
     p = ShapeProfile(parse_shape(min_shape, channels), parse_shape(opt_shape, channels), parse_shape(max_shape, channels))
     for name, shape in (("min", p.min), ("opt", p.opt), ("max", p.max)):
         if shape[1] != channels:
@@ -127,7 +128,7 @@ class EngineSidecar:
     strongly_typed: bool
     dla_core: int | None = None
     toolkit_version: str = ""
-    size_multiple: int = 4  # H and W multiples the model needs (a U-Net's 2**depth); the backend pads to it
+    size_multiple: int = BASE_MULTIPLE  # H and W multiples the model needs (a U-Net's 2**depth); the backend pads to it
 
     def write(self, path: str | os.PathLike[str]) -> None:
         from cyclegan_edge.atomic import write_json
