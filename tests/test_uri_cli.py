@@ -174,3 +174,14 @@ def test_bundled_model_by_name_and_demo_by_name(tmp_path: Path, capsys: pytest.C
     assert rc == 0 and "(model photo2monet.onnx (bundled" in out and frame_count(tmp_path / "d.mp4") == 3
     rc, _, errors = runtime(capsys, "--demo", "winter", "--headless")
     assert rc == 2 and len(errors) == 1 and "invalid choice: 'winter'" in errors[0]
+
+
+def test_bare_demo_takes_model_named_demo_refuses_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bare ``--demo`` runs the bundled clip through ``--model``; ``--demo NAME --model X`` names two models: one
+    line, nothing written."""
+    bundled_out, mine_out = tmp_path / "bundled.mp4", tmp_path / "mine.mp4"
+    common = ["--max-frames", "2", "--size", "64", "--threads", "1", "--backend", "onnxruntime"]
+    rc, out, errors = runtime(capsys, "--demo", "-o", str(mine_out), "--model", str(MODEL), *common)
+    assert rc == 0 and f"(model {MODEL}, onnxruntime" in out and frame_count(mine_out) == 2, errors
+    rc, _, errors = runtime(capsys, "--demo", "monet", "--model", str(MODEL), "-o", str(bundled_out), *common)
+    assert rc == 2 and len(errors) == 1 and "leave out --model" in errors[0] and not bundled_out.exists()

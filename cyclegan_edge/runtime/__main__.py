@@ -56,6 +56,12 @@ OUTPUT_FOR = {"image": "an image goes to an image file or a folder", "folder": "
               "glob": "a glob's files go to a folder"}  # fmt: skip
 
 
+def demo_name(text: str) -> str:
+    if text and text not in DEMO_MODELS:  # "": a bare --demo
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(DEMO_MODELS)})")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = ArgumentParser(prog="python -m cyclegan_edge.runtime", description=__doc__,
                         usage="%(prog)s [INPUT [OUTPUT]] [--model MODEL] [options]",
@@ -71,9 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--camera", metavar="URI", help="alias: INPUT as a stream (0, csi://0, rtsp://..., test://)")
     src.add_argument("--video", metavar="FILE", help="alias: INPUT as a video file (every frame is converted)")
     src.add_argument("--input", metavar="DIR", help="alias: INPUT as a folder (batch: every video and image in it)")
-    src.add_argument("--demo", nargs="?", const=DEFAULT_DEMO, choices=DEMO_MODELS, metavar="NAME",
+    # const "": a bare --demo (which --model may complete) told apart from a named one (which it would contradict)
+    src.add_argument("--demo", nargs="?", const="", type=demo_name, metavar="NAME",
                      help=f"the bundled clip through a bundled model: {', '.join(DEMO_MODELS)} (default {DEFAULT_DEMO}; "
-                     "also what runs when no INPUT is given)")  # fmt: skip
+                     "a bare --demo takes --model) or --model; also what runs when no INPUT is given")  # fmt: skip
     ap.add_argument("--engine", "--model", dest="model", metavar="MODEL",
                     help=".plan/.engine (TensorRT), .onnx (OpenVINO or ONNX Runtime, see --backend), .xml (OpenVINO) or "
                     f".pth/.pt (PyTorch), or a bundled model's name ({', '.join(bundled_names())}); default: "
@@ -210,10 +217,13 @@ def report(stats: PipelineStats, backend: Backend, where: str, live: bool, model
 def chosen_input(args: argparse.Namespace) -> tuple[str, SourceSpec] | None:
     """INPUT, or the alias that gave it, and its kind (the aliases fix it: --input a folder, --camera and --video a
     stream); None for the demo. Also takes OUTPUT from --output. UsageError for an input or output given twice."""
-    alias = next((flag for flag in ("camera", "video", "input", "demo") if getattr(args, flag)), None)
+    alias = next((flag for flag in ("camera", "video", "input", "demo") if getattr(args, flag) is not None), None)
     if args.source is not None and alias is not None:
         raise UsageError(f"give the input once: {args.source!r} (INPUT) or --{alias}, not both (an output after "
                          "--camera/--video/--input goes with --output)")  # fmt: skip
+    if args.demo and args.model:
+        raise UsageError(f"--demo {args.demo} runs the bundled {DEMO_MODELS[args.demo]} model: leave out --model "
+                         f"{args.model}, or give a bare --demo to run the demo clip through it")  # fmt: skip
     if args.sink is not None and args.output is not None:
         raise UsageError(f"give the output once: {args.sink!r} (OUTPUT) or --output, not both")
     args.output = args.output if args.output is not None else args.sink
