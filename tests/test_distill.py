@@ -98,12 +98,11 @@ def test_resume_is_exact_and_teacher_init_copies_leading_channels(data: Path, tm
         assert torch.equal(a[k], b[k]), k
 
     # --init teacher (the default): before any step, every student tensor is the teacher's leading slice
-    from cyclegan_edge.models import ResnetGenerator
-    from cyclegan_edge.train.distill import init_from_teacher
+    from cyclegan_edge.models import ResnetGenerator, init_from_wider
 
     teacher = load_generator(COMPRESSED_G).model
     student = ResnetGenerator(load_generator(tmp_path / "whole" / "student.pth").config)
-    assert init_from_teacher(student, teacher)
+    assert init_from_wider(student, teacher)
     w_s, w_t = student.model[1].weight, teacher.model[1].weight
     assert torch.equal(w_s, w_t[:4]) and not np.allclose(w_t[4:8].detach().numpy(), 0)
     bad = distill(["--dataroot", str(data), "--output", str(tmp_path), "--name", "x", "--student", "resnet:64"], tmp_path)

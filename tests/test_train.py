@@ -160,6 +160,29 @@ def test_ctrl_c_saves_and_exits_cleanly(tiny_root: Path, tmp_path: Path) -> None
     assert (tmp_path / "c" / "G_A2B.pth").is_file()
 
 
+def test_init_from_a_published_generator(tiny_root: Path, tmp_path: Path) -> None:
+    """--init-from: with lr 0 both saved generators are exactly the published one's leading channels (upsampling
+    rewritten for resize-conv), and say where they started; a generator that does not fit is one usage line."""
+    from cyclegan_edge.models import ResnetGenerator, init_from_wider
+
+    from conftest import COMPRESSED_G
+
+    published = need(COMPRESSED_G)
+    r = train(["--dataroot", str(tiny_root), *TINY, "--init-from", str(published), "--lr", "0", "--max-iters", "1",
+               "--output", str(tmp_path), "--name", "ft"], tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    a2b, b2a = load_generator(tmp_path / "ft" / "G_A2B.pth"), load_generator(tmp_path / "ft" / "G_B2A.pth")
+    expected = ResnetGenerator(a2b.model.cfg)
+    assert a2b.model.cfg.upsample == "bilinear" and init_from_wider(expected, load_generator(published).model)
+    for k, v in expected.state_dict().items():
+        assert torch.equal(v, a2b.model.state_dict()[k]) and torch.equal(v, b2a.model.state_dict()[k]), k
+    assert a2b.meta["init_from"] == str(published)
+    bad = train(["--dataroot", str(tiny_root), *TINY, "--netG", "resnet_6blocks", "--ngf", "8", "--init-from",
+                 str(published), "--max-iters", "1", "--output", str(tmp_path), "--name", "bad"], tmp_path)  # fmt: skip
+    last = bad.stderr.strip().splitlines()[-1]
+    assert bad.returncode == 2 and last.startswith(f"error: --init-from {published}: mobile_resnet_9blocks") and "does not fit" in last
+
+
 def test_torchrun_two_processes_gloo(tiny_root: Path, tmp_path: Path, margin: Any) -> None:
     """2 processes x batch 1 == 1 process x batch 2 (no image pool: each rank keeps its own)."""
     # The published ConvTranspose layers: the 1e-2 output bound below was measured with them (with the bilinear

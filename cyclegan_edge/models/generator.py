@@ -212,6 +212,43 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
+def upsampling_names(g: ResnetGenerator) -> list[str]:
+    """Names of the two x2 upsampling layers in ``g.model`` ("19", "22" for nine blocks)."""
+    return [name for name, m in g.model.named_children()
+            if isinstance(m, nn.ConvTranspose2d) or (isinstance(m, nn.Sequential) and isinstance(m[0], nn.Upsample))]  # fmt: skip
+
+
+def state_for_upsampling(src: ResnetGenerator, dst_mode: str) -> dict[str, torch.Tensor]:
+    """``src``'s weights with its upsampling layers rewritten for ``dst_mode``: a ConvTranspose3x3/2 kernel becomes
+    the 3x3 conv after a x2 resize (in/out swapped and flipped: the same filter, applied to resized instead of
+    zero-inserted input; the InstanceNorm after it absorbs the change of scale), and back. The weights of one
+    published generator then start a resize-conv one (fine-tuning) without retraining its decoder from noise."""
+    state = {k: v.detach().clone() for k, v in src.state_dict().items()}
+    if (src.cfg.upsample == "convtranspose") == (dst_mode == "convtranspose"):
+        return state  # nearest <-> bilinear: same layers
+    to_resize = dst_mode != "convtranspose"
+    for name in upsampling_names(src):
+        for part in ("weight", "bias"):
+            old, new = (f"model.{name}.{part}", f"model.{name}.1.{part}")[:: 1 if to_resize else -1]
+            w = state.pop(old)
+            state[new] = w.transpose(0, 1).flip(2, 3) if part == "weight" else w
+    return state
+
+
+def init_from_wider(dst: ResnetGenerator, src: ResnetGenerator) -> bool:
+    """Copy ``src``'s leading channels into every ``dst`` tensor when each of its shapes fits inside ``src``'s (one
+    family, equal or narrower; upsampling layers rewritten for ``dst``'s mode); False, and ``dst`` untouched,
+    otherwise. Taking the first channels keeps the trunk's residual channels aligned across blocks, which an
+    importance ranking per layer would break."""
+    s = dst.state_dict()
+    t = state_for_upsampling(src, dst.cfg.upsample)
+    if s.keys() != t.keys() or any(v.dim() != t[k].dim() or any(a > b for a, b in zip(v.shape, t[k].shape))
+                                   for k, v in s.items()):  # fmt: skip
+        return False
+    dst.load_state_dict({k: t[k][tuple(slice(0, n) for n in v.shape)].clone() for k, v in s.items()})
+    return True
+
+
 def seeded_resnet_9blocks(seed: int = 0) -> ResnetGenerator:
     """resnet_9blocks with CycleGAN's init from a fixed seed: the classic generator for benchmarks, whose
     latency and numerical parity do not depend on trained weights."""

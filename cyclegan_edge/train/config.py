@@ -47,6 +47,9 @@ class TrainConfig:
     mobile_config: str = opt("16_16_32_16_32_32_16_16", "mobile generator: channel config c0_..._c7")
     upsample: str = opt("bilinear", "generator upsampling: resize-conv (bilinear/nearest x2 + 3x3 conv: no "
                         "checkerboard) or the published ConvTranspose layers", list(UPSAMPLE_MODES))  # fmt: skip
+    init_from: str = opt("", "start both generators from this generator file (fine-tuning a trained model, e.g. a "
+                         "published one): its leading channels where it is wider, upsampling layers rewritten for "
+                         "--upsample; empty: CycleGAN's random init")  # fmt: skip
     ndf: int = opt(64, "discriminator channel width")
     n_layers_D: int = opt(3, "discriminator conv layers (3 = the 70x70 PatchGAN)")
     # recipe

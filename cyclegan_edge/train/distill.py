@@ -28,6 +28,7 @@ from cyclegan_edge.models import (
     NLayerDiscriminator,
     ResnetGenerator,
     count_macs,
+    init_from_wider,
     init_normal,
     load_generator,
     parse_channels,
@@ -48,7 +49,7 @@ FEATURE_POINTS = (9, 12, 15, 18)
 class DistillConfig(TrainConfig):
     # the teacher and --student define the generators; the cycle objective is not used
     HIDDEN: ClassVar[frozenset[str]] = frozenset({"model", "netG", "ngf", "mobile_config", "upsample", "lambda_cycle",
-                                                   "lambda_identity", "pool_size"})  # fmt: skip
+                                                   "lambda_identity", "pool_size", "init_from"})  # fmt: skip
     teacher: str = opt("", "the teacher generator (.pth: ours, published or a training state)")
     student: str = opt("mobile:8_8_16_8_16_16_8_8", "student: mobile:C0_..._C7 (GAN Compression channel config)")
     init: str = opt("teacher", "student weights: the teacher's first channels (shapes allow it within one family) "
@@ -96,18 +97,6 @@ def student_config(spec: str, teacher: GeneratorConfig) -> GeneratorConfig:
         raise UsageError(f"--student {spec!r}: {e}") from None
 
 
-def init_from_teacher(student: nn.Module, teacher: nn.Module) -> bool:
-    """Copy the teacher's leading channels into every student tensor when each student shape fits inside the
-    teacher's (same family, narrower). Taking the first channels keeps the trunk's residual channels aligned
-    across blocks, which an importance ranking per layer would break."""
-    t = teacher.state_dict()
-    s = student.state_dict()
-    if s.keys() != t.keys() or any(any(a > b for a, b in zip(v.shape, t[k].shape)) for k, v in s.items()):
-        return False
-    student.load_state_dict({k: t[k][tuple(slice(0, n) for n in v.shape)].clone() for k, v in s.items()})
-    return True
-
-
 class Distiller(Trainer):
     GRID_ROWS = (("real_A", "teacher", "student"),)
     STATE_FORMAT = DISTILL_STATE_FORMAT
@@ -127,7 +116,7 @@ class Distiller(Trainer):
         self.g_cfg = student_config(cfg.student, loaded.config)
         student = ResnetGenerator(self.g_cfg)
         init_normal(student)
-        self.init_used = cfg.init == "teacher" and init_from_teacher(student, loaded.model)
+        self.init_used = cfg.init == "teacher" and init_from_wider(student, loaded.model)
         wrapped = StudentWithMaps(student, loaded.config.trunk_width)
         init_normal(wrapped.maps)
         disc = NLayerDiscriminator(self.g_cfg.output_nc, cfg.ndf, cfg.n_layers_D)

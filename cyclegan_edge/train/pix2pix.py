@@ -42,7 +42,7 @@ from cyclegan_edge.train.trainer import Trainer
 
 @dataclass
 class Pix2PixConfig(TrainConfig):
-    HIDDEN: ClassVar[frozenset[str]] = frozenset({"lambda_cycle", "lambda_identity", "pool_size"})
+    HIDDEN: ClassVar[frozenset[str]] = frozenset({"lambda_cycle", "lambda_identity", "pool_size", "init_from"})
 
     model: str = opt("pix2pix", "objective: cyclegan or pix2pix (this one)", list(MODELS))
     dataroot: str = opt("", "dataset root holding train/ (A|B side-by-side images) or trainA/ + trainB/ "

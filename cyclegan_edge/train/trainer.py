@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, write_json
+from cyclegan_edge.errors import UsageError
 from cyclegan_edge.imaging.frames import tensor_to_frames
 from cyclegan_edge.imaging.io import write_image
 from cyclegan_edge.models import (
@@ -31,7 +32,9 @@ from cyclegan_edge.models import (
     ResnetGenerator,
     build_generator,
     count_macs,
+    init_from_wider,
     init_normal,
+    load_generator,
     named_config,
     save_generator,
 )
@@ -270,11 +273,24 @@ class Trainer:
         discs = Discriminators(self.g_cfg.input_nc, cfg.ndf, cfg.n_layers_D)
         init_normal(gens)
         init_normal(discs)
+        if cfg.init_from:
+            self.init_generators(gens)
         self.gens, self.gens_ddp = self.to_device(gens, cfg.compile)
         self.discs, self.discs_ddp = self.to_device(discs)
         self.pool_a = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank)
         self.pool_b = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank + 1)
         return self.gens, self.discs
+
+    def init_generators(self, gens: CycleGenerators) -> None:
+        """--init-from: both directions start from one trained generator (named in each saved generator's meta)."""
+        loaded = load_generator(self.cfg.init_from)
+        if not isinstance(loaded.model, ResnetGenerator):
+            raise UsageError(f"--init-from {self.cfg.init_from}: {loaded.config.name} is not a ResNet generator")
+        for g in (gens.G_A, gens.G_B):
+            if not init_from_wider(g, loaded.model):
+                raise UsageError(f"--init-from {self.cfg.init_from}: {loaded.config.name} does not fit {g.cfg.name} "
+                                 "(same family and depth, each layer at most as wide; see --netG, --mobile-config)")  # fmt: skip
+        log.info("generators start from %s (%s)", self.cfg.init_from, loaded.config.name)
 
     def model_state(self) -> dict[str, Any]:
         def gen(g: ResnetGenerator) -> dict[str, Any]:
@@ -314,7 +330,8 @@ class Trainer:
 
     def meta(self) -> dict[str, Any]:
         data = self.cfg.dataroot or f"{self.cfg.a_dir} | {self.cfg.b_dir}"
-        return {"train_size": self.cfg.crop_size, "dataset": data, "iterations": self.pos.iteration,
+        init = {"init_from": self.cfg.init_from} if self.cfg.init_from else {}
+        return {"train_size": self.cfg.crop_size, "dataset": data, "iterations": self.pos.iteration, **init,
                 "toolkit_version": __version__}  # fmt: skip
 
     def save(self) -> None:
