@@ -166,6 +166,28 @@ def test_bad_checkpoints_give_one_line_errors(tmp_path: Path, compressed_g_path:
         assert expected in msg and "\n" not in msg and str(path) in msg
 
 
+def test_upsampling_rewrite_is_the_transposed_convolution_on_zero_inserted_input() -> None:
+    """The exact identity behind the rewrite: ConvTranspose3x3/2 (padding 1, output_padding 1) equals the rewritten
+    3x3 conv applied to the input with zeros inserted between its pixels; a resize instead of the zeros is the
+    approximation fine-tuning starts from."""
+    from torch.nn import functional as F
+
+    from cyclegan_edge.models.generator import state_for_upsampling, upsampling_names
+
+    torch.manual_seed(0)
+    g = mobile_resnet_9blocks("4_4_8_4_8_8_4_4")
+    init_normal(g)
+    state = state_for_upsampling(g, "nearest")
+    for name in upsampling_names(g):
+        layer = g.model[int(name)]
+        x = torch.randn(1, layer.in_channels, 5, 7)
+        zeros = torch.zeros(1, layer.in_channels, 10, 14)
+        zeros[..., ::2, ::2] = x
+        ours = F.conv2d(zeros, state[f"model.{name}.1.weight"], state[f"model.{name}.1.bias"], padding=1)
+        with torch.no_grad():
+            assert torch.allclose(ours, layer(x), atol=1e-6), name
+
+
 def test_published_generator_starts_a_resize_conv_one(compressed_g_path: Path, horse_paths: list[Path],
                                                       margin: Any) -> None:  # fmt: skip
     """--init-from's copy: the published ConvTranspose generator's weights, upsampling layers rewritten as resize-conv,

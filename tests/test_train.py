@@ -162,13 +162,15 @@ def test_ctrl_c_saves_and_exits_cleanly(tiny_root: Path, tmp_path: Path) -> None
 
 def test_init_from_a_published_generator(tiny_root: Path, tmp_path: Path) -> None:
     """--init-from: with lr 0 both saved generators are exactly the published one's leading channels (upsampling
-    rewritten for resize-conv), and say where they started; a generator that does not fit is one usage line."""
+    rewritten for resize-conv), and say where they started; --resume does not need the file; a generator that
+    does not fit is one usage line, before --overwrite touches the existing run."""
     from cyclegan_edge.models import ResnetGenerator, init_from_wider
 
     from conftest import COMPRESSED_G
 
-    published = need(COMPRESSED_G)
-    r = train(["--dataroot", str(tiny_root), *TINY, "--init-from", str(published), "--lr", "0", "--max-iters", "1",
+    published = tmp_path / "published.pth"
+    shutil.copy(need(COMPRESSED_G), published)
+    r = train(["--dataroot", str(tiny_root), *TINY, "--init-from", "published.pth", "--lr", "0", "--max-iters", "1",
                "--output", str(tmp_path), "--name", "ft"], tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     a2b, b2a = load_generator(tmp_path / "ft" / "G_A2B.pth"), load_generator(tmp_path / "ft" / "G_B2A.pth")
@@ -176,11 +178,16 @@ def test_init_from_a_published_generator(tiny_root: Path, tmp_path: Path) -> Non
     assert a2b.model.cfg.upsample == "bilinear" and init_from_wider(expected, load_generator(published).model)
     for k, v in expected.state_dict().items():
         assert torch.equal(v, a2b.model.state_dict()[k]) and torch.equal(v, b2a.model.state_dict()[k]), k
-    assert a2b.meta["init_from"] == str(published)
+    assert a2b.meta["init_from"] == str(published)  # absolute, as typed relative
+    published.unlink()  # a resumed run's weights come from its checkpoint, not from the file it started from
+    more = train(["--resume", "--max-iters", "2", "--output", str(tmp_path), "--name", "ft"], tmp_path)
+    assert more.returncode == 0 and "resumed from" in more.stderr, more.stderr[-2000:]
+    shutil.copy(need(COMPRESSED_G), published)
     bad = train(["--dataroot", str(tiny_root), *TINY, "--netG", "resnet_6blocks", "--ngf", "8", "--init-from",
-                 str(published), "--max-iters", "1", "--output", str(tmp_path), "--name", "bad"], tmp_path)  # fmt: skip
+                 str(published), "--max-iters", "1", "--output", str(tmp_path), "--name", "ft", "--overwrite"], tmp_path)  # fmt: skip
     last = bad.stderr.strip().splitlines()[-1]
     assert bad.returncode == 2 and last.startswith(f"error: --init-from {published}: mobile_resnet_9blocks") and "does not fit" in last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ft", "published.pth"]  # refused before --overwrite moved ft
 
 
 def test_torchrun_two_processes_gloo(tiny_root: Path, tmp_path: Path, margin: Any) -> None:

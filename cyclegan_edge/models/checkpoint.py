@@ -59,6 +59,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: no such file")
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch.save's zip, or a legacy pickle
+        raise CheckpointError(f"{p}: not a readable PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt/unsafe files

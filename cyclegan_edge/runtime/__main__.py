@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--input", metavar="DIR", help="alias: INPUT as a folder (batch: every video and image in it)")
     # const "": a bare --demo (which --model may complete) told apart from a named one (which it would contradict)
     src.add_argument("--demo", nargs="?", const="", type=demo_name, metavar="NAME",
-                     help=f"the bundled clip through a bundled model: {', '.join(DEMO_MODELS)} (default {DEFAULT_DEMO}; "
-                     "a bare --demo takes --model) or --model; also what runs when no INPUT is given")  # fmt: skip
+                     help=f"the bundled clip through bundled model NAME ({', '.join(DEMO_MODELS)}; default "
+                     f"{DEFAULT_DEMO}) or, given bare, through --model; also what runs when no INPUT is given")  # fmt: skip
     ap.add_argument("--engine", "--model", dest="model", metavar="MODEL",
                     help=".plan/.engine (TensorRT), .onnx (OpenVINO or ONNX Runtime, see --backend), .xml (OpenVINO) or "
                     f".pth/.pt (PyTorch), or a bundled model's name ({', '.join(bundled_names())}); default: "
@@ -216,7 +216,8 @@ def report(stats: PipelineStats, backend: Backend, where: str, live: bool, model
 
 def chosen_input(args: argparse.Namespace) -> tuple[str, SourceSpec] | None:
     """INPUT, or the alias that gave it, and its kind (the aliases fix it: --input a folder, --camera and --video a
-    stream); None for the demo. Also takes OUTPUT from --output. UsageError for an input or output given twice."""
+    stream); None for the demo. Also takes OUTPUT from --output. UsageError for an input or output given twice,
+    or for --demo NAME with --model (two models)."""
     alias = next((flag for flag in ("camera", "video", "input", "demo") if getattr(args, flag) is not None), None)
     if args.source is not None and alias is not None:
         raise UsageError(f"give the input once: {args.source!r} (INPUT) or --{alias}, not both (an output after "

@@ -30,7 +30,7 @@ def model_of(argv: list[str] | None) -> str:
 def run(argv: list[str] | None) -> int:
     require_python_310("training")
     from cyclegan_edge.train.config import parse_config
-    from cyclegan_edge.train.trainer import Trainer, start_run
+    from cyclegan_edge.train.trainer import Trainer, check_init_from, start_run
 
     trainer: type[Trainer] = Trainer
     if model_of(argv) == "pix2pix":
@@ -41,6 +41,7 @@ def run(argv: list[str] | None) -> int:
                            "(torchrun for several GPUs/processes).")  # fmt: skip
     else:
         cfg = parse_config(argv)
+        check_init_from(cfg)  # before start_run: a bad file must not cost an --overwrite its old run
     start_run(cfg)
     return trainer(cfg).fit()
 

@@ -32,6 +32,7 @@ from cyclegan_edge.models import (
     ResnetGenerator,
     build_generator,
     count_macs,
+    CheckpointError,
     init_from_wider,
     init_normal,
     load_generator,
@@ -124,6 +125,39 @@ def ignore_stop_signals(_worker_id: int) -> None:
     stops the workers (`timeout`, Slurm and a terminal signal the whole process group)."""
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
+
+
+def init_from_file(path: str, g_a2b: ResnetGenerator, g_b2a: ResnetGenerator) -> None:
+    """--init-from: each generator starts from the file's generator of its direction (a CycleGAN training state
+    holds both; any other generator file serves both). UsageError when the file cannot be read or does not fit."""
+    try:
+        a2b = load_generator(path, "A->B")
+        try:
+            b2a = load_generator(path, "B->A")
+        except CheckpointError:  # one generator (or a pix2pix state): it starts both directions
+            b2a = a2b
+    except CheckpointError as e:
+        raise UsageError(f"--init-from {e}") from None
+    for target, loaded in ((g_a2b, a2b), (g_b2a, b2a)):
+        src = loaded.model
+        if not isinstance(src, ResnetGenerator):
+            raise UsageError(f"--init-from {path}: {loaded.config.name} is not a ResNet generator")
+        if not init_from_wider(target, src):
+            c = src.cfg
+            arch = (f"--netG mobile --mobile-config {'_'.join(map(str, c.channels))}" if c.separable
+                    else f"--netG resnet_{c.n_blocks}blocks --ngf {c.channels[0]}")  # fmt: skip
+            raise UsageError(f"--init-from {path}: {loaded.config.name} does not fit {target.cfg.name}: train its "
+                             f"architecture ({arch}) or a narrower one of its family")  # fmt: skip
+
+
+def check_init_from(cfg: TrainConfig) -> None:
+    """A new run's --init-from, as an absolute path (config.json keeps it for the record), checked against the
+    generators it is to start."""
+    if not cfg.init_from or cfg.resume:
+        return
+    cfg.init_from = str(Path(cfg.init_from).resolve())
+    g_cfg = named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
+    init_from_file(cfg.init_from, ResnetGenerator(g_cfg), ResnetGenerator(g_cfg))
 
 
 def start_run(cfg: TrainConfig) -> None:
@@ -273,24 +307,15 @@ class Trainer:
         discs = Discriminators(self.g_cfg.input_nc, cfg.ndf, cfg.n_layers_D)
         init_normal(gens)
         init_normal(discs)
-        if cfg.init_from:
-            self.init_generators(gens)
+        if cfg.init_from and not cfg.resume:  # a resumed run's weights come from its checkpoint
+            init_from_file(cfg.init_from, gens.G_A, gens.G_B)
+            if self.d.main:
+                log.info("generators start from %s", cfg.init_from)
         self.gens, self.gens_ddp = self.to_device(gens, cfg.compile)
         self.discs, self.discs_ddp = self.to_device(discs)
         self.pool_a = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank)
         self.pool_b = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank + 1)
         return self.gens, self.discs
-
-    def init_generators(self, gens: CycleGenerators) -> None:
-        """--init-from: both directions start from one trained generator (named in each saved generator's meta)."""
-        loaded = load_generator(self.cfg.init_from)
-        if not isinstance(loaded.model, ResnetGenerator):
-            raise UsageError(f"--init-from {self.cfg.init_from}: {loaded.config.name} is not a ResNet generator")
-        for g in (gens.G_A, gens.G_B):
-            if not init_from_wider(g, loaded.model):
-                raise UsageError(f"--init-from {self.cfg.init_from}: {loaded.config.name} does not fit {g.cfg.name} "
-                                 "(same family and depth, each layer at most as wide; see --netG, --mobile-config)")  # fmt: skip
-        log.info("generators start from %s (%s)", self.cfg.init_from, loaded.config.name)
 
     def model_state(self) -> dict[str, Any]:
         def gen(g: ResnetGenerator) -> dict[str, Any]:
