@@ -60,30 +60,32 @@ def _load_onnx(onnx_path: str | os.PathLike[str]) -> Any:
         raise EngineBuildError(f"{onnx_path}: not a readable ONNX model ({type(e).__name__})") from None
 
 
-def onnx_precision(onnx_path: str | os.PathLike[str]) -> str:
-    """What precision an ONNX carries: int8 (Q/DQ nodes), fp16 (FP16 initializers) or fp32."""
+def onnx_facts(onnx_path: str | os.PathLike[str]) -> tuple[str, int]:
+    """What a build reads from the ONNX, in one load: its precision (int8: Q/DQ nodes, fp16: FP16 initializers,
+    else fp32) and the H/W multiple the model needs (our export's metadata; 4 when absent)."""
     proto = _load_onnx(onnx_path)
     import onnx  # importable: _load_onnx checked
 
     if any(n.op_type == "QuantizeLinear" for n in proto.graph.node):
-        return "int8"
-    if any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer):
-        return "fp16"
-    return "fp32"
+        precision = "int8"
+    elif any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer):
+        precision = "fp16"
+    else:
+        precision = "fp32"
+    return precision, metadata_size_multiple({p.key: p.value for p in proto.metadata_props})
 
 
-def onnx_size_multiple(onnx_path: str | os.PathLike[str]) -> int:
-    """The H/W multiple the model needs, from our export's metadata (4 when absent)."""
-    return metadata_size_multiple({p.key: p.value for p in _load_onnx(onnx_path).metadata_props})
+def onnx_precision(onnx_path: str | os.PathLike[str]) -> str:
+    return onnx_facts(onnx_path)[0]
 
 
 def equivalent_trtexec(onnx_path: str, engine_path: str, opts: EngineOptions, flavor: str = "tensorrt",
                        version: str = "10", onnx_prec: str | None = None) -> str:  # fmt: skip
     """The trtexec command for ``flavor`` ``version``; ``onnx_prec`` (what the ONNX carries) and the size
     multiple the profile must respect are read from the file when ``onnx_prec`` is not given."""
-    plan = plan_build(flavor, version, onnx_prec or onnx_precision(onnx_path), opts.precision, minimum=MIN_TRTEXEC)
     # given onnx_prec, the ONNX need not exist yet (export --print-trtexec without the export): nothing is read
-    multiple = onnx_size_multiple(onnx_path) if onnx_prec is None else BASE_MULTIPLE
+    onnx_prec, multiple = (onnx_prec, BASE_MULTIPLE) if onnx_prec else onnx_facts(onnx_path)
+    plan = plan_build(flavor, version, onnx_prec, opts.precision, minimum=MIN_TRTEXEC)
     profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape, multiple=multiple)
     return trtexec_command(onnx_path, engine_path, profile, plan, opts.workspace_mib, opts.timing_cache, opts.dla_core,
                            version=version, flavor=flavor)  # fmt: skip
@@ -93,11 +95,11 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
                  opts: EngineOptions | None = None) -> Path:  # fmt: skip
     """Build, write ``engine_path`` and ``engine_path.json`` atomically; return the engine path."""
     opts = opts or EngineOptions()
-    multiple = onnx_size_multiple(onnx_path)
+    onnx_prec, multiple = onnx_facts(onnx_path)
     profile = make_profile(opts.min_shape, opts.opt_shape, opts.max_shape, multiple=multiple)  # before TensorRT
     trt, flavor = import_tensorrt()
     version = str(getattr(trt, "__version__", "0"))
-    plan = plan_build(flavor, version, onnx_precision(onnx_path), opts.precision)
+    plan = plan_build(flavor, version, onnx_prec, opts.precision)
 
     logger, messages = recording_logger(trt)
     builder: tensorrt.Builder = trt.Builder(logger)
