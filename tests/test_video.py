@@ -25,7 +25,7 @@ from cyclegan_edge import ASSETS_DIR
 av = pytest.importorskip("av")
 
 from cyclegan_edge.runtime.av_video import (AvSource, AvVideoWriter, complete_mp4_prefix, job_key,  # noqa: E402
-                                            rotation_steps)  # fmt: skip
+                                            probe_prior, rotation_steps)  # fmt: skip
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend  # noqa: E402
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions  # noqa: E402
 from cyclegan_edge.runtime.sinks import EncodeSettings, MemorySink, encoded_size, jetson_h264_pipeline  # noqa: E402
@@ -186,6 +186,13 @@ def test_kill9_leaves_a_playable_file_and_the_rerun_resumes(clip: Path, direct: 
     assert all(psnr(left[i], direct[i]) > PSNR_BOUND and closest(left[i], direct, i) == 0 for i in (0, done - 1))
     kept = tmp_path / "kept.partial.mp4"
     shutil.copy(partial, kept)
+    # where the kept part ends, for a rerun stopped before writing a frame (its sound ends there): last + 1 frame
+    with av.open(str(partial)) as c:
+        key = c.metadata["comment"].removeprefix("cyclegan-edge job ")
+        last = max(f.pts * f.time_base for f in c.decode(video=0))
+    prior = probe_prior(partial, key, fragmented=True)
+    assert prior is not None and prior.frames == done
+    assert prior.end + prior.last_duration == last + Fraction(2, 25)  # one frame at 12.5 fps past the last
 
     r = runtime(*args)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -330,6 +330,7 @@ class PriorWork:
     path: Path
     frames: int
     end: Fraction  # presentation time of its last frame
+    last_duration: Fraction = Fraction(0)  # how long that frame shows (0 where the file does not say)
 
 
 def probe_prior(path: Path, key: str, fragmented: bool) -> PriorWork | None:
@@ -345,11 +346,14 @@ def probe_prior(path: Path, key: str, fragmented: bool) -> PriorWork | None:
             if tags.get(KEY_TAG) != KEY_PREFIX + key or not c.streams.video:
                 return None
             v = c.streams.video[0]
-            pts = [p.pts for p in c.demux(v) if p.size and p.pts is not None]
+            timing = [(p.pts, p.duration or 0) for p in c.demux(v) if p.size and p.pts is not None]
             time_base = v.time_base or Fraction(1)
     except (av.FFmpegError, OSError):
         return None
-    return PriorWork(path, len(pts), Fraction(max(pts)) * time_base) if pts else None
+    if not timing:
+        return None
+    last, duration = max(timing)
+    return PriorWork(path, len(timing), Fraction(last) * time_base, Fraction(duration) * time_base)
 
 
 def pick_encoder(s: EncodeSettings, size: tuple[int, int], rate: Fraction) -> str:
@@ -543,7 +547,7 @@ class AvVideoWriter(Sink):
         if self.source is not None and self.frames:
             pts, duration = self._timestamp(self.frames - 1)
             return (pts + duration) * self.time_base
-        return self.prior.end if self.prior else Fraction(0)
+        return self.prior.end + self.prior.last_duration if self.prior else Fraction(0)
 
     def _finalize(self) -> None:
         """Remux the partial file into the target through a temporary file, check it, rename."""
