@@ -47,13 +47,14 @@ def int_arg(low: int, high: int, also: int | None = None) -> Callable[[str], int
     return parse
 
 
-def first_line(exc: BaseException, limit: int = 300, path: bool = True) -> str:
+def first_line(exc: BaseException, limit: int = 500, path: bool = True) -> str:
     """The first line of an exception's message; for an OSError ``path: reason`` (``reason`` alone when
     ``path`` is false: the caller names the file already)."""
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.filename}: {exc.strerror}" if exc.filename is not None and path else exc.strerror
     text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 # the extra that brings an optional package (pyproject.toml)

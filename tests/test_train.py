@@ -170,8 +170,9 @@ def test_init_from_a_published_generator(tiny_root: Path, tmp_path: Path) -> Non
 
     published = tmp_path / "published.pth"
     shutil.copy(need(COMPRESSED_G), published)
-    r = train(["--dataroot", str(tiny_root), *TINY, "--init-from", "published.pth", "--lr", "0", "--max-iters", "1",
-               "--output", str(tmp_path), "--name", "ft"], tmp_path)  # fmt: skip
+    command = ["--dataroot", str(tiny_root), *TINY, "--init-from", "published.pth", "--lr", "0", "--output",
+               str(tmp_path), "--name", "ft"]  # fmt: skip
+    r = train([*command, "--max-iters", "1"], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     a2b, b2a = load_generator(tmp_path / "ft" / "G_A2B.pth"), load_generator(tmp_path / "ft" / "G_B2A.pth")
     expected = ResnetGenerator(a2b.model.cfg)
@@ -180,13 +181,14 @@ def test_init_from_a_published_generator(tiny_root: Path, tmp_path: Path) -> Non
         assert torch.equal(v, a2b.model.state_dict()[k]) and torch.equal(v, b2a.model.state_dict()[k]), k
     assert a2b.meta["init_from"] == str(published)  # absolute, as typed relative
     published.unlink()  # a resumed run's weights come from its checkpoint, not from the file it started from
-    more = train(["--resume", "--max-iters", "2", "--output", str(tmp_path), "--name", "ft"], tmp_path)
+    more = train([*command, "--resume", "--max-iters", "2"], tmp_path)  # the same command (relative path) again
     assert more.returncode == 0 and "resumed from" in more.stderr, more.stderr[-2000:]
     shutil.copy(need(COMPRESSED_G), published)
     bad = train(["--dataroot", str(tiny_root), *TINY, "--netG", "resnet_6blocks", "--ngf", "8", "--init-from",
                  str(published), "--max-iters", "1", "--output", str(tmp_path), "--name", "ft", "--overwrite"], tmp_path)  # fmt: skip
     last = bad.stderr.strip().splitlines()[-1]
-    assert bad.returncode == 2 and last.startswith(f"error: --init-from {published}: mobile_resnet_9blocks") and "does not fit" in last
+    assert bad.returncode == 2 and last.startswith(f"error: --init-from {published}: give --netG mobile --mobile-config "
+                                                   "16_16_32_16_32_32_16_16 (or narrower") and "does not fit" in last
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ft", "published.pth"]  # refused before --overwrite moved ft
 
 

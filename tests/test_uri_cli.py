@@ -176,7 +176,8 @@ def test_bundled_model_by_name_and_demo_by_name(tmp_path: Path, capsys: pytest.C
     assert rc == 2 and len(errors) == 1 and "invalid choice: 'winter'" in errors[0]
 
 
-def test_bare_demo_takes_model_named_demo_refuses_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bare_demo_takes_model_named_demo_refuses_one(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     """A bare ``--demo`` runs the bundled clip through ``--model``; ``--demo NAME --model X`` names two models: one
     line, nothing written."""
     bundled_out, mine_out = tmp_path / "bundled.mp4", tmp_path / "mine.mp4"
@@ -185,3 +186,8 @@ def test_bare_demo_takes_model_named_demo_refuses_one(tmp_path: Path, capsys: py
     assert rc == 0 and f"(model {MODEL}, onnxruntime" in out and frame_count(mine_out) == 2, errors
     rc, _, errors = runtime(capsys, "--demo", "monet", "--model", str(MODEL), "-o", str(bundled_out), *common)
     assert rc == 2 and len(errors) == 1 and "leave out --model" in errors[0] and not bundled_out.exists()
+    # another conversion (another size) into the first output: replaced at the end, and said so
+    caplog.clear()
+    rc, out, errors = runtime(capsys, "--demo", "-o", str(mine_out), *common, "--size", "32")
+    assert rc == 0 and "2 frames -> " in out and frame_count(mine_out) == 2, errors
+    assert any("exists (another conversion's output): it is replaced" in r.getMessage() for r in caplog.records)

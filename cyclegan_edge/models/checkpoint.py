@@ -58,7 +58,9 @@ class LoadedGenerator:
 def read_checkpoint(path: str | os.PathLike[str]) -> Any:
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"{p}: no such file")
+        raise CheckpointError(f"{p}: {'a folder, not a checkpoint file' if p.is_dir() else 'no such file'}")
+    if p.suffix.lower() == ".onnx":
+        raise CheckpointError(f"{p}: an ONNX model holds no trainable checkpoint: give the generator's .pth")
     with open(p, "rb") as f:
         head = f.read(4)
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch.save's zip, or a legacy pickle

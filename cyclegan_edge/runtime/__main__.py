@@ -58,7 +58,8 @@ OUTPUT_FOR = {"image": "an image goes to an image file or a folder", "folder": "
 
 def demo_name(text: str) -> str:
     if text and text not in DEMO_MODELS:  # "": a bare --demo
-        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(DEMO_MODELS)})")
+        hint = "; an output goes with -o" if "." in text or "/" in text else ""
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(DEMO_MODELS)}{hint})")
     return text
 
 
@@ -221,7 +222,7 @@ def chosen_input(args: argparse.Namespace) -> tuple[str, SourceSpec] | None:
     alias = next((flag for flag in ("camera", "video", "input", "demo") if getattr(args, flag) is not None), None)
     if args.source is not None and alias is not None:
         raise UsageError(f"give the input once: {args.source!r} (INPUT) or --{alias}, not both (an output after "
-                         "--camera/--video/--input goes with --output)")  # fmt: skip
+                         "--camera/--video/--input/--demo goes with -o/--output)")  # fmt: skip
     if args.demo and args.model:
         raise UsageError(f"--demo {args.demo} runs the bundled {DEMO_MODELS[args.demo]} model: leave out --model "
                          f"{args.model}, or give a bare --demo to run the demo clip through it")  # fmt: skip
@@ -290,7 +291,7 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         return 0
     report(stats, backend, sink.name, source.live, model_name(args))
     if sink.resumed:
-        print(f"({sink.resumed} earlier frames kept from an interrupted run; --overwrite starts over)")
+        print(f"({sink.resumed} earlier frames of this conversion kept; --overwrite starts over)")
     if stats.interrupted:
         print(f"stopped: {stats.frames_out} frames written to {sink.name}", file=sys.stderr)
         return 130 if not sink.quit_requested else 0

@@ -405,6 +405,9 @@ class AvVideoWriter(Sink):
         else:
             self.prior = self._find_prior()
         self.resumed = self.prior.frames if self.prior else 0
+        if not overwrite and self.path.is_file() and (self.prior is None or self.prior.path != self.path):
+            log.warning("%s exists (another conversion's output): it is replaced once this one is complete",
+                        self.path)  # fmt: skip
         if self.prior is not None and self.source is not None:
             log.warning("%s: resuming after frame %d (from %s)", self.path.name, self.resumed, self.prior.path.name)
             self.source.start_after(self.prior.end)

@@ -127,6 +127,16 @@ def parse_config(argv: list[str] | None = None, cls: type[TrainConfig] = TrainCo
     return resumed_config(cfg.run_dir, given, cls)
 
 
+PATH_SETTINGS = frozenset({"dataroot", "a_dir", "b_dir", "init_from"})
+
+
+def same_setting(key: str, saved: Any, given: Any) -> bool:
+    """Equal, or (paths) naming the same file: --init-from is saved absolute, and may be typed relative again."""
+    if saved == given:
+        return True
+    return key in PATH_SETTINGS and bool(saved) and bool(given) and Path(saved).resolve() == Path(given).resolve()
+
+
 def resumed_config(run_dir: Path, given: dict[str, Any], cls: type[TrainConfig] = TrainConfig) -> TrainConfig:
     """The run's saved settings, with the flags that may change taken from the command line."""
     path = run_dir / "config.json"
@@ -140,7 +150,7 @@ def resumed_config(run_dir: Path, given: dict[str, Any], cls: type[TrainConfig] 
     for key, value in given.items():
         if key in MAY_CHANGE_ON_RESUME:
             settings[key] = value
-        elif key in settings and settings[key] != value:
+        elif key in settings and not same_setting(key, settings[key], value):
             flag = "--" + key.replace("_", "-")
             raise UsageError(f"--resume: {flag} {value} contradicts the run's {settings[key]} ({path}); "
                              f"only {', '.join(sorted('--' + k.replace('_', '-') for k in MAY_CHANGE_ON_RESUME))} may change")  # fmt: skip

@@ -146,8 +146,8 @@ def init_from_file(path: str, g_a2b: ResnetGenerator, g_b2a: ResnetGenerator) ->
             c = src.cfg
             arch = (f"--netG mobile --mobile-config {'_'.join(map(str, c.channels))}" if c.separable
                     else f"--netG resnet_{c.n_blocks}blocks --ngf {c.channels[0]}")  # fmt: skip
-            raise UsageError(f"--init-from {path}: {loaded.config.name} does not fit {target.cfg.name}: train its "
-                             f"architecture ({arch}) or a narrower one of its family")  # fmt: skip
+            raise UsageError(f"--init-from {path}: give {arch} (or narrower channels) for its "
+                             f"{loaded.config.name}; {target.cfg.name} does not fit")  # fmt: skip
 
 
 def check_init_from(cfg: TrainConfig) -> None:
