@@ -24,8 +24,8 @@ from cyclegan_edge import ASSETS_DIR
 
 av = pytest.importorskip("av")
 
-from cyclegan_edge.runtime.av_video import (AvSource, AvVideoWriter, complete_mp4_prefix, job_key,  # noqa: E402
-                                            probe_prior, rotation_steps)  # fmt: skip
+from cyclegan_edge.runtime.av_video import (KEY_PREFIX, KEY_TAG, AvSource, AvVideoWriter,  # noqa: E402
+                                            complete_mp4_prefix, job_key, probe_prior, rotation_steps)  # fmt: skip
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend  # noqa: E402
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions  # noqa: E402
 from cyclegan_edge.runtime.sinks import EncodeSettings, MemorySink, encoded_size, jetson_h264_pipeline  # noqa: E402
@@ -188,7 +188,7 @@ def test_kill9_leaves_a_playable_file_and_the_rerun_resumes(clip: Path, direct: 
     shutil.copy(partial, kept)
     # where the kept part ends, for a rerun stopped before writing a frame (its sound ends there): last + 1 frame
     with av.open(str(partial)) as c:
-        key = c.metadata["comment"].removeprefix("cyclegan-edge job ")
+        key = c.metadata[KEY_TAG].removeprefix(KEY_PREFIX)
         last = max(f.pts * f.time_base for f in c.decode(video=0))
     prior = probe_prior(partial, key, fragmented=True)
     assert prior is not None and prior.frames == done

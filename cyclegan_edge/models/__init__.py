@@ -31,7 +31,7 @@ from cyclegan_edge.models.unet import UnetConfig, UnetGenerator, unet_128, unet_
 __all__ = [
     "AnyGeneratorConfig", "CheckpointError", "Complexity", "Generator", "GeneratorConfig", "LoadedGenerator",
     "NLayerDiscriminator", "ResnetGenerator", "UnetConfig", "UnetGenerator", "build_generator", "clean_state_dict",
-    "config_from_dict", "count_macs", "count_params", "infer_generator_config", "init_from_wider", "init_normal", "load_generator",
-    "mobile_resnet_9blocks", "named_config", "parse_channels", "resnet_6blocks", "resnet_9blocks", "save_generator",
-    "seeded_resnet_9blocks", "unet_128", "unet_256", "unet_config",
+    "config_from_dict", "count_macs", "count_params", "infer_generator_config", "init_from_wider", "init_normal",
+    "load_generator", "mobile_resnet_9blocks", "named_config", "parse_channels", "resnet_6blocks", "resnet_9blocks",
+    "save_generator", "seeded_resnet_9blocks", "unet_128", "unet_256", "unet_config",
 ]  # fmt: skip

@@ -214,8 +214,10 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
 
 def upsampling_names(g: ResnetGenerator) -> list[str]:
     """Names of the two x2 upsampling layers in ``g.model`` ("19", "22" for nine blocks)."""
-    return [name for name, m in g.model.named_children()
-            if isinstance(m, nn.ConvTranspose2d) or (isinstance(m, nn.Sequential) and isinstance(m[0], nn.Upsample))]  # fmt: skip
+    def is_upsampling(m: nn.Module) -> bool:
+        return isinstance(m, nn.ConvTranspose2d) or (isinstance(m, nn.Sequential) and isinstance(m[0], nn.Upsample))
+
+    return [name for name, m in g.model.named_children() if is_upsampling(m)]
 
 
 def state_for_upsampling(src: ResnetGenerator, dst_mode: str) -> dict[str, torch.Tensor]:
@@ -245,7 +247,7 @@ def init_from_wider(dst: ResnetGenerator, src: ResnetGenerator) -> bool:
     if s.keys() != t.keys() or any(v.dim() != t[k].dim() or any(a > b for a, b in zip(v.shape, t[k].shape))
                                    for k, v in s.items()):  # fmt: skip
         return False
-    dst.load_state_dict({k: t[k][tuple(slice(0, n) for n in v.shape)].clone() for k, v in s.items()})
+    dst.load_state_dict({k: t[k][tuple(slice(0, n) for n in v.shape)] for k, v in s.items()})  # copies
     return True
 
 

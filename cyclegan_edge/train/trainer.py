@@ -28,11 +28,11 @@ from cyclegan_edge.imaging.frames import tensor_to_frames
 from cyclegan_edge.imaging.io import write_image
 from cyclegan_edge.models import (
     AnyGeneratorConfig,
+    CheckpointError,
     GeneratorConfig,
     ResnetGenerator,
     build_generator,
     count_macs,
-    CheckpointError,
     init_from_wider,
     init_normal,
     load_generator,
