@@ -2,10 +2,17 @@
 
 import sys
 
-if __name__ == "__main__":
+
+def run(argv: "list[str] | None") -> int:
     from cyclegan_edge import require_python_310
 
     require_python_310("distillation")
-    from cyclegan_edge.train.distill import main
+    from cyclegan_edge.train.distill import run
 
-    sys.exit(main())
+    return run(argv)
+
+
+if __name__ == "__main__":
+    from cyclegan_edge.errors import run_cli
+
+    sys.exit(run_cli(run, preload=("torch",)))

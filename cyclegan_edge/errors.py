@@ -12,7 +12,9 @@ get the traceback instead.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -74,9 +76,28 @@ def describe(exc: BaseException, hint: bool = True) -> str:
     return line + (f" (unexpected; {TRACEBACK_ENV}=1 shows the traceback)" if hint else "")
 
 
-def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run a command's ``main(argv)`` and return its exit status, printing one line for what it raised."""
+def import_holding_ctrl_c(names: tuple[str, ...]) -> None:
+    """Import these modules with Ctrl-C held back until they are loaded: loading torch's extension swallows a
+    SIGINT that arrives meanwhile (the command then ran on as if none had come). A held one is raised after."""
+    block = getattr(signal, "pthread_sigmask", None)  # POSIX only
+    old = block(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
     try:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass  # the command names the missing extra when it needs the module
+    finally:
+        if block:
+            block(signal.SIG_SETMASK, old)
+
+
+def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None,
+            preload: tuple[str, ...] = ()) -> int:  # fmt: skip
+    """Run a command's ``main(argv)`` and return its exit status, printing one line for what it raised.
+    ``preload``: heavy modules the command always needs, imported first with Ctrl-C held back."""
+    try:
+        import_holding_ctrl_c(preload)
         return main(argv)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -125,6 +125,27 @@ def test_cli_writes_json_and_markdown(tiny: tuple[DomainClassifier, Path], tmp_p
     assert report["latency_ms"]["p50"] > 0 and 0 < report["cycle_l1"] < 2
     md = (out / "evaluate.md").read_text()
     assert "domain score" in md and "greyscale" in md and "held-out balanced accuracy" in md
+    # 16 images: comparable only roughly, said in the report, its Markdown and the log; 64 px is over the 48 px input
+    (few,) = report["caveats"]
+    assert few.startswith("only 16 A test images: the domain score is a rough guess (its 95% interval spans ")
+    assert f"- {few}" in md and f"WARNING {few}" in res.stderr
+
+
+def test_caveats_name_what_makes_a_score_incomparable(tiny: tuple[DomainClassifier, Path], tmp_path: Path) -> None:
+    """Under the classifier's input size, and test folders the classifier cannot tell apart (B given as testA)."""
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "cyclegan_edge.evaluate", str(ASSETS_DIR / "photo2monet.pth"), "--dataroot", str(S2W),
+           "--b", str(S2W / "testA"), "--size", "32", "--max-images", "40", "--latency-iters", "0", "--bootstrap", "50", "--threads", "1",
+           "--cache-dir", str(tiny[1]), "--output", str(out), *recipe_flags(TINY)]  # fmt: skip
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((out / "evaluate.json").read_text())
+    caveats = report["caveats"]
+    assert caveats[0] == ("--size 32 is under the domain classifier's 48 px input: it judges upscaled images, so the "
+                          "domain score does not compare with one at 48 px or more")  # fmt: skip
+    assert report["domain"]["classifier"]["held_out_balanced_accuracy"] == 0.5  # the same photos on both sides
+    assert caveats[1:] == ["the domain classifier tells these real test photos apart with balanced accuracy 0.50 "
+                           "(under 0.7): the domain score says little"]  # fmt: skip
 
 
 def test_cli_needs_the_folders() -> None:

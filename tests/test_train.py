@@ -160,6 +160,26 @@ def test_ctrl_c_saves_and_exits_cleanly(tiny_root: Path, tmp_path: Path) -> None
     assert (tmp_path / "c" / "G_A2B.pth").is_file()
 
 
+def test_ctrl_c_while_starting_is_never_lost(tiny_root: Path, tmp_path: Path) -> None:
+    """Ctrl-C at any moment of the start (torch's extension load swallowed one: the run then went on). Killed by
+    SIGINT after the line (-2) is the same to a shell (130): an interrupted lazy import in torch re-raises at exit.
+    Not before 0.15 s: there Python itself is starting, and prints its own traceback."""
+    cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", str(tiny_root), *TINY, "--max-iters", "1000",
+           "--output", str(tmp_path)]  # fmt: skip
+    outcomes = []
+    for i in range(1, 9):
+        proc = subprocess.Popen([*cmd, "--name", f"r{i}"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, **ONE_THREAD},
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+        time.sleep(0.05 + 0.1 * i)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        outcomes.append((round(0.05 + 0.1 * i, 2), proc.returncode, last[:80]))
+    assert all(rc in (130, -signal.SIGINT) and ("error: interrupted" in last or "continue with --resume" in last)
+               for _, rc, last in outcomes), outcomes  # fmt: skip
+
+
 def test_init_from_a_published_generator(tiny_root: Path, tmp_path: Path) -> None:
     """--init-from: with lr 0 both saved generators are exactly the published one's leading channels (upsampling
     rewritten for resize-conv), and say where they started; --resume does not need the file; a generator that
@@ -294,6 +314,24 @@ def test_existing_run_is_refused_overwrite_moves_it_aside_resume_reads_its_confi
     assert len(aside) == 1 and f"moved to {aside[0]}" in over.stderr
     assert {k: v[0] for k, v in snapshot(aside[0]).items()} == {k: v[0] for k, v in resumed.items()}
     assert sorted(read_log(run / "log.csv")) == [1]
+
+
+@pytest.mark.parametrize(("flags", "line"), [
+    (["--netG", "mobile", "--mobile-config", "4_4_x"], "--mobile-config 4_4_x: bad channel config '4_4_x'"),
+    (["--netG", "mobile", "--mobile-config", "4_4"], "--mobile-config 4_4: channels must be 8 positive ints"),
+    (["--netG", "mobile", "--mobile-config", "0_4_8_4_8_8_4_4"], "--mobile-config 0_4_8_4_8_8_4_4: channels must"),
+    (["--ngf", "0"], "--ngf 0: must be a positive channel width"),
+    (["--model", "pix2pix", "--ngf", "-1"], "--ngf -1: must be a positive channel width"),
+])  # fmt: skip
+def test_malformed_generator_flags_name_the_flag(flags: list[str], line: str) -> None:
+    from cyclegan_edge.errors import UsageError
+    from cyclegan_edge.train.config import parse_config
+    from cyclegan_edge.train.pix2pix import Pix2PixConfig
+
+    cls = Pix2PixConfig if "pix2pix" in flags else None
+    with pytest.raises(UsageError) as e:
+        parse_config(["--dataroot", "d", *flags], *([cls] if cls else []))
+    assert str(e.value).startswith(line), str(e.value)
 
 
 def test_help_names_every_option_with_its_default() -> None:

@@ -118,6 +118,8 @@ def run(argv: list[str] | None) -> int:
     if cfg.missing_folders():
         raise UsageError(f"give --dataroot or {', '.join(cfg.missing_folders())}")
     report = evaluate(cfg, recipe, "python -m cyclegan_edge.evaluate " + shlex.join(argv))
+    for c in report["caveats"]:
+        logging.getLogger("cyclegan_edge.evaluate").warning("%s", c)
     print(markdown(report))
     if cfg.output:
         for p in write_report(report, cfg.output):
@@ -126,7 +128,7 @@ def run(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(run, argv)
+    return run_cli(run, argv, preload=("torch",))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ from cyclegan_edge.atomic import atomic_path, write_json
 SCHEMA = "cyclegan-edge/evaluate"
 SCHEMA_VERSION = 1
 KEYS = ("schema", "schema_version", "toolkit_version", "created", "command", "machine", "direction", "size", "data",
-        "generator", "reverse", "domain", "cycle_l1", "edge_ssim", "checkerboard", "latency_ms", "seconds")  # fmt: skip
+        "generator", "reverse", "domain", "cycle_l1", "edge_ssim", "checkerboard", "latency_ms", "seconds",
+        "caveats")  # fmt: skip
+# Under these, a domain score is a number but not a figure to compare (see caveats()).
+MIN_IMAGES = 30
+MIN_ACCURACY = 0.7
 
 
 def loaded_versions() -> dict[str, str | None]:
@@ -34,10 +38,30 @@ def finite(x: Any) -> Any:
     return x
 
 
+def caveats(r: dict[str, Any]) -> list[str]:
+    """Why this report's domain score should not be compared with others', one sentence each (none: comparable)."""
+    clf, n = r["domain"]["classifier"], r["data"]["n_source"]
+    src = r["direction"].split("->")[0]
+    out = []
+    if r["size"] < clf["size"]:
+        out.append(f"--size {r['size']} is under the domain classifier's {clf['size']} px input: it judges upscaled "
+                   f"images, so the domain score does not compare with one at {clf['size']} px or more")  # fmt: skip
+    if n < MIN_IMAGES:
+        lo, hi = r["domain"]["model"]["ci95"]
+        width = "" if None in (lo, hi) else f" (its 95% interval spans {hi - lo:.2f})"
+        out.append(f"only {n} {src} test images: the domain score is a rough guess{width}; compare figures over "
+                   f"{MIN_IMAGES} or more")  # fmt: skip
+    if clf["held_out_balanced_accuracy"] < MIN_ACCURACY:
+        out.append(f"the domain classifier tells these real test photos apart with balanced accuracy "
+                   f"{clf['held_out_balanced_accuracy']:.2f} (under {MIN_ACCURACY}): the domain score says little")  # fmt: skip
+    return out
+
+
 def make_report(**fields: Any) -> dict[str, Any]:
     head = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "toolkit_version": __version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
     report = {**head, **fields}
+    report["caveats"] = caveats(report)
     missing = [k for k in KEYS if k not in report]
     if missing:
         raise ValueError(f"report lacks {missing}")
@@ -92,6 +116,8 @@ def markdown(r: dict[str, Any]) -> str:
                                    f"{lat['backend']}, {lat['threads']} threads" if lat else "- (skipped)"),
         f"- total time: {r['seconds']:.0f} s",
     ]  # fmt: skip
+    if r["caveats"]:
+        lines += ["", "**Caveats**", ""] + [f"- {c}" for c in r["caveats"]]
     return "\n".join(lines) + "\n"
 
 

@@ -47,7 +47,7 @@ def run(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(run, argv)
+    return run_cli(run, argv, preload=("torch",))
 
 
 if __name__ == "__main__":

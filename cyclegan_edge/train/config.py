@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cyclegan_edge.errors import ArgumentParser, UsageError
-from cyclegan_edge.models.generator import NETG_NAMES, UPSAMPLE_MODES
+from cyclegan_edge.models.generator import NETG_NAMES, UPSAMPLE_MODES, named_config
 
 MODELS = ("cyclegan", "pix2pix")  # --model: the objective (pix2pix: train/pix2pix.py, its own flags)
 
@@ -121,10 +121,24 @@ def parse_config(argv: list[str] | None = None, cls: type[TrainConfig] = TrainCo
     if cfg.crop_size < MIN_CROP or cfg.load_size < MIN_CROP:
         raise UsageError(f"--crop-size {cfg.crop_size} / --load-size {cfg.load_size}: the generators need at least "
                          f"{MIN_CROP} px (reflection padding after two halvings)")  # fmt: skip
+    check_generator_flags(cfg)
     if not cfg.resume:
         return cfg
     given = vars(build_parser(False, cls, prog, description).parse_args(argv))
     return resumed_config(cfg.run_dir, given, cls)
+
+
+def check_generator_flags(cfg: TrainConfig) -> None:
+    """A malformed --mobile-config or --ngf is one usage line naming the flag, before any run folder is touched."""
+    if "netG" in cfg.HIDDEN:
+        return
+    if cfg.ngf < 1:
+        raise UsageError(f"--ngf {cfg.ngf}: must be a positive channel width")
+    if cfg.netG == "mobile":
+        try:
+            named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
+        except ValueError as e:
+            raise UsageError(f"--mobile-config {cfg.mobile_config}: {e} (e.g. 16_16_32_16_32_32_16_16)") from None
 
 
 PATH_SETTINGS = frozenset({"dataroot", "a_dir", "b_dir", "init_from"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import logging
 import os
 import signal
@@ -534,6 +535,14 @@ class Trainer:
         for s, h in old_handlers.items():
             signal.signal(s, h)
         if self.d.enabled and dist.is_initialized():
+            # The DDP wrappers' reducers hold the process group: drop them first, so that the group is torn down
+            # here and not by the garbage collector at interpreter exit (where gloo once aborted a finished rank).
+            # After a normal end every rank is here; a barrier keeps one from tearing down under the other.
+            for name in [n for n in vars(self) if n.endswith("_ddp")]:
+                delattr(self, name)
+            gc.collect()
+            if status == 0:
+                dist.barrier()
             dist.destroy_process_group()
         return status
 
