@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -147,13 +148,22 @@ def test_compare_matches_rows() -> None:
 
 def test_gpu_report_script_runs_end_to_end_and_says_what_it_could_not_do(tmp_path: Path) -> None:
     """benchmarks/gpu/gpu_report.py (issue 7's report) in --quick mode on this machine: the real
-    pipeline of measurements and report files; GPU variants are listed with the reason they did not run."""
+    pipeline of measurements and report files; GPU variants are listed with the reason they did not run.
+    As on the device machine: only the data stage_data.sh carries, and no PyAV or OpenVINO to import."""
     need(SHARED_DATA / "horse2zebra" / "testA")
+    staged = tmp_path / "staged"
+    st = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu" / "stage_data.sh"), str(staged), str(SHARED_DATA)],
+                        cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert st.returncode == 0, st.stderr
+    assert sum(p.stat().st_size for p in staged.rglob("*") if p.is_file()) < 20 * 2**20  # fits beside a TRT part
+    (tmp_path / "block").mkdir()
+    (tmp_path / "block" / "sitecustomize.py").write_text("import sys\nsys.modules.update(av=None, openvino=None)\n")
     out = tmp_path / "gpu"
     variants = "pytorch,pytorch-cuda-fp16-graphs,onnxruntime-fp32,tensorrt-fp16"
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu" / "gpu_report.py"), "--out", str(out), "--quick",
-                        "--device", "cpu", "--variants", variants, "--data", str(SHARED_DATA)],
-                       capture_output=True, text=True, timeout=900)  # fmt: skip
+                        "--device", "cpu", "--variants", variants, "--data", str(staged)],
+                       capture_output=True, text=True, timeout=900,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path / "block")})  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["errors"] == {} and report["machine"]["versions"]["torch"]

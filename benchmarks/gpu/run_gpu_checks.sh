@@ -4,13 +4,18 @@
 #   bash benchmarks/gpu/run_gpu_checks.sh OUT_DIR [TRT_STAGE] [SECTIONS]
 #   TRT_STAGE: a folder holding every chunk.* part from ../shared/tools/tensorrt-rtx-parts.sh ("" for none)
 #   SECTIONS:  tests,inference,training (default: all three; split them over calls to stay under 10 minutes)
+# Data: $CYCLEGAN_EDGE_DATA, else .gpu/data (benchmarks/gpu/stage_data.sh, carried), else ../shared/data.
 # Writes at most 5 files to OUT_DIR: gpu.txt, gpu_tests.log, report.json, report.md, loss_curve.png.
 set -uo pipefail
 out=${1:?usage: run_gpu_checks.sh OUT_DIR [TRT_STAGE] [SECTIONS]}
 stage=${2:-}
 sections=${3:-tests,inference,training}
 mkdir -p "$out"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+data=${CYCLEGAN_EDGE_DATA:-}
+[ -z "$data" ] && [ -d .gpu/data ] && data=$PWD/.gpu/data
+[ -z "$data" ] && data=$(cd .. && pwd)/shared/data
+[ -d "$data/horse2zebra" ] || echo "warning: no data at $data: most checks will skip (run stage_data.sh, carry .gpu/data)"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 CYCLEGAN_EDGE_DATA="$data"
 if [ -n "$stage" ]; then
   tools=../shared/tools
   [ -d "$tools" ] || tools=shared/tools
@@ -27,5 +32,5 @@ case ",$sections," in *,tests,*)
 esac
 report_sections=$(echo "$sections" | tr ',' '\n' | grep -E '^(inference|training)$' | paste -sd, -)
 if [ -n "$report_sections" ]; then
-  python3 benchmarks/gpu/gpu_report.py --out "$out" --sections "$report_sections"
+  python3 benchmarks/gpu/gpu_report.py --out "$out" --sections "$report_sections" --data "$data"
 fi
