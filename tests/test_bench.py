@@ -43,6 +43,7 @@ def test_latency_stats_on_known_timings() -> None:
     assert s["p50"] == 50.5 and s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
     assert s["fps"] == pytest.approx(1000 / 50.5)
     assert latency_stats([10.0, 10.0], batch=4)["fps"] == pytest.approx(400.0)
+    assert latency_stats([2.0, 2.0, 50.0], batch=2)["fps"] == pytest.approx(1000.0)  # at the median, not the mean
     with pytest.raises(ValueError):
         latency_stats([])
 
@@ -194,3 +195,94 @@ def test_a_size_the_generator_cannot_take_is_a_usage_error(tmp_path: Path, capsy
     assert capsys.readouterr().err.strip() == ("error: --sizes 256,3: 3x3 px is too small for the generator (it needs "
                                                "at least 5 px per side)")
     assert not (tmp_path / "r").exists()  # refused before anything was measured or written
+
+
+def bench(args: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The bench command in this process: (exit status, stdout, stderr)."""
+    from cyclegan_edge.bench.__main__ import main
+
+    status = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_an_fp16_onnx_is_benched_as_given_not_converted_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cyclegan_edge.export.fp16 import export_fp16
+
+    fp16 = export_fp16(ASSETS_DIR / "photo2monet.onnx", tmp_path / "m.fp16.onnx")  # what export --precision fp16 writes
+    out = tmp_path / "rep"
+    status, stdout, err = bench([fp16, "--variants", "onnxruntime-fp32,onnxruntime-fp16,openvino-fp32", "--sizes", "64",
+                                 "--iters", "2", "--warmup", "1", "-o", out], capsys)  # fmt: skip
+    assert status == 0, err[-2000:]
+    report = load_report(out / "report.json")
+    assert [(r["variant"], r["precision"]) for r in report["results"]] == [("onnxruntime-fp16", "fp16")]
+    assert report["model"]["precision"] == "fp16" and report["model"]["file"] == "m.fp16.onnx"
+    derived = [n for n in report["notes"] if "already FP16" in n]
+    assert len(derived) == 1 and "onnxruntime-fp32, openvino-fp32 not run" in derived[0]
+    assert not any("built, not run" in n for n in report["notes"])
+    # one size: no throughput-vs-size plot, and the report says why instead of claiming it
+    assert not (out / "fps_vs_size.png").exists() and (out / "latency.png").exists()
+    assert any(n.startswith("fps_vs_size.png not drawn: one input size (64x64)") for n in report["notes"])
+    assert stdout.rstrip().endswith(f"written: {out}/report.json, report.md, latency.png")
+
+
+def test_an_int8_onnx_is_labelled_int8_and_nothing_is_derived(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    int8 = need(ASSETS_DIR / "photo2monet.int8.onnx")
+    out = tmp_path / "rep"
+    with_openvino = importlib.util.find_spec("openvino") is not None
+    variants = "onnxruntime-fp32,onnxruntime-fp16,onnxruntime-int8,openvino-fp32" + (",openvino-int8" * with_openvino)
+    status, _, err = bench([int8, "--variants", variants, "--sizes", "64,48x80", "--batches", "1,2", "--iters", "2",
+                            "--warmup", "1", "-o", out], capsys)  # fmt: skip
+    assert status == 0, err[-2000:]
+    report = load_report(out / "report.json")
+    rows = report["results"]
+    assert {r["variant"] for r in rows} == {"onnxruntime-int8"} | ({"openvino-int8"} if with_openvino else set())
+    assert all(r["precision"] == "int8" for r in rows) and len(rows) == (2 if with_openvino else 1) * 2 * 2
+    assert all(r["backend"] == "openvino:CPU:f32+int8" for r in rows if r["variant"] == "openvino-int8")
+    notes = report["notes"]
+    assert len([n for n in notes if "already INT8" in n]) == 1
+    assert "onnxruntime-fp32, onnxruntime-fp16, openvino-fp32 not run" in " ".join(notes)
+    assert not any("--calib" in n or "built, not run" in n for n in notes)  # no calibration asked, no FP16 tried
+    for r in rows:  # one FPS definition: the one --compare states
+        assert r["latency_ms"]["fps"] == pytest.approx(r["batch"] * 1000 / r["latency_ms"]["p50"])
+    md = (out / "report.md").read_text()
+    assert "- model: photo2monet.int8.onnx (INT8 (DequantizeLinear/QuantizeLinear nodes); 0.68 MiB; sha256 " in md
+    assert "FPS = batch x 1000 / p50 ms" in md
+    r = rows[-1]
+    assert f"| {r['latency_ms']['mean']:.1f} | {r['batch'] * 1000 / r['latency_ms']['p50']:.1f} |" in md
+    assert (out / "fps_vs_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not any("fps_vs_size" in n for n in notes)
+
+
+def test_a_bad_model_path_is_one_line_before_any_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "none.onnx"
+    assert bench([missing, "-o", tmp_path / "r"], capsys) == (1, "", f"error: {missing}: no such model file\n")
+    (tmp_path / "notes.txt").write_text("x")
+    status, _, err = bench([tmp_path / "notes.txt", "-o", tmp_path / "r"], capsys)
+    assert status == 2
+    assert err == f"error: {tmp_path / 'notes.txt'}: bench takes a generator checkpoint (.pth/.pt) or an .onnx\n"
+    (tmp_path / "cut.onnx").write_bytes((ASSETS_DIR / "photo2monet.onnx").read_bytes()[:5000])  # a truncated copy
+    status, _, err = bench([tmp_path / "cut.onnx", "-o", tmp_path / "r"], capsys)
+    assert (status, err) == (1, f"error: {tmp_path / 'cut.onnx'}: not a readable ONNX model (DecodeError)\n")
+    assert not (tmp_path / "r").exists()
+
+
+def test_fps_vs_size_plot_names_the_sizes_and_draws_every_batch(tmp_path: Path) -> None:
+    from cyclegan_edge.bench.report import fps_plot_skipped, fps_vs_size_plot
+    from cyclegan_edge.bench.runner import run_benchmark
+
+    rows, _ = run_benchmark(ASSETS_DIR / "photo2monet.onnx", ["onnxruntime-fp32"], [(64, 64), (48, 80)], [1, 2], 2, 1)
+    assert fps_plot_skipped(rows) is None
+    assert fps_vs_size_plot(rows, tmp_path / "fps.png") == ["48x80", "64x64"]  # smallest pixel count first, H x W
+    img = cv2.imread(str(tmp_path / "fps.png"))
+    assert img is not None and img.shape[0] > 400 and img.std() > 5
+    one = [r for r in rows if (r["height"], r["width"]) == (64, 64)]
+    assert "one input size (64x64)" in str(fps_plot_skipped(one))

@@ -181,6 +181,39 @@ def test_exception_in_inference_keeps_converted_frames(street_video: Path, backe
     assert n == stats.frames_out and 0 < n <= 20 and (w, h) == (768, 432)
 
 
+def test_a_conversion_stopped_early_leaves_an_existing_output_as_it_was(street_video: Path, backend: OnnxRuntimeBackend,
+                                                                       tmp_path: Path) -> None:  # fmt: skip
+    """Another file at OUTPUT (here the user's own video) is replaced only by a complete conversion: one stopped
+    early (an inference error here; Ctrl-C takes the same path) leaves it byte for byte and keeps its frames beside
+    it, and the same job then resumes them and replaces the file."""
+    from cyclegan_edge.runtime.av_video import AvVideoWriter
+    from cyclegan_edge.runtime.pipeline import after_resume
+    from cyclegan_edge.runtime.sinks import EncodeSettings
+
+    out = tmp_path / "precious.mp4"
+    shutil.copy(street_video, out)
+    before = out.read_bytes()
+    opts = PipelineOptions(size=64, max_frames=60)
+
+    def convert(b: Any) -> tuple[AvVideoWriter, Any]:
+        source = open_source(str(street_video))
+        sink = AvVideoWriter(out, source.size, source.fps, EncodeSettings(), source, job=("h2z", 64))
+        left = after_resume(opts, sink.resumed)
+        assert left is not None
+        stats = Pipeline(source, b, sink, left).run()
+        source.close()
+        return sink, stats
+
+    sink, stats = convert(FailingBackend(backend, 30))
+    assert stats.error is not None and 0 < stats.frames_out <= 30
+    assert out.read_bytes() == before
+    assert sink.held_back == tmp_path / ".precious.partial.mp4" and video_info(sink.held_back)[0] == stats.frames_out
+
+    again, stats2 = convert(backend)
+    assert stats2.error is None and again.resumed == stats.frames_out and again.held_back is None
+    assert video_info(out)[0] == 60 and not (tmp_path / ".precious.partial.mp4").exists()
+
+
 def test_batch_folder(street_video: Path, h2z_onnx: Path, horse_paths: list[Path], tmp_path: Path) -> None:
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
@@ -216,6 +249,35 @@ def test_batch_folder(street_video: Path, h2z_onnx: Path, horse_paths: list[Path
     for name in ("a.mp4", "sub/b.avi", "horse.jpg"):
         row = next(ln for ln in r2.stdout.splitlines() if ln.startswith(name + " "))
         assert "skipped (exists)" in row
+
+
+def test_batch_ctrl_c_exits_130_and_lists_what_it_did_not_start(street_video: Path, h2z_onnx: Path,
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    cap = cv2.VideoCapture(str(street_video))
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        w = cv2.VideoWriter(str(src / name), cv2.VideoWriter_fourcc(*"mp4v"), 12.5, (384, 216))
+        for _ in range(60):
+            w.write(cv2.resize(cap.read()[1], (384, 216)))
+        w.release()
+    cap.release()
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(h2z_onnx), str(src), str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / ".a.partial.mp4").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    table, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    rows = {ln.split()[0]: ln for ln in table.splitlines() if ln.endswith(("interrupted", "not started"))}
+    assert "interrupted" in rows["a.mp4"] and "not started" in rows["b.mp4"] and "not started" in rows["c.mp4"]
+    assert "0 of 3 files ok" in table and "stopped: 3 files interrupted or not started" in err
+
+    again = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert again.returncode == 0 and "3 of 3 files ok" in again.stdout, again.stderr[-2000:]
+    assert [video_info(out / n)[0] for n in ("a.mp4", "b.mp4", "c.mp4")] == [60, 60, 60]
 
 
 def test_truncated_video_converts_what_decodes(street_video: Path, backend: OnnxRuntimeBackend, tmp_path: Path,

@@ -161,6 +161,19 @@ def test_old_flags_still_work(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert rc == 0 and f"{len(IMAGES)} of {len(IMAGES)} files ok" in stdout, errors
 
 
+def test_an_existing_image_output_is_replaced_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    out = tmp_path / "mine.png"
+    common = ["--size", "64", "--threads", "1", "--backend", "onnxruntime"]
+    assert runtime(capsys, str(IMAGES[0]), str(out), *common)[0] == 0
+    assert not [r for r in caplog.records if "exists" in r.getMessage()]
+    first = out.read_bytes()
+    assert runtime(capsys, str(IMAGES[1]), str(out), *common)[0] == 0
+    assert [r.getMessage() for r in caplog.records if "exists" in r.getMessage()] == [
+        f"{out} exists: it is replaced once the new image is complete"]
+    assert out.read_bytes() != first
+
+
 def test_bundled_model_by_name_and_demo_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``--model photo2monet`` is the bundled file (the same pixels as its path); ``--demo monet`` runs the bundled
     clip through it; an unknown demo name is a usage error naming the choices."""
@@ -190,4 +203,4 @@ def test_bare_demo_takes_model_named_demo_refuses_one(tmp_path: Path, capsys: py
     caplog.clear()
     rc, out, errors = runtime(capsys, "--demo", "-o", str(mine_out), *common, "--size", "32")
     assert rc == 0 and "2 frames -> " in out and frame_count(mine_out) == 2, errors
-    assert any("exists (another conversion's output): it is replaced" in r.getMessage() for r in caplog.records)
+    assert any("exists (not this conversion's output): it is replaced" in r.getMessage() for r in caplog.records)

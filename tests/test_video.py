@@ -325,6 +325,20 @@ def test_opencv_fallback_without_av(clip: Path, odd_clip: Path, tmp_path: Path) 
         assert (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height) == (68, 38)
 
 
+def test_avi_output_says_it_drops_the_sound(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.avi"
+    r = runtime("--video", str(clip), "--size", "64", "--max-frames", "4", "-o", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    warned = [ln for ln in r.stderr.splitlines() if "without the source's sound" in ln]
+    assert warned == ["WARNING o.avi: an .avi is written by OpenCV, without the source's sound (.mp4, .mov or .mkv "
+                      "keep it)"]  # fmt: skip
+    with av.open(str(out)) as c:
+        assert not c.streams.audio
+    assert len(decoded(out)) == 4
+    r = runtime("--video", str(clip), "--no-audio", "--size", "64", "--max-frames", "2", "-o", str(tmp_path / "n.avi"))
+    assert r.returncode == 0 and "sound" not in r.stderr, r.stderr[-2000:]
+
+
 @pytest.mark.parametrize("blocked", [False, True], ids=["pyav", "opencv"])
 def test_full_disk_is_an_error_not_a_success(clip: Path, tmp_path: Path, blocked: bool) -> None:
     """RLIMIT_FSIZE makes writes past 150 kB fail as a full disk does (Python ignores SIGXFSZ)."""

@@ -23,8 +23,23 @@ ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cu
 
 
 def model_summary(model: str) -> dict[str, Any]:
+    """What report.json says of the model: its file, size and hash; for an ONNX what it computes in (read
+    from the graph) and our export's metadata; for a checkpoint the architecture and its complexity.
+    Reading the ONNX here also refuses an unreadable one before anything runs."""
+    from cyclegan_edge.atomic import sha256_file
+
     p = Path(model)
-    info: dict[str, Any] = {"path": str(p), "name": p.stem}
+    info: dict[str, Any] = {"path": str(p), "file": p.name, "name": p.stem, "size_bytes": p.stat().st_size,
+                            "sha256": sha256_file(p)}  # fmt: skip
+    if p.suffix.lower() == ".onnx":
+        from cyclegan_edge.bench.runner import read_onnx_facts
+
+        facts = read_onnx_facts(p)
+        info.update({"precision": facts.precision, "precision_evidence": facts.evidence,
+                     "metadata": facts.metadata})  # fmt: skip
+        for key in ("architecture", "int8_target"):  # our export's metadata
+            if facts.metadata.get(key):
+                info[key] = facts.metadata[key]
     try:
         from cyclegan_edge.models import count_macs, load_generator
 
@@ -35,6 +50,17 @@ def model_summary(model: str) -> dict[str, Any]:
     except ImportError:
         pass
     return info
+
+
+def check_model_path(model: str) -> None:
+    """A model bench can take, refused in one line before any progress bar or measurement."""
+    p = Path(model)
+    if not p.exists():
+        raise FileNotFoundError(f"{model}: no such model file")
+    if not p.is_file():
+        raise UsageError(f"{model}: not a file (give a generator checkpoint .pth/.pt or an .onnx)")
+    if not (is_checkpoint(p) or p.suffix.lower() == ".onnx"):
+        raise UsageError(f"{model}: bench takes a generator checkpoint (.pth/.pt) or an .onnx")
 
 
 def parse_run(argv: list[str]) -> argparse.Namespace:
@@ -55,28 +81,32 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def save_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]], with_plots: bool) -> None:
-    """report.json and report.md (atomically: a reader never sees half a report), and the plots."""
+def save_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]], with_plots: bool) -> list[Path]:
+    """report.json and report.md (atomically: a reader never sees half a report), and the plots; returns the
+    files written."""
     from cyclegan_edge.bench.report import markdown, plots
 
     write_json(out / "report.json", report)
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(markdown(report))
+    written = [out / "report.json", out / "report.md"]
     if with_plots and rows:
-        plots(report, rows, out)
+        written += plots(report, rows, out)
+    return written
 
 
 def run(argv: list[str]) -> int:
     """Measure, and rewrite the report after every case: Ctrl-C (or a crash) keeps what was measured."""
     from tqdm import tqdm
 
-    from cyclegan_edge.bench.report import make_report, markdown
+    from cyclegan_edge.bench.report import fps_plot_skipped, make_report, markdown
     from cyclegan_edge.bench.runner import add_ratios, parse_sizes, run_benchmark
     from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
     from cyclegan_edge.machine import machine_info
     from cyclegan_edge.runtime.pipeline import too_small
 
     args = parse_run(argv)
+    check_model_path(args.model)
     wanted = list(ALL_VARIANTS) if args.variants == "auto" else [v.strip() for v in args.variants.split(",")]
     unknown = set(wanted) - set(ALL_VARIANTS)
     if unknown:
@@ -104,10 +134,11 @@ def run(argv: list[str]) -> int:
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
 
-    def report_now(extra: list[str], power: dict[str, Any] | None = None) -> dict[str, Any]:
+    def report_now(extra: list[str], power: dict[str, Any] | None = None, plotted: bool = True) -> dict[str, Any]:
         baseline = args.baseline or rows[0]["variant"]
         add_ratios(rows, baseline)
-        return make_report(command, machine, summary, baseline, rows, notes + extra, power)
+        plot_notes = [n for n in [fps_plot_skipped(rows)] if n and plotted]
+        return make_report(command, machine, summary, baseline, rows, notes + extra + plot_notes, power)
 
     bar = tqdm(desc="bench (building variants)", unit="case", dynamic_ncols=True)
 
@@ -119,7 +150,8 @@ def run(argv: list[str]) -> int:
     def measured(row: dict[str, Any]) -> None:
         rows.append(row)
         bar.update(1)
-        save_report(out, report_now([f"partial: {len(rows)} of {bar.total} cases so far"]), rows, with_plots=False)
+        partial = report_now([f"partial: {len(rows)} of {bar.total} cases so far"], plotted=False)
+        save_report(out, partial, rows, with_plots=False)
 
     try:
         _, final_notes = run_benchmark(args.model, wanted, sizes, batches, args.iters, args.warmup, args.calib,
@@ -139,9 +171,9 @@ def run(argv: list[str]) -> int:
     if not rows:
         raise ValueError("nothing could be measured (see the notes): " + "; ".join(notes))
     report = report_now([], power)
-    save_report(out, report, rows, with_plots=True)
+    written = save_report(out, report, rows, with_plots=True)
     print(markdown(report))
-    print(f"written: {out}/report.json, report.md, latency.png, fps_vs_size.png")
+    print(f"written: {out}/{written[0].name}, " + ", ".join(p.name for p in written[1:]))
     return 0
 
 

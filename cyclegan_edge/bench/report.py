@@ -17,6 +17,13 @@ ROW_KEYS = ("variant", "precision", "backend", "height", "width", "batch", "iter
             "host_pre_ms", "host_post_ms", "gpu_ms", "peak_rss_mb", "peak_gpu_mb", "ratio_to_baseline")  # fmt: skip
 OPTIONAL_ROW_KEYS = ("max_abs_vs_reference",)  # added after schema v1 shipped: older reports lack it
 STAT_KEYS = ("min", "mean", "p50", "p90", "p99", "max", "fps")
+FPS_DEFINITION = "FPS = batch x 1000 / p50 ms (frames per second at the median call)"
+
+
+def throughput_fps(batch: int, p50_ms: float) -> float:
+    """Frames per second at the median (p50) call: the one definition of FPS in reports, tables, plots and
+    ``--compare``."""
+    return batch * 1000.0 / p50_ms
 
 
 def make_report(command: str, machine: dict[str, Any], model: dict[str, Any], baseline: str, rows: list[dict[str, Any]],
@@ -47,6 +54,26 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     return report
 
 
+def model_line(model: dict[str, Any]) -> str:
+    """The model as report.md shows it: file, what it computes in, size, hash, architecture and complexity
+    (whatever the report holds: reports written before these keys existed have fewer)."""
+    head = model.get("file") or Path(str(model.get("path", ""))).name or model.get("name", "")
+    facts = []
+    if model.get("precision"):
+        facts.append(f"{str(model['precision']).upper()} ({model['precision_evidence']})"
+                     if model.get("precision_evidence") else str(model["precision"]).upper())  # fmt: skip
+    if model.get("size_bytes") is not None:
+        facts.append(f"{model['size_bytes'] / 2**20:.2f} MiB")
+    if model.get("sha256"):
+        facts.append(f"sha256 {model['sha256'][:12]}")
+    if model.get("int8_target"):
+        facts.append(f"INT8 placement for {model['int8_target']} (export --target)")
+    for key in ("architecture", "summary"):
+        if model.get(key):
+            facts.append(str(model[key]))
+    return f"{head} ({'; '.join(facts)})" if facts else str(head)
+
+
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     gpu = m["gpu"]["name"] if m.get("gpu") else "no GPU"
@@ -54,8 +81,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Benchmark: {report['model'].get('name', '')}",
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores, {gpu}; {report['created']}",
-        f"- model: {report['model'].get('summary', '')}",
+        f"- model: {model_line(report['model'])}",
         f"- command: `{report['command']}`",
+        f"- latency in ms per call (batch frames); {FPS_DEFINITION}",
         "",
         f"| variant | backend | size | batch | p50 ms | p90 ms | p99 ms | mean ms | FPS | pre ms | post ms | "
         f"vs {report['baseline']} | max abs diff vs {report.get('parity_reference', report['baseline'])} |",
@@ -67,7 +95,7 @@ def markdown(report: dict[str, Any]) -> str:
         diff = f"{r['max_abs_vs_reference']:.1e}" if r.get("max_abs_vs_reference") is not None else "-"
         lines.append(
             f"| {r['variant']} | {r['backend']} | {r['height']}x{r['width']} | {r['batch']} | {lat['p50']:.1f} | "
-            f"{lat['p90']:.1f} | {lat['p99']:.1f} | {lat['mean']:.1f} | {lat['fps']:.1f} | "
+            f"{lat['p90']:.1f} | {lat['p99']:.1f} | {lat['mean']:.1f} | {throughput_fps(r['batch'], lat['p50']):.1f} | "
             f"{r['host_pre_ms']['p50']:.1f} | {r['host_post_ms']['p50']:.1f} | {ratio} | {diff} |"
         )
     for n in report.get("notes", []):
@@ -140,31 +168,81 @@ def latency_plot(rows_raw: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def sizes_in(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """The (H, W) sizes measured, smallest pixel count first."""
+    return sorted({(r["height"], r["width"]) for r in rows}, key=lambda hw: (hw[0] * hw[1], hw))
+
+
+def fps_plot_skipped(rows: list[dict[str, Any]]) -> str | None:
+    """Why fps_vs_size.png is not drawn (None: it is): throughput against size needs two sizes or more."""
+    sizes = sizes_in(rows)
+    if len(sizes) >= 2:
+        return None
+    where = f"one input size ({sizes[0][0]}x{sizes[0][1]})" if sizes else "no results"
+    return (f"fps_vs_size.png not drawn: {where}, so there is nothing to plot against size (the table and "
+            "latency.png compare the variants); give --sizes two or more sizes for it")
+
+
+def fps_vs_size_plot(rows: list[dict[str, Any]], path: Path) -> list[str]:
+    """FPS (batch x 1000 / p50) against input size: one colour per variant, one line style per batch; the
+    sizes evenly spaced, smallest pixel count first, labelled H x W as in the table. Returns the x labels."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    sizes = sizes_in(rows)
+    labels = [f"{h}x{w}" for h, w in sizes]
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    batches = sorted({r["batch"] for r in rows})
+    styles, markers = ("-", "--", ":", "-."), ("o", "s", "^", "D")  # per batch: told apart in greyscale too
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    values = []
+    for i, variant in enumerate(variants):
+        for j, batch in enumerate(batches):
+            pts = sorted((sizes.index((r["height"], r["width"])), throughput_fps(batch, r["latency_ms"]["p50"]))
+                         for r in rows if r["variant"] == variant and r["batch"] == batch)  # fmt: skip
+            if not pts:
+                continue
+            values += [p[1] for p in pts]
+            label = variant if len(batches) == 1 else f"{variant}, batch {batch}"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[j % len(markers)],
+                    color=plt.get_cmap("tab10")(i % 10), linestyle=styles[j % len(styles)], label=label)  # fmt: skip
+    ax.set_xticks(range(len(sizes)))
+    ax.set_xticklabels(labels, rotation=30 if len(sizes) > 6 else 0)
+    ax.set_xlim(-0.3, len(sizes) - 0.7)
+    log = bool(values) and max(values) / min(values) > 20  # one slow variant or large size cannot flatten the rest
+    if log:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.grid(color="0.9")
+    ax.set_xlabel("input size (H x W), smallest first")
+    ax.set_ylabel("FPS = batch x 1000 / p50 ms" + (" (log scale)" if log else ""))
+    batch_text = f"batch {batches[0]}" if len(batches) == 1 else "by batch"
+    ax.set_title(f"Throughput vs input size ({batch_text})")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return labels
+
+
 def plots(report: dict[str, Any], rows_raw: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """latency.png (distribution per variant, grouped by size and batch) and fps_vs_size.png."""
+    """latency.png (distribution per variant, grouped by size and batch) and, with two sizes or more,
+    fps_vs_size.png (see fps_plot_skipped); a stale fps_vs_size.png from an earlier run is removed."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "latency.png"]
     latency_plot(rows_raw, paths[0])
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for variant in dict.fromkeys(r["variant"] for r in report["results"]):
-        pts = sorted((r["height"] * r["width"], r["latency_ms"]["fps"]) for r in report["results"]
-                     if r["variant"] == variant and r["batch"] == 1)  # fmt: skip
-        if pts:
-            ax.plot([p[0] / 1e3 for p in pts], [p[1] for p in pts], marker="o", label=variant)
-    ax.set_xlabel("input size (kilopixels)")
-    ax.set_ylabel("FPS (batch 1)")
-    ax.set_title("Throughput vs input size")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out_dir / "fps_vs_size.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    fps_png = out_dir / "fps_vs_size.png"
+    if fps_plot_skipped(report["results"]):
+        fps_png.unlink(missing_ok=True)  # it would not belong to this report
+    else:
+        fps_vs_size_plot(report["results"], fps_png)
+        paths.append(fps_png)
     return paths
 
 
@@ -198,7 +276,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
 
     rows_a, rows_b = {key(r): r for r in a["results"]}, {key(r): r for r in b["results"]}
     lines = [f"A: {a['machine']['cpu']} ({a['created']})", f"B: {b['machine']['cpu']} ({b['created']})", "",
-             "Latency and FPS both from the median (p50) call: FPS = batch x 1000 / p50 ms.", "",
+             f"Latency and FPS both from the median (p50) call: {FPS_DEFINITION}.", "",
              "| variant | size | batch | A p50 ms | B p50 ms | B/A latency | B/A FPS |", "|---|---|---|---|---|---|---|"]
     common = [k for k in rows_b if k in rows_a]
     for k in common:

@@ -17,6 +17,7 @@ from cyclegan_edge.model_files import is_checkpoint
 from cyclegan_edge.runtime.backends import Backend, BackendOptions, open_backend
 from cyclegan_edge.runtime.timing import measure
 
+ONNX_BACKENDS = ("onnxruntime", "openvino", "tensorrt")  # variant name prefixes of the variants run from an ONNX
 NAMED_SIZES = {"256": (256, 256), "512": (512, 512), "360p": (360, 640), "480p": (480, 848), "720p": (720, 1280),
                "1080p": (1080, 1920)}  # fmt: skip
 
@@ -35,6 +36,47 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
         else:
             raise ValueError(f"bad size {item!r}: use 256, HxW or 720p")
     return sizes
+
+
+PRECISION_NAMES = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger"})
+
+
+@dataclass(frozen=True)
+class OnnxFacts:
+    """What an ONNX file computes in, read from the graph (what runs), and its metadata (our export's)."""
+
+    precision: str  # fp32 | fp16 | int8
+    evidence: str  # how that is known, for the report's notes
+    metadata: dict[str, str]
+
+
+def read_onnx_facts(path: str | os.PathLike[str]) -> OnnxFacts:
+    """int8 when the graph has quantized ops (our INT8 export: QuantizeLinear/DequantizeLinear pairs), fp16 when
+    its weights or inputs are float16 (our FP16 export), else fp32. The same test as the engine builder's
+    (cyclegan_edge.trt.build.onnx_facts), plus DequantizeLinear-only graphs and float16 inputs."""
+    try:
+        import onnx
+    except ImportError:  # an edge install without [engine]: op type names are stored as plain strings
+        data = Path(path).read_bytes()
+        if b"QuantizeLinear" in data or b"DequantizeLinear" in data:
+            return OnnxFacts("int8", "QuantizeLinear/DequantizeLinear nodes", {})
+        return OnnxFacts("fp32", "assumed: FP16 weights are only seen with the onnx package "
+                                 "(pip install 'cyclegan-edge[engine]')", {})  # fmt: skip
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf DecodeError, truncated file, ...
+        raise ValueError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    graph, f16 = proto.graph, onnx.TensorProto.FLOAT16
+    quantized = sorted({n.op_type for n in graph.node if n.op_type in QUANTIZED_OPS})
+    if quantized:
+        return OnnxFacts("int8", f"{'/'.join(quantized)} nodes", metadata)
+    if any(i.data_type == f16 for i in graph.initializer):
+        return OnnxFacts("fp16", "float16 weights", metadata)
+    if any(i.type.tensor_type.elem_type == f16 for i in graph.input):
+        return OnnxFacts("fp16", "float16 input", metadata)
+    return OnnxFacts("fp32", "float32 weights", metadata)
 
 
 @dataclass
@@ -81,14 +123,19 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
     cpu = BackendOptions(device="cpu", provider="cpu", threads=threads)
     ort_cpu = replace(cpu, backend="onnxruntime")
     ov_cpu = BackendOptions(device="cpu", threads=threads, backend="openvino")  # f32 pinned: the precision is named
-    onnx_fp32: Path | None = model if model.suffix == ".onnx" else None
+    onnx_fp32: Path | None = None
+    if model.suffix.lower() == ".onnx":
+        facts = read_onnx_facts(model)
+        if facts.precision != "fp32":  # benched as given: FP16/INT8 variants are derived from an FP32 model only
+            return given_precision_variants(model, facts, wanted, workdir, ort_cpu, ov_cpu, trt_profile)
+        onnx_fp32 = model
     if is_checkpoint(model):
         if "pytorch" in wanted:
             variants.append(Variant("pytorch", "fp32", model, replace(cpu, backend="torch")))
         cuda_variants, cuda_notes = torch_cuda_variants(model, wanted)
         variants += cuda_variants
         notes += cuda_notes
-        if any(w.startswith(("onnxruntime", "openvino", "tensorrt")) for w in wanted):
+        if any(w.startswith(ONNX_BACKENDS) for w in wanted):
             from cyclegan_edge.export.onnx_export import export_onnx
             from cyclegan_edge.models import load_generator
 
@@ -119,10 +166,19 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
     for precision, ov_path in (("fp32", onnx_fp32), ("int8", int8_cpu)):
         if f"openvino-{precision}" in wanted and ov_path is not None:
             variants.append(Variant(f"openvino-{precision}", precision, ov_path, ov_cpu))
-    trt_wanted = [w for w in wanted if w.startswith("tensorrt")]
-    for w in trt_wanted:
+    trt_variants, trt_notes = tensorrt_variants(onnx_by_precision, wanted, workdir, trt_profile)
+    return variants + trt_variants, notes + trt_notes
+
+
+def tensorrt_variants(onnx_by_precision: dict[str, Path], wanted: Sequence[str], workdir: Path,
+                      trt_profile: tuple[str, str, str] | None) -> tuple[list[Variant], list[str]]:  # fmt: skip
+    """tensorrt-{precision} engines built from the ONNX of that precision (the precision lives in the ONNX:
+    works weakly and strongly typed)."""
+    variants: list[Variant] = []
+    notes: list[str] = []
+    for w in (w for w in wanted if w.startswith("tensorrt")):
         precision = w.split("-")[1]
-        src = onnx_by_precision.get(precision)  # the precision lives in the ONNX: works weakly and strongly typed
+        src = onnx_by_precision.get(precision)
         if src is None:
             continue
         try:
@@ -136,6 +192,26 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
         except Exception as e:  # no TensorRT / no GPU here, or this precision unsupported: say so in the report
             notes.append(f"{w} skipped: {describe(e, hint=False)}")
     return variants, notes
+
+
+def given_precision_variants(model: Path, facts: OnnxFacts, wanted: Sequence[str], workdir: Path,
+                             ort_cpu: BackendOptions, ov_cpu: BackendOptions,
+                             trt_profile: tuple[str, str, str] | None) -> tuple[list[Variant], list[str]]:  # fmt: skip
+    """An ONNX that already is FP16 or INT8: the wanted variants of that precision run the file as given
+    (OpenVINO has an INT8 variant, not an FP16 one); nothing is derived from it. One note says why the
+    variants of other precisions are absent."""
+    precision = facts.precision
+    variants = [Variant(w, precision, model, opts)
+                for w, opts in ((f"onnxruntime-{precision}", ort_cpu), (f"openvino-{precision}", ov_cpu))
+                if w in wanted]  # fmt: skip
+    others = [w for w in wanted if w.startswith(ONNX_BACKENDS) and not w.endswith(f"-{precision}")]
+    notes = []
+    if others:
+        notes.append(f"{model.name} is already {PRECISION_NAMES[precision]} ({facts.evidence}): benched as given "
+                     f"(the {precision} variants); {', '.join(others)} not run: bench derives those from an FP32 "
+                     "model only (give it the FP32 .onnx or the checkpoint)")  # fmt: skip
+    trt_variants, trt_notes = tensorrt_variants({precision: model}, wanted, workdir, trt_profile)
+    return variants + trt_variants, notes + trt_notes
 
 
 def parity_batch(frames: Sequence[np.ndarray], hw: tuple[int, int], batch: int) -> np.ndarray:

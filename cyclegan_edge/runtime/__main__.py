@@ -42,6 +42,8 @@ from cyclegan_edge.runtime.sources import (FILE_KINDS, Source, SourceError, Sour
                                            parse_source)  # fmt: skip
 from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT, METRIC_FLOW, weight_arg
 
+log = logging.getLogger("cyclegan_edge.runtime")
+
 # The bundled models by demo name: ASSETS/<stem>.onnx, and <stem>.int8.onnx for the CPU where bundled (export
 # --target cpu: 1.3-1.5x OpenVINO f32 at about 41 dB PSNR, README "CPU backends"). A bundled model's stem
 # also works as --model.
@@ -289,11 +291,12 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
     if not left:
         print(f"{sink.name} already holds the {sink.resumed} frames of this conversion (--overwrite converts again)")
         return 0
-    report(stats, backend, sink.name, source.live, model_name(args))
+    where = f"{sink.held_back} ({sink.name} left as it was)" if sink.held_back else sink.name
+    report(stats, backend, where, source.live, model_name(args))
     if sink.resumed:
         print(f"({sink.resumed} earlier frames of this conversion kept; --overwrite starts over)")
     if stats.interrupted:
-        print(f"stopped: {stats.frames_out} frames written to {sink.name}", file=sys.stderr)
+        print(f"stopped: {stats.frames_out} frames written to {where}", file=sys.stderr)
         return 130 if not sink.quit_requested else 0
     return 0
 
@@ -312,9 +315,14 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
     results = convert_files(files, root, out_dir, backend, opts, overwrite=args.overwrite, shard=args.shard,
                             settings=encode_settings(args), job=conversion_job(args, backend, opts))  # fmt: skip
     print(summary_table(results, root))
-    failed = [r for r in results if r.failed]
+    failed, stopped = [r for r in results if r.failed], [r for r in results if r.stopped]
     part = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
-    print(f"{len(results) - len(failed)} of {len(results)} files ok{part}; outputs in {args.output}")
+    ok = len(results) - len(failed) - len(stopped)
+    print(f"{ok} of {len(results)} files ok{part}; outputs in {args.output}")
+    if stopped:
+        print(f"stopped: {len(stopped)} files interrupted or not started; the same command continues them (a "
+              "stopped video resumes where it stopped)", file=sys.stderr)  # fmt: skip
+        return 130
     return 1 if failed else 0
 
 
@@ -334,6 +342,8 @@ def run_image(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
 
     src = Path(uri)
     out = image_output(src, args.output)  # checked against the inputs already (check_paths)
+    if out.is_file():
+        log.warning("%s exists: it is replaced once the new image is complete", out)
     result = convert_image(src, out, backend, opts)
     if result.error is not None:
         print(f"error: {src}: {result.error}", file=sys.stderr)

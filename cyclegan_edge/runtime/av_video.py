@@ -184,6 +184,7 @@ class AvSource(Source):
         duration = self.stream.duration
         seconds = float(duration * self.time_base) if duration else (self.container.duration or 0) / 1e6
         self.frame_count = self.stream.frames or int(round(seconds * self.fps))
+        self.has_audio = bool(self.container.streams.audio)
         self.timestamps: list[int] = []
         self.durations: list[int] = []
         self.skipped = 0  # frames before start_after()
@@ -382,7 +383,8 @@ class AvVideoWriter(Sink):
         self.path = Path(path)
         self.name = str(self.path)
         if self.path.suffix.lower() not in CONTAINERS:
-            raise SinkError(f"{self.path}: unsupported video extension (use one of {', '.join(CONTAINERS)})")
+            raise SinkError(f"{self.path}: unsupported video extension (use one of {', '.join(CONTAINERS)}; "
+                            ".avi is written by OpenCV, without sound)")  # fmt: skip
         self.settings, self.size = settings, size
         self.source = source if isinstance(source, AvSource) else None
         self.live = bool(source is not None and source.live)
@@ -405,8 +407,10 @@ class AvVideoWriter(Sink):
         else:
             self.prior = self._find_prior()
         self.resumed = self.prior.frames if self.prior else 0
-        if not overwrite and self.path.is_file() and (self.prior is None or self.prior.path != self.path):
-            log.warning("%s exists (another conversion's output): it is replaced once this one is complete",
+        # NAME holds a file that is not this job's work: it stays until this conversion is complete
+        self.replaces = self.path.exists() and (self.prior is None or self.prior.path != self.path)
+        if self.replaces and not overwrite:
+            log.warning("%s exists (not this conversion's output): it is replaced once this conversion is complete",
                         self.path)  # fmt: skip
         if self.prior is not None and self.source is not None:
             log.warning("%s: resuming after frame %d (from %s)", self.path.name, self.resumed, self.prior.path.name)
@@ -489,6 +493,8 @@ class AvVideoWriter(Sink):
             raise self._failed(e) from None
 
     def _failed(self, e: BaseException) -> SinkError:
+        if not (self.resumed + self.frames and self.partial.exists()):
+            return SinkError(f"{self.path}: cannot write ({av_error(e)})")
         return SinkError(f"{self.path}: cannot write ({av_error(e)}); the finished part stays in {self.partial.name} "
                          "and a rerun resumes it")  # fmt: skip
 
@@ -505,7 +511,10 @@ class AvVideoWriter(Sink):
 
     def write(self, frame: np.ndarray, status: str = "") -> None:
         if self.out is None:
-            self._open()
+            try:
+                self._open()
+            except (av.FFmpegError, OSError) as e:
+                raise self._failed(e) from None
         if frame.shape[:2] != self.size:
             frame = cv2().resize(frame, (self.size[1], self.size[0]))
         pts, duration = self._timestamp(self.frames)
@@ -513,8 +522,11 @@ class AvVideoWriter(Sink):
         if CODECS[self.settings.codec].pix_fmt == "yuv420p":
             vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709")
         vf.pts, vf.duration, vf.time_base = pts, duration, self.time_base
-        if self.audio is not None:
-            self.audio.until(pts * self.time_base)
+        try:
+            if self.audio is not None:
+                self.audio.until(pts * self.time_base)
+        except (av.FFmpegError, OSError) as e:
+            raise self._failed(e) from None
         try:
             packets = self.vs.encode(vf)
         except (av.FFmpegError, OSError) as e:
@@ -543,6 +555,11 @@ class AvVideoWriter(Sink):
             raise self._failed(e) from None
         finally:
             self.out = None
+        if self.replaces and not self.complete:  # stopped early: keep the work beside NAME, not in its place
+            self.held_back = self.partial
+            log.warning("%s: stopped before the end; it is left as it was, and the %d converted frames stay in %s "
+                        "(the same command resumes them)", self.path, self.resumed + self.frames, self.partial.name)  # fmt: skip
+            return
         self._finalize()
 
     def _end_time(self) -> Fraction:

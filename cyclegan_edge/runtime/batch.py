@@ -45,7 +45,7 @@ from cyclegan_edge.runtime.sources import SourceError, glob_root, open_source
 class FileResult:
     path: Path
     output: Path | None
-    status: str  # done | done (resumed after N) | skipped (...) | failed | interrupted
+    status: str  # done | done (resumed after N) | skipped (...) | failed | interrupted | not started
     frames: int = 0
     fps: float = 0.0
     flicker: float | None = None  # warping error of the output (--flicker)
@@ -53,7 +53,12 @@ class FileResult:
 
     @property
     def failed(self) -> bool:
-        return self.error is not None or self.status == "interrupted"
+        return self.error is not None
+
+    @property
+    def stopped(self) -> bool:
+        """Interrupted (Ctrl-C), or never started because of it: the same command continues it."""
+        return self.status in ("interrupted", "not started")
 
     @property
     def shown(self) -> str:
@@ -203,14 +208,14 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             else:
                 res = convert_image(src, out, backend, opts)
         except KeyboardInterrupt:
-            results.append(FileResult(src, out if out.exists() else None, "interrupted"))
-            break
+            res = FileResult(src, out if out.exists() else None, "interrupted")
         except OSError as e:
             left = len(files) - i - 1
             results.append(failure(src, f"cannot write ({first_line(e)}); stopped, {left} files not tried"))
             break
         results.append(res)
         if res.status == "interrupted":
+            results += [FileResult(p, outputs.get(p), "not started") for p in files[i + 1 :]]
             break
     return results
 

@@ -78,6 +78,8 @@ class Sink:
 
     name: str
     resumed: int = 0  # frames an earlier, interrupted run of the same job already wrote (kept)
+    complete: bool = True  # False when the run stopped early (Ctrl-C, an error): close() must not replace others' work
+    held_back: Path | None = None  # after such a close(): where the frames stay, the target left untouched
 
     def write(self, frame: np.ndarray, status: str = "") -> None:
         raise NotImplementedError
@@ -170,6 +172,9 @@ def open_video_file(path: Path, fps: float, size: tuple[int, int], settings: Enc
         return VideoFileSink(path, fps, size, gstreamer=True)
     if (settings.codec, settings.crf, settings.bitrate, settings.preset) != ("h264", None, None, None):
         log.warning("%s: OpenCV's writer ignores --codec/--crf/--bitrate/--preset/--encoder", path.name)
+    if path.suffix.lower() == ".avi" and settings.audio and source is not None and source.has_audio:
+        log.warning("%s: an .avi is written by OpenCV, without the source's sound (.mp4, .mov or .mkv keep it)",
+                    path.name)  # fmt: skip
     return VideoFileSink(path, fps, size)
 
 
@@ -322,6 +327,7 @@ class MultiSink(Sink):
 
     def close(self) -> None:
         for s in self.sinks:
+            s.complete = self.complete
             s.close()
 
 

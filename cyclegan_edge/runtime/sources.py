@@ -104,6 +104,7 @@ class Source:
     size: tuple[int, int]  # (height, width)
     frame_count: int  # 0 when unknown (live)
     finished: bool = False  # no frame left (read() returned None, or a resume found the output complete)
+    has_audio: bool = False  # sound a video writer could copy
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
