@@ -241,6 +241,8 @@ def test_batch_folder(street_video: Path, h2z_onnx: Path, horse_paths: list[Path
         row = next(ln for ln in table.splitlines() if ln.startswith(line + " "))
         assert status in row, row
     assert "5 of 7 files ok" in table
+    broken = next(ln for ln in table.splitlines() if ln.startswith("broken.mp4 "))
+    assert broken.endswith("failed: cannot open this video (Invalid data found when processing input)"), broken
     assert video_info(out / "a.mp4")[:1] == (8,) and video_info(out / "sub" / "b.mp4")[0] == 8
     assert cv2.imread(str(out / "horse.png")).shape == (256, 256, 3)
     assert (out / "sub" / "horse2.png").is_file()
@@ -249,6 +251,7 @@ def test_batch_folder(street_video: Path, h2z_onnx: Path, horse_paths: list[Path
     for name in ("a.mp4", "sub/b.avi", "horse.jpg"):
         row = next(ln for ln in r2.stdout.splitlines() if ln.startswith(name + " "))
         assert "skipped (exists)" in row
+    assert "4 of them skipped: their outputs exist from an earlier run (--overwrite converts them again)" in r2.stdout
 
 
 def test_batch_ctrl_c_exits_130_and_lists_what_it_did_not_start(street_video: Path, h2z_onnx: Path,

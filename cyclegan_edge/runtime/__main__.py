@@ -303,7 +303,7 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
 
 def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str, kind: str) -> int:
     """A folder or a glob: every video and image in it, to the OUTPUT folder."""
-    from cyclegan_edge.runtime.batch import convert_files, folder_files, glob_files, summary_table
+    from cyclegan_edge.runtime.batch import SKIPPED_EXISTS, convert_files, folder_files, glob_files, summary_table
 
     out_dir = Path(args.output)
     if kind == "glob":
@@ -318,7 +318,10 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
     failed, stopped = [r for r in results if r.failed], [r for r in results if r.stopped]
     part = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
     ok = len(results) - len(failed) - len(stopped)
+    kept = sum(r.status == SKIPPED_EXISTS for r in results)
     print(f"{ok} of {len(results)} files ok{part}; outputs in {args.output}")
+    if kept:  # made by an earlier run, maybe with another model or settings: not this run's work
+        print(f"{kept} of them skipped: their outputs exist from an earlier run (--overwrite converts them again)")
     if stopped:
         print(f"stopped: {len(stopped)} files interrupted or not started; the same command continues them (a "
               "stopped video resumes where it stopped)", file=sys.stderr)  # fmt: skip

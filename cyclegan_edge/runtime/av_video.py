@@ -157,7 +157,9 @@ def rotation_steps(degrees: float) -> int:
 
 
 def av_error(e: BaseException) -> str:
-    return first_line(e, path=False)
+    """FFmpeg's reason alone: PyAV's message repeats its error number and the file the caller names."""
+    reason = getattr(e, "strerror", None) if isinstance(e, av.FFmpegError) else None
+    return reason if isinstance(reason, str) and reason else first_line(e, path=False)
 
 
 # ---- reading ---------------------------------------------------------------------------------------

@@ -41,6 +41,9 @@ from cyclegan_edge.runtime.sinks import EncodeSettings, SinkError, open_output
 from cyclegan_edge.runtime.sources import SourceError, glob_root, open_source
 
 
+SKIPPED_EXISTS = "skipped (exists)"
+
+
 @dataclass
 class FileResult:
     path: Path
@@ -200,7 +203,7 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             results.append(FileResult(src, None, "skipped (not an image or video)"))
             continue
         if not overwrite and already_done(src, out):
-            results.append(FileResult(src, out, "skipped (exists)"))
+            results.append(FileResult(src, out, SKIPPED_EXISTS))
             continue
         try:
             if ext in VIDEO_EXTENSIONS:
