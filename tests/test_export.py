@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +15,14 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA, need
+from cyclegan_edge import ASSETS_DIR
+from cyclegan_edge.export.__main__ import build_parser, checked_int8, main, staging
 from cyclegan_edge.export.fp16 import convert_fp16
-from cyclegan_edge.export.int8 import Int8Options, quantize_int8
-from cyclegan_edge.export.onnx_export import export_onnx
-from cyclegan_edge.export.report import parity_vs_torch, quality_vs
-from cyclegan_edge.imaging.io import load_test_images
+from cyclegan_edge.export.int8 import Int8Options, calibration_images, quantize_int8
+from cyclegan_edge.export.onnx_export import MIN_OPSET, export_onnx, max_opset
+from cyclegan_edge.export.report import ort_backend, parity_vs_torch, quality_vs
+from cyclegan_edge.imaging.frames import frames_to_tensor
+from cyclegan_edge.imaging.io import load_test_images, resized
 from cyclegan_edge.models import LoadedGenerator, NLayerDiscriminator, init_normal, load_generator, resnet_9blocks
 from cyclegan_edge.runtime.backends import BackendError, BackendOptions, open_backend
 from cyclegan_edge.trt.build import EngineBuildError, onnx_precision
@@ -132,14 +138,38 @@ def test_int8_qdq_is_tensorrt_style_and_psnr(compressed: tuple[LoadedGenerator, 
 
 
 def test_cli_writes_reports_and_fails_clearly(compressed_g_path: Path, tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.export", str(compressed_g_path), "--onnx",
-                        str(tmp_path / "g.onnx"), "--precision", "fp16", "--test-count", "3"],
-                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    export = [sys.executable, "-m", "cyclegan_edge.export", str(compressed_g_path), "--onnx", str(tmp_path / "g.onnx"),
+              "--precision", "fp16", "--test-count", "3"]  # fmt: skip
+    # Beside it: an INT8 model of another checkpoint (made from the g.onnx this export replaces), and the staging
+    # folder of an export killed midway (kill -9), which a later export of g.onnx removes.
+    old_int8 = quantize_int8(ASSETS_DIR / "photo2monet.onnx", tmp_path / "g.int8.onnx", ASSETS_DIR / "images",
+                             Int8Options(calib_count=1))  # fmt: skip
+    (tmp_path / "g.int8.onnx.parity.json").write_text("{}\n")
+    old_bytes = old_int8.read_bytes()
+    killed = subprocess.Popen(export, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".g.onnx.*.export")) and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed.kill()
+    killed.wait()
+    left = list(tmp_path.glob(".g.onnx.*.export"))
+    assert len(left) == 1, "the killed export should have left its staging folder"
+    kept = [tmp_path / f".g.onnx.{os.getpid()}.abcdefgh.export", tmp_path / f".h.onnx.{killed.pid}.abcdefgh.export"]
+    for folder in kept:  # a running export's folder; another output's
+        folder.mkdir()
+
+    r = subprocess.run(export, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     parity = json.loads((tmp_path / "g.onnx.parity.json").read_text())
     assert parity["parity"]["passed"] and parity["parity"]["max_abs"] < 5e-4 and parity["opset"] == 17
     fp16 = json.loads((tmp_path / "g.fp16.onnx.parity.json").read_text())
     assert fp16["quality_vs_fp32"]["psnr_db_mean"] >= 40 and fp16["quality_vs_fp32"]["images"] == 3
+    assert fp16["required_psnr_db_mean"] == 40 and fp16["passed"] is True
+    assert not left[0].exists() and f"{left[0]}: removed" in r.stdout and all(f.is_dir() for f in kept)
+    stale = [ln for ln in r.stderr.splitlines() if "stale" in ln]
+    assert len(stale) == 1 and stale[0].startswith(f"WARNING {old_int8}, {old_int8}.parity.json: stale"), r.stderr
+    assert "g.fp16.onnx" not in stale[0] and "--precision int8" in stale[0]
+    assert old_int8.read_bytes() == old_bytes  # warned about, never deleted
 
     disc = tmp_path / "latest_net_D_A.pth"
     torch.save(NLayerDiscriminator().state_dict(), disc)
@@ -166,3 +196,102 @@ def test_corrupt_and_truncated_onnx(compressed: tuple[LoadedGenerator, Path], tm
             open_backend(p, BackendOptions(backend="onnxruntime"))
         with pytest.raises(EngineBuildError, match="not a readable ONNX model"):
             onnx_precision(p)
+
+
+def test_cli_refuses_bad_command_lines_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each mistake is one line naming the flag and path, before anything is loaded or written."""
+    ckpt = str(ASSETS_DIR / "photo2monet.pth")
+    other = tmp_path / "other_ckpt.pth"
+    shutil.copy(ckpt, other)
+    for folder in ("outdir", "junk"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "junk" / "a.jpg").write_text("not an image")
+    (tmp_path / "junk" / "b.png").write_bytes(b"")
+    (tmp_path / "clip.mp4").write_bytes(b"\x00" * 64)
+    before = sorted(tmp_path.rglob("*"))
+    onnx = ["--onnx", str(tmp_path / "m.onnx")]
+    cases = [
+        ([ckpt, "--onnx", str(other)], 2, f"--onnx {other}: the name must end in .onnx"),
+        ([ckpt, "--onnx", str(tmp_path / "outdir")], 2, f"--onnx {tmp_path / 'outdir'} is a folder"),
+        ([ckpt], 2, "give --onnx OUT.onnx"),
+        ([str(tmp_path)], 1, f"{tmp_path}: a folder, not a checkpoint file"),
+        ([ckpt, *onnx, "--opset", "7"], 2, f"--opset 7: use {MIN_OPSET}..{max_opset()}"),
+        ([ckpt, *onnx, "--opset", "99"], 2, f"--opset 99: use {MIN_OPSET}..{max_opset()}"),
+        ([ckpt, *onnx, "--precision", "int8"], 2, "--precision int8 needs --calib DIR"),
+        ([ckpt, *onnx, "--precision", "int8", "--calib", "nope"], 1, "--calib nope: no such file or folder"),
+        ([ckpt, *onnx, "--test-images", "nope"], 1, "--test-images nope: no such file or folder"),
+        ([ckpt, *onnx, "--precision", "int8", "--calib", str(tmp_path / "junk")], 1,
+         f"--calib {tmp_path / 'junk'}: none of its 2 image files is readable; INT8 calibration needs a folder of real"),
+        ([ckpt, *onnx, "--precision", "int8", "--calib", str(tmp_path / "clip.mp4")], 1,
+         f"--calib {tmp_path / 'clip.mp4'}: not an image file"),
+        ([ckpt, *onnx, "--engine", str(other)], 2, f"--engine {other}: the name must end in .plan or .engine"),
+        ([ckpt, *onnx, "--test-count", "0"], 2, "argument --test-count: '0' is not allowed"),
+        ([ckpt, *onnx, "--calib-count", "-1"], 2, "argument --calib-count: '-1' is not allowed"),
+    ]  # fmt: skip
+    for argv, status, line in cases:
+        assert main(argv) == status, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {line}") and len(err.splitlines()) == 1, (argv, err)
+    assert sorted(tmp_path.rglob("*")) == before and other.read_bytes() == Path(ckpt).read_bytes()
+    text = " ".join(build_parser().format_help().split())
+    assert "(default: None)" not in text and "bundled photos" in text and "picked evenly across --calib" in text
+
+
+def test_opset_range_ends_export_and_run(tmp_path: Path) -> None:
+    """--opset accepts MIN_OPSET..max_opset(): both ends export models that ONNX Runtime runs like PyTorch."""
+    gen = load_generator(ASSETS_DIR / "photo2monet.pth")
+    x = frames_to_tensor(resized(load_test_images(ASSETS_DIR / "images", 1), (64, 64)))
+    with torch.no_grad():
+        ref = gen.model(torch.from_numpy(x)).numpy()
+    for opset in (MIN_OPSET, max_opset()):
+        path = export_onnx(gen, tmp_path / f"m{opset}.onnx", opset=opset)
+        assert load_onnx(path).opset_import[0].version == opset
+        assert np.abs(ort_backend(path).infer(x) - ref).max() < 5e-4, opset
+
+
+def test_int8_calibration_skips_unreadable_and_reports_the_count_used(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    shutil.copy(ASSETS_DIR / "images" / "chelsea.jpg", calib)
+    (calib / "broken.jpg").write_bytes((ASSETS_DIR / "images" / "coffee.jpg").read_bytes()[:300])
+    (calib / "notes.txt").write_text("not an image file: not listed")
+    calib_images = calibration_images(calib, 64, (256, 256))
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(calib_images) == 1 and len(skipped) == 1, skipped
+    assert skipped[0].startswith(f"{calib / 'broken.jpg'}: ") and skipped[0].endswith("; skipped for INT8 calibration")
+
+    fp32 = tmp_path / "m.onnx"
+    shutil.copy(ASSETS_DIR / "photo2monet.onnx", fp32)
+    images = load_test_images(ASSETS_DIR / "images", 1)
+    written = checked_int8(fp32, images, calib_images, str(calib), Int8Options(calib_count=64), str)
+    assert written == [tmp_path / "m.int8.onnx", tmp_path / "m.int8.onnx.parity.json"]
+    assert metadata_of(load_onnx(written[0]))["calibration"] == "percentile, 1 image"
+    report = json.loads(written[1].read_text())
+    assert report["calibration"]["images"] == 1 and report["calibration"]["images_asked"] == 64
+    assert "calib_count" not in report["calibration"] and "min_psnr_db" not in report
+    q = report["quality_vs_fp32"]
+    assert report["goal_psnr_db_mean"] == 30.0 and report["meets_goal"] == (q["psnr_db_mean"] >= 30.0)
+    cpu = report["cpu_latency_256"]
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "INT8 (calibrated on 1 image)" in line
+    assert f"FP32 {cpu['fp32']['median_ms']:.1f} ms on {cpu['fp32']['backend']}, " in line
+    assert f"INT8 {cpu['int8']['median_ms']:.1f} ms on {cpu['int8']['backend']} " in line
+
+
+def test_staging_removes_only_stale_folders_of_its_output(tmp_path: Path) -> None:
+    """A staging folder left by a killed export (its process gone, or no process id and a day old) is removed by
+    the next export of the same output; a live process's, a recent one's and another output's stay."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    stale = [tmp_path / f".m.onnx.{dead_pid}.ab_cd123.export", tmp_path / ".m.onnx.bd6hwpoa.export"]
+    kept = [tmp_path / f".m.onnx.{os.getpid()}.ab_cd123.export", tmp_path / ".m.onnx.k3pt0000.export",
+            tmp_path / f".other.onnx.{dead_pid}.ab_cd123.export", tmp_path / f".m.onnx.{dead_pid}.export"]  # fmt: skip
+    for folder in stale + kept:
+        folder.mkdir()
+        (folder / "m.onnx").write_text("partial")
+    day_ago = time.time() - 2 * 24 * 3600
+    os.utime(stale[1], (day_ago, day_ago))
+    with staging(tmp_path / "m.onnx") as stage:
+        assert stage.name.startswith(f".m.onnx.{os.getpid()}.") and stage.is_dir()
+    assert not stage.exists() and not any(f.exists() for f in stale) and all(f.is_dir() for f in kept)

@@ -231,7 +231,8 @@ CASES: dict[str, Case] = {
 IN_PROCESS: dict[str, tuple[str, Case]] = {
     "4-video-symlink": ("runtime", Case(rt("--video", "c4/clip.avi", "-o", "c4/link.avi"), 1, "would replace the input c4/clip.avi")),
     "4-video-dotdot": ("runtime", Case(rt("--video", "c4/clip.avi", "-o", "c4/new/../clip.avi"), 1, "would replace the input")),
-    "4-engine-over-onnx": ("export", Case(["c4/m.onnx", "--engine", "c4/m.onnx"], 1, "would replace the input")),
+    "4-engine-over-onnx": ("export", Case(["c4/m.onnx", "--engine", "c4/m.onnx"], 2,
+                                          "--engine c4/m.onnx: the name must end in .plan or .engine")),
     "10-size-negative": ("runtime", Case(rt("--size", "-5", "--camera", "test://?frames=1", "-o", "c10/a.mp4"), 2, "use 8..4320")),
     "10-size-huge": ("runtime", Case(rt("--size", "100000", "--camera", "test://?frames=1", "-o", "c10/a.mp4"), 2, "use 8..4320")),
     "10-bench-size": ("bench", Case(["pipeline", str(ONNX), "--video", "clip.avi", "--size", "3"], 2, "use 8..4320")),

@@ -34,7 +34,7 @@ import contextlib
 import io
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,9 @@ import numpy as np
 from cyclegan_edge.atomic import atomic_path
 from cyclegan_edge.export.onnx_export import set_metadata
 from cyclegan_edge.imaging.frames import frame_to_tensor
-from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image, resized
+from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, ImageReadError, list_files, read_image, resized
+
+log = logging.getLogger("cyclegan_edge.export")
 
 CALIB_METHODS = ("entropy", "minmax", "percentile")
 INT8_TARGETS = ("tensorrt", "cpu")
@@ -62,38 +64,48 @@ class Int8Options:
     target: str = "tensorrt"  # tensorrt: symmetric int8 activations | cpu: uint8 activations, depthwise convs in float
 
 
-def calibration_batches(paths: Sequence[Path], size: tuple[int, int]) -> Iterator[np.ndarray]:
-    for p in paths:
-        try:
-            img = read_image(p)
-        except ImageReadError:
-            continue
-        yield frame_to_tensor(resized([img], size)[0])
-
-
-def calibration_files(calib: str | os.PathLike[str], count: int) -> list[Path]:
+def calibration_images(calib: str | os.PathLike[str], count: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """The calibration images (uint8 BGR, resized to ``size``; a quarter of their tensors' memory): up to ``count``
+    image files (0: all) picked evenly across the folder ``calib`` (or one image file). Each unreadable file is
+    skipped with a warning naming it; ValueError naming ``calib`` when no image is usable; FileNotFoundError when
+    it is not there."""
+    needs = "INT8 calibration needs a folder of real images (JPEG, PNG, BMP, WebP or TIFF) from the model's input domain"
+    if Path(calib).is_file() and Path(calib).suffix.lower() not in IMAGE_EXTENSIONS:  # a video, say: not read at all
+        raise ValueError(f"{calib}: not an image file; {needs}")
     files = list_files([calib])
-    if not files:
-        raise ValueError(f"{calib}: no calibration images")
     if count and len(files) > count:  # spread the picks over the folder, not the first N
         idx = np.linspace(0, len(files) - 1, count).round().astype(int)
         files = [files[i] for i in idx]
-    return files
+    images = []
+    for p in files:
+        try:
+            images.append(resized([read_image(p)], size)[0])
+        except ImageReadError as e:
+            log.warning("%s; skipped for INT8 calibration", e)
+    if not images:
+        found = ("not a readable image" if Path(calib).is_file() else
+                 f"none of its {len(files)} image files is readable" if files else "no image files in this folder")
+        raise ValueError(f"{calib}: {found}; {needs}")
+    return images
 
 
 class CalibrationImages:
     """ONNX Runtime's calibration data reader (``get_next``; the ABC accepts any class that has it): the
-    calibration images, one batch of 1 each, resized to ``size``, with a progress bar."""
+    calibration images, one batch of 1 each, with a progress bar."""
 
-    def __init__(self, input_name: str, files: Sequence[Path], size: tuple[int, int]) -> None:
+    def __init__(self, input_name: str, images: Sequence[np.ndarray]) -> None:
         from tqdm import tqdm
 
         self.input_name = input_name
-        self.batches = calibration_batches(tqdm(files, desc="INT8 calibration", unit="img", leave=False), size)
+        self.images = iter(tqdm(images, desc="INT8 calibration", unit="img", leave=False))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self.batches, None)
-        return None if batch is None else {self.input_name: batch}
+        image = next(self.images, None)
+        return None if image is None else {self.input_name: frame_to_tensor(image)}
+
+
+def image_count(n: int) -> str:
+    return f"{n} image" + ("" if n == 1 else "s")
 
 
 def excluded_nodes(model: Any, opts: Int8Options) -> list[str]:
@@ -112,8 +124,11 @@ def _group(node: Any) -> int:
     return next((int(a.i) for a in node.attribute if a.name == "group"), 1)
 
 
-def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str], calib: str | os.PathLike[str],
+def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
+                  calib: str | os.PathLike[str] | Sequence[np.ndarray],
                   opts: Int8Options | None = None) -> Path:  # fmt: skip
+    """Calibrate on ``calib`` (a folder of images, or the images of ``calibration_images``) and write the Q/DQ
+    model to ``out_path``; its metadata records how many images calibrated it."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -129,8 +144,11 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
         raise ValueError(f"INT8 target must be one of {INT8_TARGETS}")
     unsigned = o.target == "cpu"
     model = onnx.load(str(onnx_path))
-    files = calibration_files(calib, o.calib_count)
-    reader = CalibrationImages(model.graph.input[0].name, files, o.calib_size)
+    if isinstance(calib, (str, os.PathLike)):
+        images: Sequence[np.ndarray] = calibration_images(calib, o.calib_count, o.calib_size)
+    else:
+        images = calib
+    reader = CalibrationImages(model.graph.input[0].name, images)
     method = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
               "percentile": CalibrationMethod.Percentile}[o.calib_method]  # fmt: skip
     out = Path(out_path)
@@ -160,7 +178,7 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
             q = onnx.load(str(tmp))
             src_meta = {p.key: p.value for p in model.metadata_props}
             set_metadata(q, {**src_meta, "precision": "int8-qdq", "int8_target": o.target,
-                             "calibration": f"{o.calib_method}, {len(files)} images"})  # fmt: skip
+                             "calibration": f"{o.calib_method}, {image_count(len(images))}"})  # fmt: skip
             onnx.save(q, str(tmp))
     finally:
         quiet.setLevel(level)

@@ -20,6 +20,16 @@ if TYPE_CHECKING:  # importing this module must not need torch (the export CLI b
     from cyclegan_edge.models import LoadedGenerator
 
 DEFAULT_OPSET = 17  # JetPack 5's TensorRT 8.5 parses up to opset 17
+MIN_OPSET = 9  # torch's minimum is 7, but at 7 and 8 these generators fail onnx.checker (measured with torch 2.13)
+
+
+def max_opset() -> int:
+    """The newest opset this torch exports (23 with torch 2.13: 9..23 export and pass parity; 24 is refused)."""
+    try:
+        from torch.onnx import _constants  # private: another torch may move it
+    except ImportError:
+        return DEFAULT_OPSET
+    return int(getattr(_constants, "ONNX_MAX_OPSET", DEFAULT_OPSET))
 
 
 class ExportError(RuntimeError):
@@ -100,7 +110,8 @@ def export_onnx(gen: LoadedGenerator, path: str | os.PathLike[str], opset: int =
     with warnings.catch_warnings(), torch.no_grad(), tempfile.TemporaryDirectory() as tmpdir:
         warnings.simplefilter("ignore")
         raw = Path(tmpdir) / "raw.onnx"
-        # The TorchScript exporter still writes any opset from 9 up (the dynamo one starts at 18).
+        # The TorchScript exporter writes opsets MIN_OPSET..max_opset() (above 20 with a warning, silenced here: the
+        # export's parity check against PyTorch is what vouches for the model).
         torch.onnx.export(
             model, (x,), str(raw), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, do_constant_folding=True,
