@@ -195,9 +195,9 @@ def test_a_conversion_stopped_early_leaves_an_existing_output_as_it_was(street_v
     before = out.read_bytes()
     opts = PipelineOptions(size=64, max_frames=60)
 
-    def convert(b: Any) -> tuple[AvVideoWriter, Any]:
+    def convert(b: Any, overwrite: bool = False) -> tuple[AvVideoWriter, Any]:
         source = open_source(str(street_video))
-        sink = AvVideoWriter(out, source.size, source.fps, EncodeSettings(), source, job=("h2z", 64))
+        sink = AvVideoWriter(out, source.size, source.fps, EncodeSettings(), source, ("h2z", 64), overwrite)
         left = after_resume(opts, sink.resumed)
         assert left is not None
         stats = Pipeline(source, b, sink, left).run()
@@ -212,6 +212,11 @@ def test_a_conversion_stopped_early_leaves_an_existing_output_as_it_was(street_v
     again, stats2 = convert(backend)
     assert stats2.error is None and again.resumed == stats.frames_out and again.held_back is None
     assert video_info(out)[0] == 60 and not (tmp_path / ".precious.partial.mp4").exists()
+
+    # --overwrite asks for the file to be replaced: stopped early, what was converted takes its place
+    shutil.copy(street_video, out)
+    forced, stats3 = convert(FailingBackend(backend, 10), overwrite=True)
+    assert stats3.error is not None and forced.held_back is None and video_info(out)[0] == stats3.frames_out
 
 
 def test_batch_folder(street_video: Path, h2z_onnx: Path, horse_paths: list[Path], tmp_path: Path) -> None:

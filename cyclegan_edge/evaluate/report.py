@@ -48,7 +48,8 @@ def caveats(r: dict[str, Any]) -> list[str]:
                    f"images, so the domain score does not compare with one at {clf['size']} px or more")  # fmt: skip
     if n < MIN_IMAGES:
         lo, hi = r["domain"]["model"]["ci95"]
-        width = "" if None in (lo, hi) else f" (its 95% interval spans {hi - lo:.2f})"
+        known = all(isinstance(x, float) and math.isfinite(x) for x in (lo, hi))
+        width = f" (its 95% interval spans {hi - lo:.2f})" if known else ""
         out.append(f"only {n} {src} test images: the domain score is a rough guess{width}; compare figures over "
                    f"{MIN_IMAGES} or more")  # fmt: skip
     if clf["held_out_balanced_accuracy"] < MIN_ACCURACY:

@@ -192,7 +192,7 @@ def check_output_names(args: argparse.Namespace, checkpoint: bool) -> None:
 def process_gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists (POSIX; callers check)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: no process has such a number
         return True
     except PermissionError:  # another user's
         return False

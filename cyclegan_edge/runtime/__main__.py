@@ -323,8 +323,10 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
     if kept:  # made by an earlier run, maybe with another model or settings: not this run's work
         print(f"{kept} of them skipped: their outputs exist from an earlier run (--overwrite converts them again)")
     if stopped:
-        print(f"stopped: {len(stopped)} files interrupted or not started; the same command continues them (a "
-              "stopped video resumes where it stopped)", file=sys.stderr)  # fmt: skip
+        again = ("the same command without --overwrite continues them" if args.overwrite else
+                 "the same command continues them")  # fmt: skip
+        print(f"stopped: {len(stopped)} files interrupted or not started; {again} (a stopped video resumes where it "
+              "stopped)", file=sys.stderr)  # fmt: skip
         return 130
     return 1 if failed else 0
 

@@ -404,16 +404,19 @@ class AvVideoWriter(Sink):
         self.frames = 0  # frames written by this run
         self.out: Any = None
         self.prior: PriorWork | None = None
+        self.own_output = False  # NAME holds this job's work (an earlier run's, complete or stopped)
         if overwrite or not self.key:
             self._set_aside_stale()
         else:
             self.prior = self._find_prior()
         self.resumed = self.prior.frames if self.prior else 0
-        # NAME holds a file that is not this job's work: it stays until this conversion is complete
-        self.replaces = self.path.exists() and (self.prior is None or self.prior.path != self.path)
-        if self.replaces and not overwrite:
+        other = self.path.exists() and not self.own_output
+        if other and not overwrite:
             log.warning("%s exists (not this conversion's output): it is replaced once this conversion is complete",
                         self.path)  # fmt: skip
+        # Stopped early, a resumable job keeps its frames beside that file, not in its place (--overwrite: replace it;
+        # a camera's recording cannot resume: it is finalized)
+        self.holds_back = other and not overwrite and not self.live and bool(self.key)
         if self.prior is not None and self.source is not None:
             log.warning("%s: resuming after frame %d (from %s)", self.path.name, self.resumed, self.prior.path.name)
             self.source.start_after(self.prior.end)
@@ -422,11 +425,15 @@ class AvVideoWriter(Sink):
 
     # ---- previous work -----------------------------------------------------------------------------
     def _find_prior(self) -> PriorWork | None:
+        at_path = probe_prior(self.path, self.key, False)
+        self.own_output = at_path is not None
         found = [p for p in (probe_prior(self.partial, self.key, True), probe_prior(self.stash, self.key, True),
-                             probe_prior(self.path, self.key, False)) if p is not None]  # fmt: skip
+                             at_path) if p is not None]  # fmt: skip
         best = max(found, key=lambda p: p.frames, default=None)
         for stale in (self.partial, self.stash):
             if stale.exists() and (best is None or best.path != stale):
+                log.warning("%s: removed %s, frames of a conversion with other settings (model, size or encoder) "
+                            "that this one cannot resume", self.path.name, stale.name)  # fmt: skip
                 stale.unlink()
         return best
 
@@ -436,6 +443,10 @@ class AvVideoWriter(Sink):
         if self.partial.exists():
             if self.live:
                 kept = self.path.with_name(f"{self.path.stem}.interrupted.mp4")
+                for n in range(2, 1000):  # never over an earlier kept recording
+                    if not kept.exists():
+                        break
+                    kept = self.path.with_name(f"{self.path.stem}.interrupted-{n}.mp4")
                 os.replace(self.partial, kept)
                 log.warning("%s: kept the recording a killed run left as %s", self.path.name, kept.name)
             else:
@@ -557,7 +568,7 @@ class AvVideoWriter(Sink):
             raise self._failed(e) from None
         finally:
             self.out = None
-        if self.replaces and not self.complete:  # stopped early: keep the work beside NAME, not in its place
+        if self.holds_back and not self.complete:  # stopped early: keep the work beside NAME, not in its place
             self.held_back = self.partial
             log.warning("%s: stopped before the end; it is left as it was, and the %d converted frames stay in %s "
                         "(the same command resumes them)", self.path, self.resumed + self.frames, self.partial.name)  # fmt: skip

@@ -199,11 +199,8 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
     for i, src in enumerate(tqdm(files, desc="files", unit="file", position=0)):
         ext = src.suffix.lower()
         out = outputs.get(src)
-        if out is None:
-            results.append(FileResult(src, None, "skipped (not an image or video)"))
-            continue
-        if not overwrite and already_done(src, out):
-            results.append(FileResult(src, out, SKIPPED_EXISTS))
+        if out is None or (not overwrite and already_done(src, out)):
+            results.append(untried(src, out, overwrite))
             continue
         try:
             if ext in VIDEO_EXTENSIONS:
@@ -218,9 +215,18 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             break
         results.append(res)
         if res.status == "interrupted":
-            results += [FileResult(p, outputs.get(p), "not started") for p in files[i + 1 :]]
+            results += [untried(p, outputs.get(p), overwrite) for p in files[i + 1 :]]
             break
     return results
+
+
+def untried(src: Path, out: Path | None, overwrite: bool) -> FileResult:
+    """The row of a file a Ctrl-C left untried: what the loop would have made of it."""
+    if out is None:
+        return FileResult(src, None, "skipped (not an image or video)")
+    if not overwrite and already_done(src, out):
+        return FileResult(src, out, SKIPPED_EXISTS)
+    return FileResult(src, out, "not started")
 
 
 def summary_table(results: list[FileResult], root: Path) -> str:

@@ -329,6 +329,7 @@ class MultiSink(Sink):
         for s in self.sinks:
             s.complete = self.complete
             s.close()
+        self.held_back = next((s.held_back for s in self.sinks if s.held_back), None)
 
 
 class MemorySink(Sink):
