@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,21 @@ STREET_VIDEO = SHARED_DATA / "videos" / "car-detection.mp4"
 # what a test's subprocess adds to os.environ: one thread in every math library, so that it neither fights the
 # test process for the cores nor mixes thread counts between OpenMP and MKL
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def interrupt_when(cmd: list[str], ready: Callable[[], bool], env: dict[str, str] | None = None,
+                   timeout: float = 120) -> tuple[int, str, str]:  # fmt: skip
+    """Run ``cmd``, send SIGINT as a terminal's Ctrl-C does once ``ready()`` (or after ``timeout`` s), and return
+    its exit status, stdout and stderr. SIGINT is restored in the child: a suite started in the background
+    (`cmd &` in a script) hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    deadline = time.time() + timeout
+    while time.time() < deadline and not ready():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
 
 
 def need(path: Path) -> Path:

@@ -2,10 +2,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ONE_THREAD
+from conftest import ONE_THREAD, interrupt_when
 from cyclegan_edge.export.onnx_export import export_onnx
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frame
 from cyclegan_edge.models import load_generator
@@ -128,16 +126,11 @@ def test_file_source_drops_nothing(backend: OnnxRuntimeBackend, tmp_path: Path) 
 
 def test_sigint_leaves_playable_partial_output(street_video: Path, h2z_onnx: Path, tmp_path: Path) -> None:
     out = tmp_path / "cut.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(h2z_onnx), "--video",
-                             str(street_video), "--output", str(out), "--headless"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
     partial = tmp_path / ".cut.partial.mp4"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (partial.exists() and partial.stat().st_size > 20_000):
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    rc, _, err = interrupt_when([sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(h2z_onnx), "--video",
+                                 str(street_video), "--output", str(out), "--headless"],
+                                lambda: partial.exists() and partial.stat().st_size > 20_000, ENV)  # fmt: skip
+    assert rc == 130, err
     n, fps, w, h = video_info(out)
     assert 0 < n < 377 and (w, h) == (768, 432) and fps == 12.5
     assert f"stopped: {n} frames written" in err
@@ -271,14 +264,8 @@ def test_batch_ctrl_c_exits_130_and_lists_what_it_did_not_start(street_video: Pa
         w.release()
     cap.release()
     cmd = [sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(h2z_onnx), str(src), str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out / ".a.partial.mp4").exists():
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    table, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
+    rc, table, err = interrupt_when(cmd, (out / ".a.partial.mp4").exists, ENV)
+    assert rc == 130, err[-2000:]
     rows = {ln.split()[0]: ln for ln in table.splitlines() if ln.endswith(("interrupted", "not started"))}
     assert "interrupted" in rows["a.mp4"] and "not started" in rows["b.mp4"] and "not started" in rows["c.mp4"]
     assert "0 of 3 files ok" in table and "stopped: 3 files interrupted or not started" in err

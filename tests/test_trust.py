@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ONE_THREAD, ROOT
+from conftest import ONE_THREAD, ROOT, interrupt_when
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.runtime.__main__ import DEFAULT_DEMO, DEMO_MODELS
 
@@ -455,18 +455,10 @@ def test_14_one_error_path_for_all_commands(ran: Any) -> None:
 
 def test_15_ctrl_c_during_bench_keeps_what_was_measured(w: Path) -> None:
     out = w / "c15"
-    # SIGINT as a terminal's Ctrl-C delivers it: a suite started in the background (`cmd &` in a script) hands its
-    # children SIGINT ignored, and Python then never raises KeyboardInterrupt
-    proc = subprocess.Popen([sys.executable, "-m", "cyclegan_edge.bench", str(ONNX), "--variants", "onnxruntime-fp32",
-                             "--sizes", "16,24,32,40,48,56,64,72", "--iters", "40", "--warmup", "1", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out / "report.json").exists():
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err[-2000:]
+    rc, _, err = interrupt_when([sys.executable, "-m", "cyclegan_edge.bench", str(ONNX), "--variants",
+                                 "onnxruntime-fp32", "--sizes", "16,24,32,40,48,56,64,72", "--iters", "40", "--warmup",
+                                 "1", "--out", str(out)], (out / "report.json").exists, ENV)  # fmt: skip
+    assert rc == 130, err[-2000:]
     assert "Traceback" not in err and "stopped:" in err and "cases measured; report in" in err
     report = json.loads((out / "report.json").read_text())
     assert 1 <= len(report["results"]) < 8

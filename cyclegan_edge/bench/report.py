@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan_edge import __version__
+from cyclegan_edge.runtime.timing import throughput_fps
 
 SCHEMA = "cyclegan-edge/bench"
 SCHEMA_VERSION = 1
@@ -18,12 +19,6 @@ ROW_KEYS = ("variant", "precision", "backend", "height", "width", "batch", "iter
 OPTIONAL_ROW_KEYS = ("max_abs_vs_reference",)  # added after schema v1 shipped: older reports lack it
 STAT_KEYS = ("min", "mean", "p50", "p90", "p99", "max", "fps")
 FPS_DEFINITION = "FPS = batch x 1000 / p50 ms (frames per second at the median call)"
-
-
-def throughput_fps(batch: int, p50_ms: float) -> float:
-    """Frames per second at the median (p50) call: the one definition of FPS in reports, tables, plots and
-    ``--compare``."""
-    return batch * 1000.0 / p50_ms
 
 
 def make_report(command: str, machine: dict[str, Any], model: dict[str, Any], baseline: str, rows: list[dict[str, Any]],

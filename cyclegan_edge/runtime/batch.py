@@ -41,7 +41,7 @@ from cyclegan_edge.runtime.sinks import EncodeSettings, SinkError, open_output
 from cyclegan_edge.runtime.sources import SourceError, glob_root, open_source
 
 
-SKIPPED_EXISTS = "skipped (exists)"
+SKIPPED_EXISTS, NOT_STARTED = "skipped (exists)", "not started"
 
 
 @dataclass
@@ -61,7 +61,7 @@ class FileResult:
     @property
     def stopped(self) -> bool:
         """Interrupted (Ctrl-C), or never started because of it: the same command continues it."""
-        return self.status in ("interrupted", "not started")
+        return self.status in ("interrupted", NOT_STARTED)
 
     @property
     def shown(self) -> str:
@@ -199,9 +199,11 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
     for i, src in enumerate(tqdm(files, desc="files", unit="file", position=0)):
         ext = src.suffix.lower()
         out = outputs.get(src)
-        if out is None or (not overwrite and already_done(src, out)):
-            results.append(untried(src, out, overwrite))
+        row = untried(src, out, overwrite)
+        if row.status != NOT_STARTED:  # skipped: not media, or its output exists
+            results.append(row)
             continue
+        assert out is not None  # untried() skips a file without one
         try:
             if ext in VIDEO_EXTENSIONS:
                 res = convert_video(src, out, backend, opts, settings=settings, job=job, overwrite=overwrite)
@@ -221,12 +223,12 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
 
 
 def untried(src: Path, out: Path | None, overwrite: bool) -> FileResult:
-    """The row of a file a Ctrl-C left untried: what the loop would have made of it."""
+    """The row of a file before it is tried (or a Ctrl-C left it untried): skipped, or not started."""
     if out is None:
         return FileResult(src, None, "skipped (not an image or video)")
     if not overwrite and already_done(src, out):
         return FileResult(src, out, SKIPPED_EXISTS)
-    return FileResult(src, out, "not started")
+    return FileResult(src, out, NOT_STARTED)
 
 
 def summary_table(results: list[FileResult], root: Path) -> str:

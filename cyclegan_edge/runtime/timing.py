@@ -16,6 +16,12 @@ from cyclegan_edge.runtime.backends import Backend, TimedBackend
 PERCENTILES = (50, 90, 99)
 
 
+def throughput_fps(batch: int, p50_ms: float) -> float:
+    """Frames per second at the median (p50) call: the one definition of FPS in stats, bench reports, tables,
+    plots and ``--compare``."""
+    return batch * 1000.0 / p50_ms
+
+
 def latency_stats(times_ms: Sequence[float], batch: int = 1) -> dict[str, float]:
     """min/mean/p50/p90/p99/max in ms, and throughput in frames/s (batch frames per call at the median
     latency: bench's one FPS definition)."""
@@ -25,7 +31,7 @@ def latency_stats(times_ms: Sequence[float], batch: int = 1) -> dict[str, float]
     out = {"min": float(t.min()), "mean": float(t.mean())}
     out.update({f"p{p}": float(np.percentile(t, p)) for p in PERCENTILES})
     out["max"] = float(t.max())
-    out["fps"] = float(batch * 1000.0 / out["p50"])
+    out["fps"] = throughput_fps(batch, out["p50"])
     return out
 
 
