@@ -201,7 +201,7 @@ def test_runtime_cli_on_openvino(ov: Any, tmp_path: Path) -> None:
     assert frame_count(tmp_path / "out.mp4") == 6
     r = runtime("--video", clip, "-o", "int8.mp4", "--backend", "openvino", cwd=tmp_path)
     assert r.returncode == 0, r.stderr  # no --engine: the bundled demo model's CPU INT8
-    assert f"(model {DEMO_STEM}.int8.onnx (bundled; --engine MODEL for another), openvino:CPU:f32+int8)" in r.stdout
+    assert f"(model {DEMO_STEM}.int8.onnx (bundled; --model MODEL for another), openvino:CPU:f32+int8)" in r.stdout
 
 
 @pytest.mark.parametrize("stem", sorted(p.name.removesuffix(".int8.onnx") for p in ASSETS_DIR.glob("*.int8.onnx")))

@@ -45,7 +45,7 @@ def test_demo_runs_without_torch(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "cyclegan_edge.runtime", "--demo", "--headless"], cwd=tmp_path,
                        capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert re.search(rf"120 frames -> cyclegan_edge_demo.mp4 at [\d.]+ FPS \(model {DEMO_STEM}(\.int8)?\.onnx \(bundled; --engine MODEL for another\), "
+    assert re.search(rf"120 frames -> cyclegan_edge_demo.mp4 at [\d.]+ FPS \(model {DEMO_STEM}(\.int8)?\.onnx \(bundled; --model MODEL for another\), "
                      r"(openvino:CPU:f32\+int8|onnxruntime:CPUExecutionProvider)\)", r.stdout)
     cap = cv2.VideoCapture(str(tmp_path / "cyclegan_edge_demo.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 120 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 1280

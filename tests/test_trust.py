@@ -217,7 +217,7 @@ CASES: dict[str, Case] = {
                           "-> c17/frames"),
     # 18: progress and the model named
     "18-video": Case(rt("--video", "clip.avi", "-o", "c18/a.mp4", "--size", "32"), 0,
-                     " (bundled; --engine MODEL for another), "),
+                     " (bundled; --model MODEL for another), "),
     # 21: bench pipeline without --out
     "21-bench-pipeline": Case(["bench", "pipeline", str(ONNX), "--video", "../clip.avi", "--size", "32"], 0,
                               "on the same frames", cwd="c21"),

@@ -25,7 +25,8 @@ from cyclegan_edge import ASSETS_DIR
 av = pytest.importorskip("av")
 
 from cyclegan_edge.runtime.av_video import (KEY_PREFIX, KEY_TAG, AvSource, AvVideoWriter,  # noqa: E402
-                                            complete_mp4_prefix, job_key, probe_prior, rotation_steps)  # fmt: skip
+                                            complete_mp4_prefix, hidden, job_key, probe_prior,
+                                            rotation_steps)  # fmt: skip
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend  # noqa: E402
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions  # noqa: E402
 from cyclegan_edge.runtime.sinks import EncodeSettings, MemorySink, encoded_size, jetson_h264_pipeline  # noqa: E402
@@ -207,6 +208,9 @@ def test_kill9_leaves_a_playable_file_and_the_rerun_resumes(clip: Path, direct: 
     assert video[done].is_keyframe  # the rerun started a new GOP exactly where the kept ones end
     assert [bytes(p) for p in packets(out, "audio")] == [bytes(p) for p in packets(clip, "audio")]
     assert not partial.exists() and not (tmp_path / ".full.resume.mp4").exists()
+    again = runtime(*args)  # the job is complete: nothing is resumed, nothing written
+    assert again.returncode == 0 and f"already holds the {FRAMES} frames" in again.stdout
+    assert "resuming" not in again.stderr and len(packets(out, "video")) == FRAMES
 
     # Batch mode resumes the same job from the same partial file (the job is the content, not the path).
     src_dir, out_dir = tmp_path / "in", tmp_path / "out"
@@ -371,6 +375,9 @@ def test_pure_helpers(tmp_path: Path) -> None:
     g = tmp_path / "y.bin"
     g.write_bytes(b"a" * 3000)
     assert job_key(g, "m", 64) == job_key(g, "m", 64) != job_key(g, "m", 128)
+    # out.mp4 and out.mkv beside each other keep their frames apart
+    assert {hidden(Path("/v/out.mp4"), "partial").name, hidden(Path("/v/out.mkv"), "partial").name} == {
+        ".out.partial.mp4", ".out.mkv.partial.mp4"}
     jetson = jetson_h264_pipeline(Path("/x/y.mp4"))
     assert "nvv4l2h264enc" in jetson and jetson.endswith("filesink location=/x/y.mp4")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from cyclegan_edge import ASSETS_DIR, require_python_310
 from cyclegan_edge.atomic import write_json
-from cyclegan_edge.errors import ArgumentParser, UsageError, first_line, int_arg, run_cli
+from cyclegan_edge.errors import ArgumentParser, UsageError, first_line, import_holding_ctrl_c, int_arg, run_cli
 from cyclegan_edge.export.int8 import CALIB_METHODS, INT8_TARGETS, Int8Options, image_count
 from cyclegan_edge.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError
 from cyclegan_edge.export.report import FP32_TOLERANCE, machine_line, report_path
@@ -292,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
 def export_inputs(args: argparse.Namespace, precision: str) -> tuple[list[Any], list[Any]]:
     """The checks that need no model, then the test images and (INT8) the calibration batches; a bad path or
     an unusable folder is one line naming its flag."""
+    import_holding_ctrl_c(("torch", "onnx"))  # a Ctrl-C while torch loads would be swallowed
     try:
         import onnx  # noqa: F401
         import torch  # noqa: F401

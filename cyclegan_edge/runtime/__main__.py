@@ -205,7 +205,7 @@ def make_sinks(args: argparse.Namespace, source: Source, size: tuple[int, int], 
 
 def model_name(args: argparse.Namespace) -> str:
     model = chosen_model(args, backend_options(args))
-    return str(model) if args.model else f"{Path(model).name} (bundled; --engine MODEL for another)"
+    return str(model) if args.model else f"{Path(model).name} (bundled; --model MODEL for another)"
 
 
 def report(stats: PipelineStats, backend: Backend, where: str, live: bool, model: str = "") -> None:

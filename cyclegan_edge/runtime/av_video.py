@@ -147,7 +147,8 @@ def own_tags(metadata: dict[str, str]) -> dict[str, str]:
 
 
 def hidden(path: Path, tag: str) -> Path:
-    return path.with_name(f".{path.stem}.{tag}.mp4")
+    """``.NAME.TAG.mp4`` beside ``path``: out.mp4 -> .out.partial.mp4, out.mkv -> .out.mkv.partial.mp4 (its own)."""
+    return path.with_name(f".{path.stem if path.suffix.lower() == '.mp4' else path.name}.{tag}.mp4")
 
 
 def rotation_steps(degrees: float) -> int:
@@ -418,7 +419,6 @@ class AvVideoWriter(Sink):
         # a camera's recording cannot resume: it is finalized)
         self.holds_back = other and not overwrite and not self.live and bool(self.key)
         if self.prior is not None and self.source is not None:
-            log.warning("%s: resuming after frame %d (from %s)", self.path.name, self.resumed, self.prior.path.name)
             self.source.start_after(self.prior.end)
         self._t0: float | None = None
         self._last_pts = -1
@@ -454,6 +454,8 @@ class AvVideoWriter(Sink):
 
     # ---- writing -----------------------------------------------------------------------------------
     def _open(self) -> None:
+        if self.prior is not None:  # said here, at the first frame left to write: a complete job resumes nothing
+            log.warning("%s: resuming after frame %d (from %s)", self.path.name, self.resumed, self.prior.path.name)
         if self.prior is not None and self.prior.path == self.partial:
             os.replace(self.partial, self.stash)
             self.prior.path = self.stash

@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from cyclegan_edge.errors import first_line
+from cyclegan_edge.errors import first_line, import_holding_ctrl_c
 from cyclegan_edge.imaging.frames import frames_to_tensor, pad_batch, run_padded, tensor_to_frames
 from cyclegan_edge.model_files import (CHECKPOINT_EXTENSIONS, ENGINE_EXTENSIONS, ONNX_EXTENSIONS, OPENVINO_EXTENSIONS,
                                        metadata_size_multiple)  # fmt: skip
@@ -119,6 +119,7 @@ class BackendOptions:
 
 class TorchBackend:
     def __init__(self, path: Path, options: BackendOptions) -> None:
+        import_holding_ctrl_c(("torch",))  # a Ctrl-C while torch loads would be swallowed
         try:
             import torch
         except ImportError:
@@ -338,6 +339,7 @@ def torch_on_cuda(device: str) -> bool:
     """Whether a PyTorch backend asked for ``device`` (auto | cpu | cuda[:N]) runs on CUDA."""
     if device != "auto":
         return device.startswith("cuda")
+    import_holding_ctrl_c(("torch",))  # a Ctrl-C while torch loads would be swallowed
     try:
         import torch
     except ImportError:
