@@ -228,6 +228,23 @@ def test_an_fp16_onnx_is_benched_as_given_not_converted_again(
     assert stdout.rstrip().endswith(f"written: {out}/report.json, report.md, latency.png")
 
 
+def test_precision_is_read_without_the_onnx_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edge install has no onnx package: ONNX Runtime and the export's metadata tell FP16 from FP32."""
+    from cyclegan_edge.bench.runner import read_onnx_facts
+    from cyclegan_edge.export.fp16 import export_fp16
+
+    fp32 = ASSETS_DIR / "photo2monet.onnx"
+    fp16 = export_fp16(fp32, tmp_path / "m.fp16.onnx")
+    assert read_onnx_facts(fp16).precision == "fp16"  # with onnx: the weights
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError, as without the package
+    assert (read_onnx_facts(fp16).precision, read_onnx_facts(fp16).evidence) == ("fp16", "the export's metadata")
+    assert read_onnx_facts(fp32).precision == "fp32" and read_onnx_facts(fp32).evidence.startswith("assumed")
+    assert read_onnx_facts(need(ASSETS_DIR / "photo2monet.int8.onnx")).precision == "int8"
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a readable ONNX model"):
+        read_onnx_facts(tmp_path / "bad.onnx")
+
+
 def test_an_int8_onnx_is_labelled_int8_and_nothing_is_derived(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

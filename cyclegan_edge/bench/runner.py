@@ -57,12 +57,8 @@ def read_onnx_facts(path: str | os.PathLike[str]) -> OnnxFacts:
     (cyclegan_edge.trt.build.onnx_facts), plus DequantizeLinear-only graphs and float16 inputs."""
     try:
         import onnx
-    except ImportError:  # an edge install without [engine]: op type names are stored as plain strings
-        data = Path(path).read_bytes()
-        if b"QuantizeLinear" in data or b"DequantizeLinear" in data:
-            return OnnxFacts("int8", "QuantizeLinear/DequantizeLinear nodes", {})
-        return OnnxFacts("fp32", "assumed: FP16 weights are only seen with the onnx package "
-                                 "(pip install 'cyclegan-edge[engine]')", {})  # fmt: skip
+    except ImportError:  # an edge install without [engine]
+        return onnxruntime_facts(path)
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf DecodeError, truncated file, ...
@@ -77,6 +73,27 @@ def read_onnx_facts(path: str | os.PathLike[str]) -> OnnxFacts:
     if any(i.type.tensor_type.elem_type == f16 for i in graph.input):
         return OnnxFacts("fp16", "float16 input", metadata)
     return OnnxFacts("fp32", "float32 weights", metadata)
+
+
+def onnxruntime_facts(path: str | os.PathLike[str]) -> OnnxFacts:
+    """read_onnx_facts without the onnx package: op type names are plain strings in the file, our FP16 export
+    names its precision in the metadata, and ONNX Runtime (in [runtime]) shows float16 inputs."""
+    data = Path(path).read_bytes()
+    if b"QuantizeLinear" in data or b"DequantizeLinear" in data:
+        return OnnxFacts("int8", "QuantizeLinear/DequantizeLinear nodes", {})
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT's own exception types: a file that is not a model
+        raise ValueError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    if metadata.get("precision") == "fp16":
+        return OnnxFacts("fp16", "the export's metadata", metadata)
+    if any(i.type == "tensor(float16)" for i in session.get_inputs()):
+        return OnnxFacts("fp16", "float16 input", metadata)
+    return OnnxFacts("fp32", "assumed: float32 inputs and no precision in the metadata (FP16 weights are only seen "
+                             "with the onnx package: pip install 'cyclegan-edge[engine]')", metadata)  # fmt: skip
 
 
 @dataclass

@@ -79,8 +79,10 @@ def export_fp16(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[s
     import onnx
 
     from cyclegan_edge.atomic import atomic_path
+    from cyclegan_edge.export.onnx_export import set_metadata
 
     model = convert_fp16(onnx.load(str(onnx_path)))
+    set_metadata(model, {"precision": "fp16"})  # what a reader without the onnx package can see (bench)
     with atomic_path(out_path) as tmp:
         onnx.save(model, str(tmp))
     return Path(out_path)
