@@ -111,3 +111,31 @@ def test_resume_is_exact_and_teacher_init_copies_leading_channels(data: Path, tm
                     tmp_path)  # fmt: skip
     assert short.returncode == 2 and short.stderr.strip().splitlines()[-1] == (
         "error: --student 'mobile:8_8_16': channels must be 8 positive ints, got (8, 8, 16)")
+
+
+def test_report_folder_student_size_and_bad_held_out_images(data: Path, tmp_path: Path) -> None:
+    """A missing --eval-a is a usage line before any work; without held-out images (--a/--b data) the run says, at
+    its start and its end, that no report is written; a student bigger than its teacher is named; an unreadable
+    held-out image is skipped with a warning, not the end of the report."""
+    out = tmp_path / "runs"
+    missing = distill(["--dataroot", str(data), *TINY, "--eval-a", "nowhere", "--max-iters", "1", "--output", str(out)],
+                      tmp_path)  # fmt: skip
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines()[-1].startswith(
+        "error: --eval-a nowhere: no such folder") and not out.exists()
+
+    big = distill(["--a", str(data / "trainA"), "--b", str(data / "trainB"), *TINY, "--student",
+                   "mobile:32_32_64_32_64_64_32_32", "--init", "random", "--max-iters", "1", "--output", str(out),
+                   "--name", "big"], tmp_path)  # fmt: skip
+    assert big.returncode == 0, big.stderr[-2000:]
+    assert big.stderr.count("no student_vs_teacher.json: the data is --a/--b, without a testA/") == 2
+    assert "is not smaller than the teacher" in big.stderr and not (out / "big" / "student_vs_teacher.json").exists()
+
+    held_out = tmp_path / "held_out"
+    shutil.copytree(data / "testA", held_out)
+    (held_out / "0_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    r = distill(["--dataroot", str(data), *TINY, "--eval-a", str(held_out), "--eval-count", "2", "--max-iters", "1",
+                 "--output", str(out), "--name", "ok"], tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "skipped:" in r.stderr and "0_broken.jpg" in r.stderr and "is not smaller" not in r.stderr
+    report = json.loads((out / "ok" / "student_vs_teacher.json").read_text())
+    assert report["images"] == 2 and report["macs_ratio"] > 1

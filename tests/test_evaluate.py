@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,16 +16,19 @@ import torch
 from conftest import ROOT, SHARED_DATA, need
 
 from cyclegan_edge import ASSETS_DIR
+from cyclegan_edge.evaluate.__main__ import main
 from cyclegan_edge.evaluate.checkerboard import checkerboard_score
+from cyclegan_edge.evaluate.config import build_parser
 from cyclegan_edge.evaluate.data import image_files, load_squares
 from cyclegan_edge.evaluate.domain import ClassifierRecipe, DomainClassifier, cached_classifier
 from cyclegan_edge.evaluate.filters import BASELINES
 from cyclegan_edge.evaluate.metrics import domain_score, domain_score_ci, edge_ssim
-from cyclegan_edge.evaluate.report import KEYS
+from cyclegan_edge.evaluate.report import KEYS, OutputError, check_output
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.imaging.io import list_files
 from cyclegan_edge.models import init_normal, mobile_resnet_9blocks
+from cyclegan_edge.runtime.backends import BackendOptions, backend_for, openvino_importable
 
 S2W = SHARED_DATA / "summer2winter_yosemite"
 
@@ -149,6 +154,172 @@ def test_caveats_name_what_makes_a_score_incomparable(tiny: tuple[DomainClassifi
 
 
 def test_cli_needs_the_folders() -> None:
-    from cyclegan_edge.evaluate.__main__ import main
-
     assert main([str(ASSETS_DIR / "photo2monet.pth")]) == 2
+
+
+# ---- new-user trial: bad output, bad images, help, the backend that runs ---------------------------------
+# A classifier trained in about a second on a handful of images: these tests check what evaluate does with the
+# files, not what the score says.
+MICRO = ClassifierRecipe(size=16, epochs=2, width=4, batch_size=8)
+QUICK = ["--size", "32", "--latency-iters", "0", "--bootstrap", "20", "--threads", "1", *recipe_flags(MICRO)]
+
+
+def as_user() -> list[str]:
+    """The command prefix that makes a read-only folder read-only for this process: root writes there anyway, so
+    as root the command runs without that capability (setpriv, as tests/test_trust.py does)."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("root writes into read-only folders and setpriv is not here to drop that")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
+
+
+def only_error(stderr: str) -> str:
+    """The one line a failed command printed: no traceback, no log of work done before it."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr[-2000:]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def clean_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset root with 4 real images per folder."""
+    root = tmp_path_factory.mktemp("clean")
+    for name in ("testA", "testB", "trainA", "trainB"):
+        (root / name).mkdir()
+        for p in list_files([need(S2W / name)])[:4]:
+            shutil.copy(p, root / name / p.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def small_root(clean_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``clean_root`` plus a file that is not an image in testA and trainA and a cut-off JPEG in trainB."""
+    root = tmp_path_factory.mktemp("small") / "root"
+    shutil.copytree(clean_root, root)
+    (root / "testA" / "g1.jpg").write_text("not an image\n")
+    (root / "trainA" / "g1.jpg").write_bytes(b"")
+    whole = list_files([S2W / "trainB"])[10].read_bytes()
+    (root / "trainB" / "cut.jpg").write_bytes(whole[:600])
+    return root
+
+
+def test_output_is_checked_before_any_work(clean_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An --output that is a file (an input among them) or a folder that cannot be written: one line naming
+    --output and the path, before any image is read or classifier trained, worded as the final write says it."""
+    cache, taken = tmp_path / "cache", tmp_path / "README.md"
+    taken.write_text("keep me\n")
+    gen = ASSETS_DIR / "photo2monet.pth"
+    base = [str(gen), "--dataroot", str(clean_root), "--cache-dir", str(cache), *QUICK]
+    for out in (taken, gen):
+        assert main([*base, "-o", str(out)]) == 1
+        said = capsys.readouterr()
+        assert only_error(said.err) == (f"error: --output {out}: a file, not a folder (evaluate writes evaluate.json "
+                                        "and evaluate.md into a folder); nothing written")  # fmt: skip
+        assert said.out == "" and not cache.exists()
+    assert taken.read_text() == "keep me\n"
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    cmd = [*as_user(), sys.executable, "-m", "cyclegan_edge.evaluate", *base, "-o", str(ro / "eval")]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stdout == "", r.stderr[-2000:]
+    assert only_error(r.stderr) == f"error: --output {ro / 'eval'}: cannot write (Permission denied); nothing written"
+    assert os.listdir(ro) == [] and not cache.exists()
+    # the final write (atomic, as before) refuses the same destinations with the same line
+    probe = ("import sys; from cyclegan_edge.evaluate import report as r\n"
+             "for out in sys.argv[1:]:\n"
+             "    for f in (lambda: r.check_output(out, []), lambda: r.write_report({}, out)):\n"
+             "        try: f()\n"
+             "        except r.OutputError as e: print(e)\n")  # fmt: skip
+    outs = [str(ro / "eval"), str(taken), str(taken / "sub")]
+    r = subprocess.run([*as_user(), sys.executable, "-c", probe, *outs], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    said = r.stdout.splitlines()
+    assert len(said) == 6 and said[0::2] == said[1::2], r.stdout + r.stderr[-2000:]
+    assert said[4] == f"--output {taken / 'sub'}: cannot write (Not a directory); nothing written"
+    assert os.listdir(ro) == [] and taken.read_text() == "keep me\n"
+    given = tmp_path / "evaluate.json"  # a generator of that name: the report would replace it
+    given.write_text("{}")
+    with pytest.raises(OutputError, match=f"--output {given}: this output would replace the input {given}"):
+        check_output(tmp_path, [given])
+    check_output(tmp_path / "new" / "eval", [gen])  # a folder still to be made is fine; the check leaves nothing
+    assert sorted(os.listdir(tmp_path)) == ["README.md", "evaluate.json", "ro"]
+
+
+def test_undecodable_images_are_skipped_and_counted(small_root: Path, tmp_path: Path) -> None:
+    """A file that is not an image (test and training folders) is skipped with a warning naming it, and the counts
+    used and skipped are in the report."""
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "cyclegan_edge.evaluate", str(ASSETS_DIR / "photo2monet.pth"), "--dataroot",
+           str(small_root), *QUICK, "--cache-dir", str(tmp_path / "cache"), "-o", str(out)]  # fmt: skip
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for bad in ("testA/g1.jpg", "trainA/g1.jpg", "trainB/cut.jpg"):
+        assert f"WARNING skipped: {small_root / bad}: " in r.stderr, r.stderr[-2000:]
+    for folder in ("testA", "trainA", "trainB"):
+        assert f"WARNING {small_root / folder}: 1 of 5 image files skipped (not decodable)" in r.stderr
+    report = json.loads((out / "evaluate.json").read_text())
+    data, clf = report["data"], report["domain"]["classifier"]
+    assert (data["n_source"], data["skipped_source"], data["n_target"], data["skipped_target"]) == (4, 1, 4, 0)
+    assert (clf["n_a"], clf["skipped_a"], clf["n_b"], clf["skipped_b"]) == (4, 1, 4, 1)
+    md = (out / "evaluate.md").read_text()
+    assert f"4 A ({small_root / 'testA'}; 1 image file skipped: not decodable)" in md
+    assert "trained on 4 A + 4 B images (2 image files skipped: not decodable)" in md
+
+
+def test_onnx_runs_on_the_runtimes_default_backend(clean_root: Path, tmp_path: Path) -> None:
+    """By default an .onnx runs where python -m cyclegan_edge.runtime runs it (OpenVINO on x86-64 when installed),
+    named in the report and its latency row; --backend still forces one."""
+    onnx = ASSETS_DIR / "photo2monet.onnx"
+    base = [str(onnx), "--dataroot", str(clean_root), *QUICK, "--cache-dir", str(tmp_path / "cache")]
+    assert main([*base, "--latency-iters", "2", "-o", str(tmp_path / "auto")]) == 0
+    report = json.loads((tmp_path / "auto" / "evaluate.json").read_text())
+    runtime = backend_for(onnx, BackendOptions())  # the runtime's choice with its default options
+    expected = "openvino" if runtime == "openvino" and openvino_importable() else "onnxruntime"
+    assert report["generator"]["backend"].split(":")[0] == expected, report["generator"]
+    assert report["latency_ms"]["backend"] == report["generator"]["backend"]
+    assert f"backend {report['generator']['backend']}" in (tmp_path / "auto" / "evaluate.md").read_text()
+    assert main([*base, "--backend", "onnxruntime", "-o", str(tmp_path / "forced")]) == 0
+    forced = json.loads((tmp_path / "forced" / "evaluate.json").read_text())
+    assert forced["generator"]["backend"] == "onnxruntime:CPUExecutionProvider"
+
+
+def test_folders_without_usable_images_are_one_line(clean_root: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """Only undecodable files, or none at all: one line naming the folder, before the classifier is trained."""
+    bad, empty, cache = tmp_path / "bad", tmp_path / "empty", tmp_path / "cache"
+    bad.mkdir()
+    empty.mkdir()
+    (bad / "a.jpg").write_text("no")
+    (bad / "b.png").write_bytes(b"\x89PNG\r\n")
+    base = [str(ASSETS_DIR / "photo2monet.pth"), "--dataroot", str(clean_root), "--cache-dir", str(cache), *QUICK]
+    unusable = "no usable images (2 image files, none decodable); it should hold the domain"
+    nothing = "no image files (.jpg, .png, ...) in this folder; it should hold the domain"
+    training = "training images (for the domain classifier)"
+    cases = [(["--b", str(bad)], f"{bad}: {unusable} B test images"),
+             (["--train-b", str(empty)], f"{empty}: {nothing} B {training}"),
+             (["--train-a", str(bad)], f"{bad}: {unusable} A {training}")]  # fmt: skip
+    for flags, says in cases:
+        assert main([*base, *flags]) == 1
+        err = capsys.readouterr().err
+        errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert errors == [f"error: {says}"] and "Traceback" not in err, err[-2000:]
+    assert not cache.exists()  # no classifier trained or cached
+
+
+def test_every_option_says_what_it_does() -> None:
+    """--help: no option without a description; defaults shown as the others are."""
+    blank = [a.option_strings[0] for a in build_parser()._actions if a.option_strings and not (a.help or "").strip()]
+    assert blank == []
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.evaluate", "--help"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)  # fmt: skip
+    text = " ".join(r.stdout.split())
+    assert r.returncode == 0, r.stderr
+    for says in ("--batch BATCH images per call when translating the test images (default: 8)",
+                 "--threads THREADS CPU threads for PyTorch, ONNX Runtime and OpenVINO",
+                 "--seed SEED seed of the bootstrap and of the latency test input (default: 0)",
+                 "--backend {auto,onnxruntime,openvino,tensorrt,torch} backend for files that are not .pth: auto",
+                 "auto = what python -m cyclegan_edge.runtime picks on this CPU"):
+        assert says in text, r.stdout

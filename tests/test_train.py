@@ -200,6 +200,7 @@ def test_init_from_a_published_generator(tiny_root: Path, tmp_path: Path) -> Non
     for k, v in expected.state_dict().items():
         assert torch.equal(v, a2b.model.state_dict()[k]) and torch.equal(v, b2a.model.state_dict()[k]), k
     assert a2b.meta["init_from"] == str(published)  # absolute, as typed relative
+    assert "--upsample convtranspose starts from its exact outputs" in r.stderr  # the start is not the original
     published.unlink()  # a resumed run's weights come from its checkpoint, not from the file it started from
     more = train([*command, "--resume", "--max-iters", "2"], tmp_path)  # the same command (relative path) again
     assert more.returncode == 0 and "resumed from" in more.stderr, more.stderr[-2000:]
@@ -354,3 +355,69 @@ def test_too_small_crop_is_a_usage_error_and_a_failed_start_does_not_block_the_n
     r = train(["--dataroot", str(tiny_root), *TINY, "--max-iters", "1", "--output", str(tmp_path)], tmp_path)
     assert r.returncode == 0 and "a start that failed: starting it again" in r.stderr, r.stderr[-2000:]
     assert (run / "G_A2B.pth").is_file()
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    ([], "no data: give --dataroot ROOT or --a DIR --b DIR"),
+    (["--dataroot", "d", "--batch-size", "0"], "--batch-size 0: must be at least 1"),
+    (["--dataroot", "d", "--save-every", "0"], "--save-every 0: must be at least 1"),
+    (["--dataroot", "d", "--n-epochs", "0", "--n-epochs-decay", "0"], "--n-epochs 0 --n-epochs-decay 0: nothing to"),
+    (["--dataroot", "d", "--crop-size", "128", "--load-size", "72"], "--crop-size 128 > --load-size 72: images are"),
+    (["--dataroot", "d", "--resume", "--overwrite"], "--resume continues the run, --overwrite starts it over"),
+    (["--dataroot", "d", "--a", "x", "--b", "y"], "--dataroot d and --a/--b name the data twice"),
+    (["--dataroot", "d", "--name", "."], "--name '.': a plain folder name"),
+    (["--dataroot", "d", "--name", "../escape"], "--name '../escape': a plain folder name"),
+    (["--model", "pix2pix", "--dataroot", "d", "--lambda-l1", "-1"], "--lambda-l1 -1.0: must be at least 0"),
+])  # fmt: skip
+def test_flags_that_cannot_make_a_run_are_one_usage_line(argv: list[str], line: str) -> None:
+    from cyclegan_edge.errors import UsageError
+    from cyclegan_edge.train.config import parse_config
+    from cyclegan_edge.train.pix2pix import Pix2PixConfig
+
+    with pytest.raises(UsageError) as e:
+        parse_config(argv, *([Pix2PixConfig] if "pix2pix" in argv else []))
+    assert str(e.value).startswith(line), str(e.value)
+
+
+def test_run_folder_trust(tiny_root: Path, tmp_path: Path) -> None:
+    """A folder that holds no run is never moved by --overwrite; a run killed before its first checkpoint is
+    started again by --resume (rerunning says so); a damaged checkpoint or config.json is one line naming the
+    file (never torch's advice to load unsafely); the run resumes from another folder (its data path is saved
+    absolute)."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_root, data)
+    before = snapshot(data)
+    mixed = train(["--dataroot", "data", *TINY, "--output", "data", "--name", "trainA", "--overwrite"], tmp_path)
+    assert mixed.returncode == 1 and mixed.stderr.strip().splitlines()[-1] == (
+        "error: data/trainA exists and holds no run (no config.json): choose another --name or --output")
+    assert snapshot(data) == before
+
+    # killed (SIGKILL) after two logged iterations, long before the first checkpoint; data given relative
+    cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", "data", *TINY, "--save-every", "1000",
+           "--output", str(tmp_path), "--name", "early"]  # fmt: skip
+    proc = subprocess.Popen([*cmd, "--max-iters", "1000"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, **ONE_THREAD})  # fmt: skip
+    log_path = tmp_path / "early" / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 2):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert not (tmp_path / "early" / "checkpoints" / "latest.pt").exists() and max(read_log(log_path)) >= 2
+    again = train(["--dataroot", "data", *TINY, "--output", str(tmp_path), "--name", "early"], tmp_path)
+    assert again.returncode == 1 and "stopped before its first checkpoint: --resume starts it again" in again.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    res = train(["--output", str(tmp_path), "--name", "early", "--resume", "--max-iters", "2"], elsewhere)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "starting it again from iteration 0" in res.stderr and sorted(read_log(log_path)) == [1, 2]
+
+    ckpt = tmp_path / "early" / "checkpoints" / "latest.pt"
+    os.truncate(ckpt, ckpt.stat().st_size // 2)
+    broken = train(["--output", str(tmp_path), "--name", "early", "--resume", "--max-iters", "3"], elsewhere)
+    last = broken.stderr.strip().splitlines()[-1]
+    assert broken.returncode == 1 and last.startswith(f"error: --resume: {ckpt}: not a readable PyTorch checkpoint (")
+    assert last.endswith("; --overwrite starts the run over") and "weights_only" not in broken.stderr
+    (tmp_path / "early" / "config.json").write_text('{"dataroot": "unfinished')
+    broken = train(["--output", str(tmp_path), "--name", "early", "--resume"], elsewhere)
+    assert broken.returncode == 1 and f"error: {tmp_path / 'early' / 'config.json'}: not readable JSON" in broken.stderr

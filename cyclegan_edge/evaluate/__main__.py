@@ -34,25 +34,27 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
     from cyclegan_edge.evaluate.data import image_files, load_squares
     from cyclegan_edge.evaluate.domain import cached_classifier
     from cyclegan_edge.evaluate.filters import BASELINES
-    from cyclegan_edge.evaluate.generators import OTHER, is_training_state, open_generator
+    from cyclegan_edge.evaluate.generators import OTHER, evaluation_options, is_training_state, open_generator
     from cyclegan_edge.evaluate.metrics import cycle_l1, domain_score, domain_score_ci, edge_ssim
     from cyclegan_edge.evaluate.report import loaded_versions, make_report
-    from cyclegan_edge.imaging.io import list_files
     from cyclegan_edge.machine import cpu_model
-    from cyclegan_edge.runtime.backends import BackendOptions
     from cyclegan_edge.runtime.timing import measure
 
     t0 = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     log = logging.getLogger("cyclegan_edge.evaluate")
     src_dir, tgt_dir = (cfg.a, cfg.b) if cfg.direction == "A->B" else (cfg.b, cfg.a)
-    src_files, tgt_files = image_files(src_dir, cfg.max_images), image_files(tgt_dir, cfg.max_images)
-    src, tgt = load_squares(src_files, cfg.size), load_squares(tgt_files, cfg.size)
-    options = BackendOptions(device="cpu", provider=cfg.provider, threads=cfg.threads, backend=cfg.backend)
+    # every folder is listed before any slow work, so an empty one fails first; undecodable files are skipped
+    test = [(d, f"domain {n} test images") for d, n in zip((src_dir, tgt_dir), cfg.direction.split("->"))]
+    src_files, tgt_files = (image_files(d, cfg.max_images, what) for d, what in test)
+    train_a, train_b = (image_files(d, 0, f"domain {n} training images (for the domain classifier)")
+                        for d, n in ((cfg.train_a, "A"), (cfg.train_b, "B")))  # fmt: skip
+    src, tgt = (load_squares(f, cfg.size, d, what) for f, (d, what) in zip((src_files, tgt_files), test))
+    options = evaluation_options(cfg.backend, cfg.provider, cfg.threads)
     gen = open_generator(cfg.generator, cfg.direction, cfg.size, options)  # before the classifier: fail fast
     reverse = cfg.reverse or (cfg.generator if is_training_state(Path(cfg.generator)) else "")
     rev = open_generator(reverse, OTHER[cfg.direction], cfg.size, options) if reverse else None
-    clf = cached_classifier(list_files([cfg.train_a]), list_files([cfg.train_b]), recipe, Path(cfg.cache_dir))
+    clf = cached_classifier(train_a, train_b, recipe, Path(cfg.cache_dir), (cfg.train_a, cfg.train_b))
 
     def judged(frames: Sequence[np.ndarray]) -> np.ndarray:
         b = clf.judged_b(frames)
@@ -90,7 +92,8 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
         direction=cfg.direction,
         size=cfg.size,
         data={"source": src_dir, "target": tgt_dir, "train_a": cfg.train_a, "train_b": cfg.train_b,
-              "n_source": len(src), "n_target": len(tgt)},  # fmt: skip
+              "n_source": len(src), "n_target": len(tgt), "skipped_source": len(src_files) - len(src),
+              "skipped_target": len(tgt_files) - len(tgt)},  # fmt: skip
         generator=gen.info,
         reverse=rev.info if rev else None,
         domain={
@@ -110,13 +113,15 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
 def run(argv: list[str] | None) -> int:
     require_python_310("evaluation")
     from cyclegan_edge.evaluate.config import parse_args
-    from cyclegan_edge.evaluate.report import markdown, write_report
+    from cyclegan_edge.evaluate.report import check_output, markdown, write_report
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
     cfg, recipe = parse_args(argv)
     if cfg.missing_folders():
         raise UsageError(f"give --dataroot or {', '.join(cfg.missing_folders())}")
+    if cfg.output:  # before any work: a report that cannot be written fails now, not after the evaluation
+        check_output(cfg.output, [Path(p) for p in (cfg.generator, cfg.reverse) if p])
     report = evaluate(cfg, recipe, "python -m cyclegan_edge.evaluate " + shlex.join(argv))
     for c in report["caveats"]:
         logging.getLogger("cyclegan_edge.evaluate").warning("%s", c)

@@ -35,9 +35,9 @@ class EvalConfig:
     batch: int = 8
     bootstrap: int = 2000
     latency_iters: int = 20  # 0 = skip the latency measurement
-    threads: int = 1  # torch and ONNX Runtime threads (1: steady figures on a shared machine)
-    backend: str = "auto"  # for non-.pth files: auto (by extension) | onnxruntime | openvino | tensorrt
-    provider: str = "cpu"  # ONNX Runtime provider (cpu, so latency is CPU latency; auto/cuda/tensorrt)
+    threads: int = 1  # torch, ONNX Runtime and OpenVINO threads (1: steady figures on a shared machine)
+    backend: str = "auto"  # for non-.pth files: auto (the runtime's choice on this CPU) | onnxruntime | openvino | tensorrt
+    provider: str = "cpu"  # ONNX Runtime provider when it runs the model (cpu: CPU latency; auto/cuda/tensorrt)
     cache_dir: str = dataclasses.field(default_factory=default_cache_dir)
     output: str = ""  # folder for evaluate.json and evaluate.md
     seed: int = 0
@@ -63,23 +63,51 @@ HELP = {
     "train_a": "domain A training images (for the domain classifier)", "train_b": "domain B training images",
     "size": "evaluate at size x size (centre square of each image, resized)",
     "max_images": "at most this many test images per domain, spread evenly (0 = all)",
+    "batch": "images per call when translating the test images",
     "bootstrap": "bootstrap resamples for the domain score's 95%% interval",
     "latency_iters": "timed single-image calls (0 = skip)",
-    "backend": "backend for files that are not .pth (see python -m cyclegan_edge.runtime --help)",
-    "provider": "ONNX Runtime provider (cpu keeps latency a CPU figure)",
+    "threads": "CPU threads for PyTorch, ONNX Runtime and OpenVINO (1 keeps figures steady on a shared machine)",
+    "backend": "backend for files that are not .pth: auto = what python -m cyclegan_edge.runtime picks on this CPU "
+               "(an .onnx: OpenVINO on x86-64 when installed, else ONNX Runtime); or force one",
+    "provider": "ONNX Runtime provider when ONNX Runtime runs the model (cpu keeps latency a CPU figure)",
     "cache_dir": "where trained domain classifiers are kept",
-    "output": "write evaluate.json and evaluate.md here",
+    "output": "folder to write evaluate.json and evaluate.md into (checked before any work)",
+    "seed": "seed of the bootstrap and of the latency test input",
 }  # fmt: skip
+RECIPE_HELP = {
+    "size": "classifier input side in px",
+    "epochs": "training epochs",
+    "batch_size": "training batch size",
+    "lr": "peak learning rate (one-cycle schedule)",
+    "width": "channels of the first layer (doubled at each of 4 stages)",
+    "max_images": "training images per class, spread evenly (0 = all)",
+    "seed": "training seed",
+    "saturation_max": "colour jitter: mean absolute chroma drawn from U(0, this)",
+    "greyscale_p": "colour jitter: probability of greyscale",
+    "luma_min": "colour jitter: lowest mean luma",
+    "luma_max": "colour jitter: highest mean luma",
+    "tint": "colour jitter: colour cast per channel drawn from U(-this, this)",
+    "haze_p": "colour jitter: probability of a haze",
+    "haze_max": "colour jitter: strongest haze blend",
+    "min_crop": "random crop side, smallest fraction of the image side",
+}
 CHOICES = {"direction": ["A->B", "B->A"], "backend": list(BACKENDS)}
 RECIPE_PREFIX = "classifier_"
 
 
-def _add(ap: argparse.ArgumentParser, name: str, default: object, help: str | None) -> None:
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown, except an empty one (nothing given)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default in ("", None) else super()._get_help_string(action)
+
+
+def _add(ap: argparse.ArgumentParser, name: str, default: object, help: str) -> None:
     flags = ["--" + name.replace("_", "-")] + (["-o"] if name == "output" else [])
     if isinstance(default, bool):
         ap.add_argument(*flags, action=argparse.BooleanOptionalAction, default=default, help=help)
     else:
-        ap.add_argument(*flags, type=type(default), default=default, choices=CHOICES.get(name), help=help or " ")
+        ap.add_argument(*flags, type=type(default), default=default, choices=CHOICES.get(name), help=help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,14 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m cyclegan_edge.evaluate",
         description="Judge a generator on real test images: domain score (a classifier trained on the dataset, "
         "cached) beside colour-filter baselines, cycle L1, edge SSIM, checkerboard score, MACs, CPU latency.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Formatter,
     )
-    ap.add_argument("generator", help="generator to judge: .pth/.pt, .onnx, .plan/.engine")
+    ap.add_argument("generator", help="generator to judge: .pth/.pt, .onnx, OpenVINO .xml, TensorRT .plan/.engine")
     for f in dataclasses.fields(EvalConfig):
         if f.name != "generator":
-            _add(ap, f.name, getattr(EvalConfig(), f.name), HELP.get(f.name))
+            _add(ap, f.name, getattr(EvalConfig(), f.name), HELP[f.name])
     for f in dataclasses.fields(ClassifierRecipe):
-        _add(ap, RECIPE_PREFIX + f.name, f.default, "domain classifier recipe (cache key)")
+        _add(ap, RECIPE_PREFIX + f.name, f.default, f"domain classifier recipe (part of its cache key): {RECIPE_HELP[f.name]}")
     return ap
 
 

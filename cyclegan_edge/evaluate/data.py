@@ -1,14 +1,24 @@
-"""Test and training images for evaluation: an even spread of a folder's files, squared and resized."""
+"""Test and training images for evaluation: an even spread of a folder's files, squared and resized.
+
+A file that does not decode (not an image, corrupt data) is skipped with a warning naming it, as training
+does; a folder with no usable image is one error line naming it."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from cyclegan_edge.imaging.io import list_files, read_image, resize_area
+from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image, resize_area
+
+log = logging.getLogger("cyclegan_edge.evaluate")
+
+
+class DataError(ValueError):
+    """A folder without usable images."""
 
 
 def spread(items: Sequence[Path], count: int) -> list[Path]:
@@ -18,10 +28,12 @@ def spread(items: Sequence[Path], count: int) -> list[Path]:
     return [items[int(i)] for i in np.linspace(0, len(items) - 1, count).round()]
 
 
-def image_files(folder: str | os.PathLike[str], max_images: int = 0) -> list[Path]:
+def image_files(folder: str | os.PathLike[str], max_images: int = 0, what: str = "images") -> list[Path]:
+    """The image files under ``folder``, at most ``max_images`` spread evenly; DataError naming the folder
+    (and ``what`` it should hold) when there are none."""
     files = list_files([folder])
     if not files:
-        raise FileNotFoundError(f"{folder}: no images")
+        raise DataError(f"{folder}: no image files (.jpg, .png, ...) in this folder; it should hold the {what}")
     return spread(files, max_images)
 
 
@@ -33,5 +45,26 @@ def square(frame: np.ndarray, side: int) -> np.ndarray:
     return np.ascontiguousarray(resize_area(sq, (side, side)))
 
 
-def load_squares(files: Sequence[Path], side: int) -> list[np.ndarray]:
-    return [square(read_image(p), side) for p in files]
+def usable_images(files: Sequence[Path], folder: str | os.PathLike[str], what: str = "images") -> list[np.ndarray]:
+    """The decoded files (BGR uint8); each one that does not decode is skipped with a warning naming it,
+    then one warning counts them. DataError naming ``folder`` when none is usable."""
+    good: list[np.ndarray] = []
+    for p in files:
+        try:
+            good.append(read_image(p))
+        except ImageReadError as e:
+            log.warning("skipped: %s", e)
+    skipped = len(files) - len(good)
+    if skipped:
+        log.warning("%s: %d of %d image files skipped (not decodable)", folder, skipped, len(files))
+    if not good:
+        raise DataError(f"{folder}: no usable images ({len(files)} image files, none decodable); it should hold "
+                        f"the {what}")  # fmt: skip
+    return good
+
+
+def load_squares(files: Sequence[Path], side: int, folder: str | os.PathLike[str] = "", what: str = "images",
+                 ) -> list[np.ndarray]:  # fmt: skip
+    """The usable files (see ``usable_images``), squared and resized to side x side."""
+    where = folder or (files[0].parent if files else "")
+    return [square(f, side) for f in usable_images(files, where, what)]

@@ -36,8 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cyclegan_edge.atomic import atomic_path
-from cyclegan_edge.evaluate.data import spread, square
-from cyclegan_edge.imaging.io import read_image
+from cyclegan_edge.evaluate.data import spread, square, usable_images
 
 log = logging.getLogger(__name__)
 
@@ -207,16 +206,21 @@ def load_classifier(path: Path) -> DomainClassifier:
 
 
 def cached_classifier(files_a: Sequence[Path], files_b: Sequence[Path], r: ClassifierRecipe, cache_dir: Path,
-                      ) -> DomainClassifier:  # fmt: skip
-    """The cached classifier for this file list and recipe, trained (and cached) on a miss."""
+                      folders: tuple[str, str] = ("trainA", "trainB")) -> DomainClassifier:  # fmt: skip
+    """The cached classifier for this file list and recipe, trained (and cached) on a miss. A file that does not
+    decode is skipped with a warning (``folders`` name where the files are); the counts used and skipped are
+    in ``info``."""
     if r.max_images:
         files_a, files_b = spread(files_a, r.max_images), spread(files_b, r.max_images)
     path = cache_dir / f"domain_{dataset_key(files_a, files_b, r)}.pt"
     if path.is_file():
         log.info("domain classifier: cached %s", path)
         return load_classifier(path)
-    log.info("domain classifier: training on %d + %d images (cache miss: %s)", len(files_a), len(files_b), path)
-    clf = train_classifier([read_image(p) for p in files_a], [read_image(p) for p in files_b], r)
+    what = "domain {} training images (for the domain classifier)"
+    frames_a, frames_b = (usable_images(f, d, what.format(c)) for f, d, c in zip((files_a, files_b), folders, "AB"))
+    log.info("domain classifier: training on %d + %d images (cache miss: %s)", len(frames_a), len(frames_b), path)
+    clf = train_classifier(frames_a, frames_b, r)
+    clf.info.update(skipped_a=len(files_a) - len(frames_a), skipped_b=len(files_b) - len(frames_b))
     save_classifier(path, clf)
     clf.info["cache"] = str(path)
     return clf

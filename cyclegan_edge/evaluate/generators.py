@@ -2,11 +2,14 @@
 
 A ``.pth``/``.pt`` (published, our format, or a training state holding both directions) loads through
 ``models.load_generator`` on the CPU, which also gives its MACs; anything else (ONNX in FP32/FP16/INT8,
-TensorRT engines) through the runtime's ``open_backend``, so a converted model is judged exactly as it runs.
+OpenVINO IR, TensorRT engines) through the runtime's ``open_backend``, so a converted model is judged exactly as
+it runs. With ``--backend auto`` that is the runtime's own choice on this CPU (``evaluation_options``): an .onnx
+runs on OpenVINO on x86-64 when it is installed, as ``python -m cyclegan_edge.runtime`` runs it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +23,7 @@ from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.model_files import CHECKPOINT_EXTENSIONS
 from cyclegan_edge.models import count_macs, load_generator
 from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
-from cyclegan_edge.runtime.backends import Backend, BackendOptions, open_backend
+from cyclegan_edge.runtime.backends import Backend, BackendOptions, open_backend, prefers_openvino
 
 OTHER = {"A->B": "B->A", "B->A": "A->B"}
 
@@ -54,6 +57,17 @@ class Generator:
             chunk = frames[i : i + batch]
             out += tensor_to_frames(self.backend.infer(frames_to_tensor(chunk)), chunk[0].shape[:2])
         return out
+
+
+def evaluation_options(backend: str, provider: str, threads: int) -> BackendOptions:
+    """Backend options on the CPU. ``backend`` auto with ``provider`` cpu (the defaults) takes the runtime's auto
+    choice for this CPU: where the runtime would run an .onnx on OpenVINO, the provider becomes auto (ONNX
+    Runtime has no GPU provider then), so ``open_backend`` picks OpenVINO and falls back to ONNX Runtime on
+    the CPU as the runtime does. A forced backend, or another provider, is taken as given."""
+    options = BackendOptions(device="cpu", provider=provider, threads=threads, backend=backend)
+    if backend == "auto" and provider == "cpu" and prefers_openvino(dataclasses.replace(options, provider="auto")):
+        return dataclasses.replace(options, provider="auto")
+    return options
 
 
 def is_training_state(path: Path) -> bool:

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import math
+import os
 import sys
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, write_json
+from cyclegan_edge.imaging.io import OutputPathError, check_outputs
 
 SCHEMA = "cyclegan-edge/evaluate"
 SCHEMA_VERSION = 1
 KEYS = ("schema", "schema_version", "toolkit_version", "created", "command", "machine", "direction", "size", "data",
         "generator", "reverse", "domain", "cycle_l1", "edge_ssim", "checkerboard", "latency_ms", "seconds",
         "caveats")  # fmt: skip
+REPORT_FILES = ("evaluate.json", "evaluate.md")
 # Under these, a domain score is a number but not a figure to compare (see caveats()).
 MIN_IMAGES = 30
 MIN_ACCURACY = 0.7
@@ -77,22 +83,29 @@ def _ci(ci: list[float | None]) -> str:
     return "-" if None in ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
+def _skipped(n: int | None, around: str = "; {}") -> str:
+    return around.format(f"{n} image file{'s' * (n != 1)} skipped: not decodable") if n else ""
+
+
 def markdown(r: dict[str, Any]) -> str:
     d, g = r["domain"], r["generator"]
     clf, cb = d["classifier"], r["checkerboard"]
     src, tgt = r["direction"].split("->")
     macs = f"{g['macs'] / 1e9:.2f} GMACs, {g['params'] / 1e6:.3f} M params" if g.get("macs") else "- (not a .pth)"
     lat = r["latency_ms"]
+    train_skipped = clf.get("skipped_a", 0) + clf.get("skipped_b", 0)  # absent from classifiers cached before
     lines = [
         f"# Evaluation: {Path(g['path']).name} ({r['direction']})",
         "",
         f"- command: `{r['command']}`",
         f"- machine: {r['machine']['cpu']}; {r['created']}; backend {g['backend']}",
-        f"- test images: {r['data']['n_source']} {src} ({r['data']['source']}), {r['data']['n_target']} {tgt} "
-        f"({r['data']['target']}), at {r['size']}x{r['size']}",
+        f"- test images: {r['data']['n_source']} {src} ({r['data']['source']}{_skipped(r['data'].get('skipped_source'))}), "
+        f"{r['data']['n_target']} {tgt} ({r['data']['target']}{_skipped(r['data'].get('skipped_target'))}), "
+        f"at {r['size']}x{r['size']}",
         f"- domain classifier: held-out balanced accuracy **{clf['held_out_balanced_accuracy']:.3f}** on these test sets "
         f"(real {src} judged {tgt}: {clf['source_judged_target']:.3f}, real {tgt} judged {tgt}: "
-        f"{clf['target_judged_target']:.3f}); trained on {clf['n_a']} A + {clf['n_b']} B images, {clf['size']} px, "
+        f"{clf['target_judged_target']:.3f}); trained on {clf['n_a']} A + {clf['n_b']} B images"
+        f"{_skipped(train_skipped, ' ({})')}, {clf['size']} px, "
         f"epochs {clf['epochs']}; `{clf['cache']}`",
         "",
         f"Domain score: 0 = looks like real {src} photos, 1 = like real {tgt} photos (95% bootstrap interval over "
@@ -122,9 +135,53 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+class OutputError(ValueError):
+    """An --output the report cannot be written to (exit 1)."""
+
+
+def output_error(out: Path, e: OSError) -> OutputError:
+    """The one line for a failed write into ``out``: the same whether the write failed or ``check_output`` saw
+    beforehand that it would."""
+    if out.exists() and not out.is_dir():
+        return OutputError(f"--output {out}: a file, not a folder (evaluate writes {' and '.join(REPORT_FILES)} into a "
+                           "folder); nothing written")  # fmt: skip
+    return OutputError(f"--output {out}: cannot write ({e.strerror or e}); nothing written")
+
+
+def check_output(out_dir: str | Path, inputs: Sequence[Path]) -> None:
+    """Refuse, before any work, an --output that ``write_report`` would fail on: a report file that would replace
+    an input, a file where the folder goes, a folder that cannot be made or written. The write's own first steps
+    are tried (make a temporary file in the nearest existing folder, which also proves a missing folder can be
+    made there) and undone, so nothing is left."""
     out = Path(out_dir)
-    write_json(out / "evaluate.json", report)
-    with atomic_path(out / "evaluate.md") as tmp:
-        tmp.write_text(markdown(report))
-    return out / "evaluate.json", out / "evaluate.md"
+    try:
+        check_outputs([p for p in inputs if p.is_file()], [out / n for n in REPORT_FILES])
+    except OutputPathError as e:
+        raise OutputError(f"--output {e}") from None
+    if out.exists() and not out.is_dir():
+        raise output_error(out, FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(out)))
+    for name in REPORT_FILES:
+        if (out / name).is_dir():
+            raise OutputError(f"--output {out}: a folder is in the way of {out / name}; nothing written")
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".evaluate.", suffix=".probe", dir=probe)
+    except OSError as e:
+        raise output_error(out, e) from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """evaluate.json and evaluate.md in ``out_dir``, each written atomically; OutputError (one line) on failure."""
+    out = Path(out_dir)
+    json_path, md_path = (out / n for n in REPORT_FILES)
+    try:
+        write_json(json_path, report)
+        with atomic_path(md_path) as tmp:
+            tmp.write_text(markdown(report))
+    except OSError as e:
+        raise output_error(out, e) from None
+    return json_path, md_path

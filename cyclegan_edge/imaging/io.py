@@ -3,6 +3,7 @@ output paths that neither collide nor replace an input."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -18,6 +19,8 @@ from cyclegan_edge.imaging.frames import to_bgr
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+
+log = logging.getLogger("cyclegan_edge")
 
 
 # libjpeg's warnings for data it could not decode (it fills the rest with grey and carries on)
@@ -179,7 +182,18 @@ def resized(images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarra
 
 
 def load_test_images(folder: str | os.PathLike[str], count: int) -> list[np.ndarray]:
-    files = list_files([folder])[:count]
+    """The first ``count`` readable images of ``folder`` (sorted); each unreadable file is skipped with a warning."""
+    files = list_files([folder])
     if not files:
         raise ValueError(f"{folder}: no test images")
-    return [read_image(p) for p in files]
+    images: list[np.ndarray] = []
+    for p in files:
+        if len(images) == count:
+            break
+        try:
+            images.append(read_image(p))
+        except ImageReadError as e:
+            log.warning("skipped: %s", e)
+    if not images:
+        raise ValueError(f"{folder}: none of its {len(files)} image files is readable")
+    return images

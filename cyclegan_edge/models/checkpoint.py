@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Union
@@ -66,14 +67,24 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch.save's zip, or a legacy pickle
         raise CheckpointError(f"{p}: not a readable PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # the unpickler's warnings about a damaged file's "protocol"
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt/unsafe files
-        if "Weights only load failed" in str(e):
+        if "Unsupported global" in str(e):
             raise CheckpointError(f"{p}: holds Python objects besides tensors (pickled code or classes); they are not "
                                   "loaded, for safety. Only weights are read: save the generator's state_dict "
                                   "(torch.save(model.state_dict(), path))") from None  # fmt: skip
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{p}: not a readable PyTorch checkpoint ({reason[:160]})") from None
+        raise CheckpointError(f"{p}: not a readable PyTorch checkpoint ({load_failure(e)})") from None
+
+
+def load_failure(e: Exception) -> str:
+    """torch.load's reason in a few words: its first sentence, never its advice to load unsafely."""
+    text = str(e).strip()
+    if "Weights only load failed" in text:  # not a class it refused (see above): bytes that do not parse
+        return "damaged: its data does not parse"
+    first = text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(e).__name__
+    return first if len(first) <= 160 else first[:157] + "..."
 
 
 def clean_state_dict(sd: StateDict) -> StateDict:

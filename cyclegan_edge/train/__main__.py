@@ -30,17 +30,20 @@ def model_of(argv: list[str] | None) -> str:
 def run(argv: list[str] | None) -> int:
     require_python_310("training")
     from cyclegan_edge.train.config import parse_config
-    from cyclegan_edge.train.trainer import Trainer, check_init_from, start_run
+    from cyclegan_edge.train.trainer import Trainer, check_init_from, log_to_stderr, start_run
 
     trainer: type[Trainer] = Trainer
     if model_of(argv) == "pix2pix":
-        from cyclegan_edge.train.pix2pix import Pix2Pix, Pix2PixConfig
+        from cyclegan_edge.train.pix2pix import Pix2Pix, Pix2PixConfig, pix2pix_generator
 
         trainer = Pix2Pix
         cfg = parse_config(argv, Pix2PixConfig, description="Train a pix2pix generator G: A->B on paired data "
                            "(torchrun for several GPUs/processes).")  # fmt: skip
+        assert isinstance(cfg, Pix2PixConfig)
+        pix2pix_generator(cfg)  # before start_run, as below
     else:
         cfg = parse_config(argv)
+        log_to_stderr()
         check_init_from(cfg)  # before start_run: a bad file must not cost an --overwrite its old run
     start_run(cfg)
     return trainer(cfg).fit()

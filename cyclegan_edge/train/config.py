@@ -104,7 +104,7 @@ def build_parser(defaults: bool = True, cls: type[TrainConfig] = TrainConfig, pr
     for f in dataclasses.fields(cls):
         if f.name in cls.HIDDEN:
             continue
-        flags = ["--" + f.name.replace("_", "-")] + ([f.metadata["alias"]] if f.metadata.get("alias") else [])
+        flags = [flag(f.name)] + ([f.metadata["alias"]] if f.metadata.get("alias") else [])
         kw: dict[str, Any] = {"help": f.metadata["help"]}
         if defaults:
             kw["default"] = f.default
@@ -115,17 +115,53 @@ def build_parser(defaults: bool = True, cls: type[TrainConfig] = TrainConfig, pr
     return ap
 
 
+# The least value of each numeric flag (a subclass's too): below it a run fails later, or means nothing.
+MINIMUM = {"batch_size": 1, "save_every": 1, "sample_every": 1, "log_every": 1, "ndf": 1, "n_layers_D": 1,
+           "eval_count": 1, "n_epochs": 0, "n_epochs_decay": 0, "max_iters": 0, "max_images": 0, "workers": 0,
+           "pool_size": 0, "lr": 0, "lambda_cycle": 0, "lambda_identity": 0, "lambda_l1": 0, "lambda_recon": 0,
+           "lambda_distill": 0, "lambda_gan": 0}  # fmt: skip
+
+
+def flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
 def parse_config(argv: list[str] | None = None, cls: type[TrainConfig] = TrainConfig, prog: str = PROG,
                  description: str = DESCRIPTION) -> TrainConfig:  # fmt: skip
     cfg = cls(**vars(build_parser(True, cls, prog, description).parse_args(argv)))
-    if cfg.crop_size < MIN_CROP or cfg.load_size < MIN_CROP:
-        raise UsageError(f"--crop-size {cfg.crop_size} / --load-size {cfg.load_size}: the generators need at least "
-                         f"{MIN_CROP} px (reflection padding after two halvings)")  # fmt: skip
+    check_flags(cfg)
     check_generator_flags(cfg)
     if not cfg.resume:
+        for key in PATH_SETTINGS - {"init_from"}:  # absolute: --resume works from any folder
+            if getattr(cfg, key, ""):
+                setattr(cfg, key, str(Path(getattr(cfg, key)).resolve()))
         return cfg
     given = vars(build_parser(False, cls, prog, description).parse_args(argv))
     return resumed_config(cfg.run_dir, given, cls)
+
+
+def check_flags(cfg: TrainConfig) -> None:
+    """Values and combinations that cannot make a run: one usage line naming the flags, before any work."""
+    for f in dataclasses.fields(cfg):
+        least = MINIMUM.get(f.name)
+        if least is not None and f.name not in cfg.HIDDEN and getattr(cfg, f.name) < least:
+            raise UsageError(f"{flag(f.name)} {getattr(cfg, f.name)}: must be at least {least}")
+    if cfg.n_epochs + cfg.n_epochs_decay < 1:
+        raise UsageError("--n-epochs 0 --n-epochs-decay 0: nothing to train (at least one epoch)")
+    if cfg.crop_size < MIN_CROP or cfg.load_size < MIN_CROP:
+        raise UsageError(f"--crop-size {cfg.crop_size} / --load-size {cfg.load_size}: the generators need at least "
+                         f"{MIN_CROP} px (reflection padding after two halvings)")  # fmt: skip
+    if cfg.preprocess == "resize_and_crop" and cfg.crop_size > cfg.load_size:
+        raise UsageError(f"--crop-size {cfg.crop_size} > --load-size {cfg.load_size}: images are scaled to "
+                         "--load-size, then cropped: the crop must fit")  # fmt: skip
+    if cfg.resume and cfg.overwrite:
+        raise UsageError("--resume continues the run, --overwrite starts it over: give one of them")
+    if not (cfg.resume or cfg.dataroot or cfg.a_dir or cfg.b_dir):
+        raise UsageError("no data: give --dataroot ROOT or --a DIR --b DIR (--help says what each holds)")
+    if cfg.dataroot and (cfg.a_dir or cfg.b_dir):
+        raise UsageError(f"--dataroot {cfg.dataroot} and --a/--b name the data twice: give one of them")
+    if cfg.name in ("", ".", "..") or Path(cfg.name).name != cfg.name:
+        raise UsageError(f"--name {cfg.name!r}: a plain folder name (no / or ..); the run goes to --output/NAME")
 
 
 def check_generator_flags(cfg: TrainConfig) -> None:
@@ -156,7 +192,10 @@ def resumed_config(run_dir: Path, given: dict[str, Any], cls: type[TrainConfig] 
     path = run_dir / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"--resume: {run_dir} holds no run (no {path.name})")
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: not readable JSON ({e}); --overwrite starts the run over") from None
     if "no_flip" in saved:  # runs written before --flip/--no-flip
         saved["flip"] = not saved.pop("no_flip")
     known = {f.name for f in dataclasses.fields(cls)}
@@ -165,8 +204,7 @@ def resumed_config(run_dir: Path, given: dict[str, Any], cls: type[TrainConfig] 
         if key in MAY_CHANGE_ON_RESUME:
             settings[key] = value
         elif key in settings and not same_setting(key, settings[key], value):
-            flag = "--" + key.replace("_", "-")
-            raise UsageError(f"--resume: {flag} {value} contradicts the run's {settings[key]} ({path}); "
-                             f"only {', '.join(sorted('--' + k.replace('_', '-') for k in MAY_CHANGE_ON_RESUME))} may change")  # fmt: skip
+            raise UsageError(f"--resume: {flag(key)} {value} contradicts the run's {settings[key]} ({path}); "
+                             f"only {', '.join(sorted(flag(k) for k in MAY_CHANGE_ON_RESUME))} may change")  # fmt: skip
     settings.update(resume=True, overwrite=False, output=str(run_dir.parent), name=run_dir.name)
     return cls(**settings)

@@ -178,9 +178,30 @@ class Distiller(Trainer):
 
     def write_config(self) -> None:
         super().write_config()
-        log.info("teacher %s (%s); student init: %s", self.teacher_source["path"],
-                 count_macs(self.teacher, self.cfg.crop_size, self.cfg.crop_size),
+        size = self.cfg.crop_size
+        teacher, student = count_macs(self.teacher, size, size), count_macs(self.student.student, size, size)
+        log.info("teacher %s (%s); student init: %s", self.teacher_source["path"], teacher,
                  "teacher's leading channels" if self.init_used else "random")  # fmt: skip
+        if student.macs >= teacher.macs:
+            log.warning("--student %s is not smaller than the teacher (%s vs %s): distillation makes a smaller "
+                        "model from a bigger one", self.g_cfg.name, student, teacher)  # fmt: skip
+
+
+def held_out_images(cfg: DistillConfig) -> tuple[str, str]:
+    """The folder of the final student-vs-teacher report, or why there is none; --eval-a must exist."""
+    if cfg.eval_a:
+        if not Path(cfg.eval_a).is_dir():
+            raise UsageError(f"--eval-a {cfg.eval_a}: no such folder (held-out domain-A images for the final report)")
+        return cfg.eval_a, ""
+    test_a = Path(cfg.dataroot) / "testA" if cfg.dataroot else None
+    if test_a is not None and test_a.is_dir():
+        return str(test_a), ""
+    where = f"{test_a} does not exist" if test_a is not None else "the data is --a/--b, without a testA/"
+    return "", f"no student_vs_teacher.json: {where}; --eval-a DIR names held-out domain-A images"
+
+
+def fewer(ratio: float) -> str:
+    return f"{ratio:.2f}x fewer" if ratio >= 1 else f"{1 / ratio:.2f}x more"
 
 
 def compare_with_teacher(student_path: Path, teacher_path: str, images: list[np.ndarray], size: int) -> dict[str, Any]:
@@ -226,18 +247,24 @@ def run(argv: list[str] | None) -> int:
     cfg = parse_config(argv, DistillConfig, prog="python -m cyclegan_edge.distill",
                        description="Distill a teacher generator into a small student (GAN Compression).")  # fmt: skip
     assert isinstance(cfg, DistillConfig)
+    eval_dir, no_report = held_out_images(cfg)
     start_run(cfg)
+    if no_report:
+        log.warning("%s", no_report)
     distiller = Distiller(cfg)
     status = distiller.fit()
-    eval_dir = cfg.eval_a or (str(Path(cfg.dataroot) / "testA") if cfg.dataroot else "")
-    if status == 0 and distiller.d.main and eval_dir and Path(eval_dir).is_dir():
-        report = compare_with_teacher(cfg.run_dir / "student.pth", cfg.teacher,
-                                      load_test_images(eval_dir, cfg.eval_count), 256)  # fmt: skip
-        write_json(cfg.run_dir / "student_vs_teacher.json", report)
-        log.info("student vs teacher on %d held-out images at 256 px: PSNR %.2f dB (min %.2f), SSIM %.3f; "
-                 "MACs %.2fx fewer; PyTorch CPU %.1f vs %.1f ms", report["images"], report["psnr_db_mean"],
-                 report["psnr_db_min"], report["ssim_mean"], report["macs_ratio"],
-                 report["pytorch_cpu_latency_ms"]["student"], report["pytorch_cpu_latency_ms"]["teacher"])  # fmt: skip
+    if status != 0 or not distiller.d.main:
+        return status
+    if no_report:
+        log.warning("%s", no_report)  # again where the run ends: the first one scrolled away
+        return status
+    report = compare_with_teacher(cfg.run_dir / "student.pth", cfg.teacher, load_test_images(eval_dir, cfg.eval_count),
+                                  256)  # fmt: skip
+    write_json(cfg.run_dir / "student_vs_teacher.json", report)
+    log.info("student vs teacher on %d held-out images at 256 px: PSNR %.2f dB (min %.2f), SSIM %.3f; "
+             "MACs %s; PyTorch CPU %.1f vs %.1f ms", report["images"], report["psnr_db_mean"], report["psnr_db_min"],
+             report["ssim_mean"], fewer(report["macs_ratio"]), report["pytorch_cpu_latency_ms"]["student"],
+             report["pytorch_cpu_latency_ms"]["teacher"])  # fmt: skip
     return status
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cyclegan_edge.errors import UsageError
 from cyclegan_edge.models import (
     AnyGeneratorConfig,
     Generator,
@@ -60,6 +61,19 @@ class Pix2PixConfig(TrainConfig):
     direction: str = opt("AtoB", "AtoB: learn A->B; BtoA: learn B->A", ["AtoB", "BtoA"])
 
 
+def pix2pix_generator(cfg: Pix2PixConfig) -> AnyGeneratorConfig:
+    """The generator --netG names; UsageError when --crop-size does not fit it (checked before the run starts)."""
+    if cfg.netG in UNET_DEPTHS:
+        g_cfg: AnyGeneratorConfig = unet_config(cfg.netG, cfg.ngf, cfg.norm, cfg.dropout)
+    else:
+        g_cfg = named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
+    m = g_cfg.size_multiple
+    if cfg.preprocess in ("resize_and_crop", "crop") and cfg.crop_size % m:
+        raise UsageError(f"--crop-size {cfg.crop_size} is not a multiple of {m}, which {cfg.netG} needs "
+                         f"(it halves the size {m.bit_length() - 1} times)")  # fmt: skip
+    return g_cfg
+
+
 class Pix2Pix(Trainer):
     GRID_ROWS = (("real_A", "fake_B", "real_B"),)
     STATE_FORMAT = PIX2PIX_STATE_FORMAT
@@ -78,16 +92,7 @@ class Pix2Pix(Trainer):
         return "A->B" if self.pix.direction == "AtoB" else "B->A"
 
     def generator_config(self) -> AnyGeneratorConfig:
-        cfg = self.pix
-        if cfg.netG in UNET_DEPTHS:
-            g_cfg: AnyGeneratorConfig = unet_config(cfg.netG, cfg.ngf, cfg.norm, cfg.dropout)
-        else:
-            g_cfg = named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
-        m = g_cfg.size_multiple
-        if cfg.preprocess in ("resize_and_crop", "crop") and cfg.crop_size % m:
-            raise ValueError(f"--crop-size {cfg.crop_size} is not a multiple of {m}, which {cfg.netG} needs "
-                             f"(it halves the size {m.bit_length() - 1} times)")  # fmt: skip
-        return g_cfg
+        return pix2pix_generator(self.pix)
 
     def make_dataset(self, show_progress: bool) -> PairedDataset:
         cfg = self.pix

@@ -6,9 +6,11 @@ import csv
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +42,7 @@ from cyclegan_edge.models import (
     named_config,
     save_generator,
 )
-from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT
+from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
 from cyclegan_edge.train.config import TrainConfig
 from cyclegan_edge.train.cyclegan import (
     CycleGenerators,
@@ -99,6 +101,9 @@ def pick_device(cfg: TrainConfig, d: Dist) -> torch.device:
     return torch.device(f"cuda:{d.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
 
 
+CHECKPOINT = Path("checkpoints") / "latest.pt"  # in the run folder
+
+
 def failed_start(run: Path) -> bool:
     """A run folder with nothing but the config.json a start that failed before any iteration wrote (bad sizes,
     bad data): not a run to protect."""
@@ -106,15 +111,34 @@ def failed_start(run: Path) -> bool:
     return [p.name for p in files] == ["config.json"] and (run / "config.json").is_file()
 
 
+def holds_input(run: Path, cfg: TrainConfig) -> str:
+    """The flag and path of an input (data, a starting generator) that is the run folder or lies inside it."""
+    for key in ("dataroot", "a_dir", "b_dir", "init_from", "teacher", "eval_a"):
+        given = getattr(cfg, key, "")
+        if given and (Path(given).resolve() == run.resolve() or run.resolve() in Path(given).resolve().parents):
+            return f"{'--' + key.replace('_', '-')} {given}"
+    return ""
+
+
 def prepare_run_dir(cfg: TrainConfig) -> str | None:
     """Refuse to write into an existing run unless told how; return what --overwrite moved aside, if anything."""
     run = cfg.run_dir
-    if cfg.resume or not run.exists() or (run.is_dir() and not any(run.iterdir())):
+    if run.exists() and not run.is_dir():
+        raise FileExistsError(f"{run}: a file, not a run folder: choose another --name or --output")
+    if cfg.resume or not run.exists() or not any(run.iterdir()):
         return None
-    if run.is_dir() and failed_start(run):
+    if failed_start(run):
         (run / "config.json").unlink()
         return f"{run} held only the config.json of a start that failed: starting it again"
+    if not (run / "config.json").is_file():  # a folder of the user's (their data, say): never moved or mixed with
+        raise FileExistsError(f"{run} exists and holds no run (no config.json): choose another --name or --output")
+    inside = holds_input(run, cfg)
+    if inside:
+        raise UsageError(f"{run} holds this run's input {inside}: choose another --name or --output")
     if not cfg.overwrite:
+        if not (run / CHECKPOINT).is_file():
+            raise FileExistsError(f"{run} exists, stopped before its first checkpoint: --resume starts it again with "
+                                  "its saved settings, --overwrite with this command's")  # fmt: skip
         raise FileExistsError(f"{run} exists: --resume to continue it, --overwrite to start over")
     aside = run.with_name(f"{run.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
     run.rename(aside)
@@ -128,7 +152,7 @@ def ignore_stop_signals(_worker_id: int) -> None:
         signal.signal(s, signal.SIG_IGN)
 
 
-def init_from_file(path: str, g_a2b: ResnetGenerator, g_b2a: ResnetGenerator) -> None:
+def init_from_file(path: str, g_a2b: ResnetGenerator, g_b2a: ResnetGenerator) -> str:
     """--init-from: each generator starts from the file's generator of its direction (a CycleGAN training state
     holds both; any other generator file serves both). UsageError when the file cannot be read or does not fit."""
     try:
@@ -149,6 +173,7 @@ def init_from_file(path: str, g_a2b: ResnetGenerator, g_b2a: ResnetGenerator) ->
                     else f"--netG resnet_{c.n_blocks}blocks --ngf {c.channels[0]}")  # fmt: skip
             raise UsageError(f"--init-from {path}: give {arch} (or narrower channels) for its "
                              f"{loaded.config.name}; {target.cfg.name} does not fit")  # fmt: skip
+    return a2b.model.cfg.upsample if isinstance(a2b.model, ResnetGenerator) else ""
 
 
 def check_init_from(cfg: TrainConfig) -> None:
@@ -158,13 +183,22 @@ def check_init_from(cfg: TrainConfig) -> None:
         return
     cfg.init_from = str(Path(cfg.init_from).resolve())
     g_cfg = named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
-    init_from_file(cfg.init_from, ResnetGenerator(g_cfg), ResnetGenerator(g_cfg))
+    theirs = init_from_file(cfg.init_from, ResnetGenerator(g_cfg), ResnetGenerator(g_cfg))
+    if theirs == "convtranspose" and cfg.upsample != "convtranspose":
+        log.warning("--init-from %s upsamples with transposed convolutions; --upsample %s rewrites them as "
+                    "resize-convolutions: the generators start from outputs that only look like its (fine-tuning "
+                    "recovers them); --upsample convtranspose starts from its exact outputs",
+                    Path(cfg.init_from).name, cfg.upsample)  # fmt: skip
+
+
+def log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
 
 def start_run(cfg: TrainConfig) -> None:
     """What every training command does before its trainer: logging on, and rank 0 (under torchrun the
     others follow it) refuses or moves aside an existing run."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    log_to_stderr()
     if os.environ.get("RANK", "0") == "0":
         moved = prepare_run_dir(cfg)
         if moved:
@@ -258,14 +292,15 @@ class Trainer:
         self.cfg, self.d = cfg, setup_dist()
         self.device = pick_device(cfg, self.d)
         self.run_dir = cfg.run_dir
-        self.ckpt_path = self.run_dir / "checkpoints" / "latest.pt"
+        self.ckpt_path = self.run_dir / CHECKPOINT
         torch.manual_seed(cfg.seed)
 
         self.g_cfg: AnyGeneratorConfig = self.generator_config()
         self.dataset = self.make_dataset(self.d.main and sys.stderr.isatty())
         self.sampler = ResumableSampler(self.dataset, self.d.world, self.d.rank, cfg.seed, cfg.batch_size)
         if self.sampler.batches_per_epoch() == 0:
-            raise ValueError(f"batch size {cfg.batch_size} x {self.d.world} processes exceeds the {len(self.dataset)} images")
+            raise UsageError(f"--batch-size {cfg.batch_size} x {self.d.world} processes exceeds the "
+                             f"{len(self.dataset)} training images")  # fmt: skip
 
         cuda = self.device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and cfg.amp else None
@@ -368,9 +403,16 @@ class Trainer:
             torch.save(self.state(), tmp)
 
     def resume(self) -> None:
-        if not self.ckpt_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {self.ckpt_path}")
-        s = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
+        if not self.ckpt_path.is_file():  # stopped before its first save: nothing to continue, nothing to protect
+            if self.d.main:
+                truncate_log(self.run_dir / "log.csv", 0)
+                log.warning("--resume: %s stopped before its first checkpoint: starting it again from iteration 0 "
+                            "with its saved settings", self.run_dir)  # fmt: skip
+            return
+        try:
+            s = read_checkpoint(self.ckpt_path)
+        except CheckpointError as e:
+            raise CheckpointError(f"--resume: {e}; --overwrite starts the run over") from None
         self.load_model_state(s)
         self.opt_g.load_state_dict(s["optimizers"]["G"])
         self.opt_d.load_state_dict(s["optimizers"]["D"])
@@ -517,8 +559,10 @@ class Trainer:
                 return
         self.pos.epoch += 1
         self.pos.batch = 0
-        self.sched_g.step()
-        self.sched_d.step()
+        with warnings.catch_warnings():  # a run resumed at an epoch's end steps them before any optimizer step
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
+            self.sched_g.step()
+            self.sched_d.step()
         self.save()
 
     def write_config(self) -> None:
