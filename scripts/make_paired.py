@@ -3,7 +3,8 @@
     python scripts/make_paired.py --out data/edges2yosemite --count 400 --test-count 50
 
 A is the photo's Canny edges at fixed thresholds, dilated, black lines on white; B is the photo. Each pair
-is one A|B side-by-side PNG (2*SIZE x SIZE: the reference pix2pix's aligned format) in OUT/train and OUT/test.
+is one A|B side-by-side PNG (2*SIZE x SIZE: the reference pix2pix's aligned format) in OUT/train and OUT/test;
+OUT/testA holds the test pairs' A sides alone (SIZE x SIZE edge images: what the trained model takes).
 Photos come from SOURCE/trainA + trainB (train) and testA + testB (test), summer and winter alike, picked
 evenly over the sorted file names: the same flags give the same files, byte for byte.
 """
@@ -49,7 +50,8 @@ def picked(folders: list[Path], count: int) -> list[Path]:
     return files
 
 
-def write_split(folders: list[Path], out: Path, count: int, size: int) -> int:
+def write_split(folders: list[Path], out: Path, count: int, size: int, a_out: Path | None = None) -> int:
+    """Pairs into ``out``; their A sides alone into ``a_out`` when given."""
     written = 0
     for p in picked(folders, count):
         try:
@@ -58,7 +60,10 @@ def write_split(folders: list[Path], out: Path, count: int, size: int) -> int:
             print(f"skipped: {e}", file=sys.stderr)
             continue
         name = re.sub(r"[^A-Za-z0-9_-]", "-", f"{p.parent.name}_{p.stem}") + ".png"
-        write_image(out / name, pair(photo, size))
+        ab = pair(photo, size)
+        write_image(out / name, ab)
+        if a_out is not None:
+            write_image(a_out / name, ab[:, :size])
         written += 1
     return written
 
@@ -66,7 +71,7 @@ def write_split(folders: list[Path], out: Path, count: int, size: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="folder with trainA/trainB/testA/testB photos")
-    ap.add_argument("--out", type=Path, required=True, help="writes OUT/train and OUT/test")
+    ap.add_argument("--out", type=Path, required=True, help="writes OUT/train, OUT/test and OUT/testA")
     ap.add_argument("--count", type=int, default=400, help="training pairs (0 = every training photo)")
     ap.add_argument("--test-count", type=int, default=50, help="test pairs (0 = every test photo)")
     ap.add_argument("--size", type=int, default=256, help="each side of a pair is SIZE x SIZE")
@@ -79,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         if not folders:
             print(f"error: {args.source}: no {split}A/ or {split}B/", file=sys.stderr)
             return 2
-        n = write_split(folders, args.out / split, count, args.size)
+        a_out = args.out / "testA" if split == "test" else None
+        n = write_split(folders, args.out / split, count, args.size, a_out)
         print(f"{args.out / split}: {n} pairs of {args.size}x{args.size} (A: edges | B: photo)")
+        if a_out is not None:
+            print(f"{a_out}: their A sides alone (edges: the model's input)")
     return 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, SHARED_DATA, need
+from conftest import ROOT, SHARED_DATA, as_user, need
 
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.evaluate.__main__ import main
@@ -162,17 +162,6 @@ def test_cli_needs_the_folders() -> None:
 # files, not what the score says.
 MICRO = ClassifierRecipe(size=16, epochs=2, width=4, batch_size=8)
 QUICK = ["--size", "32", "--latency-iters", "0", "--bootstrap", "20", "--threads", "1", *recipe_flags(MICRO)]
-
-
-def as_user() -> list[str]:
-    """The command prefix that makes a read-only folder read-only for this process: root writes there anyway, so
-    as root the command runs without that capability (setpriv, as tests/test_trust.py does)."""
-    if os.geteuid() != 0:
-        return []
-    if not shutil.which("setpriv"):
-        pytest.skip("root writes into read-only folders and setpriv is not here to drop that")
-    caps = "-dac_override,-dac_read_search"
-    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
 
 
 def only_error(stderr: str) -> str:

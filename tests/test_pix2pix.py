@@ -186,6 +186,11 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
                         "--count", "4", "--test-count", "2"], capture_output=True, text=True, env=ENV, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert len(list((out / "train").glob("*.png"))) == 4 and len(list((out / "test").glob("*.png"))) == 2
+    from cyclegan_edge.imaging.io import read_image
+
+    test_pairs, sketches = sorted((out / "test").glob("*.png")), sorted((out / "testA").glob("*.png"))
+    assert [p.name for p in sketches] == [p.name for p in test_pairs]  # the A sides alone: what the model takes
+    assert (read_image(sketches[0]) == read_image(test_pairs[0])[:, :256]).all()
     return out
 
 

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ONE_THREAD, ROOT, interrupt_when
+from conftest import ONE_THREAD, ROOT, as_user, interrupt_when
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.runtime.__main__ import DEFAULT_DEMO, DEMO_MODELS
 
@@ -370,12 +370,7 @@ def test_6_failed_writes_say_so_in_one_line_and_exit_1(w: Path, ran: Any) -> Non
 def test_6_a_read_only_folder(w: Path) -> None:
     """An image and a video into a read-only folder: one line naming the path. Root writes there anyway, so as
     root the commands run without the capability that lets it (setpriv)."""
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        if not shutil.which("setpriv"):
-            pytest.skip("root writes into read-only folders and setpriv is not here to drop that")
-        caps = "-dac_override,-dac_read_search"
-        as_user = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
+    prefix = as_user()
     out = w / "ro"
     out.mkdir()
     out.chmod(0o555)
@@ -383,7 +378,7 @@ def test_6_a_read_only_folder(w: Path) -> None:
     for args, where in ([["translate", str(ONNX), "x.jpg", "-o", "ro"], "ro"], *[
             [["runtime", str(clip), "ro/v.mp4", "--engine", str(ONNX), "--max-frames", "3", "--size", "64",
               "--headless"], "ro/v.mp4: cannot write (Permission denied)"] for clip in clips]):  # fmt: skip
-        r = subprocess.run([*as_user, sys.executable, "-m", "cyclegan_edge." + args[0], *args[1:]], cwd=w,
+        r = subprocess.run([*prefix, sys.executable, "-m", "cyclegan_edge." + args[0], *args[1:]], cwd=w,
                            capture_output=True, text=True, env=ENV, timeout=120)  # fmt: skip
         assert r.returncode == 1 and "Permission denied" in one_error(r) and where in one_error(r), r.stderr[-1500:]
     assert os.listdir(out) == []
