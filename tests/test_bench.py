@@ -243,6 +243,8 @@ def test_precision_is_read_without_the_onnx_package(tmp_path: Path, monkeypatch:
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a readable ONNX model"):
         read_onnx_facts(tmp_path / "bad.onnx")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # OpenVINO alone: the metadata bytes still tell
+    assert read_onnx_facts(fp16).precision == "fp16" and read_onnx_facts(fp32).evidence.startswith("assumed")
 
 
 def test_an_int8_onnx_is_labelled_int8_and_nothing_is_derived(

@@ -121,7 +121,7 @@ def test_report_folder_student_size_and_bad_held_out_images(data: Path, tmp_path
     missing = distill(["--dataroot", str(data), *TINY, "--eval-a", "nowhere", "--max-iters", "1", "--output", str(out)],
                       tmp_path)  # fmt: skip
     assert missing.returncode == 2 and missing.stderr.strip().splitlines()[-1].startswith(
-        "error: --eval-a nowhere: no such folder") and not out.exists()
+        f"error: --eval-a {tmp_path / 'nowhere'}: no such folder") and not out.exists()
 
     big = distill(["--a", str(data / "trainA"), "--b", str(data / "trainB"), *TINY, "--student",
                    "mobile:32_32_64_32_64_64_32_32", "--init", "random", "--max-iters", "1", "--output", str(out),

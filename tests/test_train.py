@@ -384,17 +384,22 @@ def test_run_folder_trust(tiny_root: Path, tmp_path: Path) -> None:
     started again by --resume (rerunning says so); a damaged checkpoint or config.json is one line naming the
     file (never torch's advice to load unsafely); the run resumes from another folder (its data path is saved
     absolute)."""
+    from conftest import COMPRESSED_G
+
     data = tmp_path / "data"
     shutil.copytree(tiny_root, data)
+    for image in [*data.glob("train?/*")]:  # 10 times the images: the first checkpoint (an epoch's end) comes late
+        for i in range(9):
+            shutil.copy(image, image.with_name(f"{i}_{image.name}"))
     before = snapshot(data)
     mixed = train(["--dataroot", "data", *TINY, "--output", "data", "--name", "trainA", "--overwrite"], tmp_path)
     assert mixed.returncode == 1 and mixed.stderr.strip().splitlines()[-1] == (
-        "error: data/trainA exists and holds no run (no config.json): choose another --name or --output")
+        "error: data/trainA exists and holds no run (no config.json and log.csv): choose another --name or --output")
     assert snapshot(data) == before
 
     # killed (SIGKILL) after two logged iterations, long before the first checkpoint; data given relative
     cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", "data", *TINY, "--save-every", "1000",
-           "--output", str(tmp_path), "--name", "early"]  # fmt: skip
+           "--init-from", str(need(COMPRESSED_G)), "--output", str(tmp_path), "--name", "early"]  # fmt: skip
     proc = subprocess.Popen([*cmd, "--max-iters", "1000"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, **ONE_THREAD})  # fmt: skip
     log_path = tmp_path / "early" / "log.csv"
@@ -408,9 +413,12 @@ def test_run_folder_trust(tiny_root: Path, tmp_path: Path) -> None:
     assert again.returncode == 1 and "stopped before its first checkpoint: --resume starts it again" in again.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    res = train(["--output", str(tmp_path), "--name", "early", "--resume", "--max-iters", "2"], elsewhere)
+    # the saved --load-size restated (the default --crop-size 256 is not this run's 32), from another folder
+    res = train(["--output", str(tmp_path), "--name", "early", "--resume", "--load-size", "40", "--max-iters", "2"],
+                elsewhere)  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     assert "starting it again from iteration 0" in res.stderr and sorted(read_log(log_path)) == [1, 2]
+    assert f"generators start from {COMPRESSED_G.resolve()}" in res.stderr  # as the killed start did: its --init-from
 
     ckpt = tmp_path / "early" / "checkpoints" / "latest.pt"
     os.truncate(ckpt, ckpt.stat().st_size // 2)

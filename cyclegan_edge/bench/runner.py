@@ -75,25 +75,32 @@ def read_onnx_facts(path: str | os.PathLike[str]) -> OnnxFacts:
     return OnnxFacts("fp32", "float32 weights", metadata)
 
 
+# The protobuf bytes of the metadata entry precision=fp16 (key: field 1, value: field 2) that export writes
+FP16_METADATA = b"\n\tprecision\x12\x04fp16"
+
+
 def onnxruntime_facts(path: str | os.PathLike[str]) -> OnnxFacts:
-    """read_onnx_facts without the onnx package: op type names are plain strings in the file, our FP16 export
-    names its precision in the metadata, and ONNX Runtime (in [runtime]) shows float16 inputs."""
+    """read_onnx_facts without the onnx package: op type names and our FP16 export's metadata are plain bytes in
+    the file, and ONNX Runtime (in [runtime]) shows float16 inputs."""
     data = Path(path).read_bytes()
     if b"QuantizeLinear" in data or b"DequantizeLinear" in data:
         return OnnxFacts("int8", "QuantizeLinear/DequantizeLinear nodes", {})
-    import onnxruntime as ort
-
+    if FP16_METADATA in data:
+        return OnnxFacts("fp16", "the export's metadata", {"precision": "fp16"})
+    assumed = OnnxFacts("fp32", "assumed: float32 inputs and no precision in the metadata (FP16 weights are only seen "
+                                "with the onnx package: pip install 'cyclegan-edge[engine]')", {})  # fmt: skip
+    try:
+        import onnxruntime as ort
+    except ImportError:  # OpenVINO alone runs it: nothing here reads the graph
+        return assumed
     try:
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT's own exception types: a file that is not a model
         raise ValueError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
     metadata = dict(session.get_modelmeta().custom_metadata_map)
-    if metadata.get("precision") == "fp16":
-        return OnnxFacts("fp16", "the export's metadata", metadata)
     if any(i.type == "tensor(float16)" for i in session.get_inputs()):
         return OnnxFacts("fp16", "float16 input", metadata)
-    return OnnxFacts("fp32", "assumed: float32 inputs and no precision in the metadata (FP16 weights are only seen "
-                             "with the onnx package: pip install 'cyclegan-edge[engine]')", metadata)  # fmt: skip
+    return OnnxFacts(assumed.precision, assumed.evidence, metadata)
 
 
 @dataclass

@@ -5,16 +5,13 @@ does; a folder with no usable image is one error line naming it."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image, resize_area
-
-log = logging.getLogger("cyclegan_edge.evaluate")
+from cyclegan_edge.imaging.io import decoded_images, list_files, resize_area
 
 
 class DataError(ValueError):
@@ -46,17 +43,8 @@ def square(frame: np.ndarray, side: int) -> np.ndarray:
 
 
 def usable_images(files: Sequence[Path], folder: str | os.PathLike[str], what: str = "images") -> list[np.ndarray]:
-    """The decoded files (BGR uint8); each one that does not decode is skipped with a warning naming it,
-    then one warning counts them. DataError naming ``folder`` when none is usable."""
-    good: list[np.ndarray] = []
-    for p in files:
-        try:
-            good.append(read_image(p))
-        except ImageReadError as e:
-            log.warning("skipped: %s", e)
-    skipped = len(files) - len(good)
-    if skipped:
-        log.warning("%s: %d of %d image files skipped (not decodable)", folder, skipped, len(files))
+    """The decoded files (BGR uint8; see imaging.io.decoded_images); DataError naming ``folder`` when none is."""
+    good = [image for _, image in decoded_images(files, folder)]
     if not good:
         raise DataError(f"{folder}: no usable images ({len(files)} image files, none decodable); it should hold "
                         f"the {what}")  # fmt: skip

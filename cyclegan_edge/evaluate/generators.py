@@ -23,7 +23,8 @@ from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.model_files import CHECKPOINT_EXTENSIONS
 from cyclegan_edge.models import count_macs, load_generator
 from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
-from cyclegan_edge.runtime.backends import Backend, BackendOptions, open_backend, prefers_openvino
+from cyclegan_edge.runtime.backends import (Backend, BackendOptions, open_backend, openvino_importable,
+                                             prefers_openvino)  # fmt: skip
 
 OTHER = {"A->B": "B->A", "B->A": "A->B"}
 
@@ -65,7 +66,8 @@ def evaluation_options(backend: str, provider: str, threads: int) -> BackendOpti
     Runtime has no GPU provider then), so ``open_backend`` picks OpenVINO and falls back to ONNX Runtime on
     the CPU as the runtime does. A forced backend, or another provider, is taken as given."""
     options = BackendOptions(device="cpu", provider=provider, threads=threads, backend=backend)
-    if backend == "auto" and provider == "cpu" and prefers_openvino(dataclasses.replace(options, provider="auto")):
+    if (backend == "auto" and provider == "cpu" and openvino_importable()
+            and prefers_openvino(dataclasses.replace(options, provider="auto"))):  # fmt: skip
         return dataclasses.replace(options, provider="auto")
     return options
 

@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -181,19 +181,32 @@ def resized(images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarra
     return [resize_area(i, hw) for i in images]
 
 
+def decoded_images(files: Iterable[Path], folder: str | os.PathLike[str], limit: int = 0,
+                   ) -> Iterator[tuple[Path, np.ndarray]]:  # fmt: skip
+    """Each of ``files`` that decodes, with its image, until ``limit`` of them (0: all). Each one that does not
+    is skipped with a warning naming it, and one warning then counts them (``folder``: where they are)."""
+    used = skipped = 0
+    for p in files:
+        if limit and used == limit:
+            break
+        try:
+            image = read_image(p)
+        except ImageReadError as e:
+            log.warning("skipped: %s", e)
+            skipped += 1
+            continue
+        used += 1
+        yield p, image
+    if skipped:
+        log.warning("%s: %d of %d image files skipped (not decodable)", folder, skipped, used + skipped)
+
+
 def load_test_images(folder: str | os.PathLike[str], count: int) -> list[np.ndarray]:
-    """The first ``count`` readable images of ``folder`` (sorted); each unreadable file is skipped with a warning."""
+    """The first ``count`` decodable images of ``folder`` (sorted; see decoded_images)."""
     files = list_files([folder])
     if not files:
         raise ValueError(f"{folder}: no test images")
-    images: list[np.ndarray] = []
-    for p in files:
-        if len(images) == count:
-            break
-        try:
-            images.append(read_image(p))
-        except ImageReadError as e:
-            log.warning("skipped: %s", e)
+    images = [image for _, image in decoded_images(files, folder, count)]
     if not images:
         raise ValueError(f"{folder}: none of its {len(files)} image files is readable")
     return images

@@ -42,7 +42,7 @@ def count_macs(model: nn.Module, height: int = 256, width: int = 256, in_channel
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     try:
         with torch.no_grad():
-            model(torch.zeros(1, in_channels, height, width))
+            model(torch.zeros(1, in_channels, height, width, device=next(model.parameters()).device))
     finally:
         for h in handles:
             h.remove()

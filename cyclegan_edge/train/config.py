@@ -129,19 +129,32 @@ def flag(key: str) -> str:
 def parse_config(argv: list[str] | None = None, cls: type[TrainConfig] = TrainConfig, prog: str = PROG,
                  description: str = DESCRIPTION) -> TrainConfig:  # fmt: skip
     cfg = cls(**vars(build_parser(True, cls, prog, description).parse_args(argv)))
-    check_flags(cfg)
+    check_command(cfg)
     check_generator_flags(cfg)
-    if not cfg.resume:
-        for key in PATH_SETTINGS - {"init_from"}:  # absolute: --resume works from any folder
+    if cfg.resume:  # the values to check are the run's, with what may change taken from the command line
+        cfg = resumed_config(cfg.run_dir, vars(build_parser(False, cls, prog, description).parse_args(argv)), cls)
+    else:
+        for key in PATH_SETTINGS:  # absolute: --resume works from any folder
             if getattr(cfg, key, ""):
                 setattr(cfg, key, str(Path(getattr(cfg, key)).resolve()))
-        return cfg
-    given = vars(build_parser(False, cls, prog, description).parse_args(argv))
-    return resumed_config(cfg.run_dir, given, cls)
+    check_values(cfg)
+    return cfg
 
 
-def check_flags(cfg: TrainConfig) -> None:
-    """Values and combinations that cannot make a run: one usage line naming the flags, before any work."""
+def check_command(cfg: TrainConfig) -> None:
+    """Flags that contradict each other: one usage line, before any work."""
+    if cfg.resume and cfg.overwrite:
+        raise UsageError("--resume continues the run, --overwrite starts it over: give one of them")
+    if not (cfg.resume or cfg.dataroot or cfg.a_dir or cfg.b_dir):
+        raise UsageError("no data: give --dataroot ROOT or --a DIR --b DIR (--help says what each holds)")
+    if cfg.dataroot and (cfg.a_dir or cfg.b_dir):
+        raise UsageError(f"--dataroot {cfg.dataroot} and --a/--b name the data twice: give one of them")
+    if cfg.name in ("", ".", "..") or Path(cfg.name).name != cfg.name:
+        raise UsageError(f"--name {cfg.name!r}: a plain folder name (no / or ..); the run goes to --output/NAME")
+
+
+def check_values(cfg: TrainConfig) -> None:
+    """Values that cannot make a run: one usage line naming the flags, before any work."""
     for f in dataclasses.fields(cfg):
         least = MINIMUM.get(f.name)
         if least is not None and f.name not in cfg.HIDDEN and getattr(cfg, f.name) < least:
@@ -154,14 +167,6 @@ def check_flags(cfg: TrainConfig) -> None:
     if cfg.preprocess == "resize_and_crop" and cfg.crop_size > cfg.load_size:
         raise UsageError(f"--crop-size {cfg.crop_size} > --load-size {cfg.load_size}: images are scaled to "
                          "--load-size, then cropped: the crop must fit")  # fmt: skip
-    if cfg.resume and cfg.overwrite:
-        raise UsageError("--resume continues the run, --overwrite starts it over: give one of them")
-    if not (cfg.resume or cfg.dataroot or cfg.a_dir or cfg.b_dir):
-        raise UsageError("no data: give --dataroot ROOT or --a DIR --b DIR (--help says what each holds)")
-    if cfg.dataroot and (cfg.a_dir or cfg.b_dir):
-        raise UsageError(f"--dataroot {cfg.dataroot} and --a/--b name the data twice: give one of them")
-    if cfg.name in ("", ".", "..") or Path(cfg.name).name != cfg.name:
-        raise UsageError(f"--name {cfg.name!r}: a plain folder name (no / or ..); the run goes to --output/NAME")
 
 
 def check_generator_flags(cfg: TrainConfig) -> None:
@@ -177,7 +182,7 @@ def check_generator_flags(cfg: TrainConfig) -> None:
             raise UsageError(f"--mobile-config {cfg.mobile_config}: {e} (e.g. 16_16_32_16_32_32_16_16)") from None
 
 
-PATH_SETTINGS = frozenset({"dataroot", "a_dir", "b_dir", "init_from"})
+PATH_SETTINGS = frozenset({"dataroot", "a_dir", "b_dir", "init_from", "teacher", "eval_a"})  # a subclass's too
 
 
 def same_setting(key: str, saved: Any, given: Any) -> bool:

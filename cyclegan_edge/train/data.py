@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import MULTIPLE, frame_to_tensor
-from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image
+from cyclegan_edge.imaging.io import decoded_images, list_files, read_image
 from cyclegan_edge.train.config import TrainConfig
 
 log = logging.getLogger("cyclegan_edge.train")
@@ -47,18 +47,10 @@ def scan_images(folder: Path, limit: int = 0, show_progress: bool = True) -> lis
     candidates = list_files([folder])
     if limit:
         candidates = candidates[:limit]
-    good: list[Path] = []
-    for p in tqdm(candidates, desc=f"checking {folder.name}", unit="img", disable=not show_progress, leave=False):
-        try:
-            read_image(p)
-            good.append(p)
-        except ImageReadError as e:
-            log.warning("skipped: %s", e)
-    skipped = len(candidates) - len(good)
-    if skipped:
-        log.warning("%s: %d of %d image files skipped (not decodable)", folder, skipped, len(candidates))
+    bar = tqdm(candidates, desc=f"checking {folder.name}", unit="img", disable=not show_progress, leave=False)
+    good = [p for p, _ in decoded_images(bar, folder)]
     if not good:
-        raise DataError(f"{folder}: no usable images ({len(candidates)} image files, {skipped} unreadable)")
+        raise DataError(f"{folder}: no usable images ({len(candidates)} image files, {len(candidates)} unreadable)")
     return good
 
 

@@ -12,6 +12,7 @@ atomic checkpoints, logs, sample grids) is the CycleGAN trainer's machinery, reu
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,7 +250,7 @@ def run(argv: list[str] | None) -> int:
     assert isinstance(cfg, DistillConfig)
     eval_dir, no_report = held_out_images(cfg)
     start_run(cfg)
-    if no_report:
+    if no_report and os.environ.get("RANK", "0") == "0":
         log.warning("%s", no_report)
     distiller = Distiller(cfg)
     status = distiller.fit()

@@ -111,13 +111,26 @@ def failed_start(run: Path) -> bool:
     return [p.name for p in files] == ["config.json"] and (run / "config.json").is_file()
 
 
+INPUT_FLAGS = {"dataroot": "--dataroot", "a_dir": "--a", "b_dir": "--b", "init_from": "--init-from",
+               "teacher": "--teacher", "eval_a": "--eval-a"}  # fmt: skip
+
+
 def holds_input(run: Path, cfg: TrainConfig) -> str:
-    """The flag and path of an input (data, a starting generator) that is the run folder or lies inside it."""
-    for key in ("dataroot", "a_dir", "b_dir", "init_from", "teacher", "eval_a"):
+    """The flag and path of an input (data, a starting generator) that is the run folder or lies inside it (a run
+    folder inside the data folder is a common layout: runs beside trainA/ and trainB/)."""
+    for key, name in INPUT_FLAGS.items():
         given = getattr(cfg, key, "")
-        if given and (Path(given).resolve() == run.resolve() or run.resolve() in Path(given).resolve().parents):
-            return f"{'--' + key.replace('_', '-')} {given}"
+        if not given:
+            continue
+        there, folder = Path(given).resolve(), run.resolve()
+        if there == folder or folder in there.parents:
+            return f"{name} {given}"
     return ""
+
+
+def is_run(folder: Path) -> bool:
+    """A run folder: its config.json and what a run's first iteration writes (log.csv) or its checkpoints."""
+    return (folder / "config.json").is_file() and ((folder / "log.csv").is_file() or (folder / "checkpoints").is_dir())
 
 
 def prepare_run_dir(cfg: TrainConfig) -> str | None:
@@ -130,8 +143,9 @@ def prepare_run_dir(cfg: TrainConfig) -> str | None:
     if failed_start(run):
         (run / "config.json").unlink()
         return f"{run} held only the config.json of a start that failed: starting it again"
-    if not (run / "config.json").is_file():  # a folder of the user's (their data, say): never moved or mixed with
-        raise FileExistsError(f"{run} exists and holds no run (no config.json): choose another --name or --output")
+    if not is_run(run):  # a folder of the user's (their data, say): never moved or mixed with
+        raise FileExistsError(f"{run} exists and holds no run (no config.json and log.csv): choose another --name "
+                              "or --output")  # fmt: skip
     inside = holds_input(run, cfg)
     if inside:
         raise UsageError(f"{run} holds this run's input {inside}: choose another --name or --output")
@@ -184,7 +198,7 @@ def check_init_from(cfg: TrainConfig) -> None:
     cfg.init_from = str(Path(cfg.init_from).resolve())
     g_cfg = named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
     theirs = init_from_file(cfg.init_from, ResnetGenerator(g_cfg), ResnetGenerator(g_cfg))
-    if theirs == "convtranspose" and cfg.upsample != "convtranspose":
+    if theirs == "convtranspose" and cfg.upsample != "convtranspose" and os.environ.get("RANK", "0") == "0":
         log.warning("--init-from %s upsamples with transposed convolutions; --upsample %s rewrites them as "
                     "resize-convolutions: the generators start from outputs that only look like its (fine-tuning "
                     "recovers them); --upsample convtranspose starts from its exact outputs",
@@ -343,7 +357,7 @@ class Trainer:
         discs = Discriminators(self.g_cfg.input_nc, cfg.ndf, cfg.n_layers_D)
         init_normal(gens)
         init_normal(discs)
-        if cfg.init_from and not cfg.resume:  # a resumed run's weights come from its checkpoint
+        if cfg.init_from and not self.ckpt_path.is_file():  # a resumed run's weights come from its checkpoint
             init_from_file(cfg.init_from, gens.G_A, gens.G_B)
             if self.d.main:
                 log.info("generators start from %s", cfg.init_from)
