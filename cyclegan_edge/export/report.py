@@ -30,15 +30,16 @@ def ort_backend(path: str | os.PathLike[str]) -> OnnxRuntimeBackend:
 
 
 def parity_vs_torch(model: Any, onnx_path: str | os.PathLike[str], images: Sequence[np.ndarray],
-                    tolerance: float = FP32_TOLERANCE) -> dict[str, Any]:  # fmt: skip
+                    tolerance: float = FP32_TOLERANCE, sizes: Sequence[tuple[int, int]] = PARITY_SIZES,
+                    batches: Sequence[int] = PARITY_BATCHES) -> dict[str, Any]:  # fmt: skip
     """Max/mean abs error of ONNX Runtime vs PyTorch on real images, per size and batch."""
     import torch
 
     backend = ort_backend(onnx_path)
     rows = []
-    for hw in PARITY_SIZES:
+    for hw in sizes:
         frames = resized(images, hw)
-        for b in PARITY_BATCHES:
+        for b in batches:
             batch = frames_to_tensor([frames[i % len(frames)] for i in range(b)])
             with torch.no_grad():
                 ref = model(torch.from_numpy(batch)).numpy()
