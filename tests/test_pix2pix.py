@@ -7,6 +7,7 @@ import csv
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -312,3 +313,20 @@ def test_runtime_cli_runs_the_checkpoint_at_any_size(trained: Path, pairs: Path,
     assert r.returncode == 0, r.stderr[-2000:]
     assert "2 of 2 files ok" in r.stdout
     assert read_image(out / "odd.png").shape == (37, 53, 3) and read_image(out / "tall.png").shape == (200, 130, 3)
+
+
+def test_images_that_are_no_pair_are_named(pairs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """train/ holds A|B pairs of squares; a photo dropped in by mistake is cut in half all the same: named."""
+    from cyclegan_edge.imaging.io import read_image, write_image
+    from cyclegan_edge.train.data import paired_files
+    from cyclegan_edge.train.pix2pix import Pix2PixConfig
+
+    shutil.copytree(pairs / "train", tmp_path / "train")
+    with caplog.at_level("WARNING"):
+        assert len(paired_files(Pix2PixConfig(dataroot=str(tmp_path)), False)) == 4
+    assert "not twice as wide" not in caplog.text
+    photo = read_image(sorted((pairs / "train").glob("*.png"))[0])[:, 256:]  # a B side alone: square
+    write_image(tmp_path / "train" / "zz_photo.png", photo)
+    with caplog.at_level("WARNING"):
+        assert len(paired_files(Pix2PixConfig(dataroot=str(tmp_path)), False)) == 5
+    assert "1 of 5 images are not twice as wide as high (e.g. zz_photo.png, 256x256)" in caplog.text

@@ -42,16 +42,33 @@ def domain_dirs(cfg: TrainConfig) -> tuple[Path, Path]:
 
 def scan_images(folder: Path, limit: int = 0, show_progress: bool = True) -> list[Path]:
     """Decodable images under ``folder``; each bad file is skipped with one warning."""
+    return [p for p, _ in scan_sizes(folder, limit, show_progress)]
+
+
+def scan_sizes(folder: Path, limit: int = 0, show_progress: bool = True) -> list[tuple[Path, tuple[int, int]]]:
+    """scan_images, with each image's height and width."""
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
     candidates = list_files([folder])
     if limit:
         candidates = candidates[:limit]
     bar = tqdm(candidates, desc=f"checking {folder.name}", unit="img", disable=not show_progress, leave=False)
-    good = [p for p, _ in decoded_images(bar, folder)]
+    good = [(p, (int(img.shape[0]), int(img.shape[1]))) for p, img in decoded_images(bar, folder)]
     if not good:
         raise DataError(f"{folder}: no usable images ({len(candidates)} image files, {len(candidates)} unreadable)")
     return good
+
+
+def side_by_side(folder: Path, limit: int = 0, show_progress: bool = True) -> list[Path]:
+    """The A|B images of ``folder``; one warning names those that are not two squares side by side (a photo that
+    is no pair is cut in half all the same), as the reference's aligned datasets all are."""
+    sized = scan_sizes(folder, limit, show_progress)
+    odd = [(p, hw) for p, hw in sized if hw[1] != 2 * hw[0]]
+    if odd:
+        p, (h, w) = odd[0]
+        log.warning("%s: %d of %d images are not twice as wide as high (e.g. %s, %dx%d); each is cut in half into "
+                    "A (left) and B (right) all the same", folder, len(odd), len(sized), p.name, w, h)  # fmt: skip
+    return [p for p, _ in sized]
 
 
 def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, multiple: int = MULTIPLE) -> np.ndarray:
@@ -104,7 +121,7 @@ def paired_files(cfg: TrainConfig, show_progress: bool = True) -> list[tuple[Pat
     ``DATAROOT/trainA`` + ``trainB``)."""
     root = Path(cfg.dataroot) if cfg.dataroot else None
     if root is not None and not (cfg.a_dir or cfg.b_dir) and (root / "train").is_dir():
-        return [(p, None) for p in scan_images(root / "train", cfg.max_images, show_progress)]
+        return [(p, None) for p in side_by_side(root / "train", cfg.max_images, show_progress)]
     if root is not None and not (root / "trainA").is_dir() and not (cfg.a_dir or cfg.b_dir):
         raise DataError(f"{root}: no train/ (A|B side-by-side images) and no trainA/ + trainB/ folders")
     a_dir, b_dir = domain_dirs(cfg)
