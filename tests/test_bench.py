@@ -230,7 +230,7 @@ def test_an_fp16_onnx_is_benched_as_given_not_converted_again(
 
 def test_precision_is_read_without_the_onnx_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An edge install has no onnx package: ONNX Runtime and the export's metadata tell FP16 from FP32."""
-    from cyclegan_edge.bench.runner import read_onnx_facts
+    from cyclegan_edge.onnx_facts import read_onnx_facts
     from cyclegan_edge.export.fp16 import export_fp16
 
     fp32 = ASSETS_DIR / "photo2monet.onnx"

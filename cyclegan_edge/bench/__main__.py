@@ -32,7 +32,7 @@ def model_summary(model: str) -> dict[str, Any]:
     info: dict[str, Any] = {"path": str(p), "file": p.name, "name": p.stem, "size_bytes": p.stat().st_size,
                             "sha256": sha256_file(p)}  # fmt: skip
     if p.suffix.lower() == ".onnx":
-        from cyclegan_edge.bench.runner import read_onnx_facts
+        from cyclegan_edge.onnx_facts import read_onnx_facts
 
         facts = read_onnx_facts(p)
         info.update({"precision": facts.precision, "precision_evidence": facts.evidence,

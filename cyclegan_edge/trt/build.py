@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, sha256_file
 from cyclegan_edge.model_files import BASE_MULTIPLE, metadata_size_multiple
+from cyclegan_edge.onnx_facts import read_onnx_facts
 from cyclegan_edge.trt.loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
 from cyclegan_edge.trt.plan import (
     INPUT_NAME,
@@ -48,31 +49,19 @@ class EngineOptions:
     dla_core: int | None = None
 
 
-def _load_onnx(onnx_path: str | os.PathLike[str]) -> Any:
+def onnx_facts(onnx_path: str | os.PathLike[str]) -> tuple[str, int]:
+    """What a build reads from the ONNX: its precision (see cyclegan_edge.onnx_facts) and the H/W multiple the
+    model needs (our export's metadata; 4 when absent)."""
     try:
-        import onnx
+        import onnx  # noqa: F401  (the builder reads the graph, not guesses from bytes)
     except ImportError:
         raise EngineBuildError("building an engine from an ONNX needs the onnx package: "
                                "pip install 'cyclegan-edge[engine]'") from None  # fmt: skip
     try:
-        return onnx.load(str(onnx_path), load_external_data=False)
-    except Exception as e:  # protobuf DecodeError, truncated file, ...
-        raise EngineBuildError(f"{onnx_path}: not a readable ONNX model ({type(e).__name__})") from None
-
-
-def onnx_facts(onnx_path: str | os.PathLike[str]) -> tuple[str, int]:
-    """What a build reads from the ONNX, in one load: its precision (int8: Q/DQ nodes, fp16: FP16 initializers,
-    else fp32) and the H/W multiple the model needs (our export's metadata; 4 when absent)."""
-    proto = _load_onnx(onnx_path)
-    import onnx  # importable: _load_onnx checked
-
-    if any(n.op_type == "QuantizeLinear" for n in proto.graph.node):
-        precision = "int8"
-    elif any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer):
-        precision = "fp16"
-    else:
-        precision = "fp32"
-    return precision, metadata_size_multiple({p.key: p.value for p in proto.metadata_props})
+        facts = read_onnx_facts(onnx_path)
+    except (ValueError, OSError) as e:
+        raise EngineBuildError(str(e)) from None
+    return facts.precision, metadata_size_multiple(facts.metadata)
 
 
 def onnx_precision(onnx_path: str | os.PathLike[str]) -> str:
