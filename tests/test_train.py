@@ -429,3 +429,21 @@ def test_run_folder_trust(tiny_root: Path, tmp_path: Path) -> None:
     (tmp_path / "early" / "config.json").write_text('{"dataroot": "unfinished')
     broken = train(["--output", str(tmp_path), "--name", "early", "--resume"], elsewhere)
     assert broken.returncode == 1 and f"error: {tmp_path / 'early' / 'config.json'}: not readable JSON" in broken.stderr
+
+
+def test_a_run_folder_holding_its_own_input_is_named_by_the_flag_as_typed(tmp_path: Path) -> None:
+    from cyclegan_edge.errors import UsageError
+    from cyclegan_edge.train.config import TrainConfig
+    from cyclegan_edge.train.trainer import holds_input, prepare_run_dir
+
+    run = tmp_path / "x"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "log.csv").write_text("iteration\n1\n")
+    cfg = TrainConfig(a_dir=str(run / "A"), b_dir=str(tmp_path / "B"), output=str(tmp_path), name="x", overwrite=True)
+    assert holds_input(run, cfg) == f"--a {run / 'A'}"
+    with pytest.raises(UsageError, match=f"holds this run's input --a {run / 'A'}"):
+        prepare_run_dir(cfg)
+    assert (run / "config.json").is_file()  # not moved aside
+    beside = TrainConfig(dataroot=str(tmp_path), output=str(tmp_path), name="x")  # runs inside the data folder
+    assert holds_input(run, beside) == ""

@@ -324,11 +324,11 @@ def precision_path(fp32_onnx: Path, precision: str) -> Path:
 
 def model_source(path: Path) -> tuple[str, str] | None:
     """(source checkpoint sha256, direction) from an exported model's metadata; None if it cannot be read."""
-    import onnx
+    from cyclegan_edge.onnx_facts import read_onnx_facts
 
     try:
-        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    except Exception:  # protobuf DecodeError, truncated file, ...
+        meta = read_onnx_facts(path).metadata
+    except ValueError:  # not a readable ONNX model
         return None
     return meta.get("source_checkpoint_sha256", ""), meta.get("direction", "")
 

@@ -456,9 +456,9 @@ class AvVideoWriter(Sink):
     def _open(self) -> None:
         if self.prior is not None:  # said here, at the first frame left to write: a complete job resumes nothing
             log.warning("%s: resuming after frame %d (from %s)", self.path.name, self.resumed, self.prior.path.name)
-        if self.prior is not None and self.prior.path == self.partial:
-            os.replace(self.partial, self.stash)
-            self.prior.path = self.stash
+            if self.prior.path == self.partial:
+                os.replace(self.partial, self.stash)
+                self.prior.path = self.stash
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.out = av.open(str(self.partial), "w", format="mp4", options=FRAGMENTED)
         if self.source is not None:

@@ -126,6 +126,12 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def typed_flag(cfg: TrainConfig, key: str) -> str:
+    """The flag of setting ``key`` as users type it: its alias where it has one (a_dir: --a)."""
+    alias = next((f.metadata.get("alias") for f in dataclasses.fields(cfg) if f.name == key), None)
+    return alias or flag(key)
+
+
 def parse_config(argv: list[str] | None = None, cls: type[TrainConfig] = TrainConfig, prog: str = PROG,
                  description: str = DESCRIPTION) -> TrainConfig:  # fmt: skip
     cfg = cls(**vars(build_parser(True, cls, prog, description).parse_args(argv)))

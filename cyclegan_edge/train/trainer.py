@@ -43,7 +43,7 @@ from cyclegan_edge.models import (
     save_generator,
 )
 from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
-from cyclegan_edge.train.config import TrainConfig
+from cyclegan_edge.train.config import PATH_SETTINGS, TrainConfig, typed_flag
 from cyclegan_edge.train.cyclegan import (
     CycleGenerators,
     Discriminators,
@@ -111,20 +111,16 @@ def failed_start(run: Path) -> bool:
     return [p.name for p in files] == ["config.json"] and (run / "config.json").is_file()
 
 
-INPUT_FLAGS = {"dataroot": "--dataroot", "a_dir": "--a", "b_dir": "--b", "init_from": "--init-from",
-               "teacher": "--teacher", "eval_a": "--eval-a"}  # fmt: skip
-
-
 def holds_input(run: Path, cfg: TrainConfig) -> str:
-    """The flag and path of an input (data, a starting generator) that is the run folder or lies inside it (a run
-    folder inside the data folder is a common layout: runs beside trainA/ and trainB/)."""
-    for key, name in INPUT_FLAGS.items():
+    """The flag and path of an input (data, a starting generator: PATH_SETTINGS) that is the run folder or lies
+    inside it (a run folder inside the data folder is a common layout: runs beside trainA/ and trainB/)."""
+    for key in sorted(PATH_SETTINGS):
         given = getattr(cfg, key, "")
         if not given:
             continue
         there, folder = Path(given).resolve(), run.resolve()
         if there == folder or folder in there.parents:
-            return f"{name} {given}"
+            return f"{typed_flag(cfg, key)} {given}"
     return ""
 
 
