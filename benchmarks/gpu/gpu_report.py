@@ -115,7 +115,8 @@ def training_section(args: argparse.Namespace, data: Path, workdir: Path) -> dic
     from cyclegan_edge.train.trainer import Trainer
 
     iters = 20 if args.quick else args.train_iters
-    size = {"netG": "mobile", "load_size": 72, "crop_size": 64, "max_images": 40} if args.quick else {"netG": "resnet_9blocks"}
+    size = ({"netG": "mobile", "mobile_config": "4_4_8_4_8_8_4_4", "ndf": 16, "load_size": 40, "crop_size": 32,
+             "max_images": 40} if args.quick else {"netG": "resnet_9blocks"})
     section: dict[str, Any] = {"iterations": iters, "dataset": "horse2zebra trainA/trainB", "runs": {}}
     for label, amp in (("fp32", False), ("amp_channels_last", True)):
         cfg = TrainConfig(dataroot=str(data / "horse2zebra"), device=args.device, amp=amp, channels_last=amp,
