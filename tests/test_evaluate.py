@@ -273,6 +273,12 @@ def test_onnx_runs_on_the_runtimes_default_backend(clean_root: Path, tmp_path: P
     assert main([*base, "--backend", "onnxruntime", "-o", str(tmp_path / "forced")]) == 0
     forced = json.loads((tmp_path / "forced" / "evaluate.json").read_text())
     assert forced["generator"]["backend"] == "onnxruntime:CPUExecutionProvider"
+    assert report["generator"]["precision"] == forced["generator"]["precision"] == "fp32"
+    # the precision the model computes in is named beside the backend (ONNX Runtime's name does not say it)
+    int8 = [str(ASSETS_DIR / "photo2monet.int8.onnx"), *base[1:], "--backend", "onnxruntime"]
+    assert main([*int8, "-o", str(tmp_path / "int8")]) == 0
+    assert json.loads((tmp_path / "int8" / "evaluate.json").read_text())["generator"]["precision"] == "int8"
+    assert "backend onnxruntime:CPUExecutionProvider, model INT8" in (tmp_path / "int8" / "evaluate.md").read_text()
 
 
 def test_folders_without_usable_images_are_one_line(clean_root: Path, tmp_path: Path,

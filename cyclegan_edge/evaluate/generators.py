@@ -23,8 +23,10 @@ from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.model_files import CHECKPOINT_EXTENSIONS
 from cyclegan_edge.models import count_macs, load_generator
 from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
+from cyclegan_edge.onnx_facts import read_onnx_facts
 from cyclegan_edge.runtime.backends import (Backend, BackendOptions, open_backend, openvino_importable,
                                              prefers_openvino)  # fmt: skip
+from cyclegan_edge.trt.plan import EngineCompatError, EngineSidecar, sidecar_path
 
 OTHER = {"A->B": "B->A", "B->A": "A->B"}
 
@@ -79,6 +81,18 @@ def is_training_state(path: Path) -> bool:
     return isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT
 
 
+def model_precision(path: Path) -> str | None:
+    """What the file computes in (fp32, fp16, int8): an ONNX's graph, an engine's sidecar; None where unknown."""
+    if path.suffix.lower() == ".onnx":
+        return read_onnx_facts(path).precision
+    if sidecar_path(path).is_file():
+        try:
+            return EngineSidecar.read(sidecar_path(path)).precision
+        except EngineCompatError:
+            return None
+    return None
+
+
 def open_generator(path: str | Path, direction: str, side: int, options: BackendOptions) -> Generator:
     """``direction`` picks the generator inside a training state (other files hold one and ignore it);
     ``options`` apply to files that are not checkpoints."""
@@ -88,11 +102,12 @@ def open_generator(path: str | Path, direction: str, side: int, options: Backend
         gen = TorchGenerator(p, direction)
         macs = count_macs(gen.loaded.model, side, side)
         info.update(architecture=gen.loaded.config.name, upsample=gen.loaded.config.upsample, sha256=gen.loaded.sha256,
-                    params=macs.params, macs=macs.macs)  # fmt: skip
+                    params=macs.params, macs=macs.macs, precision="fp32")  # fmt: skip
         backend: Backend = gen
     else:
         backend = open_backend(p, options)
         meta = getattr(backend, "metadata", {})
-        info.update(architecture=meta.get("architecture"), upsample=None, sha256=sha256_file(p), params=None, macs=None)
+        info.update(architecture=meta.get("architecture"), upsample=None, sha256=sha256_file(p), params=None, macs=None,
+                    precision=model_precision(p))  # fmt: skip
     info["backend"] = backend.name
     return Generator(path=p, direction=direction, backend=backend, info=info)

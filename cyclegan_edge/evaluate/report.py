@@ -98,7 +98,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"# Evaluation: {Path(g['path']).name} ({r['direction']})",
         "",
         f"- command: `{r['command']}`",
-        f"- machine: {r['machine']['cpu']}; {r['created']}; backend {g['backend']}",
+        f"- machine: {r['machine']['cpu']}; {r['created']}; backend {g['backend']}"
+        + (f", model {g['precision'].upper()}" if g.get("precision") else ""),
         f"- test images: {r['data']['n_source']} {src} ({r['data']['source']}{_skipped(r['data'].get('skipped_source'))}), "
         f"{r['data']['n_target']} {tgt} ({r['data']['target']}{_skipped(r['data'].get('skipped_target'))}), "
         f"at {r['size']}x{r['size']}",
