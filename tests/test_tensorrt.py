@@ -221,7 +221,8 @@ def test_export_cli_writes_an_engine_and_the_runtime_explains_what_is_missing(tm
                        capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert "TensorRT-RTX" in r.stdout and "engine written" in r.stdout and "8.6, 8.9, 12.0" in r.stdout
-    assert EngineSidecar.read(sidecar_path(tmp_path / "m.plan")).precision == "fp16"
+    sidecar = EngineSidecar.read(sidecar_path(tmp_path / "m.plan"))
+    assert sidecar.precision == "fp16" and sidecar.onnx_file == str((tmp_path / "m.fp16.onnx").resolve())
     # Running it needs cuda-python and a GPU: one line saying which is missing, nothing else.
     from cyclegan_edge.trt.loader import import_cudart
 
@@ -231,10 +232,22 @@ def test_export_cli_writes_an_engine_and_the_runtime_explains_what_is_missing(tm
         pass
     else:
         pytest.skip("cuda-python is installed: running engines is tests/test_gpu.py's job")
-    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(tmp_path / "m.plan"), "--demo",
-                        "--headless", "-o", str(tmp_path / "out.mp4")], capture_output=True, text=True, timeout=120,
-                       env=env)  # fmt: skip
+    runtime = [sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(tmp_path / "m.plan"), "--demo",
+               "--headless", "-o", str(tmp_path / "out.mp4")]  # fmt: skip
+    r = subprocess.run(runtime, capture_output=True, text=True, timeout=120, env=env)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("[")]
     assert r.returncode == 1 and len(lines) == 1, r.stderr
     assert "cuda-python is needed" in lines[0]
     assert not (tmp_path / "out.mp4").exists()
+    # A re-export changes the ONNX the engine came from: the engine runs the old model, and the runtime says so.
+    import onnx
+
+    model = onnx.load(str(tmp_path / "m.fp16.onnx"))
+    onnx.helper.set_model_props(model, {"note": "re-exported"})
+    onnx.save(model, str(tmp_path / "m.fp16.onnx"))
+    r = subprocess.run(runtime, capture_output=True, text=True, timeout=120, env=env)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("[")]
+    assert r.returncode == 1 and len(lines) == 2 and "cuda-python is needed" in lines[1], r.stderr
+    assert lines[0] == (f"WARNING {tmp_path / 'm.plan'}: built from an earlier {tmp_path.resolve() / 'm.fp16.onnx'} (the "
+                        "file has changed since), so it runs the old model; rebuild it: python -m cyclegan_edge.export "
+                        f"{tmp_path.resolve() / 'm.fp16.onnx'} --engine {tmp_path / 'm.plan'}")  # fmt: skip

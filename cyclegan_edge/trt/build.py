@@ -127,7 +127,7 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         tensorrt_flavor=flavor, tensorrt_version=version, gpu_name=gpu_name, compute_capability=cc,
         precision=opts.precision, profile=profile.as_dict(), onnx_sha256=sha256_file(onnx_path),
         strongly_typed=plan.strongly_typed, dla_core=opts.dla_core, toolkit_version=__version__,
-        size_multiple=multiple,
+        size_multiple=multiple, onnx_file=str(Path(onnx_path).resolve()),
     ).write(sidecar_path(engine_path))  # fmt: skip
     return engine_path
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from cyclegan_edge.imaging.frames import run_padded
 from cyclegan_edge.trt.loader import gpu_identity, import_cudart, import_tensorrt, recording_logger
-from cyclegan_edge.trt.plan import EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path
+from cyclegan_edge.trt.plan import (EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path,
+                                    stale_source)  # fmt: skip
 
 if TYPE_CHECKING:  # checked against the tensorrt-stubs package
     import tensorrt
@@ -61,6 +62,9 @@ class TensorRTBackend:
     def __init__(self, path: Path) -> None:
         trt, flavor = import_tensorrt()
         sidecar = EngineSidecar.read(sidecar_path(path))
+        stale = stale_source(path, sidecar)
+        if stale:
+            log.warning("%s", stale)
         self.cudart = cudart = import_cudart(flavor)
         version = str(getattr(trt, "__version__", "0"))
         gpu_name, cc = gpu_identity()

@@ -129,6 +129,7 @@ class EngineSidecar:
     dla_core: int | None = None
     toolkit_version: str = ""
     size_multiple: int = BASE_MULTIPLE  # H and W multiples the model needs (a U-Net's 2**depth); the backend pads to it
+    onnx_file: str = ""  # the ONNX it was built from, absolute (sidecars of older versions lack it)
 
     def write(self, path: str | os.PathLike[str]) -> None:
         from cyclegan_edge.atomic import write_json
@@ -150,6 +151,18 @@ class EngineSidecar:
 
 def sidecar_path(engine: str | os.PathLike[str]) -> Path:
     return Path(str(engine) + ".json")
+
+
+def stale_source(engine: str | os.PathLike[str], sidecar: EngineSidecar) -> str | None:
+    """A warning when the ONNX the engine was built from has changed since (a re-export): the engine still
+    runs the old model. None when it is unchanged, gone (engines travel without it) or not recorded."""
+    from cyclegan_edge.atomic import sha256_file
+
+    onnx = Path(sidecar.onnx_file)
+    if not sidecar.onnx_file or not onnx.is_file() or sha256_file(onnx) == sidecar.onnx_sha256:
+        return None
+    return (f"{engine}: built from an earlier {onnx} (the file has changed since), so it runs the old model; rebuild "
+            f"it: python -m cyclegan_edge.export {onnx} --engine {engine}")
 
 
 # TensorRT-RTX builds engines portable across these compute capabilities by default, and needs no GPU to
