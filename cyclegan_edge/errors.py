@@ -34,6 +34,19 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in its help, unless None, False or empty (nothing given: its help says what then)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == "":
+            return action.help
+        return super()._get_help_string(action)
+
+
+class RawHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
+    """HelpFormatter, with the description's lines (a module docstring's usage) kept as written."""
+
+
 def int_arg(low: int, high: int, also: int | None = None) -> Callable[[str], int]:
     """An argparse ``type``: an int in [low, high] (or ``also``), refused up front with the allowed range."""
     def parse(text: str) -> int:

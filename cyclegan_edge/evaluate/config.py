@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cyclegan_edge.errors import ArgumentParser, UsageError
+from cyclegan_edge.errors import ArgumentParser, HelpFormatter, UsageError
 from cyclegan_edge.evaluate.domain import ClassifierRecipe
 from cyclegan_edge.runtime.backends import BACKENDS
 
@@ -95,13 +95,6 @@ CHOICES = {"direction": ["A->B", "B->A"], "backend": list(BACKENDS)}
 RECIPE_PREFIX = "classifier_"
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults shown, except an empty one (nothing given)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        return action.help if action.default in ("", None) else super()._get_help_string(action)
-
-
 def _add(ap: argparse.ArgumentParser, name: str, default: object, help: str) -> None:
     flags = ["--" + name.replace("_", "-")] + (["-o"] if name == "output" else [])
     if isinstance(default, bool):
@@ -115,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m cyclegan_edge.evaluate",
         description="Judge a generator on real test images: domain score (a classifier trained on the dataset, "
         "cached) beside colour-filter baselines, cycle L1, edge SSIM, checkerboard score, MACs, CPU latency.",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     ap.add_argument("generator", help="generator to judge: .pth/.pt, .onnx, OpenVINO .xml, TensorRT .plan/.engine")
     for f in dataclasses.fields(EvalConfig):

@@ -19,7 +19,8 @@ from typing import Any
 
 from cyclegan_edge import ASSETS_DIR, require_python_310
 from cyclegan_edge.atomic import write_json
-from cyclegan_edge.errors import ArgumentParser, UsageError, first_line, import_holding_ctrl_c, int_arg, run_cli
+from cyclegan_edge.errors import (ArgumentParser, RawHelpFormatter, UsageError, first_line, import_holding_ctrl_c, int_arg,
+                                  run_cli)  # fmt: skip
 from cyclegan_edge.export.int8 import CALIB_METHODS, INT8_TARGETS, Int8Options, image_count
 from cyclegan_edge.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError
 from cyclegan_edge.export.report import FP32_TOLERANCE, machine_line, report_path
@@ -53,17 +54,8 @@ def add_switch(group: Any, name: str, default: bool, text: str) -> None:
     group.add_argument(f"--no-{name}", dest=dest, action="store_false", help=argparse.SUPPRESS)
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The usage lines as written, and each option's default, unless None or False (its help says what then)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    ap = ArgumentParser(prog="python -m cyclegan_edge.export", description=__doc__, formatter_class=HelpFormatter)
+    ap = ArgumentParser(prog="python -m cyclegan_edge.export", description=__doc__, formatter_class=RawHelpFormatter)
     ap.add_argument("checkpoint", help="generator checkpoint (.pth/.pt: published, GAN Compression or ours), or an "
                     "exported .onnx to build an engine from (on the device that will run it)")  # fmt: skip
     ap.add_argument("--onnx", type=Path, metavar="OUT.onnx", help="FP32 ONNX output, a name ending in .onnx (needed "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from cyclegan_edge.errors import ArgumentParser, UsageError
+from cyclegan_edge.errors import ArgumentParser, HelpFormatter, UsageError
 from cyclegan_edge.models.generator import NETG_NAMES, UPSAMPLE_MODES, named_config
 
 MODELS = ("cyclegan", "pix2pix")  # --model: the objective (pix2pix: train/pix2pix.py, its own flags)
@@ -99,7 +99,7 @@ DESCRIPTION = "Train CycleGAN generators G: A->B and F: B->A (torchrun for sever
 def build_parser(defaults: bool = True, cls: type[TrainConfig] = TrainConfig, prog: str = PROG,
                  description: str = DESCRIPTION) -> argparse.ArgumentParser:  # fmt: skip
     """With ``defaults=False`` every option defaults to SUPPRESS: parsing then yields only what was given."""
-    ap = ArgumentParser(prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    ap = ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter,
                                  argument_default=None if defaults else argparse.SUPPRESS)  # fmt: skip
     for f in dataclasses.fields(cls):
         if f.name in cls.HIDDEN:
