@@ -280,8 +280,9 @@ def test_int8_calibration_skips_unreadable_and_reports_the_count_used(tmp_path: 
     (calib / "notes.txt").write_text("not an image file: not listed")
     calib_images = calibration_images(calib, 64, (256, 256))
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
-    assert len(calib_images) == 1 and len(skipped) == 1, skipped
-    assert skipped[0].startswith(f"{calib / 'broken.jpg'}: ") and skipped[0].endswith("; skipped for INT8 calibration")
+    assert len(calib_images) == 1 and len(skipped) == 2, skipped
+    assert skipped[0].startswith(f"skipped: {calib / 'broken.jpg'}: ")
+    assert skipped[1] == f"{calib}: 1 of 2 image files skipped (not decodable)"
 
     fp32 = tmp_path / "m.onnx"
     shutil.copy(ASSETS_DIR / "photo2monet.onnx", fp32)

@@ -45,9 +45,8 @@ import numpy as np
 from cyclegan_edge.atomic import atomic_path
 from cyclegan_edge.export.onnx_export import set_metadata
 from cyclegan_edge.imaging.frames import frame_to_tensor
-from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, ImageReadError, list_files, read_image, resized
+from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, decoded_images, list_files, resized
 
-log = logging.getLogger("cyclegan_edge.export")
 
 CALIB_METHODS = ("entropy", "minmax", "percentile")
 INT8_TARGETS = ("tensorrt", "cpu")
@@ -80,12 +79,7 @@ def calibration_images(calib: str | os.PathLike[str], count: int, size: tuple[in
     if count and len(files) > count:  # spread the picks over the folder, not the first N
         idx = np.linspace(0, len(files) - 1, count).round().astype(int)
         files = [files[i] for i in idx]
-    images = []
-    for p in files:
-        try:
-            images.append(resized([read_image(p)], size)[0])
-        except ImageReadError as e:
-            log.warning("%s; skipped for INT8 calibration", e)
+    images = [resized([image], size)[0] for _, image in decoded_images(files, calib)]
     if not images:
         found = ("not a readable image" if Path(calib).is_file() else
                  f"none of its {len(files)} image files is readable" if files else "no image files in this folder")
