@@ -147,6 +147,35 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], args: list[str], expec
     assert rc == 2 and len(errors) == 1 and expected in errors[0], errors
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["--max-frames", "-1"], "argument --max-frames: '-1' is not allowed: use 0..1000000000"),
+    (["--threads", "-1"], "argument --threads: '-1' is not allowed: use 0..1024"),
+    (["--bitrate", "abc"], "--bitrate abc: give bits per second, e.g. 4M or 800k"),
+    (["--preset", "bogus"], ("--preset bogus is not a preset of --codec h264: use one of ultrafast, superfast, "
+                             "veryfast, faster, fast, medium, slow, slower, veryslow, placebo, p1, p2, p3, p4, p5, p6, "
+                             "p7, default")),
+    (["--preset", "p5", "--encoder", "cpu"], "--preset p5 is not a preset of --codec h264 on --encoder cpu: use one"),
+    (["--codec", "av1", "--preset", "14"], "--preset 14 is not a preset of --codec av1: use one of -2, -1, 0, 1, "),
+    (["--codec", "mjpeg", "--preset", "fast"], "--codec mjpeg has no presets: leave out --preset fast"),
+])  # fmt: skip
+def test_bad_values_are_usage_errors_before_the_model_loads(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                                                            args: list[str], expected: str) -> None:  # fmt: skip
+    """One line, exit 2, nothing written; the model (missing here) is not even opened."""
+    out = tmp_path / "out.mp4"
+    rc = main([str(DEMO), str(out), "--model", str(tmp_path / "missing.onnx"), *args])
+    stdout, stderr = capfd.readouterr()
+    assert rc == 2 and stderr.count("\n") == 1 and stderr.startswith(f"error: {expected}"), stderr
+    assert not stdout and not list(tmp_path.iterdir())
+
+
+def test_zero_frames_and_threads_mean_all_and_the_default(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "all.mp4"
+    args = ["--model", str(MODEL), "--size", "64", "--max-frames", "0", "--threads", "0"]
+    rc, stdout, errors = runtime(capsys, str(DEMO), str(out), *args)
+    assert rc == 0 and not errors, errors
+    assert f"{frame_count(DEMO)} frames -> {out}" in stdout and frame_count(out) == frame_count(DEMO)
+
+
 def test_old_flags_still_work(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """The headline form: --camera URI --engine MODEL -o FILE (and --video, --input)."""
     cam = tmp_path / "cam.mp4"

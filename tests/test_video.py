@@ -18,24 +18,26 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import ONE_THREAD, STREET_VIDEO, need
+from conftest import ONE_THREAD, SHARED_DATA, STREET_VIDEO, need
 
 from cyclegan_edge import ASSETS_DIR
 
 av = pytest.importorskip("av")
 
 from cyclegan_edge.runtime.av_video import (KEY_PREFIX, KEY_TAG, AvSource, AvVideoWriter,  # noqa: E402
-                                            complete_mp4_prefix, hidden, job_key, probe_prior,
+                                            complete_mp4_prefix, hidden, job_key, pick_encoder, probe_prior,
                                             rotation_steps)  # fmt: skip
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend  # noqa: E402
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions  # noqa: E402
-from cyclegan_edge.runtime.sinks import EncodeSettings, MemorySink, encoded_size, jetson_h264_pipeline  # noqa: E402
+from cyclegan_edge.runtime.sinks import (EncodeSettings, MemorySink, SinkError, encoded_size,  # noqa: E402
+                                         jetson_h264_pipeline)  # fmt: skip
 
 MODEL = ASSETS_DIR / "photo2monet.onnx"
 DEMO = ASSETS_DIR / "demo.mp4"
 ENV = {**os.environ, **ONE_THREAD, "PYTHONUNBUFFERED": "1"}
 FRAMES = 120  # the cut: 9.6 s at 12.5 fps (two of the source's GOPs) and the 450 AAC packets under them
 GOP = 25  # the writer's keyframe interval at 12.5 fps (2 s): the kill test waits for the first on disk
+FLOWER = SHARED_DATA / "videos" / "flower.mp4"  # 150 frames at 29.97 fps, keyframes at frames 0 and 90
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -199,6 +201,7 @@ def test_kill9_leaves_a_playable_file_and_the_rerun_resumes(clip: Path, direct: 
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"resuming after frame {done}" in r.stderr
     assert f"{FRAMES - done} frames -> {out}" in r.stdout
+    assert "truncated or corrupt" not in r.stderr  # every frame before the resume point counts as decoded
     frames = decoded(out)
     assert len(frames) == FRAMES
     for i in range(done - 3, done + 3):  # around the splice: each frame is its own, none twice or missing
@@ -224,6 +227,41 @@ def test_kill9_leaves_a_playable_file_and_the_rerun_resumes(clip: Path, direct: 
     assert f"done (resumed after {done})" in row and f" {FRAMES} " in row
     assert len(packets(out_dir / "clip.mp4", "video")) == FRAMES
     assert not list(out_dir.glob(".*"))
+
+
+def test_a_resume_counts_the_frames_before_it(tmp_path: Path) -> None:
+    """A rerun resumes after the 120 frames (two GOPs) a stopped run converted, seeking to the source's keyframe
+    at 90: a healthy source is not called truncated (it was: 'decoded 60 of 150'), a truncated one still is, with
+    every frame that decodes counted."""
+    cut = tmp_path / "cut.mp4"  # the index (moov, at the start) still lists 150 frames; 130 decode
+    data = need(FLOWER).read_bytes()
+    cut.write_bytes(data[: len(data) * 9 // 10])
+    for src, warning in ((FLOWER, None), (cut, "decoded 130 of 150 frames (truncated or corrupt)")):
+        out = tmp_path / f"out_{src.name}"
+        first = runtime(str(src), str(out), "--size", "64", "--max-frames", "120")
+        assert first.returncode == 0 and "truncated" not in first.stderr, first.stderr[-2000:]
+        r = runtime(str(src), str(out), "--size", "64")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "resuming after frame 120" in r.stderr and "(120 earlier frames of this conversion kept" in r.stdout
+        warned = [ln for ln in r.stderr.splitlines() if "truncated or corrupt" in ln]
+        assert warned == ([f"WARNING {src}: {warning}; converted what decoded"] if warning else []), r.stderr
+        assert len(packets(out, "video")) == (130 if warning else 150)
+
+
+def test_a_preset_picks_the_encoder_that_takes_it(clip: Path, tmp_path: Path) -> None:
+    """--encoder auto: a CPU encoder's preset skips NVENC; an NVENC preset where no NVENC opens is one line, exit 1,
+    without FFmpeg's own (x264 [error]: invalid preset)."""
+    size, rate = (64, 64), Fraction(25)
+    assert pick_encoder(EncodeSettings(preset="veryslow"), size, rate) == "libx264"
+    assert pick_encoder(EncodeSettings(codec="av1", preset="10"), size, rate) == "libsvtav1"
+    if pick_encoder(EncodeSettings(), size, rate).endswith("_nvenc"):
+        pytest.skip("NVENC opens here: --preset p5 encodes with it")
+    with pytest.raises(SinkError, match="--preset p5 is an NVENC preset and libx264 encodes here: give one of ultra"):
+        pick_encoder(EncodeSettings(preset="p5"), size, rate)
+    out = tmp_path / "p5.mp4"
+    r = runtime("--video", str(clip), "--size", "64", "--max-frames", "2", "--preset", "p5", "-o", str(out))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and error_lines(r.stderr), r.stderr
+    assert not out.exists()
 
 
 def test_batch_inference_equals_single(clip: Path, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOption
                                             inference_size, output_size, too_small)  # fmt: skip
 from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, MultiSink, Sink,
                                          SinkError, check_sink_uri, display_available, is_display, is_stream_output,
-                                         open_sink, play_command)  # fmt: skip
+                                         open_sink, parse_bitrate, play_command, preset_choices)  # fmt: skip
 from cyclegan_edge.runtime.sources import (FILE_KINDS, Source, SourceError, SourceSpec, glob_root, open_source,
                                            parse_source)  # fmt: skip
 from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT, METRIC_FLOW, weight_arg
@@ -106,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(frames in flight on parallel streams: 1.5-1.9x the FPS on 2 cores)")  # fmt: skip
     ap.add_argument("--fp16", action="store_true", help="PyTorch on CUDA: half precision")
     ap.add_argument("--cuda-graphs", action="store_true", help="PyTorch on CUDA: replay captured CUDA graphs")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads for the backend (0: library default)")
-    ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    ap.add_argument("--threads", type=int_arg(0, 1024), default=0,
+                    help="CPU threads for the backend (0: library default)")  # fmt: skip
+    ap.add_argument("--max-frames", type=int_arg(0, 10**9), default=0, help="stop after this many frames (0: all)")
     ap.add_argument("--overwrite", action="store_true",
                     help="start over: convert files whose output exists (batch), discard a partial conversion")  # fmt: skip
     ap.add_argument("--batch", type=int_arg(1, 256), default=1, help="video files: frames per backend call; cameras always 1")
@@ -126,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--crf", type=int_arg(0, 63), help="quality, lower is better; default: h264 18, hevc 22, av1 30, mjpeg 3 (qscale)")
     vid.add_argument("--bitrate", metavar="RATE", help="a bitrate instead of --crf, e.g. 4M or 800k")
     vid.add_argument("--preset", help="encoder speed vs size: x264/x265 ultrafast..veryslow (default veryfast / fast), "
-                                      "SVT-AV1 0..13 (8), NVENC p1..p7 (p5)")  # fmt: skip
+                                      "SVT-AV1 -2..13 (8), NVENC p1..p7 (p5)")  # fmt: skip
     vid.add_argument("--encoder", choices=ENCODERS, default="auto", help="auto: NVENC when it opens here, else the CPU")
     vid.add_argument("--no-audio", action="store_true", help="drop the source's audio (copied by default)")
     return ap
@@ -137,6 +138,25 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
         raise argparse.ArgumentTypeError(f"{text!r}: give K/N with 0 <= K < N, e.g. 0/4")
     return int(k), int(n)
+
+
+def check_encoding(args: argparse.Namespace) -> None:
+    """UsageError for a --bitrate or --preset that the encoder would refuse only after the model has loaded."""
+    if args.bitrate is not None:
+        try:
+            parse_bitrate(args.bitrate)
+        except SinkError as e:
+            raise UsageError(str(e)) from None
+    if args.preset is None:
+        return
+    stream = bool(args.output) and is_stream_output(args.output)
+    allowed = preset_choices(args.codec, "cpu" if stream else args.encoder)  # streams encode with libx264
+    if not allowed:
+        raise UsageError(f"--codec {args.codec} has no presets: leave out --preset {args.preset}")
+    if args.preset not in allowed:
+        on = " for a stream (libx264)" if stream else "" if args.encoder == "auto" else f" on --encoder {args.encoder}"
+        raise UsageError(f"--preset {args.preset} is not a preset of --codec {args.codec}{on}: use one of "
+                         f"{', '.join(allowed)}")  # fmt: skip
 
 
 def encode_settings(args: argparse.Namespace) -> EncodeSettings:
@@ -364,6 +384,7 @@ def run(argv: list[str] | None) -> int:
     weight = args.stabilize_weight or (DEFAULT_WEIGHT if args.stabilize else 0.0)
     opts = replace(opts, stabilize=weight, flicker=args.flicker)
     chosen = chosen_input(args)
+    check_encoding(args)
     check_paths(args, *(chosen or (None, None)))
     options = backend_options(args, live=chosen is not None and chosen[1].live)
     model = chosen_model(args, options)

@@ -34,7 +34,8 @@ from av.bitstream import BitStreamFilterContext
 from cyclegan_edge.atomic import atomic_path
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.runtime.sinks import EncodeSettings, Sink, SinkError, encoded_size, pad_to, warn_padded
+from cyclegan_edge.runtime.sinks import (EncodeSettings, Sink, SinkError, encoded_size, pad_to, parse_bitrate,
+                                         preset_choices, warn_padded)  # fmt: skip
 from cyclegan_edge.runtime.sources import Source, SourceError
 
 if int(av.__version__.split(".")[0]) < 16:  # frame rotation, durations and template streams
@@ -72,19 +73,6 @@ CODECS = {
 
 
 # ---- pure helpers ---------------------------------------------------------------------------------
-def parse_bitrate(text: str) -> int:
-    """'4M', '800k', '2500000' -> bits per second."""
-    t = text.strip().lower()
-    scale = {"k": 10**3, "m": 10**6, "g": 10**9}.get(t[-1:], 1)
-    try:
-        value = float(t[:-1] if scale > 1 else t) * scale
-    except ValueError:
-        raise SinkError(f"--bitrate {text}: give bits per second, e.g. 4M or 800k") from None
-    if value < 1000:
-        raise SinkError(f"--bitrate {text}: too low (give bits per second, e.g. 4M or 800k)")
-    return int(value)
-
-
 def encoder_names(s: EncodeSettings) -> list[str]:
     """FFmpeg encoders to try, in order."""
     c = CODECS[s.codec]
@@ -190,7 +178,7 @@ class AvSource(Source):
         self.has_audio = bool(self.container.streams.audio)
         self.timestamps: list[int] = []
         self.durations: list[int] = []
-        self.skipped = 0  # frames before start_after()
+        self.skipped = 0  # frames before start_after(): an earlier run converted them
         self.finished = False
         self.frames_read = 0
         self._frames = self._decode()
@@ -218,9 +206,9 @@ class AvSource(Source):
         pts = frame.pts if frame.pts is not None else (self.timestamps[-1] + default if self.timestamps else 0)
         return img, pts, frame.duration or default
 
-    def start_after(self, seconds: Fraction) -> None:
-        """Continue with the first frame later than ``seconds`` (resume): seek to the keyframe before
-        it and drop what comes earlier."""
+    def start_after(self, seconds: Fraction, frames: int) -> None:
+        """Continue with the first frame later than ``seconds`` (resume; the ``frames`` up to it were
+        converted already): seek to the keyframe before it and drop what comes earlier."""
         target = int(seconds / self.time_base)
         self._pending = None
         self.container.seek(target, stream=self.stream, backward=True)
@@ -231,8 +219,8 @@ class AvSource(Source):
             self._frames = self._decode()
             item = self._next()
         while item is not None and item[1] * self.time_base <= seconds:
-            self.skipped += 1
             item = self._next()
+        self.skipped = frames  # not the frames dropped above: those after the keyframe only
         self._pending = item
         if item is None:
             self.finished = True
@@ -361,11 +349,16 @@ def probe_prior(path: Path, key: str, fragmented: bool) -> PriorWork | None:
 
 
 def pick_encoder(s: EncodeSettings, size: tuple[int, int], rate: Fraction) -> str:
-    """The first encoder of encoder_names() that opens here (NVENC needs an NVIDIA GPU and driver)."""
+    """The first encoder of encoder_names() that takes the preset and opens here (NVENC needs an NVIDIA GPU)."""
     names = encoder_names(s)
     for name in names:
         if not name.endswith("_nvenc"):
+            if s.preset in preset_choices(s.codec, "nvenc") and s.preset not in preset_choices(s.codec, "cpu"):
+                raise SinkError(f"--preset {s.preset} is an NVENC preset and {name} encodes here: give one of "
+                                f"{', '.join(preset_choices(s.codec, 'cpu'))}")  # fmt: skip
             return name
+        if s.preset is not None and s.preset not in preset_choices(s.codec, "nvenc"):
+            continue  # a CPU encoder's preset (--encoder auto)
         ctx: Any = av.CodecContext.create(name, "w")
         ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = size[1], size[0], "yuv420p", 1 / rate
         try:
@@ -419,7 +412,7 @@ class AvVideoWriter(Sink):
         # a camera's recording cannot resume: it is finalized)
         self.holds_back = other and not overwrite and not self.live and bool(self.key)
         if self.prior is not None and self.source is not None:
-            self.source.start_after(self.prior.end)
+            self.source.start_after(self.prior.end, self.prior.frames)
         self._t0: float | None = None
         self._last_pts = -1
 

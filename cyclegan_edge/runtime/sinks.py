@@ -35,6 +35,14 @@ log = logging.getLogger("cyclegan_edge.runtime")
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
 CODEC_NAMES = ("h264", "hevc", "av1", "mjpeg")
 ENCODERS = ("auto", "cpu", "nvenc")
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")  # fmt: skip
+NVENC_PRESETS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7", "default", "slow", "medium", "fast")
+# --preset by codec: x264/x265 by name, SVT-AV1 by number (-2 slowest .. 13 fastest), NVENC p1 (fastest) .. p7
+PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "cpu": {"h264": X26X_PRESETS, "hevc": X26X_PRESETS, "av1": tuple(str(n) for n in range(-2, 14))},
+    "nvenc": {"h264": NVENC_PRESETS, "hevc": NVENC_PRESETS, "av1": NVENC_PRESETS},
+}
 
 
 class SinkError(RuntimeError):
@@ -51,6 +59,25 @@ class EncodeSettings:
     preset: str | None = None  # encoder speed/size trade-off; None: the codec's default
     encoder: str = "auto"  # auto (NVENC when it opens, else CPU) | cpu | nvenc
     audio: bool = True  # copy the source's audio
+
+
+def preset_choices(codec: str, encoder: str = "auto") -> tuple[str, ...]:
+    """The presets ``codec`` takes on ``encoder`` (auto: on either; NVENC when it opens, else the CPU)."""
+    kinds = ("cpu", "nvenc") if encoder == "auto" else (encoder,)
+    return tuple(dict.fromkeys(p for kind in kinds for p in PRESETS[kind].get(codec, ())))
+
+
+def parse_bitrate(text: str) -> int:
+    """'4M', '800k', '2500000' -> bits per second."""
+    t = text.strip().lower()
+    scale = {"k": 10**3, "m": 10**6, "g": 10**9}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if scale > 1 else t) * scale
+    except ValueError:
+        raise SinkError(f"--bitrate {text}: give bits per second, e.g. 4M or 800k") from None
+    if not 1000 <= value <= 10**12:  # also nan and inf
+        raise SinkError(f"--bitrate {text}: out of range (give bits per second, 1k..1000G, e.g. 4M or 800k)")
+    return int(value)
 
 
 def encoded_size(size: tuple[int, int], codec: str = "h264") -> tuple[int, int]:
