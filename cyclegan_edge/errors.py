@@ -12,11 +12,13 @@ get the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 TRACEBACK_ENV = "CYCLEGAN_EDGE_TRACEBACK"
@@ -89,20 +91,37 @@ def describe(exc: BaseException, hint: bool = True) -> str:
     return line + (f" (unexpected; {TRACEBACK_ENV}=1 shows the traceback)" if hint else "")
 
 
-def import_holding_ctrl_c(names: tuple[str, ...]) -> None:
-    """Import these modules with Ctrl-C held back until they are loaded: loading torch's extension swallows a
-    SIGINT that arrives meanwhile (the command then ran on as if none had come). A held one is raised after."""
-    block = getattr(signal, "pthread_sigmask", None)  # POSIX only
-    old = block(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
+@contextlib.contextmanager
+def holding_ctrl_c(mask: bool = True) -> Iterator[list[int]]:
+    """Ctrl-C held back inside, and delivered after: for steps that must not stop halfway, and for loading torch,
+    whose extension swallows a SIGINT that arrives meanwhile (the command then ran on as if none had come). Two
+    layers: the mask keeps a new SIGINT pending in the OS, and the handler records one that Python had already
+    caught but not yet acted on (its handler runs whenever the interpreter next checks). ``mask=False``: the
+    handler only, and what it recorded is yielded, so that work inside can stop early (a TensorRT build)."""
+    block = getattr(signal, "pthread_sigmask", None) if mask else None  # POSIX only
+    old_mask = block(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
+    caught: list[int] = []
+    main = threading.current_thread() is threading.main_thread()  # handlers are the main thread's only
+    previous = signal.signal(signal.SIGINT, lambda n, _: caught.append(n)) if main else None
     try:
+        yield caught
+    finally:
+        if block:
+            block(signal.SIG_SETMASK, old_mask)  # a pending SIGINT arrives now, and is caught while the handler is ours
+        if main:
+            signal.signal(signal.SIGINT, previous)
+            if caught:
+                signal.raise_signal(signal.SIGINT)  # as the previous handler would have had it: raise, ignore or exit
+
+
+def import_holding_ctrl_c(names: tuple[str, ...]) -> None:
+    """Import these modules with Ctrl-C held back until they are loaded (see holding_ctrl_c)."""
+    with holding_ctrl_c():
         for name in names:
             try:
                 importlib.import_module(name)
             except ImportError:
                 pass  # the command names the missing extra when it needs the module
-    finally:
-        if block:
-            block(signal.SIG_SETMASK, old)
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None,

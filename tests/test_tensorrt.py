@@ -4,8 +4,10 @@ TensorRT-RTX engine builds (it builds without a GPU; running an engine is in tes
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -251,3 +253,29 @@ def test_export_cli_writes_an_engine_and_the_runtime_explains_what_is_missing(tm
     assert lines[0] == (f"WARNING {tmp_path / 'm.plan'}: built from an earlier {tmp_path.resolve() / 'm.fp16.onnx'} (the "
                         "file has changed since), so it runs the old model; rebuild it: python -m cyclegan_edge.export "
                         f"{tmp_path.resolve() / 'm.fp16.onnx'} --engine {tmp_path / 'm.plan'}")  # fmt: skip
+
+
+@needs_rtx
+def test_ctrl_c_stops_an_engine_build_and_keeps_the_previous_engine(tmp_path: Path) -> None:
+    """TensorRT catches a KeyboardInterrupt raised in its logger callback, and the build went on to replace the
+    engine (exit 0), or was stopped between the engine and its sidecar (a mismatched pair). Now Ctrl-C cancels the
+    build: exit 130, one line, and the earlier engine and sidecar stay as they were, a matching pair."""
+    onnx, plan = ASSETS / "photo2monet.onnx", tmp_path / "m.plan"
+    export = [sys.executable, "-m", "cyclegan_edge.export", str(onnx), "--engine", str(plan)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([*export, "--max-shape", "1x3x256x256"], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    before = plan.read_bytes(), sidecar_path(plan).read_bytes()
+    assert EngineSidecar.read(sidecar_path(plan)).engine_bytes == len(before[0])
+    log = tmp_path / "out.txt"
+    with open(log, "w") as out:  # the default profile (up to 1088x1920): a build of seconds
+        proc = subprocess.Popen(export, stdout=out, stderr=subprocess.PIPE, text=True, env=env,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+        deadline = time.monotonic() + 120
+        while "building the engine" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # into TensorRT's parser or builder
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip() == "error: interrupted", err
+    assert (plan.read_bytes(), sidecar_path(plan).read_bytes()) == before

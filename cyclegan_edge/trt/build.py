@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, sha256_file
+from cyclegan_edge.errors import holding_ctrl_c
 from cyclegan_edge.model_files import BASE_MULTIPLE, metadata_size_multiple
 from cyclegan_edge.onnx_facts import read_onnx_facts
 from cyclegan_edge.trt.loader import TensorRTUnavailable, gpu_identity, import_tensorrt, recording_logger
@@ -90,46 +91,71 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     version = str(getattr(trt, "__version__", "0"))
     plan = plan_build(flavor, version, onnx_prec, opts.precision)
 
-    logger, messages = recording_logger(trt)
-    builder: tensorrt.Builder = trt.Builder(logger)
-    flags = 0
-    for name in plan.network_flags:
-        flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
-    network: tensorrt.INetworkDefinition = builder.create_network(flags)
-    parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(" ".join(str(parser.get_error(i)).split()) for i in range(parser.num_errors))
-        raise EngineBuildError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
-
-    config: tensorrt.IBuilderConfig = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mib << 20)
-    for name in plan.builder_flags:
-        config.set_flag(getattr(trt.BuilderFlag, name))
-    if opts.dla_core is not None:
-        config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = opts.dla_core
-        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-    set_profile(trt, builder, network, config, profile)
-    cache = load_timing_cache(config, opts.timing_cache)
-
-    serialized: tensorrt.IHostMemory | None = builder.build_serialized_network(network, config)
+    gpu_name, cc = build_target(flavor)  # all the sidecar needs, before the build: the pair is written together
+    onnx_sha256 = sha256_file(onnx_path)
+    # TensorRT runs Python only in its logger and progress callbacks, and catches what they raise: a Ctrl-C there
+    # was printed and the build went on. So Ctrl-C only sets a flag meanwhile, the progress monitor (TensorRT 8.6+)
+    # cancels the build at its next step (without one it finishes and is thrown away), KeyboardInterrupt after.
+    with holding_ctrl_c(mask=False) as stop:
+        logger, messages = recording_logger(trt)
+        builder: tensorrt.Builder = trt.Builder(logger)
+        flags = 0
+        for name in plan.network_flags:
+            flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
+        network: tensorrt.INetworkDefinition = builder.create_network(flags)
+        parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(onnx_path)):
+            errors = "; ".join(" ".join(str(parser.get_error(i)).split()) for i in range(parser.num_errors))
+            raise EngineBuildError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
+        config: tensorrt.IBuilderConfig = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mib << 20)
+        for name in plan.builder_flags:
+            config.set_flag(getattr(trt.BuilderFlag, name))
+        if opts.dla_core is not None:
+            config.default_device_type = trt.DeviceType.DLA
+            config.DLA_core = opts.dla_core
+            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        set_profile(trt, builder, network, config, profile)
+        cache = load_timing_cache(config, opts.timing_cache)
+        if hasattr(trt, "IProgressMonitor"):
+            config.progress_monitor = cancelling_monitor(trt, stop)
+        serialized: tensorrt.IHostMemory | None = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineBuildError(f"TensorRT could not build {onnx_path}: " + " | ".join(messages[-5:]))
-    engine_path = Path(engine_path)
-    with atomic_path(engine_path) as tmp:
-        tmp.write_bytes(bytes(serialized))
+    engine, engine_path = bytes(serialized), Path(engine_path)
+    sidecar = EngineSidecar(
+        tensorrt_flavor=flavor, tensorrt_version=version, gpu_name=gpu_name, compute_capability=cc,
+        precision=opts.precision, profile=profile.as_dict(), onnx_sha256=onnx_sha256,
+        strongly_typed=plan.strongly_typed, dla_core=opts.dla_core, toolkit_version=__version__,
+        size_multiple=multiple, onnx_file=str(Path(onnx_path).resolve()), engine_bytes=len(engine),
+    )  # fmt: skip
+    with holding_ctrl_c():  # an engine and a sidecar that describes another one would be refused, or misread
+        with atomic_path(engine_path) as tmp:
+            tmp.write_bytes(engine)
+        sidecar.write(sidecar_path(engine_path))
     if cache is not None and opts.timing_cache:
         with atomic_path(opts.timing_cache) as tmp:
             tmp.write_bytes(bytes(cache.serialize()))
-
-    gpu_name, cc = build_target(flavor)
-    EngineSidecar(
-        tensorrt_flavor=flavor, tensorrt_version=version, gpu_name=gpu_name, compute_capability=cc,
-        precision=opts.precision, profile=profile.as_dict(), onnx_sha256=sha256_file(onnx_path),
-        strongly_typed=plan.strongly_typed, dla_core=opts.dla_core, toolkit_version=__version__,
-        size_multiple=multiple, onnx_file=str(Path(onnx_path).resolve()),
-    ).write(sidecar_path(engine_path))  # fmt: skip
     return engine_path
+
+
+def cancelling_monitor(trt: Any, stop: list[int]) -> Any:
+    """A TensorRT progress monitor that cancels the build once ``stop`` holds something (a Ctrl-C)."""
+
+    class Monitor(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            pass
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            return not stop
+
+        def phase_finish(self, phase_name: str) -> None:
+            pass
+
+    return Monitor()
 
 
 def build_target(flavor: str) -> tuple[str, str]:

@@ -62,6 +62,9 @@ class TensorRTBackend:
     def __init__(self, path: Path) -> None:
         trt, flavor = import_tensorrt()
         sidecar = EngineSidecar.read(sidecar_path(path))
+        if sidecar.engine_bytes and sidecar.engine_bytes != path.stat().st_size:
+            raise EngineCompatError(f"{path}: its sidecar {sidecar_path(path).name} describes another engine "
+                                    f"({sidecar.engine_bytes} bytes, this one has {path.stat().st_size}): rebuild it")  # fmt: skip
         stale = stale_source(path, sidecar)
         if stale:
             log.warning("%s", stale)

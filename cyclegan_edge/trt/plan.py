@@ -130,6 +130,7 @@ class EngineSidecar:
     toolkit_version: str = ""
     size_multiple: int = BASE_MULTIPLE  # H and W multiples the model needs (a U-Net's 2**depth); the backend pads to it
     onnx_file: str = ""  # the ONNX it was built from, absolute (sidecars of older versions lack it)
+    engine_bytes: int = 0  # the engine's size: a sidecar of another engine (an older version's interrupted build)
 
     def write(self, path: str | os.PathLike[str]) -> None:
         from cyclegan_edge.atomic import write_json
