@@ -174,42 +174,43 @@ def test_exception_in_inference_keeps_converted_frames(street_video: Path, backe
     assert n == stats.frames_out and 0 < n <= 20 and (w, h) == (768, 432)
 
 
-def test_a_conversion_stopped_early_leaves_an_existing_output_as_it_was(street_video: Path, backend: OnnxRuntimeBackend,
-                                                                       tmp_path: Path) -> None:  # fmt: skip
-    """Another file at OUTPUT (here the user's own video) is replaced only by a complete conversion: one stopped
-    early (an inference error here; Ctrl-C takes the same path) leaves it byte for byte and keeps its frames beside
-    it, and the same job then resumes them and replaces the file."""
+def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend: OnnxRuntimeBackend,
+                                                    tmp_path: Path) -> None:  # fmt: skip
+    """Another file at OUTPUT (here the user's own video, then another conversion's output) is never replaced
+    without --overwrite: the writer refuses before any frame, and the file stays byte for byte. This conversion's
+    own output resumes; --overwrite replaces the other file, and stopped early leaves what was converted."""
     from cyclegan_edge.runtime.av_video import AvVideoWriter
     from cyclegan_edge.runtime.pipeline import after_resume
-    from cyclegan_edge.runtime.sinks import EncodeSettings
+    from cyclegan_edge.runtime.sinks import EncodeSettings, OutputExists
 
     out = tmp_path / "precious.mp4"
     shutil.copy(street_video, out)
     before = out.read_bytes()
     opts = PipelineOptions(size=64, max_frames=60)
 
-    def convert(b: Any, overwrite: bool = False) -> tuple[AvVideoWriter, Any]:
+    def convert(b: Any, job: tuple[object, ...] = ("h2z", 64), overwrite: bool = False) -> tuple[AvVideoWriter, Any]:
         source = open_source(str(street_video))
-        sink = AvVideoWriter(out, source.size, source.fps, EncodeSettings(), source, ("h2z", 64), overwrite)
-        left = after_resume(opts, sink.resumed)
-        assert left is not None
-        stats = Pipeline(source, b, sink, left).run()
-        source.close()
-        return sink, stats
+        try:
+            sink = AvVideoWriter(out, source.size, source.fps, EncodeSettings(), source, job, overwrite)
+            left = after_resume(opts, sink.resumed)
+            assert left is not None
+            return sink, Pipeline(source, b, sink, left).run()
+        finally:
+            source.close()
 
-    sink, stats = convert(FailingBackend(backend, 30))
-    assert stats.error is not None and 0 < stats.frames_out <= 30
-    assert out.read_bytes() == before
-    assert sink.held_back == tmp_path / ".precious.partial.mp4" and video_info(sink.held_back)[0] == stats.frames_out
-
-    again, stats2 = convert(backend)
-    assert stats2.error is None and again.resumed == stats.frames_out and again.held_back is None
-    assert video_info(out)[0] == 60 and not (tmp_path / ".precious.partial.mp4").exists()
+    with pytest.raises(OutputExists, match="precious.mp4 exists and holds no work of this conversion"):
+        convert(backend)
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["precious.mp4"]
 
     # --overwrite asks for the file to be replaced: stopped early, what was converted takes its place
-    shutil.copy(street_video, out)
-    forced, stats3 = convert(FailingBackend(backend, 10), overwrite=True)
-    assert stats3.error is not None and forced.held_back is None and video_info(out)[0] == stats3.frames_out
+    forced, stats = convert(FailingBackend(backend, 10), overwrite=True)
+    assert stats.error is not None and video_info(out)[0] == stats.frames_out
+    again, stats2 = convert(backend)  # the same job resumes its own output
+    assert stats2.error is None and again.resumed == stats.frames_out and video_info(out)[0] == 60
+    converted = out.read_bytes()
+    with pytest.raises(OutputExists):  # another job (another model) keeps its hands off it
+        convert(backend, job=("z2h", 64))
+    assert out.read_bytes() == converted
 
 
 def test_batch_folder(street_video: Path, h2z_onnx: Path, horse_paths: list[Path], tmp_path: Path) -> None:

@@ -190,16 +190,15 @@ def test_old_flags_still_work(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert rc == 0 and f"{len(IMAGES)} of {len(IMAGES)} files ok" in stdout, errors
 
 
-def test_an_existing_image_output_is_replaced_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                             caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_an_existing_image_output_is_kept_unless_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "mine.png"
     common = ["--size", "64", "--threads", "1", "--backend", "onnxruntime"]
     assert runtime(capsys, str(IMAGES[0]), str(out), *common)[0] == 0
-    assert not [r for r in caplog.records if "exists" in r.getMessage()]
     first = out.read_bytes()
-    assert runtime(capsys, str(IMAGES[1]), str(out), *common)[0] == 0
-    assert [r.getMessage() for r in caplog.records if "exists" in r.getMessage()] == [
-        f"{out} exists: it is replaced once the new image is complete"]
+    rc, _, errors = runtime(capsys, str(IMAGES[1]), str(out), *common)
+    assert rc == 1 and errors == [f"error: {out} exists: --overwrite replaces it, or give another output"]
+    assert out.read_bytes() == first
+    assert runtime(capsys, str(IMAGES[1]), str(out), *common, "--overwrite")[0] == 0
     assert out.read_bytes() != first
 
 
@@ -228,8 +227,10 @@ def test_bare_demo_takes_model_named_demo_refuses_one(tmp_path: Path, capsys: py
     assert rc == 0 and f"(model {MODEL}, onnxruntime" in out and frame_count(mine_out) == 2, errors
     rc, _, errors = runtime(capsys, "--demo", "monet", "--model", str(MODEL), "-o", str(bundled_out), *common)
     assert rc == 2 and len(errors) == 1 and "leave out --model" in errors[0] and not bundled_out.exists()
-    # another conversion (another size) into the first output: replaced at the end, and said so
-    caplog.clear()
+    # another conversion (another size) into the first output: refused, the file kept; --overwrite replaces it
+    first = mine_out.read_bytes()
     rc, out, errors = runtime(capsys, "--demo", "-o", str(mine_out), *common, "--size", "32")
-    assert rc == 0 and "2 frames -> " in out and frame_count(mine_out) == 2, errors
-    assert any("exists (not this conversion's output): it is replaced" in r.getMessage() for r in caplog.records)
+    assert rc == 1 and len(errors) == 1 and "exists and holds no work of this conversion" in errors[0], errors
+    assert mine_out.read_bytes() == first
+    rc, out, errors = runtime(capsys, "--demo", "-o", str(mine_out), *common, "--size", "32", "--overwrite")
+    assert rc == 0 and "2 frames -> " in out and frame_count(mine_out) == 2 and mine_out.read_bytes() != first

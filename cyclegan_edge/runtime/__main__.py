@@ -30,14 +30,15 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cyclegan_edge import ASSETS_DIR as ASSETS
 from cyclegan_edge.errors import ArgumentParser, UsageError, int_arg, run_cli
-from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, check_outputs, output_path
+from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_outputs, output_path
 from cyclegan_edge.runtime.backends import (BACKENDS, OV_PRECISIONS, Backend, BackendOptions, backend_for, open_backend,
                                             openvino_importable)  # fmt: skip
 from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOptions, PipelineStats, after_resume,
                                             inference_size, output_size, too_small)  # fmt: skip
-from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, MultiSink, Sink,
-                                         SinkError, check_sink_uri, display_available, is_display, is_stream_output,
-                                         open_sink, parse_bitrate, play_command, preset_choices)  # fmt: skip
+from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, MultiSink,
+                                         OutputExists, Sink, SinkError, check_sink_uri, display_available, is_display,
+                                         is_stream_output, open_sink, parse_bitrate, play_command,
+                                         preset_choices)  # fmt: skip
 from cyclegan_edge.runtime.sources import (FILE_KINDS, Source, SourceError, SourceSpec, glob_root, open_source,
                                            parse_source)  # fmt: skip
 from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT, METRIC_FLOW, weight_arg
@@ -287,6 +288,18 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
     elif kind not in ("folder", "glob"):  # the batch converter checks each of its outputs
         target = image_output(Path(str(uri)), args.output) if kind == "image" else Path(args.output)
         check_outputs([Path(p) for p in (uri, args.model) if p and Path(p).is_file()], [target])
+        if target.is_file() and not args.overwrite and not converted_here(target):  # else the writer tells
+            raise OutputExists(f"{target} exists: --overwrite replaces it, or give another output")
+
+
+def converted_here(path: Path) -> bool:
+    """Whether ``path`` is a video that a conversion of this toolkit wrote (it may hold this one's frames)."""
+    from cyclegan_edge.runtime.sources import pyav
+
+    if path.suffix.lower() not in VIDEO_EXTENSIONS or path.suffix.lower() == ".avi":  # .avi: OpenCV's, untagged
+        return False
+    av_video = pyav()
+    return av_video is not None and bool(av_video.converted_here(path))
 
 
 def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str) -> int:
@@ -311,7 +324,7 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
     if not left:
         print(f"{sink.name} already holds the {sink.resumed} frames of this conversion (--overwrite converts again)")
         return 0
-    where = f"{sink.held_back} ({sink.name} left as it was)" if sink.held_back else sink.name
+    where = sink.name
     report(stats, backend, where, source.live, model_name(args))
     if sink.resumed:
         print(f"({sink.resumed} earlier frames of this conversion kept; --overwrite starts over)")
@@ -367,8 +380,6 @@ def run_image(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
 
     src = Path(uri)
     out = image_output(src, args.output)  # checked against the inputs already (check_paths)
-    if out.is_file():
-        log.warning("%s exists: it is replaced once the new image is complete", out)
     result = convert_image(src, out, backend, opts)
     if result.error is not None:
         print(f"error: {src}: {result.error}", file=sys.stderr)

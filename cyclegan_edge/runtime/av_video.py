@@ -34,8 +34,8 @@ from av.bitstream import BitStreamFilterContext
 from cyclegan_edge.atomic import atomic_path
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.runtime.sinks import (EncodeSettings, Sink, SinkError, encoded_size, pad_to, parse_bitrate,
-                                         preset_choices, warn_padded)  # fmt: skip
+from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, Sink, SinkError, encoded_size, pad_to,
+                                         parse_bitrate, preset_choices, warn_padded)  # fmt: skip
 from cyclegan_edge.runtime.sources import Source, SourceError
 
 if int(av.__version__.split(".")[0]) < 16:  # frame rotation, durations and template streams
@@ -348,6 +348,15 @@ def probe_prior(path: Path, key: str, fragmented: bool) -> PriorWork | None:
     return PriorWork(path, len(timing), Fraction(last) * time_base, Fraction(duration) * time_base)
 
 
+def converted_here(path: Path) -> bool:
+    """Whether a video file was written by a conversion of this toolkit (its job key in the comment tag)."""
+    try:
+        with av.open(str(path)) as c:
+            return str(c.metadata.get(KEY_TAG, "")).startswith(KEY_PREFIX)
+    except (av.FFmpegError, OSError):
+        return False
+
+
 def pick_encoder(s: EncodeSettings, size: tuple[int, int], rate: Fraction) -> str:
     """The first encoder of encoder_names() that takes the preset and opens here (NVENC needs an NVIDIA GPU)."""
     names = encoder_names(s)
@@ -398,28 +407,23 @@ class AvVideoWriter(Sink):
         self.frames = 0  # frames written by this run
         self.out: Any = None
         self.prior: PriorWork | None = None
-        self.own_output = False  # NAME holds this job's work (an earlier run's, complete or stopped)
+        at_path = probe_prior(self.path, self.key, False) if self.key and not overwrite else None
+        if self.path.exists() and at_path is None and not overwrite:  # resumed or complete otherwise
+            raise OutputExists(f"{self.path} exists and holds no work of this conversion (another model, other "
+                               "settings or another file): --overwrite replaces it, or give another output")  # fmt: skip
         if overwrite or not self.key:
             self._set_aside_stale()
         else:
-            self.prior = self._find_prior()
+            self.prior = self._find_prior(at_path)
         self.resumed = self.prior.frames if self.prior else 0
-        other = self.path.exists() and not self.own_output
-        if other and not overwrite:
-            log.warning("%s exists (not this conversion's output): it is replaced once this conversion is complete",
-                        self.path)  # fmt: skip
-        # Stopped early, a resumable job keeps its frames beside that file, not in its place (--overwrite: replace it;
-        # a camera's recording cannot resume: it is finalized)
-        self.holds_back = other and not overwrite and not self.live and bool(self.key)
         if self.prior is not None and self.source is not None:
             self.source.start_after(self.prior.end, self.prior.frames)
         self._t0: float | None = None
         self._last_pts = -1
 
     # ---- previous work -----------------------------------------------------------------------------
-    def _find_prior(self) -> PriorWork | None:
-        at_path = probe_prior(self.path, self.key, False)
-        self.own_output = at_path is not None
+    def _find_prior(self, at_path: PriorWork | None) -> PriorWork | None:
+        """The most frames of this job among the partial file, the resume stash and NAME (``at_path``)."""
         found = [p for p in (probe_prior(self.partial, self.key, True), probe_prior(self.stash, self.key, True),
                              at_path) if p is not None]  # fmt: skip
         best = max(found, key=lambda p: p.frames, default=None)
@@ -563,11 +567,6 @@ class AvVideoWriter(Sink):
             raise self._failed(e) from None
         finally:
             self.out = None
-        if self.holds_back and not self.complete:  # stopped early: keep the work beside NAME, not in its place
-            self.held_back = self.partial
-            log.warning("%s: stopped before the end; it is left as it was, and the %d converted frames stay in %s "
-                        "(the same command resumes them)", self.path, self.resumed + self.frames, self.partial.name)  # fmt: skip
-            return
         self._finalize()
 
     def _end_time(self) -> Fraction:

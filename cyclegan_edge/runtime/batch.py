@@ -37,7 +37,7 @@ from cyclegan_edge.runtime.pipeline import (
     output_size,
     too_small,
 )
-from cyclegan_edge.runtime.sinks import EncodeSettings, SinkError, open_output
+from cyclegan_edge.runtime.sinks import EncodeSettings, OutputExists, SinkError, open_output
 from cyclegan_edge.runtime.sources import SourceError, glob_root, open_source
 
 
@@ -113,6 +113,8 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
         if not left:
             sink.close()
         bar.close()
+    except OutputExists:  # another conversion's output (--overwrite replaces it): kept, as a finished one is
+        return FileResult(src, out, SKIPPED_EXISTS)
     except SinkError as e:
         return failure(src, without_name(e))
     finally:

@@ -378,7 +378,6 @@ class Pipeline:
                 self.stats.dropped = self.q_capture.dropped
             self.stats.flicker = self.meter.value if self.meter is not None else None
             try:
-                self.sink.complete = not (self.stats.interrupted or self.errors)
                 self.sink.close()  # finalize what was written, whatever happened
             except Exception as e:  # a failed finalization is the run's error too
                 self.errors.append(e)

@@ -49,6 +49,10 @@ class SinkError(RuntimeError):
     pass
 
 
+class OutputExists(SinkError):
+    """The output file exists and holds no work of this conversion: replaced only with --overwrite."""
+
+
 @dataclass(frozen=True)
 class EncodeSettings:
     """How video files are encoded (PyAV writer; the OpenCV fallback only knows mp4v/MJPEG)."""
@@ -105,8 +109,6 @@ class Sink:
 
     name: str
     resumed: int = 0  # frames an earlier, interrupted run of the same job already wrote (kept)
-    complete: bool = True  # False when the run stopped early (Ctrl-C, an error): close() must not replace others' work
-    held_back: Path | None = None  # after such a close(): where the frames stay, the target left untouched
 
     def write(self, frame: np.ndarray, status: str = "") -> None:
         raise NotImplementedError
@@ -191,6 +193,8 @@ def open_video_file(path: Path, fps: float, size: tuple[int, int], settings: Enc
         try:
             sink: Sink = av_video.AvVideoWriter(path, size, fps, settings, source, job, overwrite)
             return sink
+        except OutputExists:
+            raise
         except SinkError:
             if not (settings.encoder == "nvenc" and has_jetson_encoder()):
                 raise
@@ -354,9 +358,7 @@ class MultiSink(Sink):
 
     def close(self) -> None:
         for s in self.sinks:
-            s.complete = self.complete
             s.close()
-        self.held_back = next((s.held_back for s in self.sinks if s.held_back), None)
 
 
 class MemorySink(Sink):
