@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED_DATA, need
+from conftest import ROOT, SHARED_DATA, as_user, need
 from cyclegan_edge import ASSETS_DIR
 
 from cyclegan_edge.bench.report import ROW_KEYS, SCHEMA, STAT_KEYS, compare, load_report, validate
@@ -53,6 +53,12 @@ def test_parse_sizes() -> None:
     assert parse_sizes("256,512x768,720p") == [(256, 256), (512, 768), (720, 1280)]
     with pytest.raises(ValueError, match="bad size"):
         parse_sizes("huge")
+    assert parse_sizes(" 64 , 48 x 80 ,") == [(64, 64), (48, 80)]
+    for bad in ("512x", "x512", "1x2x3", "-64", "6 4", "64.5"):
+        with pytest.raises(ValueError, match=f"bad size '{bad}': use 256, HxW or 720p"):
+            parse_sizes(bad)
+    with pytest.raises(ValueError, match="no size given"):
+        parse_sizes(" , ")
 
 
 def test_tegrastats_nano_jetpack4() -> None:
@@ -310,3 +316,96 @@ def test_fps_vs_size_plot_names_the_sizes_and_draws_every_batch(tmp_path: Path) 
     assert img is not None and img.shape[0] > 400 and img.std() > 5
     one = [r for r in rows if (r["height"], r["width"]) == (64, 64)]
     assert "one input size (64x64)" in str(fps_plot_skipped(one))
+
+
+MODEL = ASSETS_DIR / "photo2monet.onnx"
+QUICK = ["--sizes", "64", "--iters", "2", "--warmup", "1"]
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--sizes", "abc"], "--sizes abc: bad size 'abc': use 256, HxW or 720p"),
+    (["--sizes", "512x"], "--sizes 512x: bad size '512x': use 256, HxW or 720p"),
+    (["--sizes", "64x48x32"], "--sizes 64x48x32: bad size '64x48x32': use 256, HxW or 720p"),
+    (["--sizes", ","], "--sizes ,: no size given: use 256, HxW or 720p"),
+    (["--batches", "two"], "--batches two: use batch sizes of 1 or more, e.g. 1,4"),
+    (["--batches", "1,0"], "--batches 1,0: use batch sizes of 1 or more, e.g. 1,4"),
+    (["--iters", "0"], "argument --iters: '0' is not allowed: use 1..1000000"),
+    (["--warmup", "-1"], "argument --warmup: '-1' is not allowed: use 0..1000000"),
+    (["--threads", "-1"], "argument --threads: '-1' is not allowed: use 0..1024"),
+    (["--variants", "onnxruntime-fp32,tensorrt"], "unknown variants ['tensorrt']: use pytorch, "),
+])  # fmt: skip
+def test_a_wrong_command_line_is_one_usage_line_before_any_work(
+    flags: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, stdout, err = bench([MODEL, "-o", tmp_path / "r", *QUICK, *flags], capsys)
+    assert (status, stdout, err.count("\n")) == (2, "", 1), err[-2000:]  # no progress bar: nothing was started
+    assert err.startswith(f"error: {says}")
+    assert not (tmp_path / "r").exists()
+
+
+def test_help_says_what_iters_and_warmup_are_with_their_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from cyclegan_edge.bench.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--iters ITERS timed calls per variant, size and batch (default: 30)" in text
+    assert "--warmup WARMUP untimed calls before them (default: 5)" in text
+    assert "--sizes SIZES, --size SIZES e.g. 256,512,360x640,720p (default: 256)" in text
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = tmp_path / "h2z.onnx.parity.json"  # a file given where the output folder goes
+    taken.write_text("keep me\n")
+    d = tmp_path / "d"
+    (d / "report.md").mkdir(parents=True)
+    said = {taken: f"{taken}: a file, not a folder (bench writes report.json, report.md and plots into a folder)",
+            taken / "sub": f"{taken / 'sub'}: cannot write (Not a directory)",
+            d: f"{d}: a folder is in the way of {d / 'report.md'}"}  # fmt: skip
+    for out, line in said.items():
+        assert bench([MODEL, "-o", out, *QUICK], capsys) == (1, "", f"error: --output {line}\n")  # no progress bar
+    assert taken.read_text() == "keep me\n" and os.listdir(tmp_path / "d") == ["report.md"]
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    for out in (ro, ro / "sub"):  # the folder given, never a hidden temporary file's name
+        cmd = [*as_user(), sys.executable, "-m", "cyclegan_edge.bench", str(MODEL), "-o", str(out), *QUICK]
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert (r.returncode, r.stdout) == (1, "")
+        assert r.stderr == f"error: --output {out}: cannot write (Permission denied)\n"
+    # the report's own write (after the measurements) says the same line, should the folder go bad meanwhile
+    probe = ("import sys; from pathlib import Path; from cyclegan_edge.bench import report as r\n"
+             "from cyclegan_edge.bench.__main__ import save_report\n"
+             "for out in map(Path, sys.argv[1:]):\n"
+             "    for f in (lambda: r.check_output(out, []), lambda: save_report(out, {'results': []}, [], False)):\n"
+             "        try: f()\n"
+             "        except r.OutputError as e: print(e)\n")  # fmt: skip
+    r = subprocess.run([*as_user(), sys.executable, "-c", probe, str(ro), str(taken)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)  # fmt: skip
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4 and lines[0::2] == lines[1::2], r.stdout + r.stderr[-2000:]
+    assert os.listdir(ro) == [] and taken.read_text() == "keep me\n"
+
+
+def test_tensorrt_variants_are_skipped_before_any_build_where_no_gpu_could_run_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cyclegan_edge.bench.runner import gpu_visible, prepare_variants
+
+    if gpu_visible():
+        pytest.skip("a CUDA GPU is here: the engines are built and run")
+    note = ("tensorrt-fp32, tensorrt-fp16 skipped: no CUDA GPU here to run an engine (neither cuda-python nor PyTorch "
+            "sees one); python -m cyclegan_edge.export MODEL --engine OUT.plan builds one")  # fmt: skip
+    work = tmp_path / "work"
+    work.mkdir()
+    assert prepare_variants(MODEL, ["tensorrt-fp32", "tensorrt-fp16"], work, None) == ([], [note])
+    assert os.listdir(work) == []  # neither an FP16 ONNX nor an engine was made for them
+    out = tmp_path / "rep"
+    status, _, err = bench([MODEL, "--variants", "onnxruntime-fp32,tensorrt-fp32,tensorrt-fp16", "-o", out, *QUICK],
+                           capsys)  # fmt: skip
+    assert status == 0, err[-2000:]
+    report = load_report(out / "report.json")
+    assert [r["variant"] for r in report["results"]] == ["onnxruntime-fp32"]
+    assert note in report["notes"] and not any("built, not run" in n for n in report["notes"])

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan_edge.atomic import atomic_path, write_json
-from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, UsageError, int_arg, run_cli
+from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, RawHelpFormatter, UsageError, int_arg, run_cli
 from cyclegan_edge.model_files import is_checkpoint
 
 ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs",
@@ -64,15 +64,14 @@ def check_model_path(model: str) -> None:
 
 
 def parse_run(argv: list[str]) -> argparse.Namespace:
-    ap = ArgumentParser(prog="python -m cyclegan_edge.bench", description=__doc__,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap = ArgumentParser(prog="python -m cyclegan_edge.bench", description=__doc__, formatter_class=RawHelpFormatter)
     ap.add_argument("model", help="generator checkpoint (.pth: all variants) or .onnx")
     ap.add_argument("--variants", default="auto", help=f"comma list of {', '.join(ALL_VARIANTS)}, or auto")
     ap.add_argument("--sizes", "--size", default="256", help="e.g. 256,512,360x640,720p")
     ap.add_argument("--batches", "--batch", dest="batch", default="1", help="e.g. 1,4")
-    ap.add_argument("--iters", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads per backend (0: library default)")
+    ap.add_argument("--iters", type=int_arg(1, 10**6), default=30, help="timed calls per variant, size and batch")
+    ap.add_argument("--warmup", type=int_arg(0, 10**6), default=5, help="untimed calls before them")
+    ap.add_argument("--threads", type=int_arg(0, 1024), default=0, help="CPU threads per backend (0: library default)")
     ap.add_argument("--calib", help="real images: calibrate the INT8 variants; the first 2 also check parity")
     ap.add_argument("--baseline", default=None, help="variant the ratios refer to (default: the first)")
     ap.add_argument("--tegrastats", action="store_true", help="sample power/temperature with tegrastats (Jetson)")
@@ -83,15 +82,18 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
 
 def save_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]], with_plots: bool) -> list[Path]:
     """report.json and report.md (atomically: a reader never sees half a report), and the plots; returns the
-    files written."""
-    from cyclegan_edge.bench.report import markdown, plots
+    files written. A failed write is one line naming --output (not a temporary file's name)."""
+    from cyclegan_edge.bench.report import markdown, output_error, plots
 
-    write_json(out / "report.json", report)
-    with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(markdown(report))
-    written = [out / "report.json", out / "report.md"]
-    if with_plots and rows:
-        written += plots(report, rows, out)
+    try:
+        write_json(out / "report.json", report)
+        with atomic_path(out / "report.md") as tmp:
+            tmp.write_text(markdown(report))
+        written = [out / "report.json", out / "report.md"]
+        if with_plots and rows:
+            written += plots(report, rows, out)
+    except OSError as e:
+        raise output_error(out, e) from None
     return written
 
 
@@ -99,22 +101,28 @@ def run(argv: list[str]) -> int:
     """Measure, and rewrite the report after every case: Ctrl-C (or a crash) keeps what was measured."""
     from tqdm import tqdm
 
-    from cyclegan_edge.bench.report import fps_plot_skipped, make_report, markdown
-    from cyclegan_edge.bench.runner import add_ratios, parse_sizes, run_benchmark
+    from cyclegan_edge.bench.report import check_output, fps_plot_skipped, make_report, markdown
+    from cyclegan_edge.bench.runner import add_ratios, parse_batches, parse_sizes, run_benchmark
     from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
+    from cyclegan_edge.imaging.io import list_files
     from cyclegan_edge.machine import machine_info
-    from cyclegan_edge.runtime.pipeline import too_small
 
     args = parse_run(argv)
     check_model_path(args.model)
     wanted = list(ALL_VARIANTS) if args.variants == "auto" else [v.strip() for v in args.variants.split(",")]
     unknown = set(wanted) - set(ALL_VARIANTS)
     if unknown:
-        raise ValueError(f"unknown variants {sorted(unknown)}")
-    sizes, batches = parse_sizes(args.sizes), [int(b) for b in args.batch.split(",")]
-    small = next(filter(None, (too_small(hw) for hw in sizes)), None)
-    if small:
-        raise UsageError(f"--sizes {args.sizes}: {small}")
+        raise UsageError(f"unknown variants {sorted(unknown)}: use {', '.join(ALL_VARIANTS)}, or auto")
+    try:
+        sizes = parse_sizes(args.sizes)
+    except ValueError as e:
+        raise UsageError(f"--sizes {args.sizes}: {e}") from None
+    try:
+        batches = parse_batches(args.batch)
+    except ValueError as e:
+        raise UsageError(f"--batches {args.batch}: {e}") from None
+    out = Path(args.out)  # before any work: a report that cannot be written fails now, not after the measurements
+    check_output(out, [Path(args.model), *(list_files([args.calib]) if args.calib else [])])
     machine = machine_info()
     if machine.get("jetson") and machine["jetson"].get("clocks_locked") is False:
         print("warning: Jetson clocks are not locked; run `sudo jetson_clocks` for stable figures (NVIDIA's advice)",
@@ -128,7 +136,6 @@ def run(argv: list[str]) -> int:
         from cyclegan_edge.imaging.io import load_test_images
 
         parity_frames = load_test_images(args.calib, 2)
-    out = Path(args.out)
     command = "python -m cyclegan_edge.bench " + shlex.join(argv)
     summary = model_summary(args.model)
     rows: list[dict[str, Any]] = []

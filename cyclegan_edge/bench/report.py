@@ -6,10 +6,12 @@ import datetime
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cyclegan_edge import __version__
+from cyclegan_edge.imaging.io import OutputError, ReportFolder
 from cyclegan_edge.runtime.timing import throughput_fps
 
 SCHEMA = "cyclegan-edge/bench"
@@ -19,6 +21,22 @@ ROW_KEYS = ("variant", "precision", "backend", "height", "width", "batch", "iter
 OPTIONAL_ROW_KEYS = ("max_abs_vs_reference",)  # added after schema v1 shipped: older reports lack it
 STAT_KEYS = ("min", "mean", "p50", "p90", "p99", "max", "fps")
 FPS_DEFINITION = "FPS = batch x 1000 / p50 ms (frames per second at the median call)"
+
+OUTPUT_FILES = ("report.json", "report.md", "latency.png", "fps_vs_size.png")  # what bench writes (or removes)
+
+
+OUTPUT = ReportFolder(OUTPUT_FILES, "bench writes report.json, report.md and plots")
+
+
+def output_error(out: Path, e: OSError) -> OutputError:
+    """The one line for an --output that cannot take the report: the same whether a write failed or
+    ``check_output`` saw beforehand that it would."""
+    return OUTPUT.error(out, e)
+
+
+def check_output(out: Path, inputs: Sequence[Path]) -> None:
+    """Refuse, before any work, an --output the report could not be written to (see ReportFolder.check)."""
+    OUTPUT.check(out, inputs)
 
 
 def make_report(command: str, machine: dict[str, Any], model: dict[str, Any], baseline: str, rows: list[dict[str, Any]],

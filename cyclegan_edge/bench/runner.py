@@ -16,6 +16,7 @@ from cyclegan_edge.imaging.frames import frames_to_tensor
 from cyclegan_edge.model_files import is_checkpoint
 from cyclegan_edge.onnx_facts import OnnxFacts, read_onnx_facts
 from cyclegan_edge.runtime.backends import Backend, BackendOptions, open_backend
+from cyclegan_edge.runtime.pipeline import too_small
 from cyclegan_edge.runtime.timing import measure
 
 ONNX_BACKENDS = ("onnxruntime", "openvino", "tensorrt")  # variant name prefixes of the variants run from an ONNX
@@ -24,19 +25,31 @@ NAMED_SIZES = {"256": (256, 256), "512": (512, 512), "360p": (360, 640), "480p":
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``256,512x768,720p`` -> [(256, 256), (512, 768), (720, 1280)] (H, W)."""
+    """``256,512x768,720p`` -> [(256, 256), (512, 768), (720, 1280)] (H, W); ValueError for anything else,
+    and for a size the generator cannot take."""
     sizes = []
     for item in filter(None, (t.strip().lower() for t in text.split(","))):
+        sides = [s.strip() for s in item.split("x")]
         if item in NAMED_SIZES:
             sizes.append(NAMED_SIZES[item])
-        elif "x" in item:
-            h, w = item.split("x")
-            sizes.append((int(h), int(w)))
-        elif item.isdigit():
-            sizes.append((int(item), int(item)))
+        elif len(sides) <= 2 and all(s.isdecimal() for s in sides):
+            sizes.append((int(sides[0]), int(sides[-1])))
         else:
             raise ValueError(f"bad size {item!r}: use 256, HxW or 720p")
+        small = too_small(sizes[-1])
+        if small:
+            raise ValueError(small)
+    if not sizes:
+        raise ValueError("no size given: use 256, HxW or 720p")
     return sizes
+
+
+def parse_batches(text: str) -> list[int]:
+    """``1,4`` -> [1, 4]; ValueError for anything else."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items or not all(t.isdecimal() and int(t) >= 1 for t in items):
+        raise ValueError("use batch sizes of 1 or more, e.g. 1,4")
+    return [int(t) for t in items]
 
 
 PRECISION_NAMES = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
@@ -54,6 +67,17 @@ def cuda_available() -> bool:
 
         return bool(torch.cuda.is_available())
     except ImportError:
+        return False
+
+
+def gpu_visible() -> bool:
+    """A CUDA GPU here that a TensorRT engine could run on (as cuda-python, else PyTorch, sees it)."""
+    from cyclegan_edge.trt.loader import TensorRTUnavailable, gpu_identity
+
+    try:
+        gpu_identity()
+        return True
+    except TensorRTUnavailable:
         return False
 
 
@@ -81,6 +105,11 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
     model = Path(model)
     variants: list[Variant] = []
     notes: list[str] = []
+    trt = [w for w in wanted if w.startswith("tensorrt")]
+    if trt and not gpu_visible():  # an engine built here could not run: skip the build (tens of seconds each)
+        notes.append(f"{', '.join(trt)} skipped: no CUDA GPU here to run an engine (neither cuda-python nor PyTorch "
+                     "sees one); python -m cyclegan_edge.export MODEL --engine OUT.plan builds one")  # fmt: skip
+        wanted = [w for w in wanted if w not in trt]
     cpu = BackendOptions(device="cpu", provider="cpu", threads=threads)
     ort_cpu = replace(cpu, backend="onnxruntime")
     ov_cpu = BackendOptions(device="cpu", threads=threads, backend="openvino")  # f32 pinned: the precision is named

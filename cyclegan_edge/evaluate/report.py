@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import datetime
-import errno
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, write_json
-from cyclegan_edge.imaging.io import OutputPathError, check_outputs
+from cyclegan_edge.imaging.io import OutputError, ReportFolder
 
 SCHEMA = "cyclegan-edge/evaluate"
 SCHEMA_VERSION = 1
@@ -136,43 +133,18 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class OutputError(ValueError):
-    """An --output the report cannot be written to (exit 1)."""
+OUTPUT = ReportFolder(REPORT_FILES, f"evaluate writes {' and '.join(REPORT_FILES)}", "; nothing written")
 
 
 def output_error(out: Path, e: OSError) -> OutputError:
     """The one line for a failed write into ``out``: the same whether the write failed or ``check_output`` saw
     beforehand that it would."""
-    if out.exists() and not out.is_dir():
-        return OutputError(f"--output {out}: a file, not a folder (evaluate writes {' and '.join(REPORT_FILES)} into a "
-                           "folder); nothing written")  # fmt: skip
-    return OutputError(f"--output {out}: cannot write ({e.strerror or e}); nothing written")
+    return OUTPUT.error(out, e)
 
 
 def check_output(out_dir: str | Path, inputs: Sequence[Path]) -> None:
-    """Refuse, before any work, an --output that ``write_report`` would fail on: a report file that would replace
-    an input, a file where the folder goes, a folder that cannot be made or written. The write's own first steps
-    are tried (make a temporary file in the nearest existing folder, which also proves a missing folder can be
-    made there) and undone, so nothing is left."""
-    out = Path(out_dir)
-    try:
-        check_outputs([p for p in inputs if p.is_file()], [out / n for n in REPORT_FILES])
-    except OutputPathError as e:
-        raise OutputError(f"--output {e}") from None
-    if out.exists() and not out.is_dir():
-        raise output_error(out, FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(out)))
-    for name in REPORT_FILES:
-        if (out / name).is_dir():
-            raise OutputError(f"--output {out}: a folder is in the way of {out / name}; nothing written")
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".evaluate.", suffix=".probe", dir=probe)
-    except OSError as e:
-        raise output_error(out, e) from None
-    os.close(fd)
-    os.unlink(tmp)
+    """Refuse, before any work, an --output that ``write_report`` would fail on (see ReportFolder.check)."""
+    OUTPUT.check(Path(out_dir), inputs)
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:

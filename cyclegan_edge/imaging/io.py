@@ -3,12 +3,14 @@ output paths that neither collide nor replace an input."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +122,49 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     except OSError as e:  # name the file the user asked for, not the temporary one
         raise OSError(e.errno, e.strerror, str(p)) from None
     return p
+
+
+class OutputError(ValueError):
+    """An --output folder a report cannot be written to (exit 1)."""
+
+
+@dataclass(frozen=True)
+class ReportFolder:
+    """The --output folder a command writes its report ``files`` into (``what``: "TOOL writes FILES"; ``after``
+    ends each message): checked before any work, and the same line when a write fails later."""
+
+    files: tuple[str, ...]
+    what: str
+    after: str = ""
+
+    def error(self, out: Path, e: OSError) -> OutputError:
+        if out.exists() and not out.is_dir():
+            return OutputError(f"--output {out}: a file, not a folder ({self.what} into a folder){self.after}")
+        return OutputError(f"--output {out}: cannot write ({e.strerror or e}){self.after}")
+
+    def check(self, out: Path, inputs: Iterable[Path]) -> None:
+        """Refuse an --output the report could not be written to: a report file that would replace an input, a file
+        where the folder goes, a folder in the way of a report file, a folder that cannot be made or written. The
+        write's own first step is tried (a temporary file in the nearest existing folder, which also proves a
+        missing folder can be made there) and undone, so nothing is left."""
+        try:
+            check_outputs([p for p in inputs if p.is_file()], [out / n for n in self.files])
+        except OutputPathError as e:
+            raise OutputError(f"--output {e}") from None
+        if out.exists() and not out.is_dir():
+            raise self.error(out, FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(out)))
+        for name in self.files:
+            if (out / name).is_dir():
+                raise OutputError(f"--output {out}: a folder is in the way of {out / name}{self.after}")
+        probe = out
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".probe.", dir=probe)
+        except OSError as e:
+            raise self.error(out, e) from None
+        os.close(fd)
+        os.unlink(tmp)
 
 
 def check_outputs(inputs: Iterable[Path], outputs: Iterable[Path]) -> None:
