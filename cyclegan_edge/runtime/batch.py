@@ -125,6 +125,8 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
     if stats.interrupted:
         return FileResult(src, out, "interrupted", frames, stats.fps)
     done = f"done (resumed after {sink.resumed})" if sink.resumed else "done"
+    if source.frame_count > frames and not opts.max_frames:  # the reader warned; the table says it too
+        done += f": {frames} of {source.frame_count} frames decode (truncated or corrupt)"
     return FileResult(src, out, done, frames, stats.fps, stats.flicker)
 
 
