@@ -98,20 +98,22 @@ def holding_ctrl_c(mask: bool = True) -> Iterator[list[int]]:
     layers: the mask keeps a new SIGINT pending in the OS, and the handler records one that Python had already
     caught but not yet acted on (its handler runs whenever the interpreter next checks). ``mask=False``: the
     handler only, and what it recorded is yielded, so that work inside can stop early (a TensorRT build)."""
-    block = getattr(signal, "pthread_sigmask", None) if mask else None  # POSIX only
-    old_mask = block(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
     caught: list[int] = []
-    main = threading.current_thread() is threading.main_thread()  # handlers are the main thread's only
-    previous = signal.signal(signal.SIGINT, lambda n, _: caught.append(n)) if main else None
+    # handlers are the main thread's only; an ignored SIGINT (a job started with `&`) stays ignored, never recorded
+    ours = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) != signal.SIG_IGN
+    previous = signal.signal(signal.SIGINT, lambda n, _: caught.append(n)) if ours else None
+    block = getattr(signal, "pthread_sigmask", None) if mask else None  # POSIX only
+    old_mask = None
     try:
+        old_mask = block(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
         yield caught
     finally:
-        if block:
+        if block and old_mask is not None:
             block(signal.SIG_SETMASK, old_mask)  # a pending SIGINT arrives now, and is caught while the handler is ours
-        if main:
+        if ours:
             signal.signal(signal.SIGINT, previous)
             if caught:
-                signal.raise_signal(signal.SIGINT)  # as the previous handler would have had it: raise, ignore or exit
+                signal.raise_signal(signal.SIGINT)  # as the previous handler would have had it: raise or exit
 
 
 def import_holding_ctrl_c(names: tuple[str, ...]) -> None:

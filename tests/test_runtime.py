@@ -213,6 +213,21 @@ def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend
     assert out.read_bytes() == converted
 
 
+def test_batch_keeps_another_conversions_unfinished_video_and_says_so(street_video: Path, backend: OnnxRuntimeBackend,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    """A batch stopped early leaves an unfinished video; rerun with another model (job), it is kept, not reconverted
+    nor counted as ok: a failed row naming why (a finished output is 'skipped (exists)' as before)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    shutil.copy(street_video, src / "street.mp4")
+    first = convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=6), job=("model a",))
+    assert first[0].status == "done" and video_info(out / "street.mp4")[0] == 6
+    kept = (out / "street.mp4").read_bytes()
+    row = convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=12), job=("model b",))[0]
+    assert row.failed and "another conversion's unfinished work" in (row.error or "") and "--overwrite" in (row.error or "")
+    assert (out / "street.mp4").read_bytes() == kept
+
+
 def test_batch_folder(street_video: Path, h2z_onnx: Path, horse_paths: list[Path], tmp_path: Path) -> None:
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
@@ -292,6 +307,29 @@ def test_truncated_video_converts_what_decodes(street_video: Path, backend: Onnx
     assert row.status == f"done: {row.frames} of 40 frames decode (truncated or corrupt)" and 5 < row.frames < 40
     assert next(r for r in results if r.path.name == "long.avi").status == "done"
     assert video_info(tmp_path / "out" / "cut.mp4")[0] == row.frames
+
+
+def test_matroska_without_a_frame_count_is_not_called_truncated(backend: OnnxRuntimeBackend, tmp_path: Path) -> None:
+    """Matroska stores no frame count: the reader's estimate from the duration (here stretched by a longer audio
+    track) is no evidence of a damaged file, so neither the batch table nor a warning claims one."""
+    import av
+
+    src = tmp_path / "in"
+    src.mkdir()
+    with av.open(str(src / "clip.mkv"), "w") as c:
+        v, a = c.add_stream("libx264", rate=10), c.add_stream("aac", rate=48000)
+        v.width, v.height, v.pix_fmt = 64, 64, "yuv420p"
+        for i in range(10):  # 1 s of video
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 20 * i, np.uint8), format="rgb24")
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+        for i in range(94):  # 2 s of audio
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = 48000, i * 1024
+            c.mux(a.encode(samples))
+        c.mux(a.encode(None))
+    row = convert_folder(src, tmp_path / "out", backend, PipelineOptions(size=64))[0]
+    assert row.status == "done" and row.frames == 10, row
 
 
 def test_backend_parity_onnxruntime_vs_pytorch(compressed_g_path: Path, h2z_onnx: Path, street_video: Path) -> None:

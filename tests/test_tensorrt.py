@@ -277,5 +277,6 @@ def test_ctrl_c_stops_an_engine_build_and_keeps_the_previous_engine(tmp_path: Pa
         time.sleep(0.5)  # into TensorRT's parser or builder
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and err.strip() == "error: interrupted", err
+    # 130; once, on a loaded machine, the process said so and was then ended by the signal (-2) on its way out
+    assert proc.returncode in (130, -signal.SIGINT) and err.strip() == "error: interrupted", (proc.returncode, err)
     assert (plan.read_bytes(), sidecar_path(plan).read_bytes()) == before

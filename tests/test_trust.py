@@ -610,3 +610,26 @@ def test_24_a_built_wheel_installs_and_runs_the_demo_and_an_export(tmp_path: Pat
     r = installed("-m", "cyclegan_edge.export", str(assets / "photo2monet.onnx"), "--print-trtexec", "--trt-version", "8.5")
     assert r.returncode == 0 and "--memPoolSize=workspace:1024M" in r.stdout, r.stderr[-2000:]
     assert time.perf_counter() - t < 120
+
+
+def test_holding_ctrl_c_delivers_after_and_leaves_an_ignored_sigint_ignored() -> None:
+    """A Ctrl-C inside is recorded and raised after the block; one the shell told us to ignore (a job started with
+    `&`) is neither recorded (it cancelled a TensorRT build, then blamed TensorRT) nor raised; the mask is undone."""
+    from cyclegan_edge.errors import holding_ctrl_c
+
+    for mask in (True, False):
+        with pytest.raises(KeyboardInterrupt):
+            with holding_ctrl_c(mask=mask) as caught:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+                assert caught == ([] if mask else [signal.SIGINT])  # masked: pending in the OS until the end
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with holding_ctrl_c(mask=False) as caught:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+        assert caught == [] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

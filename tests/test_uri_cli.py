@@ -234,3 +234,22 @@ def test_bare_demo_takes_model_named_demo_refuses_one(tmp_path: Path, capsys: py
     assert mine_out.read_bytes() == first
     rc, out, errors = runtime(capsys, "--demo", "-o", str(mine_out), *common, "--size", "32", "--overwrite")
     assert rc == 0 and "2 frames -> " in out and frame_count(mine_out) == 2 and mine_out.read_bytes() != first
+
+
+def test_a_rerun_into_mkv_resumes_and_a_frame_folder_is_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Matroska stores the job tag as COMMENT: the same conversion into an .mkv resumes (it was refused as another
+    file); a folder of frames from an earlier run is kept unless --overwrite (it was written over)."""
+    mkv = tmp_path / "out.mkv"
+    assert runtime(capsys, str(DEMO), str(mkv), *FAST, "--max-frames", "2")[0] == 0
+    rc, out, errors = runtime(capsys, str(DEMO), str(mkv), *FAST, "--max-frames", "4")
+    assert rc == 0 and not errors and frame_count(mkv) == 4, errors
+    rc, out, errors = runtime(capsys, str(DEMO), str(mkv), *FAST, "--max-frames", "4")
+    assert rc == 0 and "already holds the 4 frames" in out, (out, errors)
+    frames = tmp_path / "frames"
+    assert runtime(capsys, str(DEMO), str(frames), *FAST, "--max-frames", "2")[0] == 0
+    first = (frames / "frame_000000.png").read_bytes()
+    rc, _, errors = runtime(capsys, str(DEMO), str(frames), *FAST, "--max-frames", "2", "--size", "32")
+    assert rc == 1 and errors == [f"error: {frames} holds frames already: --overwrite replaces them, or give another "
+                                  "folder"] and (frames / "frame_000000.png").read_bytes() == first  # fmt: skip
+    assert runtime(capsys, str(DEMO), str(frames), *FAST, "--max-frames", "2", "--size", "32", "--overwrite")[0] == 0
+    assert (frames / "frame_000000.png").read_bytes() != first

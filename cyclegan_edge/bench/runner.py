@@ -72,10 +72,12 @@ def cuda_available() -> bool:
 
 def gpu_visible() -> bool:
     """A CUDA GPU here that a TensorRT engine could run on (as cuda-python, else PyTorch, sees it)."""
+    from cyclegan_edge.errors import holding_ctrl_c
     from cyclegan_edge.trt.loader import TensorRTUnavailable, gpu_identity
 
     try:
-        gpu_identity()
+        with holding_ctrl_c():  # it may load torch, whose extension swallows a Ctrl-C meanwhile
+            gpu_identity()
         return True
     except TensorRTUnavailable:
         return False

@@ -139,7 +139,7 @@ def build_engine_step(args: argparse.Namespace, onnx_path: Path, precision: str)
         print_trtexec(args, onnx_path, precision)
     if not args.engine:
         return
-    print(f"{args.engine}: building the engine from {onnx_path} (Ctrl-C stops it)", flush=True)
+    print(f"{args.engine}: building the engine from {onnx_path}", flush=True)
     build_engine(onnx_path, args.engine, engine_options(args, precision))
     print(engine_written(args.engine))
 

@@ -63,7 +63,7 @@ class Int8Options:
     percentile: float = 99.99
     target: str = "tensorrt"  # tensorrt: symmetric int8 activations | cpu: uint8 activations, depthwise convs in float
     # Images whose intermediate tensors are held at once while calibrating (0: all, ONNX Runtime's default);
-    # the ranges agree within 0.1% (see CalibrationImages).
+    # the ranges agree within 0.1% (see CalibrationImages). Percentile and minmax only: entropy takes all.
     images_per_pass: int = 1
 
 
@@ -163,7 +163,9 @@ def quantize_int8(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike
     else:
         images = calib
     reader = CalibrationImages(model.graph.input[0].name, images)
-    stride = math.gcd(o.images_per_pass, len(images))  # ONNX Runtime needs a stride that divides the count
+    # ONNX Runtime needs a stride that divides the count. Entropy all at once: its histograms merge at the first
+    # pass's bin width, and a narrow first image could multiply the bins its threshold search walks through.
+    stride = math.gcd(o.images_per_pass, len(images)) if o.calib_method != "entropy" else 0
     method = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
               "percentile": CalibrationMethod.Percentile}[o.calib_method]  # fmt: skip
     out = Path(out_path)

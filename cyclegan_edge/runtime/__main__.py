@@ -288,8 +288,12 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
     elif kind not in ("folder", "glob"):  # the batch converter checks each of its outputs
         target = image_output(Path(str(uri)), args.output) if kind == "image" else Path(args.output)
         check_outputs([Path(p) for p in (uri, args.model) if p and Path(p).is_file()], [target])
+        if target.is_file() and not target.suffix:
+            raise SinkError(f"{target} is a file: a name without an extension is a folder of frames (or give OUT.mp4)")
         if target.is_file() and not args.overwrite and not converted_here(target):  # else the writer tells
             raise OutputExists(f"{target} exists: --overwrite replaces it, or give another output")
+        if target.is_dir() and not args.overwrite and any(target.glob("frame_*")):
+            raise OutputExists(f"{target} holds frames already: --overwrite replaces them, or give another folder")
 
 
 def converted_here(path: Path) -> bool:
@@ -324,12 +328,11 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
     if not left:
         print(f"{sink.name} already holds the {sink.resumed} frames of this conversion (--overwrite converts again)")
         return 0
-    where = sink.name
-    report(stats, backend, where, source.live, model_name(args))
+    report(stats, backend, sink.name, source.live, model_name(args))
     if sink.resumed:
         print(f"({sink.resumed} earlier frames of this conversion kept; --overwrite starts over)")
     if stats.interrupted:
-        print(f"stopped: {stats.frames_out} frames written to {where}", file=sys.stderr)
+        print(f"stopped: {stats.frames_out} frames written to {sink.name}", file=sys.stderr)
         return 130 if not sink.quit_requested else 0
     return 0
 

@@ -175,6 +175,7 @@ class AvSource(Source):
         duration = self.stream.duration
         seconds = float(duration * self.time_base) if duration else (self.container.duration or 0) / 1e6
         self.frame_count = self.stream.frames or int(round(seconds * self.fps))
+        self.frames_indexed = bool(self.stream.frames)  # Matroska/WebM have no count: an estimate
         self.has_audio = bool(self.container.streams.audio)
         self.timestamps: list[int] = []
         self.durations: list[int] = []
@@ -230,7 +231,7 @@ class AvSource(Source):
         if item is None:
             self.finished = True
             done = self.skipped + self.frames_read
-            if self.frame_count and done < self.frame_count:
+            if self.frames_indexed and done < self.frame_count:
                 log.warning("%s: decoded %d of %d frames (truncated or corrupt); converted what decoded",
                             self.name, done, self.frame_count)  # fmt: skip
             return None
@@ -334,8 +335,7 @@ def probe_prior(path: Path, key: str, fragmented: bool) -> PriorWork | None:
             os.truncate(path, good)
     try:
         with av.open(str(path)) as c:
-            tags = {k.lower(): v for k, v in c.metadata.items()}
-            if tags.get(KEY_TAG) != KEY_PREFIX + key or not c.streams.video:
+            if job_tag(c) != KEY_PREFIX + key or not c.streams.video:
                 return None
             v = c.streams.video[0]
             timing = [(p.pts, p.duration or 0) for p in c.demux(v) if p.size and p.pts is not None]
@@ -348,11 +348,16 @@ def probe_prior(path: Path, key: str, fragmented: bool) -> PriorWork | None:
     return PriorWork(path, len(timing), Fraction(last) * time_base, Fraction(duration) * time_base)
 
 
+def job_tag(container: Any) -> str:
+    """The comment tag holding a conversion's job key (Matroska stores it as COMMENT)."""
+    return str({k.lower(): v for k, v in container.metadata.items()}.get(KEY_TAG, ""))
+
+
 def converted_here(path: Path) -> bool:
     """Whether a video file was written by a conversion of this toolkit (its job key in the comment tag)."""
     try:
         with av.open(str(path)) as c:
-            return str(c.metadata.get(KEY_TAG, "")).startswith(KEY_PREFIX)
+            return job_tag(c).startswith(KEY_PREFIX)
     except (av.FFmpegError, OSError):
         return False
 

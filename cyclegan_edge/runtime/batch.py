@@ -113,8 +113,9 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
         if not left:
             sink.close()
         bar.close()
-    except OutputExists:  # another conversion's output (--overwrite replaces it): kept, as a finished one is
-        return FileResult(src, out, SKIPPED_EXISTS)
+    except OutputExists:  # finished outputs were skipped before: this is another conversion's unfinished one
+        return failure(src, "its output holds another conversion's unfinished work (another model, other settings or "
+                            "encoder): kept; --overwrite converts it again", out)  # fmt: skip
     except SinkError as e:
         return failure(src, without_name(e))
     finally:
@@ -125,7 +126,7 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
     if stats.interrupted:
         return FileResult(src, out, "interrupted", frames, stats.fps)
     done = f"done (resumed after {sink.resumed})" if sink.resumed else "done"
-    if source.frame_count > frames and not opts.max_frames:  # the reader warned; the table says it too
+    if source.frames_indexed and source.frame_count > frames and not opts.max_frames:  # the reader warned too
         done += f": {frames} of {source.frame_count} frames decode (truncated or corrupt)"
     return FileResult(src, out, done, frames, stats.fps, stats.flicker)
 

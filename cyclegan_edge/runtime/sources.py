@@ -103,6 +103,7 @@ class Source:
     fps: float
     size: tuple[int, int]  # (height, width)
     frame_count: int  # 0 when unknown (live)
+    frames_indexed: bool = False  # frame_count is the container's own count, not an estimate from the duration
     finished: bool = False  # no frame left (read() returned None, or a resume found the output complete)
     has_audio: bool = False  # sound a video writer could copy
 
