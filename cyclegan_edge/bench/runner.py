@@ -53,6 +53,8 @@ def parse_batches(text: str) -> list[int]:
 
 
 PRECISION_NAMES = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
+
+
 @dataclass
 class Variant:
     name: str  # pytorch | onnxruntime-fp32 | openvino-fp32 | ... | tensorrt-int8
