@@ -96,6 +96,7 @@ def test_training_learns_the_cycle_and_writes_outputs(lr: str, tiny_root: Path, 
                    "<" if float(lr) > 0 else ">=", LEARNS_BAR)  # fmt: skip
     assert (ratio < LEARNS_BAR) == (float(lr) > 0), f"cycle L1 after/before = {ratio:.3f} (bar {LEARNS_BAR})"
     assert sorted(read_log(run / "log.csv")) == list(range(1, 101))
+    assert "\r" not in r.stderr and "100/100 [" in r.stderr  # the progress bar, as lines in a log
     assert (run / "checkpoints" / "latest.pt").is_file()
     assert {p.name for p in (run / "samples").iterdir()} == {"iter_0000050.png", "iter_0000100.png", "final.png"}
     g = load_generator(run / "G_A2B.pth")

@@ -481,6 +481,7 @@ def test_18_long_work_shows_progress_and_the_model_used(w: Path, ran: Any, capsy
 
     r = check(ran, "18-video")
     assert "/6 [" in r.stderr and "frame/s" in r.stderr  # a tqdm bar with the total from the container
+    assert "\r" not in r.stderr  # captured, not a terminal: the bar as whole lines (cyclegan_edge.progress)
     assert r.stdout.strip().splitlines()[-1].startswith("6 frames -> c18/a.mp4 at ")
     assert f"(model {DEMO_MODELS[DEFAULT_DEMO]}" in r.stdout  # the bundled model, named
     r = ran["21-bench-pipeline"]

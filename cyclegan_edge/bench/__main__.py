@@ -99,13 +99,12 @@ def save_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]], w
 
 def run(argv: list[str]) -> int:
     """Measure, and rewrite the report after every case: Ctrl-C (or a crash) keeps what was measured."""
-    from tqdm import tqdm
-
     from cyclegan_edge.bench.report import check_output, fps_plot_skipped, make_report, markdown
     from cyclegan_edge.bench.runner import add_ratios, parse_batches, parse_sizes, run_benchmark
     from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
     from cyclegan_edge.imaging.io import list_files
     from cyclegan_edge.machine import machine_info
+    from cyclegan_edge.progress import progress_bar
 
     args = parse_run(argv)
     check_model_path(args.model)
@@ -147,7 +146,7 @@ def run(argv: list[str]) -> int:
         plot_notes = [n for n in [fps_plot_skipped(rows)] if n and plotted]
         return make_report(command, machine, summary, baseline, rows, notes + extra + plot_notes, power)
 
-    bar = tqdm(desc="bench (building variants)", unit="case", dynamic_ncols=True)
+    bar = progress_bar(desc="bench (building variants)", unit="case", dynamic_ncols=True)
 
     def started(cases: int, prepared: list[str]) -> None:
         notes[:] = prepared
@@ -185,10 +184,9 @@ def run(argv: list[str]) -> int:
 
 
 def pipeline(argv: list[str]) -> int:
-    from tqdm import tqdm
-
     from cyclegan_edge.bench.pipeline_bench import pipeline_vs_inference
     from cyclegan_edge.machine import machine_info
+    from cyclegan_edge.progress import progress_bar
     from cyclegan_edge.runtime.backends import BackendOptions, open_backend
     from cyclegan_edge.runtime.pipeline import SIZE_RANGE
     from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT
@@ -212,7 +210,7 @@ def pipeline(argv: list[str]) -> int:
     def progress(stage: str, total: int | None) -> Any:
         for b in bars:
             b.close()
-        bars.append(tqdm(total=total, desc=stage, unit="frame", leave=False, dynamic_ncols=True))
+        bars.append(progress_bar(total=total, desc=stage, unit="frame", leave=False, dynamic_ncols=True))
         return lambda: bars[-1].update(1)
 
     try:

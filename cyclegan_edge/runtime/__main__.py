@@ -25,12 +25,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cyclegan_edge import ASSETS_DIR as ASSETS
 from cyclegan_edge.errors import ArgumentParser, UsageError, int_arg, run_cli
 from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_outputs, output_path
+from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.runtime.backends import (BACKENDS, OV_PRECISIONS, Backend, BackendOptions, backend_for, open_backend,
                                             openvino_importable)  # fmt: skip
 from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOptions, PipelineStats, after_resume,
@@ -315,8 +315,8 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         sink = make_sinks(args, source, output_size(source.size, opts), conversion_job(args, backend, opts))
         left = None if source.finished else after_resume(opts, sink.resumed)
         total = min(filter(None, (source.frame_count, opts.max_frames)), default=None)
-        with logging_redirect_tqdm(), tqdm(total=total, initial=sink.resumed, unit="frame", leave=False,
-                                           desc=Path(uri).name if not source.live else uri, dynamic_ncols=True) as bar:  # fmt: skip
+        with logging_redirect_tqdm(), progress_bar(total=total, initial=sink.resumed, unit="frame", leave=False,
+                                                  desc=Path(uri).name if not source.live else uri, dynamic_ncols=True) as bar:  # fmt: skip
             stats = Pipeline(source, backend, sink, left, on_frame=lambda _: bar.update(1)).run() if left else PipelineStats()
         if not left:
             sink.close()

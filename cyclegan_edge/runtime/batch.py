@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import (
@@ -27,6 +25,7 @@ from cyclegan_edge.imaging.io import (
     unique_outputs,
     write_image,
 )
+from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.runtime.backends import Backend, translate_frames
 from cyclegan_edge.runtime.pipeline import (
     Pipeline,
@@ -106,7 +105,7 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
         return failure(src, without_name(e))
     try:
         sink = open_output(str(out), source.fps, output_size(source.size, opts), settings, source, job, overwrite)
-        bar = tqdm(total=source.frame_count or None, initial=sink.resumed, desc=src.name, unit="frame",
+        bar = progress_bar(total=source.frame_count or None, initial=sink.resumed, desc=src.name, unit="frame",
                    position=position, leave=False)  # fmt: skip
         left = None if source.finished else after_resume(opts, sink.resumed)
         stats = Pipeline(source, backend, sink, left, on_frame=lambda _: bar.update(1)).run() if left else PipelineStats()
@@ -201,7 +200,7 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
     if shard is not None:  # after naming the outputs, so that every shard names them alike
         files = [p for p in files if in_shard(relative_to(p, root) or p, shard)]
     results: list[FileResult] = []
-    for i, src in enumerate(tqdm(files, desc="files", unit="file", position=0)):
+    for i, src in enumerate(progress_bar(files, desc="files", unit="file", position=0)):
         ext = src.suffix.lower()
         out = outputs.get(src)
         row = untried(src, out, overwrite)

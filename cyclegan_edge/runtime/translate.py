@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from cyclegan_edge.errors import ArgumentParser, run_cli
 from cyclegan_edge.imaging.io import OutputPathError, check_outputs, list_files, output_path, relative_to, unique_outputs
+from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend
 from cyclegan_edge.runtime.batch import convert_image
 
@@ -41,7 +42,7 @@ def run(argv: list[str] | None) -> int:
     check_outputs(files, outputs)
     backend = open_backend(args.model, BackendOptions(device=args.device))
     failed = 0
-    for src, out in zip(tqdm(files, desc="translate", unit="img"), outputs):
+    for src, out in zip(progress_bar(files, desc="translate", unit="img"), outputs):
         result = convert_image(src, out, backend)
         if result.error is not None:
             tqdm.write(f"skipped: {src}: {result.error}", file=sys.stderr)

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
-from tqdm import tqdm
 
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import MULTIPLE, frame_to_tensor
 from cyclegan_edge.imaging.io import decoded_images, list_files, read_image
+from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.train.config import TrainConfig
 
 log = logging.getLogger("cyclegan_edge.train")
@@ -52,7 +52,7 @@ def scan_sizes(folder: Path, limit: int = 0, show_progress: bool = True) -> list
     candidates = list_files([folder])
     if limit:
         candidates = candidates[:limit]
-    bar = tqdm(candidates, desc=f"checking {folder.name}", unit="img", disable=not show_progress, leave=False)
+    bar = progress_bar(candidates, desc=f"checking {folder.name}", unit="img", disable=not show_progress, leave=False)
     good = [(p, (int(img.shape[0]), int(img.shape[1]))) for p, img in decoded_images(bar, folder)]
     if not good:
         raise DataError(f"{folder}: no usable images ({len(candidates)} image files, {len(candidates)} unreadable)")

@@ -43,6 +43,7 @@ from cyclegan_edge.models import (
     save_generator,
 )
 from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
+from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.train.config import PATH_SETTINGS, TrainConfig, typed_flag
 from cyclegan_edge.train.cyclegan import (
     CycleGenerators,
@@ -235,7 +236,7 @@ class RunLog:
     """The progress bar, log.csv (one row per iteration, flushed) and TensorBoard when installed; main rank only."""
 
     def __init__(self, run_dir: Path, main: bool, total: int, done: int) -> None:
-        self.bar = tqdm(total=total, initial=done, disable=not main, unit="it", dynamic_ncols=True)
+        self.bar = progress_bar(total=total, initial=done, disable=not main, unit="it", dynamic_ncols=True)
         self.csv_file = open(run_dir / "log.csv", "a", newline="") if main else None
         self.writer: Any = None
         self.tb: Any = None
