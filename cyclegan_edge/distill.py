@@ -5,14 +5,19 @@ import sys
 
 def run(argv: "list[str] | None") -> int:
     from cyclegan_edge import require_python_310
+    from cyclegan_edge.errors import import_holding_ctrl_c
 
     require_python_310("distillation")
-    from cyclegan_edge.train.distill import run
+    from cyclegan_edge.train.config import parse_distill_config
 
-    return run(argv)
+    cfg = parse_distill_config(argv)  # before torch: --help and usage errors come at once
+    import_holding_ctrl_c(("torch",))
+    from cyclegan_edge.train.distill import distill
+
+    return distill(cfg)
 
 
 if __name__ == "__main__":
     from cyclegan_edge.errors import run_cli
 
-    sys.exit(run_cli(run, preload=("torch",)))
+    sys.exit(run_cli(run))

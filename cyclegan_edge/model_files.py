@@ -1,5 +1,6 @@
-"""What a model file is, defined once: its kind by extension, the exported graph's I/O names and the
-precision names (the ONNX a precision lives in, the engine built from it)."""
+"""What a model file is, defined once: its kind by extension, the exported graph's I/O names, the
+precision names (the ONNX a precision lives in, the engine built from it) and the generator names the trainer
+takes (here, not in models/, so that a command's --help needs no torch)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ INPUT_NAME, OUTPUT_NAME = "input", "output"  # NCHW RGB in [-1, 1] in and out, d
 PRECISIONS = ("fp32", "fp16", "int8")
 SIZE_MULTIPLE_KEY = "size_multiple"  # ONNX metadata (and engine sidecar): H and W must be multiples of it (absent: 4)
 BASE_MULTIPLE = 4  # every generator: two stride-2 downsamplings
+NETG_NAMES = ("resnet_9blocks", "resnet_6blocks", "mobile")  # the trainer's --netG (models.generator.named_config)
+UPSAMPLE_MODES = ("convtranspose", "nearest", "bilinear")  # models.generator.ResnetGenerator's upsampling layers
 
 
 def metadata_size_multiple(metadata: dict[str, str]) -> int:

@@ -348,6 +348,19 @@ def test_help_names_every_option_with_its_default() -> None:
     assert text.count("(default:") == len(given) and "(default: )" not in text and "(default: False)" not in text
 
 
+@pytest.mark.parametrize("command", ["cyclegan_edge.train", "cyclegan_edge.distill", "cyclegan_edge.evaluate"])
+def test_help_and_usage_errors_come_before_torch_is_imported(command: str) -> None:
+    """torch takes seconds to import: --help and a mistyped flag must not wait for it."""
+    probe = ("import runpy, sys\n"
+             "sys.argv = ['x', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module(sys.argv.pop(1), run_name='__main__')\n"
+             "except SystemExit as e:\n    print('exit', e.code, 'torch' in sys.modules)\n")  # fmt: skip
+    for argv, code in ((["--help"], 0), (["--crop-size" if "evaluate" not in command else "--size", "abc"], 2)):
+        r = subprocess.run([sys.executable, "-c", probe, command, *argv], capture_output=True, text=True, timeout=60)
+        assert r.stdout.strip().splitlines()[-1] == f"exit {code} False", (argv, r.stdout[-500:], r.stderr[-500:])
+        assert f"usage: python -m {command}" in r.stdout if code == 0 else r.stderr.startswith("error: argument ")
+
+
 def test_too_small_crop_is_a_usage_error_and_a_failed_start_does_not_block_the_next(tiny_root: Path, tmp_path: Path) -> None:
     from cyclegan_edge.train.__main__ import main
 

@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cyclegan_edge import require_python_310
-from cyclegan_edge.errors import UsageError, run_cli
+from cyclegan_edge.errors import UsageError, import_holding_ctrl_c, run_cli
 
 if TYPE_CHECKING:
-    from cyclegan_edge.evaluate.config import EvalConfig
-    from cyclegan_edge.evaluate.domain import ClassifierRecipe
+    from cyclegan_edge.evaluate.config import ClassifierRecipe, EvalConfig
 
 
 def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[str, Any]:
@@ -122,6 +121,7 @@ def run(argv: list[str] | None) -> int:
         raise UsageError(f"give --dataroot or {', '.join(cfg.missing_folders())}")
     if cfg.output:  # before any work: a report that cannot be written fails now, not after the evaluation
         check_output(cfg.output, [Path(p) for p in (cfg.generator, cfg.reverse) if p])
+    import_holding_ctrl_c(("torch",))  # not before: --help and usage errors need no torch
     report = evaluate(cfg, recipe, "python -m cyclegan_edge.evaluate " + shlex.join(argv))
     for c in report["caveats"]:
         logging.getLogger("cyclegan_edge.evaluate").warning("%s", c)
@@ -133,7 +133,7 @@ def run(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(run, argv, preload=("torch",))
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cyclegan_edge.errors import ArgumentParser, HelpFormatter, UsageError
-from cyclegan_edge.evaluate.domain import ClassifierRecipe
 from cyclegan_edge.runtime.backends import BACKENDS
 
 
@@ -74,6 +73,30 @@ HELP = {
     "output": "folder to write evaluate.json and evaluate.md into (checked before any work)",
     "seed": "seed of the bootstrap and of the latency test input",
 }  # fmt: skip
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    size: int = 96  # classifier input side (images are stored at 8/7 of it and cropped)
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3
+    width: int = 20  # channels of the first layer; x2 per stage
+    max_images: int = 0  # per class (0 = all training images)
+    seed: int = 0
+    # colour jitter, on both classes (absolute levels; photos here: mean |chroma| 0.04-0.05, mean luma 0.41)
+    saturation_max: float = 0.1  # mean |chroma| ~ U(0, max), in [0, 1] units ...
+    greyscale_p: float = 0.2  # ... or 0 with this probability
+    luma_min: float = 0.25  # mean luma ~ U(min, max)
+    luma_max: float = 0.6
+    tint: float = 0.05  # colour cast per channel ~ U(-t, t)
+    haze_p: float = 0.2  # blend toward a random light colour ...
+    haze_max: float = 0.35  # ... by U(0, max)
+    min_crop: float = 0.75  # random crop side, as a fraction of the image side
+
+    @property
+    def stored_side(self) -> int:
+        return round(self.size * 8 / 7)
+
+
 RECIPE_HELP = {
     "size": "classifier input side in px",
     "epochs": "training epochs",

@@ -28,9 +28,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from cyclegan_edge.model_files import NETG_NAMES, UPSAMPLE_MODES
+
 CHANNEL_SLOTS = 8
-UPSAMPLE_MODES = ("convtranspose", "nearest", "bilinear")
-NETG_NAMES = ("resnet_9blocks", "resnet_6blocks", "mobile")  # the trainer's --netG
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from cyclegan_edge import require_python_310
-from cyclegan_edge.errors import run_cli
+from cyclegan_edge.errors import import_holding_ctrl_c, run_cli
 
 
 def model_of(argv: list[str] | None) -> str:
@@ -30,10 +30,15 @@ def model_of(argv: list[str] | None) -> str:
 def run(argv: list[str] | None) -> int:
     require_python_310("training")
     from cyclegan_edge.train.config import parse_config
+
+    pix2pix = model_of(argv) == "pix2pix"
+    if not pix2pix:
+        cfg = parse_config(argv)  # before torch: --help and usage errors come at once
+    import_holding_ctrl_c(("torch",))
     from cyclegan_edge.train.trainer import Trainer, check_init_from, log_to_stderr, start_run
 
     trainer: type[Trainer] = Trainer
-    if model_of(argv) == "pix2pix":
+    if pix2pix:
         from cyclegan_edge.train.pix2pix import Pix2Pix, Pix2PixConfig, pix2pix_generator
 
         trainer = Pix2Pix
@@ -42,7 +47,6 @@ def run(argv: list[str] | None) -> int:
         assert isinstance(cfg, Pix2PixConfig)
         pix2pix_generator(cfg)  # before start_run, as below
     else:
-        cfg = parse_config(argv)
         log_to_stderr()
         check_init_from(cfg)  # before start_run: a bad file must not cost an --overwrite its old run
     start_run(cfg)
@@ -50,7 +54,7 @@ def run(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(run, argv, preload=("torch",))
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

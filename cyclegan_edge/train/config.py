@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from cyclegan_edge.errors import ArgumentParser, HelpFormatter, UsageError
-from cyclegan_edge.models.generator import NETG_NAMES, UPSAMPLE_MODES, named_config
+from cyclegan_edge.errors import ArgumentParser, HelpFormatter, UsageError, import_holding_ctrl_c
+from cyclegan_edge.model_files import NETG_NAMES, UPSAMPLE_MODES
 
 MODELS = ("cyclegan", "pix2pix")  # --model: the objective (pix2pix: train/pix2pix.py, its own flags)
 
@@ -182,6 +182,9 @@ def check_generator_flags(cfg: TrainConfig) -> None:
     if cfg.ngf < 1:
         raise UsageError(f"--ngf {cfg.ngf}: must be a positive channel width")
     if cfg.netG == "mobile":
+        import_holding_ctrl_c(("torch",))  # not before: --help and usage errors need no torch
+        from cyclegan_edge.models.generator import named_config
+
         try:
             named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
         except ValueError as e:
@@ -219,3 +222,26 @@ def resumed_config(run_dir: Path, given: dict[str, Any], cls: type[TrainConfig] 
                              f"only {', '.join(sorted(flag(k) for k in MAY_CHANGE_ON_RESUME))} may change")  # fmt: skip
     settings.update(resume=True, overwrite=False, output=str(run_dir.parent), name=run_dir.name)
     return cls(**settings)
+
+
+@dataclass
+class DistillConfig(TrainConfig):
+    # the teacher and --student define the generators; the cycle objective is not used
+    HIDDEN: ClassVar[frozenset[str]] = frozenset({"model", "netG", "ngf", "mobile_config", "upsample", "lambda_cycle",
+                                                   "lambda_identity", "pool_size", "init_from"})  # fmt: skip
+    teacher: str = opt("", "the teacher generator (.pth: ours, published or a training state)")
+    student: str = opt("mobile:8_8_16_8_16_16_8_8", "student: mobile:C0_..._C7 (GAN Compression channel config)")
+    init: str = opt("teacher", "student weights: the teacher's first channels (shapes allow it within one family) "
+                    "or random (CycleGAN's normal init)", ["teacher", "random"])  # fmt: skip
+    lambda_recon: float = opt(10.0, "L1 between student and teacher outputs")
+    lambda_distill: float = opt(0.01, "MSE between mapped student and teacher trunk features")
+    lambda_gan: float = opt(1.0, "adversarial loss against real domain-B images")
+    eval_a: str = opt("", "held-out domain-A images for the final student-vs-teacher report (empty: DATAROOT/testA)")
+    eval_count: int = opt(16, "images in the final report")
+
+
+def parse_distill_config(argv: list[str] | None = None) -> DistillConfig:
+    cfg = parse_config(argv, DistillConfig, prog="python -m cyclegan_edge.distill",
+                       description="Distill a teacher generator into a small student (GAN Compression).")  # fmt: skip
+    assert isinstance(cfg, DistillConfig)
+    return cfg

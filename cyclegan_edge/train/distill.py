@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cyclegan_edge.atomic import sha256_file, write_json
-from cyclegan_edge.errors import UsageError, run_cli
+from cyclegan_edge.errors import UsageError
 from cyclegan_edge.models import (
     NLayerDiscriminator,
     ResnetGenerator,
@@ -36,7 +35,7 @@ from cyclegan_edge.models import (
     save_generator,
 )
 from cyclegan_edge.models.generator import GeneratorConfig
-from cyclegan_edge.train.config import TrainConfig, opt, parse_config
+from cyclegan_edge.train.config import DistillConfig
 from cyclegan_edge.train.cyclegan import gan_loss
 from cyclegan_edge.train.trainer import Trainer
 
@@ -44,22 +43,6 @@ log = logging.getLogger("cyclegan_edge.train")
 DISTILL_STATE_FORMAT = "cyclegan-edge/distill-state"
 # Outputs of the downsampling stem and of residual blocks 3, 6 and 9 (indices in ResnetGenerator.model).
 FEATURE_POINTS = (9, 12, 15, 18)
-
-
-@dataclass
-class DistillConfig(TrainConfig):
-    # the teacher and --student define the generators; the cycle objective is not used
-    HIDDEN: ClassVar[frozenset[str]] = frozenset({"model", "netG", "ngf", "mobile_config", "upsample", "lambda_cycle",
-                                                   "lambda_identity", "pool_size", "init_from"})  # fmt: skip
-    teacher: str = opt("", "the teacher generator (.pth: ours, published or a training state)")
-    student: str = opt("mobile:8_8_16_8_16_16_8_8", "student: mobile:C0_..._C7 (GAN Compression channel config)")
-    init: str = opt("teacher", "student weights: the teacher's first channels (shapes allow it within one family) "
-                    "or random (CycleGAN's normal init)", ["teacher", "random"])  # fmt: skip
-    lambda_recon: float = opt(10.0, "L1 between student and teacher outputs")
-    lambda_distill: float = opt(0.01, "MSE between mapped student and teacher trunk features")
-    lambda_gan: float = opt(1.0, "adversarial loss against real domain-B images")
-    eval_a: str = opt("", "held-out domain-A images for the final student-vs-teacher report (empty: DATAROOT/testA)")
-    eval_count: int = opt(16, "images in the final report")
 
 
 class StudentWithMaps(nn.Module):
@@ -238,16 +221,11 @@ def compare_with_teacher(student_path: Path, teacher_path: str, images: list[np.
             "pytorch_cpu_latency_ms": {"teacher": latency_ms(teacher), "student": latency_ms(student)}}  # fmt: skip
 
 
-def run(argv: list[str] | None) -> int:
-    from cyclegan_edge import require_python_310
-
-    require_python_310("distillation")
+def distill(cfg: DistillConfig) -> int:
+    """Distill, then compare the student with the teacher on held-out images (student_vs_teacher.json)."""
     from cyclegan_edge.imaging.io import load_test_images
     from cyclegan_edge.train.trainer import start_run
 
-    cfg = parse_config(argv, DistillConfig, prog="python -m cyclegan_edge.distill",
-                       description="Distill a teacher generator into a small student (GAN Compression).")  # fmt: skip
-    assert isinstance(cfg, DistillConfig)
     eval_dir, no_report = held_out_images(cfg)
     start_run(cfg)
     if no_report and os.environ.get("RANK", "0") == "0":
@@ -267,7 +245,3 @@ def run(argv: list[str] | None) -> int:
              report["ssim_mean"], fewer(report["macs_ratio"]), report["pytorch_cpu_latency_ms"]["student"],
              report["pytorch_cpu_latency_ms"]["teacher"])  # fmt: skip
     return status
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_cli(run, argv)

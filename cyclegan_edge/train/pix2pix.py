@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cyclegan_edge.errors import UsageError
+from cyclegan_edge.model_files import NETG_NAMES
 from cyclegan_edge.models import (
     AnyGeneratorConfig,
     Generator,
@@ -33,7 +34,6 @@ from cyclegan_edge.models import (
     save_generator,
 )
 from cyclegan_edge.models.checkpoint import DIRECTION_KEYS, PIX2PIX_STATE_FORMAT
-from cyclegan_edge.models.generator import NETG_NAMES
 from cyclegan_edge.models.unet import NORMS, UNET_DEPTHS, unet_config
 from cyclegan_edge.train.config import MODELS, TrainConfig, opt
 from cyclegan_edge.train.cyclegan import gan_loss
