@@ -13,10 +13,14 @@ from typing import Any
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename. An OSError about
+    the temporary file (a read-only folder, a full disk) names ``path``: the user never typed the other."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + final.suffix, dir=final.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + final.suffix, dir=final.parent)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(final)) from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -24,6 +28,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, final)
+    except OSError as e:
+        if e.filename is None or str(e.filename) != tmp:
+            raise
+        raise OSError(e.errno, e.strerror, str(final)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -463,3 +463,104 @@ def test_a_run_folder_holding_its_own_input_is_named_by_the_flag_as_typed(tmp_pa
     assert (run / "config.json").is_file()  # not moved aside
     beside = TrainConfig(dataroot=str(tmp_path), output=str(tmp_path), name="x")  # runs inside the data folder
     assert holds_input(run, beside) == ""
+
+
+def test_a_run_that_lost_its_checkpoint_is_never_started_over_and_a_finished_one_is_not_rewritten(
+        tiny_root: Path, tmp_path: Path) -> None:  # fmt: skip
+    common = ["--output", str(tmp_path), "--name", "r"]
+    assert train(["--dataroot", str(tiny_root), *TINY, "--max-iters", "4", "--save-every", "2", *common],
+                 tmp_path).returncode == 0  # fmt: skip
+    run = tmp_path / "r"
+    before = snapshot(run)
+    r = train([*common, "--resume", "--max-iters", "3"], tmp_path)  # already past the end
+    assert r.returncode == 0 and "is already at iteration 4 and this command ends at 3: nothing to train" in r.stderr
+    assert snapshot(run) == before  # nothing rewritten, not even config.json
+    shutil.rmtree(run / "checkpoints")  # 75 MB for a full-size run: a user may well delete it
+    before = snapshot(run)
+    r = train([*common, "--resume", "--max-iters", "8"], tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
+        f"error: --resume: {run / 'checkpoints' / 'latest.pt'} is missing, so {run} (G_A2B.pth, G_B2A.pth, 4 logged "
+        "iterations) cannot be continued: --overwrite starts it over, moving this run aside first")  # fmt: skip
+    assert snapshot(run) == before
+
+
+def test_a_diverged_run_stops_with_exit_1_and_says_which_checkpoint_is_left(tiny_root: Path, tmp_path: Path) -> None:
+    r = train(["--dataroot", str(tiny_root), *TINY, "--lr", "1e30", "--max-iters", "30", "--save-every", "1",
+               "--output", str(tmp_path), "--name", "nan"], tmp_path)  # fmt: skip
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and last.startswith("ERROR loss is not finite at iteration "), r.stderr[-2000:]
+    step = int(last.split("iteration ")[1].split(":")[0])
+    assert f"the last good checkpoint {tmp_path / 'nan' / 'checkpoints' / 'latest.pt'} (iteration {step - 1}) is kept" in last
+    state = torch.load(tmp_path / "nan" / "checkpoints" / "latest.pt", weights_only=True)
+    assert state["position"]["iteration"] == step - 1
+
+
+def test_images_of_any_size_train_with_preprocess_none(tiny_root: Path, tmp_path: Path) -> None:
+    """An 8x8 image (under the discriminator's 24 px) and a 30x50 one beside 256x256 photos: no size is cropped or
+    batched with another; the sample grid shows them at one size."""
+    import cv2
+
+    small = tmp_path / "small"
+    small.mkdir()
+    photo = cv2.imread(str(sorted((tiny_root / "trainA").glob("*.jpg"))[0]))
+    cv2.imwrite(str(small / "tiny.png"), cv2.resize(photo, (8, 8), interpolation=cv2.INTER_AREA))
+    cv2.imwrite(str(small / "wide.png"), cv2.resize(photo, (50, 30), interpolation=cv2.INTER_AREA))
+    r = train(["--a", str(small), "--b", str(tiny_root / "trainB"), *TINY, "--preprocess", "none", "--max-iters", "4",
+               "--output", str(tmp_path), "--name", "none"], tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    grid = cv2.imread(str(tmp_path / "none" / "samples" / "final.png"))
+    assert grid.shape[0] == 2 * grid.shape[1] // 3  # 2 rows x 3 tiles of one size
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--crop-size", "16", "--load-size", "16"], "--crop-size 16 / --load-size 16: training needs at least 24 px"),
+    (["--beta1", "1"], "--beta1 1.0: Adam's beta1 must be in [0, 1)"),
+    (["--device", "banana"], "--device banana: not a device name"),
+    (["--device", "cuda:0"], "--device cuda:0: "),
+])  # fmt: skip
+def test_values_torch_would_reject_mid_start_are_usage_lines(argv: list[str], line: str, tiny_root: Path,
+                                                             tmp_path: Path) -> None:  # fmt: skip
+    if "cuda:0" in argv and torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible here")
+    r = train(["--dataroot", str(tiny_root), *TINY, *argv, "-o", str(tmp_path)], tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: " + line), r.stderr[-1000:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_inside_its_training_images_and_a_resume_by_the_wrong_command_are_refused(tiny_root: Path,
+                                                                                        tmp_path: Path) -> None:  # fmt: skip
+    a = tiny_root / "trainA"
+    r = train(["--a", str(a), "--b", str(tiny_root / "trainB"), *TINY, "-o", str(a / "runs")], tmp_path)
+    assert r.returncode == 2 and f"lies inside the training images {a} (--a)" in r.stderr and not (a / "runs").exists()
+    r = train(["--dataroot", str(tiny_root), *TINY, "-o", str(tiny_root / "trainB" / "x")], tmp_path)
+    assert r.returncode == 2 and "lies inside the training images" in r.stderr
+    run = tmp_path / "c"
+    assert train(["--dataroot", str(tiny_root), *TINY, "--max-iters", "1", "-o", str(tmp_path), "--name", "c"],
+                 tmp_path).returncode == 0  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.distill", "-o", str(tmp_path), "--name", "c", "--resume"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip() == (f"error: --resume: {run} is a cyclegan run, not distill: "
+                                                      "continue it with python -m cyclegan_edge.train --resume")  # fmt: skip
+    (run / "config.json").write_text((run / "config.json").read_text().replace('"model"', '"teacher": "t.pth", "model"'))
+    r = train(["-o", str(tmp_path), "--name", "c", "--resume"], tmp_path)  # what a distillation run's settings hold
+    assert r.returncode == 2 and "is a distill run, not cyclegan: continue it with python -m cyclegan_edge.distill" in r.stderr
+
+
+def test_a_read_only_run_folder_is_one_line_naming_the_run_file(tiny_root: Path, tmp_path: Path) -> None:
+    from conftest import as_user
+
+    common = ["-o", str(tmp_path), "--name", "ro"]
+    assert train(["--dataroot", str(tiny_root), *TINY, "--max-iters", "2", *common], tmp_path).returncode == 0
+    run = tmp_path / "ro"
+    before = snapshot(run)
+    for folder in (run, run / "checkpoints"):
+        folder.chmod(0o555)
+    try:
+        r = subprocess.run([*as_user(), sys.executable, "-m", "cyclegan_edge.train", *common, "--resume",
+                            "--max-iters", "4"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, **ONE_THREAD})  # fmt: skip
+    finally:
+        for folder in (run, run / "checkpoints"):
+            folder.chmod(0o755)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == f"error: {run / 'config.json'}: Permission denied"
+    assert snapshot(run) == before

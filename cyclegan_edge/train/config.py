@@ -18,6 +18,13 @@ from cyclegan_edge.errors import ArgumentParser, HelpFormatter, UsageError, impo
 from cyclegan_edge.model_files import NETG_NAMES, UPSAMPLE_MODES
 
 MODELS = ("cyclegan", "pix2pix")  # --model: the objective (pix2pix: train/pix2pix.py, its own flags)
+RESUME_COMMANDS = {"cyclegan": "python -m cyclegan_edge.train", "pix2pix": "python -m cyclegan_edge.train",
+                   "distill": "python -m cyclegan_edge.distill"}  # fmt: skip
+
+
+def run_kind(settings: dict[str, Any]) -> str:
+    """What a run's settings (its config.json) train: distill (a --teacher), else its --model."""
+    return "distill" if "teacher" in settings else str(settings.get("model", "cyclegan"))
 
 
 def opt(default: Any, help: str, choices: list[str] | None = None, flag: str | None = None) -> Any:
@@ -70,7 +77,7 @@ class TrainConfig:
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     # bookkeeping
     name: str = opt("run", "run name: outputs go to OUTPUT/NAME")
-    output: str = opt("runs", "folder holding the runs")
+    output: str = opt("runs", "folder holding the runs", flag="-o")
     seed: int = opt(0, "seed for weights, data order and augmentation")
     save_every: int = opt(1000, "iterations between checkpoints (one is also written at every epoch end)")
     sample_every: int = opt(500, "iterations between PNG sample grids")
@@ -92,7 +99,13 @@ MAY_CHANGE_ON_RESUME = frozenset({"max_iters", "save_every", "sample_every", "lo
 
 
 PROG = "python -m cyclegan_edge.train"
-MIN_CROP = 8
+MIN_GENERATOR_SIDE = 8  # reflection padding after two halvings
+
+
+def min_train_side(cfg: TrainConfig) -> int:
+    """The shortest image side training can take: the PatchGAN discriminator's last two 4x4 convs need at least
+    3 x 3 cells after its ``n_layers_D`` halvings (24 px for the default 3), the generators 8 px."""
+    return max(MIN_GENERATOR_SIDE, 3 * 2**cfg.n_layers_D)
 DESCRIPTION = "Train CycleGAN generators G: A->B and F: B->A (torchrun for several GPUs/processes)."
 
 
@@ -165,11 +178,15 @@ def check_values(cfg: TrainConfig) -> None:
         least = MINIMUM.get(f.name)
         if least is not None and f.name not in cfg.HIDDEN and getattr(cfg, f.name) < least:
             raise UsageError(f"{flag(f.name)} {getattr(cfg, f.name)}: must be at least {least}")
+    if not 0 <= cfg.beta1 < 1:
+        raise UsageError(f"--beta1 {cfg.beta1}: Adam's beta1 must be in [0, 1)")
     if cfg.n_epochs + cfg.n_epochs_decay < 1:
         raise UsageError("--n-epochs 0 --n-epochs-decay 0: nothing to train (at least one epoch)")
-    if cfg.crop_size < MIN_CROP or cfg.load_size < MIN_CROP:
-        raise UsageError(f"--crop-size {cfg.crop_size} / --load-size {cfg.load_size}: the generators need at least "
-                         f"{MIN_CROP} px (reflection padding after two halvings)")  # fmt: skip
+    least = min_train_side(cfg)
+    if cfg.crop_size < least or cfg.load_size < least:
+        raise UsageError(f"--crop-size {cfg.crop_size} / --load-size {cfg.load_size}: training needs at least {least} "
+                         f"px (the discriminator's {cfg.n_layers_D} halvings, --n-layers-D; the generators need "
+                         f"{MIN_GENERATOR_SIDE})")  # fmt: skip
     if cfg.preprocess == "resize_and_crop" and cfg.crop_size > cfg.load_size:
         raise UsageError(f"--crop-size {cfg.crop_size} > --load-size {cfg.load_size}: images are scaled to "
                          "--load-size, then cropped: the crop must fit")  # fmt: skip
@@ -213,6 +230,10 @@ def resumed_config(run_dir: Path, given: dict[str, Any], cls: type[TrainConfig] 
     if "no_flip" in saved:  # runs written before --flip/--no-flip
         saved["flip"] = not saved.pop("no_flip")
     known = {f.name for f in dataclasses.fields(cls)}
+    theirs, mine = run_kind(saved), run_kind({f.name: f.default for f in dataclasses.fields(cls)})
+    if theirs != mine:
+        raise UsageError(f"--resume: {run_dir} is a {theirs} run, not {mine}: continue it with "
+                         f"{RESUME_COMMANDS.get(theirs, 'the command that started it')} --resume")  # fmt: skip
     settings = {k: v for k, v in saved.items() if k in known}
     for key, value in given.items():
         if key in MAY_CHANGE_ON_RESUME:

@@ -41,10 +41,18 @@ class Discriminators(nn.Module):
 
     def forward(self, real_a: torch.Tensor, fake_a: torch.Tensor, real_b: torch.Tensor, fake_b: torch.Tensor
                 ) -> dict[str, torch.Tensor]:  # fmt: skip
-        n = real_b.shape[0]
-        pred_a = self.D_A(torch.cat([real_b, fake_b]))
-        pred_b = self.D_B(torch.cat([real_a, fake_a]))
-        return {"D_A_real": pred_a[:n], "D_A_fake": pred_a[n:], "D_B_real": pred_b[:n], "D_B_fake": pred_b[n:]}
+        d_a_real, d_a_fake = judge(self.D_A, real_b, fake_b)
+        d_b_real, d_b_fake = judge(self.D_B, real_a, fake_a)
+        return {"D_A_real": d_a_real, "D_A_fake": d_a_fake, "D_B_real": d_b_real, "D_B_fake": d_b_fake}
+
+
+def judge(d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """D on real and fake images: in one batch where their sizes agree; apart where they do not (--preprocess
+    none keeps each image's size, and the image pool returns fakes of earlier images)."""
+    if real.shape[1:] != fake.shape[1:]:
+        return d(real), d(fake)
+    pred = d(torch.cat([real, fake]))
+    return pred[: real.shape[0]], pred[real.shape[0] :]
 
 
 def gan_loss(pred: torch.Tensor, target_is_real: bool, mode: str) -> torch.Tensor:

@@ -21,7 +21,7 @@ from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import MULTIPLE, frame_to_tensor
 from cyclegan_edge.imaging.io import decoded_images, list_files, read_image
 from cyclegan_edge.progress import progress_bar
-from cyclegan_edge.train.config import TrainConfig
+from cyclegan_edge.train.config import TrainConfig, min_train_side
 
 log = logging.getLogger("cyclegan_edge.train")
 
@@ -91,8 +91,13 @@ def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, mult
         y = int(rng.integers(0, h - cfg.crop_size + 1))
         x = int(rng.integers(0, w - cfg.crop_size + 1))
         img = img[y : y + cfg.crop_size, x : x + cfg.crop_size]
-    else:  # scale_width / none: make both sides multiples of the generator's size multiple
+    else:  # scale_width / none: at least the shortest side training takes, both sides multiples of the generator's
         h, w = img.shape[:2]
+        least = min_train_side(cfg)
+        if min(h, w) < least:
+            s = least / min(h, w)
+            img = resize(img, (max(least, round(w * s)), max(least, round(h * s))), interpolation=cv2().INTER_CUBIC)
+            h, w = img.shape[:2]
         img = img[: max(multiple, h - h % multiple), : max(multiple, w - w % multiple)]
     if cfg.flip and rng.random() < 0.5:
         img = img[:, ::-1]

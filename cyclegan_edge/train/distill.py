@@ -232,7 +232,7 @@ def distill(cfg: DistillConfig) -> int:
         log.warning("%s", no_report)
     distiller = Distiller(cfg)
     status = distiller.fit()
-    if status != 0 or not distiller.d.main:
+    if status != 0 or not distiller.d.main or not distiller.trained:
         return status
     if no_report:
         log.warning("%s", no_report)  # again where the run ends: the first one scrolled away

@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, write_json
-from cyclegan_edge.errors import UsageError
+from cyclegan_edge.errors import EXIT_FAILED, UsageError
 from cyclegan_edge.imaging.frames import tensor_to_frames
-from cyclegan_edge.imaging.io import write_image
+from cyclegan_edge.imaging.io import resized, write_image
 from cyclegan_edge.models import (
     AnyGeneratorConfig,
     CheckpointError,
@@ -96,9 +96,24 @@ def setup_dist() -> Dist:
     return d
 
 
+def given_device(cfg: TrainConfig) -> torch.device | None:
+    """``--device`` as a torch device (None: auto); UsageError for a name torch does not know or a GPU it lacks."""
+    if cfg.device == "auto":
+        return None
+    try:
+        device = torch.device(cfg.device)
+    except RuntimeError:
+        raise UsageError(f"--device {cfg.device}: not a device name (auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        built = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+        raise UsageError(f"--device {cfg.device}: {built} (torch {torch.__version__}); --device cpu or auto")
+    return device
+
+
 def pick_device(cfg: TrainConfig, d: Dist) -> torch.device:
-    if cfg.device != "auto":
-        return torch.device(cfg.device)
+    device = given_device(cfg)
+    if device is not None:
+        return device
     return torch.device(f"cuda:{d.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
 
 
@@ -125,6 +140,20 @@ def holds_input(run: Path, cfg: TrainConfig) -> str:
     return ""
 
 
+def inside_training_images(run: Path, cfg: TrainConfig) -> str:
+    """The training-image folder (and its flag) that the run folder would lie inside, where the run's samples
+    would be read back as training images by the next run or --resume; else ''."""
+    if cfg.a_dir or cfg.b_dir:
+        folders = [(typed_flag(cfg, key), Path(getattr(cfg, key))) for key in ("a_dir", "b_dir") if getattr(cfg, key)]
+    else:
+        folders = [(f"--dataroot {cfg.dataroot}", Path(cfg.dataroot) / sub) for sub in ("train", "trainA", "trainB")]
+    folder = run.resolve()
+    for named, images in folders:
+        if images.resolve() in folder.parents:
+            return f"{images} ({named})"
+    return ""
+
+
 def is_run(folder: Path) -> bool:
     """A run folder: its config.json and what a run's first iteration writes (log.csv) or its checkpoints."""
     return (folder / "config.json").is_file() and ((folder / "log.csv").is_file() or (folder / "checkpoints").is_dir())
@@ -133,6 +162,10 @@ def is_run(folder: Path) -> bool:
 def prepare_run_dir(cfg: TrainConfig) -> str | None:
     """Refuse to write into an existing run unless told how; return what --overwrite moved aside, if anything."""
     run = cfg.run_dir
+    images = inside_training_images(run, cfg) if cfg.dataroot or cfg.a_dir or cfg.b_dir else ""
+    if images:
+        raise UsageError(f"{run} lies inside the training images {images}: its sample grids would be read as "
+                         "training images; choose an --output outside them")  # fmt: skip
     if run.exists() and not run.is_dir():
         raise FileExistsError(f"{run}: a file, not a run folder: choose another --name or --output")
     if cfg.resume or not run.exists() or not any(run.iterdir()):
@@ -210,10 +243,19 @@ def start_run(cfg: TrainConfig) -> None:
     """What every training command does before its trainer: logging on, and rank 0 (under torchrun the
     others follow it) refuses or moves aside an existing run."""
     log_to_stderr()
+    given_device(cfg)  # before --overwrite moves an old run aside
     if os.environ.get("RANK", "0") == "0":
         moved = prepare_run_dir(cfg)
         if moved:
             log.warning("%s", moved)
+
+
+def last_logged_iteration(path: Path) -> int:
+    """The last iteration log.csv holds (0: none, or no log)."""
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as f:
+        return max((int(r["iteration"]) for r in csv.DictReader(f) if (r.get("iteration") or "").isdigit()), default=0)
 
 
 def truncate_log(path: Path, iteration: int) -> int:
@@ -228,7 +270,7 @@ def truncate_log(path: Path, iteration: int) -> int:
     dropped = len(rows) - len(kept)
     if dropped:
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
+            csv.writer(f, lineterminator="\n").writerows(kept)
     return dropped
 
 
@@ -254,13 +296,13 @@ class RunLog:
     def row(self, pos: Position, lr: float, ips: float, losses: dict[str, float], show: bool) -> None:
         self.bar.update(1)
         if show:
-            self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()} | {"img/s": f"{ips:.1f}"})
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()} | {"img/s": f"{ips:.1f}" if ips >= 1 else f"{ips:.2g}"})
         if self.csv_file is None:
             return
         row = {"iteration": pos.iteration, "epoch": pos.epoch, "lr": lr, "images_per_s": round(ips, 3),
                **{k: round(v, 6) for k, v in losses.items()}}  # fmt: skip
         if self.writer is None:
-            self.writer = csv.DictWriter(self.csv_file, fieldnames=list(row))
+            self.writer = csv.DictWriter(self.csv_file, fieldnames=list(row), lineterminator="\n")
             if self.csv_file.tell() == 0:
                 self.writer.writeheader()
         self.writer.writerow(row)
@@ -328,6 +370,7 @@ class Trainer:
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, rule)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.pos = Position()
+        self.saved_at = 0  # the iteration of the last checkpoint written or resumed from
         self.stop = StopFlag()
 
     def to_device(self, module: torch.nn.Module, compile: bool = False) -> tuple[Any, Any]:
@@ -412,10 +455,17 @@ class Trainer:
             return
         with atomic_path(self.ckpt_path) as tmp:
             torch.save(self.state(), tmp)
+        self.saved_at = self.pos.iteration
 
     def resume(self) -> None:
-        if not self.ckpt_path.is_file():  # stopped before its first save: nothing to continue, nothing to protect
-            if self.d.main:
+        if not self.ckpt_path.is_file():
+            kept = [f for f in self.GENERATOR_FILES if (self.run_dir / f).is_file()]
+            logged = last_logged_iteration(self.run_dir / "log.csv")
+            if kept or logged >= self.cfg.save_every:  # it had a checkpoint (deleted since): never start it over
+                held = ", ".join(kept + ([f"{logged} logged iterations"] if logged else []))
+                raise CheckpointError(f"--resume: {self.ckpt_path} is missing, so {self.run_dir} ({held}) cannot "
+                                      "be continued: --overwrite starts it over, moving this run aside first")  # fmt: skip
+            if self.d.main:  # stopped before its first save: nothing to continue, nothing to protect
                 truncate_log(self.run_dir / "log.csv", 0)
                 log.warning("--resume: %s stopped before its first checkpoint: starting it again from iteration 0 "
                             "with its saved settings", self.run_dir)  # fmt: skip
@@ -432,6 +482,7 @@ class Trainer:
         self.scaler.load_state_dict(s["scaler"])
         torch.set_rng_state(s["rng"]["torch"])
         self.pos = Position(**s["position"])
+        self.saved_at = self.pos.iteration
         if self.d.main:
             dropped = truncate_log(self.run_dir / "log.csv", self.pos.iteration)
             if dropped:
@@ -486,10 +537,7 @@ class Trainer:
         if self.d.enabled:
             dist.all_reduce(bad, op=dist.ReduceOp.MAX)
         if bad.item():
-            raise TrainingDiverged(
-                f"loss is not finite at iteration {self.pos.iteration + 1}; stopped, the last good "
-                f"checkpoint is {self.ckpt_path} (try a lower --lr or --no-amp)"
-            )
+            raise TrainingDiverged(f"loss is not finite at iteration {self.pos.iteration + 1}")
 
     def stop_agreed(self) -> bool:
         flag = torch.tensor([1.0 if self.stop.requested else 0.0], device=self.device)
@@ -501,24 +549,33 @@ class Trainer:
     def write_grid(self, name: str) -> Path | None:
         if not self.d.main or not hasattr(self, "last_images"):
             return None
-        def tile(key: str) -> np.ndarray:
-            return tensor_to_frames(self.last_images[key][:1].float().cpu().numpy())[0]
-
-        grid = np.vstack([np.hstack([tile(k) for k in row]) for row in self.GRID_ROWS])
+        tiles = [[tensor_to_frames(self.last_images[k][:1].float().cpu().numpy())[0] for k in row]
+                 for row in self.GRID_ROWS]  # fmt: skip
+        hw = tiles[0][0].shape[:2]  # --preprocess none: images keep their sizes; the grid shows them at the first's
+        grid = np.vstack([np.hstack(resized(row, hw)) for row in tiles])
         return write_image(self.run_dir / "samples" / f"{name}.png", grid)
 
     # ---- the loop ------------------------------------------------------------------------------
     def fit(self) -> int:
-        """Train to the end (0), or until Ctrl-C/SIGTERM (130) or a non-finite loss (3); always saves first."""
+        """Train to the end (0), or until Ctrl-C/SIGTERM (130) or a non-finite loss (1); saves first, except
+        after a non-finite loss (the last good checkpoint stays)."""
         cfg = self.cfg
         if cfg.resume:
             self.resume()
-        if self.d.main:
-            self.write_config()
         total_epochs = cfg.n_epochs + cfg.n_epochs_decay
         total_iters = min(total_epochs * self.sampler.batches_per_epoch(), cfg.max_iters or 1 << 62)
+        self.trained = not (cfg.resume and (self.pos.epoch >= total_epochs or self.pos.iteration >= total_iters))
+        if not self.trained:
+            if self.d.main:  # nothing rewritten: its files stay as the run left them
+                log.info("--resume: %s is already at iteration %d and this command ends at %d: nothing to train%s",
+                         self.run_dir, self.pos.iteration, total_iters, " (--max-iters sets the end)" if cfg.max_iters
+                         else "")  # fmt: skip
+            return self.finish(0, {})
+        if self.d.main:
+            self.write_config()
         old_handlers = {s: signal.signal(s, self.stop) for s in (signal.SIGINT, signal.SIGTERM)}
         status = 0
+        diverged: TrainingDiverged | None = None
         with RunLog(self.run_dir, self.d.main, total_iters, self.pos.iteration) as run_log:
             try:
                 while self.pos.epoch < total_epochs and self.pos.iteration < total_iters:
@@ -527,13 +584,18 @@ class Trainer:
             except KeyboardInterrupt:
                 status = 130
             except TrainingDiverged as e:
-                if self.d.main:
-                    log.error("%s", e)
-                return self.finish(3, old_handlers)  # the last good checkpoint stays; nothing newer is saved
-            self.save()
-            self.save_generators()
-            if status == 0:
-                self.write_grid("final")
+                diverged = e
+            if diverged is None:
+                self.save()
+                self.save_generators()
+                if status == 0:
+                    self.write_grid("final")
+        if diverged is not None:  # after the progress bar has closed: the line stands on its own
+            if self.d.main:
+                kept = (f"the last good checkpoint {self.ckpt_path} (iteration {self.saved_at}) is kept"
+                        if self.ckpt_path.is_file() else "no checkpoint had been saved yet")  # fmt: skip
+                log.error("%s: stopped; %s (try a lower --lr or --no-amp)", diverged, kept)
+            return self.finish(EXIT_FAILED, old_handlers)
         if self.d.main and status == 130:
             log.warning("interrupted at iteration %d: saved %s; continue with --resume", self.pos.iteration,
                         self.ckpt_path)  # fmt: skip
