@@ -510,6 +510,11 @@ def test_images_of_any_size_train_with_preprocess_none(tiny_root: Path, tmp_path
     assert r.returncode == 0, r.stderr[-2000:]
     grid = cv2.imread(str(tmp_path / "none" / "samples" / "final.png"))
     assert grid.shape[0] == 2 * grid.shape[1] // 3  # 2 rows x 3 tiles of one size
+    r = train(["--a", str(small), "--b", str(tiny_root / "trainB"), *TINY, "--preprocess", "none", "--batch-size", "2",
+               "--output", str(tmp_path), "--name", "none2"], tmp_path)  # fmt: skip
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
+        "error: --preprocess none keeps each image's size, and --batch-size 2 batches images of one size: tiny.png is "
+        "8x8, wide.png 50x30; use --batch-size 1 or --preprocess resize_and_crop")  # fmt: skip
 
 
 @pytest.mark.parametrize(("argv", "line"), [

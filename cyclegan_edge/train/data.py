@@ -59,6 +59,19 @@ def scan_sizes(folder: Path, limit: int = 0, show_progress: bool = True) -> list
     return good
 
 
+def same_sizes_to_batch(sized: list[tuple[Path, tuple[int, int]]], cfg: TrainConfig) -> None:
+    """--preprocess none / scale_width keep each image's size (scale_width: its aspect): a batch of several needs one
+    size for all. DataError naming two that differ."""
+    if cfg.batch_size == 1 or cfg.preprocess not in ("none", "scale_width") or not sized:
+        return
+    first, hw = sized[0]
+    other = next(((p, s) for p, s in sized if s != hw), None)
+    if other is not None:
+        raise DataError(f"--preprocess {cfg.preprocess} keeps each image's size, and --batch-size {cfg.batch_size} "
+                        f"batches images of one size: {first.name} is {hw[1]}x{hw[0]}, {other[0].name} "
+                        f"{other[1][1]}x{other[1][0]}; use --batch-size 1 or --preprocess resize_and_crop")  # fmt: skip
+
+
 def side_by_side(folder: Path, limit: int = 0, show_progress: bool = True) -> list[Path]:
     """The A|B images of ``folder``; one warning names those that are not two squares side by side (a photo that
     is no pair is cut in half all the same), as the reference's aligned datasets all are."""

@@ -52,7 +52,8 @@ from cyclegan_edge.train.cyclegan import (
     generator_losses,
     linear_decay,
 )
-from cyclegan_edge.train.data import PairedDataset, ResumableSampler, UnpairedDataset, domain_dirs, scan_images
+from cyclegan_edge.train.data import (PairedDataset, ResumableSampler, UnpairedDataset, domain_dirs, same_sizes_to_batch,
+                                      scan_sizes)  # fmt: skip
 from cyclegan_edge.train.pool import ImagePool
 
 log = logging.getLogger("cyclegan_edge.train")
@@ -387,7 +388,9 @@ class Trainer:
     def make_dataset(self, show_progress: bool) -> UnpairedDataset | PairedDataset:
         a_dir, b_dir = domain_dirs(self.cfg)
         n = self.cfg.max_images
-        return UnpairedDataset(scan_images(a_dir, n, show_progress), scan_images(b_dir, n, show_progress), self.cfg)
+        a, b = scan_sizes(a_dir, n, show_progress), scan_sizes(b_dir, n, show_progress)
+        same_sizes_to_batch(a + b, self.cfg)
+        return UnpairedDataset([p for p, _ in a], [p for p, _ in b], self.cfg)
 
     def build(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         """Create the models; return (what the G optimizer trains, what the D optimizer trains)."""
