@@ -150,7 +150,8 @@ def paired_files(cfg: TrainConfig, show_progress: bool = True) -> list[tuple[Pat
         raise DataError(f"{a_dir} and {b_dir}: no file names in common (pairs are matched by name, extension aside)")
     alone = len(a_all) + len(b_by_stem) - 2 * len(pairs)
     if alone:
-        log.warning("%s, %s: %d images without a partner of the same name (skipped)", a_dir, b_dir, alone)
+        log.warning("%s, %s: %d image%s without a partner of the same name (skipped)", a_dir, b_dir, alone,
+                    "" if alone == 1 else "s")  # fmt: skip
     return pairs[: cfg.max_images or None]
 
 

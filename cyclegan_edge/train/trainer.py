@@ -603,8 +603,8 @@ class Trainer:
             log.warning("interrupted at iteration %d: saved %s; continue with --resume", self.pos.iteration,
                         self.ckpt_path)  # fmt: skip
         elif self.d.main:
-            log.info("done: %d iterations; generators in %s (%s)", self.pos.iteration, self.run_dir,
-                     ", ".join(self.GENERATOR_FILES))  # fmt: skip
+            log.info("done: %d iteration%s; generators in %s (%s)", self.pos.iteration,
+                     "" if self.pos.iteration == 1 else "s", self.run_dir, ", ".join(self.GENERATOR_FILES))  # fmt: skip
         return self.finish(status, old_handlers)
 
     def train_epoch(self, run_log: RunLog, total_iters: int) -> None:
