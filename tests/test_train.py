@@ -509,7 +509,10 @@ def test_images_of_any_size_train_with_preprocess_none(tiny_root: Path, tmp_path
                "--output", str(tmp_path), "--name", "none"], tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     grid = cv2.imread(str(tmp_path / "none" / "samples" / "final.png"))
-    assert grid.shape[0] == 2 * grid.shape[1] // 3  # 2 rows x 3 tiles of one size
+    tile = grid.shape[1] // 3  # 2 rows x 3 tiles of one size, each row under a strip naming its columns
+    strip = (grid.shape[0] - 2 * tile) // 2
+    assert grid.shape == (2 * (tile + strip), 3 * tile, 3) and 8 < strip < tile
+    assert grid[:strip].mean() < 80 and grid[:strip].max() > 200  # dark, with white text
     r = train(["--a", str(small), "--b", str(tiny_root / "trainB"), *TINY, "--preprocess", "none", "--batch-size", "2",
                "--output", str(tmp_path), "--name", "none2"], tmp_path)  # fmt: skip
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (

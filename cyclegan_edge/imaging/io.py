@@ -226,6 +226,23 @@ def resized(images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarra
     return [resize_area(i, hw) for i in images]
 
 
+def labeled_grid(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[Sequence[str]]) -> np.ndarray:
+    """Rows of BGR images, each shown at the first image's size, each row under a dark strip naming its
+    columns (a sample grid a reader can tell apart without the documentation)."""
+    c = cv2()
+    h, w = rows[0][0].shape[:2]
+    font, scale = c.FONT_HERSHEY_SIMPLEX, min(0.5, max(0.3, w / 512))
+    (_, text_h), base = c.getTextSize("Ag", font, scale, 1)
+    strip_h = text_h + base + 6
+    parts = []
+    for row, names in zip(rows, labels):
+        strip = np.full((strip_h, w * len(row), 3), 40, np.uint8)
+        for i, name in enumerate(names):
+            c.putText(strip, name, (i * w + 4, strip_h - base - 3), font, scale, (255, 255, 255), 1, c.LINE_AA)
+        parts += [strip, np.hstack(resized(row, (h, w)))]
+    return np.vstack(parts)
+
+
 def decoded_images(files: Iterable[Path], folder: str | os.PathLike[str], limit: int = 0,
                    ) -> Iterator[tuple[Path, np.ndarray]]:  # fmt: skip
     """Each of ``files`` that decodes, with its image, until ``limit`` of them (0: all). Each one that does not

@@ -17,7 +17,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -28,7 +27,7 @@ from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, write_json
 from cyclegan_edge.errors import EXIT_FAILED, UsageError
 from cyclegan_edge.imaging.frames import tensor_to_frames
-from cyclegan_edge.imaging.io import resized, write_image
+from cyclegan_edge.imaging.io import labeled_grid, write_image
 from cyclegan_edge.models import (
     AnyGeneratorConfig,
     CheckpointError,
@@ -554,9 +553,8 @@ class Trainer:
             return None
         tiles = [[tensor_to_frames(self.last_images[k][:1].float().cpu().numpy())[0] for k in row]
                  for row in self.GRID_ROWS]  # fmt: skip
-        hw = tiles[0][0].shape[:2]  # --preprocess none: images keep their sizes; the grid shows them at the first's
-        grid = np.vstack([np.hstack(resized(row, hw)) for row in tiles])
-        return write_image(self.run_dir / "samples" / f"{name}.png", grid)
+        names = [[k.replace("_", " ") for k in row] for row in self.GRID_ROWS]  # "fake B": G_A2B(real A)
+        return write_image(self.run_dir / "samples" / f"{name}.png", labeled_grid(tiles, names))
 
     # ---- the loop ------------------------------------------------------------------------------
     def fit(self) -> int:
