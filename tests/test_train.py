@@ -88,6 +88,8 @@ def untrained_cycle_l1(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory
 def test_training_learns_the_cycle_and_writes_outputs(lr: str, tiny_root: Path, tmp_path: Path,
                                                       untrained_cycle_l1: float, margin: Any) -> None:  # fmt: skip
     """With lr 0 (a trainer that does not learn) the same bar must fail: the test can tell the two apart."""
+    import cv2
+
     r = train(["--dataroot", str(tiny_root), *TINY, *OVERFIT, "--lr", lr, "--max-iters", "100", "--sample-every", "50",
                "--save-every", "40", "--output", str(tmp_path), "--name", "r"], tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
@@ -99,6 +101,8 @@ def test_training_learns_the_cycle_and_writes_outputs(lr: str, tiny_root: Path, 
     assert "\r" not in r.stderr and "100/100 [" in r.stderr  # the progress bar, as lines in a log
     assert (run / "checkpoints" / "latest.pt").is_file()
     assert {p.name for p in (run / "samples").iterdir()} == {"iter_0000050.png", "iter_0000100.png", "final.png"}
+    plot = cv2.imread(str(run / "losses.png"))  # drawn from log.csv: lines in colour on white
+    assert plot.shape[:2] == (400, 1100) and (plot.std(axis=2) > 40).sum() > 2000
     g = load_generator(run / "G_A2B.pth")
     assert g.meta["direction"] == "A->B" and g.meta["train_size"] == 32
     assert load_generator(run / "G_B2A.pth").meta["direction"] == "B->A"

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, write_json
-from cyclegan_edge.errors import EXIT_FAILED, UsageError
+from cyclegan_edge.errors import EXIT_FAILED, UsageError, first_line
 from cyclegan_edge.imaging.frames import tensor_to_frames
 from cyclegan_edge.imaging.io import labeled_grid, write_image
 from cyclegan_edge.models import (
@@ -51,8 +51,15 @@ from cyclegan_edge.train.cyclegan import (
     generator_losses,
     linear_decay,
 )
-from cyclegan_edge.train.data import (PairedDataset, ResumableSampler, UnpairedDataset, domain_dirs, same_sizes_to_batch,
-                                      scan_sizes)  # fmt: skip
+from cyclegan_edge.train.data import (
+    PairedDataset,
+    ResumableSampler,
+    UnpairedDataset,
+    domain_dirs,
+    same_sizes_to_batch,
+    scan_sizes,
+)
+from cyclegan_edge.train.loss_plot import plot_losses
 from cyclegan_edge.train.pool import ImagePool
 
 log = logging.getLogger("cyclegan_edge.train")
@@ -556,6 +563,16 @@ class Trainer:
         names = [[k.replace("_", " ") for k in row] for row in self.GRID_ROWS]  # "fake B": G_A2B(real A)
         return write_image(self.run_dir / "samples" / f"{name}.png", labeled_grid(tiles, names))
 
+    def write_loss_plot(self) -> None:
+        """losses.png from log.csv; a plot that cannot be drawn never stops the training (one warning)."""
+        if not self.d.main or getattr(self, "loss_plot_failed", False):
+            return
+        try:
+            plot_losses(self.run_dir / "log.csv", self.run_dir / "losses.png")
+        except Exception as e:
+            self.loss_plot_failed = True
+            log.warning("losses.png not drawn: %s", first_line(e))
+
     # ---- the loop ------------------------------------------------------------------------------
     def fit(self) -> int:
         """Train to the end (0), or until Ctrl-C/SIGTERM (130) or a non-finite loss (1); saves first, except
@@ -591,6 +608,7 @@ class Trainer:
                 self.save_generators()
                 if status == 0:
                     self.write_grid("final")
+                self.write_loss_plot()
         if diverged is not None:  # after the progress bar has closed: the line stands on its own
             if self.d.main:
                 kept = (f"the last good checkpoint {self.ckpt_path} (iteration {self.saved_at}) is kept"
@@ -625,6 +643,7 @@ class Trainer:
             run_log.row(self.pos, float(self.sched_g.get_last_lr()[0]), ips, losses, show)
             if self.pos.iteration % cfg.sample_every == 0:
                 self.write_grid(f"iter_{self.pos.iteration:07d}")
+                self.write_loss_plot()
             if self.pos.iteration % cfg.save_every == 0:
                 self.save()
             if self.stop_agreed():

@@ -1,0 +1,74 @@
+"""losses.png beside a run's log.csv: every loss term over the iterations, as the mean of each stretch of
+iterations (about 400 stretches for the whole run) inside a band from its 10th to its 90th percentile, so the
+trend shows through the per-image noise. Generator terms on the left, discriminator terms on the right."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from cyclegan_edge.atomic import atomic_path
+
+NOT_LOSSES = ("iteration", "epoch", "lr", "images_per_s")
+STRETCHES = 400
+
+
+def read_losses(log_csv: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(iterations, {loss name: values}) from log.csv; rows that do not parse are left out."""
+    with open(log_csv, newline="") as f:
+        reader = csv.DictReader(f)
+        names = [n for n in reader.fieldnames or [] if n not in NOT_LOSSES]
+        rows = []
+        for r in reader:
+            try:
+                rows.append([float(r["iteration"])] + [float(r[n]) for n in names])
+            except (TypeError, ValueError, KeyError):
+                continue
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(names) + 1)
+    return table[:, 0], {n: table[:, i + 1] for i, n in enumerate(names)}
+
+
+def stretches(iterations: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(x, mean, 10th percentile, 90th percentile) per stretch of consecutive iterations."""
+    parts = np.array_split(np.arange(len(values)), min(len(values), STRETCHES))
+    x = np.array([iterations[p].mean() for p in parts])
+    mean = np.array([values[p].mean() for p in parts])
+    low, high = (np.array([np.percentile(values[p], q) for p in parts]) for q in (10, 90))
+    return x, mean, low, high
+
+
+def plot_losses(log_csv: Path, out: Path) -> Path | None:
+    """Draw ``out`` from ``log_csv`` (atomically); None when nothing is logged yet."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("matplotlib is not installed (pip install matplotlib; [train] brings it)") from None
+    iterations, losses = read_losses(log_csv)
+    if not len(iterations) or not losses:
+        return None
+    panels = {"generator terms (weighted as in the loss)": [n for n in losses if not n.startswith("D")],
+              "discriminator terms": [n for n in losses if n.startswith("D")]}  # fmt: skip
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (title, names) in zip(axes, panels.items()):
+        for name in names:
+            x, mean, low, high = stretches(iterations, losses[name])
+            (line,) = ax.plot(x, mean, label=name, linewidth=1.4)
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.set_title(title)
+        ax.set_xlabel("iteration")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        if names:
+            ax.legend(fontsize=8, ncol=2)
+    fig.suptitle(f"{log_csv.parent.name}: losses over {int(iterations[-1])} iterations (line: mean of each "
+                 f"stretch of {max(1, len(iterations) // STRETCHES)}; band: its 10th-90th percentile)", fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out
