@@ -303,7 +303,8 @@ class RunLog:
     def row(self, pos: Position, lr: float, ips: float, losses: dict[str, float], show: bool) -> None:
         self.bar.update(1)
         if show:
-            self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()} | {"img/s": f"{ips:.1f}" if ips >= 1 else f"{ips:.2g}"})
+            rate = f"{ips:.1f}" if ips >= 1 else f"{ips:.2g}"
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()} | {"img/s": rate})
         if self.csv_file is None:
             return
         row = {"iteration": pos.iteration, "epoch": pos.epoch, "lr": lr, "images_per_s": round(ips, 3),
