@@ -14,7 +14,8 @@ from typing import Any
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename. An OSError about
-    the temporary file (a read-only folder, a full disk) names ``path``: the user never typed the other."""
+    the temporary file or about no file (a read-only folder, a full disk) names ``path``: the user never typed
+    the other."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -29,9 +30,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, final)
     except OSError as e:
-        if e.filename is None or str(e.filename) != tmp:
+        if e.filename is not None and str(e.filename) != tmp:  # about another file (an input, say)
             raise
-        raise OSError(e.errno, e.strerror, str(final)) from None
+        raise OSError(e.errno, e.strerror or str(e), str(final)) from None  # the temporary, or no name (disk full)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

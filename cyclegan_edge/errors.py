@@ -126,12 +126,10 @@ def import_holding_ctrl_c(names: tuple[str, ...]) -> None:
                 pass  # the command names the missing extra when it needs the module
 
 
-def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None,
-            preload: tuple[str, ...] = ()) -> int:  # fmt: skip
-    """Run a command's ``main(argv)`` and return its exit status, printing one line for what it raised.
-    ``preload``: heavy modules the command always needs, imported first with Ctrl-C held back."""
+def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a command's ``main(argv)`` and return its exit status, printing one line for what it raised. A
+    command imports its heavy modules with import_holding_ctrl_c after parsing its flags (--help needs none)."""
     try:
-        import_holding_ctrl_c(preload)
         return main(argv)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

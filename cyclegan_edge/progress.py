@@ -37,7 +37,7 @@ class _NoTerminal:
 
 class LogLineBar(tqdm):
     """The bar as whole lines (ASCII, no control characters): the first state, then at most one line every
-    ``LOG_EVERY_S`` seconds, and the last state at close, never the same line twice."""
+    ``LOG_EVERY_S`` seconds, and the last state at close (leave=False too), never the same line twice."""
 
     def __init__(self, iterable: Any = None, **kwargs: Any) -> None:
         self._log = kwargs.pop("file", None) or sys.stderr
@@ -47,15 +47,18 @@ class LogLineBar(tqdm):
         super().__init__(iterable, **kwargs)
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
-        if msg is not None:  # tqdm clearing its line on a terminal: nothing to undo in a log
+        closing = self.disable  # tqdm sets it before drawing the final state (or clearing a leave=False bar)
+        if msg and not closing:  # e.g. tqdm's "... (more hidden) ..." for bars beyond the screen
             return True
         now = time.monotonic()
-        closing = self.disable  # tqdm sets it before drawing the final state
         if not closing and now - self._logged_at < LOG_EVERY_S:  # set_postfix/refresh ignore mininterval
             return True
-        line = self.__str__().rstrip()
+        line = self.__str__().rstrip()  # also where tqdm would clear a leave=False bar: a log cannot erase a line
         if line and line != self._last_line:
-            self._log.write(line + "\n")
-            self._log.flush()
+            try:
+                self._log.write(line + "\n")
+                self._log.flush()
+            except (OSError, ValueError):  # a closed or broken stream: progress is not worth failing the work
+                return False
             self._last_line, self._logged_at = line, now
         return True

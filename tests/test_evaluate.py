@@ -18,9 +18,8 @@ from conftest import ROOT, SHARED_DATA, as_user, need
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.evaluate.__main__ import main
 from cyclegan_edge.evaluate.checkerboard import checkerboard_score
-from cyclegan_edge.evaluate.config import build_parser
+from cyclegan_edge.evaluate.config import ClassifierRecipe, build_parser
 from cyclegan_edge.evaluate.data import image_files, load_squares
-from cyclegan_edge.evaluate.config import ClassifierRecipe
 from cyclegan_edge.evaluate.domain import DomainClassifier, cached_classifier
 from cyclegan_edge.evaluate.filters import BASELINES
 from cyclegan_edge.evaluate.metrics import domain_score, domain_score_ci, edge_ssim

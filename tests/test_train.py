@@ -486,6 +486,14 @@ def test_a_run_that_lost_its_checkpoint_is_never_started_over_and_a_finished_one
         f"error: --resume: {run / 'checkpoints' / 'latest.pt'} is missing, so {run} (G_A2B.pth, G_B2A.pth, 4 logged "
         "iterations) cannot be continued: --overwrite starts it over, moving this run aside first")  # fmt: skip
     assert snapshot(run) == before
+    # killed (no generators written) after an epoch-end checkpoint, long before --save-every: refused all the same
+    common = ["--output", str(tmp_path), "--name", "k"]
+    assert train(["--dataroot", str(tiny_root), *TINY, "--max-iters", "6", "--save-every", "1000", *common],
+                 tmp_path).returncode == 0  # fmt: skip
+    for name in ("checkpoints", "G_A2B.pth", "G_B2A.pth"):
+        shutil.rmtree(tmp_path / "k" / name) if name == "checkpoints" else (tmp_path / "k" / name).unlink()
+    r = train([*common, "--resume"], tmp_path)
+    assert r.returncode == 1 and "(6 logged iterations) cannot be continued" in r.stderr, r.stderr[-1500:]
 
 
 def test_a_diverged_run_stops_with_exit_1_and_says_which_checkpoint_is_left(tiny_root: Path, tmp_path: Path) -> None:
@@ -494,7 +502,8 @@ def test_a_diverged_run_stops_with_exit_1_and_says_which_checkpoint_is_left(tiny
     last = r.stderr.strip().splitlines()[-1]
     assert r.returncode == 1 and last.startswith("ERROR loss is not finite at iteration "), r.stderr[-2000:]
     step = int(last.split("iteration ")[1].split(":")[0])
-    assert f"the last good checkpoint {tmp_path / 'nan' / 'checkpoints' / 'latest.pt'} (iteration {step - 1}) is kept" in last
+    assert f"the last checkpoint, {tmp_path / 'nan' / 'checkpoints' / 'latest.pt'} (iteration {step - 1}), is kept" in last
+    assert last.endswith("--overwrite with a lower --lr (or --no-amp) starts over")
     state = torch.load(tmp_path / "nan" / "checkpoints" / "latest.pt", weights_only=True)
     assert state["position"]["iteration"] == step - 1
 
@@ -576,3 +585,13 @@ def test_a_read_only_run_folder_is_one_line_naming_the_run_file(tiny_root: Path,
             folder.chmod(0o755)
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == f"error: {run / 'config.json'}: Permission denied"
     assert snapshot(run) == before
+
+
+def test_resume_finds_the_runs_model_under_either_output_spelling(tmp_path: Path) -> None:
+    from cyclegan_edge.train.__main__ import model_of
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "config.json").write_text('{"model": "pix2pix"}')
+    for flag in ("--output", "-o"):
+        assert model_of([flag, str(tmp_path), "--name", "p", "--resume"]) == "pix2pix"
+    assert model_of(["-o", str(tmp_path), "--name", "p"]) == "cyclegan"  # a new run: its --model, here the default

@@ -73,6 +73,8 @@ HELP = {
     "output": "folder to write evaluate.json and evaluate.md into (checked before any work)",
     "seed": "seed of the bootstrap and of the latency test input",
 }  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ClassifierRecipe:
     size: int = 96  # classifier input side (images are stored at 8/7 of it and cropped)

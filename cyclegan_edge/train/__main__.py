@@ -12,8 +12,8 @@ from cyclegan_edge.errors import import_holding_ctrl_c, run_cli
 def model_of(argv: list[str] | None) -> str:
     """``--model``; without it, a resumed run's own (its config.json), else cyclegan."""
     ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for flag in ("--model", "--name", "--output"):
-        ap.add_argument(flag)
+    for flags in (("--model",), ("--name",), ("--output", "-o")):
+        ap.add_argument(*flags)
     ap.add_argument("--resume", action="store_true")
     known, _ = ap.parse_known_args(argv)
     if known.model:

@@ -106,6 +106,8 @@ def min_train_side(cfg: TrainConfig) -> int:
     """The shortest image side training can take: the PatchGAN discriminator's last two 4x4 convs need at least
     3 x 3 cells after its ``n_layers_D`` halvings (24 px for the default 3), the generators 8 px."""
     return max(MIN_GENERATOR_SIDE, 3 * 2**cfg.n_layers_D)
+
+
 DESCRIPTION = "Train CycleGAN generators G: A->B and F: B->A (torchrun for several GPUs/processes)."
 
 

@@ -232,14 +232,15 @@ def distill(cfg: DistillConfig) -> int:
         log.warning("%s", no_report)
     distiller = Distiller(cfg)
     status = distiller.fit()
-    if status != 0 or not distiller.d.main or not distiller.trained:
+    report_file = cfg.run_dir / "student_vs_teacher.json"
+    if status != 0 or not distiller.d.main or (not distiller.trained and report_file.is_file()):
         return status
     if no_report:
         log.warning("%s", no_report)  # again where the run ends: the first one scrolled away
         return status
     report = compare_with_teacher(cfg.run_dir / "student.pth", cfg.teacher, load_test_images(eval_dir, cfg.eval_count),
                                   256)  # fmt: skip
-    write_json(cfg.run_dir / "student_vs_teacher.json", report)
+    write_json(report_file, report)
     log.info("student vs teacher on %d held-out images at 256 px: PSNR %.2f dB (min %.2f), SSIM %.3f; "
              "MACs %s; PyTorch CPU %.1f vs %.1f ms", report["images"], report["psnr_db_mean"], report["psnr_db_min"],
              report["ssim_mean"], fewer(report["macs_ratio"]), report["pytorch_cpu_latency_ms"]["student"],

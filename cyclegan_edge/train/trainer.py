@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import gc
+import json
 import logging
 import os
 import re
 import signal
-import sys
 import time
 import warnings
 from contextlib import nullcontext
@@ -114,6 +114,11 @@ def given_device(cfg: TrainConfig) -> torch.device | None:
     if device.type == "cuda" and not torch.cuda.is_available():
         built = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
         raise UsageError(f"--device {cfg.device}: {built} (torch {torch.__version__}); --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {cfg.device}: {torch.cuda.device_count()} CUDA GPU(s) visible (cuda:0 ...)")
+    module = getattr(torch.backends, device.type, None) or getattr(torch, device.type, None)  # mps, xpu, ...
+    if device.type not in ("cpu", "cuda") and not getattr(module, "is_available", lambda: False)():
+        raise UsageError(f"--device {cfg.device}: not available here; --device cpu or auto")
     return device
 
 
@@ -171,8 +176,10 @@ def prepare_run_dir(cfg: TrainConfig) -> str | None:
     run = cfg.run_dir
     images = inside_training_images(run, cfg) if cfg.dataroot or cfg.a_dir or cfg.b_dir else ""
     if images:
+        fix = ("move the run folder out of them and --resume it there" if cfg.resume
+               else "choose an --output outside them")  # fmt: skip
         raise UsageError(f"{run} lies inside the training images {images}: its sample grids would be read as "
-                         "training images; choose an --output outside them")  # fmt: skip
+                         f"training images; {fix}")  # fmt: skip
     if run.exists() and not run.is_dir():
         raise FileExistsError(f"{run}: a file, not a run folder: choose another --name or --output")
     if cfg.resume or not run.exists() or not any(run.iterdir()):
@@ -357,7 +364,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
 
         self.g_cfg: AnyGeneratorConfig = self.generator_config()
-        self.dataset = self.make_dataset(self.d.main and sys.stderr.isatty())
+        self.dataset = self.make_dataset(self.d.main)
         self.sampler = ResumableSampler(self.dataset, self.d.world, self.d.rank, cfg.seed, cfg.batch_size)
         if self.sampler.batches_per_epoch() == 0:
             raise UsageError(f"--batch-size {cfg.batch_size} x {self.d.world} processes exceeds the "
@@ -467,11 +474,20 @@ class Trainer:
             torch.save(self.state(), tmp)
         self.saved_at = self.pos.iteration
 
+    def first_checkpoint(self) -> int:
+        """The iteration of a run's first checkpoint: --save-every (as the run had it, or as given now) or the
+        first epoch's end, whichever came first."""
+        try:
+            saved = int(json.loads((self.run_dir / "config.json").read_text()).get("save_every", self.cfg.save_every))
+        except (OSError, ValueError, TypeError, AttributeError):
+            saved = self.cfg.save_every
+        return min(saved, self.cfg.save_every, self.sampler.batches_per_epoch())
+
     def resume(self) -> None:
         if not self.ckpt_path.is_file():
             kept = [f for f in self.GENERATOR_FILES if (self.run_dir / f).is_file()]
             logged = last_logged_iteration(self.run_dir / "log.csv")
-            if kept or logged >= self.cfg.save_every:  # it had a checkpoint (deleted since): never start it over
+            if kept or logged >= self.first_checkpoint():  # it had one (deleted since): never start it over
                 held = ", ".join(kept + ([f"{logged} logged iterations"] if logged else []))
                 raise CheckpointError(f"--resume: {self.ckpt_path} is missing, so {self.run_dir} ({held}) cannot "
                                       "be continued: --overwrite starts it over, moving this run aside first")  # fmt: skip
@@ -585,10 +601,13 @@ class Trainer:
         total_iters = min(total_epochs * self.sampler.batches_per_epoch(), cfg.max_iters or 1 << 62)
         self.trained = not (cfg.resume and (self.pos.epoch >= total_epochs or self.pos.iteration >= total_iters))
         if not self.trained:
-            if self.d.main:  # nothing rewritten: its files stay as the run left them
-                log.info("--resume: %s is already at iteration %d and this command ends at %d: nothing to train%s",
-                         self.run_dir, self.pos.iteration, total_iters, " (--max-iters sets the end)" if cfg.max_iters
-                         else "")  # fmt: skip
+            if self.d.main:  # its files stay as the run left them; generators a kill kept it from writing are written
+                if not all((self.run_dir / f).is_file() for f in self.GENERATOR_FILES):
+                    self.save_generators()
+                end = (f"has done all its {total_epochs} epochs" if self.pos.epoch >= total_epochs else
+                       f"is already at iteration {self.pos.iteration} and this command ends at {total_iters}")  # fmt: skip
+                log.info("--resume: %s %s: nothing to train%s", self.run_dir, end,
+                         " (--max-iters sets the end)" if cfg.max_iters else "")  # fmt: skip
             return self.finish(0, {})
         if self.d.main:
             self.write_config()
@@ -612,9 +631,9 @@ class Trainer:
                 self.write_loss_plot()
         if diverged is not None:  # after the progress bar has closed: the line stands on its own
             if self.d.main:
-                kept = (f"the last good checkpoint {self.ckpt_path} (iteration {self.saved_at}) is kept"
-                        if self.ckpt_path.is_file() else "no checkpoint had been saved yet")  # fmt: skip
-                log.error("%s: stopped; %s (try a lower --lr or --no-amp)", diverged, kept)
+                kept = (f"the last checkpoint, {self.ckpt_path} (iteration {self.saved_at}), is kept, though its weights "
+                        "may already be diverging" if self.ckpt_path.is_file() else "no checkpoint had been saved yet")  # fmt: skip
+                log.error("%s: stopped; %s. --overwrite with a lower --lr (or --no-amp) starts over", diverged, kept)
             return self.finish(EXIT_FAILED, old_handlers)
         if self.d.main and status == 130:
             log.warning("interrupted at iteration %d: saved %s; continue with --resume", self.pos.iteration,
