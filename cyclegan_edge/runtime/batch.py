@@ -106,7 +106,7 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
     try:
         sink = open_output(str(out), source.fps, output_size(source.size, opts), settings, source, job, overwrite)
         bar = progress_bar(total=source.frame_count or None, initial=sink.resumed, desc=src.name, unit="frame",
-                   position=position, leave=False)  # fmt: skip
+                           position=position, leave=False)  # fmt: skip
         left = None if source.finished else after_resume(opts, sink.resumed)
         stats = Pipeline(source, backend, sink, left, on_frame=lambda _: bar.update(1)).run() if left else PipelineStats()
         if not left:

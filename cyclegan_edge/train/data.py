@@ -84,6 +84,15 @@ def side_by_side(folder: Path, limit: int = 0, show_progress: bool = True) -> li
     return [p for p, _ in sized]
 
 
+def at_least(img: np.ndarray, side: int) -> np.ndarray:
+    """``img`` scaled up (bicubic, aspect kept) until its shorter side is ``side``; as it is when it already is."""
+    h, w = img.shape[:2]
+    if min(h, w) >= side:
+        return img
+    s = side / min(h, w)
+    return cv2().resize(img, (max(side, round(w * s)), max(side, round(h * s))), interpolation=cv2().INTER_CUBIC)
+
+
 def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, multiple: int = MULTIPLE) -> np.ndarray:
     """The reference implementation's transforms on a BGR uint8 image; uncropped sizes are cut down to
     multiples of ``multiple`` (the generator's size multiple)."""
@@ -95,22 +104,14 @@ def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, mult
         new_h = max(int(round(cfg.load_size * h / w)), cfg.crop_size)
         img = resize(img, (cfg.load_size, new_h), interpolation=cv2().INTER_CUBIC)
     if cfg.preprocess in ("resize_and_crop", "crop"):
+        img = at_least(img, cfg.crop_size)
         h, w = img.shape[:2]
-        if h < cfg.crop_size or w < cfg.crop_size:
-            s = cfg.crop_size / min(h, w)
-            img = resize(img, (max(cfg.crop_size, round(w * s)), max(cfg.crop_size, round(h * s))),
-                         interpolation=cv2().INTER_CUBIC)  # fmt: skip
-            h, w = img.shape[:2]
         y = int(rng.integers(0, h - cfg.crop_size + 1))
         x = int(rng.integers(0, w - cfg.crop_size + 1))
         img = img[y : y + cfg.crop_size, x : x + cfg.crop_size]
     else:  # scale_width / none: at least the shortest side training takes, both sides multiples of the generator's
+        img = at_least(img, min_train_side(cfg))
         h, w = img.shape[:2]
-        least = min_train_side(cfg)
-        if min(h, w) < least:
-            s = least / min(h, w)
-            img = resize(img, (max(least, round(w * s)), max(least, round(h * s))), interpolation=cv2().INTER_CUBIC)
-            h, w = img.shape[:2]
         img = img[: max(multiple, h - h % multiple), : max(multiple, w - w % multiple)]
     if cfg.flip and rng.random() < 0.5:
         img = img[:, ::-1]

@@ -157,8 +157,10 @@ def inside_training_images(run: Path, cfg: TrainConfig) -> str:
     would be read back as training images by the next run or --resume; else ''."""
     if cfg.a_dir or cfg.b_dir:
         folders = [(typed_flag(cfg, key), Path(getattr(cfg, key))) for key in ("a_dir", "b_dir") if getattr(cfg, key)]
-    else:
+    elif cfg.dataroot:
         folders = [(f"--dataroot {cfg.dataroot}", Path(cfg.dataroot) / sub) for sub in ("train", "trainA", "trainB")]
+    else:  # no data named: nothing to lie inside
+        return ""
     folder = run.resolve()
     for named, images in folders:
         if images.resolve() in folder.parents:
@@ -174,7 +176,7 @@ def is_run(folder: Path) -> bool:
 def prepare_run_dir(cfg: TrainConfig) -> str | None:
     """Refuse to write into an existing run unless told how; return what --overwrite moved aside, if anything."""
     run = cfg.run_dir
-    images = inside_training_images(run, cfg) if cfg.dataroot or cfg.a_dir or cfg.b_dir else ""
+    images = inside_training_images(run, cfg)
     if images:
         fix = ("move the run folder out of them and --resume it there" if cfg.resume
                else "choose an --output outside them")  # fmt: skip
@@ -386,6 +388,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.pos = Position()
         self.saved_at = 0  # the iteration of the last checkpoint written or resumed from
+        self.trained = False  # fit() trained (False: a resumed run already at its end)
+        self.loss_plot_failed = False  # warned once; not tried again
         self.stop = StopFlag()
 
     def to_device(self, module: torch.nn.Module, compile: bool = False) -> tuple[Any, Any]:
@@ -582,7 +586,7 @@ class Trainer:
 
     def write_loss_plot(self) -> None:
         """losses.png from log.csv; a plot that cannot be drawn never stops the training (one warning)."""
-        if not self.d.main or getattr(self, "loss_plot_failed", False):
+        if not self.d.main or self.loss_plot_failed:
             return
         try:
             plot_losses(self.run_dir / "log.csv", self.run_dir / "losses.png")
