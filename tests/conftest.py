@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,8 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pytest
+# Fixed thread counts in every math library, so that numbers repeat run after run on one machine (subprocesses
+# inherit them). Set before numpy loads: OpenBLAS reads them once. Under pytest-xdist (the README's `-n auto`)
+# the workers share the cores instead of each taking all of them: oversubscribed OpenMP threads spin and crawl.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, str(max(1, min(2, (os.cpu_count() or 1) // _WORKERS))))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CYCLEGAN_EDGE_DATA", ROOT.parent / "shared" / "data"))
@@ -74,13 +82,6 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Same numbers run after run on one machine: fixed thread counts for every library (subprocesses inherit
-    # them); tests that train or calibrate also fix their seeds and data order.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, "2")
-
-
 MARGINS: list[tuple[str, str, float, str, float]] = []
 
 
@@ -102,6 +103,17 @@ def machine_lines() -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items() if v)
     return [f"machine: {cpu_model()}, {os.cpu_count()} cores; vector flags: {' '.join(cpu_flags()) or 'none'}",
             f"libraries: {versions}"]  # fmt: skip
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)  # an xdist worker hands its margins back
+    if workeroutput is not None:
+        workeroutput["margins"] = json.dumps(MARGINS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    MARGINS.extend(tuple(m) for m in json.loads(getattr(node, "workeroutput", {}).get("margins", "[]")))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -25,7 +25,7 @@ def readme_commands() -> list[str]:
 def test_readme_starts_with_demo_and_test_commands() -> None:
     demo, tests = readme_commands()[:2]
     assert demo.endswith("python -m cyclegan_edge.runtime --demo") and "torch" not in demo
-    assert tests.endswith("python -m pytest -q") and "torch==2.13.0" in tests
+    assert tests.endswith("python -m pytest -q -n logical --dist worksteal") and "torch==2.13.0" in tests
     head = (ROOT / "README.md").read_text().split("## ")[0]
     assert demo in head and tests in head
 
