@@ -15,6 +15,9 @@ SIZE_MULTIPLE_KEY = "size_multiple"  # ONNX metadata (and engine sidecar): H and
 BASE_MULTIPLE = 4  # every generator: two stride-2 downsamplings
 NETG_NAMES = ("resnet_9blocks", "resnet_6blocks", "mobile")  # the trainer's --netG (models.generator.named_config)
 UPSAMPLE_MODES = ("convtranspose", "nearest", "bilinear")  # models.generator.ResnetGenerator's upsampling layers
+UNET_DEPTHS = {"unet_32": 5, "unet_64": 6, "unet_128": 7, "unet_256": 8}  # pix2pix's U-Nets (models.unet): the
+# name is the size 1x1 is reached at
+UNET_NORMS = ("batch", "instance")
 
 
 def metadata_size_multiple(metadata: dict[str, str]) -> int:

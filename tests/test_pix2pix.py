@@ -281,7 +281,7 @@ def test_resume_matches_uninterrupted_run(pairs: Path, tmp_path: Path) -> None:
 def test_two_folder_pairs_equal_side_by_side(pairs: Path, tmp_path: Path) -> None:
     from cyclegan_edge.imaging.io import read_image, write_image
     from cyclegan_edge.train.data import PairedDataset, paired_files
-    from cyclegan_edge.train.pix2pix import Pix2PixConfig
+    from cyclegan_edge.train.config import Pix2PixConfig
 
     for p in sorted((pairs / "train").glob("*.png")):
         ab = read_image(p)
@@ -319,7 +319,7 @@ def test_images_that_are_no_pair_are_named(pairs: Path, tmp_path: Path, caplog: 
     """train/ holds A|B pairs of squares; a photo dropped in by mistake is cut in half all the same: named."""
     from cyclegan_edge.imaging.io import read_image, write_image
     from cyclegan_edge.train.data import paired_files
-    from cyclegan_edge.train.pix2pix import Pix2PixConfig
+    from cyclegan_edge.train.config import Pix2PixConfig
 
     shutil.copytree(pairs / "train", tmp_path / "train")
     with caplog.at_level("WARNING"):

@@ -333,7 +333,7 @@ def test_existing_run_is_refused_overwrite_moves_it_aside_resume_reads_its_confi
 def test_malformed_generator_flags_name_the_flag(flags: list[str], line: str) -> None:
     from cyclegan_edge.errors import UsageError
     from cyclegan_edge.train.config import parse_config
-    from cyclegan_edge.train.pix2pix import Pix2PixConfig
+    from cyclegan_edge.train.config import Pix2PixConfig
 
     cls = Pix2PixConfig if "pix2pix" in flags else None
     with pytest.raises(UsageError) as e:
@@ -353,7 +353,8 @@ def test_help_names_every_option_with_its_default() -> None:
     assert text.count("(default:") == len(given) and "(default: )" not in text and "(default: False)" not in text
 
 
-@pytest.mark.parametrize("command", ["cyclegan_edge.train", "cyclegan_edge.distill", "cyclegan_edge.evaluate"])
+@pytest.mark.parametrize("command", ["cyclegan_edge.train", "cyclegan_edge.train --model pix2pix", "cyclegan_edge.distill",
+                                     "cyclegan_edge.evaluate"])  # fmt: skip
 def test_help_and_usage_errors_come_before_torch_is_imported(command: str) -> None:
     """torch takes seconds to import: --help and a mistyped flag must not wait for it."""
     probe = ("import runpy, sys\n"
@@ -361,9 +362,10 @@ def test_help_and_usage_errors_come_before_torch_is_imported(command: str) -> No
              "try:\n    runpy.run_module(sys.argv.pop(1), run_name='__main__')\n"
              "except SystemExit as e:\n    print('exit', e.code, 'torch' in sys.modules)\n")  # fmt: skip
     for argv, code in ((["--help"], 0), (["--crop-size" if "evaluate" not in command else "--size", "abc"], 2)):
-        r = subprocess.run([sys.executable, "-c", probe, command, *argv], capture_output=True, text=True, timeout=60)
+        r = subprocess.run([sys.executable, "-c", probe, *command.split(), *argv], capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
         assert r.stdout.strip().splitlines()[-1] == f"exit {code} False", (argv, r.stdout[-500:], r.stderr[-500:])
-        assert f"usage: python -m {command}" in r.stdout if code == 0 else r.stderr.startswith("error: argument ")
+        assert f"usage: python -m {command.split()[0]}" in r.stdout if code == 0 else r.stderr.startswith("error: argument ")
 
 
 def test_too_small_crop_is_a_usage_error_and_a_failed_start_does_not_block_the_next(tiny_root: Path, tmp_path: Path) -> None:
@@ -393,7 +395,7 @@ def test_too_small_crop_is_a_usage_error_and_a_failed_start_does_not_block_the_n
 def test_flags_that_cannot_make_a_run_are_one_usage_line(argv: list[str], line: str) -> None:
     from cyclegan_edge.errors import UsageError
     from cyclegan_edge.train.config import parse_config
-    from cyclegan_edge.train.pix2pix import Pix2PixConfig
+    from cyclegan_edge.train.config import Pix2PixConfig
 
     with pytest.raises(UsageError) as e:
         parse_config(argv, *([Pix2PixConfig] if "pix2pix" in argv else []))

@@ -34,9 +34,8 @@ import torch
 from torch import nn
 
 from cyclegan_edge.imaging.frames import pad_index, pad_mode, padded_size
+from cyclegan_edge.model_files import UNET_DEPTHS, UNET_NORMS
 
-NORMS = ("batch", "instance")
-UNET_DEPTHS = {"unet_32": 5, "unet_64": 6, "unet_128": 7, "unet_256": 8}  # the name is the size 1x1 is reached at
 MIN_DEPTH = 5  # outermost + ngf->2ngf->4ngf->8ngf + innermost
 
 
@@ -47,7 +46,7 @@ class UnetConfig:
 
     depth: int = 8
     ngf: int = 64
-    norm: str = "batch"  # one of NORMS
+    norm: str = "batch"  # one of UNET_NORMS
     use_dropout: bool = False  # only matters in training: Dropout has no weights, eval mode turns it off
     input_nc: int = 3
     output_nc: int = 3
@@ -57,8 +56,8 @@ class UnetConfig:
             raise ValueError(f"U-Net depth must be >= {MIN_DEPTH}, got {self.depth}")
         if self.ngf < 1:
             raise ValueError(f"ngf must be >= 1, got {self.ngf}")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if self.norm not in UNET_NORMS:
+            raise ValueError(f"norm must be one of {UNET_NORMS}, got {self.norm!r}")
 
     @property
     def size_multiple(self) -> int:

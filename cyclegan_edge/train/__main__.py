@@ -29,22 +29,20 @@ def model_of(argv: list[str] | None) -> str:
 
 def run(argv: list[str] | None) -> int:
     require_python_310("training")
-    from cyclegan_edge.train.config import parse_config
+    from cyclegan_edge.train.config import parse_config, parse_pix2pix_config
 
     pix2pix = model_of(argv) == "pix2pix"
-    if not pix2pix:
-        cfg = parse_config(argv)  # before torch: --help and usage errors come at once
+    cfg = parse_pix2pix_config(argv) if pix2pix else parse_config(argv)  # before torch: --help and usage errors at once
     import_holding_ctrl_c(("torch",))
     from cyclegan_edge.train.trainer import Trainer, check_init_from, log_to_stderr, start_run
 
     trainer: type[Trainer] = Trainer
     if pix2pix:
-        from cyclegan_edge.train.pix2pix import Pix2Pix, Pix2PixConfig, pix2pix_generator
+        from cyclegan_edge.train.config import Pix2PixConfig
+        from cyclegan_edge.train.pix2pix import Pix2Pix, pix2pix_generator
 
-        trainer = Pix2Pix
-        cfg = parse_config(argv, Pix2PixConfig, description="Train a pix2pix generator G: A->B on paired data "
-                           "(torchrun for several GPUs/processes).")  # fmt: skip
         assert isinstance(cfg, Pix2PixConfig)
+        trainer = Pix2Pix
         pix2pix_generator(cfg)  # before start_run, as below
     else:
         log_to_stderr()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cyclegan_edge.errors import ArgumentParser, HelpFormatter, UsageError, import_holding_ctrl_c
-from cyclegan_edge.model_files import NETG_NAMES, UPSAMPLE_MODES
+from cyclegan_edge.model_files import NETG_NAMES, UNET_DEPTHS, UNET_NORMS, UPSAMPLE_MODES
 
 MODELS = ("cyclegan", "pix2pix")  # --model: the objective (pix2pix: train/pix2pix.py, its own flags)
 RESUME_COMMANDS = {"cyclegan": "python -m cyclegan_edge.train", "pix2pix": "python -m cyclegan_edge.train",
@@ -267,4 +267,31 @@ def parse_distill_config(argv: list[str] | None = None) -> DistillConfig:
     cfg = parse_config(argv, DistillConfig, prog="python -m cyclegan_edge.distill",
                        description="Distill a teacher generator into a small student (GAN Compression).")  # fmt: skip
     assert isinstance(cfg, DistillConfig)
+    return cfg
+
+
+@dataclass
+class Pix2PixConfig(TrainConfig):
+    HIDDEN: ClassVar[frozenset[str]] = frozenset({"lambda_cycle", "lambda_identity", "pool_size", "init_from"})
+
+    model: str = opt("pix2pix", "objective: cyclegan or pix2pix (this one)", list(MODELS))
+    dataroot: str = opt("", "dataset root holding train/ (A|B side-by-side images) or trainA/ + trainB/ "
+                        "(pairs by file name)")  # fmt: skip
+    a_dir: str = opt("", "folder of A images (instead of --dataroot; paired with --b by file name)", flag="--a")
+    b_dir: str = opt("", "folder of B images (instead of --dataroot)", flag="--b")
+    netG: str = opt("unet_256", "generator: a U-Net (unet_N reaches 1x1 at N px: H and W multiples of N) or "
+                    "a ResNet", list(UNET_DEPTHS) + list(NETG_NAMES))  # fmt: skip
+    ngf: int = opt(64, "generator channel width (a U-Net's outermost block; 8*ngf at its core)")
+    gan_mode: str = opt("vanilla", "adversarial loss", ["lsgan", "vanilla"])
+    norm: str = opt("batch", "U-Net norm: batch (the reference pix2pix; inference uses its running statistics) "
+                    "or instance", list(UNET_NORMS))  # fmt: skip
+    dropout: bool = opt(True, "U-Net: Dropout(0.5) in the innermost 8*ngf blocks while training (the reference)")
+    lambda_l1: float = opt(100.0, "weight of the L1 loss between G(A) and the paired B")
+    direction: str = opt("AtoB", "AtoB: learn A->B; BtoA: learn B->A", ["AtoB", "BtoA"])
+
+
+def parse_pix2pix_config(argv: list[str] | None = None) -> Pix2PixConfig:
+    cfg = parse_config(argv, Pix2PixConfig, description="Train a pix2pix generator G: A->B on paired data "
+                       "(torchrun for several GPUs/processes).")  # fmt: skip
+    assert isinstance(cfg, Pix2PixConfig)
     return cfg

@@ -15,15 +15,13 @@ B->A. The run writes ``G_A2B.pth`` (``G_B2A.pth`` for BtoA) in our generator for
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from cyclegan_edge.errors import UsageError
-from cyclegan_edge.model_files import NETG_NAMES
 from cyclegan_edge.models import (
     AnyGeneratorConfig,
     Generator,
@@ -34,31 +32,12 @@ from cyclegan_edge.models import (
     save_generator,
 )
 from cyclegan_edge.models.checkpoint import DIRECTION_KEYS, PIX2PIX_STATE_FORMAT
-from cyclegan_edge.models.unet import NORMS, UNET_DEPTHS, unet_config
-from cyclegan_edge.train.config import MODELS, TrainConfig, opt
+from cyclegan_edge.model_files import UNET_DEPTHS
+from cyclegan_edge.models.unet import unet_config
+from cyclegan_edge.train.config import Pix2PixConfig
 from cyclegan_edge.train.cyclegan import gan_loss
 from cyclegan_edge.train.data import PairedDataset, paired_files
 from cyclegan_edge.train.trainer import Trainer
-
-
-@dataclass
-class Pix2PixConfig(TrainConfig):
-    HIDDEN: ClassVar[frozenset[str]] = frozenset({"lambda_cycle", "lambda_identity", "pool_size", "init_from"})
-
-    model: str = opt("pix2pix", "objective: cyclegan or pix2pix (this one)", list(MODELS))
-    dataroot: str = opt("", "dataset root holding train/ (A|B side-by-side images) or trainA/ + trainB/ "
-                        "(pairs by file name)")  # fmt: skip
-    a_dir: str = opt("", "folder of A images (instead of --dataroot; paired with --b by file name)", flag="--a")
-    b_dir: str = opt("", "folder of B images (instead of --dataroot)", flag="--b")
-    netG: str = opt("unet_256", "generator: a U-Net (unet_N reaches 1x1 at N px: H and W multiples of N) or "
-                    "a ResNet", list(UNET_DEPTHS) + list(NETG_NAMES))  # fmt: skip
-    ngf: int = opt(64, "generator channel width (a U-Net's outermost block; 8*ngf at its core)")
-    gan_mode: str = opt("vanilla", "adversarial loss", ["lsgan", "vanilla"])
-    norm: str = opt("batch", "U-Net norm: batch (the reference pix2pix; inference uses its running statistics) "
-                    "or instance", list(NORMS))  # fmt: skip
-    dropout: bool = opt(True, "U-Net: Dropout(0.5) in the innermost 8*ngf blocks while training (the reference)")
-    lambda_l1: float = opt(100.0, "weight of the L1 loss between G(A) and the paired B")
-    direction: str = opt("AtoB", "AtoB: learn A->B; BtoA: learn B->A", ["AtoB", "BtoA"])
 
 
 def pix2pix_generator(cfg: Pix2PixConfig) -> AnyGeneratorConfig:
