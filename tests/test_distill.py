@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import COMPRESSED_G, ONE_THREAD, SHARED_DATA, need
+from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.models import load_generator
 
 TINY = ["--student", "mobile:4_4_8_4_8_8_4_4", "--ndf", "8", "--load-size", "32", "--crop-size", "32", "--no-flip",
@@ -139,3 +140,13 @@ def test_report_folder_student_size_and_bad_held_out_images(data: Path, tmp_path
     assert "skipped:" in r.stderr and "0_broken.jpg" in r.stderr and "is not smaller" not in r.stderr
     report = json.loads((out / "ok" / "student_vs_teacher.json").read_text())
     assert report["images"] == 2 and report["macs_ratio"] > 1
+
+    # A teacher that cannot be one is a usage line naming the flag, before --overwrite moves the finished run aside.
+    runs_before = sorted(p.name for p in out.iterdir())
+    for teacher, why in ((ASSETS_DIR / "photo2monet.onnx", "an ONNX model holds no trainable checkpoint"),
+                         (tmp_path / "gone.pth", "no such file")):  # fmt: skip
+        r = distill(["--dataroot", str(data), *TINY, "--teacher", str(teacher), "--max-iters", "1", "--output", str(out),
+                     "--name", "ok", "--overwrite"], tmp_path)  # fmt: skip
+        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(f"error: --teacher {teacher}: {why}")
+    assert sorted(p.name for p in out.iterdir()) == runs_before
+    assert json.loads((out / "ok" / "student_vs_teacher.json").read_text()) == report

@@ -25,6 +25,8 @@ from torch.nn import functional as F
 from cyclegan_edge.atomic import sha256_file, write_json
 from cyclegan_edge.errors import UsageError
 from cyclegan_edge.models import (
+    CheckpointError,
+    LoadedGenerator,
     NLayerDiscriminator,
     ResnetGenerator,
     count_macs,
@@ -81,6 +83,19 @@ def student_config(spec: str, teacher: GeneratorConfig) -> GeneratorConfig:
         raise UsageError(f"--student {spec!r}: {e}") from None
 
 
+def load_teacher(path: str) -> LoadedGenerator:
+    """The --teacher file's ResNet generator; UsageError (one line naming the flag) when it cannot be one."""
+    if not path:
+        raise UsageError("--teacher T.pth is required")
+    try:
+        loaded = load_generator(path)
+    except CheckpointError as e:
+        raise UsageError(f"--teacher {e}") from None
+    if not isinstance(loaded.model, ResnetGenerator) or not isinstance(loaded.config, GeneratorConfig):
+        raise UsageError(f"--teacher {path}: {loaded.config.name}; distillation takes a ResNet teacher")
+    return loaded
+
+
 class Distiller(Trainer):
     GRID_ROWS = (("real_A", "teacher", "student"),)
     STATE_FORMAT = DISTILL_STATE_FORMAT
@@ -89,11 +104,8 @@ class Distiller(Trainer):
     def build(self) -> tuple[nn.Module, nn.Module]:
         cfg = self.cfg
         assert isinstance(cfg, DistillConfig)
-        if not cfg.teacher:
-            raise UsageError("--teacher T.pth is required")
-        loaded = load_generator(cfg.teacher)
-        if not isinstance(loaded.model, ResnetGenerator) or not isinstance(loaded.config, GeneratorConfig):
-            raise ValueError(f"--teacher {cfg.teacher}: {loaded.config.name}; distillation takes a ResNet teacher")
+        loaded = load_teacher(cfg.teacher)
+        assert isinstance(loaded.model, ResnetGenerator) and isinstance(loaded.config, GeneratorConfig)
         self.teacher_source = {"path": str(Path(cfg.teacher).resolve()), "sha256": loaded.sha256 or sha256_file(cfg.teacher),
                                "arch": loaded.config.to_dict()}  # fmt: skip
         self.teacher = loaded.model.to(self.device).eval().requires_grad_(False)
@@ -227,6 +239,9 @@ def distill(cfg: DistillConfig) -> int:
     from cyclegan_edge.train.trainer import start_run
 
     eval_dir, no_report = held_out_images(cfg)
+    teacher = load_teacher(cfg.teacher).config  # before start_run: a bad file must not cost an --overwrite its old run
+    assert isinstance(teacher, GeneratorConfig)
+    student_config(cfg.student, teacher)
     start_run(cfg)
     if no_report and os.environ.get("RANK", "0") == "0":
         log.warning("%s", no_report)
