@@ -315,6 +315,13 @@ def test_existing_run_is_refused_overwrite_moves_it_aside_resume_reads_its_confi
     assert line.startswith("error: --resume: --netG resnet_9blocks contradicts the run's mobile"), line
 
     resumed = snapshot(run)
+    # --overwrite with data that cannot train: the old run stays where it is (it is moved aside only once the
+    # new run's images have been read)
+    no_data = train([*common[2:], "--dataroot", str(tmp_path / "nowhere"), *TINY, "--max-iters", "1", "--overwrite"],
+                    tmp_path)  # fmt: skip
+    assert no_data.returncode != 0 and no_data.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'nowhere' / 'trainA'}: no such folder")
+    assert snapshot(run) == resumed and not [p for p in tmp_path.iterdir() if ".replaced-" in p.name]
     over = train([*common, *TINY, "--max-iters", "1", "--overwrite"], tmp_path)
     assert over.returncode == 0, over.stderr[-2000:]
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("x.replaced-")]

@@ -173,8 +173,9 @@ def is_run(folder: Path) -> bool:
     return (folder / "config.json").is_file() and ((folder / "log.csv").is_file() or (folder / "checkpoints").is_dir())
 
 
-def prepare_run_dir(cfg: TrainConfig) -> str | None:
-    """Refuse to write into an existing run unless told how; return what --overwrite moved aside, if anything."""
+def prepare_run_dir(cfg: TrainConfig, move: bool = True) -> str | None:
+    """Refuse to write into an existing run unless told how; return what --overwrite moved aside, if anything
+    (``move`` False: only refuse; the trainer moves the run once the data has been read)."""
     run = cfg.run_dir
     images = inside_training_images(run, cfg)
     if images:
@@ -200,6 +201,8 @@ def prepare_run_dir(cfg: TrainConfig) -> str | None:
             raise FileExistsError(f"{run} exists, stopped before its first checkpoint: --resume starts it again with "
                                   "its saved settings, --overwrite with this command's")  # fmt: skip
         raise FileExistsError(f"{run} exists: --resume to continue it, --overwrite to start over")
+    if not move:
+        return None
     aside = run.with_name(f"{run.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
     run.rename(aside)
     return f"--overwrite: the earlier run {run} was moved to {aside}"
@@ -257,13 +260,14 @@ def log_to_stderr() -> None:
 
 def start_run(cfg: TrainConfig) -> None:
     """What every training command does before its trainer: logging on, and rank 0 (under torchrun the
-    others follow it) refuses or moves aside an existing run."""
+    others follow it) refuses an existing run it was not told what to do with. --overwrite moves it aside only
+    in the trainer, once the data has been read: bad data must not cost the old run its place."""
     log_to_stderr()
-    given_device(cfg)  # before --overwrite moves an old run aside
+    given_device(cfg)
     if os.environ.get("RANK", "0") == "0":
-        moved = prepare_run_dir(cfg)
-        if moved:
-            log.warning("%s", moved)
+        note = prepare_run_dir(cfg, move=False)
+        if note:
+            log.warning("%s", note)
 
 
 def last_logged_iteration(path: Path) -> int:
@@ -371,6 +375,12 @@ class Trainer:
         if self.sampler.batches_per_epoch() == 0:
             raise UsageError(f"--batch-size {cfg.batch_size} x {self.d.world} processes exceeds the "
                              f"{len(self.dataset)} training images")  # fmt: skip
+        if cfg.overwrite:  # before build(), which must not see the old run's checkpoint (nor must another rank's)
+            moved = prepare_run_dir(cfg) if self.d.main else None
+            if moved:
+                log.warning("%s", moved)
+            if self.d.enabled:
+                dist.barrier()
 
         cuda = self.device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and cfg.amp else None
