@@ -251,3 +251,20 @@ def test_bench_openvino_variants(ov: Any) -> None:
     assert by_variant["openvino-fp32"]["max_abs_vs_reference"] <= PARITY_MAX_ABS
     assert by_variant["openvino-int8"]["backend"] == "openvino:CPU:f32+int8"  # the CPU target's placement
     assert 0 < by_variant["openvino-int8"]["max_abs_vs_reference"] < 0.5
+
+
+def test_a_file_that_fails_mid_conversion_leaves_the_backend_ready_for_the_next(tmp_path: Path) -> None:
+    """Frames still in flight when a write fails are collected: a batch's next file gets every infer request."""
+    pytest.importorskip("av")
+    from cyclegan_edge.runtime.batch import convert_video
+
+    backend = open_backend(MODEL, OV)
+    assert isinstance(backend, OpenVinoBackend)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    clip, opts = ASSETS_DIR / "demo.mp4", PipelineOptions(size=64, max_frames=8)
+    failed = convert_video(clip, blocker / "x.mp4", backend, opts)  # the writer's mkdir fails at the first frame
+    assert failed.failed and "a_file/x.mp4: cannot write" in str(failed.error), failed
+    assert len(backend._idle) == backend.in_flight
+    done = convert_video(clip, tmp_path / "next.mp4", backend, opts)
+    assert done.status == "done" and done.frames == 8, done.status

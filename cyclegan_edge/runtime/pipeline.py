@@ -256,24 +256,31 @@ class Pipeline:
         """The infer stage for file sources on an AsyncBackend: up to ``in_flight`` frames submitted at once
         (OpenVINO runs them on parallel streams), passed on in order."""
         waiting: collections.deque[tuple[_Frame, Callable[[], np.ndarray], float]] = collections.deque()
-        while not self.stop.is_set():
-            try:
-                item = self.q_pre.get(timeout=0.05)
-            except queue.Empty:
-                item = None
-            if isinstance(item, _Frame):
-                assert item.tensor is not None
-                waiting.append((item, backend.submit(item.tensor), time.perf_counter()))
-            # hand results on when the requests are all busy, at the end, or while no new frame comes
-            while waiting and (item is _END or item is None or len(waiting) >= backend.in_flight):
-                f, result, t = waiting.popleft()
-                f.tensor = result()
-                self.stats.stage_ms["infer"].append((time.perf_counter() - t) * 1e3)
-                if not self.q_infer.put(f, self.stop):
+        try:
+            while not self.stop.is_set():
+                try:
+                    item = self.q_pre.get(timeout=0.05)
+                except queue.Empty:
+                    item = None
+                if isinstance(item, _Frame):
+                    assert item.tensor is not None
+                    waiting.append((item, backend.submit(item.tensor), time.perf_counter()))
+                # hand results on when the requests are all busy, at the end, or while no new frame comes
+                while waiting and (item is _END or item is None or len(waiting) >= backend.in_flight):
+                    f, result, t = waiting.popleft()
+                    f.tensor = result()
+                    self.stats.stage_ms["infer"].append((time.perf_counter() - t) * 1e3)
+                    if not self.q_infer.put(f, self.stop):
+                        return
+                if item is _END:
+                    self.q_infer.put(_END, self.stop)
                     return
-            if item is _END:
-                self.q_infer.put(_END, self.stop)
-                return
+        finally:  # a stopped pipeline still collects what it submitted: the backend serves the next file of a batch
+            for _, result, _ in waiting:
+                try:
+                    result()
+                except Exception:  # the stage's first error has been recorded; this one adds nothing
+                    pass
 
     def _pre(self, f: _Frame) -> None:
         frame = resize_area(f.source, self.infer_hw)
