@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written file."""
+"""Atomic file writes: a reader (or a crash) never sees a half-written file; one writer per output at a time."""
 
 from __future__ import annotations
 
@@ -36,6 +36,50 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+class OutputBusy(OSError):
+    """Another process is writing this output now."""
+
+
+def lock_output(path: str | os.PathLike[str]) -> int:
+    """Take the exclusive lock on ``path`` (``.NAME.lock`` beside it; the folder is made) and return its file
+    descriptor for ``unlock_output``; OutputBusy when another process holds it. A second process on one output
+    would resume, or delete, the first one's unfinished file. The kernel drops the lock when its process ends,
+    kill -9 included, and the next writer reuses the file it left. -1 where there is no flock (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return -1
+    final = Path(path)
+    lock = final.with_name(f".{final.name}.lock")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise OutputBusy(f"{final}: another process{f' (pid {holder})' if holder.isdigit() else ''} is writing it "
+                             "now; wait for it to end, or give another output") from None  # fmt: skip
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        os.close(fd)  # its holder ended and removed it between our open and our lock: lock the file there now
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def unlock_output(path: str | os.PathLike[str], fd: int) -> None:
+    """Remove ``path``'s lock file and release the lock (``fd`` from ``lock_output``)."""
+    if fd < 0:
+        return
+    final = Path(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(final.with_name(f".{final.name}.lock"))
+    os.close(fd)
 
 
 def _umask() -> int:

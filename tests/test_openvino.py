@@ -260,11 +260,12 @@ def test_a_file_that_fails_mid_conversion_leaves_the_backend_ready_for_the_next(
 
     backend = open_backend(MODEL, OV)
     assert isinstance(backend, OpenVinoBackend)
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a folder")
-    clip, opts = ASSETS_DIR / "demo.mp4", PipelineOptions(size=64, max_frames=8)
-    failed = convert_video(clip, blocker / "x.mp4", backend, opts)  # the writer's mkdir fails at the first frame
-    assert failed.failed and "a_file/x.mp4: cannot write" in str(failed.error), failed
+    # the file frames are encoded into cannot be created (a link into a folder that is not there): the writer fails
+    # at the encoder's first packet, some frames in, with the next ones in flight
+    (tmp_path / ".x.partial.mp4").symlink_to(tmp_path / "gone" / "x.mp4")
+    clip = ASSETS_DIR / "demo.mp4"
+    failed = convert_video(clip, tmp_path / "x.mp4", backend, PipelineOptions(size=64))
+    assert failed.failed and "x.mp4: cannot write" in str(failed.error), failed
     assert len(backend._idle) == backend.in_flight
-    done = convert_video(clip, tmp_path / "next.mp4", backend, opts)
+    done = convert_video(clip, tmp_path / "next.mp4", backend, PipelineOptions(size=64, max_frames=8))
     assert done.status == "done" and done.frames == 8, done.status

@@ -220,6 +220,8 @@ def test_live_source_streams_by_the_clock(capsys: pytest.CaptureFixture[str], tm
         frames, pts = received(proc, out)
     stdout, stderr = capsys.readouterr()
     assert rc == 0 and "error:" not in stderr, stderr
-    sent = int(stdout.split(" frames -> ")[0].split()[-1])  # the pipeline may drop stale frames of a camera
-    assert len(frames) == sent >= 15 and frames.shape[1:] == (48, 64, 3), (sent, frames.shape)
+    # the pipeline drops a camera's stale frames: how many depends on the machine's load (7 of 30 was seen with the
+    # suite's other worker busy, 30 alone); every frame sent must arrive
+    sent = int(stdout.split(" frames -> ")[0].split()[-1])
+    assert len(frames) == sent >= 5 and frames.shape[1:] == (48, 64, 3), (sent, frames.shape)
     assert np.all(np.diff(pts) > 0) and 0.5 < (pts[-1] - pts[0]) / 90000 < 5, pts  # 30 frames: about 1 s

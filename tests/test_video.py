@@ -164,6 +164,30 @@ def test_street_clip_h264_keeps_audio_timing_and_frames(clip: Path, direct: list
     assert not list(tmp_path.glob(".*"))  # no partial or temporary file left
 
 
+def test_a_second_process_on_an_output_being_written_is_refused(clip: Path, tmp_path: Path) -> None:
+    """Two conversions into one output (a rerun while the first still runs, a Slurm requeue): the second is refused
+    before it looks at the first one's unfinished file, which it would otherwise resume from, or remove."""
+    out, partial = tmp_path / "out.mp4", tmp_path / ".out.partial.mp4"
+    partial.write_bytes(b"frames the first process is writing")
+    first = subprocess.Popen([sys.executable, "-c", "import sys, time; from cyclegan_edge.atomic import lock_output; "
+                              "lock_output(sys.argv[1]); print('locked', flush=True); time.sleep(120)", str(out)],
+                             stdout=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "locked"
+        r = runtime("--video", str(clip), "--size", "64", "-o", str(out))
+        assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
+            f"error: {out}: another process (pid {first.pid}) is writing it now; wait for it to end, or give another "
+            "output"), r.stderr[-2000:]
+        assert partial.read_bytes() == b"frames the first process is writing" and not out.exists()
+    finally:
+        first.kill()
+        first.wait()
+    partial.unlink()
+    r = runtime("--video", str(clip), "--size", "64", "-o", str(out), "--max-frames", "4")  # its lock went with it
+    assert r.returncode == 0 and f"4 frames -> {out}" in r.stdout, r.stderr[-2000:]
+    assert not (tmp_path / ".out.mp4.lock").exists()
+
+
 def test_kill9_leaves_a_playable_file_and_the_rerun_resumes(clip: Path, direct: list[np.ndarray],
                                                             tmp_path: Path) -> None:  # fmt: skip
     out = tmp_path / "full.mp4"
@@ -182,6 +206,8 @@ def test_kill9_leaves_a_playable_file_and_the_rerun_resumes(clip: Path, direct: 
     finally:
         proc.kill()
     assert proc.returncode == -signal.SIGKILL and not out.exists()
+    lock = tmp_path / ".full.mp4.lock"
+    assert lock.read_text().strip() == str(proc.pid)  # the kill left its lock file; no process holds the lock
     # What the kill left plays: every frame of each finished GOP, and they are the right frames.
     left = decoded(partial)
     done = len(left)
@@ -199,7 +225,7 @@ def test_kill9_leaves_a_playable_file_and_the_rerun_resumes(clip: Path, direct: 
 
     r = runtime(*args)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert f"resuming after frame {done}" in r.stderr
+    assert f"resuming after frame {done}" in r.stderr and not lock.exists()
     assert f"{FRAMES - done} frames -> {out}" in r.stdout
     assert "truncated or corrupt" not in r.stderr  # every frame before the resume point counts as decoded
     frames = decoded(out)

@@ -31,7 +31,7 @@ import av
 import numpy as np
 from av.bitstream import BitStreamFilterContext
 
-from cyclegan_edge.atomic import atomic_path
+from cyclegan_edge.atomic import OutputBusy, atomic_path, lock_output, unlock_output
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, Sink, SinkError, encoded_size, pad_to,
@@ -412,17 +412,27 @@ class AvVideoWriter(Sink):
         self.frames = 0  # frames written by this run
         self.out: Any = None
         self.prior: PriorWork | None = None
-        at_path = probe_prior(self.path, self.key, False) if self.key and not overwrite else None
-        if self.path.exists() and at_path is None and not overwrite:  # resumed or complete otherwise
-            raise OutputExists(f"{self.path} exists and holds no work of this conversion (another model, other "
-                               "settings or another file): --overwrite replaces it, or give another output")  # fmt: skip
-        if overwrite or not self.key:
-            self._set_aside_stale()
-        else:
-            self.prior = self._find_prior(at_path)
-        self.resumed = self.prior.frames if self.prior else 0
-        if self.prior is not None and self.source is not None:
-            self.source.start_after(self.prior.end, self.prior.frames)
+        try:  # before looking at partial files: another process's would be resumed or removed
+            self._lock = lock_output(self.path)
+        except OutputBusy as e:
+            raise SinkError(str(e)) from None
+        except OSError as e:
+            raise SinkError(f"{self.path}: cannot write ({e.strerror or e})") from None
+        try:
+            at_path = probe_prior(self.path, self.key, False) if self.key and not overwrite else None
+            if self.path.exists() and at_path is None and not overwrite:  # resumed or complete otherwise
+                raise OutputExists(f"{self.path} exists and holds no work of this conversion (another model, other "
+                                   "settings or another file): --overwrite replaces it, or give another output")  # fmt: skip
+            if overwrite or not self.key:
+                self._set_aside_stale()
+            else:
+                self.prior = self._find_prior(at_path)
+            self.resumed = self.prior.frames if self.prior else 0
+            if self.prior is not None and self.source is not None:
+                self.source.start_after(self.prior.end, self.prior.frames)
+        except BaseException:
+            self._unlock()
+            raise
         self._t0: float | None = None
         self._last_pts = -1
 
@@ -553,7 +563,17 @@ class AvVideoWriter(Sink):
         self.frames += 1
 
     # ---- finishing ---------------------------------------------------------------------------------
+    def _unlock(self) -> None:
+        unlock_output(self.path, self._lock)
+        self._lock = -1
+
     def close(self) -> None:
+        try:
+            self._close()
+        finally:
+            self._unlock()
+
+    def _close(self) -> None:
         if self.out is None and (self.prior is None or self.prior.path == self.path):
             return  # nothing written, or the target already holds every frame of this job
         if self.out is None:
