@@ -29,6 +29,7 @@ import pytest
 
 from conftest import ONE_THREAD, ROOT, as_user, interrupt_when
 from cyclegan_edge import ASSETS_DIR
+from cyclegan_edge.imaging.io import OUTPUT_MARKER
 from cyclegan_edge.runtime.__main__ import DEFAULT_DEMO, DEMO_MODELS
 
 ONNX = ASSETS_DIR / "photo2monet.onnx"
@@ -319,7 +320,9 @@ def one_error(r: subprocess.CompletedProcess[str]) -> str:
 
 
 def files(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+    """What ``folder`` holds, less the marker batch mode and translate leave with their outputs (checked on its own)."""
+    found = folder.rglob("*") if folder.exists() else []
+    return sorted(str(p.relative_to(folder)) for p in found if p.name != OUTPUT_MARKER)
 
 
 # ---- the items -----------------------------------------------------------------------------------------
@@ -337,6 +340,38 @@ def test_4_an_output_folder_inside_the_input_is_not_read_back(w: Path) -> None:
     for rel in ("a.jpg", "out/a.png"):
         shutil.copy(w / "x.jpg", w / "c4n" / rel)
     assert folder_files(w / "c4n", w / "c4n" / "out") == [w / "c4n" / "a.jpg"]
+
+
+def test_4_outputs_of_an_earlier_run_are_not_read_back_by_the_next_run_elsewhere(tmp_path: Path) -> None:
+    """A batch (or translate) into a folder inside its input folder, then another over the input folder into a
+    folder elsewhere: the second converts the inputs, not the first one's outputs (zebras of zebras). Asked for
+    by name, the earlier outputs do convert."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in sorted((ASSETS_DIR / "images").glob("*.jpg"))[:2]:
+        shutil.copy(p, photos / p.name)
+    model = str(ASSETS_DIR / "photo2monet.onnx")
+
+    def runtime(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cyclegan_edge.runtime", *args, "--model", model, "--size", "64"],
+                              capture_output=True, text=True, env=ENV, timeout=120, cwd=tmp_path)  # fmt: skip
+
+    first = runtime("photos", "photos/monet")
+    assert first.returncode == 0 and "2 of 2 files ok" in first.stdout, first.stderr[-2000:]
+    assert (photos / "monet" / OUTPUT_MARKER).is_file()
+    t = subprocess.run([sys.executable, "-m", "cyclegan_edge.translate", model, "photos", "-o", "photos/more"],
+                       capture_output=True, text=True, env=ENV, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert t.returncode == 0 and "2 of 2 images written" in t.stdout, t.stderr[-2000:]
+    left_out = (f"WARNING photos/{{}}: left out 2 files there, the outputs of an earlier run (it holds {OUTPUT_MARKER}; "
+                "delete that file to have them read as inputs)")  # fmt: skip
+    assert left_out.format("monet") in t.stderr
+    again = runtime("photos", "elsewhere")
+    assert again.returncode == 0 and "2 of 2 files ok" in again.stdout, again.stderr[-2000:]
+    assert left_out.format("monet") in again.stderr and left_out.format("more") in again.stderr
+    assert files(tmp_path / "elsewhere") == sorted(f"{p.stem}.png" for p in photos.glob("*.jpg"))
+    assert (tmp_path / "elsewhere" / OUTPUT_MARKER).is_file()
+    chained = runtime("photos/monet", "monet_again")  # the earlier outputs, by name
+    assert chained.returncode == 0 and "2 of 2 files ok" in chained.stdout, chained.stderr[-2000:]
 
 
 def test_5_inputs_that_share_an_output_name_get_their_own(w: Path, ran: Any) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cyclegan_edge import ASSETS_DIR
-from cyclegan_edge.imaging.io import read_image
+from cyclegan_edge.imaging.io import OUTPUT_MARKER, read_image
 from cyclegan_edge.runtime.__main__ import main
 from cyclegan_edge.runtime.sources import open_source
 
@@ -96,7 +96,7 @@ def test_glob_to_folder(capsys: pytest.CaptureFixture[str], folder: Path, tmp_pa
     assert rc == 0 and not errors, errors
     assert "2 of 2 files ok" in stdout
     converted = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert converted == sorted([IMAGES[0].stem + ".png", f"sub/{IMAGES[1].stem}.png"])  # paths below the glob's root
+    assert converted == sorted([OUTPUT_MARKER, IMAGES[0].stem + ".png", f"sub/{IMAGES[1].stem}.png"])  # paths below the glob's root
     rc, _, errors = runtime(capsys, f"{folder}/*.gif", str(out), *FAST)
     assert rc == 1 and len(errors) == 1 and "no file matches" in errors[0], errors
 

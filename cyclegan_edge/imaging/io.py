@@ -3,6 +3,7 @@ output paths that neither collide nor replace an input."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -46,13 +47,56 @@ def relative_to(path: Path, root: Path) -> Path | None:
         return None
 
 
+# Left in a folder that batch mode or translate writes to; a later listing of a folder above it leaves that folder out.
+OUTPUT_MARKER = ".cyclegan-edge-outputs"
+
+
+def mark_output_folder(out_dir: Path) -> None:
+    """Say in ``out_dir`` that it holds translations (OUTPUT_MARKER): a later run over a folder above it would
+    otherwise translate them again as inputs. Best effort: a folder that cannot be written says so at the first
+    output."""
+    marker = out_dir / OUTPUT_MARKER
+    with contextlib.suppress(OSError):
+        if not marker.exists():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            marker.write_text("cyclegan-edge wrote translations here. A run over a folder above this one leaves this "
+                              "folder out; delete this file to have them read as inputs.\n")  # fmt: skip
+
+
+def without_earlier_outputs(files: Iterable[Path], root: Path) -> list[Path]:
+    """``files`` found below the folder ``root``, less those in a folder below it that holds OUTPUT_MARKER (one
+    warning per such folder). ``root`` itself may be one: converting a run's outputs again is asked for by name."""
+    marked: dict[Path, bool] = {}
+    left_out: dict[Path, int] = {}
+    kept = []
+    for f in files:
+        holder = None
+        for parent in f.parents:
+            if len(parent.parts) <= len(root.parts):
+                break
+            if parent not in marked:
+                marked[parent] = (parent / OUTPUT_MARKER).is_file()
+            if marked[parent]:
+                holder = parent
+        if holder is None:
+            kept.append(f)
+        else:
+            left_out[holder] = left_out.get(holder, 0) + 1
+    for folder, n in left_out.items():
+        log.warning("%s: left out %d file%s there, the outputs of an earlier run (it holds %s; delete that file to "
+                    "have them read as inputs)", folder, n, "" if n == 1 else "s", OUTPUT_MARKER)  # fmt: skip
+    return kept
+
+
 def list_files(paths: Iterable[str | os.PathLike[str]], extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[Path]:
-    """Files with one of ``extensions`` among ``paths`` (files as given, folders recursively, sorted)."""
+    """Files with one of ``extensions`` among ``paths`` (files as given, folders recursively, sorted, less the
+    outputs of earlier runs in folders below them: ``without_earlier_outputs``)."""
     found: list[Path] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
+            listed = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
+            found += without_earlier_outputs(listed, p)
         elif p.is_file():
             found.append(p)
         else:

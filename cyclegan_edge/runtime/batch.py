@@ -19,10 +19,12 @@ from cyclegan_edge.imaging.io import (
     ImageReadError,
     OutputPathError,
     check_outputs,
+    mark_output_folder,
     output_path,
     read_image,
     relative_to,
     unique_outputs,
+    without_earlier_outputs,
     write_image,
 )
 from cyclegan_edge.progress import progress_bar
@@ -38,7 +40,6 @@ from cyclegan_edge.runtime.pipeline import (
 )
 from cyclegan_edge.runtime.sinks import EncodeSettings, OutputExists, SinkError, open_output
 from cyclegan_edge.runtime.sources import SourceError, glob_root, open_source
-
 
 SKIPPED_EXISTS, NOT_STARTED = "skipped (exists)", "not started"
 
@@ -171,8 +172,9 @@ def input_files(candidates: Iterable[Path], root: Path, out_dir: Path) -> list[P
         raise OutputPathError(f"{out_dir}: the output folder is the input folder; outputs would mix with (and could "
                               "replace) the inputs: choose another folder")  # fmt: skip
     nested = relative_to(out_dir.resolve(), root.resolve()) is not None
-    return sorted(p for p in candidates if p.is_file() and not p.name.startswith(".")
-                  and not (nested and relative_to(p.resolve(), out_dir.resolve()) is not None))  # fmt: skip
+    files = sorted(p for p in candidates if p.is_file() and not p.name.startswith(".")
+                   and not (nested and relative_to(p.resolve(), out_dir.resolve()) is not None))  # fmt: skip
+    return without_earlier_outputs(files, root)
 
 
 def in_shard(rel: Path, shard: tuple[int, int]) -> bool:
@@ -220,6 +222,8 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             results.append(failure(src, f"cannot write ({first_line(e)}); stopped, {left} files not tried"))
             break
         results.append(res)
+        if res.output is not None and res.output.exists():
+            mark_output_folder(out_dir)
         if res.status == "interrupted":
             results += [untried(p, outputs.get(p), overwrite) for p in files[i + 1 :]]
             break

@@ -7,13 +7,22 @@ files are skipped with one warning each and the exit status is 1; a failed write
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from cyclegan_edge.errors import ArgumentParser, run_cli
-from cyclegan_edge.imaging.io import OutputPathError, check_outputs, list_files, output_path, relative_to, unique_outputs
+from cyclegan_edge.imaging.io import (
+    OutputPathError,
+    check_outputs,
+    list_files,
+    mark_output_folder,
+    output_path,
+    relative_to,
+    unique_outputs,
+)
 from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend
 from cyclegan_edge.runtime.batch import convert_image
@@ -26,6 +35,7 @@ def run(argv: list[str] | None) -> int:
     ap.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     ap.add_argument("--device", default="auto", help="PyTorch device: auto, cpu, cuda")
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
     out_dir: Path = args.output
     named = {Path(p) for p in args.inputs if Path(p).is_file()}
@@ -47,6 +57,8 @@ def run(argv: list[str] | None) -> int:
         if result.error is not None:
             tqdm.write(f"skipped: {src}: {result.error}", file=sys.stderr)
             failed += 1
+        else:
+            mark_output_folder(out_dir)
     print(f"{len(files) - failed} of {len(files)} images written to {out_dir} ({backend.name})")
     return 1 if failed else 0
 
