@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -36,6 +37,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """OSError naming ``path`` when its folder cannot take a new file (read-only, or not creatable), for a check
+    before slow work whose result goes there. Makes the folder; writes nothing that stays."""
+    final = Path(path)
+    try:
+        if final.parent.exists() and not final.parent.is_dir():  # mkdir would say "File exists"
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".probe", dir=final.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(final)) from None
 
 
 class OutputBusy(OSError):

@@ -182,7 +182,8 @@ CASES: dict[str, Case] = {
     "6-batch-full": Case(rt("--input", "c6/in", "-o", "c6/b", "--size", "32"), 1, "", fsize=1000),
     "6-export-full": Case(["export", str(PTH), "--onnx", "c6/e/x.onnx", "--test-count", "1"], 1,
                           "c6/e/x.onnx: cannot write the export (File too large); nothing written", fsize=300_000),
-    "6-export-notdir": Case(["export", str(PTH), "--onnx", "afile/x.onnx"], 1, "cannot write the export"),
+    "6-export-notdir": Case(["export", str(PTH), "--onnx", "afile/x.onnx"], 1,
+                            "afile/x.onnx: cannot write here (Not a directory); nothing written"),
     "6-bench-full": Case(["bench", str(ONNX), "--variants", "onnxruntime-fp32", "--sizes", "16", "--iters", "2",
                           "--warmup", "1", "--out", "c6/bench"], 1, "File too large", fsize=300),
     # 7, 8: too small, corrupt JPEG data
@@ -404,8 +405,9 @@ def test_6_failed_writes_say_so_in_one_line_and_exit_1(w: Path, ran: Any) -> Non
 
 
 def test_6_a_read_only_folder(w: Path) -> None:
-    """An image and a video into a read-only folder: one line naming the path. Root writes there anyway, so as
-    root the commands run without the capability that lets it (setpriv)."""
+    """An image, a video, an export and an engine build into a read-only folder: one line naming the path, the
+    export and the build before their work. Root writes there anyway, so as root the commands run without the
+    capability that lets it (setpriv)."""
     prefix = as_user()
     out = w / "ro"
     out.mkdir()
@@ -413,7 +415,9 @@ def test_6_a_read_only_folder(w: Path) -> None:
     clips = [write_clip(w / "ro_clip.mp4"), ASSETS_DIR / "butterfly.mp4"]  # without and with sound
     for args, where in ([["translate", str(ONNX), "x.jpg", "-o", "ro"], "ro"], *[
             [["runtime", str(clip), "ro/v.mp4", "--engine", str(ONNX), "--max-frames", "3", "--size", "64",
-              "--headless"], "ro/v.mp4: cannot write (Permission denied)"] for clip in clips]):  # fmt: skip
+              "--headless"], "ro/v.mp4: cannot write (Permission denied)"] for clip in clips],
+            [["export", str(PTH), "--onnx", "ro/x.onnx"], "ro/x.onnx: cannot write here (Permission denied)"],
+            [["export", str(ONNX), "--engine", "ro/x.plan"], "ro/x.plan: cannot write here (Permission denied)"]):  # fmt: skip
         r = subprocess.run([*prefix, sys.executable, "-m", "cyclegan_edge." + args[0], *args[1:]], cwd=w,
                            capture_output=True, text=True, env=ENV, timeout=120)  # fmt: skip
         assert r.returncode == 1 and "Permission denied" in one_error(r) and where in one_error(r), r.stderr[-1500:]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan_edge import ASSETS_DIR, require_python_310
-from cyclegan_edge.atomic import write_json
+from cyclegan_edge.atomic import check_writable, write_json
 from cyclegan_edge.errors import (ArgumentParser, RawHelpFormatter, UsageError, first_line, import_holding_ctrl_c, int_arg,
                                   run_cli)  # fmt: skip
 from cyclegan_edge.export.int8 import CALIB_METHODS, INT8_TARGETS, Int8Options, image_count
@@ -162,6 +162,7 @@ def run_onnx(args: argparse.Namespace) -> int:
         raise UsageError("an .onnx input only builds an engine: give --engine OUT.plan (or --print-trtexec)")
     if args.engine:
         check_outputs([onnx_path], [args.engine, sidecar_path(args.engine)])
+        writable_before_work([args.engine])
     build_engine_step(args, onnx_path, args.precision or onnx_precision(onnx_path))
     return 0
 
@@ -225,6 +226,15 @@ def staging(target: Path) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def writable_before_work(outputs: list[Path]) -> None:
+    """A folder that cannot take an output fails now, not after minutes of export or engine build."""
+    for out in outputs:
+        try:
+            check_writable(out)
+        except OSError as e:
+            raise ExportError(f"{out}: cannot write here ({e.strerror}); nothing written") from None
+
+
 def nonfinite_weights(model: Any) -> list[str]:
     return [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(v.isfinite().all())]
 
@@ -263,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_trtexec and not args.engine:  # the command needs names and the precision, not the export
         print_trtexec(args, final, precision, precision)
         return 0
+    writable_before_work([target, *engine[:1]])
 
     images, calib = export_inputs(args, precision)  # before the slow work: a bad path fails now
     try:
