@@ -215,13 +215,13 @@ def test_live_source_streams_by_the_clock(capsys: pytest.CaptureFixture[str], tm
     out = tmp_path / "received.npz"
     proc = start_receiver(f"udp://@:{port}", "mpegts", out, port)
     try:
-        rc = main(["test://?fps=30&size=64x48&frames=30", f"udp://127.0.0.1:{port}", *FAST])
+        rc = main(["test://?fps=10&size=64x48&frames=10", f"udp://127.0.0.1:{port}", *FAST])
     finally:
         frames, pts = received(proc, out)
     stdout, stderr = capsys.readouterr()
     assert rc == 0 and "error:" not in stderr, stderr
-    # the pipeline drops a camera's stale frames: how many depends on the machine's load (7 of 30 was seen with the
-    # suite's other worker busy, 30 alone); every frame sent must arrive
+    # the pipeline drops a camera's stale frames: how many depends on the machine's load (at 30 fps, 4 and 7 of 30
+    # were seen with the suite's other worker busy, 30 alone); every frame sent must arrive
     sent = int(stdout.split(" frames -> ")[0].split()[-1])
-    assert len(frames) == sent >= 5 and frames.shape[1:] == (48, 64, 3), (sent, frames.shape)
-    assert np.all(np.diff(pts) > 0) and 0.5 < (pts[-1] - pts[0]) / 90000 < 5, pts  # 30 frames: about 1 s
+    assert len(frames) == sent >= 3 and frames.shape[1:] == (48, 64, 3), (sent, frames.shape)
+    assert np.all(np.diff(pts) > 0) and 0.5 < (pts[-1] - pts[0]) / 90000 < 5, pts  # 10 frames at 10 fps: about 1 s

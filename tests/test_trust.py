@@ -421,6 +421,17 @@ def test_6_a_read_only_folder(w: Path) -> None:
         r = subprocess.run([*prefix, sys.executable, "-m", "cyclegan_edge." + args[0], *args[1:]], cwd=w,
                            capture_output=True, text=True, env=ENV, timeout=120)  # fmt: skip
         assert r.returncode == 1 and "Permission denied" in one_error(r) and where in one_error(r), r.stderr[-1500:]
+    # a batch of videos stops at the first that cannot be written: the next would fail alike
+    (w / "ro_batch").mkdir()
+    for clip in clips:
+        shutil.copy(clip, w / "ro_batch" / clip.name)
+    r = subprocess.run([*prefix, sys.executable, "-m", "cyclegan_edge.runtime", "ro_batch", "ro/videos", "--engine",
+                        str(ONNX), "--max-frames", "3", "--size", "64"], cwd=w, capture_output=True, text=True, env=ENV,
+                       timeout=120)  # fmt: skip
+    first = sorted(clips, key=lambda c: c.name)[0].name
+    row = next(ln for ln in r.stdout.splitlines() if ln.startswith(first))
+    assert r.returncode == 1 and "failed: cannot write (Permission denied); stopped, 1 files not tried" in row, r.stdout
+    assert r.stdout.strip().splitlines()[-1] == "0 of 1 files ok; nothing written", r.stdout
     assert os.listdir(out) == []
 
 

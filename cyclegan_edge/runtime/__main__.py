@@ -355,7 +355,8 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
     part = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
     ok = len(results) - len(failed) - len(stopped)
     kept = sum(r.status == SKIPPED_EXISTS for r in results)
-    print(f"{ok} of {len(results)} files ok{part}; outputs in {args.output}")
+    where = f"outputs in {args.output}" if out_dir.is_dir() else "nothing written"
+    print(f"{ok} of {len(results)} files ok{part}; {where}")
     if kept:  # made by an earlier run, maybe with another model or settings: not this run's work
         print(f"{kept} of them skipped: their outputs exist from an earlier run (--overwrite converts them again)")
     if stopped:

@@ -34,8 +34,8 @@ from av.bitstream import BitStreamFilterContext
 from cyclegan_edge.atomic import OutputBusy, atomic_path, lock_output, unlock_output
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, Sink, SinkError, encoded_size, pad_to,
-                                         parse_bitrate, preset_choices, warn_padded)  # fmt: skip
+from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, Sink, SinkError, WriteFailed, encoded_size,
+                                         pad_to, parse_bitrate, preset_choices, warn_padded)  # fmt: skip
 from cyclegan_edge.runtime.sources import Source, SourceError
 
 if int(av.__version__.split(".")[0]) < 16:  # frame rotation, durations and template streams
@@ -417,7 +417,7 @@ class AvVideoWriter(Sink):
         except OutputBusy as e:
             raise SinkError(str(e)) from None
         except OSError as e:
-            raise SinkError(f"{self.path}: cannot write ({e.strerror or e})") from None
+            raise WriteFailed(f"{self.path}: cannot write ({e.strerror or e})") from None
         try:
             at_path = probe_prior(self.path, self.key, False) if self.key and not overwrite else None
             if self.path.exists() and at_path is None and not overwrite:  # resumed or complete otherwise
@@ -519,10 +519,10 @@ class AvVideoWriter(Sink):
         except (av.FFmpegError, OSError) as e:
             raise self._failed(e) from None
 
-    def _failed(self, e: BaseException) -> SinkError:
+    def _failed(self, e: BaseException) -> WriteFailed:
         if not (self.resumed + self.frames and self.partial.exists()):
-            return SinkError(f"{self.path}: cannot write ({av_error(e)})")
-        return SinkError(f"{self.path}: cannot write ({av_error(e)}); the finished part stays in {self.partial.name} "
+            return WriteFailed(f"{self.path}: cannot write ({av_error(e)})")
+        return WriteFailed(f"{self.path}: cannot write ({av_error(e)}); the finished part stays in {self.partial.name} "
                          "and a rerun resumes it")  # fmt: skip
 
     def _timestamp(self, index: int) -> tuple[int, int]:

@@ -38,7 +38,7 @@ from cyclegan_edge.runtime.pipeline import (
     output_size,
     too_small,
 )
-from cyclegan_edge.runtime.sinks import EncodeSettings, OutputExists, SinkError, open_output
+from cyclegan_edge.runtime.sinks import EncodeSettings, OutputExists, SinkError, WriteFailed, open_output
 from cyclegan_edge.runtime.sources import SourceError, glob_root, open_source
 
 SKIPPED_EXISTS, NOT_STARTED = "skipped (exists)", "not started"
@@ -53,6 +53,7 @@ class FileResult:
     fps: float = 0.0
     flicker: float | None = None  # warping error of the output (--flicker)
     error: str | None = None  # why it failed (status "failed"): one line, without the file's name
+    write_failed: bool = False  # the output could not be written (a full disk, a read-only folder): the batch stops
 
     @property
     def failed(self) -> bool:
@@ -69,8 +70,9 @@ class FileResult:
         return f"failed: {self.error}" if self.error is not None else self.status
 
 
-def failure(src: Path, error: str, output: Path | None = None, frames: int = 0, fps: float = 0.0) -> FileResult:
-    return FileResult(src, output, "failed", frames, fps, error=error)
+def failure(src: Path, error: str, output: Path | None = None, frames: int = 0, fps: float = 0.0,
+            write_failed: bool = False) -> FileResult:  # fmt: skip
+    return FileResult(src, output, "failed", frames, fps, error=error, write_failed=write_failed)
 
 
 def without_name(error: Exception) -> str:
@@ -117,12 +119,12 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
         return failure(src, "its output holds another conversion's unfinished work (another model, other settings or "
                             "encoder): kept; --overwrite converts it again", out)  # fmt: skip
     except SinkError as e:
-        return failure(src, without_name(e))
+        return failure(src, without_name(e), write_failed=isinstance(e, WriteFailed))
     finally:
         source.close()
     frames = sink.resumed + stats.frames_out
     if stats.error:
-        return failure(src, stats.error, out if out.exists() else None, frames, stats.fps)
+        return failure(src, stats.error, out if out.exists() else None, frames, stats.fps, stats.write_failed)
     if stats.interrupted:
         return FileResult(src, out, "interrupted", frames, stats.fps)
     done = f"done (resumed after {sink.resumed})" if sink.resumed else "done"
@@ -220,6 +222,10 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
         except OSError as e:
             left = len(files) - i - 1
             results.append(failure(src, f"cannot write ({first_line(e)}); stopped, {left} files not tried"))
+            break
+        if res.write_failed:  # as an image's OSError above: the next file would fail alike
+            res.error = f"{res.error}; stopped, {len(files) - i - 1} files not tried"
+            results.append(res)
             break
         results.append(res)
         if res.output is not None and res.output.exists():

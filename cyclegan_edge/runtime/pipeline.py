@@ -27,7 +27,7 @@ from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import frames_to_tensor, resize_shorter_side, tensor_to_frame
 from cyclegan_edge.imaging.io import resize_area
 from cyclegan_edge.runtime.backends import AsyncBackend, Backend, check_finite
-from cyclegan_edge.runtime.sinks import Sink
+from cyclegan_edge.runtime.sinks import Sink, WriteFailed
 from cyclegan_edge.runtime.sources import Source
 from cyclegan_edge.runtime.stabilize import FlickerMeter, Stabilizer
 
@@ -56,6 +56,7 @@ class PipelineStats:
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     interrupted: bool = False
     error: str | None = None
+    write_failed: bool = False  # the error: the output could not be written (a batch stops there)
     flicker: float | None = None  # warping error, 0-255 levels (PipelineOptions.flicker)
 
     @property
@@ -391,4 +392,5 @@ class Pipeline:
         if self.errors:
             err = self.errors[0]
             self.stats.error = describe(err, hint=False)
+            self.stats.write_failed = isinstance(err, (WriteFailed, OSError))
         return self.stats

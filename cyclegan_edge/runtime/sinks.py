@@ -49,6 +49,10 @@ class SinkError(RuntimeError):
     pass
 
 
+class WriteFailed(SinkError):
+    """The output could not be written (a full disk, a read-only folder): a batch stops there."""
+
+
 class OutputExists(SinkError):
     """The output file exists and holds no work of this conversion: replaced only with --overwrite."""
 
