@@ -40,16 +40,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:
-    """OSError naming ``path`` when its folder cannot take a new file (read-only, or not creatable), for a check
-    before slow work whose result goes there. Makes the folder; writes nothing that stays."""
+    """OSError naming ``path`` when it could not be written, for a check before slow work whose result goes there:
+    its nearest existing folder cannot take a new file (missing folders would be made there), or a file stands
+    where a folder must be. A temporary file is tried there and removed: nothing is left, no folder is made."""
     final = Path(path)
+    probe = final.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
     try:
-        if final.parent.exists() and not final.parent.is_dir():  # mkdir would say "File exists"
+        if not probe.is_dir():  # mkdir would say "File exists"
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".probe", dir=final.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".probe", dir=probe)
         os.close(fd)
-        os.unlink(probe)
+        os.unlink(tmp)
     except OSError as e:
         raise OSError(e.errno, e.strerror or str(e), str(final)) from None
 

@@ -133,6 +133,19 @@ def test_bench_cli_report_is_complete(compressed_g_path: Path, tmp_path: Path) -
                          str(out / "report.json")], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r2.returncode == 0 and r2.stdout.count("| 1.000 | 1.000 |") == 12
 
+    # A rerun into the folder keeps these measurements unless told: one line, before any work, nothing changed.
+    before = {n: (out / n).read_bytes() for n in ("report.json", "report.md", "latency.png", "fps_vs_size.png")}
+    again = [sys.executable, "-m", "cyclegan_edge.bench", str(compressed_g_path), "--variants", "onnxruntime-fp32",
+             "--sizes", "64", "--iters", "2", "--warmup", "0", "-o", str(out)]  # fmt: skip
+    r = subprocess.run(again, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        f"error: --output {out} holds a report (12 cases measured {report['created']}): --overwrite replaces it, or "
+        "give another --output"], r.stderr[-2000:]
+    assert {n: (out / n).read_bytes() for n in before} == before
+    r = subprocess.run([*again, "--overwrite"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and len(load_report(out / "report.json")["results"]) == 1, r.stderr[-2000:]
+    assert not (out / "fps_vs_size.png").exists()  # one size: the earlier run's plot is not left to be misread
+
 
 def test_schema_validation_rejects_other_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a cyclegan-edge/bench"):

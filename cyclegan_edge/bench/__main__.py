@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -77,7 +78,23 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--tegrastats", action="store_true", help="sample power/temperature with tegrastats (Jetson)")
     ap.add_argument("-o", "--output", "--out", dest="out", default="bench_report",
                     help="folder for report.json, report.md and plots (--out: old spelling)")  # fmt: skip
+    ap.add_argument("--overwrite", action="store_true", help="replace the report --output already holds")
     return ap.parse_args(argv)
+
+
+def check_no_report(out: Path) -> None:
+    """A report --output already holds is another run's measurements: kept unless --overwrite."""
+    earlier = out / "report.json"
+    if not earlier.is_file():
+        return
+    try:
+        held = json.loads(earlier.read_text())
+        n = len(held["results"])
+        what = f"{n} case{'' if n == 1 else 's'} measured {held['created']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        what = "a report.json"
+    raise FileExistsError(f"--output {out} holds a report ({what}): --overwrite replaces it, or give another "
+                          "--output")  # fmt: skip
 
 
 def save_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]], with_plots: bool) -> list[Path]:
@@ -122,6 +139,8 @@ def run(argv: list[str]) -> int:
         raise UsageError(f"--batches {args.batch}: {e}") from None
     out = Path(args.out)  # before any work: a report that cannot be written fails now, not after the measurements
     check_output(out, [Path(args.model), *(list_files([args.calib]) if args.calib else [])])
+    if not args.overwrite:
+        check_no_report(out)
     machine = machine_info()
     if machine.get("jetson") and machine["jetson"].get("clocks_locked") is False:
         print("warning: Jetson clocks are not locked; run `sudo jetson_clocks` for stable figures (NVIDIA's advice)",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan_edge.atomic import atomic_path
+from cyclegan_edge.atomic import atomic_path, check_writable
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import to_bgr
 
@@ -200,15 +200,10 @@ class ReportFolder:
         for name in self.files:
             if (out / name).is_dir():
                 raise OutputError(f"--output {out}: a folder is in the way of {out / name}{self.after}")
-        probe = out
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".probe.", dir=probe)
+            check_writable(out / self.files[0])
         except OSError as e:
             raise self.error(out, e) from None
-        os.close(fd)
-        os.unlink(tmp)
 
 
 def check_outputs(inputs: Iterable[Path], outputs: Iterable[Path]) -> None:
