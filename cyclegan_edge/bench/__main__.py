@@ -116,7 +116,7 @@ def save_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]], w
 
 def run(argv: list[str]) -> int:
     """Measure, and rewrite the report after every case: Ctrl-C (or a crash) keeps what was measured."""
-    from cyclegan_edge.bench.report import check_output, fps_plot_skipped, make_report, markdown
+    from cyclegan_edge.bench.report import check_output, fps_plot_skipped, make_report, markdown, unsteady_note
     from cyclegan_edge.bench.runner import add_ratios, parse_batches, parse_sizes, run_benchmark
     from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
     from cyclegan_edge.imaging.io import list_files
@@ -162,8 +162,8 @@ def run(argv: list[str]) -> int:
     def report_now(extra: list[str], power: dict[str, Any] | None = None, plotted: bool = True) -> dict[str, Any]:
         baseline = args.baseline or rows[0]["variant"]
         add_ratios(rows, baseline)
-        plot_notes = [n for n in [fps_plot_skipped(rows)] if n and plotted]
-        return make_report(command, machine, summary, baseline, rows, notes + extra + plot_notes, power)
+        late_notes = [n for n in [unsteady_note(rows), fps_plot_skipped(rows) if plotted else None] if n]
+        return make_report(command, machine, summary, baseline, rows, notes + extra + late_notes, power)
 
     bar = progress_bar(desc="bench (building variants)", unit="case", dynamic_ncols=True)
 
@@ -199,6 +199,9 @@ def run(argv: list[str]) -> int:
     written = save_report(out, report, rows, with_plots=True)
     print(markdown(report))
     print(f"written: {out}/{written[0].name}, " + ", ".join(p.name for p in written[1:]))
+    unsteady = unsteady_note(rows)
+    if unsteady:  # also in the report's notes; said again where it is seen last
+        print(f"warning: {unsteady}", file=sys.stderr)
     return 0
 
 

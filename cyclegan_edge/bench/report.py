@@ -186,6 +186,22 @@ def sizes_in(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
     return sorted({(r["height"], r["width"]) for r in rows}, key=lambda hw: (hw[0] * hw[1], hw))
 
 
+UNSTEADY_P90_OVER_P50 = 1.5  # an idle machine keeps p90 within ~1.2x p50 (benchmarks/*.txt); a busy one does not
+
+
+def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
+    """A note naming the cases whose latency spread says the machine was busy (p90 over 1.5x p50): their ratios
+    and FPS are not to be trusted; None when every case was steady."""
+    unsteady = [r for r in rows if r["latency_ms"]["p90"] > UNSTEADY_P90_OVER_P50 * r["latency_ms"]["p50"]]
+    if not unsteady:
+        return None
+    worst = max(unsteady, key=lambda r: r["latency_ms"]["p90"] / r["latency_ms"]["p50"])
+    spread = worst["latency_ms"]["p90"] / worst["latency_ms"]["p50"]
+    return (f"unsteady timing in {len(unsteady)} of {len(rows)} cases (p90 over {UNSTEADY_P90_OVER_P50:g}x p50; worst "
+            f"{worst['variant']} {worst['height']}x{worst['width']} batch {worst['batch']}: {spread:.1f}x): another "
+            "process was likely using the machine; rerun on an idle one before trusting their ratios")  # fmt: skip
+
+
 def fps_plot_skipped(rows: list[dict[str, Any]]) -> str | None:
     """Why fps_vs_size.png is not drawn (None: it is): throughput against size needs two sizes or more."""
     sizes = sizes_in(rows)
