@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cyclegan_edge.imaging.io import output_path, read_image, unique_outputs
 
@@ -57,3 +58,18 @@ def test_output_folder_that_holds_every_input_is_named(tmp_path: Path, capsys: o
     assert err.strip() == (f"error: {tmp_path}: every image found is inside this output folder (outputs of an earlier "
                            "run are not inputs): choose an output folder outside the inputs")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_bundled_name_works_and_videos_left_out_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """As the runtime's --model: a bundled model's name; a folder's videos are not images: said, not silently
+    dropped (the runtime converts them)."""
+    from cyclegan_edge import ASSETS_DIR
+    from cyclegan_edge.runtime.translate import main
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(sorted((ASSETS_DIR / "images").glob("*.jpg"))[0], folder / "photo.jpg")
+    shutil.copy(ASSETS_DIR / "demo.mp4", folder / "clip.mp4")
+    assert main(["photo2monet", str(folder), "-o", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "mixed" / "photo.png").is_file() and not (tmp_path / "out" / "mixed" / "clip.mp4").exists()
+    assert f"left out 1 video ({folder / 'clip.mp4'}): translate takes images" in caplog.text

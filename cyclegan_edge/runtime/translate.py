@@ -15,6 +15,8 @@ from tqdm import tqdm
 
 from cyclegan_edge.errors import ArgumentParser, run_cli
 from cyclegan_edge.imaging.io import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
     OutputPathError,
     check_outputs,
     list_files,
@@ -27,10 +29,17 @@ from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend
 from cyclegan_edge.runtime.batch import convert_image
 
+log = logging.getLogger("cyclegan_edge.translate")
+
 
 def run(argv: list[str] | None) -> int:
-    ap = ArgumentParser(prog="python -m cyclegan_edge.translate", description=__doc__.split("\n")[0])
-    ap.add_argument("model", help="generator checkpoint (.pth/.pt), ONNX model or TensorRT engine")
+    from cyclegan_edge.runtime.__main__ import bundled_names, default_model
+
+    script = Path(sys.argv[0]).name == "cyclegan-edge-translate"  # the console script, else python -m
+    ap = ArgumentParser(prog="cyclegan-edge-translate" if script else "python -m cyclegan_edge.translate",
+                        description=__doc__.split("\n")[0])  # fmt: skip
+    ap.add_argument("model", help="generator checkpoint (.pth/.pt), ONNX model, TensorRT engine, or a bundled "
+                    f"model's name ({', '.join(bundled_names())})")  # fmt: skip
     ap.add_argument("inputs", nargs="+", help="image files or folders")
     ap.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     ap.add_argument("--device", default="auto", help="PyTorch device: auto, cpu, cuda")
@@ -38,9 +47,18 @@ def run(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
     out_dir: Path = args.output
+    options = BackendOptions(device=args.device)
+    is_name = not Path(args.model).exists() and args.model in bundled_names()
+    model = default_model(options, args.model) if is_name else args.model
     named = {Path(p) for p in args.inputs if Path(p).is_file()}
     # found in a folder but inside the output folder: an earlier run's output, not an input
-    found = list_files(args.inputs)
+    listed = list_files(args.inputs, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
+    videos = [f for f in listed if f.suffix.lower() in VIDEO_EXTENSIONS and f not in named]
+    found = [f for f in listed if f not in videos]
+    if videos:
+        log.warning("left out %d video%s (%s%s): translate takes images; python -m cyclegan_edge.runtime FOLDER OUT "
+                    "converts videos too", len(videos), "" if len(videos) == 1 else "s", videos[0],
+                    ", ..." if len(videos) > 1 else "")  # fmt: skip
     files = [f for f in found if f in named or relative_to(f.resolve(), out_dir.resolve()) is None]
     if found and not files:
         raise OutputPathError(f"{out_dir}: every image found is inside this output folder (outputs of an earlier run "
@@ -50,7 +68,7 @@ def run(argv: list[str] | None) -> int:
     roots = [Path(p) for p in args.inputs]
     outputs = unique_outputs(files, [output_path(src, out_dir, roots, root_named=True) for src in files])
     check_outputs(files, outputs)
-    backend = open_backend(args.model, BackendOptions(device=args.device))
+    backend = open_backend(model, options)
     failed = 0
     for src, out in zip(progress_bar(files, desc="translate", unit="img"), outputs):
         result = convert_image(src, out, backend)
