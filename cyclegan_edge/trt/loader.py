@@ -16,6 +16,19 @@ class TensorRTUnavailable(RuntimeError):
     pass
 
 
+def no_gpu_here() -> str:
+    """What to add to an install hint on a Linux machine with no NVIDIA GPU device (a desktop driver's
+    /dev/nvidiactl, a Jetson's nvgpu nodes or L4T release file): engines run only on a GPU, so the pip line
+    alone cannot help there."""
+    import os
+    import sys
+
+    signs = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu", "/etc/nv_tegra_release")
+    if sys.platform.startswith("linux") and not any(os.path.exists(p) for p in signs):
+        return "; this machine has no NVIDIA GPU driver loaded, and engines run only on a GPU: run the .onnx here"
+    return ""
+
+
 def import_cudart(flavor: str = "tensorrt") -> ModuleType:
     """cuda-python's runtime API: ``cuda.bindings.runtime`` (cuda-python 12.6+) or ``cuda.cudart``
     (older releases, e.g. 11.4 for JetPack 5's CUDA 11.4); the same functions either way. ``flavor``
@@ -33,9 +46,9 @@ def import_cudart(flavor: str = "tensorrt") -> ModuleType:
     except ImportError:
         if flavor == "tensorrt_rtx":
             raise TensorRTUnavailable("cuda-python is needed for TensorRT-RTX engines: "
-                                      "pip install 'cyclegan-edge[trt-rtx]'") from None  # fmt: skip
+                                      f"pip install 'cyclegan-edge[trt-rtx]'{no_gpu_here()}") from None  # fmt: skip
         raise TensorRTUnavailable("cuda-python is needed for TensorRT engines: pip install 'cyclegan-edge[trt]' "
-                                  "(on JetPack 5: pip install cuda-python==11.8.*)") from None
+                                  f"(on JetPack 5: pip install cuda-python==11.8.*){no_gpu_here()}") from None
 
 
 def import_tensorrt() -> tuple[ModuleType, str]:
