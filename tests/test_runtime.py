@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ONE_THREAD, interrupt_when
+from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.export.onnx_export import export_onnx
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frame
 from cyclegan_edge.models import load_generator
@@ -378,3 +379,19 @@ def test_clear_errors(tmp_path: Path, h2z_onnx: Path) -> None:
         open_backend(tmp_path / "nothing.onnx")
     with pytest.raises(SourceError):
         open_source(str(tmp_path / "nothing.mp4"))
+
+
+def test_a_size_far_above_the_source_is_named(tmp_path: Path) -> None:
+    """--size 4x a small source's shorter side runs the model on an upscaled frame (slower, no detail gained):
+    converted, with a warning that says so and what size avoids it; a --size under 2x says nothing."""
+    small = cv2.resize(cv2.imread(str(sorted((ASSETS_DIR / "images").glob("*.jpg"))[0])), (48, 32))
+    cv2.imwrite(str(tmp_path / "small.png"), small)
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", "small.png", "--model", str(ASSETS_DIR / "photo2monet.onnx")]
+    r = subprocess.run([*cmd, "big.png", "--size", "128"], capture_output=True, text=True, env=ENV, cwd=tmp_path,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0 and cv2.imread(str(tmp_path / "big.png")).shape == (32, 48, 3), r.stderr[-2000:]
+    assert ("WARNING small.png: --size 128 is 4.0x the source's shorter side (32 px): the model runs on an upscaled "
+            "frame, slower and with no detail gained; --size 32 or less (or none) avoids it") in r.stderr
+    r = subprocess.run([*cmd, "fine.png", "--size", "60"], capture_output=True, text=True, env=ENV, cwd=tmp_path,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0 and "WARNING" not in r.stderr, r.stderr[-2000:]

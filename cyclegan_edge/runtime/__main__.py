@@ -34,7 +34,7 @@ from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.runtime.backends import (BACKENDS, OV_PRECISIONS, Backend, BackendOptions, backend_for, open_backend,
                                             openvino_importable)  # fmt: skip
 from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOptions, PipelineStats, after_resume,
-                                            inference_size, output_size, too_small)  # fmt: skip
+                                            inference_size, output_size, too_small, upscale_note)  # fmt: skip
 from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, MultiSink,
                                          OutputExists, Sink, SinkError, check_sink_uri, display_available, is_display,
                                          is_stream_output, open_sink, parse_bitrate, play_command,
@@ -312,6 +312,9 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         small = too_small(inference_size(source.size, opts))
         if small:
             raise SourceError(f"{uri}: {small}")
+        upscaled = upscale_note(source.size, opts)
+        if upscaled:
+            log.warning("%s: %s", Path(uri).name if not source.live else uri, upscaled)
         sink = make_sinks(args, source, output_size(source.size, opts), conversion_job(args, backend, opts))
         left = None if source.finished else after_resume(opts, sink.resumed)
         total = min(filter(None, (source.frame_count, opts.max_frames)), default=None)
@@ -384,7 +387,7 @@ def run_image(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
 
     src = Path(uri)
     out = image_output(src, args.output)  # checked against the inputs already (check_paths)
-    result = convert_image(src, out, backend, opts)
+    result = convert_image(src, out, backend, opts, note_upscale=True)
     if result.error is not None:
         print(f"error: {src}: {result.error}", file=sys.stderr)
         return 1

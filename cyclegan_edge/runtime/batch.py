@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -37,10 +38,12 @@ from cyclegan_edge.runtime.pipeline import (
     inference_size,
     output_size,
     too_small,
+    upscale_note,
 )
 from cyclegan_edge.runtime.sinks import EncodeSettings, OutputExists, SinkError, WriteFailed, open_output
 from cyclegan_edge.runtime.sources import SourceError, glob_root, open_source
 
+log = logging.getLogger("cyclegan_edge.runtime")
 SKIPPED_EXISTS, NOT_STARTED = "skipped (exists)", "not started"
 
 
@@ -133,9 +136,11 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
     return FileResult(src, out, done, frames, stats.fps, stats.flicker)
 
 
-def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions | None = None) -> FileResult:
-    """One image, out at its own size (inference at ``opts.size`` when given, scaled back). A file that cannot
-    be used gives a failed result; a failed write raises OSError, a broken model its BackendError."""
+def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions | None = None,
+                  note_upscale: bool = False) -> FileResult:  # fmt: skip
+    """One image, out at its own size (inference at ``opts.size`` when given, scaled back; ``note_upscale``: a
+    warning when that is an upscale, for one image: a batch's would be one per file). A file that cannot be used
+    gives a failed result; a failed write raises OSError, a broken model its BackendError."""
     try:
         img = read_image(src)
     except ImageReadError as e:
@@ -145,6 +150,9 @@ def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions 
     small = too_small(hw)
     if small:
         return failure(src, small)
+    upscaled = upscale_note(size, opts) if note_upscale and opts else None
+    if upscaled:
+        log.warning("%s: %s", src.name, upscaled)
     t = time.perf_counter()
     frame = img if hw == size else cv2().resize(img, (hw[1], hw[0]), interpolation=cv2().INTER_AREA)
     result = translate_frames(backend, [frame])[0]

@@ -96,6 +96,20 @@ SIZE_RANGE = (8, 4320)  # --size: 8 px is the generator's least (below), 4320 th
 MIN_SIDE = 5  # padded to 8: the generator halves it twice, then reflect-pads 1 px, which needs 2 px
 
 
+UPSCALE_NOTED = 2.0  # --size at least this many times the source's shorter side gets a warning
+
+
+def upscale_note(source_size: tuple[int, int], opts: PipelineOptions) -> str | None:
+    """Why --size is a poor choice for this source (the model would run on a frame upscaled 2x or more: slower,
+    and no detail is gained), or None."""
+    shorter = min(source_size)
+    if not opts.size or opts.size < UPSCALE_NOTED * shorter:
+        return None
+    return (f"--size {opts.size} is {opts.size / shorter:.1f}x the source's shorter side ({shorter} px): the model "
+            f"runs on an upscaled frame, slower and with no detail gained; --size {shorter // 4 * 4} or less (or none) "
+            "avoids it")  # fmt: skip
+
+
 def too_small(hw: tuple[int, int]) -> str | None:
     """Why the generator cannot take an image of this (inference) size, or None."""
     if min(hw) >= MIN_SIDE:
