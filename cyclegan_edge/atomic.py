@@ -82,6 +82,11 @@ def lock_output(path: str | os.PathLike[str]) -> int:
             os.close(fd)
             raise OutputBusy(f"{final}: another process{f' (pid {holder})' if holder.isdigit() else ''} is writing it "
                              "now; wait for it to end, or give another output") from None  # fmt: skip
+        except OSError:  # a file system without flock (Lustre without -o flock, some NFS): write unlocked, as before
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            return -1
         with contextlib.suppress(FileNotFoundError):
             if os.stat(lock).st_ino == os.fstat(fd).st_ino:
                 break

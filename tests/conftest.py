@@ -11,11 +11,16 @@ from pathlib import Path
 from typing import Any
 
 # Fixed thread counts in every math library, so that numbers repeat run after run on one machine (subprocesses
-# inherit them). Set before numpy loads: OpenBLAS reads them once. Under pytest-xdist (the README's `-n auto`)
+# inherit them). Set before numpy loads: OpenBLAS reads them once. Under pytest-xdist (the README's `-n logical`)
 # the workers share the cores instead of each taking all of them: oversubscribed OpenMP threads spin and crawl.
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ.setdefault(_var, str(max(1, min(2, (os.cpu_count() or 1) // _WORKERS))))
+# The controller loads this file too and its workers inherit what it set: a worker replaces counts set here (the
+# marker says so), never a user's own.
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+if os.environ.get("CYCLEGAN_EDGE_TEST_THREADS") == "set here" or not any(v in os.environ for v in _THREAD_VARS):
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    for _var in _THREAD_VARS:
+        os.environ[_var] = str(max(1, min(2, (os.cpu_count() or 1) // _workers)))
+    os.environ["CYCLEGAN_EDGE_TEST_THREADS"] = "set here"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

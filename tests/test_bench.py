@@ -429,11 +429,13 @@ def test_a_busy_machine_is_named_in_the_notes() -> None:
     that its 25x 'speed-up' is not taken at face value (a new user's trial on a shared machine)."""
     from cyclegan_edge.bench.report import unsteady_note
 
-    def row(variant: str, p50: float, p90: float) -> dict[str, object]:
-        return {"variant": variant, "height": 256, "width": 256, "batch": 1, "latency_ms": {"p50": p50, "p90": p90}}
+    def row(variant: str, p50: float, p90: float, iterations: int = 30) -> dict[str, object]:
+        return {"variant": variant, "height": 256, "width": 256, "batch": 1, "iterations": iterations,
+                "latency_ms": {"p50": p50, "p90": p90}}  # fmt: skip
 
     steady = [row("onnxruntime-fp32", 90.0, 97.0), row("openvino-fp32", 60.0, 70.0)]
     assert unsteady_note(steady) is None
     note = unsteady_note([*steady, row("pytorch", 909.0, 2618.0)])
     assert note is not None and note.startswith("unsteady timing in 1 of 3 cases")
     assert "worst pytorch 256x256 batch 1: 2.9x" in note
+    assert unsteady_note([*steady, row("pytorch", 909.0, 2618.0, iterations=3)]) is None  # p90 of 3: the slowest

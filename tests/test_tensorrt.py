@@ -240,8 +240,10 @@ def test_export_cli_writes_an_engine_and_the_runtime_explains_what_is_missing(tm
     lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("[")]
     assert r.returncode == 1 and len(lines) == 1, r.stderr
     assert "cuda-python is needed" in lines[0]
-    if not Path("/dev/nvidiactl").exists() and not Path("/etc/nv_tegra_release").exists():  # no GPU: pip cannot help
-        assert lines[0].endswith("no NVIDIA GPU driver loaded, and engines run only on a GPU: run the .onnx here")
+    from cyclegan_edge.trt.loader import no_gpu_here
+
+    no_gpu = "no NVIDIA GPU driver loaded, and engines run only on a GPU: run the .onnx here"
+    assert lines[0].endswith(no_gpu) == bool(no_gpu_here())  # said where no GPU device is, and only there
     assert not (tmp_path / "out.mp4").exists()
     # A re-export changes the ONNX the engine came from: the engine runs the old model, and the runtime says so.
     import onnx

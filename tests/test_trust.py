@@ -396,7 +396,7 @@ def test_6_failed_writes_say_so_in_one_line_and_exit_1(w: Path, ran: Any) -> Non
     check(ran, "6-translate-notdir")
     r = check(ran, "6-batch-full")  # the table says which file and why; the batch stops there
     row = next(ln for ln in r.stdout.splitlines() if ln.startswith("a.jpg "))
-    assert "failed: cannot write (c6/b/a.png: File too large); stopped, 1 files not tried" in row
+    assert "failed: cannot write (c6/b/a.png: File too large); stopped, 1 file not tried" in row
     assert "0 of 1 files ok" in r.stdout and files(w / "c6" / "b") == []
     check(ran, "6-export-full")  # the earlier x.onnx is unchanged (the fixture checks bytes and mtime)
     assert files(w / "c6" / "e") == ["x.onnx"]  # no staging folder left
@@ -430,7 +430,7 @@ def test_6_a_read_only_folder(w: Path) -> None:
                        timeout=120)  # fmt: skip
     first = sorted(clips, key=lambda c: c.name)[0].name
     row = next(ln for ln in r.stdout.splitlines() if ln.startswith(first))
-    assert r.returncode == 1 and "failed: cannot write (Permission denied); stopped, 1 files not tried" in row, r.stdout
+    assert r.returncode == 1 and "failed: cannot write (Permission denied); stopped, 1 file not tried" in row, r.stdout
     assert r.stdout.strip().splitlines()[-1] == "0 of 1 files ok; nothing written", r.stdout
     assert os.listdir(out) == []
 

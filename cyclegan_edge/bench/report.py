@@ -187,12 +187,14 @@ def sizes_in(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
 
 
 UNSTEADY_P90_OVER_P50 = 1.5  # an idle machine keeps p90 within ~1.2x p50 (benchmarks/*.txt); a busy one does not
+UNSTEADY_MIN_ITERATIONS = 10  # with fewer timed calls p90 is about the slowest one: one hiccup is not a busy machine
 
 
 def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
-    """A note naming the cases whose latency spread says the machine was busy (p90 over 1.5x p50): their ratios
-    and FPS are not to be trusted; None when every case was steady."""
-    unsteady = [r for r in rows if r["latency_ms"]["p90"] > UNSTEADY_P90_OVER_P50 * r["latency_ms"]["p50"]]
+    """A note naming the cases whose latency spread says the machine was busy (p90 over 1.5x p50, judged from 10
+    timed calls up): their ratios and FPS are not to be trusted; None when every case was steady."""
+    unsteady = [r for r in rows if r.get("iterations", 0) >= UNSTEADY_MIN_ITERATIONS
+                and r["latency_ms"]["p90"] > UNSTEADY_P90_OVER_P50 * r["latency_ms"]["p50"]]  # fmt: skip
     if not unsteady:
         return None
     worst = max(unsteady, key=lambda r: r["latency_ms"]["p90"] / r["latency_ms"]["p50"])

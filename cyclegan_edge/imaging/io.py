@@ -88,15 +88,16 @@ def without_earlier_outputs(files: Iterable[Path], root: Path) -> list[Path]:
     return kept
 
 
-def list_files(paths: Iterable[str | os.PathLike[str]], extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[Path]:
-    """Files with one of ``extensions`` among ``paths`` (files as given, folders recursively, sorted, less the
-    outputs of earlier runs in folders below them: ``without_earlier_outputs``)."""
+def list_files(paths: Iterable[str | os.PathLike[str]], extensions: frozenset[str] = IMAGE_EXTENSIONS,
+               skip_outputs: bool = False) -> list[Path]:  # fmt: skip
+    """Files with one of ``extensions`` among ``paths`` (files as given, folders recursively, sorted; with
+    ``skip_outputs``, less the outputs of earlier runs in folders below them: ``without_earlier_outputs``)."""
     found: list[Path] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             listed = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
-            found += without_earlier_outputs(listed, p)
+            found += without_earlier_outputs(listed, p) if skip_outputs else listed
         elif p.is_file():
             found.append(p)
         else:

@@ -188,11 +188,16 @@ def default_model(options: BackendOptions | None = None, stem: str = DEMO_MODELS
     return fp32
 
 
+def resolve_model(model: str, options: BackendOptions) -> str | Path:
+    """A model file as given, or a bundled model's name (no such file here) as its file."""
+    is_name = not Path(model).exists() and model in bundled_names()
+    return default_model(options, model) if is_name else model
+
+
 def chosen_model(args: argparse.Namespace, options: BackendOptions) -> str | Path:
-    """--model as given, a bundled model's name (no such file here), or the demo's model."""
+    """--model (a file or a bundled model's name), or the demo's model."""
     if args.model:
-        is_name = not Path(args.model).exists() and args.model in bundled_names()
-        return default_model(options, args.model) if is_name else args.model
+        return resolve_model(args.model, options)
     return default_model(options, DEMO_MODELS[args.demo or DEFAULT_DEMO])
 
 
@@ -358,7 +363,8 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
     part = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
     ok = len(results) - len(failed) - len(stopped)
     kept = sum(r.status == SKIPPED_EXISTS for r in results)
-    where = f"outputs in {args.output}" if out_dir.is_dir() else "nothing written"
+    wrote = any(r.output is not None and r.output.is_file() for r in results)  # this run's or earlier ones'
+    where = f"outputs in {args.output}" if wrote else "nothing written"
     print(f"{ok} of {len(results)} files ok{part}; {where}")
     if kept:  # made by an earlier run, maybe with another model or settings: not this run's work
         print(f"{kept} of them skipped: their outputs exist from an earlier run (--overwrite converts them again)")

@@ -34,8 +34,8 @@ from av.bitstream import BitStreamFilterContext
 from cyclegan_edge.atomic import OutputBusy, atomic_path, lock_output, unlock_output
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, Sink, SinkError, WriteFailed, encoded_size,
-                                         pad_to, parse_bitrate, preset_choices, warn_padded)  # fmt: skip
+from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, OutputLocked, Sink, SinkError, WriteFailed,
+                                         encoded_size, pad_to, parse_bitrate, preset_choices, warn_padded)  # fmt: skip
 from cyclegan_edge.runtime.sources import Source, SourceError
 
 if int(av.__version__.split(".")[0]) < 16:  # frame rotation, durations and template streams
@@ -415,7 +415,7 @@ class AvVideoWriter(Sink):
         try:  # before looking at partial files: another process's would be resumed or removed
             self._lock = lock_output(self.path)
         except OutputBusy as e:
-            raise SinkError(str(e)) from None
+            raise OutputLocked(str(e)) from None
         except OSError as e:
             raise WriteFailed(f"{self.path}: cannot write ({e.strerror or e})") from None
         try:

@@ -229,10 +229,10 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             res = FileResult(src, out if out.exists() else None, "interrupted")
         except OSError as e:
             left = len(files) - i - 1
-            results.append(failure(src, f"cannot write ({first_line(e)}); stopped, {left} files not tried"))
+            results.append(failure(src, f"cannot write ({first_line(e)}); stopped, {not_tried(left)}"))
             break
         if res.write_failed:  # as an image's OSError above: the next file would fail alike
-            res.error = f"{res.error}; stopped, {len(files) - i - 1} files not tried"
+            res.error = f"{res.error}; stopped, {not_tried(len(files) - i - 1)}"
             results.append(res)
             break
         results.append(res)
@@ -242,6 +242,10 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             results += [untried(p, outputs.get(p), overwrite) for p in files[i + 1 :]]
             break
     return results
+
+
+def not_tried(n: int) -> str:
+    return f"{n} file{'' if n == 1 else 's'} not tried"
 
 
 def untried(src: Path, out: Path | None, overwrite: bool) -> FileResult:

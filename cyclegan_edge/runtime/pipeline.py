@@ -406,5 +406,5 @@ class Pipeline:
         if self.errors:
             err = self.errors[0]
             self.stats.error = describe(err, hint=False)
-            self.stats.write_failed = isinstance(err, (WriteFailed, OSError))
+            self.stats.write_failed = isinstance(err, WriteFailed)  # not an input's I/O error: the batch goes on
         return self.stats

@@ -53,6 +53,10 @@ class WriteFailed(SinkError):
     """The output could not be written (a full disk, a read-only folder): a batch stops there."""
 
 
+class OutputLocked(SinkError):
+    """Another process is writing this output now (atomic.lock_output): refused, never written around."""
+
+
 class OutputExists(SinkError):
     """The output file exists and holds no work of this conversion: replaced only with --overwrite."""
 
@@ -197,7 +201,7 @@ def open_video_file(path: Path, fps: float, size: tuple[int, int], settings: Enc
         try:
             sink: Sink = av_video.AvVideoWriter(path, size, fps, settings, source, job, overwrite)
             return sink
-        except OutputExists:
+        except (OutputExists, OutputLocked, WriteFailed):  # not the encoder's fault: another writer would fare no better
             raise
         except SinkError:
             if not (settings.encoder == "nvenc" and has_jetson_encoder()):

@@ -33,7 +33,7 @@ log = logging.getLogger("cyclegan_edge.translate")
 
 
 def run(argv: list[str] | None) -> int:
-    from cyclegan_edge.runtime.__main__ import bundled_names, default_model
+    from cyclegan_edge.runtime.__main__ import bundled_names, resolve_model
 
     script = Path(sys.argv[0]).name == "cyclegan-edge-translate"  # the console script, else python -m
     ap = ArgumentParser(prog="cyclegan-edge-translate" if script else "python -m cyclegan_edge.translate",
@@ -48,11 +48,10 @@ def run(argv: list[str] | None) -> int:
 
     out_dir: Path = args.output
     options = BackendOptions(device=args.device)
-    is_name = not Path(args.model).exists() and args.model in bundled_names()
-    model = default_model(options, args.model) if is_name else args.model
+    model = resolve_model(args.model, options)
     named = {Path(p) for p in args.inputs if Path(p).is_file()}
     # found in a folder but inside the output folder: an earlier run's output, not an input
-    listed = list_files(args.inputs, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
+    listed = list_files(args.inputs, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, skip_outputs=True)
     videos = [f for f in listed if f.suffix.lower() in VIDEO_EXTENSIONS and f not in named]
     found = [f for f in listed if f not in videos]
     if videos:

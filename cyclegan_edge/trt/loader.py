@@ -18,12 +18,12 @@ class TensorRTUnavailable(RuntimeError):
 
 def no_gpu_here() -> str:
     """What to add to an install hint on a Linux machine with no NVIDIA GPU device (a desktop driver's
-    /dev/nvidiactl, a Jetson's nvgpu nodes or L4T release file): engines run only on a GPU, so the pip line
-    alone cannot help there."""
+    /dev/nvidiactl, a Jetson's nvgpu nodes or L4T release file, WSL2's /dev/dxg): engines run only on a GPU, so
+    the pip line alone cannot help there."""
     import os
     import sys
 
-    signs = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu", "/etc/nv_tegra_release")
+    signs = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu", "/etc/nv_tegra_release", "/dev/dxg")  # dxg: WSL2
     if sys.platform.startswith("linux") and not any(os.path.exists(p) for p in signs):
         return "; this machine has no NVIDIA GPU driver loaded, and engines run only on a GPU: run the .onnx here"
     return ""
