@@ -61,6 +61,12 @@ class OutputBusy(OSError):
     """Another process is writing this output now."""
 
 
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file of output ``path``: ``.NAME.lock`` beside it."""
+    final = Path(path)
+    return final.with_name(f".{final.name}.lock")
+
+
 def lock_output(path: str | os.PathLike[str]) -> int:
     """Take the exclusive lock on ``path`` (``.NAME.lock`` beside it; the folder is made) and return its file
     descriptor for ``unlock_output``; OutputBusy when another process holds it. A second process on one output
@@ -70,8 +76,7 @@ def lock_output(path: str | os.PathLike[str]) -> int:
         import fcntl
     except ImportError:
         return -1
-    final = Path(path)
-    lock = final.with_name(f".{final.name}.lock")
+    final, lock = Path(path), lock_path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
@@ -100,9 +105,8 @@ def unlock_output(path: str | os.PathLike[str], fd: int) -> None:
     """Remove ``path``'s lock file and release the lock (``fd`` from ``lock_output``)."""
     if fd < 0:
         return
-    final = Path(path)
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(final.with_name(f".{final.name}.lock"))
+        os.unlink(lock_path(path))
     os.close(fd)
 
 

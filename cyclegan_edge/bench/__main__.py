@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -84,11 +83,13 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
 
 def check_no_report(out: Path) -> None:
     """A report --output already holds is another run's measurements: kept unless --overwrite."""
+    from cyclegan_edge.bench.report import load_report
+
     earlier = out / "report.json"
     if not earlier.is_file():
         return
     try:
-        held = json.loads(earlier.read_text())
+        held = load_report(earlier)
         n = len(held["results"])
         what = f"{n} case{'' if n == 1 else 's'} measured {held['created']}"
     except (OSError, ValueError, KeyError, TypeError):

@@ -227,11 +227,9 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
                 res = convert_image(src, out, backend, opts)
         except KeyboardInterrupt:
             res = FileResult(src, out if out.exists() else None, "interrupted")
-        except OSError as e:
-            left = len(files) - i - 1
-            results.append(failure(src, f"cannot write ({first_line(e)}); stopped, {not_tried(left)}"))
-            break
-        if res.write_failed:  # as an image's OSError above: the next file would fail alike
+        except OSError as e:  # an image's write
+            res = failure(src, f"cannot write ({first_line(e)})", write_failed=True)
+        if res.write_failed:  # the next file would fail alike
             res.error = f"{res.error}; stopped, {not_tried(len(files) - i - 1)}"
             results.append(res)
             break
