@@ -11,7 +11,8 @@ src=${2:-${CYCLEGAN_EDGE_DATA:-../shared/data}}
 rm -rf "$dest.partial"
 mkdir -p "$dest.partial/weights" "$dest.partial/horse2zebra"
 cp -r "$src/weights/horse2zebra_gan_compression" "$dest.partial/weights/"
-for spec in testA:4 trainA:120 trainB:120; do
+train=${TRAIN_PHOTOS:-120}  # per domain; lease.sh carries 40 to leave room for the season photos
+for spec in testA:4 trainA:$train trainB:$train; do
   folder=${spec%%:*}
   mkdir -p "$dest.partial/horse2zebra/$folder"
   mapfile -t files < <(find "$src/horse2zebra/$folder" -maxdepth 1 -name '*.jpg' | sort)
