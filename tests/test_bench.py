@@ -424,6 +424,25 @@ def test_tensorrt_variants_are_skipped_before_any_build_where_no_gpu_could_run_t
     assert note in report["notes"] and not any("built, not run" in n for n in report["notes"])
 
 
+def test_tensorrt_variants_are_skipped_before_any_calibration_where_a_gpu_has_no_tensorrt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lent H200 had CUDA and no TensorRT: the report's INT8 calibration for the engines alone cost 45 s
+    there (and cut the run off) before the import failed. The GPU is stood in for; the import failure is real."""
+    from cyclegan_edge.bench import runner
+
+    calib = need(SHARED_DATA / "horse2zebra" / "trainA")
+    monkeypatch.setattr(runner, "gpu_visible", lambda: True)
+    for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"):
+        monkeypatch.setitem(sys.modules, name, None)
+    work = tmp_path / "work"
+    work.mkdir()
+    variants, notes = runner.prepare_variants(MODEL, ["tensorrt-fp32", "tensorrt-int8"], work, str(calib))
+    assert variants == [] and len(notes) == 1, notes
+    assert notes[0].startswith("tensorrt-fp32, tensorrt-int8 skipped: TensorRT is not importable"), notes
+    assert os.listdir(work) == []  # no ONNX export, no FP16 conversion, no INT8 calibration for them
+
+
 def test_a_busy_machine_is_named_in_the_notes() -> None:
     """A case whose p90 is far above its p50 was measured while something else ran: the report says which, so
     that its 25x 'speed-up' is not taken at face value (a new user's trial on a shared machine)."""

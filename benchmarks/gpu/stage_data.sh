@@ -12,7 +12,7 @@ rm -rf "$dest.partial"
 mkdir -p "$dest.partial/weights" "$dest.partial/horse2zebra"
 cp -r "$src/weights/horse2zebra_gan_compression" "$dest.partial/weights/"
 train=${TRAIN_PHOTOS:-120}  # per domain; lease.sh carries 40 to leave room for the season photos
-for spec in testA:4 trainA:$train trainB:$train; do
+for spec in testA:4 testB:4 trainA:$train trainB:$train; do
   folder=${spec%%:*}
   mkdir -p "$dest.partial/horse2zebra/$folder"
   mapfile -t files < <(find "$src/horse2zebra/$folder" -maxdepth 1 -name '*.jpg' | sort)

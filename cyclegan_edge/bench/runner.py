@@ -114,6 +114,9 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
         notes.append(f"{', '.join(trt)} skipped: no CUDA GPU here to run an engine (neither cuda-python nor PyTorch "
                      "sees one); python -m cyclegan_edge.export MODEL --engine OUT.plan builds one")  # fmt: skip
         wanted = [w for w in wanted if w not in trt]
+    elif trt and (missing := tensorrt_missing()):  # skip the ONNX exports and INT8 calibration done for it alone
+        notes.append(f"{', '.join(trt)} skipped: {missing}")
+        wanted = [w for w in wanted if w not in trt]
     cpu = BackendOptions(device="cpu", provider="cpu", threads=threads)
     ort_cpu = replace(cpu, backend="onnxruntime")
     ov_cpu = BackendOptions(device="cpu", threads=threads, backend="openvino")  # f32 pinned: the precision is named
@@ -162,6 +165,17 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
             variants.append(Variant(f"openvino-{precision}", precision, ov_path, ov_cpu))
     trt_variants, trt_notes = tensorrt_variants(onnx_by_precision, wanted, workdir, trt_profile)
     return variants + trt_variants, notes + trt_notes
+
+
+def tensorrt_missing() -> str | None:
+    """Why TensorRT cannot be imported here (one line), or None."""
+    from cyclegan_edge.trt.loader import import_tensorrt
+
+    try:
+        import_tensorrt()
+    except Exception as e:
+        return describe(e, hint=False)
+    return None
 
 
 def tensorrt_variants(onnx_by_precision: dict[str, Path], wanted: Sequence[str], workdir: Path,
