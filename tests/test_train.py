@@ -595,3 +595,22 @@ def test_resume_finds_the_runs_model_under_either_output_spelling(tmp_path: Path
     for flag in ("--output", "-o"):
         assert model_of([flag, str(tmp_path), "--name", "p", "--resume"]) == "pix2pix"
     assert model_of(["-o", str(tmp_path), "--name", "p"]) == "cyclegan"  # a new run: its --model, here the default
+
+
+def test_loss_plot_leaves_out_the_start_up_spike_and_says_so(tmp_path: Path) -> None:
+    """A real log (the H200 season run): start-up losses near 7 would squeeze the later curves (about 2) flat."""
+    import cv2
+    import numpy as np
+
+    from conftest import ROOT
+    from cyclegan_edge.train.loss_plot import plot_losses, read_losses, stretches, y_top
+
+    log_csv = ROOT / "benchmarks" / "gpu" / "nvidia-h200" / "season" / "s2w_mobile_ft" / "log.csv"
+    iterations, losses = read_losses(log_csv)
+    highs = [stretches(iterations, losses[n])[3] for n in ("cycle_A", "cycle_B", "G_A", "G_B")]
+    top = y_top(highs)
+    assert top is not None and top < max(h.max() for h in highs) and top >= max(h[40:].max() for h in highs)
+    steady = [np.full(400, 2.0) + np.linspace(0, 0.5, 400)]
+    assert y_top(steady) is None  # nothing to leave out: matplotlib's own limits
+    assert plot_losses(log_csv, tmp_path / "losses.png") == tmp_path / "losses.png"
+    assert cv2.imread(str(tmp_path / "losses.png")).shape[:2] == (400, 1100)

@@ -13,6 +13,7 @@ from cyclegan_edge.atomic import atomic_path
 
 NOT_LOSSES = ("iteration", "epoch", "lr", "images_per_s")
 STRETCHES = 400
+WARM_UP = 0.05  # the first share of the stretches, whose losses may sit far above the rest
 
 
 def read_losses(log_csv: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -39,6 +40,17 @@ def stretches(iterations: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, .
     return x, mean, low, high
 
 
+def y_top(bands: list[np.ndarray]) -> float | None:
+    """A y-axis top that leaves out the first iterations' spike (start-up losses can be 5-10x the rest and
+    would squeeze every later curve against the axis), or None where nothing needs leaving out."""
+    later = [b[int(len(b) * WARM_UP) + 1 :] for b in bands if len(b) > 1]
+    later = [b for b in later if len(b)]
+    if not later:
+        return None
+    top = 1.25 * max(float(b.max()) for b in later)
+    return top if max(float(b.max()) for b in bands) > top else None
+
+
 def plot_losses(log_csv: Path, out: Path) -> Path | None:
     """Draw ``out`` from ``log_csv`` (atomically); None when nothing is logged yet."""
     try:
@@ -55,13 +67,16 @@ def plot_losses(log_csv: Path, out: Path) -> Path | None:
               "discriminator terms": [n for n in losses if n.startswith("D")]}  # fmt: skip
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, (title, names) in zip(axes, panels.items()):
+        highs = []
         for name in names:
             x, mean, low, high = stretches(iterations, losses[name])
             (line,) = ax.plot(x, mean, label=name, linewidth=1.4)
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
-        ax.set_title(title)
+            highs.append(high)
+        top = y_top(highs)
+        ax.set_title(title + ("\n(the first iterations reach above the top)" if top else ""))
         ax.set_xlabel("iteration")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(bottom=0, top=top)
         ax.grid(alpha=0.3)
         if names:
             ax.legend(fontsize=8, ncol=2)
