@@ -73,3 +73,30 @@ def test_a_bundled_name_works_and_videos_left_out_are_named(tmp_path: Path, capl
     assert main(["photo2monet", str(folder), "-o", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "mixed" / "photo.png").is_file() and not (tmp_path / "out" / "mixed" / "clip.mp4").exists()
     assert f"left out 1 video ({folder / 'clip.mp4'}): translate takes images" in caplog.text
+
+
+def test_a_rerun_keeps_what_exists_and_overwrite_replaces_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A rerun (another model, say) into the same folder adds what is missing and keeps what is there."""
+    from cyclegan_edge import ASSETS_DIR
+    from cyclegan_edge.runtime.translate import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in sorted((ASSETS_DIR / "images").glob("*.jpg"))[:2]:
+        shutil.copy(p, photos / p.name)
+    out = tmp_path / "out"
+    model = str(ASSETS_DIR / "photo2monet.onnx")
+    assert main([model, str(photos), "-o", str(out)]) == 0
+    written = sorted((out / "photos").glob("*.png"))
+    assert len(written) == 2 and "2 of 2 images written" in capsys.readouterr().out
+    mine = written[0].read_bytes()
+    written[1].unlink()
+    written[0].write_bytes(b"the user's own file, by the same name")
+    assert main([model, str(photos), "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "1 of 1 images written" in said and "1 existed and were kept (--overwrite replaces them)" in said, said
+    assert written[0].read_bytes() == b"the user's own file, by the same name" and written[1].is_file()
+    assert main([model, str(photos), "-o", str(out)]) == 0
+    assert f"nothing to do: all 2 outputs exist in {out} (--overwrite replaces them)" in capsys.readouterr().out
+    assert main([model, str(photos), "-o", str(out), "--overwrite"]) == 0
+    assert "2 of 2 images written" in capsys.readouterr().out and written[0].read_bytes() == mine

@@ -2,7 +2,8 @@
 
 Folders are searched recursively; outputs keep their relative paths, as PNG (inputs that would share an
 output name keep their own name in it: ``x.jpg.png``, ``x.png.png``). Unreadable, corrupt or too small
-files are skipped with one warning each and the exit status is 1; a failed write stops at once.
+files are skipped with one warning each and the exit status is 1; a failed write stops at once. Outputs
+that exist are kept (a rerun adds what is missing) unless --overwrite.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def run(argv: list[str] | None) -> int:
     ap.add_argument("inputs", nargs="+", help="image files or folders")
     ap.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     ap.add_argument("--device", default="auto", help="PyTorch device: auto, cpu, cuda")
+    ap.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: keep them)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
@@ -67,16 +69,22 @@ def run(argv: list[str] | None) -> int:
     roots = [Path(p) for p in args.inputs]
     outputs = unique_outputs(files, [output_path(src, out_dir, roots, root_named=True) for src in files])
     check_outputs(files, outputs)
+    kept = 0 if args.overwrite else sum(out.exists() for out in outputs)
+    kept_note = f"; {kept} existed and were kept (--overwrite replaces them)" if kept else ""
+    todo = [(src, out) for src, out in zip(files, outputs) if args.overwrite or not out.exists()]
+    if not todo:
+        print(f"nothing to do: all {kept} outputs exist in {out_dir} (--overwrite replaces them)")
+        return 0
     backend = open_backend(model, options)
     failed = 0
-    for src, out in zip(progress_bar(files, desc="translate", unit="img"), outputs):
+    for src, out in progress_bar(todo, desc="translate", unit="img"):
         result = convert_image(src, out, backend)
         if result.error is not None:
             tqdm.write(f"skipped: {src}: {result.error}", file=sys.stderr)
             failed += 1
         else:
             mark_output_folder(out_dir)
-    print(f"{len(files) - failed} of {len(files)} images written to {out_dir} ({backend.name})")
+    print(f"{len(todo) - failed} of {len(todo)} images written to {out_dir} ({backend.name}){kept_note}")
     return 1 if failed else 0
 
 
