@@ -94,9 +94,15 @@ def test_a_rerun_keeps_what_exists_and_overwrite_replaces_it(tmp_path: Path, cap
     written[0].write_bytes(b"the user's own file, by the same name")
     assert main([model, str(photos), "-o", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "1 of 1 images written" in said and "1 existed and were kept (--overwrite replaces them)" in said, said
+    assert "1 of 1 images written" in said and "1 that existed kept (--overwrite replaces them)" in said, said
     assert written[0].read_bytes() == b"the user's own file, by the same name" and written[1].is_file()
     assert main([model, str(photos), "-o", str(out)]) == 0
     assert f"nothing to do: all 2 outputs exist in {out} (--overwrite replaces them)" in capsys.readouterr().out
+    (out / "photos" / "elsewhere.png").mkdir()  # a folder by an output's name is no output: said, not "kept"
+    shutil.copy(photos / written[0].with_suffix(".jpg").name, photos / "elsewhere.jpg")
+    assert main([model, str(photos), "-o", str(out)]) == 1
+    assert f"error: {out / 'photos' / 'elsewhere.png'}: Is a directory" in capsys.readouterr().err
+    (out / "photos" / "elsewhere.png").rmdir()
+    (photos / "elsewhere.jpg").unlink()
     assert main([model, str(photos), "-o", str(out), "--overwrite"]) == 0
     assert "2 of 2 images written" in capsys.readouterr().out and written[0].read_bytes() == mine

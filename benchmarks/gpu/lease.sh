@@ -15,6 +15,7 @@ t0=$SECONDS
 data=$PWD/.gpu/data
 runs=/tmp/season-runs
 pack=/tmp/season-pack
+rm -rf "$runs" "$pack"  # a second call on a machine still warm: no earlier run or pack
 mkdir -p "$out" "$runs" "$pack"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 CYCLEGAN_EDGE_DATA="$data"
 left() { echo $((budget - (SECONDS - t0))); }
@@ -24,7 +25,7 @@ left() { echo $((budget - (SECONDS - t0))); }
   nproc; } 2>&1 | tee "$pack/gpu.txt"
 
 echo "== report ($(left) s left)"
-timeout -s INT 230 python3 benchmarks/gpu/gpu_report.py --out "$out" --sections inference,training --data "$data" \
+timeout -k 20 -s INT 230 python3 benchmarks/gpu/gpu_report.py --out "$out" --sections inference,training --data "$data" \
   > "$pack/gpu_report.log" 2>&1
 echo "report exit $?"; tail -45 "$pack/gpu_report.log"
 
@@ -40,7 +41,7 @@ python3 -m cyclegan_edge.train "${common[@]}" --name s2w_resnet9 --netG resnet_9
 pid_resnet=$!
 
 echo "== CUDA tests, beside the season runs ($(left) s left)"
-timeout -s INT 150 python3 -m pytest -q -m gpu tests/test_gpu.py -rs -p no:cacheprovider > "$pack/gpu_tests.log" 2>&1
+timeout -k 20 -s INT 150 python3 -m pytest -q -m gpu tests/test_gpu.py -rs -p no:cacheprovider > "$pack/gpu_tests.log" 2>&1
 echo "tests exit $?"; tail -15 "$pack/gpu_tests.log"
 
 stop_at=$((budget - 75))
@@ -51,27 +52,16 @@ echo "== stopping the season runs at $((SECONDS - t0)) s"
 kill -INT $pid_mobile $pid_resnet 2>/dev/null
 for i in $(seq 40); do kill -0 $pid_mobile 2>/dev/null || kill -0 $pid_resnet 2>/dev/null || break; sleep 1; done
 kill -KILL $pid_mobile $pid_resnet 2>/dev/null
+wait $pid_mobile; status_mobile=$?  # 130: stopped by Ctrl-C and saved; 137: killed (generators may be older)
+wait $pid_resnet; status_resnet=$?
 for run in s2w_mobile_ft s2w_resnet9; do
-  echo "-- $run"; tr '\r' '\n' < "$runs/$run.out" | grep -v '^\s*$' | tail -4
+  [ $run = s2w_mobile_ft ] && status=$status_mobile || status=$status_resnet
+  echo "-- $run: exit $status"; tr '\r' '\n' < "$runs/$run.out" | grep -v '^\s*$' | tail -4
   mkdir -p "$pack/$run"
+  echo "$status" > "$pack/$run/exit_status"
   cp "$runs/$run.out" "$runs/$run"/{config.json,log.csv,losses.png} "$pack/$run/" 2>/dev/null
   last=$(ls "$runs/$run/samples"/*.png 2>/dev/null | sort | tail -1); [ -n "$last" ] && cp "$last" "$pack/$run/"
-  python3 - "$runs/$run" "$pack/$run" <<'PY'
-import sys
-from pathlib import Path
-import torch
-src, dest = Path(sys.argv[1]), Path(sys.argv[2])
-def half(x):
-    if isinstance(x, torch.Tensor) and x.dtype == torch.float32:
-        return x.half()
-    if isinstance(x, dict):
-        return {k: half(v) for k, v in x.items()}
-    return x
-for name in ("G_A2B.pth", "G_B2A.pth"):
-    if (src / name).is_file():
-        torch.save(half(torch.load(src / name, map_location="cpu", weights_only=True)), dest / (name + ".fp16"))
-        print(name, "packed")
-PY
+  python3 benchmarks/gpu/lease_unpack.py --halve "$runs/$run" "$pack/$run"
 done
 tar -czf - -C "$pack" . | split -b 15m - "$out/season.tgz.part-"
 ls -la "$out"; echo "done at $((SECONDS - t0)) s"

@@ -2,6 +2,7 @@
 float16 generator files (``G_*.pth.fp16``, halved to fit the way back) restored as float32 ``G_*.pth``.
 
     python benchmarks/gpu/lease_unpack.py /work/.device/1 ~/runs/gpu-lease-1
+    python benchmarks/gpu/lease_unpack.py --halve RUN_DIR PACK_DIR    # on the GPU machine (lease.sh): the halving
 """
 
 from __future__ import annotations
@@ -15,15 +16,27 @@ from typing import Any
 import torch
 
 
-def to_fp32(x: Any) -> Any:
-    if isinstance(x, torch.Tensor) and x.dtype == torch.float16:
-        return x.float()
+def cast(x: Any, src: torch.dtype, dst: torch.dtype) -> Any:
+    """``x`` (a generator file's payload) with every ``src`` tensor in it cast to ``dst``."""
+    if isinstance(x, torch.Tensor) and x.dtype == src:
+        return x.to(dst)
     if isinstance(x, dict):
-        return {k: to_fp32(v) for k, v in x.items()}
+        return {k: cast(v, src, dst) for k, v in x.items()}
     return x
 
 
+def halve(run: Path, pack: Path) -> int:
+    for name in ("G_A2B.pth", "G_B2A.pth"):
+        if (run / name).is_file():
+            payload = torch.load(run / name, map_location="cpu", weights_only=True)
+            torch.save(cast(payload, torch.float32, torch.float16), pack / (name + ".fp16"))
+            print(name, "packed")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--halve"]:
+        return halve(Path(argv[1]), Path(argv[2]))
     src, dest = Path(argv[0]), Path(argv[1])
     parts = sorted(src.glob("season.tgz.part-*"))
     if not parts:
@@ -31,9 +44,13 @@ def main(argv: list[str]) -> int:
         return 1
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r:gz") as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.8.17+/3.12
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
     for half in sorted(dest.glob("*/G_*.pth.fp16")):
-        torch.save(to_fp32(torch.load(half, map_location="cpu", weights_only=True)), half.with_suffix(""))
+        payload = torch.load(half, map_location="cpu", weights_only=True)
+        torch.save(cast(payload, torch.float16, torch.float32), half.with_suffix(""))
         half.unlink()
         print(half.with_suffix(""))
     return 0

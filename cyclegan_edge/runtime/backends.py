@@ -18,21 +18,25 @@ larger multiples (a U-Net of depth d: 2**d) says so in its checkpoint or in the 
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import os
 import platform
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from cyclegan_edge.errors import first_line, import_holding_ctrl_c
 from cyclegan_edge.imaging.frames import frames_to_tensor, pad_batch, run_padded, tensor_to_frames
-from cyclegan_edge.model_files import (CHECKPOINT_EXTENSIONS, ENGINE_EXTENSIONS, ONNX_EXTENSIONS, OPENVINO_EXTENSIONS,
-                                       metadata_size_multiple)  # fmt: skip
+from cyclegan_edge.model_files import (
+    CHECKPOINT_EXTENSIONS,
+    ENGINE_EXTENSIONS,
+    ONNX_EXTENSIONS,
+    OPENVINO_EXTENSIONS,
+    metadata_size_multiple,  # fmt: skip
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,15 +159,21 @@ class TorchBackend:
             x = torch.from_numpy(batch).to(self.device, self.dtype, non_blocking=True)
             return self.forward(x).float().cpu().numpy()
 
-    def exact_fp32(self) -> Any:
+    @contextlib.contextmanager
+    def exact_fp32(self) -> Iterator[None]:
         """FP32 on CUDA means FP32: cuDNN's default TF32 convolutions (10-bit mantissa) put an FP32 generator up
-        to 0.07 (9 grey levels) from the CPU on an H200; fp16 is the fast precision. Also holds while CUDA graphs
-        are captured, which fixes their kernels."""
-        cudnn = self._torch.backends.cudnn
+        to 0.076 (10 grey levels) from the CPU on an H200; fp16 is the fast precision. Also holds while CUDA
+        graphs are captured, which fixes their kernels. Only ``allow_tf32`` is touched, and restored."""
+        cudnn: Any = self._torch.backends.cudnn  # allow_tf32 is a module property the stubs do not declare
         if self.device.type != "cuda" or self.dtype != self._torch.float32:
-            return contextlib.nullcontext()
-        return cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
-                           allow_tf32=False)
+            yield
+            return
+        before = cudnn.allow_tf32
+        cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            cudnn.allow_tf32 = before
 
     def close(self) -> None:
         pass

@@ -28,7 +28,7 @@ from cyclegan_edge.imaging.io import (
 )
 from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend
-from cyclegan_edge.runtime.batch import convert_image
+from cyclegan_edge.runtime.batch import already_done, convert_image
 
 log = logging.getLogger("cyclegan_edge.translate")
 
@@ -69,9 +69,9 @@ def run(argv: list[str] | None) -> int:
     roots = [Path(p) for p in args.inputs]
     outputs = unique_outputs(files, [output_path(src, out_dir, roots, root_named=True) for src in files])
     check_outputs(files, outputs)
-    kept = 0 if args.overwrite else sum(out.exists() for out in outputs)
-    kept_note = f"; {kept} existed and were kept (--overwrite replaces them)" if kept else ""
-    todo = [(src, out) for src, out in zip(files, outputs) if args.overwrite or not out.exists()]
+    todo = [(src, out) for src, out in zip(files, outputs) if args.overwrite or not already_done(src, out)]
+    kept = len(files) - len(todo)
+    kept_note = f"; {kept} that existed kept (--overwrite replaces them)" if kept else ""
     if not todo:
         print(f"nothing to do: all {kept} outputs exist in {out_dir} (--overwrite replaces them)")
         return 0
