@@ -458,3 +458,41 @@ def test_a_busy_machine_is_named_in_the_notes() -> None:
     assert note is not None and note.startswith("unsteady timing in 1 of 3 cases")
     assert "worst pytorch 256x256 batch 1: 2.9x" in note
     assert unsteady_note([*steady, row("pytorch", 909.0, 2618.0, iterations=3)]) is None  # p90 of 3: the slowest
+
+
+def test_lease_generators_travel_as_float16_parts_and_come_back_as_working_float32(tmp_path: Path) -> None:
+    """lease.sh halves each run's generators on the GPU machine and splits one archive into parts (files back
+    from it: 16 MiB each at most); lease_unpack.py joins them and restores float32 generators that load."""
+    import torch
+
+    from cyclegan_edge.models import build_generator, load_generator, named_config, save_generator
+
+    run, pack, back = tmp_path / "runs" / "s2w", tmp_path / "pack", tmp_path / "back"
+    run.mkdir(parents=True)
+    torch.manual_seed(0)
+    model = build_generator(named_config("mobile", upsample="bilinear"))
+    for name in ("G_A2B.pth", "G_B2A.pth"):
+        save_generator(run / name, model, {"direction": "A->B"})
+    (pack / "s2w").mkdir(parents=True)
+    script = str(ROOT / "benchmarks" / "gpu" / "lease_unpack.py")
+    r = subprocess.run([sys.executable, script, "--halve", str(run), str(pack / "s2w")], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.count("packed") == 2, r.stderr
+    archive = subprocess.run(["tar", "-czf", "-", "-C", str(pack), "."], capture_output=True, check=True).stdout
+    parts = tmp_path / "out"
+    parts.mkdir()
+    size = len(archive) // 3 + 1  # as split -b makes them
+    for i in range(3):
+        (parts / f"season.tgz.part-a{'abc'[i]}").write_bytes(archive[i * size : (i + 1) * size])
+    r = subprocess.run([sys.executable, script, str(parts), str(back)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (back / "s2w").iterdir()) == ["G_A2B.pth", "G_B2A.pth"]
+    loaded = load_generator(back / "s2w" / "G_A2B.pth").model
+    for (key, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert b.dtype == a.dtype, key
+        assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4), key  # float16 rounding, no more
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert (model.eval()(x) - loaded.eval()(x)).abs().max() < 0.02
+    missing = subprocess.run([sys.executable, script, str(tmp_path / "nothing"), str(back)], capture_output=True,
+                             text=True)  # fmt: skip
+    assert missing.returncode == 1 and missing.stderr.strip() == f"error: no season.tgz.part-* in {tmp_path / 'nothing'}"
