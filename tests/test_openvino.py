@@ -269,3 +269,16 @@ def test_a_file_that_fails_mid_conversion_leaves_the_backend_ready_for_the_next(
     assert len(backend._idle) == backend.in_flight
     done = convert_video(clip, tmp_path / "next.mp4", backend, PipelineOptions(size=64, max_frames=8))
     assert done.status == "done" and done.frames == 8, done.status
+
+
+def test_a_junk_or_truncated_onnx_is_one_error_line(ov: Any, tmp_path: Path) -> None:
+    """OpenVINO's generic reader also tries its TensorFlow frontend on a file that is no ONNX, which printed
+    three parser lines on stderr, then a fallback warning; now the ONNX frontend alone reads it: one line."""
+    junk, cut = tmp_path / "junk.onnx", tmp_path / "cut.onnx"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    cut.write_bytes((ASSETS_DIR / "photo2monet.onnx").read_bytes()[:300])
+    for model in (junk, cut):
+        r = subprocess.run([sys.executable, "-m", "cyclegan_edge.translate", str(model), str(ASSETS_DIR / "images"),
+                            "-o", str(tmp_path / "out")], capture_output=True, text=True, env=ENV, timeout=120)  # fmt: skip
+        assert r.returncode == 1 and r.stderr == f"error: {model}: not a readable ONNX model (Model can't be parsed)\n"
+    assert not (tmp_path / "out").exists()

@@ -50,6 +50,10 @@ class NotAGenerator(BackendError):
     """A model that loads but is not an image generator: no other backend would do better."""
 
 
+class UnreadableModel(BackendError):
+    """A file that does not parse as its kind of model (a truncated or junk .onnx): no other backend would read it."""
+
+
 class NonFiniteOutput(BackendError):
     pass
 
@@ -381,7 +385,7 @@ def open_backend(path: str | os.PathLike[str], options: BackendOptions | None = 
 
         try:
             return OpenVinoBackend(p, opts)
-        except NotAGenerator:
+        except (NotAGenerator, UnreadableModel):
             raise
         except BackendError as e:
             if opts.backend != "auto" or p.suffix.lower() not in ONNX_EXTENSIONS:

@@ -19,8 +19,14 @@ import numpy as np
 
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.frames import pad_batch
-from cyclegan_edge.model_files import SIZE_MULTIPLE_KEY, metadata_size_multiple
-from cyclegan_edge.runtime.backends import OV_PRECISIONS, BackendError, BackendOptions, check_generator_io
+from cyclegan_edge.model_files import ONNX_EXTENSIONS, SIZE_MULTIPLE_KEY, metadata_size_multiple
+from cyclegan_edge.runtime.backends import (
+    OV_PRECISIONS,
+    BackendError,
+    BackendOptions,
+    UnreadableModel,
+    check_generator_io,
+)
 
 
 def import_openvino() -> Any:
@@ -89,6 +95,26 @@ def dims(ports: Any) -> list[list[Any]]:
     return [[d.get_length() if d.is_static else None for d in s] if s.rank.is_static else [] for s in shapes]
 
 
+def read_model(ov: Any, core: Any, path: Path) -> Any:
+    """The model in ``path``; an ONNX file through the ONNX frontend alone (``core.read_model`` also tries the
+    TensorFlow one on a file that is no ONNX, which prints parser errors on stderr)."""
+    if path.suffix.lower() not in ONNX_EXTENSIONS:
+        try:
+            return core.read_model(str(path))
+        except Exception as e:
+            raise BackendError(f"{path}: OpenVINO cannot read this model ({first_line(e, 200)})") from None
+    frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
+    try:
+        source = frontend.load(str(path))
+    except Exception as e:  # its first line names a C++ source file; the last says what is wrong
+        reason = [line for line in str(e).splitlines() if line.strip()][-1:] or [type(e).__name__]
+        raise UnreadableModel(f"{path}: not a readable ONNX model ({reason[0].strip()[:200]})") from None
+    try:
+        return frontend.convert(source)
+    except Exception as e:
+        raise BackendError(f"{path}: OpenVINO cannot read this model ({first_line(e, 200)})") from None
+
+
 class OpenVinoBackend:
     """NCHW float32 RGB in [-1, 1] -> same, through OpenVINO. Dynamic batch/height/width."""
 
@@ -98,10 +124,7 @@ class OpenVinoBackend:
         core = ov.Core()
         self.device = openvino_device(options.device, list(core.available_devices))
         config = compile_config(self.device, options.precision, options.threads, options.streams)
-        try:
-            model = core.read_model(str(path))
-        except Exception as e:
-            raise BackendError(f"{path}: OpenVINO cannot read this model ({first_line(e, 200)})") from None
+        model = read_model(ov, core, path)
         inputs, outputs = model.inputs, model.outputs
         check_generator_io(path, dims(inputs), dims(outputs))
         shape = inputs[0].get_partial_shape()
