@@ -141,12 +141,22 @@ def test_report_folder_student_size_and_bad_held_out_images(data: Path, tmp_path
     report = json.loads((out / "ok" / "student_vs_teacher.json").read_text())
     assert report["images"] == 2 and report["macs_ratio"] > 1
 
-    # A teacher that cannot be one is a usage line naming the flag, before --overwrite moves the finished run aside.
+    # A teacher that cannot be one is one line naming the flag (exit 1: bad input, as a bad model is for every
+    # command), before --overwrite moves the finished run aside; NaN weights too (they failed at iteration 1).
     runs_before = sorted(p.name for p in out.iterdir())
+    payload = torch.load(ASSETS_DIR / "photo2monet.pth", weights_only=True)
+    nan = tmp_path / "nan.pth"
+    torch.save({**payload, "state_dict": {k: v * float("nan") if v.is_floating_point() else v
+                                          for k, v in payload["state_dict"].items()}}, nan)  # fmt: skip
+    cut = tmp_path / "cut.pth"
+    torch.save({**payload, "state_dict": dict(list(payload["state_dict"].items())[:-1])}, cut)
     for teacher, why in ((ASSETS_DIR / "photo2monet.onnx", "an ONNX model holds no trainable checkpoint"),
-                         (tmp_path / "gone.pth", "no such file")):  # fmt: skip
+                         (tmp_path / "gone.pth", "no such file"),
+                         (nan, "84 weight tensors hold NaN/Inf values (first: "),
+                         (cut, "keys or shapes do not match ")):  # fmt: skip
         r = distill(["--dataroot", str(data), *TINY, "--teacher", str(teacher), "--max-iters", "1", "--output", str(out),
                      "--name", "ok", "--overwrite"], tmp_path)  # fmt: skip
-        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(f"error: --teacher {teacher}: {why}")
+        assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith(f"error: --teacher {teacher}: {why}")
+        assert "[" not in r.stderr.strip().splitlines()[-1], r.stderr  # no Python list of PyTorch's text
     assert sorted(p.name for p in out.iterdir()) == runs_before
     assert json.loads((out / "ok" / "student_vs_teacher.json").read_text()) == report

@@ -258,6 +258,37 @@ def test_undecodable_images_are_skipped_and_counted(small_root: Path, tmp_path: 
     assert "trained on 4 A + 4 B images (2 image files skipped: not decodable)" in md
 
 
+def test_an_earlier_evaluation_is_kept_and_a_nan_generator_is_one_error(
+    clean_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rerun into the same --output keeps the earlier report unless --overwrite (as bench does); a generator whose
+    weights hold NaN (whose black outputs once scored 1.50, the best score) stops with one line, nothing written."""
+    gen = ASSETS_DIR / "photo2monet.pth"
+    out = tmp_path / "eval"
+    base = [str(gen), "--dataroot", str(clean_root), "--cache-dir", str(tmp_path / "cache"), *QUICK, "-o", str(out)]
+    assert main(base) == 0
+    capsys.readouterr()
+    first = (out / "evaluate.json").read_text()
+    created = json.loads(first)["created"]
+    assert main([*base, "--max-images", "2"]) == 1
+    said = capsys.readouterr()
+    assert only_error(said.err) == (f"error: --output {out} holds an evaluation (photo2monet.pth A->B, {created}): "
+                                    "--overwrite replaces it, or give another --output; nothing written")  # fmt: skip
+    assert (out / "evaluate.json").read_text() == first
+    assert main([*base, "--max-images", "2", "--overwrite"]) == 0
+    assert json.loads((out / "evaluate.json").read_text())["data"]["n_source"] == 2
+    capsys.readouterr()
+    payload = torch.load(gen, weights_only=True)
+    nan = tmp_path / "nan.pth"
+    torch.save({**payload, "state_dict": {k: v * float("nan") if v.is_floating_point() else v
+                                          for k, v in payload["state_dict"].items()}}, nan)  # fmt: skip
+    assert main([str(nan), *base[1:-1], str(tmp_path / "nan_eval")]) == 1
+    said = capsys.readouterr()
+    assert only_error(said.err) == (f"error: {nan}: the model's output holds NaN/Inf values: its weights are probably "
+                                    "corrupt (NaN/Inf), or half precision overflowed")  # fmt: skip
+    assert not (tmp_path / "nan_eval").exists()
+
+
 def test_onnx_runs_on_the_runtimes_default_backend(clean_root: Path, tmp_path: Path) -> None:
     """By default an .onnx runs where python -m cyclegan_edge.runtime runs it (OpenVINO on x86-64 when installed),
     named in the report and its latency row; --backend still forces one."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -55,8 +56,8 @@ def test_output_folder_that_holds_every_input_is_named(tmp_path: Path, capsys: o
     before = sorted(p.name for p in tmp_path.iterdir())
     assert main([str(ASSETS_DIR / "photo2monet.onnx"), str(tmp_path), "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err  # type: ignore[attr-defined]
-    assert err.strip() == (f"error: {tmp_path}: every image found is inside this output folder (outputs of an earlier "
-                           "run are not inputs): choose an output folder outside the inputs")
+    assert err.strip() == (f"error: {tmp_path}: every image found is inside this output folder, where outputs go (and "
+                           "are not read back as inputs): choose an output folder outside the inputs")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -70,9 +71,12 @@ def test_a_bundled_name_works_and_videos_left_out_are_named(tmp_path: Path, capl
     folder.mkdir()
     shutil.copy(sorted((ASSETS_DIR / "images").glob("*.jpg"))[0], folder / "photo.jpg")
     shutil.copy(ASSETS_DIR / "demo.mp4", folder / "clip.mp4")
-    assert main(["photo2monet", str(folder), "-o", str(tmp_path / "out")]) == 0
+    assert main(["photo2monet", str(folder), str(folder / "photo.jpg"), str(folder / "clip.mp4"), "-o",
+                 str(tmp_path / "out")]) == 0  # each named once more: translated once, the video still left out
     assert (tmp_path / "out" / "mixed" / "photo.png").is_file() and not (tmp_path / "out" / "mixed" / "clip.mp4").exists()
     assert f"left out 1 video ({folder / 'clip.mp4'}): translate takes images" in caplog.text
+    assert sorted(p.name for p in (tmp_path / "out" / "mixed").iterdir()) == ["photo.png"]
+    assert not (tmp_path / "out" / "photo.png").exists()
 
 
 def test_a_rerun_keeps_what_exists_and_overwrite_replaces_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,3 +110,51 @@ def test_a_rerun_keeps_what_exists_and_overwrite_replaces_it(tmp_path: Path, cap
     (photos / "elsewhere.jpg").unlink()
     assert main([model, str(photos), "-o", str(out), "--overwrite"]) == 0
     assert "2 of 2 images written" in capsys.readouterr().out and written[0].read_bytes() == mine
+
+
+def test_a_folder_that_held_images_before_the_run_is_not_marked_as_outputs(tmp_path: Path) -> None:
+    """Writing into a folder of originals (translate's output beside its input, or a batch into the user's
+    album) must not mark it: a later run over the folder above would leave the originals out."""
+    from cyclegan_edge import ASSETS_DIR
+    from cyclegan_edge.imaging.io import OUTPUT_MARKER
+    from cyclegan_edge.runtime.translate import main
+
+    photos = sorted((ASSETS_DIR / "images").glob("*.jpg"))[:2]
+    album, other = tmp_path / "parent" / "album", tmp_path / "parent" / "other"
+    album.mkdir(parents=True)
+    other.mkdir()
+    for p in photos:
+        shutil.copy(p, album / p.name)
+        shutil.copy(p, other / p.name)
+    model = str(ASSETS_DIR / "photo2monet.onnx")
+    assert main([model, str(album / photos[0].name), "-o", str(album)]) == 0
+    assert (album / f"{photos[0].stem}.png").is_file() and not (album / OUTPUT_MARKER).exists()
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.runtime", str(other), str(album), "--model", model,
+                        "--size", "64"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0 and not (album / OUTPUT_MARKER).exists(), r.stderr[-2000:]
+    assert main([model, str(tmp_path / "parent"), "-o", str(tmp_path / "out")]) == 0
+    # every original in album was read as an input (and the outputs written there: x.jpg and x.png share a name)
+    written = sorted(p.name for p in (tmp_path / "out" / "parent" / "album").iterdir())
+    assert written == sorted([f"{p.name}.png" for p in photos] + [f"{p.stem}.png.png" for p in photos]), written
+    fresh = tmp_path / "fresh"
+    assert main([model, str(other), "-o", str(fresh)]) == 0 and (fresh / OUTPUT_MARKER).is_file()  # a new folder is
+
+
+def test_an_output_that_cannot_be_a_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    """A file at --output, or a folder that cannot be written: one line naming --output (not a made-up path below
+    it), before the model loads."""
+    from cyclegan_edge import ASSETS_DIR
+    from conftest import ROOT, as_user
+
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep me\n")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    images = str(ASSETS_DIR / "images")
+    for out, why in ((taken, "a file, not a folder"), (ro / "out", "cannot write (Permission denied)"),
+                     (ro, "cannot write (Permission denied)")):  # fmt: skip
+        r = subprocess.run([*as_user(), sys.executable, "-m", "cyclegan_edge.translate", "/nonexistent/model.onnx",
+                            images, "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert r.returncode == 1 and r.stderr == f"error: --output {out}: {why}; nothing written\n", r.stderr
+    assert taken.read_text() == "keep me\n" and os.listdir(ro) == []

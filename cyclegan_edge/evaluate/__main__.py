@@ -120,7 +120,7 @@ def run(argv: list[str] | None) -> int:
     if cfg.missing_folders():
         raise UsageError(f"give --dataroot or {', '.join(cfg.missing_folders())}")
     if cfg.output:  # before any work: a report that cannot be written fails now, not after the evaluation
-        check_output(cfg.output, [Path(p) for p in (cfg.generator, cfg.reverse) if p])
+        check_output(cfg.output, [Path(p) for p in (cfg.generator, cfg.reverse) if p], cfg.overwrite)
     import_holding_ctrl_c(("torch",))  # not before: --help and usage errors need no torch
     report = evaluate(cfg, recipe, "python -m cyclegan_edge.evaluate " + shlex.join(argv))
     for c in report["caveats"]:

@@ -39,6 +39,7 @@ class EvalConfig:
     provider: str = "cpu"  # ONNX Runtime provider when it runs the model (cpu: CPU latency; auto/cuda/tensorrt)
     cache_dir: str = dataclasses.field(default_factory=default_cache_dir)
     output: str = ""  # folder for evaluate.json and evaluate.md
+    overwrite: bool = False  # replace the evaluation --output already holds
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -71,6 +72,7 @@ HELP = {
     "provider": "ONNX Runtime provider when ONNX Runtime runs the model (cpu keeps latency a CPU figure)",
     "cache_dir": "where trained domain classifiers are kept",
     "output": "folder to write evaluate.json and evaluate.md into (checked before any work)",
+    "overwrite": "replace an evaluation --output already holds (default: keep it; the command stops before any work)",
     "seed": "seed of the bootstrap and of the latency test input",
 }  # fmt: skip
 

@@ -24,8 +24,8 @@ from cyclegan_edge.model_files import CHECKPOINT_EXTENSIONS
 from cyclegan_edge.models import count_macs, load_generator
 from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
 from cyclegan_edge.onnx_facts import read_onnx_facts
-from cyclegan_edge.runtime.backends import (Backend, BackendOptions, open_backend, openvino_importable,
-                                             prefers_openvino)  # fmt: skip
+from cyclegan_edge.runtime.backends import (Backend, BackendOptions, NonFiniteOutput, check_finite, open_backend,
+                                             openvino_importable, prefers_openvino)  # fmt: skip
 from cyclegan_edge.trt.plan import EngineCompatError, EngineSidecar, sidecar_path
 
 OTHER = {"A->B": "B->A", "B->A": "A->B"}
@@ -58,7 +58,11 @@ class Generator:
         out: list[np.ndarray] = []
         for i in range(0, len(frames), batch):
             chunk = frames[i : i + batch]
-            out += tensor_to_frames(self.backend.infer(frames_to_tensor(chunk)), chunk[0].shape[:2])
+            try:  # NaN/Inf would become black pixels that score as a perfect "other domain" without a word
+                result = check_finite(self.backend.infer(frames_to_tensor(chunk)))
+            except NonFiniteOutput as e:
+                raise NonFiniteOutput(f"{self.path}: {e}") from None
+            out += tensor_to_frames(result, chunk[0].shape[:2])
         return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -142,9 +143,21 @@ def output_error(out: Path, e: OSError) -> OutputError:
     return OUTPUT.error(out, e)
 
 
-def check_output(out_dir: str | Path, inputs: Sequence[Path]) -> None:
-    """Refuse, before any work, an --output that ``write_report`` would fail on (see ReportFolder.check)."""
-    OUTPUT.check(Path(out_dir), inputs)
+def check_output(out_dir: str | Path, inputs: Sequence[Path], overwrite: bool = False) -> None:
+    """Refuse, before any work, an --output that ``write_report`` would fail on (see ReportFolder.check), or
+    that holds an earlier evaluation (another run's figures: kept unless ``overwrite``)."""
+    out = Path(out_dir)
+    OUTPUT.check(out, inputs)
+    earlier = out / REPORT_FILES[0]
+    if overwrite or not earlier.is_file():
+        return
+    try:
+        held = json.loads(earlier.read_text())
+        what = f"{Path(held['generator']['path']).name} {held['direction']}, {held['created']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        what = REPORT_FILES[0]
+    raise OutputError(f"--output {out} holds an evaluation ({what}): --overwrite replaces it, or give another "
+                      "--output; nothing written")  # fmt: skip
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:

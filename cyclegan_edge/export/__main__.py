@@ -235,10 +235,6 @@ def writable_before_work(outputs: list[Path]) -> None:
             raise ExportError(f"{out}: cannot write here ({e.strerror}); nothing written") from None
 
 
-def nonfinite_weights(model: Any) -> list[str]:
-    return [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(v.isfinite().all())]
-
-
 def run(args: argparse.Namespace) -> int:
     ckpt = Path(args.checkpoint)
     if ckpt.is_dir():
@@ -348,7 +344,7 @@ def stale_precisions(target: Path, written: str) -> list[str]:
 def export_into(args: argparse.Namespace, precision: str, ckpt: Path, images: list[Any], calib: list[Any],
                 stage: Path, out_dir: Path) -> None:  # fmt: skip
     """Load, check, export into ``stage``, then move the checked files to ``out_dir``."""
-    from cyclegan_edge.models import count_macs, load_generator
+    from cyclegan_edge.models import count_macs, load_generator, nonfinite_weights
 
     gen = load_generator(ckpt, direction=args.direction)
     print(f"{ckpt}: {gen.config.name}, {count_macs(gen.model)}")

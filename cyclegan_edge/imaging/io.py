@@ -63,6 +63,20 @@ def mark_output_folder(out_dir: Path) -> None:
                               "folder out; delete this file to have them read as inputs.\n")  # fmt: skip
 
 
+def markable_output_folder(out_dir: Path) -> bool:
+    """Whether a run may mark ``out_dir`` as holding outputs (asked before it writes any): a new or empty folder, or
+    one marked before. A folder that already holds images or videos (the user's own, or this run's inputs) is not
+    marked: a later run over a folder above it would leave those out."""
+    if not out_dir.is_dir() or (out_dir / OUTPUT_MARKER).is_file():
+        return True
+    media = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    for _, dirs, names in os.walk(out_dir):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if any(not n.startswith(".") and Path(n).suffix.lower() in media for n in names):
+            return False
+    return True
+
+
 def without_earlier_outputs(files: Iterable[Path], root: Path) -> list[Path]:
     """``files`` found below the folder ``root``, less those in a folder below it that holds OUTPUT_MARKER (one
     warning per such folder). ``root`` itself may be one: converting a run's outputs again is asked for by name."""

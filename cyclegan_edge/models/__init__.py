@@ -10,6 +10,7 @@ from cyclegan_edge.models.checkpoint import (
     config_from_dict,
     infer_generator_config,
     load_generator,
+    nonfinite_weights,
     save_generator,
 )
 from cyclegan_edge.models.complexity import Complexity, count_macs, count_params
@@ -32,6 +33,7 @@ __all__ = [
     "AnyGeneratorConfig", "CheckpointError", "Complexity", "Generator", "GeneratorConfig", "LoadedGenerator",
     "NLayerDiscriminator", "ResnetGenerator", "UnetConfig", "UnetGenerator", "build_generator", "clean_state_dict",
     "config_from_dict", "count_macs", "count_params", "infer_generator_config", "init_from_wider", "init_normal",
-    "load_generator", "mobile_resnet_9blocks", "named_config", "parse_channels", "resnet_6blocks", "resnet_9blocks",
-    "save_generator", "seeded_resnet_9blocks", "unet_128", "unet_256", "unet_config",
+    "load_generator", "mobile_resnet_9blocks", "named_config", "nonfinite_weights", "parse_channels",
+    "resnet_6blocks", "resnet_9blocks", "save_generator", "seeded_resnet_9blocks", "unet_128", "unet_256",
+    "unet_config",
 ]  # fmt: skip

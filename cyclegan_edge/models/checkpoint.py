@@ -237,9 +237,15 @@ def load_generator(
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{p}: keys or shapes do not match {cfg.name}: {str(e).splitlines()[1:2]}") from None
+        detail = ([line.strip() for line in str(e).splitlines()[1:] if line.strip()] or [type(e).__name__])[0]
+        raise CheckpointError(f"{p}: keys or shapes do not match {cfg.name}: {detail[:200]}") from None
     model.eval().to(device)
     return LoadedGenerator(model=model, config=cfg, meta=meta, source=p, sha256=sha256_file(p))
+
+
+def nonfinite_weights(model: torch.nn.Module) -> list[str]:
+    """The names of the weight tensors that hold NaN/Inf (a diverged training run's checkpoint)."""
+    return [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(v.isfinite().all())]
 
 
 def generator_payload(model: Generator, meta: dict[str, Any] | None = None) -> dict[str, Any]:

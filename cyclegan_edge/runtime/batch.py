@@ -21,6 +21,7 @@ from cyclegan_edge.imaging.io import (
     OutputPathError,
     check_outputs,
     mark_output_folder,
+    markable_output_folder,
     output_path,
     read_image,
     relative_to,
@@ -212,6 +213,7 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
     if shard is not None:  # after naming the outputs, so that every shard names them alike
         files = [p for p in files if in_shard(relative_to(p, root) or p, shard)]
     results: list[FileResult] = []
+    markable = markable_output_folder(out_dir)
     for i, src in enumerate(progress_bar(files, desc="files", unit="file", position=0)):
         ext = src.suffix.lower()
         out = outputs.get(src)
@@ -234,7 +236,7 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             results.append(res)
             break
         results.append(res)
-        if res.output is not None and res.output.exists():
+        if markable and res.output is not None and res.output.exists():
             mark_output_folder(out_dir)
         if res.status == "interrupted":
             results += [untried(p, outputs.get(p), overwrite) for p in files[i + 1 :]]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cyclegan_edge.atomic import check_writable
 from cyclegan_edge.errors import ArgumentParser, run_cli
 from cyclegan_edge.imaging.io import (
     IMAGE_EXTENSIONS,
@@ -22,6 +23,7 @@ from cyclegan_edge.imaging.io import (
     check_outputs,
     list_files,
     mark_output_folder,
+    markable_output_folder,
     output_path,
     relative_to,
     unique_outputs,
@@ -49,12 +51,21 @@ def run(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
     out_dir: Path = args.output
+    try:  # before the model loads and any image is read: a file there, or a folder that cannot be written
+        check_writable(out_dir / "probe")
+    except OSError as e:
+        why = "a file, not a folder" if out_dir.is_file() else f"cannot write ({e.strerror})"
+        raise OutputPathError(f"--output {out_dir}: {why}; nothing written") from None
     options = BackendOptions(device=args.device)
     model = resolve_model(args.model, options)
     named = {Path(p) for p in args.inputs if Path(p).is_file()}
     # found in a folder but inside the output folder: an earlier run's output, not an input
     listed = list_files(args.inputs, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, skip_outputs=True)
-    videos = [f for f in listed if f.suffix.lower() in VIDEO_EXTENSIONS and f not in named]
+    unique: dict[Path, Path] = {}  # a file named and also found in a named folder counts once
+    for f in listed:
+        unique.setdefault(f.resolve(), f)
+    listed = list(unique.values())
+    videos = [f for f in listed if f.suffix.lower() in VIDEO_EXTENSIONS]
     found = [f for f in listed if f not in videos]
     if videos:
         log.warning("left out %d video%s (%s%s): translate takes images; python -m cyclegan_edge.runtime FOLDER OUT "
@@ -62,8 +73,8 @@ def run(argv: list[str] | None) -> int:
                     ", ..." if len(videos) > 1 else "")  # fmt: skip
     files = [f for f in found if f in named or relative_to(f.resolve(), out_dir.resolve()) is None]
     if found and not files:
-        raise OutputPathError(f"{out_dir}: every image found is inside this output folder (outputs of an earlier run "
-                              "are not inputs): choose an output folder outside the inputs")  # fmt: skip
+        raise OutputPathError(f"{out_dir}: every image found is inside this output folder, where outputs go (and "
+                              "are not read back as inputs): choose an output folder outside the inputs")  # fmt: skip
     if not files:
         raise FileNotFoundError(f"no images found in {' '.join(args.inputs)}")
     roots = [Path(p) for p in args.inputs]
@@ -76,13 +87,14 @@ def run(argv: list[str] | None) -> int:
         print(f"nothing to do: all {kept} outputs exist in {out_dir} (--overwrite replaces them)")
         return 0
     backend = open_backend(model, options)
+    markable = markable_output_folder(out_dir)
     failed = 0
     for src, out in progress_bar(todo, desc="translate", unit="img"):
         result = convert_image(src, out, backend)
         if result.error is not None:
             tqdm.write(f"skipped: {src}: {result.error}", file=sys.stderr)
             failed += 1
-        else:
+        elif markable:
             mark_output_folder(out_dir)
     print(f"{len(todo) - failed} of {len(todo)} images written to {out_dir} ({backend.name}){kept_note}")
     return 1 if failed else 0

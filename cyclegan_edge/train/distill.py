@@ -33,6 +33,7 @@ from cyclegan_edge.models import (
     init_from_wider,
     init_normal,
     load_generator,
+    nonfinite_weights,
     parse_channels,
     save_generator,
 )
@@ -83,16 +84,24 @@ def student_config(spec: str, teacher: GeneratorConfig) -> GeneratorConfig:
         raise UsageError(f"--student {spec!r}: {e}") from None
 
 
+class TeacherError(ValueError):
+    """A --teacher file that cannot teach (unreadable, not a ResNet generator, NaN/Inf weights): exit 1, one line."""
+
+
 def load_teacher(path: str) -> LoadedGenerator:
-    """The --teacher file's ResNet generator; UsageError (one line naming the flag) when it cannot be one."""
+    """The --teacher file's ResNet generator; TeacherError (one line naming the flag) when it cannot be one."""
     if not path:
         raise UsageError("--teacher T.pth is required")
     try:
         loaded = load_generator(path)
     except CheckpointError as e:
-        raise UsageError(f"--teacher {e}") from None
+        raise TeacherError(f"--teacher {e}") from None
     if not isinstance(loaded.model, ResnetGenerator) or not isinstance(loaded.config, GeneratorConfig):
-        raise UsageError(f"--teacher {path}: {loaded.config.name}; distillation takes a ResNet teacher")
+        raise TeacherError(f"--teacher {path}: {loaded.config.name}; distillation takes a ResNet teacher")
+    bad = nonfinite_weights(loaded.model)
+    if bad:
+        raise TeacherError(f"--teacher {path}: {len(bad)} weight tensors hold NaN/Inf values (first: {bad[0]}); "
+                           "a student cannot learn from it: nothing trained")  # fmt: skip
     return loaded
 
 
