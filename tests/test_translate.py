@@ -158,3 +158,31 @@ def test_an_output_that_cannot_be_a_folder_is_refused_before_any_work(tmp_path: 
                             images, "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
         assert r.returncode == 1 and r.stderr == f"error: --output {out}: {why}; nothing written\n", r.stderr
     assert taken.read_text() == "keep me\n" and os.listdir(ro) == []
+
+
+def test_size_translates_large_photos_small_and_ctrl_c_says_what_was_written(tmp_path: Path) -> None:
+    """--size translates at a shorter side and writes each result at the photo's own size; Ctrl-C says how many
+    images are done (exit 130) and the same command adds the rest."""
+    from cyclegan_edge import ASSETS_DIR
+    from conftest import ONE_THREAD, interrupt_when
+
+    photo = sorted((ASSETS_DIR / "images").glob("*.jpg"))[0]
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(40):
+        shutil.copy(photo, big / f"p{i:02d}.jpg")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "cyclegan_edge.translate", str(ASSETS_DIR / "photo2monet.onnx"), str(big), "-o",
+           str(out)]  # fmt: skip
+    env = {**os.environ, **ONE_THREAD}
+    rc, said, err = interrupt_when(cmd, lambda: len(list(out.glob("big/*.png"))) >= 2, env=env)
+    done = len(list(out.glob("big/*.png")))
+    assert rc == 130 and f"interrupted: {done} of 40 images written to {out}; the same command adds the rest" in said, err
+    assert 2 <= done < 40
+    r = subprocess.run([*cmd, "--size", "64"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and f"{40 - done} of {40 - done} images written" in r.stdout, r.stderr[-2000:]
+    assert f"{done} that existed kept" in r.stdout
+    small = read_image(out / "big" / "p39.png")
+    full = read_image(out / "big" / "p00.png")
+    assert small.shape == full.shape == read_image(photo).shape  # back at the photo's own size
+    assert np.abs(small.astype(int) - full.astype(int)).mean() > 2  # translated at 64 px: another picture
