@@ -164,6 +164,7 @@ def test_size_translates_large_photos_small_and_ctrl_c_says_what_was_written(tmp
     """--size translates at a shorter side and writes each result at the photo's own size; Ctrl-C says how many
     images are done (exit 130) and the same command adds the rest."""
     from cyclegan_edge import ASSETS_DIR
+    from cyclegan_edge.imaging.io import OUTPUT_MARKER
     from conftest import ONE_THREAD, interrupt_when
 
     photo = sorted((ASSETS_DIR / "images").glob("*.jpg"))[0]
@@ -175,9 +176,13 @@ def test_size_translates_large_photos_small_and_ctrl_c_says_what_was_written(tmp
     cmd = [sys.executable, "-m", "cyclegan_edge.translate", str(ASSETS_DIR / "photo2monet.onnx"), str(big), "-o",
            str(out)]  # fmt: skip
     env = {**os.environ, **ONE_THREAD}
-    rc, said, err = interrupt_when(cmd, lambda: len(list(out.glob("big/*.png"))) >= 2, env=env)
-    done = len(list(out.glob("big/*.png")))
-    assert rc == 130 and f"interrupted: {done} of 40 images written to {out}; the same command adds the rest" in said, err
+    def outputs() -> int:  # complete ones: not the hidden temporary file of one being written
+        return len([p for p in out.glob("big/*.png") if not p.name.startswith(".")])
+
+    rc, said, err = interrupt_when(cmd, lambda: outputs() >= 2, env=env)
+    done = outputs()
+    assert rc == 130 and f"interrupted: {done} of 40 images written to {out}; the same command adds the rest" in err, err
+    assert (out / OUTPUT_MARKER).is_file()  # a new folder: marked from its first output
     assert 2 <= done < 40
     r = subprocess.run([*cmd, "--size", "64"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0 and f"{40 - done} of {40 - done} images written" in r.stdout, r.stderr[-2000:]
@@ -186,3 +191,28 @@ def test_size_translates_large_photos_small_and_ctrl_c_says_what_was_written(tmp
     full = read_image(out / "big" / "p00.png")
     assert small.shape == full.shape == read_image(photo).shape  # back at the photo's own size
     assert np.abs(small.astype(int) - full.astype(int)).mean() > 2  # translated at 64 px: another picture
+
+
+def test_which_output_folders_may_be_marked(tmp_path: Path) -> None:
+    """New, empty or marked: yes. Holding images (a hidden folder's too): no. An earlier run's marked subfolder and
+    our own unfinished files do not count; a tree too large to walk is not marked."""
+    from cyclegan_edge.imaging.io import OUTPUT_MARKER, mark_output_folder, markable_output_folder
+
+    out = tmp_path / "out"
+    assert markable_output_folder(out)
+    (out / "monet").mkdir(parents=True)
+    (out / "monet" / "a.png").write_bytes(b"x")
+    mark_output_folder(out / "monet")
+    (out / ".x.partial.mp4").write_bytes(b"x")
+    (out / ".y.png.1234.tmp.png").write_bytes(b"x")
+    (out / "notes.txt").write_text("x")
+    assert markable_output_folder(out)
+    assert not markable_output_folder(out, max_entries=2)
+    (out / ".thumbs").mkdir()
+    (out / ".thumbs" / "t.jpg").write_bytes(b"x")
+    assert not markable_output_folder(out)
+    (out / ".thumbs" / "t.jpg").unlink()
+    (out / "holiday.JPG").write_bytes(b"x")
+    assert not markable_output_folder(out)
+    (out / OUTPUT_MARKER).write_text("marked before\n")
+    assert markable_output_folder(out)

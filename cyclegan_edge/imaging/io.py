@@ -63,17 +63,25 @@ def mark_output_folder(out_dir: Path) -> None:
                               "folder out; delete this file to have them read as inputs.\n")  # fmt: skip
 
 
-def markable_output_folder(out_dir: Path) -> bool:
+def markable_output_folder(out_dir: Path, max_entries: int = 20000) -> bool:
     """Whether a run may mark ``out_dir`` as holding outputs (asked before it writes any): a new or empty folder, or
     one marked before. A folder that already holds images or videos (the user's own, or this run's inputs) is not
-    marked: a later run over a folder above it would leave those out."""
+    marked: a later run over a folder above it would leave those out. Folders marked by earlier runs and our own
+    unfinished files (``.x.partial.mp4``, ``.x.png.*.tmp.png``) do not count; a tree of over ``max_entries``
+    entries is not marked (not walked to the end)."""
     if not out_dir.is_dir() or (out_dir / OUTPUT_MARKER).is_file():
         return True
     media = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-    for _, dirs, names in os.walk(out_dir):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        if any(not n.startswith(".") and Path(n).suffix.lower() in media for n in names):
+    seen = 0
+    for folder, dirs, names in os.walk(out_dir):
+        dirs[:] = [d for d in dirs if not (Path(folder) / d / OUTPUT_MARKER).is_file()]
+        seen += len(dirs) + len(names)
+        if seen > max_entries:
             return False
+        for n in names:
+            ours = n.startswith(".") and (".partial." in n or ".tmp." in n)
+            if Path(n).suffix.lower() in media and not ours:
+                return False
     return True
 
 

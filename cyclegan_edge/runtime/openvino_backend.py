@@ -103,7 +103,10 @@ def read_model(ov: Any, core: Any, path: Path) -> Any:
             return core.read_model(str(path))
         except Exception as e:
             raise BackendError(f"{path}: OpenVINO cannot read this model ({first_line(e, 200)})") from None
-    frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
+    try:
+        frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
+    except Exception as e:  # an OpenVINO build without its ONNX frontend: ONNX Runtime runs it instead
+        raise BackendError(f"{path}: OpenVINO cannot read ONNX here ({first_line(e, 200)})") from None
     try:
         source = frontend.load(str(path))
     except Exception as e:  # its first line names a C++ source file; the last says what is wrong

@@ -95,19 +95,24 @@ def run(argv: list[str] | None) -> int:
     markable = markable_output_folder(out_dir)
     opts = PipelineOptions(size=args.size)
     failed = written = 0
-    try:
-        for src, out in progress_bar(todo, desc="translate", unit="img"):
+    for src, out in progress_bar(todo, desc="translate", unit="img"):
+        before = out.stat().st_mtime_ns if out.is_file() else None
+        try:
             result = convert_image(src, out, backend, opts)
-            if result.error is not None:
-                tqdm.write(f"skipped: {src}: {result.error}", file=sys.stderr)
-                failed += 1
-            else:
-                written += 1
-                if markable:
-                    mark_output_folder(out_dir)
-    except KeyboardInterrupt:
-        print(f"interrupted: {written} of {len(todo)} images written to {out_dir}; the same command adds the rest")
-        raise
+        except KeyboardInterrupt:  # the image may have been written before the Ctrl-C landed
+            written += out.is_file() and out.stat().st_mtime_ns != before
+            if markable and written:
+                mark_output_folder(out_dir)
+            print(f"interrupted: {written} of {len(todo)} images written to {out_dir}; the same command adds the "
+                  "rest", file=sys.stderr)  # fmt: skip
+            raise
+        if result.error is not None:
+            tqdm.write(f"skipped: {src}: {result.error}", file=sys.stderr)
+            failed += 1
+        else:
+            written += 1
+            if markable:
+                mark_output_folder(out_dir)
     print(f"{written} of {len(todo)} images written to {out_dir} ({backend.name}){kept_note}")
     return 1 if failed else 0
 
