@@ -216,3 +216,17 @@ def test_which_output_folders_may_be_marked(tmp_path: Path) -> None:
     assert not markable_output_folder(out)
     (out / OUTPUT_MARKER).write_text("marked before\n")
     assert markable_output_folder(out)
+
+
+def test_size_does_not_blow_up_a_strip_too_small_to_translate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 1 px high strip is too small at any --size: skipped with the reason (upscaled, it was a 256x256000 frame)."""
+    from cyclegan_edge import ASSETS_DIR
+    from cyclegan_edge.imaging.io import write_image
+    from cyclegan_edge.runtime.translate import main
+
+    strip = tmp_path / "in" / "strip.png"
+    write_image(strip, np.full((1, 1000, 3), 128, np.uint8))
+    assert main([str(ASSETS_DIR / "photo2monet.onnx"), str(strip), "-o", str(tmp_path / "out"), "--size", "256"]) == 1
+    said = capsys.readouterr()
+    assert "skipped: " in said.err and "1000x1 px is too small for the generator" in said.err
+    assert "0 of 1 images written" in said.out

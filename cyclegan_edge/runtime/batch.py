@@ -148,7 +148,7 @@ def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions 
         return failure(src, without_name(e))
     size = (int(img.shape[0]), int(img.shape[1]))
     hw = inference_size(size, opts or PipelineOptions())
-    small = too_small(hw)
+    small = too_small(size) or too_small(hw)  # the source too: --size would blow a 1x1000 strip up to 256x256000
     if small:
         return failure(src, small)
     upscaled = upscale_note(size, opts) if note_upscale and opts else None
