@@ -108,7 +108,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"epochs {clf['epochs']}; `{clf['cache']}`",
         "",
         f"Domain score: 0 = looks like real {src} photos, 1 = like real {tgt} photos (95% bootstrap interval over "
-        f"images; a score or interval beyond 0-1 is judged more, or less, {tgt}-like than the real photos). Edge SSIM: content preservation (1 = the input's luminance edges). Checkerboard: alias-frequency "
+        f"images; a score or interval beyond 0-1 is judged more, or less, {tgt}-like than the real photos). "
+        f"Edge SSIM: content preservation (1 = the input's luminance edges). Checkerboard: alias-frequency "
         f"energy share relative to the input's (1 = no more than the input).",
         "",
         f"| images | domain score | 95% CI | judged {tgt} | edge SSIM | checkerboard |",
@@ -126,7 +127,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"- checkerboard: output alias share {cb['output_alias_share']:.2e} vs input {cb['input_alias_share']:.2e}",
         f"- complexity at {r['size']}x{r['size']}: {macs}",
         "- latency (batch 1): " + (f"median {lat['p50']:.1f} ms, min {lat['min']:.1f} ms over {lat['iterations']} calls, "
-                                   f"{lat['backend']}, {lat['threads']} thread{'' if lat['threads'] == 1 else 's'}" if lat else "- (skipped)"),
+                                   f"{lat['backend']}, {lat['threads']} thread{'' if lat['threads'] == 1 else 's'}"
+                                   if lat else "- (skipped)"),
         f"- total time: {r['seconds']:.0f} s",
     ]  # fmt: skip
     if r["caveats"]:

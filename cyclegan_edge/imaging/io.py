@@ -113,7 +113,8 @@ def without_earlier_outputs(files: Iterable[Path], root: Path) -> list[Path]:
 def list_files(paths: Iterable[str | os.PathLike[str]], extensions: frozenset[str] = IMAGE_EXTENSIONS,
                skip_outputs: bool = False) -> list[Path]:  # fmt: skip
     """Files with one of ``extensions`` among ``paths`` (files as given, folders recursively, sorted; with
-    ``skip_outputs``, less the outputs of earlier runs in folders below them: ``without_earlier_outputs``)."""
+    ``skip_outputs``, less the outputs of earlier runs in folders below them: ``without_earlier_outputs``). A file
+    reached twice (named, and in a named folder) is listed once, as first reached."""
     found: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -124,7 +125,10 @@ def list_files(paths: Iterable[str | os.PathLike[str]], extensions: frozenset[st
             found.append(p)
         else:
             raise FileNotFoundError(f"{p}: no such file or folder")
-    return found
+    unique: dict[Path, Path] = {}
+    for f in found:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
 
 
 def decode_jpeg_watched(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:

@@ -35,7 +35,7 @@ from cyclegan_edge.model_files import (
     ENGINE_EXTENSIONS,
     ONNX_EXTENSIONS,
     OPENVINO_EXTENSIONS,
-    metadata_size_multiple,  # fmt: skip
+    metadata_size_multiple,
 )
 
 log = logging.getLogger(__name__)

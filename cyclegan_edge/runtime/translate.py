@@ -66,10 +66,6 @@ def run(argv: list[str] | None) -> int:
     named = {Path(p) for p in args.inputs if Path(p).is_file()}
     # found in a folder but inside the output folder: an earlier run's output, not an input
     listed = list_files(args.inputs, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, skip_outputs=True)
-    unique: dict[Path, Path] = {}  # a file named and also found in a named folder counts once
-    for f in listed:
-        unique.setdefault(f.resolve(), f)
-    listed = list(unique.values())
     videos = [f for f in listed if f.suffix.lower() in VIDEO_EXTENSIONS]
     found = [f for f in listed if f not in videos]
     if videos:
