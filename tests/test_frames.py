@@ -13,7 +13,7 @@ from cyclegan_edge.imaging.frames import (
     tensor_to_frames,
     to_bgr,
 )
-from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image, write_image
+from cyclegan_edge.imaging.io import JOB_KEYWORD, ImageReadError, list_files, png_text, read_image, write_image
 
 
 @pytest.mark.parametrize("hw", [(256, 256), (301, 451), (1, 1), (5, 3), (720, 1280)])
@@ -70,6 +70,7 @@ def test_image_files(tmp_path: Path, horse_paths: list[Path]) -> None:
     assert img.shape == (256, 256, 3)
     out = write_image(tmp_path / "sub" / "x.png", img)
     assert np.array_equal(read_image(out), img)
+    assert png_text(out, JOB_KEYWORD) is None and png_text(tmp_path / "missing.png", JOB_KEYWORD) is None
     assert [p.name for p in tmp_path.iterdir()] == ["sub"]  # no temp files left
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8garbage")
@@ -77,6 +78,10 @@ def test_image_files(tmp_path: Path, horse_paths: list[Path]) -> None:
         read_image(bad)
     (tmp_path / "notes.txt").write_text("x")
     assert list_files([tmp_path]) == [bad, out]
+    tagged = write_image(tmp_path / "tags" / "tagged.png", img, job="abc")
+    assert png_text(tagged, JOB_KEYWORD) == "abc" and np.array_equal(read_image(tagged), img)
+    jpeg = write_image(tmp_path / "tags" / "x.jpg", img, job="abc")  # JPEG keeps no job: written all the same
+    assert png_text(jpeg, JOB_KEYWORD) is None and read_image(jpeg).shape == img.shape
 
 
 def test_real_greyscale_file_is_converted() -> None:

@@ -129,8 +129,8 @@ def test_a_folder_that_held_images_before_the_run_is_not_marked_as_outputs(tmp_p
     model = str(ASSETS_DIR / "photo2monet.onnx")
     assert main([model, str(album / photos[0].name), "-o", str(album)]) == 0
     assert (album / f"{photos[0].stem}.png").is_file() and not (album / OUTPUT_MARKER).exists()
-    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.runtime", str(other), str(album), "--model", model,
-                        "--size", "64"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.runtime", str(other), str(album), "--model", model],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0 and not (album / OUTPUT_MARKER).exists(), r.stderr[-2000:]
     assert main([model, str(tmp_path / "parent"), "-o", str(tmp_path / "out")]) == 0
     # every original in album was read as an input (and the outputs written there: x.jpg and x.png share a name)
@@ -184,11 +184,15 @@ def test_size_translates_large_photos_small_and_ctrl_c_says_what_was_written(tmp
     assert rc == 130 and f"interrupted: {done} of 40 images written to {out}; the same command adds the rest" in err, err
     assert (out / OUTPUT_MARKER).is_file()  # a new folder: marked from its first output
     assert 2 <= done < 40
-    r = subprocess.run([*cmd, "--size", "64"], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0 and f"{40 - done} of {40 - done} images written" in r.stdout, r.stderr[-2000:]
     assert f"{done} that existed kept" in r.stdout
-    small = read_image(out / "big" / "p39.png")
     full = read_image(out / "big" / "p00.png")
+    r = subprocess.run([*cmd, "--size", "64"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 1 and "holds 40 images translated with another model or --size" in r.stderr, r.stderr
+    r = subprocess.run([*cmd, "--size", "64", "--overwrite"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "40 of 40 images written" in r.stdout, r.stderr[-2000:]
+    small = read_image(out / "big" / "p00.png")
     assert small.shape == full.shape == read_image(photo).shape  # back at the photo's own size
     assert np.abs(small.astype(int) - full.astype(int)).mean() > 2  # translated at 64 px: another picture
 
@@ -230,3 +234,59 @@ def test_size_does_not_blow_up_a_strip_too_small_to_translate(tmp_path: Path, ca
     said = capsys.readouterr()
     assert "skipped: " in said.err and "1000x1 px is too small for the generator" in said.err
     assert "0 of 1 images written" in said.out
+
+
+def test_another_models_outputs_stop_a_rerun(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each PNG names its job (model bytes, --size): a rerun with another model would have kept the first
+    model's images as if they were its own; it is refused, nothing touched, unless --overwrite. Outputs that
+    name no job (an older version's) are kept as before. The runtime's folder conversion checks alike."""
+    from PIL import Image
+
+    from cyclegan_edge import ASSETS_DIR
+    from cyclegan_edge.imaging.io import JOB_KEYWORD, png_text, write_image
+    from cyclegan_edge.runtime.__main__ import main as runtime_main
+    from cyclegan_edge.runtime.batch import image_job, model_digest
+    from cyclegan_edge.runtime.pipeline import PipelineOptions
+    from cyclegan_edge.runtime.translate import main
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for p in sorted((ASSETS_DIR / "images").glob("*.jpg"))[:2]:
+        shutil.copy(p, photos / p.name)
+    fp32, int8 = ASSETS_DIR / "photo2monet.onnx", ASSETS_DIR / "photo2monet.int8.onnx"
+    assert main([str(fp32), str(photos), "-o", str(out), "--size", "64"]) == 0
+    written = sorted((out / "photos").glob("*.png"))
+    first = {p: p.read_bytes() for p in written}
+    job = image_job(model_digest(fp32), PipelineOptions(size=64))
+    assert len(written) == 2 and all(png_text(p, JOB_KEYWORD) == job for p in written)
+    with Image.open(written[0]) as im:  # another PNG reader finds the chunk, and its CRC holds
+        assert im.text[JOB_KEYWORD] == job and np.array_equal(np.asarray(im)[..., ::-1], read_image(written[0]))
+    capsys.readouterr()
+    refusal = f"holds 2 images translated with another model or --size (first: {written[0]})"
+    for other in ([str(int8), "--size", "64"], [str(fp32)]):
+        assert main([other[0], str(photos), "-o", str(out), *other[1:]]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: {out} {refusal}: --overwrite replaces them, or give another output folder", err
+        assert {p: p.read_bytes() for p in written} == first
+    assert main([str(fp32), str(photos), "-o", str(out), "--size", "64"]) == 0  # its own: nothing to do
+    assert "nothing to do: all 2 outputs exist" in capsys.readouterr().out
+    assert main([str(int8), str(photos), "-o", str(out), "--size", "64", "--overwrite"]) == 0
+    assert "2 of 2 images written" in capsys.readouterr().out
+    assert all(png_text(p, JOB_KEYWORD) == image_job(model_digest(int8), PipelineOptions(size=64)) for p in written)
+    write_image(written[0], read_image(written[0]))  # as an older version wrote it: no job named
+    written[1].unlink()
+    assert main([str(fp32), str(photos), "-o", str(out), "--size", "64"]) == 0
+    said = capsys.readouterr().out
+    assert "1 of 1 images written" in said and "; 1 that existed kept" in said, said
+    assert png_text(written[0], JOB_KEYWORD) is None and png_text(written[1], JOB_KEYWORD) == job
+
+    batch_out = tmp_path / "batch"
+    assert runtime_main([str(photos), str(batch_out), "--model", str(fp32), "--size", "64"]) == 0
+    made = sorted(batch_out.glob("*.png"))
+    before = [p.read_bytes() for p in made]
+    capsys.readouterr()
+    assert runtime_main([str(photos), str(batch_out), "--model", str(int8), "--size", "64"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {batch_out} holds 2 images translated with another model or --size (first: {made[0]}): "
+                   "--overwrite replaces them, or give another output folder"), err
+    assert [p.read_bytes() for p in made] == before

@@ -7,9 +7,11 @@ import contextlib
 import errno
 import logging
 import os
+import struct
 import sys
 import tempfile
 import threading
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,14 +184,54 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise ImageReadError(f"{p}: {e}") from None
 
 
-def write_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JOB_KEYWORD = "cyclegan-edge job"  # the PNG text chunk naming what made a translation (model, size)
+
+
+def png_with_text(png: bytes, keyword: str, text: str) -> bytes:
+    """``png`` with a tEXt chunk (Latin-1 ``keyword`` and ``text``) right after its header chunk, where
+    ``png_text`` finds it without reading the image data."""
+    data = keyword.encode("latin-1") + b"\0" + text.encode("latin-1")
+    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    end_of_header = len(PNG_SIGNATURE) + 8 + 13 + 4  # length, type, IHDR's 13 bytes, CRC
+    return png[:end_of_header] + chunk + png[end_of_header:]
+
+
+def png_text(path: str | os.PathLike[str], keyword: str) -> str | None:
+    """The tEXt chunk ``keyword`` among a PNG file's chunks before its image data; None when it has none, or is
+    no PNG."""
+    want = keyword.encode("latin-1")
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+                return None
+            while len(head := f.read(8)) == 8:
+                length, kind = struct.unpack(">I4s", head)
+                if kind in (b"IDAT", b"IEND"):
+                    return None
+                body = f.read(length)
+                f.seek(4, os.SEEK_CUR)  # CRC
+                name, _, text = body.partition(b"\0")
+                if kind == b"tEXt" and name == want:
+                    return text.decode("latin-1")
+    except OSError:
+        return None
+    return None
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray, job: str = "") -> Path:
+    """``image`` to ``path`` (the format its extension names) atomically; ``job``: what made it, kept in a PNG's
+    JOB_KEYWORD text chunk (``png_text`` reads it) so that a rerun tells its own outputs from another job's."""
     p = Path(path)
     ok, buf = cv2().imencode(p.suffix or ".png", image)
     if not ok:
         raise ValueError(f"{p}: OpenCV cannot encode this extension")
+    data = buf.tobytes()
+    if job and data.startswith(PNG_SIGNATURE):
+        data = png_with_text(data, JOB_KEYWORD, job)
     try:
         with atomic_path(p) as tmp:
-            tmp.write_bytes(buf.tobytes())
+            tmp.write_bytes(data)
     except OSError as e:  # name the file the user asked for, not the temporary one
         raise OSError(e.errno, e.strerror, str(p)) from None
     return p

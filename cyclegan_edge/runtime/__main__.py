@@ -165,12 +165,14 @@ def encode_settings(args: argparse.Namespace) -> EncodeSettings:
                           encoder=args.encoder, audio=not args.no_audio)  # fmt: skip
 
 
-def conversion_job(args: argparse.Namespace, backend: Backend, opts: PipelineOptions) -> tuple[object, ...]:
-    """What shapes the frames: a rerun resumes an interrupted conversion only when this is unchanged."""
-    from cyclegan_edge.atomic import sha256_file
+def chosen_digest(args: argparse.Namespace) -> str:
+    from cyclegan_edge.runtime.batch import model_digest
 
-    model = Path(str(chosen_model(args, backend_options(args))))
-    digest = sha256_file(model) if model.is_file() else str(model)
+    return model_digest(str(chosen_model(args, backend_options(args))))
+
+
+def conversion_job(digest: str, backend: Backend, opts: PipelineOptions) -> tuple[object, ...]:
+    """What shapes a video's frames: a rerun resumes an interrupted conversion only when this is unchanged."""
     return digest, backend.name, opts.size, opts.side_by_side, opts.stabilize
 
 
@@ -320,7 +322,8 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         upscaled = upscale_note(source.size, opts)
         if upscaled:
             log.warning("%s: %s", Path(uri).name if not source.live else uri, upscaled)
-        sink = make_sinks(args, source, output_size(source.size, opts), conversion_job(args, backend, opts))
+        job = conversion_job(chosen_digest(args), backend, opts)
+        sink = make_sinks(args, source, output_size(source.size, opts), job)
         left = None if source.finished else after_resume(opts, sink.resumed)
         total = min(filter(None, (source.frame_count, opts.max_frames)), default=None)
         with logging_redirect_tqdm(), progress_bar(total=total, initial=sink.resumed, unit="frame", leave=False,
@@ -347,7 +350,8 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
 
 def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str, kind: str) -> int:
     """A folder or a glob: every video and image in it, to the OUTPUT folder."""
-    from cyclegan_edge.runtime.batch import SKIPPED_EXISTS, convert_files, folder_files, glob_files, summary_table
+    from cyclegan_edge.runtime.batch import (SKIPPED_EXISTS, convert_files, folder_files, glob_files, image_job,
+                                             summary_table)  # fmt: skip
 
     out_dir = Path(args.output)
     if kind == "glob":
@@ -356,8 +360,10 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
         root, files = Path(uri), folder_files(Path(uri), out_dir)
     else:
         raise SourceError(f"{uri}: no such folder")
+    digest = chosen_digest(args)
     results = convert_files(files, root, out_dir, backend, opts, overwrite=args.overwrite, shard=args.shard,
-                            settings=encode_settings(args), job=conversion_job(args, backend, opts))  # fmt: skip
+                            settings=encode_settings(args), job=conversion_job(digest, backend, opts),
+                            image_job=image_job(digest, opts))  # fmt: skip
     print(summary_table(results, root))
     failed, stopped = [r for r in results if r.failed], [r for r in results if r.stopped]
     part = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
@@ -389,11 +395,11 @@ def image_output(src: Path, output: str) -> Path:
 
 
 def run_image(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str) -> int:
-    from cyclegan_edge.runtime.batch import convert_image
+    from cyclegan_edge.runtime.batch import convert_image, image_job
 
     src = Path(uri)
     out = image_output(src, args.output)  # checked against the inputs already (check_paths)
-    result = convert_image(src, out, backend, opts, note_upscale=True)
+    result = convert_image(src, out, backend, opts, note_upscale=True, job=image_job(chosen_digest(args), opts))
     if result.error is not None:
         print(f"error: {src}: {result.error}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import (
     IMAGE_EXTENSIONS,
+    JOB_KEYWORD,
     VIDEO_EXTENSIONS,
     ImageReadError,
     OutputPathError,
@@ -23,6 +24,7 @@ from cyclegan_edge.imaging.io import (
     mark_output_folder,
     markable_output_folder,
     output_path,
+    png_text,
     read_image,
     relative_to,
     unique_outputs,
@@ -92,6 +94,31 @@ def video_frame_count(path: Path) -> int:
         cap.release()
 
 
+def model_digest(model: str | os.PathLike[str]) -> str:
+    """A model file's SHA-256 (what names it when it is no file)."""
+    from cyclegan_edge.atomic import sha256_file
+
+    return sha256_file(model) if Path(model).is_file() else str(model)
+
+
+def image_job(digest: str, opts: PipelineOptions) -> str:
+    """What shapes an image's translation, the model's bytes and the inference size: written into each PNG
+    (``write_image``), so that a rerun tells its own outputs from another model's."""
+    return hashlib.sha256(f"{digest} size={opts.size}".encode()).hexdigest()[:32]
+
+
+def check_same_job(outputs: Iterable[Path], job: str, out_dir: Path) -> None:
+    """OutputExists when image ``outputs`` that exist were translated by another job (model or --size): kept as
+    they are, they would pass for this run's. Outputs that name no job (older versions, other tools) pass."""
+    images = (o for o in outputs if o.suffix.lower() in IMAGE_EXTENSIONS)
+    others = [o for o in images if png_text(o, JOB_KEYWORD) not in (None, job)]
+    if others:
+        n = len(others)
+        raise OutputExists(f"{out_dir} holds {n} image{'' if n == 1 else 's'} translated with another model or "
+                           f"--size (first: {others[0]}): --overwrite replaces them, or give another output "
+                           "folder")  # fmt: skip
+
+
 def already_done(src: Path, out: Path) -> bool:
     """Images are written atomically, so existing means done; a video is done when it holds as
     many frames as its source (an interrupted conversion leaves a shorter, playable file)."""
@@ -138,10 +165,11 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
 
 
 def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions | None = None,
-                  note_upscale: bool = False) -> FileResult:  # fmt: skip
+                  note_upscale: bool = False, job: str = "") -> FileResult:  # fmt: skip
     """One image, out at its own size (inference at ``opts.size`` when given, scaled back; ``note_upscale``: a
-    warning when that is an upscale, for one image: a batch's would be one per file). A file that cannot be used
-    gives a failed result; a failed write raises OSError, a broken model its BackendError."""
+    warning when that is an upscale, for one image: a batch's would be one per file; ``job``: ``image_job``'s key,
+    kept in the PNG). A file that cannot be used gives a failed result; a failed write raises OSError, a broken
+    model its BackendError."""
     try:
         img = read_image(src)
     except ImageReadError as e:
@@ -159,7 +187,7 @@ def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions 
     result = translate_frames(backend, [frame])[0]
     if hw != size:
         result = cv2().resize(result, (size[1], size[0]), interpolation=cv2().INTER_LINEAR)
-    write_image(out, result)
+    write_image(out, result, job)
     return FileResult(src, out, "done", 1, 1.0 / max(time.perf_counter() - t, 1e-9))
 
 
@@ -197,21 +225,26 @@ def in_shard(rel: Path, shard: tuple[int, int]) -> bool:
 
 def convert_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], backend: Backend,
                    opts: PipelineOptions, overwrite: bool = False, settings: EncodeSettings | None = None,
-                   job: tuple[object, ...] = (), shard: tuple[int, int] | None = None) -> list[FileResult]:  # fmt: skip
+                   job: tuple[object, ...] = (), shard: tuple[int, int] | None = None,
+                   image_job: str = "") -> list[FileResult]:  # fmt: skip
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     return convert_files(folder_files(in_dir, out_dir), in_dir, out_dir, backend, opts, overwrite, settings, job,
-                         shard)  # fmt: skip
+                         shard, image_job)  # fmt: skip
 
 
 def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend, opts: PipelineOptions,
                   overwrite: bool = False, settings: EncodeSettings | None = None, job: tuple[object, ...] = (),
-                  shard: tuple[int, int] | None = None) -> list[FileResult]:  # fmt: skip
-    """Each of ``files`` (found below ``root``) to ``out_dir``, keeping its path below ``root``."""
+                  shard: tuple[int, int] | None = None, image_job: str = "") -> list[FileResult]:  # fmt: skip
+    """Each of ``files`` (found below ``root``) to ``out_dir``, keeping its path below ``root``. ``job``: what
+    a video's resume key holds; ``image_job``: the key each image output keeps (``image_job()``), checked against
+    those that exist before anything is converted."""
     media = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS]
     outputs = dict(zip(media, unique_outputs(media, [output_path(p, out_dir, [root]) for p in media])))
     check_outputs(files, outputs.values())  # before anything is opened
     if shard is not None:  # after naming the outputs, so that every shard names them alike
         files = [p for p in files if in_shard(relative_to(p, root) or p, shard)]
+    if image_job and not overwrite:
+        check_same_job((outputs[p] for p in files if p in outputs), image_job, out_dir)
     results: list[FileResult] = []
     markable = markable_output_folder(out_dir)
     for i, src in enumerate(progress_bar(files, desc="files", unit="file", position=0)):
@@ -226,7 +259,7 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             if ext in VIDEO_EXTENSIONS:
                 res = convert_video(src, out, backend, opts, settings=settings, job=job, overwrite=overwrite)
             else:
-                res = convert_image(src, out, backend, opts)
+                res = convert_image(src, out, backend, opts, job=image_job)
         except KeyboardInterrupt:
             res = FileResult(src, out if out.exists() else None, "interrupted")
         except OSError as e:  # an image's write

@@ -3,7 +3,8 @@
 Folders are searched recursively; outputs keep their relative paths, as PNG (inputs that would share an
 output name keep their own name in it: ``x.jpg.png``, ``x.png.png``). Unreadable, corrupt or too small
 files are skipped with one warning each and the exit status is 1; a failed write stops at once. Outputs
-that exist are kept (a rerun adds what is missing) unless --overwrite.
+that exist are kept (a rerun adds what is missing) unless --overwrite; outputs of another model or --size
+(each PNG names its job) stop the run before it starts, unless --overwrite.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from cyclegan_edge.imaging.io import (
 )
 from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.runtime.backends import BackendOptions, open_backend
-from cyclegan_edge.runtime.batch import already_done, convert_image
+from cyclegan_edge.runtime.batch import already_done, check_same_job, convert_image, image_job, model_digest
 from cyclegan_edge.runtime.pipeline import SIZE_RANGE, PipelineOptions
 
 log = logging.getLogger("cyclegan_edge.translate")
@@ -81,6 +82,10 @@ def run(argv: list[str] | None) -> int:
     roots = [Path(p) for p in args.inputs]
     outputs = unique_outputs(files, [output_path(src, out_dir, roots, root_named=True) for src in files])
     check_outputs(files, outputs)
+    opts = PipelineOptions(size=args.size)
+    job = image_job(model_digest(model), opts)
+    if not args.overwrite:
+        check_same_job(outputs, job, out_dir)
     todo = [(src, out) for src, out in zip(files, outputs) if args.overwrite or not already_done(src, out)]
     kept = len(files) - len(todo)
     kept_note = f"; {kept} that existed kept (--overwrite replaces them)" if kept else ""
@@ -89,12 +94,11 @@ def run(argv: list[str] | None) -> int:
         return 0
     backend = open_backend(model, options)
     markable = markable_output_folder(out_dir)
-    opts = PipelineOptions(size=args.size)
     failed = written = 0
     for src, out in progress_bar(todo, desc="translate", unit="img"):
         before = out.stat().st_mtime_ns if out.is_file() else None
         try:
-            result = convert_image(src, out, backend, opts)
+            result = convert_image(src, out, backend, opts, job=job)
         except KeyboardInterrupt:  # the image may have been written before the Ctrl-C landed
             written += out.is_file() and out.stat().st_mtime_ns != before
             if markable and written:
