@@ -97,6 +97,14 @@ def test_resume_is_exact_and_teacher_init_copies_leading_channels(data: Path, tm
     b = load_generator(tmp_path / "split" / "student.pth").model.state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    # the run's training state is a generator file too (as a CycleGAN run's is): the student, A->B only
+    from cyclegan_edge.models import CheckpointError
+
+    state = tmp_path / "split" / "checkpoints" / "latest.pt"
+    from_state = load_generator(state).model.state_dict()
+    assert all(torch.equal(a[k], from_state[k]) for k in a) and from_state.keys() == a.keys()
+    with pytest.raises(CheckpointError, match=r"latest.pt: training state with no B->A generator \(it holds A->B\)"):
+        load_generator(state, direction="B->A")
 
     # --init teacher (the default): before any step, every student tensor is the teacher's leading slice
     from cyclegan_edge.models import ResnetGenerator, init_from_wider

@@ -33,10 +33,14 @@ from cyclegan_edge.models.unet import MIN_DEPTH, UnetConfig, UnetGenerator
 GENERATOR_FORMAT = "cyclegan-edge/generator"
 TRAIN_STATE_FORMAT = "cyclegan-edge/train-state"
 PIX2PIX_STATE_FORMAT = "cyclegan-edge/pix2pix-state"  # one generator under its direction's key
+DISTILL_STATE_FORMAT = "cyclegan-edge/distill-state"  # the A->B student
 STRIPPED_PREFIXES = ("module.", "_orig_mod.")
 STALE_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 # In a training state, G_A maps A->B and G_B maps B->A (the reference implementation's names).
 DIRECTION_KEYS = {"A->B": "G_A", "B->A": "G_B"}
+# Where each kind of training state keeps the generator of each direction.
+STATE_GENERATOR_KEYS = {TRAIN_STATE_FORMAT: DIRECTION_KEYS, PIX2PIX_STATE_FORMAT: DIRECTION_KEYS,
+                        DISTILL_STATE_FORMAT: {"A->B": "student"}}  # fmt: skip
 
 StateDict = Dict[str, torch.Tensor]  # typing.Dict: also imports on Python 3.8 (JetPack 5)
 AnyGeneratorConfig = Union[GeneratorConfig, UnetConfig]
@@ -203,13 +207,14 @@ def _extract(obj: Any, path: Path, direction: str) -> tuple[StateDict, dict[str,
     fmt = obj.get("format")
     if fmt == GENERATOR_FORMAT:
         return obj["state_dict"], dict(obj.get("meta", {})), config_from_dict(obj["arch"])
-    if fmt in (TRAIN_STATE_FORMAT, PIX2PIX_STATE_FORMAT):
+    if fmt in STATE_GENERATOR_KEYS:
+        keys = STATE_GENERATOR_KEYS[fmt]
         if direction not in DIRECTION_KEYS:
             raise CheckpointError(f"{path}: training state; direction must be one of {list(DIRECTION_KEYS)}")
-        if DIRECTION_KEYS[direction] not in obj["generators"]:
-            held = [d for d, k in DIRECTION_KEYS.items() if k in obj["generators"]]
+        if keys.get(direction) not in obj["generators"]:
+            held = [d for d, k in keys.items() if k in obj["generators"]]
             raise CheckpointError(f"{path}: training state with no {direction} generator (it holds {', '.join(held)})")
-        gen = obj["generators"][DIRECTION_KEYS[direction]]
+        gen = obj["generators"][keys[direction]]
         meta = dict(obj.get("meta", {}), direction=direction)
         return gen["state_dict"], meta, config_from_dict(gen["arch"])
     for wrapper in ("state_dict", "model_state_dict"):

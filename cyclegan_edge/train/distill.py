@@ -37,13 +37,13 @@ from cyclegan_edge.models import (
     parse_channels,
     save_generator,
 )
+from cyclegan_edge.models.checkpoint import DISTILL_STATE_FORMAT
 from cyclegan_edge.models.generator import GeneratorConfig
 from cyclegan_edge.train.config import DistillConfig
 from cyclegan_edge.train.cyclegan import gan_loss
 from cyclegan_edge.train.trainer import Trainer
 
 log = logging.getLogger("cyclegan_edge.train")
-DISTILL_STATE_FORMAT = "cyclegan-edge/distill-state"
 # Outputs of the downsampling stem and of residual blocks 3, 6 and 9 (indices in ResnetGenerator.model).
 FEATURE_POINTS = (9, 12, 15, 18)
 
