@@ -4,6 +4,7 @@
     1    the work could not be done (bad input, a model that cannot run, a failed write)
     2    the command line is wrong (usage)
     130  interrupted (Ctrl-C)
+    143  stopped by SIGTERM (`timeout`, `docker stop`, systemd, Slurm), handled as Ctrl-C is
 
 Commands raise; ``run_cli`` turns what they raise into that one line. Set CYCLEGAN_EDGE_TRACEBACK=1 to
 get the traceback instead.
@@ -19,10 +20,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
 TRACEBACK_ENV = "CYCLEGAN_EDGE_TRACEBACK"
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 
 
 class UsageError(ValueError):
@@ -126,16 +127,44 @@ def import_holding_ctrl_c(names: tuple[str, ...]) -> None:
                 pass  # the command names the missing extra when it needs the module
 
 
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[list[int]]:
+    """SIGTERM handled as Ctrl-C is (it is raised as SIGINT, so whatever handles Ctrl-C at that moment acts): the
+    signal ``timeout``, ``docker stop``, systemd and Slurm send would otherwise end the process at once, leaving a
+    video in its hidden partial file. Yields the SIGTERMs received. A SIGTERM handler set by someone else is kept;
+    with SIGINT ignored (a job started with ``&``) SIGTERM ends the process as before."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield received
+        return
+
+    def on_sigterm(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run a command's ``main(argv)`` and return its exit status, printing one line for what it raised. A
-    command imports its heavy modules with import_holding_ctrl_c after parsing its flags (--help needs none)."""
-    try:
-        return main(argv)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as e:
-        if os.environ.get(TRACEBACK_ENV) == "1":
-            raise
-        print(f"error: {describe(e)}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(e, UsageError) else EXIT_FAILED
+    command imports its heavy modules with import_holding_ctrl_c after parsing its flags (--help needs none).
+    SIGTERM stops it as Ctrl-C does (``sigterm_as_ctrl_c``), with exit status 143."""
+    with sigterm_as_ctrl_c() as terminated:
+        try:
+            status = main(argv)
+        except KeyboardInterrupt:
+            print("error: terminated (SIGTERM)" if terminated else "error: interrupted", file=sys.stderr)
+            status = EXIT_INTERRUPTED
+        except Exception as e:
+            if os.environ.get(TRACEBACK_ENV) == "1":
+                raise
+            print(f"error: {describe(e)}", file=sys.stderr)
+            status = EXIT_USAGE if isinstance(e, UsageError) else EXIT_FAILED
+    return EXIT_TERMINATED if terminated and status == EXIT_INTERRUPTED else status

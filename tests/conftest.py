@@ -36,16 +36,17 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
 
 
 def interrupt_when(cmd: list[str], ready: Callable[[], bool], env: dict[str, str] | None = None,
-                   timeout: float = 120) -> tuple[int, str, str]:  # fmt: skip
-    """Run ``cmd``, send SIGINT as a terminal's Ctrl-C does once ``ready()`` (or after ``timeout`` s), and return
-    its exit status, stdout and stderr. SIGINT is restored in the child: a suite started in the background
-    (`cmd &` in a script) hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+                   timeout: float = 120, sig: int = signal.SIGINT) -> tuple[int, str, str]:  # fmt: skip
+    """Run ``cmd``, send SIGINT as a terminal's Ctrl-C does (or ``sig``: SIGTERM as `timeout` does) once ``ready()``
+    (or after ``timeout`` s), and return its exit status, stdout and stderr. SIGINT is restored in the child: a
+    suite started in the background (`cmd &` in a script) hands its children SIGINT ignored, and Python then never
+    raises KeyboardInterrupt."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.time() + timeout
     while time.time() < deadline and not ready():
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out, err
 

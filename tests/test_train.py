@@ -149,7 +149,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_root: Path, tmp_path
         assert torch.equal(v, w), k
 
 
-def test_ctrl_c_saves_and_exits_cleanly(tiny_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_and_exits_cleanly(sig: int, tiny_root: Path, tmp_path: Path) -> None:
+    """Ctrl-C, and SIGTERM (`timeout`, Slurm's scancel, `docker stop`) alike: the iteration ends, all is saved."""
     cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", str(tiny_root), *TINY, "--save-every", "1000",
            "--output", str(tmp_path), "--name", "c"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -157,9 +159,9 @@ def test_ctrl_c_saves_and_exits_cleanly(tiny_root: Path, tmp_path: Path) -> None
     deadline = time.time() + 120
     while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 3):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == (130 if sig == signal.SIGINT else 143), err[-2000:]
     assert "continue with --resume" in err
     state = torch.load(tmp_path / "c" / "checkpoints" / "latest.pt", weights_only=True)
     assert state["position"]["iteration"] == max(read_log(log_path))

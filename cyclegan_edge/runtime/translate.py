@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cyclegan_edge.atomic import check_writable
-from cyclegan_edge.errors import ArgumentParser, int_arg, run_cli
+from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, int_arg, run_cli
 from cyclegan_edge.imaging.io import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -105,7 +105,7 @@ def run(argv: list[str] | None) -> int:
                 mark_output_folder(out_dir)
             print(f"interrupted: {written} of {len(todo)} images written to {out_dir}; the same command adds the "
                   "rest", file=sys.stderr)  # fmt: skip
-            raise
+            return EXIT_INTERRUPTED
         if result.error is not None:
             tqdm.write(f"skipped: {src}: {result.error}", file=sys.stderr)
             failed += 1

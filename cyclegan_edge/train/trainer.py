@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, write_json
-from cyclegan_edge.errors import EXIT_FAILED, UsageError, first_line
+from cyclegan_edge.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError, first_line
 from cyclegan_edge.imaging.frames import tensor_to_frames
 from cyclegan_edge.imaging.io import labeled_grid, write_image
 from cyclegan_edge.models import (
@@ -345,11 +345,12 @@ class StopFlag:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum = 0  # the first one's: the exit status says SIGTERM (143) from Ctrl-C (130)
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signum = True, signum
         tqdm.write("stop requested: saving a checkpoint after this iteration (Ctrl-C again to abort)")
 
 
@@ -606,7 +607,7 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------
     def fit(self) -> int:
-        """Train to the end (0), or until Ctrl-C/SIGTERM (130) or a non-finite loss (1); saves first, except
+        """Train to the end (0), or until Ctrl-C (130)/SIGTERM (143) or a non-finite loss (1); saves first, except
         after a non-finite loss (the last good checkpoint stays)."""
         cfg = self.cfg
         if cfg.resume:
@@ -634,7 +635,7 @@ class Trainer:
                     self.train_epoch(run_log, total_iters)
                 self.check_ranks_in_sync()
             except KeyboardInterrupt:
-                status = 130
+                status = EXIT_TERMINATED if self.stop.signum == signal.SIGTERM else EXIT_INTERRUPTED
             except TrainingDiverged as e:
                 diverged = e
             if diverged is None:
@@ -649,7 +650,7 @@ class Trainer:
                         "may already be diverging" if self.ckpt_path.is_file() else "no checkpoint had been saved yet")  # fmt: skip
                 log.error("%s: stopped; %s. --overwrite with a lower --lr (or --no-amp) starts over", diverged, kept)
             return self.finish(EXIT_FAILED, old_handlers)
-        if self.d.main and status == 130:
+        if self.d.main and status in (EXIT_INTERRUPTED, EXIT_TERMINATED):
             log.warning("interrupted at iteration %d: saved %s; continue with --resume", self.pos.iteration,
                         self.ckpt_path)  # fmt: skip
         elif self.d.main:
