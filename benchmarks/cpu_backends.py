@@ -1,6 +1,7 @@
 """CPU backends side by side, interleaved: ONNX Runtime FP32, OpenVINO f32, OpenVINO INT8 (both Q/DQ placements:
-``--target tensorrt`` and ``--target cpu``) and OpenVINO f32 with two frames in flight, on the bundled demo model and
-the compressed horse->zebra generator, at 256x256 and 360x640, batch 1, 2 threads.
+``--target tensorrt`` and ``--target cpu``), on a CPU with AVX512_BF16 or AMX also OpenVINO bf16 (FP32 and INT8
+models), and OpenVINO f32 with two frames in flight, on the bundled demo model and the compressed horse->zebra
+generator, at 256x256 and 360x640, batch 1, 2 threads.
 
     python benchmarks/cpu_backends.py --work /tmp/cpu_backends | tee benchmarks/cpu_backends_cpu.txt
 
@@ -109,6 +110,7 @@ def main() -> int:
 
     ort = BackendOptions(threads=THREADS, backend="onnxruntime")
     ov = BackendOptions(threads=THREADS, backend="openvino")  # f32 pinned (the default precision hint)
+    bf16 = BackendOptions(threads=THREADS, backend="openvino", precision="bf16")
     suites = []
     for title, model, calib, test in MODELS:
         if not model.exists():
@@ -118,6 +120,9 @@ def main() -> int:
         cases: dict[str, Backend] = {"ONNX Runtime FP32": open_backend(fp32, ort), "OpenVINO f32": open_backend(fp32, ov)}
         for target in ("tensorrt", "cpu"):
             cases[f"OpenVINO INT8 --target {target}"] = open_backend(int8_for(fp32, calib, target, args.work), ov)
+        if "bf16" in cpu_flags() or "amx" in cpu_flags():  # OpenVINO's own default there
+            cases["OpenVINO bf16 (--precision-hint bf16)"] = open_backend(fp32, bf16)
+            cases["OpenVINO INT8 --target cpu, bf16"] = open_backend(int8_for(fp32, calib, "cpu", args.work), bf16)
         images = load_test_images(test, 12)
         quality = {k: psnr_vs(cases["ONNX Runtime FP32"], b, images) for k, b in cases.items() if k != "ONNX Runtime FP32"}
         suites.append((title, cases, InFlight(fp32), quality))

@@ -11,8 +11,8 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from conftest import ONE_THREAD, interrupt_when
 
+from conftest import ONE_THREAD, interrupt_when
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.export.onnx_export import export_onnx
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frame
