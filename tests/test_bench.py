@@ -329,6 +329,8 @@ def test_fps_vs_size_plot_names_the_sizes_and_draws_every_batch(tmp_path: Path) 
     assert img is not None and img.shape[0] > 400 and img.std() > 5
     one = [r for r in rows if (r["height"], r["width"]) == (64, 64)]
     assert "one input size (64x64)" in str(fps_plot_skipped(one))
+    stopped = str(fps_plot_skipped(one, asked=2))  # two asked, one measured before a Ctrl-C: not "give two sizes"
+    assert "one input size (64x64) measured of the 2 asked for" in stopped and "give --sizes" not in stopped
 
 
 MODEL = ASSETS_DIR / "photo2monet.onnx"
@@ -496,3 +498,38 @@ def test_lease_generators_travel_as_float16_parts_and_come_back_as_working_float
     missing = subprocess.run([sys.executable, script, str(tmp_path / "nothing"), str(back)], capture_output=True,
                              text=True)  # fmt: skip
     assert missing.returncode == 1 and missing.stderr.strip() == f"error: no season.tgz.part-* in {tmp_path / 'nothing'}"
+
+
+def test_an_edge_install_without_matplotlib_gets_its_report_without_plots(tmp_path: Path) -> None:
+    """[runtime] brings no matplotlib: bench says so before measuring and writes the report without plots
+    (it measured every case, then failed on the plots, and a rerun was refused: the folder held a report)."""
+    shadow = tmp_path / "nomatplotlib" / "matplotlib"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'matplotlib'\", name='matplotlib')\n")
+    out = tmp_path / "rep"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), str(ROOT)])}
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.bench", str(MODEL), "--variants", "onnxruntime-fp32",
+                        *QUICK, "-o", str(out)], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    warning = ("warning: no plots: matplotlib is not installed here (pip install 'cyclegan-edge[bench]' draws "
+               "latency.png and fps_vs_size.png); the table has every figure")  # fmt: skip
+    assert r.stderr.splitlines()[0] == warning, r.stderr[-2000:]
+    report = load_report(out / "report.json")
+    assert report["results"][0]["variant"] == "onnxruntime-fp32" and warning[9:] in report["notes"]
+    assert sorted(os.listdir(out)) == ["report.json", "report.md"]
+    assert r.stdout.rstrip().endswith(f"written: {out}/report.json, report.md")
+
+
+def test_pipeline_keeps_an_earlier_measurement_unless_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "pipeline.json"
+    args = ["pipeline", MODEL, "--video", ASSETS_DIR / "demo.mp4", "--size", "64", "--max-frames", "4", "-o", out]
+    status, stdout, err = bench(args, capsys)
+    assert status == 0 and json.loads(out.read_text())["frames"] == 4, err[-2000:]
+    first = out.read_bytes()
+    assert bench([*args[:-4], "--max-frames", "2", "-o", out], capsys) == (
+        1, "", f"error: --output {out} holds a measurement already: --overwrite replaces it, or give another --output\n")
+    assert out.read_bytes() == first
+    status, _, err = bench([*args[:-4], "--max-frames", "2", "-o", out, "--overwrite"], capsys)
+    assert status == 0 and json.loads(out.read_text())["frames"] == 2, err[-2000:]
+    said = f"error: --output {tmp_path}: a folder, not a file (the result is one JSON file); nothing measured\n"
+    assert bench([*args[:-2], "-o", tmp_path], capsys) == (1, "", said)

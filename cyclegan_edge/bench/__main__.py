@@ -8,13 +8,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from cyclegan_edge.atomic import atomic_path, write_json
-from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, RawHelpFormatter, UsageError, int_arg, run_cli
+from cyclegan_edge.atomic import atomic_path, check_writable, write_json
+from cyclegan_edge.errors import (EXIT_INTERRUPTED, ArgumentParser, HelpFormatter, RawHelpFormatter, UsageError, int_arg,
+                                  run_cli)  # fmt: skip
 from cyclegan_edge.model_files import is_checkpoint
 
 ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs",
@@ -98,6 +100,14 @@ def check_no_report(out: Path) -> None:
                           "--output")  # fmt: skip
 
 
+def importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
 def save_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]], with_plots: bool) -> list[Path]:
     """report.json and report.md (atomically: a reader never sees half a report), and the plots; returns the
     files written. A failed write is one line naming --output (not a temporary file's name)."""
@@ -159,11 +169,17 @@ def run(argv: list[str]) -> int:
     summary = model_summary(args.model)
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    no_plots = None if importable("matplotlib") else (
+        "no plots: matplotlib is not installed here (pip install 'cyclegan-edge[bench]' draws latency.png and "
+        "fps_vs_size.png); the table has every figure")  # fmt: skip
+    if no_plots:  # said before the measurements: an edge install ([runtime]) measures, and its report has no plots
+        print(f"warning: {no_plots}", file=sys.stderr)
 
     def report_now(extra: list[str], power: dict[str, Any] | None = None, plotted: bool = True) -> dict[str, Any]:
         baseline = args.baseline or rows[0]["variant"]
         add_ratios(rows, baseline)
-        late_notes = [n for n in [unsteady_note(rows), fps_plot_skipped(rows) if plotted else None] if n]
+        fps_note = fps_plot_skipped(rows, len(sizes)) if plotted and not no_plots else no_plots
+        late_notes = [n for n in [unsteady_note(rows), fps_note] if n]
         return make_report(command, machine, summary, baseline, rows, notes + extra + late_notes, power)
 
     bar = progress_bar(desc="bench (building variants)", unit="case", dynamic_ncols=True)
@@ -188,7 +204,8 @@ def run(argv: list[str]) -> int:
         if not rows:
             print("error: interrupted before any case was measured; no report written", file=sys.stderr)
             return EXIT_INTERRUPTED
-        save_report(out, report_now([f"interrupted (Ctrl-C) after {len(rows)} of {bar.total} cases"]), rows, True)
+        save_report(out, report_now([f"interrupted (Ctrl-C) after {len(rows)} of {bar.total} cases"]), rows,
+                    not no_plots)  # fmt: skip
         print(f"stopped: {len(rows)} of {bar.total} cases measured; report in {out}/report.json, report.md", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
@@ -197,7 +214,7 @@ def run(argv: list[str]) -> int:
     if not rows:
         raise ValueError("nothing could be measured (see the notes): " + "; ".join(notes))
     report = report_now([], power)
-    written = save_report(out, report, rows, with_plots=True)
+    written = save_report(out, report, rows, with_plots=not no_plots)
     print(markdown(report))
     print(f"written: {out}/{written[0].name}, " + ", ".join(p.name for p in written[1:]))
     unsteady = unsteady_note(rows)
@@ -214,19 +231,33 @@ def pipeline(argv: list[str]) -> int:
     from cyclegan_edge.runtime.pipeline import SIZE_RANGE
     from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT
 
-    ap = ArgumentParser(prog="python -m cyclegan_edge.bench pipeline")
-    ap.add_argument("model")
-    ap.add_argument("--video", required=True)
+    ap = ArgumentParser(prog="python -m cyclegan_edge.bench pipeline", formatter_class=HelpFormatter,
+                        description="The runtime's pipeline (decode, infer, encode, overlapped) on a video file against "
+                        "inference alone on the same frames: how much of the model's speed a conversion keeps.")  # fmt: skip
+    ap.add_argument("model", help="the model to run (.onnx, .plan/.engine, .pth), as the runtime takes it")
+    ap.add_argument("--video", required=True, help="the video file to convert (then its frames through inference "
+                    "alone)")  # fmt: skip
     ap.add_argument("--size", type=int_arg(*SIZE_RANGE), default=256, help="inference shorter side")
-    ap.add_argument("--max-frames", type=int, default=0)
-    ap.add_argument("--provider", default="auto")
+    ap.add_argument("--max-frames", type=int_arg(0, 1 << 30), default=0, help="frames to convert (0 = all)")
+    ap.add_argument("--provider", default="auto", help="ONNX Runtime provider: auto, cpu, cuda, tensorrt")
     ap.add_argument("-o", "--output", "--out", dest="out", default="bench_report/pipeline.json",
                     help="where the result goes (JSON; --out: old spelling)")  # fmt: skip
+    ap.add_argument("--overwrite", action="store_true", help="replace the result --output already holds")
     ap.add_argument("--stabilize", action="store_true", help="with the runtime's temporal filter (--stabilize)")
     ap.add_argument("--flicker", action="store_true", help="also measure the output's warping error (slows the run)")
     args = ap.parse_args(argv)
     if not Path(args.video).is_file():
         raise FileNotFoundError(f"{args.video}: no such video file")
+    out = Path(args.out)  # before any work, as the report's --output
+    if out.is_file() and not args.overwrite:
+        raise FileExistsError(f"--output {out} holds a measurement already: --overwrite replaces it, or give another "
+                              "--output")  # fmt: skip
+    if out.is_dir():
+        raise IsADirectoryError(f"--output {out}: a folder, not a file (the result is one JSON file); nothing measured")
+    try:
+        check_writable(out)
+    except OSError as e:
+        raise OSError(f"--output {out}: cannot write ({e.strerror or e}); nothing measured") from None
     backend = open_backend(args.model, BackendOptions(provider=args.provider))
     bars: list[Any] = []
 
@@ -249,7 +280,8 @@ def pipeline(argv: list[str]) -> int:
           f"{result['pipeline_fps']:.2f} FPS end to end (decode + infer + encode, overlapped), inference only "
           f"{result['inference_fps']:.2f} FPS on the same frames -> the pipeline runs at {100 * result['ratio']:.0f}% of "
           "inference-only throughput")  # fmt: skip
-    print("stage means (ms): " + ", ".join(f"{k} {v}" for k, v in result["stage_ms_mean"].items()))
+    print("stage means (ms a frame spends in each stage; the stages overlap, and with frames in flight 'infer' runs "
+          "from a frame's submission to its result): " + ", ".join(f"{k} {v}" for k, v in result["stage_ms_mean"].items()))
     if result["flicker"] is not None:
         print(f"flicker: warping error {result['flicker']:.2f} grey levels ({result['flicker_method']})")
     print(f"written: {args.out}")

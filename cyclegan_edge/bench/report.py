@@ -204,12 +204,16 @@ def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
             "process was likely using the machine; rerun on an idle one before trusting their ratios")  # fmt: skip
 
 
-def fps_plot_skipped(rows: list[dict[str, Any]]) -> str | None:
-    """Why fps_vs_size.png is not drawn (None: it is): throughput against size needs two sizes or more."""
+def fps_plot_skipped(rows: list[dict[str, Any]], asked: int = 1) -> str | None:
+    """Why fps_vs_size.png is not drawn (None: it is): throughput against size needs two sizes or more measured
+    (``asked``: how many --sizes gave; fewer measured means the run stopped early)."""
     sizes = sizes_in(rows)
     if len(sizes) >= 2:
         return None
     where = f"one input size ({sizes[0][0]}x{sizes[0][1]})" if sizes else "no results"
+    if asked >= 2:
+        return (f"fps_vs_size.png not drawn: {where} measured of the {asked} asked for (the run stopped before the "
+                "others)")  # fmt: skip
     return (f"fps_vs_size.png not drawn: {where}, so there is nothing to plot against size (the table and "
             "latency.png compare the variants); give --sizes two or more sizes for it")
 
