@@ -20,7 +20,7 @@ from cyclegan_edge.models import load_generator
 from cyclegan_edge.runtime.backends import BackendError, BackendOptions, OnnxRuntimeBackend, open_backend
 from cyclegan_edge.runtime.batch import convert_folder
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, output_size
-from cyclegan_edge.runtime.sinks import MemorySink, MultiSink, VideoFileSink
+from cyclegan_edge.runtime.sinks import MemorySink, MultiSink, OutputExists, VideoFileSink
 from cyclegan_edge.runtime.sources import SourceError, frame_sequence_number, glob_root, open_source, parse_source
 from cyclegan_edge.trt.loader import TensorRTUnavailable, import_tensorrt
 
@@ -185,7 +185,7 @@ def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend
     own output resumes; --overwrite replaces the other file, and stopped early leaves what was converted."""
     from cyclegan_edge.runtime.av_video import AvVideoWriter
     from cyclegan_edge.runtime.pipeline import after_resume
-    from cyclegan_edge.runtime.sinks import EncodeSettings, OutputExists
+    from cyclegan_edge.runtime.sinks import EncodeSettings
 
     out = tmp_path / "precious.mp4"
     shutil.copy(street_video, out)
@@ -217,19 +217,27 @@ def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend
     assert out.read_bytes() == converted
 
 
-def test_batch_keeps_another_conversions_unfinished_video_and_says_so(street_video: Path, backend: OnnxRuntimeBackend,
-                                                                      tmp_path: Path) -> None:  # fmt: skip
-    """A batch stopped early leaves an unfinished video; rerun with another model (job), it is kept, not reconverted
-    nor counted as ok: a failed row naming why (a finished output is 'skipped (exists)' as before)."""
+def test_batch_refuses_outputs_of_another_conversion_before_any_work(street_video: Path, backend: OnnxRuntimeBackend,
+                                                                    tmp_path: Path) -> None:  # fmt: skip
+    """A rerun with another model (job) over videos an earlier batch made, finished or not: refused before any
+    work, the videos kept (a finished one was 'skipped (exists)' and the batch said 'ok', with none of the new
+    model's output); the same job skips or resumes them, --overwrite converts them again."""
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     shutil.copy(street_video, src / "street.mp4")
     first = convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=6), job=("model a",))
     assert first[0].status == "done" and video_info(out / "street.mp4")[0] == 6
     kept = (out / "street.mp4").read_bytes()
-    row = convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=12), job=("model b",))[0]
-    assert row.failed and "another conversion's unfinished work" in (row.error or "") and "--overwrite" in (row.error or "")
-    assert (out / "street.mp4").read_bytes() == kept
+    for frames in (6, 12):  # as far as the first run went (finished for it), and further (unfinished)
+        with pytest.raises(OutputExists, match=rf"^{out} holds 1 output made with another model or other settings "
+                           rf"\(first: {out / 'street.mp4'}\): --overwrite replaces them"):  # fmt: skip
+            convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=frames), job=("model b",))
+        assert (out / "street.mp4").read_bytes() == kept
+    again = convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=6), job=("model a",))[0]
+    assert again.status == "done (resumed after 6)" and video_info(out / "street.mp4")[0] == 6  # its own: kept
+    redone = convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=6), overwrite=True,
+                            job=("model b",))[0]  # fmt: skip
+    assert redone.status == "done" and (out / "street.mp4").read_bytes() != kept
 
 
 def test_batch_folder(street_video: Path, h2z_onnx: Path, horse_paths: list[Path], tmp_path: Path) -> None:

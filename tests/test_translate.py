@@ -190,7 +190,7 @@ def test_size_translates_large_photos_small_and_ctrl_c_says_what_was_written(tmp
     assert f"{done} that existed kept" in r.stdout
     full = read_image(out / "big" / "p00.png")
     r = subprocess.run([*cmd, "--size", "64"], capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 1 and "holds 40 images translated with another model or --size" in r.stderr, r.stderr
+    assert r.returncode == 1 and "holds 40 outputs made with another model or other settings" in r.stderr, r.stderr
     r = subprocess.run([*cmd, "--size", "64", "--overwrite"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0 and "40 of 40 images written" in r.stdout, r.stderr[-2000:]
     small = read_image(out / "big" / "p00.png")
@@ -263,7 +263,7 @@ def test_another_models_outputs_stop_a_rerun(tmp_path: Path, capsys: pytest.Capt
     with Image.open(written[0]) as im:  # another PNG reader finds the chunk, and its CRC holds
         assert im.text[JOB_KEYWORD] == job and np.array_equal(np.asarray(im)[..., ::-1], read_image(written[0]))
     capsys.readouterr()
-    refusal = f"holds 2 images translated with another model or --size (first: {written[0]})"
+    refusal = f"holds 2 outputs made with another model or other settings (first: {written[0]})"
     for other in ([str(int8), "--size", "64"], [str(fp32)]):
         assert main([other[0], str(photos), "-o", str(out), *other[1:]]) == 1
         err = capsys.readouterr().err.strip()
@@ -288,6 +288,6 @@ def test_another_models_outputs_stop_a_rerun(tmp_path: Path, capsys: pytest.Capt
     capsys.readouterr()
     assert runtime_main([str(photos), str(batch_out), "--model", str(int8), "--size", "64"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == (f"error: {batch_out} holds 2 images translated with another model or --size (first: {made[0]}): "
+    assert err == (f"error: {batch_out} holds 2 outputs made with another model or other settings (first: {made[0]}): "
                    "--overwrite replaces them, or give another output folder"), err
     assert [p.read_bytes() for p in made] == before

@@ -28,6 +28,7 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cyclegan_edge import ASSETS_DIR as ASSETS
+from cyclegan_edge.atomic import check_writable
 from cyclegan_edge.errors import ArgumentParser, UsageError, int_arg, run_cli
 from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_outputs, output_path
 from cyclegan_edge.progress import progress_bar
@@ -292,7 +293,14 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
             raise SinkError(f"{args.output}: {uri} is translated to files ({OUTPUT_FOR[kind]})")
         if args.headless and is_display(args.output):
             raise UsageError(f"--headless never opens a window: give a file or a folder instead of {args.output}")
-    elif kind not in ("folder", "glob"):  # the batch converter checks each of its outputs
+    elif kind in ("folder", "glob"):  # a folder of outputs: checked before the model loads (each output later)
+        out = Path(args.output)
+        try:
+            check_writable(out / "probe")
+        except OSError as e:
+            why = "a file, not a folder" if out.is_file() else f"cannot write ({e.strerror or e})"
+            raise SinkError(f"{out}: {why} (a batch writes its outputs into a folder); nothing converted") from None
+    else:
         target = image_output(Path(str(uri)), args.output) if kind == "image" else Path(args.output)
         check_outputs([Path(p) for p in (uri, args.model) if p and Path(p).is_file()], [target])
         if target.is_file() and not target.suffix:
@@ -350,8 +358,8 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
 
 def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str, kind: str) -> int:
     """A folder or a glob: every video and image in it, to the OUTPUT folder."""
-    from cyclegan_edge.runtime.batch import (SKIPPED_EXISTS, convert_files, folder_files, glob_files, image_job,
-                                             summary_table)  # fmt: skip
+    from cyclegan_edge.runtime.batch import (NOT_TRIED, SKIPPED_EXISTS, convert_files, folder_files, glob_files,
+                                             image_job, summary_table)  # fmt: skip
 
     out_dir = Path(args.output)
     if kind == "glob":
@@ -367,7 +375,7 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
     print(summary_table(results, root))
     failed, stopped = [r for r in results if r.failed], [r for r in results if r.stopped]
     part = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
-    ok = len(results) - len(failed) - len(stopped)
+    ok = len(results) - len(failed) - len(stopped) - sum(r.status == NOT_TRIED for r in results)
     kept = sum(r.status == SKIPPED_EXISTS for r in results)
     wrote = any(r.output is not None and r.output.is_file() for r in results)  # this run's or earlier ones'
     where = f"outputs in {args.output}" if wrote else "nothing written"

@@ -348,6 +348,23 @@ def probe_prior(path: Path, key: str, fragmented: bool) -> PriorWork | None:
     return PriorWork(path, len(timing), Fraction(last) * time_base, Fraction(duration) * time_base)
 
 
+def conversion_key(source: AvSource, size: tuple[int, int], settings: EncodeSettings, job: tuple[object, ...]) -> str:
+    """The key a conversion of ``source`` to frames of ``size`` keeps in its output's comment tag: it resumes
+    only its own work, and a batch tells its own finished outputs from another conversion's."""
+    encoder = pick_encoder(settings, encoded_size(size, settings.codec), source.rate)
+    return job_key(source.path, job, settings, encoder, av.__version__)
+
+
+def held_key(path: Path) -> str | None:
+    """The conversion key a video file holds (None: not ours, or unreadable)."""
+    try:
+        with av.open(str(path)) as c:
+            tag = job_tag(c)
+    except (av.FFmpegError, OSError):
+        return None
+    return tag[len(KEY_PREFIX) :] if tag.startswith(KEY_PREFIX) else None
+
+
 def job_tag(container: Any) -> str:
     """The comment tag holding a conversion's job key (Matroska stores it as COMMENT)."""
     return str({k.lower(): v for k, v in container.metadata.items()}.get(KEY_TAG, ""))
@@ -355,11 +372,7 @@ def job_tag(container: Any) -> str:
 
 def converted_here(path: Path) -> bool:
     """Whether a video file was written by a conversion of this toolkit (its job key in the comment tag)."""
-    try:
-        with av.open(str(path)) as c:
-            return job_tag(c).startswith(KEY_PREFIX)
-    except (av.FFmpegError, OSError):
-        return False
+    return held_key(path) is not None
 
 
 def pick_encoder(s: EncodeSettings, size: tuple[int, int], rate: Fraction) -> str:
@@ -408,7 +421,7 @@ class AvVideoWriter(Sink):
         self.bitrate = parse_bitrate(settings.bitrate) if settings.bitrate else 0
         self.encoder = pick_encoder(settings, self.frame_size, self.rate)
         self.partial, self.stash = hidden(self.path, "partial"), hidden(self.path, "resume")
-        self.key = job_key(self.source.path, job, settings, self.encoder, av.__version__) if self.source else ""
+        self.key = conversion_key(self.source, size, settings, job) if self.source else ""
         self.frames = 0  # frames written by this run
         self.out: Any = None
         self.prior: PriorWork | None = None

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +44,11 @@ from cyclegan_edge.runtime.pipeline import (
     upscale_note,
 )
 from cyclegan_edge.runtime.sinks import EncodeSettings, OutputExists, SinkError, WriteFailed, open_output
-from cyclegan_edge.runtime.sources import SourceError, glob_root, open_source
+from cyclegan_edge.runtime.sources import SourceError, glob_root, open_source, pyav
 
 log = logging.getLogger("cyclegan_edge.runtime")
 SKIPPED_EXISTS, NOT_STARTED = "skipped (exists)", "not started"
+NOT_TRIED = "not tried (an output could not be written)"
 
 
 @dataclass
@@ -107,16 +108,53 @@ def image_job(digest: str, opts: PipelineOptions) -> str:
     return hashlib.sha256(f"{digest} size={opts.size}".encode()).hexdigest()[:32]
 
 
-def check_same_job(outputs: Iterable[Path], job: str, out_dir: Path) -> None:
-    """OutputExists when image ``outputs`` that exist were translated by another job (model or --size): kept as
-    they are, they would pass for this run's. Outputs that name no job (older versions, other tools) pass."""
-    images = (o for o in outputs if o.suffix.lower() in IMAGE_EXTENSIONS)
-    others = [o for o in images if png_text(o, JOB_KEYWORD) not in (None, job)]
+def check_same_job(pairs: Iterable[tuple[Path, Path]], out_dir: Path, image_job: str,
+                   video_key: Callable[[Path], str | None] | None = None) -> None:  # fmt: skip
+    """OutputExists when outputs that exist (``pairs``: source, output) were made by another job: an image whose PNG
+    names another ``image_job`` (model, --size), a video whose key is not ``video_key(source)`` (model, settings,
+    encoder). Kept as they are, they would pass for this run's. Outputs that name no job (older versions, other
+    tools) pass."""
+    others = []
+    for src, out in pairs:
+        if out.suffix.lower() in IMAGE_EXTENSIONS:
+            held = png_text(out, JOB_KEYWORD)
+            if image_job and held not in (None, image_job):
+                others.append(out)
+        elif video_key is not None and out.is_file():
+            held = video_held_key(out)
+            if held is not None and held != video_key(src):
+                others.append(out)
     if others:
         n = len(others)
-        raise OutputExists(f"{out_dir} holds {n} image{'' if n == 1 else 's'} translated with another model or "
-                           f"--size (first: {others[0]}): --overwrite replaces them, or give another output "
+        raise OutputExists(f"{out_dir} holds {n} output{'' if n == 1 else 's'} made with another model or other "
+                           f"settings (first: {others[0]}): --overwrite replaces them, or give another output "
                            "folder")  # fmt: skip
+
+
+def video_held_key(path: Path) -> str | None:
+    av_video = pyav()
+    return av_video.held_key(path) if av_video is not None else None
+
+
+def video_key_for(opts: PipelineOptions, settings: EncodeSettings | None, job: tuple[object, ...]
+                  ) -> Callable[[Path], str | None]:  # fmt: skip
+    """The conversion key a video's output would hold (see av_video.conversion_key); None where PyAV does not
+    read the source."""
+    def key(src: Path) -> str | None:
+        av_video = pyav()
+        try:
+            source = open_source(str(src))
+        except SourceError:
+            return None
+        try:
+            if av_video is None or not isinstance(source, av_video.AvSource):
+                return None
+            return str(av_video.conversion_key(source, output_size(source.size, opts), settings or EncodeSettings(),
+                                               job))  # fmt: skip
+        finally:
+            source.close()
+
+    return key
 
 
 def already_done(src: Path, out: Path) -> bool:
@@ -243,8 +281,9 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
     check_outputs(files, outputs.values())  # before anything is opened
     if shard is not None:  # after naming the outputs, so that every shard names them alike
         files = [p for p in files if in_shard(relative_to(p, root) or p, shard)]
-    if image_job and not overwrite:
-        check_same_job((outputs[p] for p in files if p in outputs), image_job, out_dir)
+    if not overwrite:
+        check_same_job([(p, outputs[p]) for p in files if p in outputs], out_dir, image_job,
+                       video_key_for(opts, settings, job))  # fmt: skip
     results: list[FileResult] = []
     markable = markable_output_folder(out_dir)
     for i, src in enumerate(progress_bar(files, desc="files", unit="file", position=0)):
@@ -264,9 +303,9 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             res = FileResult(src, out if out.exists() else None, "interrupted")
         except OSError as e:  # an image's write
             res = failure(src, f"cannot write ({first_line(e)})", write_failed=True)
-        if res.write_failed:  # the next file would fail alike
-            res.error = f"{res.error}; stopped, {not_tried(len(files) - i - 1)}"
+        if res.write_failed:  # the next file would fail alike: the rest are listed, not tried
             results.append(res)
+            results += [FileResult(p, outputs.get(p), NOT_TRIED) for p in files[i + 1 :]]
             break
         results.append(res)
         if markable and res.output is not None and res.output.exists():
@@ -275,10 +314,6 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             results += [untried(p, outputs.get(p), overwrite) for p in files[i + 1 :]]
             break
     return results
-
-
-def not_tried(n: int) -> str:
-    return f"{n} file{'' if n == 1 else 's'} not tried"
 
 
 def untried(src: Path, out: Path | None, overwrite: bool) -> FileResult:

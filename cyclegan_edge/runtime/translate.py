@@ -85,7 +85,7 @@ def run(argv: list[str] | None) -> int:
     opts = PipelineOptions(size=args.size)
     job = image_job(model_digest(model), opts)
     if not args.overwrite:
-        check_same_job(outputs, job, out_dir)
+        check_same_job(zip(files, outputs), out_dir, job)
     todo = [(src, out) for src, out in zip(files, outputs) if args.overwrite or not already_done(src, out)]
     kept = len(files) - len(todo)
     kept_note = f"; {kept} that existed kept (--overwrite replaces them)" if kept else ""
