@@ -238,24 +238,33 @@ def test_output_is_checked_before_any_work(clean_root: Path, tmp_path: Path, cap
 
 
 def test_undecodable_images_are_skipped_and_counted(small_root: Path, tmp_path: Path) -> None:
-    """A file that is not an image (test and training folders) is skipped with a warning naming it, and the counts
-    used and skipped are in the report."""
+    """A file that is not an image (test and training folders), or one too small to judge (a 1x1 px image scored
+    526 on the checkerboard measure), is skipped with a warning naming it, and the counts used and skipped are in
+    the report."""
+    import cv2
+
+    root = tmp_path / "data"
+    shutil.copytree(small_root, root)
+    cv2.imwrite(str(root / "testA" / "tiny.png"), np.full((1, 1, 3), 200, np.uint8))
     out = tmp_path / "report"
     cmd = [sys.executable, "-m", "cyclegan_edge.evaluate", str(ASSETS_DIR / "photo2monet.pth"), "--dataroot",
-           str(small_root), *QUICK, "--cache-dir", str(tmp_path / "cache"), "-o", str(out)]  # fmt: skip
+           str(root), *QUICK, "--cache-dir", str(tmp_path / "cache"), "-o", str(out)]  # fmt: skip
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     for bad in ("testA/g1.jpg", "trainA/g1.jpg", "trainB/cut.jpg"):
-        assert f"WARNING skipped: {small_root / bad}: " in r.stderr, r.stderr[-2000:]
-    for folder in ("testA", "trainA", "trainB"):
-        assert f"WARNING {small_root / folder}: 1 of 5 image files skipped (not decodable)" in r.stderr
+        assert f"WARNING skipped: {root / bad}: " in r.stderr, r.stderr[-2000:]
+    for folder in ("trainA", "trainB"):
+        assert f"WARNING {root / folder}: 1 of 5 image files skipped (not decodable)" in r.stderr
+    assert f"WARNING skipped: {root / 'testA' / 'tiny.png'}: 1x1 px, too small to use (under 16 px a side)" in r.stderr
+    assert f"WARNING {root / 'testA'}: 2 of 6 image files skipped (1 not decodable, 1 too small)" in r.stderr
     report = json.loads((out / "evaluate.json").read_text())
     data, clf = report["data"], report["domain"]["classifier"]
-    assert (data["n_source"], data["skipped_source"], data["n_target"], data["skipped_target"]) == (4, 1, 4, 0)
+    assert (data["n_source"], data["skipped_source"], data["n_target"], data["skipped_target"]) == (4, 2, 4, 0)
     assert (clf["n_a"], clf["skipped_a"], clf["n_b"], clf["skipped_b"]) == (4, 1, 4, 1)
+    assert report["checkerboard"]["score"] < 10, report["checkerboard"]  # the 1x1 image made it 526
     md = (out / "evaluate.md").read_text()
-    assert f"4 A ({small_root / 'testA'}; 1 image file skipped: not decodable)" in md
-    assert "trained on 4 A + 4 B images (2 image files skipped: not decodable)" in md
+    assert f"4 A ({root / 'testA'}; 2 image files skipped: not decodable or too small)" in md
+    assert "trained on 4 A + 4 B images (2 image files skipped: not decodable or too small)" in md
 
 
 def test_an_earlier_evaluation_is_kept_and_a_nan_generator_is_one_error(
@@ -321,7 +330,7 @@ def test_folders_without_usable_images_are_one_line(clean_root: Path, tmp_path: 
     (bad / "a.jpg").write_text("no")
     (bad / "b.png").write_bytes(b"\x89PNG\r\n")
     base = [str(ASSETS_DIR / "photo2monet.pth"), "--dataroot", str(clean_root), "--cache-dir", str(cache), *QUICK]
-    unusable = "no usable images (2 image files, none decodable); it should hold the domain"
+    unusable = "no usable images (2 image files, none decodable and large enough); it should hold the domain"
     nothing = "no image files (.jpg, .png, ...) in this folder; it should hold the domain"
     training = "training images (for the domain classifier)"
     cases = [(["--b", str(bad)], f"{bad}: {unusable} B test images"),

@@ -1,7 +1,7 @@
 """Test and training images for evaluation: an even spread of a folder's files, squared and resized.
 
-A file that does not decode (not an image, corrupt data) is skipped with a warning naming it, as training
-does; a folder with no usable image is one error line naming it."""
+A file that does not decode (not an image, corrupt data) or is too small to judge from (under 16 px a side) is
+skipped with a warning naming it, as training does; a folder with no usable image is one error line naming it."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def usable_images(files: Sequence[Path], folder: str | os.PathLike[str], what: s
     """The decoded files (BGR uint8; see imaging.io.decoded_images); DataError naming ``folder`` when none is."""
     good = [image for _, image in decoded_images(files, folder)]
     if not good:
-        raise DataError(f"{folder}: no usable images ({len(files)} image files, none decodable); it should hold "
-                        f"the {what}")  # fmt: skip
+        raise DataError(f"{folder}: no usable images ({len(files)} image files, none decodable and large enough); it "
+                        f"should hold the {what}")  # fmt: skip
     return good
 
 

@@ -82,7 +82,7 @@ def _ci(ci: list[float | None]) -> str:
 
 
 def _skipped(n: int | None, around: str = "; {}") -> str:
-    return around.format(f"{n} image file{'s' * (n != 1)} skipped: not decodable") if n else ""
+    return around.format(f"{n} image file{'s' * (n != 1)} skipped: not decodable or too small") if n else ""
 
 
 def markdown(r: dict[str, Any]) -> str:

@@ -351,11 +351,16 @@ def labeled_grid(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[Sequence
     return np.vstack(parts)
 
 
+MIN_USABLE_SIDE = 16  # px: smaller, an image scaled to a model's size is a blur, not a photo to learn or judge from
+
+
 def decoded_images(files: Iterable[Path], folder: str | os.PathLike[str], limit: int = 0,
                    ) -> Iterator[tuple[Path, np.ndarray]]:  # fmt: skip
-    """Each of ``files`` that decodes, with its image, until ``limit`` of them (0: all). Each one that does not
-    is skipped with a warning naming it, and one warning then counts them (``folder``: where they are)."""
-    used = skipped = 0
+    """Each of ``files`` that decodes and has ``MIN_USABLE_SIDE`` px a side, with its image, until ``limit`` of
+    them (0: all). Each other one is skipped with a warning naming it, and one warning then counts them
+    (``folder``: where they are)."""
+    used = 0
+    skipped = {"not decodable": 0, "too small": 0}
     for p in files:
         if limit and used == limit:
             break
@@ -363,12 +368,19 @@ def decoded_images(files: Iterable[Path], folder: str | os.PathLike[str], limit:
             image = read_image(p)
         except ImageReadError as e:
             log.warning("skipped: %s", e)
-            skipped += 1
+            skipped["not decodable"] += 1
+            continue
+        h, w = image.shape[:2]
+        if min(h, w) < MIN_USABLE_SIDE:
+            log.warning("skipped: %s: %dx%d px, too small to use (under %d px a side)", p, w, h, MIN_USABLE_SIDE)
+            skipped["too small"] += 1
             continue
         used += 1
         yield p, image
-    if skipped:
-        log.warning("%s: %d of %d image files skipped (not decodable)", folder, skipped, used + skipped)
+    n = sum(skipped.values())
+    if n:
+        why = [f"{k}" if v == n else f"{v} {k}" for k, v in skipped.items() if v]
+        log.warning("%s: %d of %d image files skipped (%s)", folder, n, used + n, ", ".join(why))
 
 
 def load_test_images(folder: str | os.PathLike[str], count: int) -> list[np.ndarray]:
