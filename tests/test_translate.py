@@ -158,6 +158,13 @@ def test_an_output_that_cannot_be_a_folder_is_refused_before_any_work(tmp_path: 
                             images, "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
         assert r.returncode == 1 and r.stderr == f"error: --output {out}: {why}; nothing written\n", r.stderr
     assert taken.read_text() == "keep me\n" and os.listdir(ro) == []
+    # an image file's name for --output made a folder of that name: a usage line naming the runtime instead
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.translate", "photo2monet", images, "-o",
+                        str(tmp_path / "x.png")], cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and r.stderr == (
+        f"error: --output {tmp_path / 'x.png'}: translate writes into a folder (-o DIR gives DIR/NAME.png); one image "
+        f"to one file: python -m cyclegan_edge.runtime IMAGE {tmp_path / 'x.png'} --model MODEL\n"), r.stderr
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_size_translates_large_photos_small_and_ctrl_c_says_what_was_written(tmp_path: Path) -> None:

@@ -195,9 +195,12 @@ def test_an_existing_image_output_is_kept_unless_overwrite(tmp_path: Path, capsy
     common = ["--size", "64", "--threads", "1", "--backend", "onnxruntime"]
     assert runtime(capsys, str(IMAGES[0]), str(out), *common)[0] == 0
     first = out.read_bytes()
-    rc, _, errors = runtime(capsys, str(IMAGES[1]), str(out), *common)
-    assert rc == 1 and errors == [f"error: {out} exists: --overwrite replaces it, or give another output"]
-    assert out.read_bytes() == first
+    rc, said, errors = runtime(capsys, str(IMAGES[0]), str(out), *common)  # the same command again: done, as a video
+    assert rc == 0 and said == f"{out} already holds this translation of {IMAGES[0]} (--overwrite translates again)\n"
+    for other in ([str(IMAGES[1]), str(out), *common], [str(IMAGES[0]), str(out), *common[2:], "--size", "32"]):
+        rc, _, errors = runtime(capsys, *other)  # another source, another size: not this translation
+        assert rc == 1 and errors == [f"error: {out} exists: --overwrite replaces it, or give another output"]
+        assert out.read_bytes() == first
     assert runtime(capsys, str(IMAGES[1]), str(out), *common, "--overwrite")[0] == 0
     assert out.read_bytes() != first
 

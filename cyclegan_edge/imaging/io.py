@@ -186,6 +186,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JOB_KEYWORD = "cyclegan-edge job"  # the PNG text chunk naming what made a translation (model, size)
+SOURCE_KEYWORD = "cyclegan-edge source"  # and the one naming what it translated (the source file's SHA-256)
 
 
 def png_with_text(png: bytes, keyword: str, text: str) -> bytes:
@@ -219,16 +220,18 @@ def png_text(path: str | os.PathLike[str], keyword: str) -> str | None:
     return None
 
 
-def write_image(path: str | os.PathLike[str], image: np.ndarray, job: str = "") -> Path:
-    """``image`` to ``path`` (the format its extension names) atomically; ``job``: what made it, kept in a PNG's
-    JOB_KEYWORD text chunk (``png_text`` reads it) so that a rerun tells its own outputs from another job's."""
+def write_image(path: str | os.PathLike[str], image: np.ndarray, job: str = "", source: str = "") -> Path:
+    """``image`` to ``path`` (the format its extension names) atomically; ``job``: what made it, ``source``: what
+    from, kept in a PNG's JOB_KEYWORD and SOURCE_KEYWORD text chunks (``png_text`` reads them) so that a rerun
+    tells its own outputs from another job's."""
     p = Path(path)
     ok, buf = cv2().imencode(p.suffix or ".png", image)
     if not ok:
         raise ValueError(f"{p}: OpenCV cannot encode this extension")
     data = buf.tobytes()
-    if job and data.startswith(PNG_SIGNATURE):
-        data = png_with_text(data, JOB_KEYWORD, job)
+    if data.startswith(PNG_SIGNATURE):
+        for keyword, text in ((SOURCE_KEYWORD, source), (JOB_KEYWORD, job)):
+            data = png_with_text(data, keyword, text) if text else data
     try:
         with atomic_path(p) as tmp:
             tmp.write_bytes(data)

@@ -305,10 +305,21 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
         check_outputs([Path(p) for p in (uri, args.model) if p and Path(p).is_file()], [target])
         if target.is_file() and not target.suffix:
             raise SinkError(f"{target} is a file: a name without an extension is a folder of frames (or give OUT.mp4)")
-        if target.is_file() and not args.overwrite and not converted_here(target):  # else the writer tells
+        ours = target.is_file() and (converted_here(target) or holds_translation(args, Path(str(uri)), target))
+        if target.is_file() and not args.overwrite and not ours:  # ours: the writer resumes it, or it is said done
             raise OutputExists(f"{target} exists: --overwrite replaces it, or give another output")
         if target.is_dir() and not args.overwrite and any(target.glob("frame_*")):
             raise OutputExists(f"{target} holds frames already: --overwrite replaces them, or give another folder")
+
+
+def holds_translation(args: argparse.Namespace, src: Path, out: Path) -> bool:
+    """Whether an image file is this command's translation already: its PNG names this source, model and --size."""
+    from cyclegan_edge.imaging.io import JOB_KEYWORD, SOURCE_KEYWORD, png_text
+    from cyclegan_edge.runtime.batch import image_job, source_digest
+
+    if png_text(out, SOURCE_KEYWORD) != source_digest(src):
+        return False
+    return png_text(out, JOB_KEYWORD) == image_job(chosen_digest(args), PipelineOptions(size=args.size))
 
 
 def converted_here(path: Path) -> bool:
@@ -407,6 +418,9 @@ def run_image(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
 
     src = Path(uri)
     out = image_output(src, args.output)  # checked against the inputs already (check_paths)
+    if not args.overwrite and out.is_file() and holds_translation(args, src, out):
+        print(f"{out} already holds this translation of {src} (--overwrite translates again)")
+        return 0
     result = convert_image(src, out, backend, opts, note_upscale=True, job=image_job(chosen_digest(args), opts))
     if result.error is not None:
         print(f"error: {src}: {result.error}", file=sys.stderr)

@@ -102,6 +102,13 @@ def model_digest(model: str | os.PathLike[str]) -> str:
     return sha256_file(model) if Path(model).is_file() else str(model)
 
 
+def source_digest(src: Path) -> str:
+    """What an image output keeps of its source (SOURCE_KEYWORD): the file's SHA-256, shortened."""
+    from cyclegan_edge.atomic import sha256_file
+
+    return sha256_file(src)[:32]
+
+
 def image_job(digest: str, opts: PipelineOptions) -> str:
     """What shapes an image's translation, the model's bytes and the inference size: written into each PNG
     (``write_image``), so that a rerun tells its own outputs from another model's."""
@@ -225,7 +232,7 @@ def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions 
     result = translate_frames(backend, [frame])[0]
     if hw != size:
         result = cv2().resize(result, (size[1], size[0]), interpolation=cv2().INTER_LINEAR)
-    write_image(out, result, job)
+    write_image(out, result, job, source_digest(src) if job else "")
     return FileResult(src, out, "done", 1, 1.0 / max(time.perf_counter() - t, 1e-9))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cyclegan_edge.atomic import check_writable
-from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, int_arg, run_cli
+from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, UsageError, int_arg, run_cli
 from cyclegan_edge.imaging.io import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -57,6 +57,9 @@ def run(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
     out_dir: Path = args.output
+    if out_dir.suffix.lower() in IMAGE_EXTENSIONS and not out_dir.is_dir():  # it would become a folder of that name
+        raise UsageError(f"--output {out_dir}: translate writes into a folder (-o DIR gives DIR/NAME.png); one image to "
+                         f"one file: python -m cyclegan_edge.runtime IMAGE {out_dir} --model MODEL")  # fmt: skip
     try:  # before the model loads and any image is read: a file there, or a folder that cannot be written
         check_writable(out_dir / "probe")
     except OSError as e:
