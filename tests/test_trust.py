@@ -203,6 +203,9 @@ CASES: dict[str, Case] = {
                                     pythonpath="notorch"),
     "11-engine-without-onnx": Case(["export", str(ONNX), "--engine", "c11/x.plan"], 1, "pip install 'cyclegan-edge[engine]'",
                                    pythonpath="noonnx"),
+    "11-evaluate-without-torch": Case(["evaluate", str(ONNX), "--dataroot", "."], 1,
+                                      "evaluate needs torch (its domain classifier trains with it): pip install "
+                                      "'cyclegan-edge[evaluate]'", pythonpath="notorch"),
     # 12: not an image generator
     "12-classifier": Case(rt("--engine", "classifier.onnx", "--video", "clip.avi", "-o", "c12/a.mp4"), 1,
                           "classifier.onnx: not an image generator (found inputs ?x3x224x224 and outputs ?x10"),
@@ -472,7 +475,7 @@ def test_10_bad_values_are_refused_up_front(ran: Any) -> None:
 
 
 def test_11_a_missing_optional_package_names_its_extra(ran: Any) -> None:
-    for name in ("11-pth-without-torch", "11-export-without-torch", "11-engine-without-onnx"):
+    for name in ("11-pth-without-torch", "11-export-without-torch", "11-engine-without-onnx", "11-evaluate-without-torch"):
         check(ran, name)
 
 

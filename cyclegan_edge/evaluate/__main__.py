@@ -109,6 +109,10 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
     )
 
 
+class NeedsTorch(ImportError):
+    """torch is missing: one line naming the extra that brings it (exit 1)."""
+
+
 def run(argv: list[str] | None) -> int:
     require_python_310("evaluation")
     from cyclegan_edge.evaluate.config import parse_args
@@ -122,6 +126,11 @@ def run(argv: list[str] | None) -> int:
     if cfg.output:  # before any work: a report that cannot be written fails now, not after the evaluation
         check_output(cfg.output, [Path(p) for p in (cfg.generator, cfg.reverse) if p], cfg.overwrite)
     import_holding_ctrl_c(("torch",))  # not before: --help and usage errors need no torch
+    try:
+        import torch  # noqa: F401  (the domain classifier trains with it, whatever the generator's format)
+    except ImportError:
+        raise NeedsTorch("evaluate needs torch (its domain classifier trains with it): pip install "
+                         "'cyclegan-edge[evaluate]'") from None  # fmt: skip
     report = evaluate(cfg, recipe, "python -m cyclegan_edge.evaluate " + shlex.join(argv))
     for c in report["caveats"]:
         logging.getLogger("cyclegan_edge.evaluate").warning("%s", c)
