@@ -406,3 +406,17 @@ def test_a_size_far_above_the_source_is_named(tmp_path: Path) -> None:
     r = subprocess.run([*cmd, "fine.png", "--size", "60"], capture_output=True, text=True, env=ENV, cwd=tmp_path,
                        timeout=120)  # fmt: skip
     assert r.returncode == 0 and "WARNING" not in r.stderr, r.stderr[-2000:]
+    from cyclegan_edge.runtime.pipeline import upscale_note
+
+    odd = upscale_note((7, 9), PipelineOptions(size=256))  # no --size fits a 7 px side (8 is the least): none is named
+    assert odd is not None and odd.endswith("no detail gained; leaving --size out avoids it"), odd
+
+
+def test_a_large_photo_at_full_resolution_gets_a_hint() -> None:
+    """A 24 MP photo at full resolution took 5.7 GB and about 30 s on this CPU, with nothing said about --size."""
+    from cyclegan_edge.runtime.pipeline import large_note
+
+    hint = large_note((4000, 6000), PipelineOptions())
+    assert hint == ("6000x4000 (24 MP) at full resolution is slow and takes gigabytes of memory on a CPU; --size 1024 "
+                    "translates at a 1024 px shorter side and scales the result back to this size")
+    assert large_note((4000, 6000), PipelineOptions(size=1024)) is None and large_note((2448, 3264), PipelineOptions()) is None

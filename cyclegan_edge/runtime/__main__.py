@@ -421,7 +421,8 @@ def run_image(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
     if not args.overwrite and out.is_file() and holds_translation(args, src, out):
         print(f"{out} already holds this translation of {src} (--overwrite translates again)")
         return 0
-    result = convert_image(src, out, backend, opts, note_upscale=True, job=image_job(chosen_digest(args), opts))
+    result = convert_image(src, out, backend, opts, note_upscale=True, job=image_job(chosen_digest(args), opts),
+                           said=set())  # fmt: skip
     if result.error is not None:
         print(f"error: {src}: {result.error}", file=sys.stderr)
         return 1

@@ -39,6 +39,7 @@ from cyclegan_edge.runtime.pipeline import (
     PipelineStats,
     after_resume,
     inference_size,
+    large_note,
     output_size,
     too_small,
     upscale_note,
@@ -210,11 +211,11 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
 
 
 def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions | None = None,
-                  note_upscale: bool = False, job: str = "") -> FileResult:  # fmt: skip
+                  note_upscale: bool = False, job: str = "", said: set[str] | None = None) -> FileResult:  # fmt: skip
     """One image, out at its own size (inference at ``opts.size`` when given, scaled back; ``note_upscale``: a
     warning when that is an upscale, for one image: a batch's would be one per file; ``job``: ``image_job``'s key,
-    kept in the PNG). A file that cannot be used gives a failed result; a failed write raises OSError, a broken
-    model its BackendError."""
+    kept in the PNG; ``said``: hints a run gave already, a large image's once per run). A file that cannot be used
+    gives a failed result; a failed write raises OSError, a broken model its BackendError."""
     try:
         img = read_image(src)
     except ImageReadError as e:
@@ -227,6 +228,10 @@ def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions 
     upscaled = upscale_note(size, opts) if note_upscale and opts else None
     if upscaled:
         log.warning("%s: %s", src.name, upscaled)
+    large = large_note(size, opts or PipelineOptions())
+    if large and said is not None and "large" not in said:
+        said.add("large")
+        log.warning("%s: %s", src.name, large)
     t = time.perf_counter()
     frame = img if hw == size else cv2().resize(img, (hw[1], hw[0]), interpolation=cv2().INTER_AREA)
     result = translate_frames(backend, [frame])[0]
@@ -292,6 +297,7 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
         check_same_job([(p, outputs[p]) for p in files if p in outputs], out_dir, image_job,
                        video_key_for(opts, settings, job))  # fmt: skip
     results: list[FileResult] = []
+    said: set[str] = set()  # hints given once per batch
     markable = markable_output_folder(out_dir)
     for i, src in enumerate(progress_bar(files, desc="files", unit="file", position=0)):
         ext = src.suffix.lower()
@@ -305,7 +311,7 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             if ext in VIDEO_EXTENSIONS:
                 res = convert_video(src, out, backend, opts, settings=settings, job=job, overwrite=overwrite)
             else:
-                res = convert_image(src, out, backend, opts, job=image_job)
+                res = convert_image(src, out, backend, opts, job=image_job, said=said)
         except KeyboardInterrupt:
             res = FileResult(src, out if out.exists() else None, "interrupted")
         except OSError as e:  # an image's write

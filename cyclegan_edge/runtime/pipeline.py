@@ -99,15 +99,29 @@ MIN_SIDE = 5  # padded to 8: the generator halves it twice, then reflect-pads 1 
 UPSCALE_NOTED = 2.0  # --size at least this many times the source's shorter side gets a warning
 
 
+LARGE_PIXELS = 8_000_000  # full-resolution images above this get a hint about --size (24 MP took 5.7 GB on a CPU)
+
+
+def large_note(source_size: tuple[int, int], opts: PipelineOptions) -> str | None:
+    """A hint for an image translated at full resolution that is large enough to take minutes and gigabytes on
+    a CPU, or None."""
+    h, w = source_size
+    if opts.size or h * w <= LARGE_PIXELS:
+        return None
+    return (f"{w}x{h} ({h * w / 1e6:.0f} MP) at full resolution is slow and takes gigabytes of memory on a CPU; "
+            "--size 1024 translates at a 1024 px shorter side and scales the result back to this size")
+
+
 def upscale_note(source_size: tuple[int, int], opts: PipelineOptions) -> str | None:
     """Why --size is a poor choice for this source (the model would run on a frame upscaled 2x or more: slower,
     and no detail is gained), or None."""
     shorter = min(source_size)
     if not opts.size or opts.size < UPSCALE_NOTED * shorter:
         return None
+    fits = shorter // 4 * 4
+    avoid = f"--size {fits} or less (or none) avoids it" if fits >= SIZE_RANGE[0] else "leaving --size out avoids it"
     return (f"--size {opts.size} is {opts.size / shorter:.1f}x the source's shorter side ({shorter} px): the model "
-            f"runs on an upscaled frame, slower and with no detail gained; --size {shorter // 4 * 4} or less (or none) "
-            "avoids it")  # fmt: skip
+            f"runs on an upscaled frame, slower and with no detail gained; {avoid}")  # fmt: skip
 
 
 def too_small(hw: tuple[int, int]) -> str | None:

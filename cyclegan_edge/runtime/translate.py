@@ -98,10 +98,11 @@ def run(argv: list[str] | None) -> int:
     backend = open_backend(model, options)
     markable = markable_output_folder(out_dir)
     failed = written = 0
+    said: set[str] = set()  # hints given once per run
     for src, out in progress_bar(todo, desc="translate", unit="img"):
         before = out.stat().st_mtime_ns if out.is_file() else None
         try:
-            result = convert_image(src, out, backend, opts, job=job)
+            result = convert_image(src, out, backend, opts, job=job, said=said)
         except KeyboardInterrupt:  # the image may have been written before the Ctrl-C landed
             written += out.is_file() and out.stat().st_mtime_ns != before
             if markable and written:
