@@ -58,8 +58,8 @@ def run(argv: list[str] | None) -> int:
 
     out_dir: Path = args.output
     if out_dir.suffix.lower() in IMAGE_EXTENSIONS and not out_dir.is_dir():  # it would become a folder of that name
-        raise UsageError(f"--output {out_dir}: translate writes into a folder (-o DIR gives DIR/NAME.png); one image to "
-                         f"one file: python -m cyclegan_edge.runtime IMAGE {out_dir} --model MODEL")  # fmt: skip
+        raise UsageError(f"--output {out_dir}: translate writes into a folder (-o DIR gives DIR/NAME.png); one image "
+                         f"to one file: python -m cyclegan_edge.runtime IMAGE {out_dir} --model MODEL")  # fmt: skip
     try:  # before the model loads and any image is read: a file there, or a folder that cannot be written
         check_writable(out_dir / "probe")
     except OSError as e:
