@@ -34,6 +34,11 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line, exit 2 through run_cli) instead of printing usage."""
 
     def error(self, message: str) -> NoReturn:
+        extra = message.split(": ", 1)[1].split() if message.startswith("unrecognized arguments: ") else []
+        if len(extra) >= 2 and all(os.path.exists(a) for a in extra):  # `runtime photos/*.jpg out/` unquoted
+            raise UsageError(f"unrecognized arguments: {len(extra)} files ({extra[0]} ... {extra[-1]}): a pattern the "
+                             "shell expanded? Quote it ('photos/*.jpg') for the command to expand, or give the folder "
+                             f"(see {self.prog} --help)")  # fmt: skip
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 

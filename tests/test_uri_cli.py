@@ -99,6 +99,11 @@ def test_glob_to_folder(capsys: pytest.CaptureFixture[str], folder: Path, tmp_pa
     assert converted == sorted([OUTPUT_MARKER, IMAGES[0].stem + ".png", f"sub/{IMAGES[1].stem}.png"])  # paths below the glob's root
     rc, _, errors = runtime(capsys, f"{folder}/*.gif", str(out), *FAST)
     assert rc == 1 and len(errors) == 1 and "no file matches" in errors[0], errors
+    expanded = [str(p) for p in sorted(folder.glob("*"))]  # the pattern left unquoted: the shell hands over files
+    rc, _, errors = runtime(capsys, *expanded, str(out), *FAST)
+    assert rc == 2 and errors == [f"error: unrecognized arguments: {len(expanded) - 1} files ({expanded[2]} ... {out}): "
+                                  "a pattern the shell expanded? Quote it ('photos/*.jpg') for the command to expand, or "
+                                  "give the folder (see python -m cyclegan_edge.runtime --help)"], errors
 
 
 def test_image_to_image_file_or_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
