@@ -225,3 +225,30 @@ def test_live_source_streams_by_the_clock(capsys: pytest.CaptureFixture[str], tm
     sent = int(stdout.split(" frames -> ")[0].split()[-1])
     assert len(frames) == sent >= 3 and frames.shape[1:] == (48, 64, 3), (sent, frames.shape)
     assert np.all(np.diff(pts) > 0) and 0.5 < (pts[-1] - pts[0]) / 90000 < 5, pts  # 10 frames at 10 fps: about 1 s
+
+
+def test_a_udp_stream_is_a_source_too(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """What the runtime streams, another runtime reads (udp:// was taken for a file name: 'no such file'); a stream
+    that cannot be opened says why in one line (FFmpeg's reason, not its log line)."""
+    port = free_port_pair()
+    out = tmp_path / "from_udp.mp4"
+    rx = subprocess.Popen([sys.executable, "-m", "cyclegan_edge.runtime", f"udp://127.0.0.1:{port}", str(out), *FAST,
+                           "--max-frames", "12", "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)  # fmt: skip
+    try:
+        time.sleep(3)  # the receiver binds the port once it has started; datagrams sent before are lost, no more
+        assert main([str(DEMO), f"udp://127.0.0.1:{port}", *FAST, "--max-frames", "60"]) == 0
+        said, err = rx.communicate(timeout=60)
+    finally:
+        rx.kill()
+    capsys.readouterr()
+    assert rx.returncode == 0 and f"-> {out}" in said, err[-2000:]
+    source = open_source(str(out))
+    try:
+        assert source.read() is not None and source.size == DEMO_HW
+    finally:
+        source.close()
+    rc = main(["rtsp://127.0.0.1:1/none", str(tmp_path / "x.mp4"), *FAST])
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 1 and errors == ["error: rtsp://127.0.0.1:1/none: cannot open this stream (Connection to "
+                                  "tcp://127.0.0.1:1 failed: Connection refused)"], errors

@@ -133,22 +133,31 @@ def list_files(paths: Iterable[str | os.PathLike[str]], extensions: frozenset[st
     return list(unique.values())
 
 
-def decode_jpeg_watched(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
-    """imdecode, and libjpeg's complaints about corrupt data: libjpeg only prints them (to the C stderr)
-    and returns an image with the lost part grey, so fd 2 is captured around the call. Anything else
-    printed meanwhile is passed on."""
-    decode = cv2().imdecode
+@contextlib.contextmanager
+def c_stderr_lines() -> Iterator[list[str]]:
+    """What C libraries print to file descriptor 2 inside the block (libjpeg, FFmpeg): the yielded list is filled
+    when the block ends. Python's own stderr is flushed first and is captured too."""
+    lines: list[str] = []
     with _FD2_LOCK, tempfile.TemporaryFile() as said:
         sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(said.fileno(), 2)
         try:
-            img = decode(data, cv2().IMREAD_UNCHANGED)
+            yield lines
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-        said.seek(0)
-        lines = said.read().decode(errors="replace").splitlines()
+            said.seek(0)
+            lines += said.read().decode(errors="replace").splitlines()
+
+
+def decode_jpeg_watched(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
+    """imdecode, and libjpeg's complaints about corrupt data: libjpeg only prints them (to the C stderr)
+    and returns an image with the lost part grey, so fd 2 is captured around the call. Anything else
+    printed meanwhile is passed on."""
+    decode = cv2().imdecode
+    with c_stderr_lines() as lines:
+        img = decode(data, cv2().IMREAD_UNCHANGED)
     corrupt = [ln for ln in lines if ln.startswith(JPEG_CORRUPTION)]
     other = [ln for ln in lines if ln not in corrupt]
     if other:

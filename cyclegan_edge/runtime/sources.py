@@ -19,6 +19,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS
+from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, c_stderr_lines
 
 log = logging.getLogger("cyclegan_edge.runtime")
 
@@ -54,6 +56,10 @@ class SourceSpec:
         return self.kind not in FILE_KINDS
 
 
+# network sources OpenCV's FFmpeg opens (udp/rtp/srt: what the runtime's own stream output sends)
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "rtp://", "srt://")
+
+
 def parse_source(uri: str) -> SourceSpec:
     u = uri.strip()
     if u.isdigit():
@@ -62,7 +68,7 @@ def parse_source(uri: str) -> SourceSpec:
         return SourceSpec("camera", u, True)
     if u.startswith("csi://"):
         return SourceSpec("csi", u[len("csi://") :] or "0", True)
-    if u.startswith(("rtsp://", "rtsps://", "http://", "https://", "rtmp://")):
+    if u.startswith(STREAM_SCHEMES):
         return SourceSpec("stream", u, True)
     if u.startswith("test://"):
         return SourceSpec("test", u, True)
@@ -114,6 +120,12 @@ class Source:
         pass
 
 
+def ffmpeg_reason(line: str) -> str:
+    """An FFmpeg log line less its ``[component @ 0x...]`` prefix and the URL's query (``?timeout=0``)."""
+    text = re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip())
+    return re.sub(r"(\w+://[^\s?]+)\?\S*", r"\1", text)
+
+
 class CaptureSource(Source):
     """Anything OpenCV's VideoCapture opens: files, cameras, streams, GStreamer pipelines."""
 
@@ -133,10 +145,17 @@ class CaptureSource(Source):
             if "GStreamer:                   YES" not in c.getBuildInformation():
                 raise SourceError(f"{name}: this OpenCV has no GStreamer (on Jetson use JetPack's python3-opencv)")
             cap = c.VideoCapture(csi_pipeline(spec.target), c.CAP_GSTREAMER)
-        else:
-            cap = c.VideoCapture(spec.target)
+        else:  # a network stream: FFmpeg prints why it failed (to the C stderr), which becomes part of the line
+            with c_stderr_lines() as said:
+                cap = c.VideoCapture(spec.target)
+            if not cap.isOpened() and said:
+                raise SourceError(f"{name}: cannot open this stream ({ffmpeg_reason(said[-1])})")
+            if said:
+                print("\n".join(said), file=sys.stderr)
         if not cap.isOpened():
-            raise SourceError(f"{name}: cannot open this source")
+            what = {"camera": "camera", "csi": "CSI camera"}.get(spec.kind, "source")
+            raise SourceError(f"{name}: cannot open this {what}" + (" (not connected, or in use by another program?)"
+                                                                   if what != "source" else ""))  # fmt: skip
         self.cap = cap
         self.fps = float(cap.get(c.CAP_PROP_FPS)) or 30.0
         self.frame_count = int(cap.get(c.CAP_PROP_FRAME_COUNT)) if not spec.live else 0
