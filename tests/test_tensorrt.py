@@ -171,7 +171,11 @@ def test_tensorrt_rtx_builds_real_engines_for_every_precision(tmp_path: Path) ->
         build_engine(bad, tmp_path / "bad.plan", EngineOptions(precision="int8", min_shape="1x3x8x8", opt_shape="1x3x8x8",
                                                                max_shape="1x3x8x8"))  # fmt: skip
     assert "\n" not in str(e.value) and "Int32" in str(e.value)
+    cpu_int8 = ASSETS / "photo2monet.int8.onnx"  # the bundled one is quantized for OpenVINO: TensorRT's parser
+    with pytest.raises(EngineBuildError, match=r"INT8 quantized for CPUs \(--target cpu"):  # asserted on "DLA"
+        build_engine(cpu_int8, tmp_path / "cpu.plan", EngineOptions(precision="int8", **opts))
     assert not (tmp_path / "x.plan").exists() and not (tmp_path / "bad.plan").exists()
+    assert not (tmp_path / "cpu.plan").exists()
 
 
 @pytest.fixture

@@ -62,6 +62,10 @@ def onnx_facts(onnx_path: str | os.PathLike[str]) -> tuple[str, int]:
         facts = read_onnx_facts(onnx_path)
     except (ValueError, OSError) as e:
         raise EngineBuildError(str(e)) from None
+    if facts.metadata.get("int8_target") == "cpu":  # TensorRT's parser fails on it with an assertion about DLA
+        raise EngineBuildError(f"{onnx_path}: INT8 quantized for CPUs (--target cpu: uint8 activations with zero "
+                               "points), which TensorRT does not take; export the INT8 model for TensorRT with "
+                               "--precision int8 --target tensorrt (the default)")  # fmt: skip
     return facts.precision, metadata_size_multiple(facts.metadata)
 
 
