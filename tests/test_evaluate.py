@@ -153,6 +153,17 @@ def test_caveats_name_what_makes_a_score_incomparable(tiny: tuple[DomainClassifi
                            "(under 0.7): the domain score says little"]  # fmt: skip
 
 
+def test_a_few_images_judged_alike_are_not_called_a_precise_score() -> None:
+    """3 images all judged the same resample to a zero-width interval: 'a rough guess (its interval spans 0.00)'
+    read as a contradiction."""
+    from cyclegan_edge.evaluate.report import caveats
+
+    r = {"domain": {"classifier": {"size": 48, "held_out_balanced_accuracy": 0.8}, "model": {"ci95": [1.0, 1.0]}},
+         "data": {"n_source": 3}, "direction": "A->B", "size": 64}  # fmt: skip
+    assert caveats(r) == ["only 3 A test images: the domain score is a rough guess (resampling so few images cannot "
+                          "show how uncertain it is: its 95% interval has no width); compare figures over 30 or more"]
+
+
 def test_cli_needs_the_folders() -> None:
     assert main([str(ASSETS_DIR / "photo2monet.pth")]) == 2
 

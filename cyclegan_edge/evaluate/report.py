@@ -53,7 +53,8 @@ def caveats(r: dict[str, Any]) -> list[str]:
     if n < MIN_IMAGES:
         lo, hi = r["domain"]["model"]["ci95"]
         known = all(isinstance(x, float) and math.isfinite(x) for x in (lo, hi))
-        width = f" (its 95% interval spans {hi - lo:.2f})" if known else ""
+        width = f" (its 95% interval spans {hi - lo:.2f})" if known and hi - lo >= 0.01 else (
+            " (resampling so few images cannot show how uncertain it is: its 95% interval has no width)" if known else "")
         out.append(f"only {n} {src} test images: the domain score is a rough guess{width}; compare figures over "
                    f"{MIN_IMAGES} or more")  # fmt: skip
     if clf["held_out_balanced_accuracy"] < MIN_ACCURACY:
