@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -299,6 +300,7 @@ def compare(paths: list[str]) -> int:
 
 
 def run_command(argv: list[str] | None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")  # as every command's warnings
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["pipeline"]:
         return pipeline(argv[1:])

@@ -373,8 +373,10 @@ def decoded_images(files: Iterable[Path], folder: str | os.PathLike[str], limit:
     (``folder``: where they are)."""
     used = 0
     skipped = {"not decodable": 0, "too small": 0}
+    early = False  # stopped at ``limit``: the count is of the files read, not of the folder's
     for p in files:
         if limit and used == limit:
+            early = True
             break
         try:
             image = read_image(p)
@@ -392,7 +394,8 @@ def decoded_images(files: Iterable[Path], folder: str | os.PathLike[str], limit:
     n = sum(skipped.values())
     if n:
         why = [f"{k}" if v == n else f"{v} {k}" for k, v in skipped.items() if v]
-        log.warning("%s: %d of %d image files skipped (%s)", folder, n, used + n, ", ".join(why))
+        log.warning("%s: %d of %s%d image files skipped (%s)", folder, n, "the first " if early else "", used + n,
+                    ", ".join(why))  # fmt: skip
 
 
 def load_test_images(folder: str | os.PathLike[str], count: int) -> list[np.ndarray]:
