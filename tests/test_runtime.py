@@ -131,13 +131,14 @@ def test_sigint_leaves_playable_partial_output(sig: int, street_video: Path, h2z
     """Ctrl-C, and SIGTERM (`timeout`, `docker stop`, systemd) alike: the video is finalized where it stopped."""
     out = tmp_path / "cut.mp4"
     partial = tmp_path / ".cut.partial.mp4"
-    rc, _, err = interrupt_when([sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(h2z_onnx), "--video",
-                                 str(street_video), "--output", str(out), "--headless"],
-                                lambda: partial.exists() and partial.stat().st_size > 20_000, ENV, sig=sig)  # fmt: skip
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(h2z_onnx), "--video", str(street_video),
+           "--output", str(out), "--headless"]  # fmt: skip
+    rc, said, err = interrupt_when(cmd, lambda: partial.exists() and partial.stat().st_size > 20_000, ENV, sig=sig)
     assert rc == (130 if sig == signal.SIGINT else 143), err
     n, fps, w, h = video_info(out)
     assert 0 < n < 377 and (w, h) == (768, 432) and fps == 12.5
-    assert f"stopped: {n} frames written" in err
+    assert f"stopped: {n} frames written to {out}" in err and "the same command continues it" in err
+    assert f"-> {out}" not in said  # no line that reads as a finished conversion
     assert not partial.exists()
     av = pytest.importorskip("av")  # every frame up to the stop, none missing in the middle (a resume cannot see a gap)
     with av.open(str(out)) as c:

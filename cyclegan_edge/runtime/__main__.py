@@ -345,10 +345,13 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         sink = make_sinks(args, source, output_size(source.size, opts), job)
         left = None if source.finished else after_resume(opts, sink.resumed)
         total = min(filter(None, (source.frame_count, opts.max_frames)), default=None)
-        with logging_redirect_tqdm(), progress_bar(total=total, initial=sink.resumed, unit="frame", leave=False,
-                                                  desc=Path(uri).name if not source.live else uri, dynamic_ncols=True) as bar:  # fmt: skip
-            stats = Pipeline(source, backend, sink, left, on_frame=lambda _: bar.update(1)).run() if left else PipelineStats()
-        if not left:
+        if left:  # else nothing is converted: no progress bar either
+            with logging_redirect_tqdm(), progress_bar(total=total, initial=sink.resumed, unit="frame", leave=False,
+                                                      desc=Path(uri).name if not source.live else uri,
+                                                      dynamic_ncols=True) as bar:  # fmt: skip
+                stats = Pipeline(source, backend, sink, left, on_frame=lambda _: bar.update(1)).run()
+        else:
+            stats = PipelineStats()
             sink.close()
     finally:
         source.close()
@@ -358,6 +361,11 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
     if not left:
         print(f"{sink.name} already holds the {sink.resumed} frames of this conversion (--overwrite converts again)")
         return 0
+    if stats.interrupted and not source.live:  # a file stopped halfway: no line that reads as done
+        kept = f" (after {sink.resumed} kept from before)" if sink.resumed else ""
+        print(f"stopped: {stats.frames_out} frames written to {sink.name}{kept} at {stats.fps:.1f} FPS; the same "
+              "command continues it", file=sys.stderr)  # fmt: skip
+        return 130 if not sink.quit_requested else 0
     report(stats, backend, sink.name, source.live, model_name(args))
     if sink.resumed:
         print(f"({sink.resumed} earlier frames of this conversion kept; --overwrite starts over)")
