@@ -616,3 +616,18 @@ def test_loss_plot_leaves_out_the_start_up_spike_and_says_so(tmp_path: Path) -> 
     assert y_top(steady) is None  # nothing to leave out: matplotlib's own limits
     assert plot_losses(log_csv, tmp_path / "losses.png") == tmp_path / "losses.png"
     assert cv2.imread(str(tmp_path / "losses.png")).shape[:2] == (400, 1100)
+
+
+def test_a_short_runs_loss_curve_is_smoothed_too() -> None:
+    """200 logged iterations were drawn point by point ('mean of each stretch of 1'): per-image noise hid the trend."""
+    import numpy as np
+
+    from cyclegan_edge.train.loss_plot import stretch_count, stretches
+
+    rng = np.random.default_rng(0)
+    iterations = np.arange(1, 201, dtype=np.float64)
+    values = np.linspace(4, 2, 200) + rng.normal(0, 1, 200)  # a falling trend under noise of its own size
+    x, mean, low, high = stretches(iterations, values)
+    assert len(x) == stretch_count(200) == 40 and np.all(low <= mean) and np.all(mean <= high)
+    assert np.abs(np.diff(mean)).mean() < 0.6 * np.abs(np.diff(values)).mean()  # calmer than the raw log
+    assert stretch_count(7) == 7 and stretch_count(100_000) == 400  # a few rows point by point; a long run 400

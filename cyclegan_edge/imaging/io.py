@@ -346,11 +346,20 @@ def resized(images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarra
     return [resize_area(i, hw) for i in images]
 
 
+MIN_TILE_SIDE = 128  # px: smaller training crops are shown enlarged (whole pixels), with labels that can be read
+
+
 def labeled_grid(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[Sequence[str]]) -> np.ndarray:
-    """Rows of BGR images, each shown at the first image's size, each row under a dark strip naming its
-    columns (a sample grid a reader can tell apart without the documentation)."""
+    """Rows of BGR images, each shown at the first image's size (enlarged a whole number of times, pixels kept
+    sharp, when under MIN_TILE_SIDE), each row under a dark strip naming its columns (a sample grid a reader can
+    tell apart without the documentation)."""
     c = cv2()
     h, w = rows[0][0].shape[:2]
+    k = -(-MIN_TILE_SIDE // min(h, w))  # ceiling: 64 px crops show at 2x, 32 px at 4x
+    if k > 1:
+        rows = [[c.resize(img, (img.shape[1] * k, img.shape[0] * k), interpolation=c.INTER_NEAREST) for img in row]
+                for row in rows]  # fmt: skip
+        h, w = h * k, w * k
     font, scale = c.FONT_HERSHEY_SIMPLEX, min(0.5, max(0.3, w / 512))
     (_, text_h), base = c.getTextSize("Ag", font, scale, 1)
     strip_h = text_h + base + 6
@@ -367,10 +376,10 @@ MIN_USABLE_SIDE = 16  # px: smaller, an image scaled to a model's size is a blur
 
 
 def decoded_images(files: Iterable[Path], folder: str | os.PathLike[str], limit: int = 0,
-                   ) -> Iterator[tuple[Path, np.ndarray]]:  # fmt: skip
-    """Each of ``files`` that decodes and has ``MIN_USABLE_SIDE`` px a side, with its image, until ``limit`` of
-    them (0: all). Each other one is skipped with a warning naming it, and one warning then counts them
-    (``folder``: where they are)."""
+                   min_side: int = MIN_USABLE_SIDE) -> Iterator[tuple[Path, np.ndarray]]:  # fmt: skip
+    """Each of ``files`` that decodes and has ``min_side`` px a side, with its image, until ``limit`` of them (0:
+    all). Each other one is skipped with a warning naming it, and one warning then counts them (``folder``: where
+    they are)."""
     used = 0
     skipped = {"not decodable": 0, "too small": 0}
     early = False  # stopped at ``limit``: the count is of the files read, not of the folder's
@@ -385,8 +394,8 @@ def decoded_images(files: Iterable[Path], folder: str | os.PathLike[str], limit:
             skipped["not decodable"] += 1
             continue
         h, w = image.shape[:2]
-        if min(h, w) < MIN_USABLE_SIDE:
-            log.warning("skipped: %s: %dx%d px, too small to use (under %d px a side)", p, w, h, MIN_USABLE_SIDE)
+        if min(h, w) < min_side:
+            log.warning("skipped: %s: %dx%d px, too small to use (under %d px a side)", p, w, h, min_side)
             skipped["too small"] += 1
             continue
         used += 1

@@ -53,7 +53,8 @@ def scan_sizes(folder: Path, limit: int = 0, show_progress: bool = True) -> list
     if limit:
         candidates = candidates[:limit]
     bar = progress_bar(candidates, desc=f"checking {folder.name}", unit="img", disable=not show_progress, leave=False)
-    good = [(p, (int(img.shape[0]), int(img.shape[1]))) for p, img in decoded_images(bar, folder)]
+    # any size: the crop or --preprocess none decides what a small image becomes (an 8 px one trains)
+    good = [(p, (int(img.shape[0]), int(img.shape[1]))) for p, img in decoded_images(bar, folder, min_side=1)]
     if not good:
         raise DataError(f"{folder}: no usable images ({len(candidates)} image files, {len(candidates)} unreadable)")
     return good

@@ -13,6 +13,7 @@ from cyclegan_edge.atomic import atomic_path
 
 NOT_LOSSES = ("iteration", "epoch", "lr", "images_per_s")
 STRETCHES = 400
+MIN_STRETCH = 5  # logged iterations per stretch at the least: a short run's curve is smoothed too
 WARM_UP = 0.05  # the first share of the stretches, whose losses may sit far above the rest
 
 
@@ -31,9 +32,15 @@ def read_losses(log_csv: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return table[:, 0], {n: table[:, i + 1] for i, n in enumerate(names)}
 
 
+def stretch_count(n: int) -> int:
+    """How many stretches ``n`` logged iterations are drawn as: at most STRETCHES, of MIN_STRETCH or more each
+    (a log too short for two such stretches is drawn point by point)."""
+    return n if n < 2 * MIN_STRETCH else min(STRETCHES, n // MIN_STRETCH)
+
+
 def stretches(iterations: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
     """(x, mean, 10th percentile, 90th percentile) per stretch of consecutive iterations."""
-    parts = np.array_split(np.arange(len(values)), min(len(values), STRETCHES))
+    parts = np.array_split(np.arange(len(values)), stretch_count(len(values)))
     x = np.array([iterations[p].mean() for p in parts])
     mean = np.array([values[p].mean() for p in parts])
     low, high = (np.array([np.percentile(values[p], q) for p in parts]) for q in (10, 90))
@@ -81,7 +88,8 @@ def plot_losses(log_csv: Path, out: Path) -> Path | None:
         if names:
             ax.legend(fontsize=8, ncol=2)
     fig.suptitle(f"{log_csv.parent.name}: losses over {int(iterations[-1])} iterations (line: mean of each "
-                 f"stretch of {max(1, len(iterations) // STRETCHES)}; band: its 10th-90th percentile)", fontsize=10)  # fmt: skip
+                 f"stretch of {len(iterations) // stretch_count(len(iterations))} logged; band: its 10th-90th "
+                 "percentile)", fontsize=10)  # fmt: skip
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
