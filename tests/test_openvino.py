@@ -88,12 +88,20 @@ def test_horse_photos(ov_backend: OpenVinoBackend, ort_backend: OnnxRuntimeBacke
     assert np.abs(ov_backend.infer(x) - ort_backend.infer(x)).max() <= PARITY_MAX_ABS
 
 
+def ov_default_precision(ov: Any) -> str:
+    """What OpenVINO runs the model in when no precision is asked: bf16 on CPUs with native bf16, else f32."""
+    compiled = ov.Core().compile_model(str(MODEL), "CPU", {})
+    return str(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+
+
 def test_precision_is_pinned_and_named(ov: Any, ov_backend: OpenVinoBackend) -> None:
     assert ov_backend.name == "openvino:CPU:f32"
     assert ov_backend.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     bf16 = open_backend(MODEL, BackendOptions(threads=2, backend="openvino", precision="bf16"))
     ran = bf16.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
     assert bf16.name == f"openvino:CPU:{ran}"  # what ran: f32 on CPUs without bf16 (AVX2), else bf16
+    auto = open_backend(MODEL, BackendOptions(threads=2, backend="openvino", precision="auto"))
+    assert auto.name == f"openvino:CPU:{ov_default_precision(ov)}"  # OpenVINO's own choice, named
     with pytest.raises(BackendError, match="precision must be one of"):
         open_backend(MODEL, BackendOptions(backend="openvino", precision="int4"))
     with pytest.raises(BackendError, match="device NPU7 is not available"):
@@ -196,12 +204,15 @@ def test_runtime_cli_on_openvino(ov: Any, tmp_path: Path) -> None:
     r = runtime("--video", clip, "-o", "out.mp4", "--engine", str(MODEL), "--backend", "openvino", "--threads", "2",
                 cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert re.search(r"^6 frames -> out.mp4 at [\d.]+ FPS \(model .*photo2monet.onnx, openvino:CPU:f32\)$", r.stdout,
+    ran = ov_default_precision(ov)  # the runtime's default: OpenVINO's own precision (bf16 where the CPU has it)
+    assert re.search(rf"^6 frames -> out.mp4 at [\d.]+ FPS \(model .*photo2monet.onnx, openvino:CPU:{ran}\)$", r.stdout,
                      re.M), r.stdout  # fmt: skip
     assert frame_count(tmp_path / "out.mp4") == 6
     r = runtime("--video", clip, "-o", "int8.mp4", "--backend", "openvino", cwd=tmp_path)
     assert r.returncode == 0, r.stderr  # no --engine: the bundled demo model's CPU INT8
-    assert f"(model {DEMO_STEM}.int8.onnx (bundled; --model MODEL for another), openvino:CPU:f32+int8)" in r.stdout
+    assert f"(model {DEMO_STEM}.int8.onnx (bundled; --model MODEL for another), openvino:CPU:{ran}+int8)" in r.stdout
+    r = runtime("--video", clip, "-o", "f32.mp4", "--backend", "openvino", "--precision-hint", "f32", cwd=tmp_path)
+    assert r.returncode == 0 and "openvino:CPU:f32+int8)" in r.stdout, r.stderr  # pinned: exact FP32 around int8
 
 
 @pytest.mark.parametrize("stem", sorted(p.name.removesuffix(".int8.onnx") for p in ASSETS_DIR.glob("*.int8.onnx")))

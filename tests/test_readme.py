@@ -46,7 +46,7 @@ def test_demo_runs_without_torch(tmp_path: Path) -> None:
                        capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert re.search(rf"120 frames -> cyclegan_edge_demo.mp4 at [\d.]+ FPS \(model {DEMO_STEM}(\.int8)?\.onnx \(bundled; --model MODEL for another\), "
-                     r"(openvino:CPU:f32\+int8|onnxruntime:CPUExecutionProvider)\)", r.stdout)
+                     r"(openvino:CPU:(f32|bf16)\+int8|onnxruntime:CPUExecutionProvider)\)", r.stdout)
     cap = cv2.VideoCapture(str(tmp_path / "cyclegan_edge_demo.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 120 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 1280
     cap.release()

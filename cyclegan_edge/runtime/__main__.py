@@ -32,8 +32,8 @@ from cyclegan_edge.atomic import check_writable
 from cyclegan_edge.errors import ArgumentParser, UsageError, int_arg, run_cli
 from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_outputs, output_path
 from cyclegan_edge.progress import progress_bar
-from cyclegan_edge.runtime.backends import (BACKENDS, OV_PRECISIONS, Backend, BackendOptions, backend_for, open_backend,
-                                            openvino_importable)  # fmt: skip
+from cyclegan_edge.runtime.backends import (BACKENDS, OV_PRECISIONS, PRECISION_HELP, Backend, BackendOptions, backend_for,
+                                            open_backend, openvino_importable)  # fmt: skip
 from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOptions, PipelineStats, after_resume,
                                             inference_size, output_size, too_small, upscale_note)  # fmt: skip
 from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, MultiSink,
@@ -101,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto: by the model's extension (.onnx: OpenVINO on x86-64 CPUs when installed)")  # fmt: skip
     ap.add_argument("--provider", default="auto", help="ONNX Runtime: auto, cpu, cuda, tensorrt")
     ap.add_argument("--device", default="auto", help="PyTorch: auto, cpu, cuda; OpenVINO: auto (CPU), cpu, gpu, npu")
-    ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default="f32",
-                    help="OpenVINO INFERENCE_PRECISION_HINT (bf16: faster on AVX-512-BF16/AMX CPUs, ~47 dB vs f32)")  # fmt: skip
+    ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default="auto", help=PRECISION_HELP)
     ap.add_argument("--streams", type=int_arg(0, 64), default=0,
                     help=f"OpenVINO streams; 0: one for cameras and streams (latency first), {FILE_STREAMS} for files "
                     "(frames in flight on parallel streams: 1.5-1.9x the FPS on 2 cores)")  # fmt: skip

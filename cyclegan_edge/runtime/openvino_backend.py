@@ -50,7 +50,7 @@ def openvino_device(requested: str, available: list[str]) -> str:
 def compile_config(device: str, precision: str, threads: int, streams: int) -> dict[str, Any]:
     if precision not in OV_PRECISIONS:
         raise BackendError(f"OpenVINO precision must be one of {', '.join(OV_PRECISIONS)} (got {precision!r})")
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision}
+    config: dict[str, Any] = {} if precision == "auto" else {"INFERENCE_PRECISION_HINT": precision}
     if streams:
         config["NUM_STREAMS"] = streams
     else:

@@ -30,7 +30,7 @@ from cyclegan_edge.imaging.io import (
     unique_outputs,
 )
 from cyclegan_edge.progress import progress_bar
-from cyclegan_edge.runtime.backends import BackendOptions, open_backend
+from cyclegan_edge.runtime.backends import OV_PRECISIONS, PRECISION_HELP, BackendOptions, open_backend
 from cyclegan_edge.runtime.batch import already_done, check_same_job, convert_image, image_job, model_digest
 from cyclegan_edge.runtime.pipeline import SIZE_RANGE, PipelineOptions
 
@@ -48,6 +48,7 @@ def run(argv: list[str] | None) -> int:
     ap.add_argument("inputs", nargs="+", help="image files or folders")
     ap.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     ap.add_argument("--device", default="auto", help="PyTorch device: auto, cpu, cuda")
+    ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default="auto", help=PRECISION_HELP)
     ap.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: keep them)")
     ap.add_argument("--size", type=int_arg(*SIZE_RANGE, also=0), default=0,
                     help=f"translate at this shorter side ({SIZE_RANGE[0]}..{SIZE_RANGE[1]}, rounded to a multiple of "
@@ -65,7 +66,7 @@ def run(argv: list[str] | None) -> int:
     except OSError as e:
         why = "a file, not a folder" if out_dir.is_file() else f"cannot write ({e.strerror})"
         raise OutputPathError(f"--output {out_dir}: {why}; nothing written") from None
-    options = BackendOptions(device=args.device)
+    options = BackendOptions(device=args.device, precision=args.precision_hint)
     model = resolve_model(args.model, options)
     named = {Path(p) for p in args.inputs if Path(p).is_file()}
     # found in a folder but inside the output folder: an earlier run's output, not an input
