@@ -35,10 +35,11 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         extra = message.split(": ", 1)[1].split() if message.startswith("unrecognized arguments: ") else []
-        if len(extra) >= 2 and all(os.path.exists(a) for a in extra):  # `runtime photos/*.jpg out/` unquoted
-            raise UsageError(f"unrecognized arguments: {len(extra)} files ({extra[0]} ... {extra[-1]}): a pattern the "
-                             "shell expanded? Quote it ('photos/*.jpg') for the command to expand, or give the folder "
-                             f"(see {self.prog} --help)")  # fmt: skip
+        # `runtime photos/*.jpg out/` unquoted: files, then the output (which may not exist yet)
+        if len(extra) >= 2 and all(os.path.exists(a) for a in extra[:-1]):
+            raise UsageError(f"unrecognized arguments: {extra[0]} ... {extra[-1]} ({len(extra)} of them): a pattern "
+                             "the shell expanded? Quote it ('photos/*.jpg') for the command to expand, or give the "
+                             f"folder (see {self.prog} --help)")  # fmt: skip
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
@@ -137,7 +138,8 @@ def sigterm_as_ctrl_c() -> Iterator[list[int]]:
     """SIGTERM handled as Ctrl-C is (it is raised as SIGINT, so whatever handles Ctrl-C at that moment acts): the
     signal ``timeout``, ``docker stop``, systemd and Slurm send would otherwise end the process at once, leaving a
     video in its hidden partial file. Yields the SIGTERMs received. A SIGTERM handler set by someone else is kept;
-    with SIGINT ignored (a job started with ``&``) SIGTERM ends the process as before."""
+    with SIGINT ignored (a job started with ``&`` in a script) SIGTERM raises KeyboardInterrupt itself, as Python's
+    own SIGINT handler would."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield received
@@ -145,9 +147,8 @@ def sigterm_as_ctrl_c() -> Iterator[list[int]]:
 
     def on_sigterm(signum: int, _frame: Any) -> None:
         received.append(signum)
-        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.raise_signal(signal.SIGTERM)
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # raised as SIGINT, it would be lost
+            raise KeyboardInterrupt
         signal.raise_signal(signal.SIGINT)
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)

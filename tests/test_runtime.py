@@ -218,27 +218,44 @@ def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend
     assert out.read_bytes() == converted
 
 
-def test_batch_refuses_outputs_of_another_conversion_before_any_work(street_video: Path, backend: OnnxRuntimeBackend,
-                                                                    tmp_path: Path) -> None:  # fmt: skip
-    """A rerun with another model (job) over videos an earlier batch made, finished or not: refused before any
-    work, the videos kept (a finished one was 'skipped (exists)' and the batch said 'ok', with none of the new
-    model's output); the same job skips or resumes them, --overwrite converts them again."""
+def test_batch_keeps_another_conversions_videos_and_says_so(street_video: Path, backend: OnnxRuntimeBackend,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    """A rerun with another model (job) over videos an earlier batch made: an unfinished one is kept, a failed row
+    naming why; a finished one is kept, 'from another conversion', not counted as this run's (it was 'skipped
+    (exists)' and the batch said ok). The same job skips or resumes them; --overwrite converts them again."""
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     shutil.copy(street_video, src / "street.mp4")
     first = convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=6), job=("model a",))
     assert first[0].status == "done" and video_info(out / "street.mp4")[0] == 6
     kept = (out / "street.mp4").read_bytes()
-    for frames in (6, 12):  # as far as the first run went (finished for it), and further (unfinished)
-        with pytest.raises(OutputExists, match=rf"^{out} holds 1 output made with another model or other settings "
-                           rf"\(first: {out / 'street.mp4'}\): --overwrite replaces them"):  # fmt: skip
-            convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=frames), job=("model b",))
-        assert (out / "street.mp4").read_bytes() == kept
-    again = convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=6), job=("model a",))[0]
-    assert again.status == "done (resumed after 6)" and video_info(out / "street.mp4")[0] == 6  # its own: kept
-    redone = convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=6), overwrite=True,
-                            job=("model b",))[0]  # fmt: skip
-    assert redone.status == "done" and (out / "street.mp4").read_bytes() != kept
+    row = convert_folder(src, out, backend, PipelineOptions(size=64, max_frames=12), job=("model b",))[0]
+    assert row.failed and "another conversion's unfinished work" in str(row.error) and "--overwrite" in str(row.error)
+    assert (out / "street.mp4").read_bytes() == kept
+    whole = tmp_path / "whole"  # a finished conversion (every frame of a short clip)
+    whole.mkdir()
+    write_short_clip(whole / "clip.mp4", street_video, 8)
+    done = tmp_path / "done"
+    assert convert_folder(whole, done, backend, PipelineOptions(size=64), job=("model a",))[0].status == "done"
+    finished = (done / "clip.mp4").read_bytes()
+    again = convert_folder(whole, done, backend, PipelineOptions(size=64), job=("model a",))[0]
+    assert again.status == "skipped (exists)"
+    row = convert_folder(whole, done, backend, PipelineOptions(size=64), job=("model b",))[0]
+    assert row.status == "skipped (exists, from another conversion)" and (done / "clip.mp4").read_bytes() == finished
+    redone = convert_folder(whole, done, backend, PipelineOptions(size=64), overwrite=True, job=("model b",))[0]
+    assert redone.status == "done" and (done / "clip.mp4").read_bytes() != finished
+
+
+def write_short_clip(path: Path, like: Path, frames: int) -> None:
+    """The first ``frames`` frames of ``like`` as an MJPEG .mp4 PyAV reads (a whole, short source)."""
+    cap = cv2.VideoCapture(str(like))
+    ok, frame = cap.read()
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 12.5, (frame.shape[1], frame.shape[0]))
+    for _ in range(frames):
+        w.write(frame)
+        ok, frame = cap.read()
+    w.release()
+    cap.release()
 
 
 def test_batch_folder(street_video: Path, h2z_onnx: Path, horse_paths: list[Path], tmp_path: Path) -> None:

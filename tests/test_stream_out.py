@@ -252,3 +252,7 @@ def test_a_udp_stream_is_a_source_too(capsys: pytest.CaptureFixture[str], tmp_pa
     errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert rc == 1 and errors == ["error: rtsp://127.0.0.1:1/none: cannot open this stream (Connection to "
                                   "tcp://127.0.0.1:1 failed: Connection refused)"], errors
+    from cyclegan_edge.runtime.sources import ffmpeg_reason  # no password from the URL in the line
+
+    assert ffmpeg_reason("[tcp @ 0x55e2c4542880] Connection to tcp://bob:pw@10.0.0.2:554?timeout=0 failed: "
+                         "Connection refused") == "Connection to tcp://10.0.0.2:554 failed: Connection refused"

@@ -298,3 +298,30 @@ def test_another_models_outputs_stop_a_rerun(tmp_path: Path, capsys: pytest.Capt
     assert err == (f"error: {batch_out} holds 2 outputs made with another model or other settings (first: {made[0]}): "
                    "--overwrite replaces them, or give another output folder"), err
     assert [p.read_bytes() for p in made] == before
+
+
+def test_sigterm_stops_a_job_started_in_the_background_as_ctrl_c_does(tmp_path: Path) -> None:
+    """`cmd &` in a script starts it with SIGINT ignored: SIGTERM (a `kill`, `timeout`) must still stop it the
+    Ctrl-C way, saying what was written (raised as SIGINT it was lost, and the process died on the spot)."""
+    import signal
+    import time
+
+    from cyclegan_edge import ASSETS_DIR
+    from conftest import ONE_THREAD
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(40):
+        shutil.copy(sorted((ASSETS_DIR / "images").glob("*.jpg"))[0], photos / f"p{i:02d}.jpg")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "cyclegan_edge.translate", "photo2monet", str(photos), "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **ONE_THREAD},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("photos/p*.png"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    done = len(list(out.glob("photos/p*.png")))
+    assert proc.returncode == 143 and f"interrupted: {done} of 40 images written to {out}" in err, err[-2000:]

@@ -100,10 +100,12 @@ def test_glob_to_folder(capsys: pytest.CaptureFixture[str], folder: Path, tmp_pa
     rc, _, errors = runtime(capsys, f"{folder}/*.gif", str(out), *FAST)
     assert rc == 1 and len(errors) == 1 and "no file matches" in errors[0], errors
     expanded = [str(p) for p in sorted(folder.glob("*"))]  # the pattern left unquoted: the shell hands over files
-    rc, _, errors = runtime(capsys, *expanded, str(out), *FAST)
-    assert rc == 2 and errors == [f"error: unrecognized arguments: {len(expanded) - 1} files ({expanded[2]} ... {out}): "
-                                  "a pattern the shell expanded? Quote it ('photos/*.jpg') for the command to expand, or "
-                                  "give the folder (see python -m cyclegan_edge.runtime --help)"], errors
+    new_out = tmp_path / "new_out"  # and the output folder, not made yet
+    rc, _, errors = runtime(capsys, *expanded, str(new_out), *FAST)
+    assert rc == 2 and errors == [f"error: unrecognized arguments: {expanded[2]} ... {new_out} ({len(expanded) - 1} of "
+                                  "them): a pattern the shell expanded? Quote it ('photos/*.jpg') for the command to "
+                                  "expand, or give the folder (see python -m cyclegan_edge.runtime --help)"], errors
+    assert not new_out.exists()
 
 
 def test_image_to_image_file_or_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -261,3 +263,21 @@ def test_a_rerun_into_mkv_resumes_and_a_frame_folder_is_kept(tmp_path: Path, cap
                                   "folder"] and (frames / "frame_000000.png").read_bytes() == first  # fmt: skip
     assert runtime(capsys, str(DEMO), str(frames), *FAST, "--max-frames", "2", "--size", "32", "--overwrite")[0] == 0
     assert (frames / "frame_000000.png").read_bytes() != first
+
+
+def test_a_batch_rerun_with_another_model_does_not_call_its_videos_ok(capsys: pytest.CaptureFixture[str],
+                                                                       tmp_path: Path) -> None:  # fmt: skip
+    """The video of a folder converted by one model, then the same folder with another model and the images set
+    aside: the video is kept and named as another conversion's, not counted ok, exit 1 (it said 'ok', exit 0)."""
+    clips = tmp_path / "clips"
+    write_clip(clips / "clip.avi")
+    out = tmp_path / "out"
+    assert runtime(capsys, str(clips), str(out), *FAST)[0] == 0
+    made = (out / "clip.mp4").read_bytes()
+    other = ["--model", str(ASSETS_DIR / "photo2monet.int8.onnx"), *FAST[2:]]
+    rc, said, errors = runtime(capsys, str(clips), str(out), *other)
+    assert rc == 1 and not errors and "0 of 1 files ok" in said, said
+    assert ("1 video skipped: its output was made by another conversion (another model, other settings, encoder or "
+            "PyAV version); --overwrite converts them again") in said
+    assert (out / "clip.mp4").read_bytes() == made
+    assert runtime(capsys, str(clips), str(out), *other, "--overwrite")[0] == 0

@@ -304,8 +304,10 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
         check_outputs([Path(p) for p in (uri, args.model) if p and Path(p).is_file()], [target])
         if target.is_file() and not target.suffix:
             raise SinkError(f"{target} is a file: a name without an extension is a folder of frames (or give OUT.mp4)")
-        ours = target.is_file() and (converted_here(target) or holds_translation(args, Path(str(uri)), target))
-        if target.is_file() and not args.overwrite and not ours:  # ours: the writer resumes it, or it is said done
+        # ours: the writer resumes it, or it is said done
+        ours = target.is_file() and not args.overwrite and (
+            converted_here(target) or (kind == "image" and holds_translation(args, Path(str(uri)), target)))
+        if target.is_file() and not args.overwrite and not ours:
             raise OutputExists(f"{target} exists: --overwrite replaces it, or give another output")
         if target.is_dir() and not args.overwrite and any(target.glob("frame_*")):
             raise OutputExists(f"{target} holds frames already: --overwrite replaces them, or give another folder")
@@ -316,9 +318,11 @@ def holds_translation(args: argparse.Namespace, src: Path, out: Path) -> bool:
     from cyclegan_edge.imaging.io import JOB_KEYWORD, SOURCE_KEYWORD, png_text
     from cyclegan_edge.runtime.batch import image_job, source_digest
 
-    if png_text(out, SOURCE_KEYWORD) != source_digest(src):
+    held_source, held_job = png_text(out, SOURCE_KEYWORD), png_text(out, JOB_KEYWORD)
+    if held_source is None or held_job is None:  # not ours: nothing to hash
         return False
-    return png_text(out, JOB_KEYWORD) == image_job(chosen_digest(args), PipelineOptions(size=args.size))
+    same_job = held_job == image_job(chosen_digest(args), PipelineOptions(size=args.size))
+    return same_job and held_source == source_digest(src)
 
 
 def converted_here(path: Path) -> bool:
@@ -376,8 +380,8 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
 
 def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str, kind: str) -> int:
     """A folder or a glob: every video and image in it, to the OUTPUT folder."""
-    from cyclegan_edge.runtime.batch import (NOT_TRIED, SKIPPED_EXISTS, convert_files, folder_files, glob_files,
-                                             image_job, summary_table)  # fmt: skip
+    from cyclegan_edge.runtime.batch import (NOT_TRIED, SKIPPED_EXISTS, SKIPPED_OTHER, convert_files, folder_files,
+                                             glob_files, image_job, summary_table)  # fmt: skip
 
     out_dir = Path(args.output)
     if kind == "glob":
@@ -393,20 +397,25 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
     print(summary_table(results, root))
     failed, stopped = [r for r in results if r.failed], [r for r in results if r.stopped]
     part = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
-    ok = len(results) - len(failed) - len(stopped) - sum(r.status == NOT_TRIED for r in results)
+    other = sum(r.status == SKIPPED_OTHER for r in results)
+    ok = len(results) - len(failed) - len(stopped) - other - sum(r.status == NOT_TRIED for r in results)
     kept = sum(r.status == SKIPPED_EXISTS for r in results)
     wrote = any(r.output is not None and r.output.is_file() for r in results)  # this run's or earlier ones'
     where = f"outputs in {args.output}" if wrote else "nothing written"
     print(f"{ok} of {len(results)} files ok{part}; {where}")
-    if kept:  # made by an earlier run, maybe with another model or settings: not this run's work
+    if kept:  # made by an earlier run of this job (or one that does not say which)
         print(f"{kept} of them skipped: their outputs exist from an earlier run (--overwrite converts them again)")
+    if other:  # finished videos whose key differs: not this run's work, and not called ok
+        whose = "their outputs were" if other > 1 else "its output was"
+        print(f"{other} video{'s' if other > 1 else ''} skipped: {whose} made by another conversion (another "
+              "model, other settings, encoder or PyAV version); --overwrite converts them again")  # fmt: skip
     if stopped:
         again = ("the same command without --overwrite continues them" if args.overwrite else
                  "the same command continues them")  # fmt: skip
         print(f"stopped: {len(stopped)} files interrupted or not started; {again} (a stopped video resumes where it "
               "stopped)", file=sys.stderr)  # fmt: skip
         return 130
-    return 1 if failed else 0
+    return 1 if failed or other else 0
 
 
 def image_output(src: Path, output: str) -> Path:
@@ -444,13 +453,14 @@ def run(argv: list[str] | None) -> int:
     weight = args.stabilize_weight or (DEFAULT_WEIGHT if args.stabilize else 0.0)
     opts = replace(opts, stabilize=weight, flicker=args.flicker)
     chosen = chosen_input(args)
+    if chosen is None:  # the demo's output is checked as any other (OpenCV's writer would replace it unasked)
+        args.output = args.output or DEMO_OUTPUT
     check_encoding(args)
     check_paths(args, *(chosen or (None, None)))
     options = backend_options(args, live=chosen is not None and chosen[1].live)
     model = chosen_model(args, options)
     backend = open_backend(model, options)
     if chosen is None:
-        args.output = args.output or DEMO_OUTPUT
         opts = replace(opts, side_by_side=True, size=opts.size or DEMO_SIZE)
         print(f"demo: {DEMO_CLIP} (bundled) through {Path(str(model)).name}")
         return run_stream(args, backend, opts, str(ASSETS / DEMO_CLIP))

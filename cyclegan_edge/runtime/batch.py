@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cyclegan_edge.errors import first_line
@@ -50,6 +50,7 @@ from cyclegan_edge.runtime.sources import SourceError, glob_root, open_source, p
 log = logging.getLogger("cyclegan_edge.runtime")
 SKIPPED_EXISTS, NOT_STARTED = "skipped (exists)", "not started"
 NOT_TRIED = "not tried (an output could not be written)"
+SKIPPED_OTHER = "skipped (exists, from another conversion)"  # a finished video whose key is not this run's
 
 
 @dataclass
@@ -116,22 +117,15 @@ def image_job(digest: str, opts: PipelineOptions) -> str:
     return hashlib.sha256(f"{digest} size={opts.size}".encode()).hexdigest()[:32]
 
 
-def check_same_job(pairs: Iterable[tuple[Path, Path]], out_dir: Path, image_job: str,
-                   video_key: Callable[[Path], str | None] | None = None) -> None:  # fmt: skip
-    """OutputExists when outputs that exist (``pairs``: source, output) were made by another job: an image whose PNG
-    names another ``image_job`` (model, --size), a video whose key is not ``video_key(source)`` (model, settings,
-    encoder). Kept as they are, they would pass for this run's. Outputs that name no job (older versions, other
-    tools) pass."""
-    others = []
-    for src, out in pairs:
-        if out.suffix.lower() in IMAGE_EXTENSIONS:
-            held = png_text(out, JOB_KEYWORD)
-            if image_job and held not in (None, image_job):
-                others.append(out)
-        elif video_key is not None and out.is_file():
-            held = video_held_key(out)
-            if held is not None and held != video_key(src):
-                others.append(out)
+def check_same_job(pairs: Iterable[tuple[Path, Path]], out_dir: Path, image_job: str) -> None:
+    """OutputExists when image outputs that exist (``pairs``: source, output) were made by another job: their PNG
+    names another ``image_job`` (model, --size). Kept as they are, they would pass for this run's. Images that
+    name no job (older versions, other tools) pass. (A video's key also holds its encoder and PyAV's version, which
+    change on their own: a batch reports those rows instead, see ``other_conversion``.)"""
+    if not image_job:
+        return
+    others = [out for _, out in pairs if out.suffix.lower() in IMAGE_EXTENSIONS
+              and png_text(out, JOB_KEYWORD) not in (None, image_job)]  # fmt: skip
     if others:
         n = len(others)
         raise OutputExists(f"{out_dir} holds {n} output{'' if n == 1 else 's'} made with another model or other "
@@ -139,9 +133,15 @@ def check_same_job(pairs: Iterable[tuple[Path, Path]], out_dir: Path, image_job:
                            "folder")  # fmt: skip
 
 
-def video_held_key(path: Path) -> str | None:
+def other_conversion(src: Path, out: Path, video_key: Callable[[Path], str | None]) -> bool:
+    """Whether a finished video output was made by another conversion of ``src`` (another model, settings,
+    encoder or PyAV version: its key differs); False where either key is unknown."""
     av_video = pyav()
-    return av_video.held_key(path) if av_video is not None else None
+    held = av_video.held_key(out) if av_video is not None else None
+    if held is None:
+        return False
+    expected = video_key(src)
+    return expected is not None and held != expected
 
 
 def video_key_for(opts: PipelineOptions, settings: EncodeSettings | None, job: tuple[object, ...]
@@ -294,8 +294,8 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
     if shard is not None:  # after naming the outputs, so that every shard names them alike
         files = [p for p in files if in_shard(relative_to(p, root) or p, shard)]
     if not overwrite:
-        check_same_job([(p, outputs[p]) for p in files if p in outputs], out_dir, image_job,
-                       video_key_for(opts, settings, job))  # fmt: skip
+        check_same_job([(p, outputs[p]) for p in files if p in outputs], out_dir, image_job)
+    video_key = video_key_for(opts, settings, job)
     results: list[FileResult] = []
     said: set[str] = set()  # hints given once per batch
     markable = markable_output_folder(out_dir)
@@ -303,6 +303,9 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
         ext = src.suffix.lower()
         out = outputs.get(src)
         row = untried(src, out, overwrite)
+        if row.status == SKIPPED_EXISTS and out is not None and ext in VIDEO_EXTENSIONS and other_conversion(
+                src, out, video_key):  # fmt: skip
+            row.status = SKIPPED_OTHER
         if row.status != NOT_STARTED:  # skipped: not media, or its output exists
             results.append(row)
             continue
@@ -318,7 +321,8 @@ def convert_files(files: list[Path], root: Path, out_dir: Path, backend: Backend
             res = failure(src, f"cannot write ({first_line(e)})", write_failed=True)
         if res.write_failed:  # the next file would fail alike: the rest are listed, not tried
             results.append(res)
-            results += [FileResult(p, outputs.get(p), NOT_TRIED) for p in files[i + 1 :]]
+            rest = [untried(p, outputs.get(p), overwrite) for p in files[i + 1 :]]
+            results += [replace(r, status=NOT_TRIED) if r.status == NOT_STARTED else r for r in rest]
             break
         results.append(res)
         if markable and res.output is not None and res.output.exists():

@@ -120,9 +120,14 @@ class Source:
         pass
 
 
+FFMPEG_LOG = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # "[tcp @ 0x55e2...] Connection to ... refused"
+
+
 def ffmpeg_reason(line: str) -> str:
-    """An FFmpeg log line less its ``[component @ 0x...]`` prefix and the URL's query (``?timeout=0``)."""
-    text = re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip())
+    """An FFmpeg log line less its ``[component @ 0x...]`` prefix, a URL's query (``?timeout=0``) and its
+    credentials (``user:password@``)."""
+    text = FFMPEG_LOG.sub("", line.strip())
+    text = re.sub(r"(\w+://)[^/\s@]+@", r"\1", text)
     return re.sub(r"(\w+://[^\s?]+)\?\S*", r"\1", text)
 
 
@@ -148,8 +153,9 @@ class CaptureSource(Source):
         else:  # a network stream: FFmpeg prints why it failed (to the C stderr), which becomes part of the line
             with c_stderr_lines() as said:
                 cap = c.VideoCapture(spec.target)
-            if not cap.isOpened() and said:
-                raise SourceError(f"{name}: cannot open this stream ({ffmpeg_reason(said[-1])})")
+            ffmpeg = [ln for ln in said if FFMPEG_LOG.match(ln.strip())]
+            if not cap.isOpened() and ffmpeg:
+                raise SourceError(f"{name}: cannot open this stream ({ffmpeg_reason(ffmpeg[-1])})")
             if said:
                 print("\n".join(said), file=sys.stderr)
         if not cap.isOpened():
