@@ -115,6 +115,30 @@ def test_fp16_keeps_instance_norm_fp32_and_psnr(compressed: tuple[LoadedGenerato
     assert margin("FP16 PSNR dB vs FP32", q["psnr_db_mean"], ">=", 40) >= 40.0, q
 
 
+@pytest.mark.parametrize("upsample", ["bilinear", "nearest"])
+def test_fp16_of_a_resize_conv_generator_loads_and_matches(upsample: str, tmp_path: Path,
+                                                            horse_images: list[np.ndarray]) -> None:  # fmt: skip
+    """train's default generators upsample by Resize, whose scales ONNX types as float32: converted to float16
+    they made ONNX Runtime refuse every FP16 export of a model trained with the defaults."""
+    from cyclegan_edge.models import GeneratorConfig, ResnetGenerator, save_generator
+
+    torch.manual_seed(0)
+    model = ResnetGenerator(GeneratorConfig(channels=(8, 8, 16, 8, 16, 16, 8, 8), separable=True, upsample=upsample))
+    init_normal(model)
+    pth = save_generator(tmp_path / "g.pth", model.eval())
+    rc = main([str(pth), "--onnx", str(tmp_path / "g.onnx"), "--precision", "fp16", "--test-images",
+               str(need(SHARED_DATA / "horse2zebra" / "testA")), "--test-count", "2"])  # fmt: skip
+    assert rc == 0 and (tmp_path / "g.fp16.onnx").is_file()
+    fp16 = load_onnx(tmp_path / "g.fp16.onnx")
+    inits = {i.name: i for i in fp16.graph.initializer}
+    consts = {o: n for n in fp16.graph.node if n.op_type == "Constant" for o in n.output}
+    for node in nodes_of(fp16, ["Resize"]):  # scales in float32, as the spec has them
+        scales = node.input[2]
+        kind = inits[scales].data_type if scales in inits else consts[scales].attribute[0].t.data_type
+        assert kind == onnx.TensorProto.FLOAT, node.name
+    assert quality_vs(tmp_path / "g.onnx", tmp_path / "g.fp16.onnx", horse_images)["psnr_db_mean"] > 40
+
+
 def test_int8_qdq_is_tensorrt_style_and_psnr(compressed: tuple[LoadedGenerator, Path], tmp_path: Path,
                                             horse_images: list[np.ndarray], margin: Any) -> None:  # fmt: skip
     _, path = compressed

@@ -272,11 +272,17 @@ def run(args: argparse.Namespace) -> int:
     writable_before_work([target, *engine[:1]])
 
     images, calib = export_inputs(args, precision)  # before the slow work: a bad path fails now
+    stage = None
     try:
         with staging(target) as stage:  # first: a folder that cannot be written fails before the slow work
             export_into(args, precision, ckpt, images, calib, stage, target.parent)
     except OSError as e:
         raise ExportError(f"{target}: cannot write the export ({first_line(e)}); nothing written") from None
+    except (ValueError, RuntimeError) as e:  # a failed check names the file asked for, not the staging folder's
+        if stage is None or str(stage) not in str(e):
+            raise
+        line = first_line(e).replace(str(stage), str(target.parent))
+        raise ExportError(line if line.endswith("nothing written") else f"{line}; nothing written") from None
     stale = stale_precisions(target, precision)
     if stale:
         models = [precision_path(target, p) for p in stale]

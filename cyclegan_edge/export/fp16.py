@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 
 FP32_OPS = frozenset({"InstanceNormalization"})
+# Inputs the ONNX spec types as float32 whatever the data's type: Resize's scales (and its roi, kept alike),
+# Upsample's scales. Converted, ONNX Runtime refuses the model (resize-conv generators: the default upsample).
+FLOAT_ONLY_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}
 
 
 def convert_fp16(model: Any, fp32_ops: frozenset[str] = FP32_OPS) -> Any:
@@ -26,6 +29,7 @@ def convert_fp16(model: Any, fp32_ops: frozenset[str] = FP32_OPS) -> Any:
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     fp32_inputs = {i for n in graph.node if n.op_type in fp32_ops for i in list(n.input)[1:]}
+    fp32_inputs |= {n.input[k] for n in graph.node for k in FLOAT_ONLY_INPUTS.get(n.op_type, ()) if k < len(n.input)}
 
     new_inits = []
     for init in graph.initializer:
@@ -45,7 +49,7 @@ def convert_fp16(model: Any, fp32_ops: frozenset[str] = FP32_OPS) -> Any:
                                           name=f"cast_in_{inp.name}"))  # fmt: skip
     for node in graph.node:
         node.input[:] = [renames.get(i, i) for i in node.input]
-        if node.op_type == "Constant":
+        if node.op_type == "Constant" and not set(node.output) & fp32_inputs:
             for attr in node.attribute:
                 if attr.t.data_type == TensorProto.FLOAT:
                     attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16), attr.t.name))
