@@ -67,7 +67,8 @@ def lock_path(path: str | os.PathLike[str]) -> Path:
     return final.with_name(f".{final.name}.lock")
 
 
-def lock_output(path: str | os.PathLike[str]) -> int:
+def lock_output(path: str | os.PathLike[str], busy: str = "is writing it now; wait for it to end, or give another "
+                "output") -> int:  # fmt: skip
     """Take the exclusive lock on ``path`` (``.NAME.lock`` beside it; the folder is made) and return its file
     descriptor for ``unlock_output``; OutputBusy when another process holds it. A second process on one output
     would resume, or delete, the first one's unfinished file. The kernel drops the lock when its process ends,
@@ -85,8 +86,8 @@ def lock_output(path: str | os.PathLike[str]) -> int:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip()
             os.close(fd)
-            raise OutputBusy(f"{final}: another process{f' (pid {holder})' if holder.isdigit() else ''} is writing it "
-                             "now; wait for it to end, or give another output") from None  # fmt: skip
+            pid = f" (pid {holder})" if holder.isdigit() else ""
+            raise OutputBusy(f"{final}: another process{pid} {busy}") from None
         except OSError:  # a file system without flock (Lustre without -o flock, some NFS): write unlocked, as before
             os.close(fd)
             with contextlib.suppress(OSError):

@@ -168,6 +168,30 @@ def test_ctrl_c_saves_and_exits_cleanly(sig: int, tiny_root: Path, tmp_path: Pat
     assert (tmp_path / "c" / "G_A2B.pth").is_file()
 
 
+def test_a_second_trainer_on_a_running_run_is_refused(tiny_root: Path, tmp_path: Path) -> None:
+    """Two trainers on one run resumed the same checkpoint; the second cut the first one's log rows and both saved
+    over each other's checkpoints. The second is one line now, and the first ends as it would have."""
+    cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", str(tiny_root), *TINY, "--max-iters", "100000",
+           "--output", str(tmp_path), "--name", "busy"]  # fmt: skip
+    first = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, **ONE_THREAD})  # fmt: skip
+    log_path = tmp_path / "busy" / "log.csv"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 2):
+            time.sleep(0.05)
+        second = train(["--dataroot", str(tiny_root), *TINY, "--max-iters", "100000", "--output", str(tmp_path),
+                        "--name", "busy", "--resume"], tmp_path)  # fmt: skip
+        assert second.returncode == 1 and second.stderr.strip().splitlines()[-1] == (
+            f"error: {tmp_path / 'busy'}: another process (pid {first.pid}) is training this run now; wait for it to "
+            "end, or give another --name"), second.stderr[-2000:]
+    finally:
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=60)
+    assert first.returncode == 130 and "continue with --resume" in err, err[-2000:]
+    assert not (tmp_path / ".busy.lock").exists()  # released at the end
+
+
 def test_ctrl_c_while_starting_is_never_lost(tiny_root: Path, tmp_path: Path) -> None:
     """Ctrl-C at any moment of the start (torch's extension load swallowed one: the run then went on). Killed by
     SIGINT after the line (-2) is the same to a shell (130): an interrupted lazy import in torch re-raises at exit.

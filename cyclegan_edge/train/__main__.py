@@ -34,7 +34,7 @@ def run(argv: list[str] | None) -> int:
     pix2pix = model_of(argv) == "pix2pix"
     cfg = parse_pix2pix_config(argv) if pix2pix else parse_config(argv)  # before torch: --help and usage errors at once
     import_holding_ctrl_c(("torch",))
-    from cyclegan_edge.train.trainer import Trainer, check_init_from, log_to_stderr, start_run
+    from cyclegan_edge.train.trainer import Trainer, check_init_from, log_to_stderr, run_lock, start_run
 
     trainer: type[Trainer] = Trainer
     if pix2pix:
@@ -47,8 +47,9 @@ def run(argv: list[str] | None) -> int:
     else:
         log_to_stderr()
         check_init_from(cfg)  # before start_run: a bad file must not cost an --overwrite its old run
-    start_run(cfg)
-    return trainer(cfg).fit()
+    start_run(cfg)  # its refusals first: a run inside the training images gets no lock file (or folder) there
+    with run_lock(cfg):
+        return trainer(cfg).fit()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -244,19 +244,29 @@ def compare_with_teacher(student_path: Path, teacher_path: str, images: list[np.
 
 def distill(cfg: DistillConfig) -> int:
     """Distill, then compare the student with the teacher on held-out images (student_vs_teacher.json)."""
-    from cyclegan_edge.imaging.io import load_test_images
-    from cyclegan_edge.train.trainer import start_run
+    from cyclegan_edge.train.trainer import run_lock, start_run
+
 
     eval_dir, no_report = held_out_images(cfg)
     teacher = load_teacher(cfg.teacher).config  # before start_run: a bad file must not cost an --overwrite its old run
     assert isinstance(teacher, GeneratorConfig)
     student_config(cfg.student, teacher)
     start_run(cfg)
+    with run_lock(cfg):
+        return distill_and_compare(cfg, eval_dir, no_report)
+
+
+def distill_and_compare(cfg: DistillConfig, eval_dir: str, no_report: str) -> int:
+    from cyclegan_edge.imaging.io import load_test_images
+
     if no_report and os.environ.get("RANK", "0") == "0":
         log.warning("%s", no_report)
     distiller = Distiller(cfg)
     status = distiller.fit()
     report_file = cfg.run_dir / "student_vs_teacher.json"
+    if status != 0 and distiller.d.main and report_file.is_file():  # the student was saved again, its report not
+        log.warning("%s describes the student of an earlier run of this distillation, not the one saved now; "
+                    "--resume to the end writes it again", report_file)  # fmt: skip
     if status != 0 or not distiller.d.main or (not distiller.trained and report_file.is_file()):
         return status
     if no_report:

@@ -11,6 +11,8 @@ import re
 import signal
 import time
 import warnings
+import contextlib
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cyclegan_edge import __version__
-from cyclegan_edge.atomic import atomic_path, write_json
+from cyclegan_edge.atomic import atomic_path, lock_output, unlock_output, write_json
 from cyclegan_edge.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError, first_line
 from cyclegan_edge.imaging.frames import tensor_to_frames
 from cyclegan_edge.imaging.io import labeled_grid, write_image
@@ -256,6 +258,21 @@ def check_init_from(cfg: TrainConfig) -> None:
 
 def log_to_stderr() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+
+
+@contextlib.contextmanager
+def run_lock(cfg: TrainConfig) -> Iterator[None]:
+    """One training process per run folder (rank 0 holds ``.NAME.lock`` beside it; the kernel drops it at exit,
+    kill -9 included): a second one would resume the same checkpoint, cut the first one's log rows and save over
+    its checkpoints."""
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    fd = lock_output(cfg.run_dir, busy="is training this run now; wait for it to end, or give another --name")
+    try:
+        yield
+    finally:
+        unlock_output(cfg.run_dir, fd)
 
 
 def start_run(cfg: TrainConfig) -> None:
