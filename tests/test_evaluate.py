@@ -369,3 +369,19 @@ def test_every_option_says_what_it_does() -> None:
                  "--backend {auto,onnxruntime,openvino,tensorrt,torch} backend for files that are not .pth: auto",
                  "auto = what python -m cyclegan_edge.runtime picks on this CPU"):
         assert says in text, r.stdout
+
+
+def test_a_checkpoint_of_the_other_direction_is_one_line(clean_root: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """train's G_B2A.pth names its direction: evaluated with the default A->B, horses went into a zebra->horse
+    model and every figure came out without a word."""
+    from cyclegan_edge.models import load_generator, save_generator
+
+    g = load_generator(ASSETS_DIR / "photo2monet.pth")
+    b2a = save_generator(tmp_path / "G_B2A.pth", g.model, {"direction": "B->A"})
+    base = ["--dataroot", str(clean_root), "--cache-dir", str(tmp_path / "cache"), *QUICK]
+    assert main([str(b2a), *base]) == 1
+    assert only_error(capsys.readouterr().err) == (
+        f"error: {b2a}: a B->A generator (its metadata says so), evaluated as A->B: give --direction 'B->A' for it "
+        "(or the A->B generator)")
+    assert main([str(b2a), *base, "--direction", "B->A"]) == 0

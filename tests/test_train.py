@@ -655,3 +655,23 @@ def test_a_short_runs_loss_curve_is_smoothed_too() -> None:
     assert len(x) == stretch_count(200) == 40 and np.all(low <= mean) and np.all(mean <= high)
     assert np.abs(np.diff(mean)).mean() < 0.6 * np.abs(np.diff(values)).mean()  # calmer than the raw log
     assert stretch_count(7) == 7 and stretch_count(100_000) == 400  # a few rows point by point; a long run 400
+
+
+def test_resume_from_a_checkpoint_of_another_kind_or_shape_is_one_line(tiny_root: Path, tmp_path: Path) -> None:
+    """A plain state dict as latest.pt gave 'KeyError: generators (unexpected)', another run's state with other
+    widths 'RuntimeError: Error(s) in loading state_dict (unexpected)': one line naming the file now."""
+    common = ["--dataroot", str(tiny_root), *TINY, "--max-iters", "2", "--save-every", "1", "--output", str(tmp_path)]
+    assert train([*common, "--name", "r"], tmp_path).returncode == 0
+    other = [a if a != "4_4_8_4_8_8_4_4" else "8_8_8_8_8_8_8_8" for a in common]
+    assert train([*other, "--name", "wide"], tmp_path).returncode == 0
+    ckpt = tmp_path / "r" / "checkpoints" / "latest.pt"
+    torch.save({"a": torch.zeros(2)}, ckpt)
+    r = train([*common, "--name", "r", "--resume", "--max-iters", "4"], tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
+        f"error: --resume: {ckpt} is not this run's training state (it holds no format key: a plain state dict?, not "
+        "cyclegan-edge/train-state); --overwrite starts the run over"), r.stderr[-2000:]
+    shutil.copy(tmp_path / "wide" / "checkpoints" / "latest.pt", ckpt)
+    r = train([*common, "--name", "r", "--resume", "--max-iters", "4"], tmp_path)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and last.startswith(f"error: --resume: {ckpt} does not fit this run's models (") and \
+        last.endswith("); --overwrite starts the run over") and "unexpected" not in last, r.stderr[-2000:]

@@ -108,10 +108,20 @@ def open_generator(path: str | Path, direction: str, side: int, options: Backend
         info.update(architecture=gen.loaded.config.name, upsample=gen.loaded.config.upsample, sha256=gen.loaded.sha256,
                     params=macs.params, macs=macs.macs, precision="fp32")  # fmt: skip
         backend: Backend = gen
+        held = gen.loaded.meta.get("direction")
     else:
         backend = open_backend(p, options)
         meta = getattr(backend, "metadata", {})
         info.update(architecture=meta.get("architecture"), upsample=None, sha256=sha256_file(p), params=None, macs=None,
                     precision=model_precision(p))  # fmt: skip
+        held = None  # an ONNX's direction key is export's guess (A->B) for a checkpoint that named none
     info["backend"] = backend.name
+    if held in OTHER and held != direction:  # horses into a zebra->horse model: every figure would be off, silently
+        backend.close()
+        raise DirectionMismatch(f"{p}: a {held} generator (its metadata says so), evaluated as {direction}: give "
+                                f"--direction '{held}' for it (or the {direction} generator)")  # fmt: skip
     return Generator(path=p, direction=direction, backend=backend, info=info)
+
+
+class DirectionMismatch(ValueError):
+    """A checkpoint whose metadata names the other direction than the one asked for (exit 1, one line)."""

@@ -532,14 +532,24 @@ class Trainer:
             s = read_checkpoint(self.ckpt_path)
         except CheckpointError as e:
             raise CheckpointError(f"--resume: {e}; --overwrite starts the run over") from None
-        self.load_model_state(s)
-        self.opt_g.load_state_dict(s["optimizers"]["G"])
-        self.opt_d.load_state_dict(s["optimizers"]["D"])
-        self.sched_g.load_state_dict(s["schedulers"]["G"])
-        self.sched_d.load_state_dict(s["schedulers"]["D"])
-        self.scaler.load_state_dict(s["scaler"])
-        torch.set_rng_state(s["rng"]["torch"])
-        self.pos = Position(**s["position"])
+        fmt = s.get("format") if isinstance(s, dict) else type(s).__name__
+        if fmt != self.STATE_FORMAT:  # a state dict saved by hand, or another kind of run's state copied in
+            raise CheckpointError(f"--resume: {self.ckpt_path} is not this run's training state (it holds "
+                                  f"{fmt or 'no format key: a plain state dict?'}, not {self.STATE_FORMAT}); "
+                                  "--overwrite starts the run over")  # fmt: skip
+        try:
+            self.load_model_state(s)
+            self.opt_g.load_state_dict(s["optimizers"]["G"])
+            self.opt_d.load_state_dict(s["optimizers"]["D"])
+            self.sched_g.load_state_dict(s["schedulers"]["G"])
+            self.sched_d.load_state_dict(s["schedulers"]["D"])
+            self.scaler.load_state_dict(s["scaler"])
+            torch.set_rng_state(s["rng"]["torch"])
+            self.pos = Position(**s["position"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:  # another run's state: other shapes or parts
+            why = f"no {e}" if isinstance(e, KeyError) else first_line(e, 160)
+            raise CheckpointError(f"--resume: {self.ckpt_path} does not fit this run's models ({why}); "
+                                  "--overwrite starts the run over") from None  # fmt: skip
         self.saved_at = self.pos.iteration
         if self.d.main:
             dropped = truncate_log(self.run_dir / "log.csv", self.pos.iteration)
