@@ -114,7 +114,9 @@ def describe_state_dict(sd: StateDict) -> str:
     if convs and all(sd[k].shape[-1] == 4 for k in convs):
         return f"a PatchGAN discriminator ({len(convs)} 4x4 conv layers), not a generator"
     first = ", ".join(list(sd)[:3])
-    return f"{len(sd)} tensors that do not form a ResNet or U-Net generator (first keys: {first})"
+    n = len(sd)
+    what = f"{n} tensors that do" if n != 1 else "1 tensor that does"
+    return f"{what} not form a ResNet or U-Net generator (first keys: {first})"
 
 
 _BLOCK_KEY = re.compile(r"^model\.(\d+)\.conv_block\.")

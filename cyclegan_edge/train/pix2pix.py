@@ -55,6 +55,7 @@ def pix2pix_generator(cfg: Pix2PixConfig) -> AnyGeneratorConfig:
 
 class Pix2Pix(Trainer):
     GRID_ROWS = (("real_A", "fake_B", "real_B"),)
+    PAIRED = True
     STATE_FORMAT = PIX2PIX_STATE_FORMAT
 
     def __init__(self, cfg: Pix2PixConfig) -> None:

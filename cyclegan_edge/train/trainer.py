@@ -378,6 +378,7 @@ class Trainer:
 
     GRID_ROWS: tuple[tuple[str, ...], ...] = (("real_A", "fake_B", "rec_A"), ("real_B", "fake_A", "rec_B"))
     STATE_FORMAT = TRAIN_STATE_FORMAT
+    PAIRED = False  # pix2pix: A and B are the two halves of one set of pairs
     GENERATOR_FILES: tuple[str, ...] = ("G_A2B.pth", "G_B2A.pth")
 
     def __init__(self, cfg: TrainConfig) -> None:
@@ -726,8 +727,9 @@ class Trainer:
                                                  "world_size": self.d.world, "device": str(self.device)})  # fmt: skip
         with torch.random.fork_rng(devices=[]):  # a resumed run's RNG stays the checkpoint's (Dropout draws from it)
             macs = count_macs(build_generator(self.g_cfg), self.cfg.crop_size, self.cfg.crop_size)
-        log.info("G: %s (%s); %d+%d training images; device %s%s; %d process(es)", self.g_cfg.name, macs,
-                 len(self.dataset.a_files), len(self.dataset.b_files), self.device,
+        a, b = len(self.dataset.a_files), len(self.dataset.b_files)
+        images = f"{a} training pairs" if self.PAIRED else f"{a}+{b} training images"
+        log.info("G: %s (%s); %s; device %s%s; %d process(es)", self.g_cfg.name, macs, images, self.device,
                  f", amp {self.amp_dtype}" if self.amp_dtype else "", self.d.world)  # fmt: skip
 
     def finish(self, status: int, old_handlers: dict[Any, Any]) -> int:
