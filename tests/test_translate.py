@@ -325,3 +325,28 @@ def test_sigterm_stops_a_job_started_in_the_background_as_ctrl_c_does(tmp_path: 
     _, err = proc.communicate(timeout=60)
     done = len(list(out.glob("photos/p*.png")))
     assert proc.returncode == 143 and f"interrupted: {done} of 40 images written to {out}" in err, err[-2000:]
+
+
+def test_a_transparent_png_keeps_its_transparency(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A logo with alpha came out opaque, its alpha dropped unsaid: the colour is translated, the alpha kept (PNG
+    output); a JPEG output of the runtime has no alpha to keep."""
+    import cv2
+
+    from cyclegan_edge import ASSETS_DIR
+    from cyclegan_edge.runtime.__main__ import main as runtime_main
+    from cyclegan_edge.runtime.translate import main
+
+    photo = read_image(sorted((ASSETS_DIR / "images").glob("*.jpg"))[0])
+    h, w = photo.shape[:2]
+    alpha = np.zeros((h, w), np.uint8)
+    cv2.circle(alpha, (w // 2, h // 2), min(h, w) // 3, 255, -1)  # an opaque disc on a transparent ground
+    logos = tmp_path / "logos"
+    logos.mkdir()
+    cv2.imwrite(str(logos / "logo.png"), np.dstack([photo, alpha]))
+    assert main(["photo2monet", str(logos), "-o", str(tmp_path / "out"), "--size", "64"]) == 0
+    out = cv2.imread(str(tmp_path / "out" / "logos" / "logo.png"), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (h, w, 4) and np.array_equal(out[:, :, 3], alpha)
+    assert np.abs(out[:, :, :3].astype(int) - photo.astype(int)).mean() > 5  # translated, not copied
+    capsys.readouterr()
+    assert runtime_main([str(logos / "logo.png"), str(tmp_path / "logo.jpg"), "--size", "64"]) == 0
+    assert cv2.imread(str(tmp_path / "logo.jpg"), cv2.IMREAD_UNCHANGED).shape == (h, w, 3)

@@ -165,9 +165,17 @@ def decode_jpeg_watched(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]
     return img, corrupt
 
 
+ALPHA_EXTENSIONS = frozenset({".png", ".webp", ".tif", ".tiff"})  # outputs that keep a source's transparency
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode any 8-bit image file as BGR uint8 HxWx3; ImageReadError with one line otherwise
     (also for a JPEG whose data is partly corrupt: libjpeg would return it partly grey)."""
+    return read_image_and_alpha(path)[0]
+
+
+def read_image_and_alpha(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """read_image, and the image's alpha channel (HxW uint8) when it has one."""
     p = Path(path)
     if not p.is_file():
         raise ImageReadError(f"{p}: no such file")
@@ -188,7 +196,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     if img.dtype == np.uint16:  # 16-bit PNG/TIFF
         img = (img >> 8).astype(np.uint8)
     try:
-        return to_bgr(img)
+        alpha = np.ascontiguousarray(img[:, :, 3]) if img.ndim == 3 and img.shape[2] == 4 else None
+        return to_bgr(img), alpha
     except ValueError as e:
         raise ImageReadError(f"{p}: {e}") from None
 

@@ -12,9 +12,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import (
+    ALPHA_EXTENSIONS,
     IMAGE_EXTENSIONS,
     JOB_KEYWORD,
     VIDEO_EXTENSIONS,
@@ -25,7 +28,7 @@ from cyclegan_edge.imaging.io import (
     markable_output_folder,
     output_path,
     png_text,
-    read_image,
+    read_image_and_alpha,
     relative_to,
     unique_outputs,
     without_earlier_outputs,
@@ -217,7 +220,7 @@ def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions 
     kept in the PNG; ``said``: hints a run gave already, a large image's once per run). A file that cannot be used
     gives a failed result; a failed write raises OSError, a broken model its BackendError."""
     try:
-        img = read_image(src)
+        img, alpha = read_image_and_alpha(src)
     except ImageReadError as e:
         return failure(src, without_name(e))
     size = (int(img.shape[0]), int(img.shape[1]))
@@ -237,6 +240,8 @@ def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions 
     result = translate_frames(backend, [frame])[0]
     if hw != size:
         result = cv2().resize(result, (size[1], size[0]), interpolation=cv2().INTER_LINEAR)
+    if alpha is not None and out.suffix.lower() in ALPHA_EXTENSIONS:  # a logo's transparency stays transparent
+        result = np.dstack([result, alpha])
     write_image(out, result, job, source_digest(src) if job else "")
     return FileResult(src, out, "done", 1, 1.0 / max(time.perf_counter() - t, 1e-9))
 
