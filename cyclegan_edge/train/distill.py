@@ -137,8 +137,6 @@ class Distiller(Trainer):
                 "teacher": self.teacher_source}  # fmt: skip
 
     def load_model_state(self, s: dict[str, Any]) -> None:
-        if s.get("format") != DISTILL_STATE_FORMAT:
-            raise ValueError(f"--resume: {self.ckpt_path} is not a distillation checkpoint")
         self.student.student.load_state_dict(s["generators"]["student"]["state_dict"])
         self.student.maps.load_state_dict(s["maps"])
         self.disc.load_state_dict(s["discriminators"])

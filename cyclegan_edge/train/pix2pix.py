@@ -94,8 +94,6 @@ class Pix2Pix(Trainer):
                 "discriminators": self.disc.state_dict()}  # fmt: skip
 
     def load_model_state(self, s: dict[str, Any]) -> None:
-        if s.get("format") != PIX2PIX_STATE_FORMAT:
-            raise ValueError(f"--resume: {self.ckpt_path} is not a pix2pix checkpoint")
         self.gen.load_state_dict(s["generators"][DIRECTION_KEYS[self.arrow]]["state_dict"])
         self.disc.load_state_dict(s["discriminators"])
 
