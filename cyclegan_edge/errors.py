@@ -123,6 +123,15 @@ def holding_ctrl_c(mask: bool = True) -> Iterator[list[int]]:
                 signal.raise_signal(signal.SIGINT)  # as the previous handler would have had it: raise or exit
 
 
+def importable(name: str) -> bool:
+    """Whether module ``name`` imports here (OSError too: a package whose native library cannot load)."""
+    try:
+        importlib.import_module(name)
+    except (ImportError, OSError):
+        return False
+    return True
+
+
 def import_holding_ctrl_c(names: tuple[str, ...]) -> None:
     """Import these modules with Ctrl-C held back until they are loaded (see holding_ctrl_c)."""
     with holding_ctrl_c():

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import shlex
 import sys
@@ -16,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan_edge.atomic import atomic_path, check_writable, write_json
-from cyclegan_edge.errors import (EXIT_INTERRUPTED, ArgumentParser, HelpFormatter, RawHelpFormatter, UsageError, int_arg,
-                                  run_cli)  # fmt: skip
+from cyclegan_edge.errors import (EXIT_INTERRUPTED, ArgumentParser, HelpFormatter, RawHelpFormatter, UsageError,
+                                  importable, int_arg, run_cli)  # fmt: skip
 from cyclegan_edge.model_files import is_checkpoint
 
 ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs",
@@ -99,14 +98,6 @@ def check_no_report(out: Path) -> None:
         what = "a report.json"
     raise FileExistsError(f"--output {out} holds a report ({what}): --overwrite replaces it, or give another "
                           "--output")  # fmt: skip
-
-
-def importable(name: str) -> bool:
-    try:
-        importlib.import_module(name)
-    except ImportError:
-        return False
-    return True
 
 
 def save_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]], with_plots: bool) -> list[Path]:

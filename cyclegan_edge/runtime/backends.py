@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from cyclegan_edge.errors import first_line, import_holding_ctrl_c
+from cyclegan_edge.errors import first_line, import_holding_ctrl_c, importable
 from cyclegan_edge.imaging.frames import frames_to_tensor, pad_batch, run_padded, tensor_to_frames
 from cyclegan_edge.model_files import (
     CHECKPOINT_EXTENSIONS,
@@ -329,11 +329,7 @@ def ort_has_gpu_provider() -> bool:
 
 
 def openvino_importable() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except (ImportError, OSError):
-        return False
-    return True
+    return importable("openvino")
 
 
 def prefers_openvino(options: BackendOptions, machine: str | None = None) -> bool:
