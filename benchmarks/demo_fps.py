@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from cyclegan_edge.machine import cpu_flags, cpu_model
-from cyclegan_edge.runtime.__main__ import DEMO_MODELS
+from cyclegan_edge.runtime.bundled import DEMO_MODELS
 
 LINE = re.compile(r"(\d+) frames -> .* at ([\d.]+) FPS \(model (.*), (\S+?)[,)]")
 

@@ -533,3 +533,24 @@ def test_pipeline_keeps_an_earlier_measurement_unless_overwrite(tmp_path: Path, 
     assert status == 0 and json.loads(out.read_text())["frames"] == 2, err[-2000:]
     said = f"error: --output {tmp_path}: a folder, not a file (the result is one JSON file); nothing measured\n"
     assert bench([*args[:-2], "-o", tmp_path], capsys) == (1, "", said)
+
+
+def test_pipeline_measures_what_the_runtime_runs_on_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench pipeline opened its backend with the library's defaults (OpenVINO f32, one stream) where the runtime
+    converts a file with its own (precision auto: bf16 on CPUs that run it natively; two streams in flight): the
+    figures were not a conversion's. Now both name the same backend, and inference alone keeps as many frames in
+    flight as the pipeline does."""
+    from cyclegan_edge.runtime.__main__ import main as runtime_main
+
+    pytest.importorskip("openvino")
+    video = ASSETS_DIR / "demo.mp4"
+    assert runtime_main([str(video), str(tmp_path / "out.mp4"), "--model", str(MODEL), "--size", "64",
+                         "--max-frames", "4"]) == 0  # fmt: skip
+    ran = capsys.readouterr().out.splitlines()[0]  # "4 frames -> ... (model M, BACKEND)"
+    out = tmp_path / "pipeline.json"
+    args = ["pipeline", MODEL, "--video", video, "--size", "64", "--max-frames", "8", "-o", out]
+    status, _, err = bench(args, capsys)
+    result = json.loads(out.read_text())
+    assert status == 0 and result["frames"] == 8, err[-2000:]
+    assert ran.endswith(f", {result['backend']})"), (ran, result["backend"])
+    assert result["in_flight"] == 2 and result["inference_fps"] > 0

@@ -28,7 +28,7 @@ from cyclegan_edge.runtime.backends import (
     open_backend,
     prefers_openvino,
 )
-from cyclegan_edge.runtime.__main__ import DEFAULT_DEMO, DEMO_MODELS
+from cyclegan_edge.runtime.bundled import DEFAULT_DEMO, DEMO_MODELS
 from cyclegan_edge.runtime.openvino_backend import OpenVinoBackend
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, inference_size
 from cyclegan_edge.runtime.sinks import MemorySink
@@ -217,7 +217,7 @@ def test_runtime_cli_on_openvino(ov: Any, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stem", sorted(p.name.removesuffix(".int8.onnx") for p in ASSETS_DIR.glob("*.int8.onnx")))
 def test_demo_model_int8_where_openvino_runs_it(ov: Any, stem: str) -> None:
-    from cyclegan_edge.runtime.__main__ import default_model
+    from cyclegan_edge.runtime.bundled import default_model
 
     fp32, int8 = ASSETS_DIR / f"{stem}.onnx", ASSETS_DIR / f"{stem}.int8.onnx"
     assert default_model(BackendOptions(backend="openvino"), stem) == int8

@@ -12,7 +12,7 @@ import cv2
 import pytest
 
 from conftest import ONE_THREAD, ROOT
-from cyclegan_edge.runtime.__main__ import DEFAULT_DEMO, DEMO_MODELS
+from cyclegan_edge.runtime.bundled import DEFAULT_DEMO, DEMO_MODELS
 
 DEMO_STEM = DEMO_MODELS[DEFAULT_DEMO]
 

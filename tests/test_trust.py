@@ -30,7 +30,7 @@ import pytest
 from conftest import ONE_THREAD, ROOT, as_user, interrupt_when
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.imaging.io import OUTPUT_MARKER
-from cyclegan_edge.runtime.__main__ import DEFAULT_DEMO, DEMO_MODELS
+from cyclegan_edge.runtime.bundled import DEFAULT_DEMO, DEMO_MODELS
 
 ONNX = ASSETS_DIR / "photo2monet.onnx"
 PTH = ASSETS_DIR / "photo2monet.pth"

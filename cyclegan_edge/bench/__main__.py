@@ -219,19 +219,26 @@ def pipeline(argv: list[str]) -> int:
     from cyclegan_edge.bench.pipeline_bench import pipeline_vs_inference
     from cyclegan_edge.machine import machine_info
     from cyclegan_edge.progress import progress_bar
-    from cyclegan_edge.runtime.backends import BackendOptions, open_backend
+    from cyclegan_edge.runtime.backends import (FILE_STREAMS, OV_PRECISIONS, PRECISION_HELP, BackendOptions,
+                                                job_options, open_backend)  # fmt: skip
+    from cyclegan_edge.runtime.bundled import resolve_model
     from cyclegan_edge.runtime.pipeline import SIZE_RANGE
     from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT
 
     ap = ArgumentParser(prog="python -m cyclegan_edge.bench pipeline", formatter_class=HelpFormatter,
                         description="The runtime's pipeline (decode, infer, encode, overlapped) on a video file against "
                         "inference alone on the same frames: how much of the model's speed a conversion keeps.")  # fmt: skip
-    ap.add_argument("model", help="the model to run (.onnx, .plan/.engine, .pth), as the runtime takes it")
+    ap.add_argument("model", help="the model to run (.onnx, .plan/.engine, .pth, a bundled model's name), as the "
+                    "runtime takes it")  # fmt: skip
     ap.add_argument("--video", required=True, help="the video file to convert (then its frames through inference "
                     "alone)")  # fmt: skip
     ap.add_argument("--size", type=int_arg(*SIZE_RANGE), default=256, help="inference shorter side")
     ap.add_argument("--max-frames", type=int_arg(0, 1 << 30), default=0, help="frames to convert (0 = all)")
     ap.add_argument("--provider", default="auto", help="ONNX Runtime provider: auto, cpu, cuda, tensorrt")
+    ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default="auto",
+                    help=f"as the runtime's (its default too): {PRECISION_HELP}")  # fmt: skip
+    ap.add_argument("--streams", type=int_arg(0, 64), default=0,
+                    help=f"OpenVINO streams, as the runtime's (0: {FILE_STREAMS} for a file, its default)")  # fmt: skip
     ap.add_argument("-o", "--output", "--out", dest="out", default="bench_report/pipeline.json",
                     help="where the result goes (JSON; --out: old spelling)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true", help="replace the result --output already holds")
@@ -250,7 +257,10 @@ def pipeline(argv: list[str]) -> int:
         check_writable(out)
     except OSError as e:
         raise OSError(f"--output {out}: cannot write ({e.strerror or e}); nothing measured") from None
-    backend = open_backend(args.model, BackendOptions(provider=args.provider))
+    # what the runtime runs a file with (its defaults): the figures are a conversion's
+    options = BackendOptions(provider=args.provider, precision=args.precision_hint, streams=args.streams)
+    options = job_options(options, live=False)
+    backend = open_backend(resolve_model(args.model, options), options)
     bars: list[Any] = []
 
     def progress(stage: str, total: int | None) -> Any:

@@ -27,13 +27,14 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from cyclegan_edge import ASSETS_DIR as ASSETS
 from cyclegan_edge.atomic import check_writable
 from cyclegan_edge.errors import ArgumentParser, UsageError, int_arg, run_cli
 from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_outputs, output_path
 from cyclegan_edge.progress import progress_bar
-from cyclegan_edge.runtime.backends import (BACKENDS, OV_PRECISIONS, PRECISION_HELP, Backend, BackendOptions, backend_for,
-                                            open_backend, openvino_importable)  # fmt: skip
+from cyclegan_edge.runtime.backends import (BACKENDS, FILE_STREAMS, OV_PRECISIONS, PRECISION_HELP, Backend,
+                                            BackendOptions, job_options, open_backend)  # fmt: skip
+from cyclegan_edge.runtime.bundled import (ASSETS, DEFAULT_DEMO, DEMO_CLIP, DEMO_MODELS, bundled_names, default_model,
+                                           resolve_model)  # fmt: skip
 from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOptions, PipelineStats, after_resume,
                                             inference_size, output_size, too_small, upscale_note)  # fmt: skip
 from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, MultiSink,
@@ -46,16 +47,8 @@ from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT, METRIC_FLOW, weight_
 
 log = logging.getLogger("cyclegan_edge.runtime")
 
-# The bundled models by demo name: ASSETS/<stem>.onnx, and <stem>.int8.onnx for the CPU where bundled (export
-# --target cpu: 1.3-1.5x OpenVINO f32 at about 41 dB PSNR, README "CPU backends"). A bundled model's stem
-# also works as --model.
-DEMO_MODELS = {"monet": "photo2monet"}
-DEFAULT_DEMO = "monet"
-DEMO_CLIP = "butterfly.mp4"  # CC0, 4 s of real summer footage with its sound (scripts/make_demo_clip.py)
 DEMO_SIZE = 256  # the demo's inference size unless --size says: a CPU runs it in seconds
 DEMO_OUTPUT = "cyclegan_edge_demo.mp4"
-# OpenVINO streams for file jobs: the pipeline keeps this many frames in flight (benchmarks/openvino_streams.py)
-FILE_STREAMS = 2
 OUTPUT_FOR = {"image": "an image goes to an image file or a folder", "folder": "a folder goes to a folder",
               "glob": "a glob's files go to a folder"}  # fmt: skip
 
@@ -176,26 +169,6 @@ def conversion_job(digest: str, backend: Backend, opts: PipelineOptions) -> tupl
     return digest, backend.name, opts.size, opts.side_by_side, opts.stabilize
 
 
-def bundled_names() -> list[str]:
-    return sorted(p.stem for p in ASSETS.glob("*.onnx") if not p.stem.endswith(".int8"))
-
-
-def default_model(options: BackendOptions | None = None, stem: str = DEMO_MODELS[DEFAULT_DEMO]) -> Path:
-    """A bundled model (the default demo's unless ``stem`` says); its CPU INT8 version where OpenVINO runs it
-    (ONNX Runtime runs INT8 slower than FP32)."""
-    int8 = Path(str(ASSETS / f"{stem}.int8.onnx"))
-    fp32 = Path(str(ASSETS / f"{stem}.onnx"))
-    if options is not None and int8.is_file() and backend_for(fp32, options) == "openvino" and openvino_importable():
-        return int8
-    return fp32
-
-
-def resolve_model(model: str, options: BackendOptions) -> str | Path:
-    """A model file as given, or a bundled model's name (no such file here) as its file."""
-    is_name = not Path(model).exists() and model in bundled_names()
-    return default_model(options, model) if is_name else model
-
-
 def chosen_model(args: argparse.Namespace, options: BackendOptions) -> str | Path:
     """--model (a file or a bundled model's name), or the demo's model."""
     if args.model:
@@ -204,10 +177,10 @@ def chosen_model(args: argparse.Namespace, options: BackendOptions) -> str | Pat
 
 
 def backend_options(args: argparse.Namespace, live: bool = False) -> BackendOptions:
-    """The backend's options; a file job (not ``live``) runs OpenVINO on FILE_STREAMS streams unless --streams says."""
-    return BackendOptions(device=args.device, provider=args.provider, fp16=args.fp16, cuda_graphs=args.cuda_graphs,
-                          threads=args.threads, backend=args.backend, precision=args.precision_hint,
-                          streams=args.streams or (0 if live else FILE_STREAMS))  # fmt: skip
+    """The backend's options (``job_options``: the streams of a file job, not ``live``, or a camera's)."""
+    return job_options(BackendOptions(device=args.device, provider=args.provider, fp16=args.fp16,
+                                      cuda_graphs=args.cuda_graphs, threads=args.threads, backend=args.backend,
+                                      precision=args.precision_hint, streams=args.streams), live)  # fmt: skip
 
 
 def sink_uris(args: argparse.Namespace) -> list[str]:

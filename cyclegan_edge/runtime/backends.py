@@ -22,7 +22,7 @@ import logging
 import os
 import platform
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -125,6 +125,16 @@ class BackendOptions:
     backend: str = "auto"  # auto (by extension, see above) | onnxruntime | openvino | tensorrt | torch
     precision: str = "f32"  # OpenVINO INFERENCE_PRECISION_HINT: f32 | bf16 | f16 | auto (OpenVINO's choice)
     streams: int = 0  # OpenVINO streams; 0 = one stream, latency first
+
+
+# OpenVINO streams for file jobs: the pipeline keeps this many frames in flight (benchmarks/openvino_streams.py)
+FILE_STREAMS = 2
+
+
+def job_options(options: BackendOptions, live: bool) -> BackendOptions:
+    """The options a conversion runs with: a file job (not ``live``) runs OpenVINO on FILE_STREAMS streams unless
+    ``options.streams`` says (a camera or stream: one, latency first)."""
+    return replace(options, streams=options.streams or (0 if live else FILE_STREAMS))
 
 
 class TorchBackend:

@@ -32,14 +32,13 @@ from cyclegan_edge.imaging.io import (
 from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.runtime.backends import OV_PRECISIONS, PRECISION_HELP, BackendOptions, open_backend
 from cyclegan_edge.runtime.batch import already_done, check_same_job, convert_image, image_job, model_digest
+from cyclegan_edge.runtime.bundled import bundled_names, resolve_model
 from cyclegan_edge.runtime.pipeline import SIZE_RANGE, PipelineOptions
 
 log = logging.getLogger("cyclegan_edge.translate")
 
 
 def run(argv: list[str] | None) -> int:
-    from cyclegan_edge.runtime.__main__ import bundled_names, resolve_model
-
     script = Path(sys.argv[0]).name == "cyclegan-edge-translate"  # the console script, else python -m
     ap = ArgumentParser(prog="cyclegan-edge-translate" if script else "python -m cyclegan_edge.translate",
                         description=__doc__.split("\n")[0])  # fmt: skip
