@@ -27,7 +27,7 @@ import numpy as np
 
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.export.int8 import Int8Options, quantize_int8
-from cyclegan_edge.export.quality import psnr
+from cyclegan_edge.imaging.quality import psnr
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.imaging.io import load_test_images, resized
 from cyclegan_edge.machine import cpu_model, library_versions

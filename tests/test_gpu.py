@@ -43,7 +43,7 @@ def _frames(horse_paths: list[Path], n: int = 2) -> np.ndarray:
 @cuda
 @pytest.mark.parametrize("fp16", [False, True])
 def test_pytorch_cuda_backend_matches_cpu(compressed_g_path: Path, horse_paths: list[Path], fp16: bool) -> None:
-    from cyclegan_edge.export.quality import psnr
+    from cyclegan_edge.imaging.quality import psnr
     from cyclegan_edge.imaging.frames import tensor_to_frames
 
     x = _frames(horse_paths)
@@ -89,7 +89,7 @@ def test_tensorrt_engine_builds_and_matches_pytorch(compressed_g_path: Path, hor
     from cyclegan_edge.export.fp16 import export_fp16
     from cyclegan_edge.export.int8 import Int8Options, quantize_int8
     from cyclegan_edge.export.onnx_export import export_onnx
-    from cyclegan_edge.export.quality import psnr
+    from cyclegan_edge.imaging.quality import psnr
     from cyclegan_edge.trt.build import EngineOptions, build_engine
     from cyclegan_edge.imaging.frames import tensor_to_frames
     from cyclegan_edge.models import load_generator

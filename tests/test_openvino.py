@@ -16,7 +16,7 @@ import pytest
 
 from conftest import HORSES, ONE_THREAD, need
 from cyclegan_edge import ASSETS_DIR
-from cyclegan_edge.export.quality import psnr
+from cyclegan_edge.imaging.quality import psnr
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.imaging.io import load_test_images, resized
 from cyclegan_edge.runtime.backends import (

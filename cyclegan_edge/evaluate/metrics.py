@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.quality import ssim
 
 
 def domain_score(out: np.ndarray, source: np.ndarray, target: np.ndarray) -> float:
@@ -61,25 +62,11 @@ def edge_map(frame: np.ndarray) -> np.ndarray:
     return np.sqrt(gx * gx + gy * gy)
 
 
-def ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
-    """Mean SSIM (Wang et al. 2004: Gaussian window sigma 1.5, K1 0.01, K2 0.03) of two float maps."""
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-
-    def blur(x: np.ndarray) -> np.ndarray:
-        return cv2().GaussianBlur(x, (11, 11), 1.5)
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a, var_b = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2
-    cov = blur(a * b) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(s.mean())
-
-
 def edge_ssim(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
     """Mean SSIM of input and output luminance edge maps (see the module docstring); the data range is the
     input edge map's 99th percentile, so the constants scale with the picture's own edge contrast."""
     scores = []
     for x, y in zip(inputs, outputs):
         ex, ey = edge_map(x), edge_map(y)
-        scores.append(ssim(ex, ey, max(float(np.percentile(ex, 99)), 1e-3)))
+        scores.append(ssim(ex, ey, peak=max(float(np.percentile(ex, 99)), 1e-3)))
     return float(np.mean(scores))

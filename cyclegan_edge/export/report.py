@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from cyclegan_edge.export.quality import error_stats, psnr, ssim
+from cyclegan_edge.imaging.quality import error_stats, psnr, ssim
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.imaging.io import resized
 from cyclegan_edge.runtime.backends import BackendOptions, OnnxRuntimeBackend

@@ -209,7 +209,7 @@ def fewer(ratio: float) -> str:
 
 def compare_with_teacher(student_path: Path, teacher_path: str, images: list[np.ndarray], size: int) -> dict[str, Any]:
     """Student vs teacher on held-out images: output PSNR/SSIM, MACs and CPU latency of both (PyTorch, 1 image)."""
-    from cyclegan_edge.export.quality import psnr, ssim
+    from cyclegan_edge.imaging.quality import psnr, ssim
     from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
     from cyclegan_edge.imaging.io import resized
 

@@ -1,4 +1,5 @@
-"""Image-quality and parity metrics (NumPy/OpenCV): PSNR, SSIM, error statistics."""
+"""Image-quality and parity metrics (NumPy/OpenCV): PSNR, SSIM, error statistics (export's parity reports,
+evaluate's edge SSIM, distill's student-vs-teacher report)."""
 
 from __future__ import annotations
 
