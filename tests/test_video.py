@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import ONE_THREAD, SHARED_DATA, STREET_VIDEO, need
+from conftest import ONE_THREAD, SHARED_DATA, STREET_VIDEO, as_user, interrupt_when, need
 
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.imaging.io import OUTPUT_MARKER
@@ -470,3 +471,48 @@ def test_shards_split_a_folder_disjointly(tmp_path: Path) -> None:
     assert [r.status for r in rerun] == ["skipped (exists)"] * len(done[0])
     paths = [Path(f"d{i % 7}/clip{i}.mp4") for i in range(60)]
     assert all(sum(in_shard(p, (k, 3)) for k in range(3)) == 1 for p in paths)  # each path in exactly one shard
+
+
+def test_without_av_a_stopped_conversion_is_not_promised_a_resume(clip: Path, tmp_path: Path) -> None:
+    """Without PyAV (a Jetson with JetPack 5's OpenCV) Ctrl-C said "the same command continues it", and the same
+    command was refused (the output exists); a batch said a stopped video resumes, then converted it again in
+    silence; --encoder nvenc was dropped without a word; a read-only folder was "a format OpenCV cannot write"."""
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "av.py").write_text("raise ImportError('av is blocked: testing the fallback')\n")
+    env = {**ENV, "PYTHONPATH": f"{blocker}{os.pathsep}{ENV.get('PYTHONPATH', '')}"}
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(MODEL), "--headless"]
+
+    def growing(partial: Path) -> Callable[[], bool]:
+        return lambda: partial.is_file() and partial.stat().st_size > 20_000
+
+    out = tmp_path / "a.mp4"
+    status, _, err = interrupt_when([*cmd, str(clip), str(out)], growing(tmp_path / ".a.partial.mp4"), env=env)
+    assert status == 130 and "the same command continues it" not in err, err[-2000:]
+    assert err.rstrip().endswith("it plays as it is but cannot be continued (OpenCV's writer; PyAV's resumes: pip "
+                                 "install 'cyclegan-edge[video]'): --overwrite converts it again from its start")
+    kept = len(decoded(out))
+    assert 0 < kept < FRAMES
+    r = runtime(str(clip), str(out), env=env)  # what the line says: this command is refused, the file kept
+    assert r.returncode == 1 and "exists: --overwrite replaces it" in r.stderr and len(decoded(out)) == kept
+
+    folder, converted = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.mp4").symlink_to(clip)
+    status, _, err = interrupt_when([*cmd, str(folder), str(converted)], growing(converted / ".a.partial.mp4"), env=env)
+    assert status == 130 and "(without PyAV a stopped video is converted again from its start)" in err, err[-2000:]
+    assert 0 < len(decoded(converted / "a.mp4")) < FRAMES
+    r = runtime(str(folder), str(converted), "--size", "64", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (f"WARNING a.mp4: converted again from its start, replacing the unfinished output {converted / 'a.mp4'} "
+            "(OpenCV's writer cannot continue it)") in r.stderr.splitlines()
+    assert len(decoded(converted / "a.mp4")) == FRAMES
+
+    r = runtime(str(clip), str(tmp_path / "nv.mp4"), "--encoder", "nvenc", "--size", "64", "--max-frames", "2", env=env)
+    assert r.returncode == 0 and "WARNING nv.mp4: OpenCV's writer ignores" in r.stderr, r.stderr[-2000:]
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o555)
+    cmd = [*as_user(), *cmd, str(clip), str(locked / "x.mp4"), "--size", "64", "--max-frames", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert error_lines(r.stderr) == [f"error: {locked / 'x.mp4'}: cannot write (Permission denied)"], r.stderr[-2000:]

@@ -42,7 +42,7 @@ from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, 
                                          is_stream_output, open_sink, parse_bitrate, play_command,
                                          preset_choices)  # fmt: skip
 from cyclegan_edge.runtime.sources import (FILE_KINDS, Source, SourceError, SourceSpec, glob_root, open_source,
-                                           parse_source)  # fmt: skip
+                                           parse_source, pyav)  # fmt: skip
 from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT, METRIC_FLOW, weight_arg
 
 log = logging.getLogger("cyclegan_edge.runtime")
@@ -300,8 +300,6 @@ def holds_translation(args: argparse.Namespace, src: Path, out: Path) -> bool:
 
 def converted_here(path: Path) -> bool:
     """Whether ``path`` is a video that a conversion of this toolkit wrote (it may hold this one's frames)."""
-    from cyclegan_edge.runtime.sources import pyav
-
     if path.suffix.lower() not in VIDEO_EXTENSIONS or path.suffix.lower() == ".avi":  # .avi: OpenCV's, untagged
         return False
     av_video = pyav()
@@ -339,8 +337,8 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         return 0
     if stats.interrupted and not source.live:  # a file stopped halfway: no line that reads as done
         kept = f" (after {sink.resumed} kept from before)" if sink.resumed else ""
-        print(f"stopped: {stats.frames_out} frames written to {sink.name}{kept} at {stats.fps:.1f} FPS; the same "
-              "command continues it", file=sys.stderr)  # fmt: skip
+        print(f"stopped: {stats.frames_out} frames written to {sink.name}{kept} at {stats.fps:.1f} FPS; "
+              f"{continue_hint(sink)}", file=sys.stderr)  # fmt: skip
         return 130 if not sink.quit_requested else 0
     report(stats, backend, sink.name, source.live, model_name(args))
     if sink.resumed:
@@ -349,6 +347,14 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         print(f"stopped: {stats.frames_out} frames written to {sink.name}", file=sys.stderr)
         return 130 if not sink.quit_requested else 0
     return 0
+
+
+def continue_hint(sink: Sink) -> str:
+    """What a rerun does with a file conversion stopped halfway into ``sink``."""
+    if sink.resumable:
+        return "the same command continues it"
+    why = " (OpenCV's writer; PyAV's resumes: pip install 'cyclegan-edge[video]')" if pyav() is None else ""
+    return f"it plays as it is but cannot be continued{why}: --overwrite converts it again from its start"
 
 
 def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str, kind: str) -> int:
@@ -385,8 +391,9 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
     if stopped:
         again = ("the same command without --overwrite continues them" if args.overwrite else
                  "the same command continues them")  # fmt: skip
-        print(f"stopped: {len(stopped)} files interrupted or not started; {again} (a stopped video resumes where it "
-              "stopped)", file=sys.stderr)  # fmt: skip
+        how = ("a stopped video resumes where it stopped" if pyav() is not None else "without PyAV a stopped video "
+               "is converted again from its start")  # fmt: skip
+        print(f"stopped: {len(stopped)} files interrupted or not started; {again} ({how})", file=sys.stderr)
         return 130
     return 1 if failed or other else 0
 

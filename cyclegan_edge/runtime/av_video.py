@@ -401,6 +401,8 @@ def pick_encoder(s: EncodeSettings, size: tuple[int, int], rate: Fraction) -> st
 class AvVideoWriter(Sink):
     """A video file written through PyAV; see the module docstring for crash safety and resume."""
 
+    resumable = True
+
     def __init__(self, path: str | os.PathLike[str], size: tuple[int, int], fps: float, settings: EncodeSettings,
                  source: Source | None = None, job: tuple[object, ...] = (), overwrite: bool = False) -> None:  # fmt: skip
         self.path = Path(path)

@@ -187,7 +187,11 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
     except SourceError as e:
         return failure(src, without_name(e))
     try:
+        earlier = out.is_file() and not overwrite  # unfinished (finished ones were skipped)
         sink = open_output(str(out), source.fps, output_size(source.size, opts), settings, source, job, overwrite)
+        if earlier and not sink.resumable:
+            log.warning("%s: converted again from its start, replacing the unfinished output %s (OpenCV's writer "
+                        "cannot continue it)", src.name, out)  # fmt: skip
         bar = progress_bar(total=source.frame_count or None, initial=sink.resumed, desc=src.name, unit="frame",
                            position=position, leave=False)  # fmt: skip
         left = None if source.finished else after_resume(opts, sink.resumed)

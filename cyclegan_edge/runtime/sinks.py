@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from cyclegan_edge.atomic import check_writable
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import write_image
 
@@ -117,6 +118,7 @@ class Sink:
 
     name: str
     resumed: int = 0  # frames an earlier, interrupted run of the same job already wrote (kept)
+    resumable: bool = False  # a stopped conversion into it continues where it stopped (PyAV's writer)
 
     def write(self, frame: np.ndarray, status: str = "") -> None:
         raise NotImplementedError
@@ -152,6 +154,10 @@ class VideoFileSink(Sink):
         else:
             self.writer = cv2().VideoWriter(str(self.tmp), cv2().VideoWriter_fourcc(*FOURCC[ext]), fps, (w, h))
         if not self.writer.isOpened():
+            try:  # the writer says only that it failed: a folder it cannot write is the likelier reason
+                check_writable(self.tmp)
+            except OSError as e:
+                raise SinkError(f"{self.path}: cannot write ({e.strerror or e})") from None
             raise SinkError(f"{self.path}: OpenCV cannot write this video format here")
         self.size, self.frames = size, 0
 
@@ -209,7 +215,8 @@ def open_video_file(path: Path, fps: float, size: tuple[int, int], settings: Enc
     if settings.encoder == "nvenc" and has_jetson_encoder():
         log.warning("%s: Jetson hardware H.264 through GStreamer: no audio, no resume", path.name)
         return VideoFileSink(path, fps, size, gstreamer=True)
-    if (settings.codec, settings.crf, settings.bitrate, settings.preset) != ("h264", None, None, None):
+    if (settings.codec, settings.crf, settings.bitrate, settings.preset, settings.encoder) != ("h264", None, None,
+                                                                                             None, "auto"):
         log.warning("%s: OpenCV's writer ignores --codec/--crf/--bitrate/--preset/--encoder", path.name)
     if path.suffix.lower() == ".avi" and settings.audio and source is not None and source.has_audio:
         log.warning("%s: an .avi is written by OpenCV, without the source's sound (.mp4, .mov or .mkv keep it)",
@@ -363,6 +370,10 @@ class MultiSink(Sink):
     @property
     def quit_requested(self) -> bool:
         return any(s.quit_requested for s in self.sinks)
+
+    @property
+    def resumable(self) -> bool:  # type: ignore[override]
+        return any(s.resumable for s in self.sinks)
 
     def close(self) -> None:
         for s in self.sinks:
