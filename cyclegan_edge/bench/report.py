@@ -192,11 +192,17 @@ UNSTEADY_MIN_ITERATIONS = 10  # with fewer timed calls p90 is about the slowest 
 
 def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
     """A note naming the cases whose latency spread says the machine was busy (p90 over 1.5x p50, judged from 10
-    timed calls up): their ratios and FPS are not to be trusted; None when every case was steady."""
-    unsteady = [r for r in rows if r.get("iterations", 0) >= UNSTEADY_MIN_ITERATIONS
-                and r["latency_ms"]["p90"] > UNSTEADY_P90_OVER_P50 * r["latency_ms"]["p50"]]  # fmt: skip
+    timed calls up): their ratios and FPS are not to be trusted; else one saying that cases timed from fewer
+    calls were not judged; None when every case was judged steady."""
+    judged = [r for r in rows if r.get("iterations", 0) >= UNSTEADY_MIN_ITERATIONS]
+    unsteady = [r for r in judged if r["latency_ms"]["p90"] > UNSTEADY_P90_OVER_P50 * r["latency_ms"]["p50"]]
     if not unsteady:
-        return None
+        if len(judged) == len(rows):
+            return None
+        fewest = min(r.get("iterations", 0) for r in rows)
+        return (f"steadiness not judged in {len(rows) - len(judged)} of {len(rows)} cases: timed from fewer than "
+                f"{UNSTEADY_MIN_ITERATIONS} calls (as few as {fewest}; --iters), too few to tell a busy machine from "
+                f"a steady one; take their ratios as rough")  # fmt: skip
     worst = max(unsteady, key=lambda r: r["latency_ms"]["p90"] / r["latency_ms"]["p50"])
     spread = worst["latency_ms"]["p90"] / worst["latency_ms"]["p50"]
     return (f"unsteady timing in {len(unsteady)} of {len(rows)} cases (p90 over {UNSTEADY_P90_OVER_P50:g}x p50; worst "
