@@ -16,7 +16,7 @@ import torch
 
 from conftest import SHARED_DATA, need
 from cyclegan_edge import ASSETS_DIR
-from cyclegan_edge.export.__main__ import build_parser, checked_int8, main, staging
+from cyclegan_edge.export.__main__ import build_parser, checked_int8, main, staging, measured_on
 from cyclegan_edge.export.fp16 import convert_fp16
 from cyclegan_edge.export.int8 import Int8Options, calibration_images, quantize_int8
 from cyclegan_edge.export.onnx_export import MIN_OPSET, export_onnx, max_opset
@@ -129,6 +129,8 @@ def test_fp16_of_a_resize_conv_generator_loads_and_matches(upsample: str, tmp_pa
     rc = main([str(pth), "--onnx", str(tmp_path / "g.onnx"), "--precision", "fp16", "--test-images",
                str(need(SHARED_DATA / "horse2zebra" / "testA")), "--test-count", "2"])  # fmt: skip
     assert rc == 0 and (tmp_path / "g.fp16.onnx").is_file()
+    said = json.loads((tmp_path / "g.fp16.onnx.parity.json").read_text())["quality_vs_fp32"]["test_images"]
+    assert said == f"2 images of {SHARED_DATA / 'horse2zebra' / 'testA'}"  # what the quality figure was taken on
     fp16 = load_onnx(tmp_path / "g.fp16.onnx")
     inits = {i.name: i for i in fp16.graph.initializer}
     consts = {o: n for n in fp16.graph.node if n.op_type == "Constant" for o in n.output}
@@ -311,7 +313,9 @@ def test_int8_calibration_skips_unreadable_and_reports_the_count_used(tmp_path: 
     fp32 = tmp_path / "m.onnx"
     shutil.copy(ASSETS_DIR / "photo2monet.onnx", fp32)
     images = load_test_images(ASSETS_DIR / "images", 1)
-    written = checked_int8(fp32, images, calib_images, str(calib), Int8Options(calib_count=64), str)
+    tested = measured_on(build_parser().parse_args(["m.pth"]), len(images))
+    assert tested == "1 bundled photos (--test-images DIR: your own domain's)"
+    written = checked_int8(fp32, images, tested, calib_images, str(calib), Int8Options(calib_count=64), str)
     assert written == [tmp_path / "m.int8.onnx", tmp_path / "m.int8.onnx.parity.json"]
     assert metadata_of(load_onnx(written[0]))["calibration"] == "percentile, 1 image"
     report = json.loads(written[1].read_text())
@@ -321,9 +325,10 @@ def test_int8_calibration_skips_unreadable_and_reports_the_count_used(tmp_path: 
     assert report["goal_psnr_db_mean"] == 30.0 and report["meets_goal"] == (q["psnr_db_mean"] >= 30.0)
     cpu = report["cpu_latency_256"]
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "INT8 (calibrated on 1 image)" in line
-    assert f"FP32 {cpu['fp32']['median_ms']:.1f} ms on {cpu['fp32']['backend']}, " in line
-    assert f"INT8 {cpu['int8']['median_ms']:.1f} ms on {cpu['int8']['backend']} " in line
+    assert "INT8 (calibrated on 1 image)" in line and f"on {tested}; CPU 256x256 median (min)" in line
+    assert q["test_images"] == tested
+    assert f"FP32 {cpu['fp32']['median_ms']:.1f} ({cpu['fp32']['min_ms']:.1f}) ms on {cpu['fp32']['backend']}, " in line
+    assert f"INT8 {cpu['int8']['median_ms']:.1f} ({cpu['int8']['min_ms']:.1f}) ms on {cpu['int8']['backend']} " in line
 
 
 def test_staging_removes_only_stale_folders_of_its_output(tmp_path: Path) -> None:

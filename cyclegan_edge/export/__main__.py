@@ -46,6 +46,13 @@ def default_test_images() -> str:
     return str(ASSETS_DIR / "images")
 
 
+def measured_on(args: argparse.Namespace, count: int) -> str:
+    """The images a quality figure comes from, as the printed lines say it."""
+    if args.test_images:
+        return f"{count} image{'s' if count != 1 else ''} of {args.test_images}"
+    return f"{count} bundled photos (--test-images DIR: your own domain's)"
+
+
 def add_switch(group: Any, name: str, default: bool, text: str) -> None:
     """``--name`` / ``--no-name`` (argparse.BooleanOptionalAction needs Python 3.9; JetPack 5 has 3.8)."""
     dest = name.replace("-", "_")
@@ -392,31 +399,35 @@ def export_checked(args: argparse.Namespace, precision: str, gen: Any, images: l
         raise ExportError(f"{shown(onnx_path)}: FP32 parity failed: max abs error {parity['max_abs']:.2e} > "
                           f"{args.tolerance:.0e}; nothing written")  # fmt: skip
     written = [onnx_path, report_path(onnx_path)]
+    tested = measured_on(args, len(images))
     if precision == "fp16":
-        written += checked_fp16(onnx_path, images, shown)
+        written += checked_fp16(onnx_path, images, tested, shown)
     elif precision == "int8":
-        written += checked_int8(onnx_path, images, calib, args.calib, int8_options(args), shown)
+        written += checked_int8(onnx_path, images, tested, calib, args.calib, int8_options(args), shown)
     return written
 
 
-def checked_fp16(onnx_path: Path, images: list[Any], shown: Callable[[Path], str]) -> list[Path]:
-    """The FP16 model beside ``onnx_path`` and its report; ExportError below FP16_MIN_PSNR."""
+def checked_fp16(onnx_path: Path, images: list[Any], tested: str, shown: Callable[[Path], str]) -> list[Path]:
+    """The FP16 model beside ``onnx_path`` and its report (quality on ``images``, which ``tested`` names);
+    ExportError below FP16_MIN_PSNR."""
     from cyclegan_edge.export.fp16 import export_fp16
     from cyclegan_edge.export.report import quality_vs
 
     final = export_fp16(onnx_path, precision_path(onnx_path, "fp16"))
     q = quality_vs(onnx_path, final, images)
     write_json(report_path(final), {"model": shown(final), "precision": "fp16", "reference": shown(onnx_path),
-                                    "quality_vs_fp32": q, "required_psnr_db_mean": FP16_MIN_PSNR,
+                                    "quality_vs_fp32": {**q, "test_images": tested},
+                                    "required_psnr_db_mean": FP16_MIN_PSNR,
                                     "passed": q["psnr_db_mean"] >= FP16_MIN_PSNR})  # fmt: skip
-    print(f"{shown(final)}: FP16 vs FP32 PSNR {q['psnr_db_mean']:.1f} dB (min {q['psnr_db_min']:.1f}), SSIM {q['ssim_mean']:.4f}")
+    print(f"{shown(final)}: FP16 vs FP32 PSNR {q['psnr_db_mean']:.1f} dB (min {q['psnr_db_min']:.1f}), SSIM "
+          f"{q['ssim_mean']:.4f} on {tested}")  # fmt: skip
     if q["psnr_db_mean"] < FP16_MIN_PSNR:
         raise ExportError(f"{shown(final)}: FP16 PSNR {q['psnr_db_mean']:.1f} dB is below {FP16_MIN_PSNR} dB; nothing written")
     return [final, report_path(final)]
 
 
-def checked_int8(onnx_path: Path, images: list[Any], calib: Sequence[Any], folder: str, opts: Int8Options,
-                 shown: Callable[[Path], str]) -> list[Path]:  # fmt: skip
+def checked_int8(onnx_path: Path, images: list[Any], tested: str, calib: Sequence[Any], folder: str,
+                 opts: Int8Options, shown: Callable[[Path], str]) -> list[Path]:  # fmt: skip
     """The INT8 model beside ``onnx_path``, calibrated on ``calib`` (the batches read from ``folder``), and its
     report (quality and CPU speed-up vs FP32); a warning below INT8_MIN_PSNR (a user may still want it: the
     report says what it costs)."""
@@ -431,13 +442,16 @@ def checked_int8(onnx_path: Path, images: list[Any], calib: Sequence[Any], folde
     write_json(report_path(final), {
         "model": shown(final), "precision": "int8", "reference": shown(onnx_path),
         "calibration": {"folder": str(folder), "images": len(calib), "images_asked": asked or "all", **settings},
-        "quality_vs_fp32": q, "goal_psnr_db_mean": INT8_MIN_PSNR, "meets_goal": q["psnr_db_mean"] >= INT8_MIN_PSNR,
+        "quality_vs_fp32": {**q, "test_images": tested}, "goal_psnr_db_mean": INT8_MIN_PSNR,
+        "meets_goal": q["psnr_db_mean"] >= INT8_MIN_PSNR,
         "cpu_latency_256": {**cpu, "machine": machine_line()},
     })  # fmt: skip
     print(f"{shown(final)}: INT8 (calibrated on {image_count(len(calib))}) vs FP32 PSNR {q['psnr_db_mean']:.1f} dB "
-          f"(min {q['psnr_db_min']:.1f}), SSIM {q['ssim_mean']:.4f}; CPU 256x256 median: FP32 "
-          f"{cpu['fp32']['median_ms']:.1f} ms on {cpu['fp32']['backend']}, INT8 {cpu['int8']['median_ms']:.1f} ms on "
-          f"{cpu['int8']['backend']} ({cpu['speedup_median']:.2f}x)")  # fmt: skip
+          f"(min {q['psnr_db_min']:.1f}), SSIM {q['ssim_mean']:.4f} on {tested}; CPU 256x256 median (min): FP32 "
+          f"{cpu['fp32']['median_ms']:.1f} ({cpu['fp32']['min_ms']:.1f}) ms on {cpu['fp32']['backend']}, INT8 "
+          f"{cpu['int8']['median_ms']:.1f} ({cpu['int8']['min_ms']:.1f}) ms on {cpu['int8']['backend']} "
+          f"({cpu['speedup_median']:.2f}x median, {cpu['fp32']['min_ms'] / cpu['int8']['min_ms']:.2f}x min)"
+          )  # fmt: skip
     if q["psnr_db_mean"] < INT8_MIN_PSNR:
         log.warning("INT8 PSNR %.1f dB is below the %s dB goal (the model is written; its report says so)",
                     q["psnr_db_mean"], INT8_MIN_PSNR)  # fmt: skip
