@@ -522,6 +522,25 @@ def test_an_edge_install_without_matplotlib_gets_its_report_without_plots(tmp_pa
     assert r.stdout.rstrip().endswith(f"written: {out}/report.json, report.md")
 
 
+def test_an_edge_install_without_onnx_benches_what_it_can(tmp_path: Path) -> None:
+    """[runtime] has no onnx package: bench failed on the FP16 variant it derives (one line naming [engine]) and
+    measured nothing. It now measures the FP32 model's variants and says which were skipped."""
+    shadow = tmp_path / "noonnx" / "onnx"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'onnx'\", name='onnx')\n")
+    out = tmp_path / "rep"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), str(ROOT)])}
+    variants = "onnxruntime-fp32,onnxruntime-fp16,onnxruntime-int8"
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.bench", str(MODEL), "--variants", variants, "--calib",
+                        str(ASSETS_DIR / "images"), *QUICK, "-o", str(out)], cwd=tmp_path, capture_output=True,
+                       text=True, env=env, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = load_report(out / "report.json")
+    assert [row["variant"] for row in report["results"]] == ["onnxruntime-fp32"]
+    assert ("onnxruntime-fp16, onnxruntime-int8 skipped: making FP16/INT8 models from the ONNX needs the onnx "
+            "package (pip install 'cyclegan-edge[engine]')") in report["notes"]
+
+
 def test_pipeline_keeps_an_earlier_measurement_unless_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "pipeline.json"
     args = ["pipeline", MODEL, "--video", ASSETS_DIR / "demo.mp4", "--size", "64", "--max-frames", "4", "-o", out]

@@ -131,6 +131,7 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (w / "afile").write_text("a regular file, not a folder")
     shadow(w / "notorch", "torch")
     shadow(w / "noonnx", "onnx")
+    shadow(w / "nocv2", "cv2")
     (w / "dir.mp4").mkdir()
     return w
 
@@ -206,6 +207,10 @@ CASES: dict[str, Case] = {
     "11-evaluate-without-torch": Case(["evaluate", str(ONNX), "--dataroot", "."], 1,
                                       "evaluate needs torch (its domain classifier trains with it): pip install "
                                       "'cyclegan-edge[evaluate]'", pythonpath="notorch"),
+    "11-demo-without-cv2": Case(rt("--demo", "-o", "c11/demo.mp4"), 1, "OpenCV (cv2) is not importable",
+                                pythonpath="nocv2"),
+    "11-translate-without-cv2": Case(["translate", str(ONNX), "x.jpg", "-o", "c11/t"], 1,
+                                     "OpenCV (cv2) is not importable", pythonpath="nocv2"),
     # 12: not an image generator
     "12-classifier": Case(rt("--engine", "classifier.onnx", "--video", "clip.avi", "-o", "c12/a.mp4"), 1,
                           "classifier.onnx: not an image generator (found inputs ?x3x224x224 and outputs ?x10"),
@@ -477,6 +482,9 @@ def test_10_bad_values_are_refused_up_front(ran: Any) -> None:
 def test_11_a_missing_optional_package_names_its_extra(ran: Any) -> None:
     for name in ("11-pth-without-torch", "11-export-without-torch", "11-engine-without-onnx", "11-evaluate-without-torch"):
         check(ran, name)
+    for name in ("11-demo-without-cv2", "11-translate-without-cv2"):  # [runtime] alone: said before any work
+        r = check(ran, name)
+        assert r.stderr.strip() == one_error(r), (name, r.stderr)
 
 
 def test_12_a_model_that_is_not_a_generator_is_refused_at_load(w: Path, ran: Any) -> None:

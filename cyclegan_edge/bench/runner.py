@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from cyclegan_edge.errors import describe
+from cyclegan_edge.errors import describe, importable
 from cyclegan_edge.imaging.frames import frames_to_tensor
 from cyclegan_edge.model_files import is_checkpoint
 from cyclegan_edge.onnx_facts import OnnxFacts, read_onnx_facts
@@ -139,6 +139,11 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
             onnx_fp32 = export_onnx(load_generator(model), workdir / "model.onnx")
     if onnx_fp32 is None:
         return variants, notes
+    derived = [w for w in wanted if w.endswith(("fp16", "int8")) and not w.startswith("pytorch")]
+    if derived and not importable("onnx"):  # an edge install ([runtime]): the FP32 model's variants still run
+        notes.append(f"{', '.join(derived)} skipped: making FP16/INT8 models from the ONNX needs the onnx package "
+                     "(pip install 'cyclegan-edge[engine]')")  # fmt: skip
+        wanted = [w for w in wanted if w not in derived]
     onnx_by_precision = {"fp32": onnx_fp32}
     if any(w.endswith("fp16") for w in wanted if not w.startswith("pytorch")):
         from cyclegan_edge.export.fp16 import export_fp16

@@ -29,6 +29,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cyclegan_edge.atomic import check_writable
 from cyclegan_edge.errors import ArgumentParser, UsageError, int_arg, run_cli
+from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_outputs, output_path
 from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.runtime.backends import (BACKENDS, FILE_STREAMS, OV_PRECISIONS, PRECISION_HELP, Backend,
@@ -432,6 +433,7 @@ def run(argv: list[str] | None) -> int:
     opts = PipelineOptions(size=args.size, side_by_side=args.side_by_side, max_frames=args.max_frames, batch=args.batch)
     weight = args.stabilize_weight or (DEFAULT_WEIGHT if args.stabilize else 0.0)
     opts = replace(opts, stabilize=weight, flicker=args.flicker)
+    cv2()  # every frame is resized through OpenCV: without it, one line before any work
     chosen = chosen_input(args)
     if chosen is None:  # the demo's output is checked as any other (OpenCV's writer would replace it unasked)
         args.output = args.output or DEMO_OUTPUT

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from cyclegan_edge.atomic import check_writable
 from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, UsageError, int_arg, run_cli
+from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -55,6 +56,7 @@ def run(argv: list[str] | None) -> int:
                     "0 = full resolution")  # fmt: skip
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    cv2()  # images are read and written through OpenCV: without it, one line before any work
 
     out_dir: Path = args.output
     if out_dir.suffix.lower() in IMAGE_EXTENSIONS and not out_dir.is_dir():  # it would become a folder of that name
