@@ -513,11 +513,11 @@ def test_an_edge_install_without_matplotlib_gets_its_report_without_plots(tmp_pa
     r = subprocess.run([sys.executable, "-m", "cyclegan_edge.bench", str(MODEL), "--variants", "onnxruntime-fp32",
                         *QUICK, "-o", str(out)], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
-    warning = ("warning: no plots: matplotlib is not installed here (pip install 'cyclegan-edge[bench]' draws "
+    warning = ("WARNING no plots: matplotlib is not installed here (pip install 'cyclegan-edge[bench]' draws "
                "latency.png and fps_vs_size.png); the table has every figure")  # fmt: skip
     assert r.stderr.splitlines()[0] == warning, r.stderr[-2000:]
     report = load_report(out / "report.json")
-    assert report["results"][0]["variant"] == "onnxruntime-fp32" and warning[9:] in report["notes"]
+    assert report["results"][0]["variant"] == "onnxruntime-fp32" and warning[8:] in report["notes"]
     assert sorted(os.listdir(out)) == ["report.json", "report.md"]
     assert r.stdout.rstrip().endswith(f"written: {out}/report.json, report.md")
 

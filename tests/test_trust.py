@@ -132,6 +132,8 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shadow(w / "notorch", "torch")
     shadow(w / "noonnx", "onnx")
     shadow(w / "nocv2", "cv2")
+    for module in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"):
+        shadow(w / "notrt", module)
     (w / "dir.mp4").mkdir()
     return w
 
@@ -211,6 +213,8 @@ CASES: dict[str, Case] = {
                                 pythonpath="nocv2"),
     "11-translate-without-cv2": Case(["translate", str(ONNX), "x.jpg", "-o", "c11/t"], 1,
                                      "OpenCV (cv2) is not importable", pythonpath="nocv2"),
+    "11-plan-without-tensorrt": Case(rt("--engine", "garbage.plan", "--camera", "test://?frames=1", "-o", "c11/p.mp4"),
+                                     1, "TensorRT is not importable", pythonpath="notrt"),
     # 12: not an image generator
     "12-classifier": Case(rt("--engine", "classifier.onnx", "--video", "clip.avi", "-o", "c12/a.mp4"), 1,
                           "classifier.onnx: not an image generator (found inputs ?x3x224x224 and outputs ?x10"),
@@ -485,6 +489,10 @@ def test_11_a_missing_optional_package_names_its_extra(ran: Any) -> None:
     for name in ("11-demo-without-cv2", "11-translate-without-cv2"):  # [runtime] alone: said before any work
         r = check(ran, name)
         assert r.stderr.strip() == one_error(r), (name, r.stderr)
+    from cyclegan_edge.trt.loader import no_gpu_here
+
+    said = one_error(check(ran, "11-plan-without-tensorrt"))  # where no GPU is, installing TensorRT would not help
+    assert said.endswith(no_gpu_here() or "or run the .onnx with ONNX Runtime instead"), said
 
 
 def test_12_a_model_that_is_not_a_generator_is_refused_at_load(w: Path, ran: Any) -> None:

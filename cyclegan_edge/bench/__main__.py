@@ -22,6 +22,7 @@ from cyclegan_edge.model_files import is_checkpoint
 ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs",
                 "pytorch-cuda-fp16-graphs", "onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8", "openvino-fp32",
                 "openvino-int8", "tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8")  # fmt: skip
+log = logging.getLogger("cyclegan_edge.bench")
 
 
 def model_summary(model: str) -> dict[str, Any]:
@@ -146,11 +147,10 @@ def run(argv: list[str]) -> int:
         check_no_report(out)
     machine = machine_info()
     if machine.get("jetson") and machine["jetson"].get("clocks_locked") is False:
-        print("warning: Jetson clocks are not locked; run `sudo jetson_clocks` for stable figures (NVIDIA's advice)",
-              file=sys.stderr)  # fmt: skip
+        log.warning("Jetson clocks are not locked; run `sudo jetson_clocks` for stable figures (NVIDIA's advice)")
     sampler = TegrastatsSampler() if args.tegrastats else None
     if sampler is not None and not sampler.start():
-        print("warning: tegrastats not found; no power figures", file=sys.stderr)
+        log.warning("tegrastats not found; no power figures")
         sampler = None
     parity_frames = None
     if args.calib:
@@ -165,7 +165,7 @@ def run(argv: list[str]) -> int:
         "no plots: matplotlib is not installed here (pip install 'cyclegan-edge[bench]' draws latency.png and "
         "fps_vs_size.png); the table has every figure")  # fmt: skip
     if no_plots:  # said before the measurements: an edge install ([runtime]) measures, and its report has no plots
-        print(f"warning: {no_plots}", file=sys.stderr)
+        log.warning("%s", no_plots)
 
     def report_now(extra: list[str], power: dict[str, Any] | None = None, plotted: bool = True) -> dict[str, Any]:
         baseline = args.baseline or rows[0]["variant"]
@@ -211,7 +211,7 @@ def run(argv: list[str]) -> int:
     print(f"written: {out}/{written[0].name}, " + ", ".join(p.name for p in written[1:]))
     unsteady = unsteady_note(rows)
     if unsteady:  # also in the report's notes; said again where it is seen last
-        print(f"warning: {unsteady}", file=sys.stderr)
+        log.warning("%s", unsteady)
     return 0
 
 

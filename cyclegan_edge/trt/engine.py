@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cyclegan_edge.imaging.frames import run_padded
-from cyclegan_edge.trt.loader import gpu_identity, import_cudart, import_tensorrt, recording_logger
+from cyclegan_edge.trt.loader import (TensorRTUnavailable, gpu_identity, import_cudart, import_tensorrt, no_gpu_here,
+                                     recording_logger)  # fmt: skip
 from cyclegan_edge.trt.plan import (EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path,
                                     stale_source)  # fmt: skip
 
@@ -60,7 +61,13 @@ class PinnedBuffer:
 
 class TensorRTBackend:
     def __init__(self, path: Path) -> None:
-        trt, flavor = import_tensorrt()
+        try:
+            trt, flavor = import_tensorrt()
+        except TensorRTUnavailable:
+            no_gpu = no_gpu_here()
+            if not no_gpu:
+                raise
+            raise TensorRTUnavailable(f"TensorRT is not importable{no_gpu}") from None  # installing it would not help
         sidecar = EngineSidecar.read(sidecar_path(path))
         if sidecar.engine_bytes and sidecar.engine_bytes != path.stat().st_size:
             raise EngineCompatError(f"{path}: its sidecar {sidecar_path(path).name} describes another engine "
