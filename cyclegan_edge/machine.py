@@ -75,6 +75,20 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+def loaded_versions() -> dict[str, str | None]:
+    """Versions of the libraries this process actually used (imported), without importing more."""
+    import sys
+
+    return {name: str(getattr(sys.modules[module], "__version__", "?"))
+            for name, (_, module) in LIBRARIES.items() if module in sys.modules}  # fmt: skip
+
+
+def machine_line() -> str:
+    """One line for a report that holds a speed figure: the CPU and its vector flags, cores, Python."""
+    flags = " ".join(cpu_flags())
+    return f"{cpu_model()}{f' ({flags})' if flags else ''}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
 def gpu_info() -> dict[str, Any] | None:
     if shutil.which("nvidia-smi"):
         out = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"])

@@ -35,8 +35,8 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
     from cyclegan_edge.evaluate.filters import BASELINES
     from cyclegan_edge.evaluate.generators import OTHER, evaluation_options, is_training_state, open_generator
     from cyclegan_edge.evaluate.metrics import cycle_l1, domain_score, domain_score_ci, edge_ssim
-    from cyclegan_edge.evaluate.report import loaded_versions, make_report
-    from cyclegan_edge.machine import cpu_model
+    from cyclegan_edge.evaluate.report import make_report
+    from cyclegan_edge.machine import cpu_model, loaded_versions
     from cyclegan_edge.runtime.timing import measure
 
     t0 = time.perf_counter()

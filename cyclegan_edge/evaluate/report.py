@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,6 @@ REPORT_FILES = ("evaluate.json", "evaluate.md")
 # Under these, a domain score is a number but not a figure to compare (see caveats()).
 MIN_IMAGES = 30
 MIN_ACCURACY = 0.7
-
-
-def loaded_versions() -> dict[str, str | None]:
-    """Versions of the libraries this process actually used (imported), without importing more."""
-    names = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "numpy": "numpy", "opencv": "cv2"}
-    return {k: str(getattr(sys.modules[m], "__version__", "?")) for k, m in names.items() if m in sys.modules}
 
 
 def finite(x: Any) -> Any:

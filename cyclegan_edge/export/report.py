@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,20 +62,6 @@ def quality_vs(reference_onnx: str | os.PathLike[str], test_onnx: str | os.PathL
         errs.append(error_stats(a, b)["max_abs"])
     return {"images": len(images), "psnr_db_mean": float(np.mean(psnrs)), "psnr_db_min": float(np.min(psnrs)),
             "ssim_mean": float(np.mean(ssims)), "max_abs": float(np.max(errs))}  # fmt: skip
-
-
-def ort_latency_ms(onnx_path: str | os.PathLike[str], hw: tuple[int, int] = (256, 256), runs: int = 20,
-                   warmup: int = 3) -> dict[str, float]:  # fmt: skip
-    from cyclegan_edge.runtime.timing import measure
-
-    lat = measure(ort_backend(onnx_path), hw, 1, runs, warmup)["latency_ms"]
-    return {"median_ms": lat["p50"], "min_ms": lat["min"], "runs": runs}
-
-
-def machine_line() -> str:
-    from cyclegan_edge.machine import cpu_model
-
-    return f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def report_path(model_path: str | os.PathLike[str]) -> Path:
