@@ -57,6 +57,16 @@ def check_writable(path: str | os.PathLike[str]) -> None:
         raise OSError(e.errno, e.strerror or str(e), str(final)) from None
 
 
+def unwritable_folder(folder: str | os.PathLike[str]) -> str | None:
+    """Why files cannot go into ``folder`` (made where missing), for a check before slow work: "a file, not a
+    folder" or "cannot write (reason)"; None when they can."""
+    try:
+        check_writable(Path(folder) / "probe")
+    except OSError as e:
+        return "a file, not a folder" if Path(folder).is_file() else f"cannot write ({e.strerror or e})"
+    return None
+
+
 class OutputBusy(OSError):
     """Another process is writing this output now."""
 

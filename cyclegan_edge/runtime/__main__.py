@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from cyclegan_edge.atomic import check_writable
+from cyclegan_edge.atomic import unwritable_folder
 from cyclegan_edge.errors import ArgumentParser, UsageError, int_arg, run_cli
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_outputs, output_path
@@ -267,12 +267,9 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
         if args.headless and is_display(args.output):
             raise UsageError(f"--headless never opens a window: give a file or a folder instead of {args.output}")
     elif kind in ("folder", "glob"):  # a folder of outputs: checked before the model loads (each output later)
-        out = Path(args.output)
-        try:
-            check_writable(out / "probe")
-        except OSError as e:
-            why = "a file, not a folder" if out.is_file() else f"cannot write ({e.strerror or e})"
-            raise SinkError(f"{out}: {why} (a batch writes its outputs into a folder); nothing converted") from None
+        why = unwritable_folder(args.output)
+        if why:
+            raise SinkError(f"{args.output}: {why} (a batch writes its outputs into a folder); nothing converted")
     else:
         target = image_output(Path(str(uri)), args.output) if kind == "image" else Path(args.output)
         check_outputs([Path(p) for p in (uri, args.model) if p and Path(p).is_file()], [target])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cyclegan_edge.atomic import check_writable
+from cyclegan_edge.atomic import unwritable_folder
 from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, UsageError, int_arg, run_cli
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import (
@@ -62,11 +62,9 @@ def run(argv: list[str] | None) -> int:
     if out_dir.suffix.lower() in IMAGE_EXTENSIONS and not out_dir.is_dir():  # it would become a folder of that name
         raise UsageError(f"--output {out_dir}: translate writes into a folder (-o DIR gives DIR/NAME.png); one image "
                          f"to one file: python -m cyclegan_edge.runtime IMAGE {out_dir} --model MODEL")  # fmt: skip
-    try:  # before the model loads and any image is read: a file there, or a folder that cannot be written
-        check_writable(out_dir / "probe")
-    except OSError as e:
-        why = "a file, not a folder" if out_dir.is_file() else f"cannot write ({e.strerror})"
-        raise OutputPathError(f"--output {out_dir}: {why}; nothing written") from None
+    why = unwritable_folder(out_dir)  # before the model loads and any image is read
+    if why:
+        raise OutputPathError(f"--output {out_dir}: {why}; nothing written")
     options = BackendOptions(device=args.device, precision=args.precision_hint)
     model = resolve_model(args.model, options)
     named = {Path(p) for p in args.inputs if Path(p).is_file()}
