@@ -255,6 +255,11 @@ def nonfinite_weights(model: torch.nn.Module) -> list[str]:
     return [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(v.isfinite().all())]
 
 
+def state_entry(model: Generator) -> dict[str, Any]:
+    """A generator as a training state holds it (under "generators"): what load_generator reads back."""
+    return {"arch": model.cfg.to_dict(), "state_dict": model.state_dict()}
+
+
 def generator_payload(model: Generator, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     state = {k: v.detach().cpu().clone() for k, v in clean_state_dict(model.state_dict()).items()}
     return {

@@ -37,7 +37,7 @@ from cyclegan_edge.models import (
     parse_channels,
     save_generator,
 )
-from cyclegan_edge.models.checkpoint import DISTILL_STATE_FORMAT
+from cyclegan_edge.models.checkpoint import DISTILL_STATE_FORMAT, state_entry
 from cyclegan_edge.models.generator import GeneratorConfig
 from cyclegan_edge.train.config import DistillConfig
 from cyclegan_edge.train.cyclegan import gan_loss
@@ -131,8 +131,7 @@ class Distiller(Trainer):
         return self.student, self.disc
 
     def model_state(self) -> dict[str, Any]:
-        g = self.student.student
-        return {"generators": {"student": {"arch": g.cfg.to_dict(), "state_dict": g.state_dict()}},
+        return {"generators": {"student": state_entry(self.student.student)},
                 "maps": self.student.maps.state_dict(), "discriminators": self.disc.state_dict(),
                 "teacher": self.teacher_source}  # fmt: skip
 

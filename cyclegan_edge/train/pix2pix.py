@@ -24,14 +24,13 @@ from torch.nn import functional as F
 from cyclegan_edge.errors import UsageError
 from cyclegan_edge.models import (
     AnyGeneratorConfig,
-    Generator,
     NLayerDiscriminator,
     build_generator,
     init_normal,
     named_config,
     save_generator,
 )
-from cyclegan_edge.models.checkpoint import DIRECTION_KEYS, PIX2PIX_STATE_FORMAT
+from cyclegan_edge.models.checkpoint import DIRECTION_KEYS, PIX2PIX_STATE_FORMAT, state_entry
 from cyclegan_edge.model_files import UNET_DEPTHS
 from cyclegan_edge.models.unet import unet_config
 from cyclegan_edge.train.config import Pix2PixConfig
@@ -89,8 +88,7 @@ class Pix2Pix(Trainer):
         return self.gen, self.disc
 
     def model_state(self) -> dict[str, Any]:
-        g: Generator = self.gen
-        return {"generators": {DIRECTION_KEYS[self.arrow]: {"arch": g.cfg.to_dict(), "state_dict": g.state_dict()}},
+        return {"generators": {DIRECTION_KEYS[self.arrow]: state_entry(self.gen)},
                 "discriminators": self.disc.state_dict()}  # fmt: skip
 
     def load_model_state(self, s: dict[str, Any]) -> None:

@@ -43,7 +43,7 @@ from cyclegan_edge.models import (
     named_config,
     save_generator,
 )
-from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
+from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint, state_entry
 from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.train.config import PATH_SETTINGS, TrainConfig, typed_flag
 from cyclegan_edge.train.cyclegan import (
@@ -458,10 +458,7 @@ class Trainer:
         return self.gens, self.discs
 
     def model_state(self) -> dict[str, Any]:
-        def gen(g: ResnetGenerator) -> dict[str, Any]:
-            return {"arch": g.cfg.to_dict(), "state_dict": g.state_dict()}
-
-        return {"generators": {"G_A": gen(self.gens.G_A), "G_B": gen(self.gens.G_B)},
+        return {"generators": {"G_A": state_entry(self.gens.G_A), "G_B": state_entry(self.gens.G_B)},
                 "discriminators": self.discs.state_dict(),
                 "pools": {"A": self.pool_a.state_dict(), "B": self.pool_b.state_dict()}}  # fmt: skip
 
