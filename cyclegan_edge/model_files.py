@@ -4,6 +4,8 @@ takes (here, not in models/, so that a command's --help needs no torch)."""
 
 from __future__ import annotations
 
+import argparse
+
 CHECKPOINT_EXTENSIONS = (".pth", ".pt")  # PyTorch: published, GAN Compression or ours (models/checkpoint.py)
 ONNX_EXTENSIONS = (".onnx",)
 OPENVINO_EXTENSIONS = (".onnx", ".xml")  # .xml: OpenVINO IR
@@ -18,6 +20,18 @@ UPSAMPLE_MODES = ("convtranspose", "nearest", "bilinear")  # models.generator.Re
 UNET_DEPTHS = {"unet_32": 5, "unet_64": 6, "unet_128": 7, "unet_256": 8}  # pix2pix's U-Nets (models.unet): the
 # name is the size 1x1 is reached at
 UNET_NORMS = ("batch", "instance")
+# A generator's direction: A->B (G_A in a CycleGAN training state) or B->A (G_B); pix2pix's reference spells
+# them AtoB / BtoA, which --direction also takes
+DIRECTIONS = ("A->B", "B->A")
+DIRECTION_ALIASES = {"AtoB": "A->B", "BtoA": "B->A"}
+
+
+def direction_arg(text: str) -> str:
+    """--direction's type: A->B or B->A (AtoB, BtoA taken for them)."""
+    direction = DIRECTION_ALIASES.get(text, text)
+    if direction not in DIRECTIONS:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose A->B or B->A (quoted in a shell: --direction 'B->A')")
+    return direction
 
 
 def metadata_size_multiple(metadata: dict[str, str]) -> int:

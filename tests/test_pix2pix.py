@@ -252,6 +252,22 @@ def test_pix2pix_learns_the_pair_and_writes_outputs(trained: Path, pairs: Path, 
         assert torch.equal(v, w), k
 
 
+def test_export_takes_pix2pix_direction_names(trained: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """pix2pix's reference spells a direction AtoB; export's --direction took only A->B (anything else reached the
+    checkpoint reader, after torch had loaded)."""
+    from cyclegan_edge.export.__main__ import main as export_main
+
+    state = trained / "checkpoints" / "latest.pt"
+    assert export_main([str(state), "--onnx", str(tmp_path / "p.onnx"), "--direction", "AtoB", "--test-count",
+                        "1"]) == 0  # fmt: skip
+    assert export_main([str(state), "--onnx", str(tmp_path / "q.onnx"), "--direction", "BtoA"]) == 1
+    assert f"{state}: training state with no B->A generator (it holds A->B)" in capsys.readouterr().err
+    assert export_main([str(state), "--onnx", str(tmp_path / "r.onnx"), "--direction", "AB"]) == 2
+    assert "'AB': choose A->B or B->A" in capsys.readouterr().err
+    assert not (tmp_path / "q.onnx").exists() and not (tmp_path / "r.onnx").exists()
+
+
 def test_lr0_fails_the_same_bar(pairs: Path, tmp_path: Path, untrained_l1: float, margin: Any) -> None:
     """A trainer that does not learn (lr 0) stays above the bar: the test above can tell the two apart."""
     run = run_pix2pix(pairs, tmp_path, "z", *OVERFIT, "--lr", "0", "--max-iters", "100")

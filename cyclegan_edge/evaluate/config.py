@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cyclegan_edge.errors import ArgumentParser, HelpFormatter, UsageError
+from cyclegan_edge.model_files import DIRECTIONS
 from cyclegan_edge.runtime.backends import BACKENDS
 
 
@@ -46,7 +47,7 @@ class EvalConfig:
         for name, folder in DATAROOT_FOLDERS.items():
             if self.dataroot and not getattr(self, name):
                 setattr(self, name, str(Path(self.dataroot) / folder))
-        if self.direction not in ("A->B", "B->A"):
+        if self.direction not in DIRECTIONS:
             raise UsageError(f"direction must be A->B or B->A, got {self.direction!r}")
         if self.size % 4 or self.size < 8:
             raise UsageError(f"--size must be a multiple of 4 and at least 8, got {self.size}")
@@ -118,7 +119,7 @@ RECIPE_HELP = {
     "haze_max": "colour jitter: strongest haze blend",
     "min_crop": "random crop side, smallest fraction of the image side",
 }
-CHOICES = {"direction": ["A->B", "B->A"], "backend": list(BACKENDS)}
+CHOICES = {"direction": list(DIRECTIONS), "backend": list(BACKENDS)}
 RECIPE_PREFIX = "classifier_"
 
 

@@ -26,7 +26,8 @@ from cyclegan_edge.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportErr
 from cyclegan_edge.export.report import FP32_TOLERANCE, report_path
 from cyclegan_edge.imaging.io import check_outputs
 from cyclegan_edge.machine import machine_line
-from cyclegan_edge.model_files import CHECKPOINT_EXTENSIONS, ENGINE_EXTENSIONS, PRECISIONS
+from cyclegan_edge.model_files import (CHECKPOINT_EXTENSIONS, DIRECTIONS, ENGINE_EXTENSIONS, PRECISIONS,
+                                       direction_arg)  # fmt: skip
 from cyclegan_edge.trt.build import (
     EngineOptions,
     build_engine,
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                     help=f"ONNX opset, {MIN_OPSET} up to the newest this torch writes: 17 suits TensorRT 8.5+ (JetPack "
                     "5), 13 TensorRT 8.2 (JetPack 4)")  # fmt: skip
-    ap.add_argument("--direction", default="A->B", help="for training states holding both generators")
+    ap.add_argument("--direction", type=direction_arg, default=DIRECTIONS[0],
+                    help="A->B or B->A: which generator of a training state that holds both")  # fmt: skip
     ap.add_argument("--precision", choices=PRECISIONS, default=None,
                     help="default: fp32 for a checkpoint, what the ONNX carries for an .onnx")  # fmt: skip
     ap.add_argument("--test-images", metavar="DIR", default=None,
