@@ -234,10 +234,11 @@ def pipeline(argv: list[str]) -> int:
                     "alone)")  # fmt: skip
     ap.add_argument("--size", type=int_arg(*SIZE_RANGE), default=256, help="inference shorter side")
     ap.add_argument("--max-frames", type=int_arg(0, 1 << 30), default=0, help="frames to convert (0 = all)")
-    ap.add_argument("--provider", default="auto", help="ONNX Runtime provider: auto, cpu, cuda, tensorrt")
+    ap.add_argument("--provider", default=BackendOptions().provider,
+                    help="ONNX Runtime provider: auto, cpu, cuda, tensorrt")  # fmt: skip
     ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default="auto",
                     help=f"as the runtime's (its default too): {PRECISION_HELP}")  # fmt: skip
-    ap.add_argument("--streams", type=int_arg(0, 64), default=0,
+    ap.add_argument("--streams", type=int_arg(0, 64), default=BackendOptions().streams,
                     help=f"OpenVINO streams, as the runtime's (0: {FILE_STREAMS} for a file, its default)")  # fmt: skip
     ap.add_argument("-o", "--output", "--out", dest="out", default="bench_report/pipeline.json",
                     help="where the result goes (JSON; --out: old spelling)")  # fmt: skip

@@ -50,6 +50,7 @@ log = logging.getLogger("cyclegan_edge.runtime")
 
 DEMO_SIZE = 256  # the demo's inference size unless --size says: a CPU runs it in seconds
 DEMO_OUTPUT = "cyclegan_edge_demo.mp4"
+BACKEND, PIPELINE, ENCODE = BackendOptions(), PipelineOptions(), EncodeSettings()  # argparse reads its defaults here
 OUTPUT_FOR = {"image": "an image goes to an image file or a folder", "folder": "a folder goes to a folder",
               "glob": "a glob's files go to a folder"}  # fmt: skip
 
@@ -87,26 +88,30 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--output", "-o", metavar="PATH", help="alias: OUTPUT")
     ap.add_argument("--headless", action="store_true", help="never open a window")
     ap.add_argument("--show", action="store_true", help="show a window even when writing --output")
-    ap.add_argument("--size", type=int_arg(*SIZE_RANGE, also=0), default=0,
+    ap.add_argument("--size", type=int_arg(*SIZE_RANGE, also=0), default=PIPELINE.size,
                     help=f"inference at this shorter side ({SIZE_RANGE[0]}..{SIZE_RANGE[1]}, rounded to a multiple of 4); "
                     "0 = full resolution")  # fmt: skip
     ap.add_argument("--side-by-side", action="store_true", help="input and output next to each other")
-    ap.add_argument("--backend", choices=BACKENDS, default="auto",
+    ap.add_argument("--backend", choices=BACKENDS, default=BACKEND.backend,
                     help="auto: by the model's extension (.onnx: OpenVINO on x86-64 CPUs when installed)")  # fmt: skip
-    ap.add_argument("--provider", default="auto", help="ONNX Runtime: auto, cpu, cuda, tensorrt")
-    ap.add_argument("--device", default="auto", help="PyTorch: auto, cpu, cuda; OpenVINO: auto (CPU), cpu, gpu, npu")
+    ap.add_argument("--provider", default=BACKEND.provider, help="ONNX Runtime: auto, cpu, cuda, tensorrt")
+    ap.add_argument("--device", default=BACKEND.device,
+                    help="PyTorch: auto, cpu, cuda; OpenVINO: auto (CPU), cpu, gpu, npu")  # fmt: skip
+    # "auto" where the library's default is f32: a conversion takes OpenVINO's choice (bf16 where native)
     ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default="auto", help=PRECISION_HELP)
-    ap.add_argument("--streams", type=int_arg(0, 64), default=0,
+    ap.add_argument("--streams", type=int_arg(0, 64), default=BACKEND.streams,
                     help=f"OpenVINO streams; 0: one for cameras and streams (latency first), {FILE_STREAMS} for files "
                     "(frames in flight on parallel streams: 1.5-1.9x the FPS on 2 cores)")  # fmt: skip
     ap.add_argument("--fp16", action="store_true", help="PyTorch on CUDA: half precision")
     ap.add_argument("--cuda-graphs", action="store_true", help="PyTorch on CUDA: replay captured CUDA graphs")
-    ap.add_argument("--threads", type=int_arg(0, 1024), default=0,
+    ap.add_argument("--threads", type=int_arg(0, 1024), default=BACKEND.threads,
                     help="CPU threads for the backend (0: library default)")  # fmt: skip
-    ap.add_argument("--max-frames", type=int_arg(0, 10**9), default=0, help="stop after this many frames (0: all)")
+    ap.add_argument("--max-frames", type=int_arg(0, 10**9), default=PIPELINE.max_frames,
+                    help="stop after this many frames (0: all)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true",
                     help="start over: convert files whose output exists (batch), discard a partial conversion")  # fmt: skip
-    ap.add_argument("--batch", type=int_arg(1, 256), default=1, help="video files: frames per backend call; cameras always 1")
+    ap.add_argument("--batch", type=int_arg(1, 256), default=PIPELINE.batch,
+                    help="video files: frames per backend call; cameras always 1")  # fmt: skip
     ap.add_argument("--shard", type=parse_shard, metavar="K/N",
                     help="--input: convert only part K of N (0-based; stable by path), e.g. one per GPU or array job")  # fmt: skip
     ap.add_argument("--stabilize", action="store_true",
@@ -118,12 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--flicker", action="store_true", help="measure and report the output's flicker (warping error; "
                     "costs an optical flow per frame)")  # fmt: skip
     vid = ap.add_argument_group("video files (through PyAV; without it OpenCV writes mp4v, no audio, no resume)")
-    vid.add_argument("--codec", choices=CODEC_NAMES, default="h264", help="h264 (plays everywhere, default), hevc, av1, mjpeg")
+    vid.add_argument("--codec", choices=CODEC_NAMES, default=ENCODE.codec,
+                     help="h264 (plays everywhere, default), hevc, av1, mjpeg")  # fmt: skip
     vid.add_argument("--crf", type=int_arg(0, 63), help="quality, lower is better; default: h264 18, hevc 22, av1 30, mjpeg 3 (qscale)")
     vid.add_argument("--bitrate", metavar="RATE", help="a bitrate instead of --crf, e.g. 4M or 800k")
     vid.add_argument("--preset", help="encoder speed vs size: x264/x265 ultrafast..veryslow (default veryfast / fast), "
                                       "SVT-AV1 -2..13 (8), NVENC p1..p7 (p5)")  # fmt: skip
-    vid.add_argument("--encoder", choices=ENCODERS, default="auto", help="auto: NVENC when it opens here, else the CPU")
+    vid.add_argument("--encoder", choices=ENCODERS, default=ENCODE.encoder,
+                     help="auto: NVENC when it opens here, else the CPU")  # fmt: skip
     vid.add_argument("--no-audio", action="store_true", help="drop the source's audio (copied by default)")
     return ap
 

@@ -47,10 +47,10 @@ def run(argv: list[str] | None) -> int:
                     f"model's name ({', '.join(bundled_names())})")  # fmt: skip
     ap.add_argument("inputs", nargs="+", help="image files or folders")
     ap.add_argument("-o", "--output", required=True, type=Path, help="output folder")
-    ap.add_argument("--device", default="auto", help="PyTorch device: auto, cpu, cuda")
+    ap.add_argument("--device", default=BackendOptions().device, help="PyTorch device: auto, cpu, cuda")
     ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default="auto", help=PRECISION_HELP)
     ap.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: keep them)")
-    ap.add_argument("--size", type=int_arg(*SIZE_RANGE, also=0), default=0,
+    ap.add_argument("--size", type=int_arg(*SIZE_RANGE, also=0), default=PipelineOptions().size,
                     help=f"translate at this shorter side ({SIZE_RANGE[0]}..{SIZE_RANGE[1]}, rounded to a multiple of "
                     "4) and scale the result back to the photo's size: far faster and lighter for large photos; "
                     "0 = full resolution")  # fmt: skip
