@@ -110,7 +110,7 @@ def main() -> int:
 
     ort = BackendOptions(threads=THREADS, backend="onnxruntime")
     ov = BackendOptions(threads=THREADS, backend="openvino")  # f32 pinned (the default precision hint)
-    bf16 = BackendOptions(threads=THREADS, backend="openvino", precision="bf16")
+    bf16 = BackendOptions(threads=THREADS, backend="openvino", precision_hint="bf16")
     suites = []
     for title, model, calib, test in MODELS:
         if not model.exists():

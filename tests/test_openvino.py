@@ -97,13 +97,13 @@ def ov_default_precision(ov: Any) -> str:
 def test_precision_is_pinned_and_named(ov: Any, ov_backend: OpenVinoBackend) -> None:
     assert ov_backend.name == "openvino:CPU:f32"
     assert ov_backend.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
-    bf16 = open_backend(MODEL, BackendOptions(threads=2, backend="openvino", precision="bf16"))
+    bf16 = open_backend(MODEL, BackendOptions(threads=2, backend="openvino", precision_hint="bf16"))
     ran = bf16.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
     assert bf16.name == f"openvino:CPU:{ran}"  # what ran: f32 on CPUs without bf16 (AVX2), else bf16
-    auto = open_backend(MODEL, BackendOptions(threads=2, backend="openvino", precision="auto"))
+    auto = open_backend(MODEL, BackendOptions(threads=2, backend="openvino", precision_hint="auto"))
     assert auto.name == f"openvino:CPU:{ov_default_precision(ov)}"  # OpenVINO's own choice, named
     with pytest.raises(BackendError, match="precision must be one of"):
-        open_backend(MODEL, BackendOptions(backend="openvino", precision="int4"))
+        open_backend(MODEL, BackendOptions(backend="openvino", precision_hint="int4"))
     with pytest.raises(BackendError, match="device NPU7 is not available"):
         open_backend(MODEL, BackendOptions(backend="openvino", device="npu7"))
 

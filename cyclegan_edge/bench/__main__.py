@@ -259,7 +259,7 @@ def pipeline(argv: list[str]) -> int:
     except OSError as e:
         raise OSError(f"--output {out}: cannot write ({e.strerror or e}); nothing measured") from None
     # what the runtime runs a file with (its defaults): the figures are a conversion's
-    options = BackendOptions(provider=args.provider, precision=args.precision_hint, streams=args.streams)
+    options = BackendOptions(provider=args.provider, precision_hint=args.precision_hint, streams=args.streams)
     options = job_options(options, live=False)
     backend = open_backend(resolve_model(args.model, options), options)
     bars: list[Any] = []

@@ -188,7 +188,7 @@ def backend_options(args: argparse.Namespace, live: bool = False) -> BackendOpti
     """The backend's options (``job_options``: the streams of a file job, not ``live``, or a camera's)."""
     return job_options(BackendOptions(device=args.device, provider=args.provider, fp16=args.fp16,
                                       cuda_graphs=args.cuda_graphs, threads=args.threads, backend=args.backend,
-                                      precision=args.precision_hint, streams=args.streams), live)  # fmt: skip
+                                      precision_hint=args.precision_hint, streams=args.streams), live)  # fmt: skip
 
 
 def sink_uris(args: argparse.Namespace) -> list[str]:

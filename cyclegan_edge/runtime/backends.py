@@ -123,7 +123,7 @@ class BackendOptions:
     cuda_graphs: bool = False  # PyTorch on CUDA: capture one CUDA graph per input shape and replay it
     threads: int = 0  # ONNX Runtime / OpenVINO / PyTorch CPU threads; 0 = library default
     backend: str = "auto"  # auto (by extension, see above) | onnxruntime | openvino | tensorrt | torch
-    precision: str = "f32"  # OpenVINO INFERENCE_PRECISION_HINT: f32 | bf16 | f16 | auto (OpenVINO's choice)
+    precision_hint: str = "f32"  # OpenVINO INFERENCE_PRECISION_HINT: f32 | bf16 | f16 | auto (OpenVINO's choice)
     streams: int = 0  # OpenVINO streams; 0 = one stream, latency first
 
 

@@ -126,7 +126,7 @@ class OpenVinoBackend:
         ov = import_openvino()
         core = ov.Core()
         self.device = openvino_device(options.device, list(core.available_devices))
-        config = compile_config(self.device, options.precision, options.threads, options.streams)
+        config = compile_config(self.device, options.precision_hint, options.threads, options.streams)
         model = read_model(ov, core, path)
         inputs, outputs = model.inputs, model.outputs
         check_generator_io(path, dims(inputs), dims(outputs))

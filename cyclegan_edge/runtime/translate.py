@@ -65,7 +65,7 @@ def run(argv: list[str] | None) -> int:
     why = unwritable_folder(out_dir)  # before the model loads and any image is read
     if why:
         raise OutputPathError(f"--output {out_dir}: {why}; nothing written")
-    options = BackendOptions(device=args.device, precision=args.precision_hint)
+    options = BackendOptions(device=args.device, precision_hint=args.precision_hint)
     model = resolve_model(args.model, options)
     named = {Path(p) for p in args.inputs if Path(p).is_file()}
     # found in a folder but inside the output folder: an earlier run's output, not an input
