@@ -490,7 +490,7 @@ def test_run_folder_trust(tiny_root: Path, tmp_path: Path) -> None:
 def test_a_run_folder_holding_its_own_input_is_named_by_the_flag_as_typed(tmp_path: Path) -> None:
     from cyclegan_edge.errors import UsageError
     from cyclegan_edge.train.config import TrainConfig
-    from cyclegan_edge.train.trainer import holds_input, prepare_run_dir
+    from cyclegan_edge.train.run_dir import holds_input, prepare_run_dir
 
     run = tmp_path / "x"
     (run / "checkpoints").mkdir(parents=True)

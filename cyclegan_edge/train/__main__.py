@@ -34,7 +34,8 @@ def run(argv: list[str] | None) -> int:
     pix2pix = model_of(argv) == "pix2pix"
     cfg = parse_pix2pix_config(argv) if pix2pix else parse_config(argv)  # before torch: --help and usage errors at once
     import_holding_ctrl_c(("torch",))
-    from cyclegan_edge.train.trainer import Trainer, check_init_from, log_to_stderr, run_lock, start_run
+    from cyclegan_edge.train.run_dir import log_to_stderr, run_lock, start_run
+    from cyclegan_edge.train.trainer import Trainer, check_init_from
 
     trainer: type[Trainer] = Trainer
     if pix2pix:

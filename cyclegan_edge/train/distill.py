@@ -241,7 +241,7 @@ def compare_with_teacher(student_path: Path, teacher_path: str, images: list[np.
 
 def distill(cfg: DistillConfig) -> int:
     """Distill, then compare the student with the teacher on held-out images (student_vs_teacher.json)."""
-    from cyclegan_edge.train.trainer import run_lock, start_run
+    from cyclegan_edge.train.run_dir import run_lock, start_run
 
 
     eval_dir, no_report = held_out_images(cfg)
