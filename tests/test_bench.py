@@ -541,6 +541,22 @@ def test_an_edge_install_without_onnx_benches_what_it_can(tmp_path: Path) -> Non
             "package (pip install 'cyclegan-edge[engine]')") in report["notes"]
 
 
+def test_a_bad_calibration_image_is_reported_once_per_read(tmp_path: Path) -> None:
+    """Both INT8 variants calibrated from the folder, each reading it (and warning about the same bad file) again;
+    the parity frames are a read of their own (the first images only)."""
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for p in (ASSETS_DIR / "images").glob("*.jpg"):
+        shutil.copy(p, calib)
+    (calib / "broken.jpg").write_bytes((ASSETS_DIR / "images" / "coffee.jpg").read_bytes()[:300])
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.bench", str(MODEL), "--variants",
+                        "onnxruntime-int8,openvino-int8", "--calib", str(calib), *QUICK, "-o", str(tmp_path / "rep")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith(f"WARNING skipped: {calib / 'broken.jpg'}")]
+    assert len(said) == 2, r.stderr[-2000:]  # parity frames, calibration
+
+
 def test_pipeline_keeps_an_earlier_measurement_unless_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "pipeline.json"
     args = ["pipeline", MODEL, "--video", ASSETS_DIR / "demo.mp4", "--size", "64", "--max-frames", "4", "-o", out]

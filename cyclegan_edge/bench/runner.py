@@ -152,14 +152,15 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
     int8_cpu: Path | None = None  # OpenVINO runs the CPU target's placement (uint8 activations, depthwise float)
     if any(w.endswith("int8") for w in wanted):
         if calib:
-            from cyclegan_edge.export.int8 import Int8Options, quantize_int8
+            from cyclegan_edge.export.int8 import Int8Options, calibration_images, quantize_int8
 
+            opts = Int8Options(calib_count=32)
+            images = calibration_images(calib, opts.calib_count, opts.calib_size)  # read (and warned about) once
             if any(w.endswith("int8") for w in wanted if w != "openvino-int8"):
-                onnx_by_precision["int8"] = quantize_int8(onnx_fp32, workdir / "model.int8.onnx", calib,
-                                                          Int8Options(calib_count=32))  # fmt: skip
+                onnx_by_precision["int8"] = quantize_int8(onnx_fp32, workdir / "model.int8.onnx", images, opts)
             if "openvino-int8" in wanted:
-                int8_cpu = quantize_int8(onnx_fp32, workdir / "model.int8.cpu.onnx", calib,
-                                         Int8Options(calib_count=32, target="cpu"))  # fmt: skip
+                int8_cpu = quantize_int8(onnx_fp32, workdir / "model.int8.cpu.onnx", images,
+                                         replace(opts, target="cpu"))  # fmt: skip
         else:
             notes.append("int8 variants skipped: give --calib DIR (real images) to calibrate")
     for precision, path in onnx_by_precision.items():
