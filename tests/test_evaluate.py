@@ -148,9 +148,15 @@ def test_caveats_name_what_makes_a_score_incomparable(tiny: tuple[DomainClassifi
     caveats = report["caveats"]
     assert caveats[0] == ("--size 32 is under the domain classifier's 48 px input: it judges upscaled images, so the "
                           "domain score does not compare with one at 48 px or more")  # fmt: skip
-    assert report["domain"]["classifier"]["held_out_balanced_accuracy"] == 0.5  # the same photos on both sides
-    assert caveats[1:] == ["the domain classifier tells these real test photos apart with balanced accuracy 0.50 "
+    clf = report["domain"]["classifier"]
+    assert clf["held_out_balanced_accuracy"] == 0.5  # the same photos on both sides
+    assert report["domain"]["model"]["score"] is None  # the scale has no width: shown as "-", and said why
+    judged = f"{clf['source_judged_target']:.2f} vs {clf['target_judged_target']:.2f}"
+    assert caveats[1:] == [f"no domain score ('-'): the classifier judged the real A test photos B as often as the real "
+                           f"B ones, or more ({judged}), so the 0-1 scale between them has no width",
+                           "the domain classifier tells these real test photos apart with balanced accuracy 0.50 "
                            "(under 0.7): the domain score says little"]  # fmt: skip
+    assert "| **model** | **-** |" in (out / "evaluate.md").read_text()
 
 
 def test_a_few_images_judged_alike_are_not_called_a_precise_score() -> None:
@@ -158,7 +164,8 @@ def test_a_few_images_judged_alike_are_not_called_a_precise_score() -> None:
     read as a contradiction."""
     from cyclegan_edge.evaluate.report import caveats
 
-    r = {"domain": {"classifier": {"size": 48, "held_out_balanced_accuracy": 0.8}, "model": {"ci95": [1.0, 1.0]}},
+    r = {"domain": {"classifier": {"size": 48, "held_out_balanced_accuracy": 0.8},
+                    "model": {"ci95": [1.0, 1.0], "score": 1.0}},
          "data": {"n_source": 3}, "direction": "A->B", "size": 64}  # fmt: skip
     assert caveats(r) == ["only 3 A test images: the domain score is a rough guess (resampling so few images cannot "
                           "show how uncertain it is: its 95% interval has no width); compare figures over 30 or more"]
