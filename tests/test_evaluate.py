@@ -152,8 +152,8 @@ def test_caveats_name_what_makes_a_score_incomparable(tiny: tuple[DomainClassifi
     assert clf["held_out_balanced_accuracy"] == 0.5  # the same photos on both sides
     assert report["domain"]["model"]["score"] is None  # the scale has no width: shown as "-", and said why
     judged = f"{clf['source_judged_target']:.2f} vs {clf['target_judged_target']:.2f}"
-    assert caveats[1:] == [f"no domain score ('-'): the classifier judged the real A test photos B as often as the real "
-                           f"B ones, or more ({judged}), so the 0-1 scale between them has no width",
+    assert caveats[1:] == [f"no domain score ('-'): the classifier judged the real A test photos B as often as the "
+                           f"real B ones, or more ({judged}), so the 0-1 scale between them has no width",
                            "the domain classifier tells these real test photos apart with balanced accuracy 0.50 "
                            "(under 0.7): the domain score says little"]  # fmt: skip
     assert "| **model** | **-** |" in (out / "evaluate.md").read_text()

@@ -53,9 +53,9 @@ def caveats(r: dict[str, Any]) -> list[str]:
     score = r["domain"]["model"]["score"]
     if not (isinstance(score, float) and math.isfinite(score)):  # shown as "-"
         tgt = r["direction"].split("->")[1]
-        out.append(f"no domain score ('-'): the classifier judged the real {src} test photos {tgt} as often as the real "
-                   f"{tgt} ones, or more ({clf['source_judged_target']:.2f} vs {clf['target_judged_target']:.2f}), so "
-                   f"the 0-1 scale between them has no width")  # fmt: skip
+        out.append(f"no domain score ('-'): the classifier judged the real {src} test photos {tgt} as often as the "
+                   f"real {tgt} ones, or more ({clf['source_judged_target']:.2f} vs "
+                   f"{clf['target_judged_target']:.2f}), so the 0-1 scale between them has no width")  # fmt: skip
     if clf["held_out_balanced_accuracy"] < MIN_ACCURACY:
         out.append(f"the domain classifier tells these real test photos apart with balanced accuracy "
                    f"{clf['held_out_balanced_accuracy']:.2f} (under {MIN_ACCURACY}): the domain score says little")  # fmt: skip
