@@ -118,16 +118,10 @@ def save_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]], w
     return written
 
 
-def run(argv: list[str]) -> int:
-    """Measure, and rewrite the report after every case: Ctrl-C (or a crash) keeps what was measured."""
-    from cyclegan_edge.bench.report import check_output, fps_plot_skipped, make_report, markdown, unsteady_note
-    from cyclegan_edge.bench.runner import add_ratios, parse_batches, parse_sizes, run_benchmark
-    from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
-    from cyclegan_edge.imaging.io import list_files
-    from cyclegan_edge.machine import machine_info
-    from cyclegan_edge.progress import progress_bar
+def checked_cases(args: argparse.Namespace) -> tuple[list[str], list[tuple[int, int]], list[int]]:
+    """(variants, sizes, batches) the command asks for; UsageError (one line) for one it cannot take."""
+    from cyclegan_edge.bench.runner import parse_batches, parse_sizes
 
-    args = parse_run(argv)
     check_model_path(args.model)
     wanted = list(ALL_VARIANTS) if args.variants == "auto" else [v.strip() for v in args.variants.split(",")]
     unknown = set(wanted) - set(ALL_VARIANTS)
@@ -141,6 +135,20 @@ def run(argv: list[str]) -> int:
         batches = parse_batches(args.batch)
     except ValueError as e:
         raise UsageError(f"--batches {args.batch}: {e}") from None
+    return wanted, sizes, batches
+
+
+def run(argv: list[str]) -> int:
+    """Measure, and rewrite the report after every case: Ctrl-C (or a crash) keeps what was measured."""
+    from cyclegan_edge.bench.report import check_output, fps_plot_skipped, make_report, markdown, unsteady_note
+    from cyclegan_edge.bench.runner import add_ratios, run_benchmark
+    from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
+    from cyclegan_edge.imaging.io import list_files
+    from cyclegan_edge.machine import machine_info
+    from cyclegan_edge.progress import progress_bar
+
+    args = parse_run(argv)
+    wanted, sizes, batches = checked_cases(args)
     out = Path(args.out)  # before any work: a report that cannot be written fails now, not after the measurements
     check_output(out, [Path(args.model), *(list_files([args.calib]) if args.calib else [])])
     if not args.overwrite:
