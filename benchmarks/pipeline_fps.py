@@ -17,7 +17,7 @@ import cv2
 
 from cyclegan_edge.machine import cpu_model
 from cyclegan_edge.bench.pipeline_bench import pipeline_vs_inference
-from cyclegan_edge.runtime.backends import BackendOptions, open_backend
+from cyclegan_edge.runtime.backends import CONVERSION_PRECISION_HINT, BackendOptions, job_options, open_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,8 @@ def main() -> None:
     ap.add_argument("--video", default=str(ROOT.parent / "shared" / "data" / "videos" / "car-detection.mp4"))
     ap.add_argument("--provider", default="auto")
     args = ap.parse_args()
-    backend = open_backend(args.model, BackendOptions(provider=args.provider))
+    options = BackendOptions(provider=args.provider, precision_hint=CONVERSION_PRECISION_HINT)
+    backend = open_backend(args.model, job_options(options, live=False))  # as the runtime opens it for a file
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "street_256.avi"
         centre_crop_clip(args.video, clip)

@@ -459,6 +459,9 @@ def test_a_busy_machine_is_named_in_the_notes() -> None:
     note = unsteady_note([*steady, row("pytorch", 909.0, 2618.0)])
     assert note is not None and note.startswith("unsteady timing in 1 of 3 cases")
     assert "worst pytorch 256x256 batch 1: 2.9x" in note
+    both = unsteady_note([*steady, row("pytorch", 909.0, 2618.0), row("onnxruntime-int8", 50.0, 200.0, iterations=3)])
+    assert both is not None and both.startswith("unsteady timing in 1 of 4 cases") and (
+        "; steadiness not judged in 1 of 4 cases" in both)  # fmt: skip
     few = unsteady_note([*steady, row("pytorch", 909.0, 2618.0, iterations=3)])  # p90 of 3: the slowest
     assert few == ("steadiness not judged in 1 of 3 cases: timed from fewer than 10 calls (as few as 3; --iters), "
                    "too few to tell a busy machine from a steady one; take their ratios as rough")  # fmt: skip
@@ -578,6 +581,7 @@ def test_pipeline_measures_what_the_runtime_runs_on_a_file(tmp_path: Path, capsy
     figures were not a conversion's. Now both name the same backend, and inference alone keeps as many frames in
     flight as the pipeline does."""
     from cyclegan_edge.runtime.__main__ import main as runtime_main
+    from cyclegan_edge.runtime.backends import FILE_STREAMS
 
     pytest.importorskip("openvino")
     video = ASSETS_DIR / "demo.mp4"
@@ -590,4 +594,4 @@ def test_pipeline_measures_what_the_runtime_runs_on_a_file(tmp_path: Path, capsy
     result = json.loads(out.read_text())
     assert status == 0 and result["frames"] == 8, err[-2000:]
     assert ran.endswith(f", {result['backend']})"), (ran, result["backend"])
-    assert result["in_flight"] == 2 and result["inference_fps"] > 0
+    assert result["streams"] == FILE_STREAMS and result["in_flight"] == 2 and result["inference_fps"] > 0

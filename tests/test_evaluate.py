@@ -175,6 +175,13 @@ def test_cli_needs_the_folders() -> None:
     assert main([str(ASSETS_DIR / "photo2monet.pth")]) == 2
 
 
+def test_direction_takes_the_spelling_export_and_pix2pix_take() -> None:
+    from cyclegan_edge.evaluate.config import parse_args
+
+    assert parse_args(["g.pth", "--dataroot", "d", "--direction", "BtoA"])[0].direction == "B->A"
+    assert main(["g.pth", "--dataroot", "d", "--direction", "AB"]) == 2
+
+
 # ---- new-user trial: bad output, bad images, help, the backend that runs ---------------------------------
 # A classifier trained in about a second on a handful of images: these tests check what evaluate does with the
 # files, not what the score says.

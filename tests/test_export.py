@@ -314,7 +314,7 @@ def test_int8_calibration_skips_unreadable_and_reports_the_count_used(tmp_path: 
     shutil.copy(ASSETS_DIR / "photo2monet.onnx", fp32)
     images = load_test_images(ASSETS_DIR / "images", 1)
     tested = measured_on(build_parser().parse_args(["m.pth"]), len(images))
-    assert tested == "1 bundled photos (--test-images DIR: your own domain's)"
+    assert tested == "1 bundled photo (--test-images DIR: your own domain's)"
     written = checked_int8(fp32, images, tested, calib_images, str(calib), Int8Options(calib_count=64), str)
     assert written == [tmp_path / "m.int8.onnx", tmp_path / "m.int8.onnx.parity.json"]
     assert metadata_of(load_onnx(written[0]))["calibration"] == "percentile, 1 image"

@@ -510,9 +510,36 @@ def test_without_av_a_stopped_conversion_is_not_promised_a_resume(clip: Path, tm
 
     r = runtime(str(clip), str(tmp_path / "nv.mp4"), "--encoder", "nvenc", "--size", "64", "--max-frames", "2", env=env)
     assert r.returncode == 0 and "WARNING nv.mp4: OpenCV's writer ignores" in r.stderr, r.stderr[-2000:]
+    r = runtime(str(clip), str(tmp_path / "c.mp4"), "--encoder", "cpu", "--size", "64", "--max-frames", "2", env=env)
+    assert r.returncode == 0 and "ignores" not in r.stderr, r.stderr[-2000:]  # OpenCV's writer runs on the CPU
     locked = tmp_path / "ro"
     locked.mkdir()
     locked.chmod(0o555)
     cmd = [*as_user(), *cmd, str(clip), str(locked / "x.mp4"), "--size", "64", "--max-frames", "2"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert error_lines(r.stderr) == [f"error: {locked / 'x.mp4'}: cannot write (Permission denied)"], r.stderr[-2000:]
+
+
+def test_a_stopped_conversion_is_told_what_a_rerun_does_with_its_output(tmp_path: Path) -> None:
+    """The line after a stop names what the same command does next, per output: PyAV's video resumes (not under
+    --overwrite, which starts over), OpenCV's cannot, a frames folder keeps its frames, a window says nothing."""
+    from cyclegan_edge.runtime.__main__ import continue_hint
+    from cyclegan_edge.runtime.sinks import ImageFolderSink, MultiSink, VideoFileSink
+
+    av_sink = AvVideoWriter(tmp_path / "a.mp4", (64, 64), 25.0, EncodeSettings())
+    cv_sink = VideoFileSink(tmp_path / "b.avi", 25.0, (64, 64))
+    frames, window = ImageFolderSink(tmp_path / "frames"), MemorySink()
+    try:
+        assert continue_hint(av_sink, overwrite=False) == "the same command continues it"
+        assert continue_hint(av_sink, overwrite=True) == "the same command without --overwrite continues it"
+        assert continue_hint(cv_sink, overwrite=False) == ("it plays as it is but cannot be continued: --overwrite "
+                                                           "converts it again from its start")  # fmt: skip
+        assert continue_hint(frames, overwrite=False).startswith("the frames written are kept")
+        assert continue_hint(window, overwrite=False) == ""
+        both = MultiSink([window, av_sink])  # -o out.mp4 --show
+        assert continue_hint(both, overwrite=False) == "the same command continues it"
+        av_sink.resumed = 7  # what a resumed writer holds: the pair must say it, or --max-frames counts from 0
+        assert both.resumed == 7
+    finally:
+        for s in (av_sink, cv_sink, frames):
+            s.close()

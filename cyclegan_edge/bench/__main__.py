@@ -227,8 +227,8 @@ def pipeline(argv: list[str]) -> int:
     from cyclegan_edge.bench.pipeline_bench import pipeline_vs_inference
     from cyclegan_edge.machine import machine_info
     from cyclegan_edge.progress import progress_bar
-    from cyclegan_edge.runtime.backends import (FILE_STREAMS, OV_PRECISIONS, PRECISION_HELP, BackendOptions,
-                                                job_options, open_backend)  # fmt: skip
+    from cyclegan_edge.runtime.backends import (CONVERSION_PRECISION_HINT, FILE_STREAMS, OV_PRECISIONS,
+                                                PRECISION_HELP, BackendOptions, job_options, open_backend)  # fmt: skip
     from cyclegan_edge.runtime.bundled import resolve_model
     from cyclegan_edge.runtime.pipeline import SIZE_RANGE
     from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT
@@ -244,7 +244,7 @@ def pipeline(argv: list[str]) -> int:
     ap.add_argument("--max-frames", type=int_arg(0, 1 << 30), default=0, help="frames to convert (0 = all)")
     ap.add_argument("--provider", default=BackendOptions().provider,
                     help="ONNX Runtime provider: auto, cpu, cuda, tensorrt")  # fmt: skip
-    ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default="auto",
+    ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default=CONVERSION_PRECISION_HINT,
                     help=f"as the runtime's (its default too): {PRECISION_HELP}")  # fmt: skip
     ap.add_argument("--streams", type=int_arg(0, 64), default=BackendOptions().streams,
                     help=f"OpenVINO streams, as the runtime's (0: {FILE_STREAMS} for a file, its default)")  # fmt: skip
@@ -284,6 +284,7 @@ def pipeline(argv: list[str]) -> int:
     finally:
         for b in bars:
             b.close()
+    result["streams"] = options.streams  # OpenVINO's, as compiled (the runtime's for a file unless --streams)
     result["machine"] = machine_info()
     result["command"] = "python -m cyclegan_edge.bench pipeline " + shlex.join(argv)
     write_json(args.out, result)

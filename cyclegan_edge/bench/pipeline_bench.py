@@ -31,27 +31,31 @@ COMPARED = ("pipeline: decode, resize, infer, post-process and encode to a file,
 CHUNK = 32  # frames decoded and resized ahead of each timed stretch of inference (kept off the clock)
 
 
-def infer_all(backend: Backend, tensors: list[np.ndarray], tick: Callable[[], None]) -> None:
-    """Each tensor through the backend as the pipeline runs it: one after another, or ``in_flight`` at a time on
-    an AsyncBackend that keeps frames in flight (OpenVINO's streams)."""
-    if not (isinstance(backend, AsyncBackend) and backend.in_flight > 1):
+def infer_all(backend: Backend, tensors: list[np.ndarray], in_flight: bool = True) -> None:
+    """Each tensor through the backend as the pipeline runs it: one after another, or (``in_flight``) as many at
+    a time as an AsyncBackend keeps in flight (OpenVINO's streams)."""
+    if not (in_flight and isinstance(backend, AsyncBackend) and backend.in_flight > 1):
         for x in tensors:
             backend.infer(x)
-            tick()
         return
     waiting: collections.deque[Callable[[], np.ndarray]] = collections.deque()
-    for x in tensors:
-        if len(waiting) >= backend.in_flight:
+    try:
+        for x in tensors:
+            if len(waiting) >= backend.in_flight:
+                waiting.popleft()()
+            waiting.append(backend.submit(x))
+        while waiting:
             waiting.popleft()()
-            tick()
-        waiting.append(backend.submit(x))
-    while waiting:
-        waiting.popleft()()
-        tick()
+    finally:  # after an error: what was submitted is still collected, so that the backend serves the next call
+        for result in waiting:
+            try:
+                result()
+            except Exception:  # the first error is the one raised
+                pass
 
 
-def inference_only_seconds(backend: Backend, video: str, hw: tuple[int, int], frames: int,
-                           tick: Callable[[], None]) -> float:  # fmt: skip
+def inference_only_seconds(backend: Backend, video: str, hw: tuple[int, int], frames: int, tick: Callable[[], None],
+                           in_flight: bool = True) -> float:  # fmt: skip
     """Seconds spent in inference (``infer_all``) over the video's first ``frames`` frames, resized to ``hw``."""
     source = open_source(video)
     spent = 0.0
@@ -63,8 +67,10 @@ def inference_only_seconds(backend: Backend, video: str, hw: tuple[int, int], fr
             if not chunk:
                 break
             t = time.perf_counter()
-            infer_all(backend, chunk, tick)
+            infer_all(backend, chunk, in_flight)
             spent += time.perf_counter() - t
+            for _ in chunk:
+                tick()
             frames -= len(chunk)
     finally:
         source.close()
@@ -73,9 +79,11 @@ def inference_only_seconds(backend: Backend, video: str, hw: tuple[int, int], fr
 
 def pipeline_vs_inference(backend: Backend, video: str, size: int, max_frames: int = 0,
                           progress: Callable[[str, int | None], Callable[[], None]] | None = None,
-                          stabilize: float = 0.0, flicker: bool = False) -> dict[str, Any]:  # fmt: skip
+                          stabilize: float = 0.0, flicker: bool = False,
+                          in_flight: bool = True) -> dict[str, Any]:  # fmt: skip
     """``progress(stage, total)`` returns a function called once per frame of that stage; ``stabilize`` and
-    ``flicker`` as in PipelineOptions (the flicker stage competes for the CPU: measure speed without it)."""
+    ``flicker`` as in PipelineOptions (the flicker stage competes for the CPU: measure speed without it);
+    ``in_flight`` False: inference alone one frame at a time, whatever the backend keeps in flight."""
     def ticker(stage: str, total: int | None) -> Callable[[], None]:
         return progress(stage, total) if progress is not None else (lambda: None)
 
@@ -93,14 +101,15 @@ def pipeline_vs_inference(backend: Backend, video: str, size: int, max_frames: i
     if stats.error:
         raise RuntimeError(f"{video}: the pipeline failed: {stats.error}")
     # the backend is warm: the pipeline just ran it at this size
-    infer_s = inference_only_seconds(backend, video, hw, stats.frames_out, ticker("inference only", stats.frames_out))
+    infer_s = inference_only_seconds(backend, video, hw, stats.frames_out, ticker("inference only", stats.frames_out),
+                                     in_flight)  # fmt: skip
     inference_fps = stats.frames_out / infer_s if infer_s > 0 else 0.0
     return {
         "video": video, "source_size": list(source.size), "inference_size": f"{hw[0]}x{hw[1]}",
         "frames": stats.frames_out, "pipeline_fps": stats.fps, "inference_fps": inference_fps,
         "ratio": stats.fps / inference_fps if inference_fps else 0.0, "compared": COMPARED,
         "stage_ms_mean": stats.summary()["stage_ms_mean"], "backend": backend.name,
-        "in_flight": backend.in_flight if isinstance(backend, AsyncBackend) else 1,
+        "in_flight": backend.in_flight if in_flight and isinstance(backend, AsyncBackend) else 1,
         "stabilize": stabilize, "flicker": stats.flicker, "flicker_method": METRIC_FLOW if flicker else None,
     }  # fmt: skip
 

@@ -196,18 +196,20 @@ def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
     calls were not judged; None when every case was judged steady."""
     judged = [r for r in rows if r.get("iterations", 0) >= UNSTEADY_MIN_ITERATIONS]
     unsteady = [r for r in judged if r["latency_ms"]["p90"] > UNSTEADY_P90_OVER_P50 * r["latency_ms"]["p50"]]
-    if not unsteady:
-        if len(judged) == len(rows):
-            return None
+    not_judged = ""
+    if len(judged) < len(rows):
         fewest = min(r.get("iterations", 0) for r in rows)
-        return (f"steadiness not judged in {len(rows) - len(judged)} of {len(rows)} cases: timed from fewer than "
-                f"{UNSTEADY_MIN_ITERATIONS} calls (as few as {fewest}; --iters), too few to tell a busy machine from "
-                f"a steady one; take their ratios as rough")  # fmt: skip
+        not_judged = (f"steadiness not judged in {len(rows) - len(judged)} of {len(rows)} cases: timed from fewer "
+                      f"than {UNSTEADY_MIN_ITERATIONS} calls (as few as {fewest}; --iters), too few to tell a busy "
+                      "machine from a steady one; take their ratios as rough")  # fmt: skip
+    if not unsteady:
+        return not_judged or None
     worst = max(unsteady, key=lambda r: r["latency_ms"]["p90"] / r["latency_ms"]["p50"])
     spread = worst["latency_ms"]["p90"] / worst["latency_ms"]["p50"]
     return (f"unsteady timing in {len(unsteady)} of {len(rows)} cases (p90 over {UNSTEADY_P90_OVER_P50:g}x p50; worst "
             f"{worst['variant']} {worst['height']}x{worst['width']} batch {worst['batch']}: {spread:.1f}x): another "
-            "process was likely using the machine; rerun on an idle one before trusting their ratios")  # fmt: skip
+            "process was likely using the machine; rerun on an idle one before trusting their ratios"
+            + (f"; {not_judged}" if not_judged else ""))  # fmt: skip
 
 
 def fps_plot_skipped(rows: list[dict[str, Any]], asked: int = 1) -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cyclegan_edge.errors import ArgumentParser, HelpFormatter, UsageError
-from cyclegan_edge.model_files import DIRECTIONS
+from cyclegan_edge.model_files import DIRECTIONS, direction_arg
 from cyclegan_edge.runtime.backends import BACKENDS
 
 
@@ -119,7 +119,8 @@ RECIPE_HELP = {
     "haze_max": "colour jitter: strongest haze blend",
     "min_crop": "random crop side, smallest fraction of the image side",
 }
-CHOICES = {"direction": list(DIRECTIONS), "backend": list(BACKENDS)}
+CHOICES = {"backend": list(BACKENDS)}
+TYPES = {"direction": direction_arg}  # A->B, B->A (pix2pix's AtoB, BtoA taken too)
 RECIPE_PREFIX = "classifier_"
 
 
@@ -128,7 +129,8 @@ def _add(ap: argparse.ArgumentParser, name: str, default: object, help: str) -> 
     if isinstance(default, bool):
         ap.add_argument(*flags, action=argparse.BooleanOptionalAction, default=default, help=help)
     else:
-        ap.add_argument(*flags, type=type(default), default=default, choices=CHOICES.get(name), help=help)
+        ap.add_argument(*flags, type=TYPES.get(name, type(default)), default=default, choices=CHOICES.get(name),
+                        help=help)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,7 +52,7 @@ def measured_on(args: argparse.Namespace, count: int) -> str:
     """The images a quality figure comes from, as the printed lines say it."""
     if args.test_images:
         return f"{count} image{'s' if count != 1 else ''} of {args.test_images}"
-    return f"{count} bundled photos (--test-images DIR: your own domain's)"
+    return f"{count} bundled photo{'s' if count != 1 else ''} (--test-images DIR: your own domain's)"
 
 
 def add_switch(group: Any, name: str, default: bool, text: str) -> None:

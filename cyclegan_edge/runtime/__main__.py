@@ -32,16 +32,17 @@ from cyclegan_edge.errors import ArgumentParser, UsageError, int_arg, run_cli
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_outputs, output_path
 from cyclegan_edge.progress import progress_bar
-from cyclegan_edge.runtime.backends import (BACKENDS, FILE_STREAMS, OV_PRECISIONS, PRECISION_HELP, Backend,
-                                            BackendOptions, job_options, open_backend)  # fmt: skip
+from cyclegan_edge.runtime.backends import (BACKENDS, CONVERSION_PRECISION_HINT, FILE_STREAMS, OV_PRECISIONS,
+                                            PRECISION_HELP, Backend, BackendOptions, job_options,
+                                            open_backend)  # fmt: skip
 from cyclegan_edge.runtime.bundled import (ASSETS, DEFAULT_DEMO, DEMO_CLIP, DEMO_MODELS, bundled_names, default_model,
                                            resolve_model)  # fmt: skip
 from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOptions, PipelineStats, after_resume,
                                             inference_size, output_size, too_small, upscale_note)  # fmt: skip
-from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, MultiSink,
-                                         OutputExists, Sink, SinkError, check_sink_uri, display_available, is_display,
-                                         is_stream_output, open_sink, parse_bitrate, play_command,
-                                         preset_choices)  # fmt: skip
+from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, ImageFolderSink,
+                                         MultiSink, OutputExists, Sink, SinkError, VideoFileSink, check_sink_uri,
+                                         display_available, is_display, is_stream_output, open_sink, parse_bitrate,
+                                         play_command, preset_choices)  # fmt: skip
 from cyclegan_edge.runtime.sources import (FILE_KINDS, Source, SourceError, SourceSpec, glob_root, open_source,
                                            parse_source, pyav)  # fmt: skip
 from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT, METRIC_FLOW, weight_arg
@@ -97,8 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--provider", default=BACKEND.provider, help="ONNX Runtime: auto, cpu, cuda, tensorrt")
     ap.add_argument("--device", default=BACKEND.device,
                     help="PyTorch: auto, cpu, cuda; OpenVINO: auto (CPU), cpu, gpu, npu")  # fmt: skip
-    # "auto" where the library's default is f32: a conversion takes OpenVINO's choice (bf16 where native)
-    ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default="auto", help=PRECISION_HELP)
+    ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default=CONVERSION_PRECISION_HINT, help=PRECISION_HELP)
     ap.add_argument("--streams", type=int_arg(0, 64), default=BACKEND.streams,
                     help=f"OpenVINO streams; 0: one for cameras and streams (latency first), {FILE_STREAMS} for files "
                     "(frames in flight on parallel streams: 1.5-1.9x the FPS on 2 cores)")  # fmt: skip
@@ -342,8 +342,9 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         return 0
     if stats.interrupted and not source.live:  # a file stopped halfway: no line that reads as done
         kept = f" (after {sink.resumed} kept from before)" if sink.resumed else ""
-        print(f"stopped: {stats.frames_out} frames written to {sink.name}{kept} at {stats.fps:.1f} FPS; "
-              f"{continue_hint(sink)}", file=sys.stderr)  # fmt: skip
+        hint = continue_hint(sink, args.overwrite)
+        print(f"stopped: {stats.frames_out} frames written to {sink.name}{kept} at {stats.fps:.1f} FPS"
+              + (f"; {hint}" if hint else ""), file=sys.stderr)  # fmt: skip
         return 130 if not sink.quit_requested else 0
     report(stats, backend, sink.name, source.live, model_name(args))
     if sink.resumed:
@@ -354,12 +355,17 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
     return 0
 
 
-def continue_hint(sink: Sink) -> str:
-    """What a rerun does with a file conversion stopped halfway into ``sink``."""
-    if sink.resumable:
-        return "the same command continues it"
-    why = " (OpenCV's writer; PyAV's resumes: pip install 'cyclegan-edge[video]')" if pyav() is None else ""
-    return f"it plays as it is but cannot be continued{why}: --overwrite converts it again from its start"
+def continue_hint(sink: Sink, overwrite: bool) -> str:
+    """What a rerun does with a file conversion stopped halfway into ``sink`` ('' for a window or a stream)."""
+    if sink.resumable:  # --overwrite starts over: only the command without it continues
+        return "the same command without --overwrite continues it" if overwrite else "the same command continues it"
+    sinks = sink.sinks if isinstance(sink, MultiSink) else [sink]
+    if any(isinstance(s, VideoFileSink) for s in sinks):
+        why = " (OpenCV's writer; PyAV's resumes: pip install 'cyclegan-edge[video]')" if pyav() is None else ""
+        return f"it plays as it is but cannot be continued{why}: --overwrite converts it again from its start"
+    if any(isinstance(s, ImageFolderSink) for s in sinks):
+        return "the frames written are kept; --overwrite converts them again from the start"
+    return ""
 
 
 def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str, kind: str) -> int:

@@ -127,6 +127,9 @@ class BackendOptions:
     streams: int = 0  # OpenVINO streams; 0 = one stream, latency first
 
 
+# The precision hint a conversion (runtime, translate, bench pipeline) runs with unless told: OpenVINO's own choice,
+# bf16 where the CPU runs it natively; the library default (BackendOptions) stays f32 for bench, evaluate, export
+CONVERSION_PRECISION_HINT = "auto"
 # OpenVINO streams for file jobs: the pipeline keeps this many frames in flight (benchmarks/openvino_streams.py)
 FILE_STREAMS = 2
 

@@ -215,8 +215,8 @@ def open_video_file(path: Path, fps: float, size: tuple[int, int], settings: Enc
     if settings.encoder == "nvenc" and has_jetson_encoder():
         log.warning("%s: Jetson hardware H.264 through GStreamer: no audio, no resume", path.name)
         return VideoFileSink(path, fps, size, gstreamer=True)
-    if (settings.codec, settings.crf, settings.bitrate, settings.preset, settings.encoder) != ("h264", None, None,
-                                                                                             None, "auto"):
+    if (settings.codec, settings.crf, settings.bitrate, settings.preset) != ("h264", None, None, None) or (
+            settings.encoder == "nvenc"):  # fmt: skip
         log.warning("%s: OpenCV's writer ignores --codec/--crf/--bitrate/--preset/--encoder", path.name)
     if path.suffix.lower() == ".avi" and settings.audio and source is not None and source.has_audio:
         log.warning("%s: an .avi is written by OpenCV, without the source's sound (.mp4, .mov or .mkv keep it)",
@@ -374,6 +374,10 @@ class MultiSink(Sink):
     @property
     def resumable(self) -> bool:  # type: ignore[override]
         return any(s.resumable for s in self.sinks)
+
+    @property
+    def resumed(self) -> int:  # type: ignore[override]
+        return max((s.resumed for s in self.sinks), default=0)
 
     def close(self) -> None:
         for s in self.sinks:

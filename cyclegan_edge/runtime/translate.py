@@ -31,7 +31,8 @@ from cyclegan_edge.imaging.io import (
     unique_outputs,
 )
 from cyclegan_edge.progress import progress_bar
-from cyclegan_edge.runtime.backends import OV_PRECISIONS, PRECISION_HELP, BackendOptions, open_backend
+from cyclegan_edge.runtime.backends import (CONVERSION_PRECISION_HINT, OV_PRECISIONS, PRECISION_HELP, BackendOptions,
+                                            open_backend)  # fmt: skip
 from cyclegan_edge.runtime.batch import already_done, check_same_job, convert_image, image_job, model_digest
 from cyclegan_edge.runtime.bundled import bundled_names, resolve_model
 from cyclegan_edge.runtime.pipeline import SIZE_RANGE, PipelineOptions
@@ -48,7 +49,7 @@ def run(argv: list[str] | None) -> int:
     ap.add_argument("inputs", nargs="+", help="image files or folders")
     ap.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     ap.add_argument("--device", default=BackendOptions().device, help="PyTorch device: auto, cpu, cuda")
-    ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default="auto", help=PRECISION_HELP)
+    ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default=CONVERSION_PRECISION_HINT, help=PRECISION_HELP)
     ap.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: keep them)")
     ap.add_argument("--size", type=int_arg(*SIZE_RANGE, also=0), default=PipelineOptions().size,
                     help=f"translate at this shorter side ({SIZE_RANGE[0]}..{SIZE_RANGE[1]}, rounded to a multiple of "

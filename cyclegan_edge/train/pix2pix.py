@@ -31,7 +31,7 @@ from cyclegan_edge.models import (
     save_generator,
 )
 from cyclegan_edge.models.checkpoint import DIRECTION_KEYS, PIX2PIX_STATE_FORMAT, state_entry
-from cyclegan_edge.model_files import UNET_DEPTHS
+from cyclegan_edge.model_files import DIRECTION_ALIASES, UNET_DEPTHS
 from cyclegan_edge.models.unet import unet_config
 from cyclegan_edge.train.config import Pix2PixConfig
 from cyclegan_edge.train.cyclegan import gan_loss
@@ -68,7 +68,7 @@ class Pix2Pix(Trainer):
 
     @property
     def arrow(self) -> str:
-        return "A->B" if self.pix.direction == "AtoB" else "B->A"
+        return DIRECTION_ALIASES[self.pix.direction]
 
     def generator_config(self) -> AnyGeneratorConfig:
         return pix2pix_generator(self.pix)

@@ -24,7 +24,7 @@ def no_gpu_here() -> str:
     import sys
 
     signs = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu", "/etc/nv_tegra_release", "/dev/dxg")  # dxg: WSL2
-    if sys.platform.startswith("linux") and not any(os.path.exists(p) for p in signs):
+    if sys.platform == "darwin" or (sys.platform.startswith("linux") and not any(os.path.exists(p) for p in signs)):
         return "; this machine has no NVIDIA GPU driver loaded, and engines run only on a GPU: run the .onnx here"
     return ""
 
