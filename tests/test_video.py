@@ -543,3 +543,80 @@ def test_a_stopped_conversion_is_told_what_a_rerun_does_with_its_output(tmp_path
     finally:
         for s in (av_sink, cv_sink, frames):
             s.close()
+
+
+def test_an_mkv_conversion_resumes_from_the_mp4_it_keeps(clip: Path, tmp_path: Path) -> None:
+    """A stopped .mkv was resumed from the .mkv itself: Matroska keeps no decode timestamps, so the rerun failed
+    halfway, rewrote the file, and the next rerun 'succeeded' with frames out of order. A conversion stopped
+    short (here by --max-frames, as Ctrl-C does) keeps its MP4 beside the .mkv, and the rerun resumes from it."""
+    out, whole = tmp_path / "a.mkv", tmp_path / "whole.mkv"
+    assert runtime(str(clip), str(out), "--size", "64", "--max-frames", "50").returncode == 0
+    stash = tmp_path / ".a.mkv.resume.mp4"
+    assert stash.is_file() and len(decoded(out)) == 50
+    r = runtime(str(clip), str(out), "--size", "64")
+    assert r.returncode == 0 and "resuming after frame 50 (from .a.mkv.resume.mp4)" in r.stderr, r.stderr[-2000:]
+    assert not stash.exists()  # whole now: nothing left to resume
+    assert runtime(str(clip), str(whole), "--size", "64").returncode == 0
+    got, ref = decoded(out), decoded(whole)
+    stamps = [p.pts for p in sorted(packets(out, "video"), key=lambda p: p.pts)]
+    assert len(got) == len(ref) == FRAMES and len(set(stamps)) == FRAMES
+    assert min(psnr(a, b) for a, b in zip(got, ref)) > 30  # frame for frame, none shifted at the resume
+    assert len(packets(out, "audio")) == len(packets(whole, "audio"))
+    # the MP4 gone (an earlier version kept none): refused in one line, the .mkv left as it was
+    assert runtime(str(clip), str(out), "--size", "64", "--max-frames", "50", "--overwrite").returncode == 0
+    stash.unlink()
+    before = out.read_bytes()
+    r = runtime(str(clip), str(out), "--size", "64")
+    assert error_lines(r.stderr) == [f"error: {out}: this stopped conversion resumes from {stash.name}, which is gone: "
+                                     "--overwrite converts it again from its start (the file stays until then)"]
+    assert r.returncode == 1 and out.read_bytes() == before
+
+
+def test_a_stopped_overwrite_keeps_the_earlier_file(clip: Path, tmp_path: Path) -> None:
+    """--overwrite, then Ctrl-C: the finished video was replaced by the few frames converted so far (kill -9
+    left it as it was). The earlier file now stays until a conversion is whole."""
+    out = tmp_path / "out.mp4"
+    assert runtime(str(clip), str(out), "--size", "64").returncode == 0
+    before = out.read_bytes()
+    partial = tmp_path / ".out.partial.mp4"
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(MODEL), "--headless", str(clip), str(out),
+           "--overwrite"]  # fmt: skip
+    status, _, err = interrupt_when(cmd, lambda: partial.is_file() and partial.stat().st_size > 20_000, env=ENV)
+    assert status == 130, err[-2000:]
+    assert out.read_bytes() == before and 0 < len(decoded(partial)) < FRAMES
+    assert f"frames written to {partial} at " in err and err.rstrip().endswith(
+        "the earlier output is kept (--overwrite replaces it with a whole conversion only); --overwrite converts it "
+        "again from its start")  # fmt: skip
+
+
+def test_audio_an_mp4_keeps_plays_everywhere_and_hevc_is_hvc1(tmp_path: Path) -> None:
+    """A camera's PCM audio (legal in MP4) was copied into .mp4, where browsers and phones play no sound; HEVC
+    lost the hvc1 tag Apple's players want when the partial file was remuxed."""
+    src = tmp_path / "cam.mov"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=48000, layout="stereo")
+        for i in range(25):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 8, np.uint8), format="bgr24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+            tone = (np.sin(np.arange(1920) / 10) * 3000).astype(np.int16)
+            af = av.AudioFrame.from_ndarray(np.tile(tone, (1, 2)).reshape(1, -1), format="s16", layout="stereo")
+            af.sample_rate, af.pts = 48000, i * 1920
+            for p in a.encode(af):
+                c.mux(p)
+        for s in (v, a):
+            for p in s.encode(None):
+                c.mux(p)
+    for name, codec, audio in (("o.mp4", "h264", "aac"), ("o.mov", "h264", "pcm_s16le"), ("h.mp4", "hevc", "aac")):
+        out = tmp_path / name
+        r = runtime(str(src), str(out), "--codec", codec)
+        assert r.returncode == 0, r.stderr[-2000:]
+        with av.open(str(out)) as c:
+            assert c.streams.audio[0].codec_context.name == audio, name
+            if codec == "hevc":
+                assert c.streams.video[0].codec_tag == "hvc1"
+        assert ("WARNING cam.mov: audio pcm_s16le re-encoded to AAC (many players do not play it in MP4)"
+                in r.stderr) == (audio == "aac"), r.stderr[-2000:]  # fmt: skip

@@ -343,8 +343,8 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
     if stats.interrupted and not source.live:  # a file stopped halfway: no line that reads as done
         kept = f" (after {sink.resumed} kept from before)" if sink.resumed else ""
         hint = continue_hint(sink, args.overwrite)
-        print(f"stopped: {stats.frames_out} frames written to {sink.name}{kept} at {stats.fps:.1f} FPS"
-              + (f"; {hint}" if hint else ""), file=sys.stderr)  # fmt: skip
+        print(f"stopped: {stats.frames_out} frames written to {sink.held_back or sink.name}{kept} at {stats.fps:.1f} "
+              "FPS" + (f"; {hint}" if hint else ""), file=sys.stderr)  # fmt: skip
         return 130 if not sink.quit_requested else 0
     report(stats, backend, sink.name, source.live, model_name(args))
     if sink.resumed:
@@ -357,6 +357,9 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
 
 def continue_hint(sink: Sink, overwrite: bool) -> str:
     """What a rerun does with a file conversion stopped halfway into ``sink`` ('' for a window or a stream)."""
+    if sink.held_back:
+        return ("the earlier output is kept (--overwrite replaces it with a whole conversion only); --overwrite "
+                "converts it again from its start")  # fmt: skip
     if sink.resumable:  # --overwrite starts over: only the command without it continues
         return "the same command without --overwrite continues it" if overwrite else "the same command continues it"
     sinks = sink.sinks if isinstance(sink, MultiSink) else [sink]

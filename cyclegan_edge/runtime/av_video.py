@@ -44,6 +44,9 @@ if int(av.__version__.split(".")[0]) < 16:  # frame rotation, durations and temp
 log = logging.getLogger("cyclegan_edge.runtime")
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+# Containers a resume copies packets from: Matroska keeps no decode timestamps (B-frames) and millisecond
+# presentation ones, so a stopped .mkv conversion resumes from the MP4 it keeps as .NAME.mkv.resume.mp4.
+RESUMES_FROM = (".mp4", ".m4v", ".mov")
 # One fragment per keyframe, written with the moov (delay_moov lets it hold the B-frame edit list),
 # and every fragment flushed to the OS when it is complete.
 FRAGMENTED = {"movflags": "frag_keyframe+delay_moov+default_base_moof", "flush_packets": "1"}
@@ -52,6 +55,9 @@ ANNEX_B = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
 KEY_TAG = "comment"
 KEY_PREFIX = "cyclegan-edge job "
 LIVE_TIME_BASE = Fraction(1, 90000)
+# Audio an .mp4 keeps as it is: what browsers and phones play in MP4 (PCM, FLAC or Opus in MP4 is legal, but
+# often silent or refused there); other audio is re-encoded to AAC. .mov and .mkv copy whatever MP4 can hold.
+PLAYS_IN_MP4 = ("aac", "mp3")
 GOP_SECONDS = 2.0  # keyframe interval: seeking, and what a kill -9 loses (+ the frames inside the encoder)
 
 
@@ -268,15 +274,16 @@ class AudioTracks:
     """The source's audio streams, copied packet for packet into ``out`` (AAC when MP4 cannot hold
     the codec), interleaved with the video by until()."""
 
-    def __init__(self, source: Path, out: Any) -> None:
+    def __init__(self, source: Path, out: Any, for_mp4: bool = False) -> None:
         self.container = av.open(str(source))
         self.routes: dict[int, tuple[Any, bool]] = {}  # input index -> (output stream, re-encode)
         for s in self.container.streams.audio:
-            if mp4_can_hold(s):
+            name = s.codec_context.name
+            if mp4_can_hold(s) and (name in PLAYS_IN_MP4 or not for_mp4):
                 self.routes[s.index] = (out.add_stream_from_template(s), False)
             else:
-                log.warning("%s: audio %s cannot go into MP4 unchanged; re-encoded to AAC", source.name,
-                            s.codec_context.name)  # fmt: skip
+                why = "many players do not play it in MP4" if mp4_can_hold(s) else "MP4 cannot hold it"
+                log.warning("%s: audio %s re-encoded to AAC (%s)", source.name, name, why)
                 self.routes[s.index] = (out.add_stream("aac", rate=s.codec_context.sample_rate or 48000), True)
         self.out = out
         self.packets = self.container.demux(*self.container.streams.audio) if self.routes else iter(())
@@ -426,6 +433,7 @@ class AvVideoWriter(Sink):
         self.key = conversion_key(self.source, size, settings, job) if self.source else ""
         self.frames = 0  # frames written by this run
         self.out: Any = None
+        self.earlier = overwrite and self.path.is_file()  # what --overwrite replaces, once the conversion is whole
         self.prior: PriorWork | None = None
         try:  # before looking at partial files: another process's would be resumed or removed
             self._lock = lock_output(self.path)
@@ -481,6 +489,9 @@ class AvVideoWriter(Sink):
 
     # ---- writing -----------------------------------------------------------------------------------
     def _open(self) -> None:
+        if self.prior is not None and self.prior.path.suffix.lower() not in RESUMES_FROM:
+            raise WriteFailed(f"{self.path}: this stopped conversion resumes from {self.stash.name}, which is gone: "
+                              "--overwrite converts it again from its start (the file stays until then)")  # fmt: skip
         if self.prior is not None:  # said here, at the first frame left to write: a complete job resumes nothing
             log.warning("%s: resuming after frame %d (from %s)", self.path.name, self.resumed, self.prior.path.name)
             if self.prior.path == self.partial:
@@ -509,7 +520,8 @@ class AvVideoWriter(Sink):
         if self.encoder.startswith(("libx265", "hevc")):
             ctx.codec_tag = "hvc1"  # what Safari and browsers expect for HEVC in MP4
         self.vs = vs
-        self.audio = AudioTracks(self.source.path, self.out) if self.source is not None and s.audio else None
+        for_mp4 = CONTAINERS[self.path.suffix.lower()] == "mp4"
+        self.audio = AudioTracks(self.source.path, self.out, for_mp4) if self.source is not None and s.audio else None
         if self.prior is not None:
             self._copy_prior(self.prior)
 
@@ -607,7 +619,11 @@ class AvVideoWriter(Sink):
             raise self._failed(e) from None
         finally:
             self.out = None
-        self._finalize()
+        if self.stopped and self.earlier and not self.live:  # --overwrite replaces it with a whole conversion only
+            self.held_back = str(self.partial)
+            return
+        complete = self.source is None or (self.source.finished and self.frames == len(self.source.timestamps))
+        self._finalize(keep_for_resume=not complete and self.path.suffix.lower() not in RESUMES_FROM)
 
     def _end_time(self) -> Fraction:
         """Where the video written so far ends (the source is read ahead of it): a stopped job's audio ends there."""
@@ -616,8 +632,9 @@ class AvVideoWriter(Sink):
             return (pts + duration) * self.time_base
         return self.prior.end + self.prior.last_duration if self.prior else Fraction(0)
 
-    def _finalize(self) -> None:
-        """Remux the partial file into the target through a temporary file, check it, rename."""
+    def _finalize(self, keep_for_resume: bool = False) -> None:
+        """Remux the partial file into the target through a temporary file, check it, rename; ``keep_for_resume``:
+        the partial file stays as the stash a rerun resumes from (the target's container cannot be resumed)."""
         expected = self.resumed + self.frames
         ext = self.path.suffix.lower()
         try:
@@ -628,6 +645,9 @@ class AvVideoWriter(Sink):
                     raise self._failed(OSError(f"the file written holds {found[0]} of {expected} frames"))
         except (av.FFmpegError, OSError) as e:
             raise self._failed(e) from None
+        if keep_for_resume:
+            os.replace(self.partial, self.stash)
+            return
         self.partial.unlink(missing_ok=True)
         self.stash.unlink(missing_ok=True)
 
@@ -650,6 +670,9 @@ def remux(src: Path, dst: Path, fmt: str, options: dict[str, str]) -> tuple[int,
         # opaque: the input's own codec parameters (an AV1 stream's decoder has no encoder of its name)
         kept = [s for s in inp.streams if s.type in ("video", "audio")]
         routes = {s.index: out.add_stream_from_template(s, opaque=True) for s in kept}
+        for s in kept:  # the template loses the tag the encoder was given: Apple's players want hvc1 for HEVC
+            if s.type == "video" and s.codec_context.name == "hevc" and fmt in ("mp4", "mov"):
+                routes[s.index].codec_tag = "hvc1"
         for p in inp.demux(*kept):
             if not p.size:
                 continue

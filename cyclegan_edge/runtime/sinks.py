@@ -119,6 +119,11 @@ class Sink:
     name: str
     resumed: int = 0  # frames an earlier, interrupted run of the same job already wrote (kept)
     resumable: bool = False  # a stopped conversion into it continues where it stopped (PyAV's writer)
+    stopped: bool = False  # set by the pipeline (mark_stopped) before close() when Ctrl-C or SIGTERM cut it short
+    held_back: str = ""  # where a stopped conversion's frames went instead of replacing an earlier output
+
+    def mark_stopped(self) -> None:
+        self.stopped = True
 
     def write(self, frame: np.ndarray, status: str = "") -> None:
         raise NotImplementedError
@@ -378,6 +383,14 @@ class MultiSink(Sink):
     @property
     def resumed(self) -> int:  # type: ignore[override]
         return max((s.resumed for s in self.sinks), default=0)
+
+    @property
+    def held_back(self) -> str:  # type: ignore[override]
+        return next((s.held_back for s in self.sinks if s.held_back), "")
+
+    def mark_stopped(self) -> None:
+        for s in self.sinks:
+            s.mark_stopped()
 
     def close(self) -> None:
         for s in self.sinks:
