@@ -220,12 +220,13 @@ def open_video_file(path: Path, fps: float, size: tuple[int, int], settings: Enc
     if settings.encoder == "nvenc" and has_jetson_encoder():
         log.warning("%s: Jetson hardware H.264 through GStreamer: no audio, no resume", path.name)
         return VideoFileSink(path, fps, size, gstreamer=True)
-    if (settings.codec, settings.crf, settings.bitrate, settings.preset) != ("h264", None, None, None) or (
+    written = ("h264", "mjpeg") if FOURCC.get(path.suffix.lower()) == "MJPG" else ("h264",)  # h264: the default
+    if settings.codec not in written or (settings.crf, settings.bitrate, settings.preset) != (None, None, None) or (
             settings.encoder == "nvenc"):  # fmt: skip
         log.warning("%s: OpenCV's writer ignores --codec/--crf/--bitrate/--preset/--encoder", path.name)
     if path.suffix.lower() == ".avi" and settings.audio and source is not None and source.has_audio:
-        log.warning("%s: an .avi is written by OpenCV, without the source's sound (.mp4, .mov or .mkv keep it)",
-                    path.name)  # fmt: skip
+        log.warning("%s: an .avi is written by OpenCV as MJPEG, without the source's sound (.mp4, .mov or .mkv "
+                    "keep it)", path.name)  # fmt: skip
     return VideoFileSink(path, fps, size)
 
 
