@@ -183,7 +183,7 @@ def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend
                                                     tmp_path: Path) -> None:  # fmt: skip
     """Another file at OUTPUT (here the user's own video, then another conversion's output) is never replaced
     without --overwrite: the writer refuses before any frame, and the file stays byte for byte. This conversion's
-    own output resumes; --overwrite replaces the other file, and stopped early leaves what was converted."""
+    own output resumes; --overwrite replaces the other file with a finished conversion only."""
     from cyclegan_edge.runtime.av_video import AvVideoWriter
     from cyclegan_edge.runtime.pipeline import after_resume
     from cyclegan_edge.runtime.sinks import EncodeSettings
@@ -207,11 +207,15 @@ def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend
         convert(backend)
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["precious.mp4"]
 
-    # --overwrite asks for the file to be replaced: stopped early, what was converted takes its place
+    # --overwrite asks for the file to be replaced, by a finished conversion: one that fails halfway leaves it
+    # (its frames in the partial file), and a whole one replaces it
     forced, stats = convert(FailingBackend(backend, 10), overwrite=True)
-    assert stats.error is not None and video_info(out)[0] == stats.frames_out
-    again, stats2 = convert(backend)  # the same job resumes its own output
-    assert stats2.error is None and again.resumed == stats.frames_out and video_info(out)[0] == 60
+    assert stats.error is not None and out.read_bytes() == before
+    assert forced.held_back == str(tmp_path / ".precious.partial.mp4")
+    assert video_info(Path(forced.held_back))[0] == stats.frames_out > 0
+    again, stats2 = convert(backend, overwrite=True)
+    assert stats2.error is None and again.resumed == 0 and video_info(out)[0] == 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.mp4"]
     converted = out.read_bytes()
     with pytest.raises(OutputExists):  # another job (another model) keeps its hands off it
         convert(backend, job=("z2h", 64))

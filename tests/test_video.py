@@ -555,7 +555,7 @@ def test_an_mkv_conversion_resumes_from_the_mp4_it_keeps(clip: Path, tmp_path: P
     out, whole = tmp_path / "a.mkv", tmp_path / "whole.mkv"
     assert runtime(str(clip), str(out), "--size", "64", "--max-frames", "50").returncode == 0
     stash = tmp_path / ".a.mkv.resume.mp4"
-    assert stash.is_file() and len(decoded(out)) == 50
+    assert stash.is_file() and len(decoded(out)) == 50 and not (tmp_path / ".a.mkv.partial.mp4").exists()
     r = runtime(str(clip), str(out), "--size", "64")
     assert r.returncode == 0 and "resuming after frame 50 (from .a.mkv.resume.mp4)" in r.stderr, r.stderr[-2000:]
     assert not stash.exists()  # whole now: nothing left to resume
@@ -599,14 +599,14 @@ def test_audio_an_mp4_keeps_plays_everywhere_and_hevc_is_hvc1(tmp_path: Path) ->
     with av.open(str(src), "w") as c:
         v = c.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("pcm_s16le", rate=48000, layout="stereo")
+        a = c.add_stream("pcm_s16le", rate=48000, layout="5.1")
         for i in range(25):
             f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 8, np.uint8), format="bgr24")
             f.pts = i
             for p in v.encode(f):
                 c.mux(p)
             tone = (np.sin(np.arange(1920) / 10) * 3000).astype(np.int16)
-            af = av.AudioFrame.from_ndarray(np.tile(tone, (1, 2)).reshape(1, -1), format="s16", layout="stereo")
+            af = av.AudioFrame.from_ndarray(np.tile(tone, (1, 6)).reshape(1, -1), format="s16", layout="5.1")
             af.sample_rate, af.pts = 48000, i * 1920
             for p in a.encode(af):
                 c.mux(p)
@@ -619,7 +619,37 @@ def test_audio_an_mp4_keeps_plays_everywhere_and_hevc_is_hvc1(tmp_path: Path) ->
         assert r.returncode == 0, r.stderr[-2000:]
         with av.open(str(out)) as c:
             assert c.streams.audio[0].codec_context.name == audio, name
+            assert c.streams.audio[0].codec_context.channels == 6, name  # re-encoded, not downmixed
             if codec == "hevc":
                 assert c.streams.video[0].codec_tag == "hvc1"
         assert ("WARNING cam.mov: audio pcm_s16le re-encoded to AAC (many players do not play it in MP4)"
                 in r.stderr) == (audio == "aac"), r.stderr[-2000:]  # fmt: skip
+
+
+def test_a_finished_mkv_at_29_97_fps_is_recognized(tmp_path: Path) -> None:
+    """Matroska keeps whole milliseconds: the last frame of a 29.97 fps conversion (at 4.971 s, say) read back
+    earlier than the source's, so a finished .mkv looked unfinished, and its rerun was refused."""
+    src, out = tmp_path / "flower100.mp4", tmp_path / "f.mkv"
+    cut_video(need(FLOWER), src, 100)  # its last frame at 99 x 1001/30000 s = 3.3033 s, stored as 3.303 s
+    assert runtime(str(src), str(out), "--size", "64").returncode == 0
+    before = out.read_bytes()
+    r = runtime(str(src), str(out), "--size", "64")
+    assert r.returncode == 0 and r.stdout.startswith(f"{out} already holds the 100 frames"), r.stdout + r.stderr[-2000:]
+    assert out.read_bytes() == before
+
+
+def test_a_stopped_overwrite_of_an_mkv_keeps_what_resumes_it(clip: Path, tmp_path: Path) -> None:
+    """--overwrite removed the .mkv's resume MP4 at its start; stopped halfway, it left the .mkv (kept, as it
+    should) that no rerun could continue."""
+    out = tmp_path / "a.mkv"
+    assert runtime(str(clip), str(out), "--size", "64", "--max-frames", "40").returncode == 0
+    stash = tmp_path / ".a.mkv.resume.mp4"
+    before = stash.read_bytes()
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(MODEL), "--headless", str(clip), str(out),
+           "--overwrite"]  # fmt: skip
+    partial = tmp_path / ".a.mkv.partial.mp4"
+    status, _, err = interrupt_when(cmd, lambda: partial.is_file() and partial.stat().st_size > 20_000, env=ENV)
+    assert status == 130 and stash.read_bytes() == before, err[-2000:]
+    r = runtime(str(clip), str(out), "--size", "64")  # the first job, continued
+    assert r.returncode == 0 and "resuming after frame 40" in r.stderr, r.stderr[-2000:]
+    assert len(decoded(out)) == FRAMES

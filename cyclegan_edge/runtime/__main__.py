@@ -340,6 +340,9 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
     if not left:
         print(f"{sink.name} already holds the {sink.resumed} frames of this conversion (--overwrite converts again)")
         return 0
+    if stats.interrupted and not source.live and not (stats.frames_out or sink.resumed):
+        print(f"stopped before the first frame: nothing written to {sink.name}", file=sys.stderr)
+        return 130 if not sink.quit_requested else 0
     if stats.interrupted and not source.live:  # a file stopped halfway: no line that reads as done
         kept = f" (after {sink.resumed} kept from before)" if sink.resumed else ""
         hint = continue_hint(sink, args.overwrite)
@@ -403,8 +406,8 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
         print(f"{other} video{'s' if other > 1 else ''} skipped: {whose} made by another conversion (another "
               "model, other settings, encoder or PyAV version); --overwrite converts them again")  # fmt: skip
     if stopped:
-        again = ("the same command without --overwrite continues them" if args.overwrite else
-                 "the same command continues them")  # fmt: skip
+        again = ("their earlier outputs are kept; the same command converts them again from their start (and the "
+                 "finished ones too)" if args.overwrite else "the same command continues them")  # fmt: skip
         how = ("a stopped video resumes where it stopped" if pyav() is not None else "without PyAV a stopped video "
                "is converted again from its start")  # fmt: skip
         print(f"stopped: {len(stopped)} files interrupted or not started; {again} ({how})", file=sys.stderr)

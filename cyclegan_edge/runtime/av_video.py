@@ -3,7 +3,7 @@
 AvSource reads every frame in order with its timestamp, turned upright as players show it (phone
 videos store a rotation). AvVideoWriter encodes H.264 (default), HEVC, AV1 or MJPEG with the source's
 timestamps and frame durations, and copies the source's audio packet for packet (AAC when MP4 cannot
-hold the codec). Crash safety and resume:
+hold the codec, or, for an .mp4, when it is not one that players take in MP4). Crash safety and resume:
 
 - frames go to ``.NAME.partial.mp4``: fragmented MP4, one fragment per GOP, each handed to the OS as
   soon as it is complete, so after ``kill -9`` the file plays and holds every finished GOP;
@@ -11,7 +11,10 @@ hold the codec). Crash safety and resume:
   rename, after checking that the result holds every frame and audio packet;
 - rerunning the same job (same source, model, options, encoder and library: a key in the file's
   comment tag) copies the finished GOPs' packets from the partial file, or from an interrupted NAME
-  (Ctrl-C finalizes what was converted), and encodes from the next frame, which the source seeks to.
+  (Ctrl-C finalizes what was converted; an .mkv keeps that MP4 beside it as ``.NAME.mkv.resume.mp4``), and
+  encodes from the next frame, which the source seeks to;
+- ``--overwrite`` replaces an earlier NAME only with a whole conversion: a run stopped or failed halfway
+  leaves it as it was, and its own frames in the partial file.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # Containers a resume copies packets from: Matroska keeps no decode timestamps (B-frames) and millisecond
 # presentation ones, so a stopped .mkv conversion resumes from the MP4 it keeps as .NAME.mkv.resume.mp4.
 RESUMES_FROM = (".mp4", ".m4v", ".mov")
+MKV_TICK = Fraction(1, 1000)  # Matroska's timestamps: whole milliseconds (a 29.97 fps frame at 0.1001 s reads 0.100)
 # One fragment per keyframe, written with the moov (delay_moov lets it hold the B-frame edit list),
 # and every fragment flushed to the OS when it is complete.
 FRAGMENTED = {"movflags": "frag_keyframe+delay_moov+default_base_moof", "flush_packets": "1"}
@@ -57,7 +61,7 @@ KEY_PREFIX = "cyclegan-edge job "
 LIVE_TIME_BASE = Fraction(1, 90000)
 # Audio an .mp4 keeps as it is: what browsers and phones play in MP4 (PCM, FLAC or Opus in MP4 is legal, but
 # often silent or refused there); other audio is re-encoded to AAC. .mov and .mkv copy whatever MP4 can hold.
-PLAYS_IN_MP4 = ("aac", "mp3")
+PLAYS_IN_MP4 = ("aac", "mp3", "ac3", "eac3", "alac")
 GOP_SECONDS = 2.0  # keyframe interval: seeking, and what a kill -9 loses (+ the frames inside the encoder)
 
 
@@ -271,8 +275,8 @@ def mp4_can_hold(stream: Any) -> bool:
 
 
 class AudioTracks:
-    """The source's audio streams, copied packet for packet into ``out`` (AAC when MP4 cannot hold
-    the codec), interleaved with the video by until()."""
+    """The source's audio streams, copied packet for packet into ``out`` (AAC, same channels, when MP4 cannot
+    hold the codec or, ``for_mp4``, players do not take it in MP4), interleaved with the video by until()."""
 
     def __init__(self, source: Path, out: Any, for_mp4: bool = False) -> None:
         self.container = av.open(str(source))
@@ -284,7 +288,9 @@ class AudioTracks:
             else:
                 why = "many players do not play it in MP4" if mp4_can_hold(s) else "MP4 cannot hold it"
                 log.warning("%s: audio %s re-encoded to AAC (%s)", source.name, name, why)
-                self.routes[s.index] = (out.add_stream("aac", rate=s.codec_context.sample_rate or 48000), True)
+                layout = {"layout": s.codec_context.layout} if s.codec_context.channels else {}
+                self.routes[s.index] = (out.add_stream("aac", rate=s.codec_context.sample_rate or 48000, **layout),
+                                        True)  # fmt: skip
         self.out = out
         self.packets = self.container.demux(*self.container.streams.audio) if self.routes else iter(())
         self.pending: Any = None
@@ -352,7 +358,8 @@ def probe_prior(path: Path, key: str, fragmented: bool) -> PriorWork | None:
     if not timing:
         return None
     last, duration = max(timing)
-    return PriorWork(path, len(timing), Fraction(last) * time_base, Fraction(duration) * time_base)
+    slack = MKV_TICK / 2 if path.suffix.lower() == ".mkv" else 0  # its last frame counts as converted
+    return PriorWork(path, len(timing), Fraction(last) * time_base + slack, Fraction(duration) * time_base)
 
 
 def conversion_key(source: AvSource, size: tuple[int, int], settings: EncodeSettings, job: tuple[object, ...]) -> str:
@@ -453,6 +460,10 @@ class AvVideoWriter(Sink):
             self.resumed = self.prior.frames if self.prior else 0
             if self.prior is not None and self.source is not None:
                 self.source.start_after(self.prior.end, self.prior.frames)
+                if self.prior.path.suffix.lower() not in RESUMES_FROM and not self.source.finished:
+                    raise WriteFailed(f"{self.path}: this stopped conversion resumes from {self.stash.name}, which "
+                                      "is gone: --overwrite converts it again from its start (the file stays until "
+                                      "then)")  # fmt: skip
         except BaseException:
             self._unlock()
             raise
@@ -473,8 +484,8 @@ class AvVideoWriter(Sink):
         return best
 
     def _set_aside_stale(self) -> None:
-        """No resume (--overwrite, or a camera): a partial file from a killed run is another run's work."""
-        self.stash.unlink(missing_ok=True)
+        """No resume (--overwrite, or a camera): a partial file from a killed run is another run's work. The stash
+        stays with the NAME it resumes until this run replaces NAME (a stopped run leaves both as they were)."""
         if self.partial.exists():
             if self.live:
                 kept = self.path.with_name(f"{self.path.stem}.interrupted.mp4")
@@ -489,9 +500,6 @@ class AvVideoWriter(Sink):
 
     # ---- writing -----------------------------------------------------------------------------------
     def _open(self) -> None:
-        if self.prior is not None and self.prior.path.suffix.lower() not in RESUMES_FROM:
-            raise WriteFailed(f"{self.path}: this stopped conversion resumes from {self.stash.name}, which is gone: "
-                              "--overwrite converts it again from its start (the file stays until then)")  # fmt: skip
         if self.prior is not None:  # said here, at the first frame left to write: a complete job resumes nothing
             log.warning("%s: resuming after frame %d (from %s)", self.path.name, self.resumed, self.prior.path.name)
             if self.prior.path == self.partial:

@@ -413,7 +413,7 @@ class Pipeline:
             if isinstance(self.q_capture, LatestSlot):
                 self.stats.dropped = self.q_capture.dropped
             self.stats.flicker = self.meter.value if self.meter is not None else None
-            if self.stats.interrupted:
+            if self.stats.interrupted or self.errors:
                 self.sink.mark_stopped()  # a writer then keeps an earlier output that --overwrite would replace
             try:
                 self.sink.close()  # finalize what was written, whatever happened

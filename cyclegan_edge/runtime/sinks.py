@@ -119,7 +119,7 @@ class Sink:
     name: str
     resumed: int = 0  # frames an earlier, interrupted run of the same job already wrote (kept)
     resumable: bool = False  # a stopped conversion into it continues where it stopped (PyAV's writer)
-    stopped: bool = False  # set by the pipeline (mark_stopped) before close() when Ctrl-C or SIGTERM cut it short
+    stopped: bool = False  # set by the pipeline (mark_stopped) before close() when a stop or an error cut it short
     held_back: str = ""  # where a stopped conversion's frames went instead of replacing an earlier output
 
     def mark_stopped(self) -> None:
