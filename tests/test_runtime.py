@@ -208,13 +208,13 @@ def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["precious.mp4"]
 
     # --overwrite asks for the file to be replaced, by a finished conversion: one that fails halfway leaves it
-    # (its frames in the partial file), and a whole one replaces it
+    # (its frames in the partial file), and the same --overwrite run continues them into a whole one
     forced, stats = convert(FailingBackend(backend, 10), overwrite=True)
     assert stats.error is not None and out.read_bytes() == before
     assert forced.held_back == str(tmp_path / ".precious.partial.mp4")
     assert video_info(Path(forced.held_back))[0] == stats.frames_out > 0
     again, stats2 = convert(backend, overwrite=True)
-    assert stats2.error is None and again.resumed == 0 and video_info(out)[0] == 60
+    assert stats2.error is None and again.resumed == stats.frames_out and video_info(out)[0] == 60
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.mp4"]
     converted = out.read_bytes()
     with pytest.raises(OutputExists):  # another job (another model) keeps its hands off it

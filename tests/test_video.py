@@ -588,8 +588,11 @@ def test_a_stopped_overwrite_keeps_the_earlier_file(clip: Path, tmp_path: Path) 
     assert status == 130, err[-2000:]
     assert out.read_bytes() == before and 0 < len(decoded(partial)) < FRAMES
     assert f"frames written to {partial} at " in err and err.rstrip().endswith(
-        "the earlier output is kept (--overwrite replaces it with a whole conversion only); --overwrite converts it "
-        "again from its start")  # fmt: skip
+        "the earlier output is kept until the conversion is whole; the same command continues it")  # fmt: skip
+    held = len(decoded(partial))
+    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)  # what the line says
+    assert r.returncode == 0 and f"resuming after frame {held}" in r.stderr, r.stderr[-2000:]
+    assert len(decoded(out)) == FRAMES and out.read_bytes() != before and not partial.exists()
 
 
 def test_audio_an_mp4_keeps_plays_everywhere_and_hevc_is_hvc1(tmp_path: Path) -> None:

@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-frames", type=int_arg(0, 10**9), default=PIPELINE.max_frames,
                     help="stop after this many frames (0: all)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true",
-                    help="start over: convert files whose output exists (batch), discard a partial conversion")  # fmt: skip
+                    help="start over: convert files whose output exists (batch), discard another conversion's "
+                    "partial file; the earlier output is replaced once the new conversion is whole")  # fmt: skip
     ap.add_argument("--batch", type=int_arg(1, 256), default=PIPELINE.batch,
                     help="video files: frames per backend call; cameras always 1")  # fmt: skip
     ap.add_argument("--shard", type=parse_shard, metavar="K/N",
@@ -361,8 +362,7 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
 def continue_hint(sink: Sink, overwrite: bool) -> str:
     """What a rerun does with a file conversion stopped halfway into ``sink`` ('' for a window or a stream)."""
     if sink.held_back:
-        return ("the earlier output is kept (--overwrite replaces it with a whole conversion only); --overwrite "
-                "converts it again from its start")  # fmt: skip
+        return "the earlier output is kept until the conversion is whole; the same command continues it"
     if sink.resumable:  # --overwrite starts over: only the command without it continues
         return "the same command without --overwrite continues it" if overwrite else "the same command continues it"
     sinks = sink.sinks if isinstance(sink, MultiSink) else [sink]
@@ -406,8 +406,9 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
         print(f"{other} video{'s' if other > 1 else ''} skipped: {whose} made by another conversion (another "
               "model, other settings, encoder or PyAV version); --overwrite converts them again")  # fmt: skip
     if stopped:
-        again = ("their earlier outputs are kept; the same command converts them again from their start (and the "
-                 "finished ones too)" if args.overwrite else "the same command continues them")  # fmt: skip
+        again = ("their earlier outputs are kept until they are whole; the same command continues them (and "
+                 "converts the finished ones again)" if args.overwrite else
+                 "the same command continues them")  # fmt: skip
         how = ("a stopped video resumes where it stopped" if pyav() is not None else "without PyAV a stopped video "
                "is converted again from its start")  # fmt: skip
         print(f"stopped: {len(stopped)} files interrupted or not started; {again} ({how})", file=sys.stderr)

@@ -14,7 +14,7 @@ hold the codec, or, for an .mp4, when it is not one that players take in MP4). C
   (Ctrl-C finalizes what was converted; an .mkv keeps that MP4 beside it as ``.NAME.mkv.resume.mp4``), and
   encodes from the next frame, which the source seeks to;
 - ``--overwrite`` replaces an earlier NAME only with a whole conversion: a run stopped or failed halfway
-  leaves it as it was, and its own frames in the partial file.
+  leaves it as it was, and its own frames in the partial file, which the same command continues.
 """
 
 from __future__ import annotations
@@ -453,7 +453,11 @@ class AvVideoWriter(Sink):
             if self.path.exists() and at_path is None and not overwrite:  # resumed or complete otherwise
                 raise OutputExists(f"{self.path} exists and holds no work of this conversion (another model, other "
                                    "settings or another file): --overwrite replaces it, or give another output")  # fmt: skip
-            if overwrite or not self.key:
+            # an --overwrite run of this job stopped before it could replace the earlier file: continued
+            held = probe_prior(self.partial, self.key, True) if self.key and self.earlier and not self.live else None
+            if held is not None:
+                self.prior = held
+            elif overwrite or not self.key:
                 self._set_aside_stale()
             else:
                 self.prior = self._find_prior(at_path)
