@@ -282,11 +282,11 @@ class AudioTracks:
         self.container = av.open(str(source))
         self.routes: dict[int, tuple[Any, bool]] = {}  # input index -> (output stream, re-encode)
         for s in self.container.streams.audio:
-            name = s.codec_context.name
-            if mp4_can_hold(s) and (name in PLAYS_IN_MP4 or not for_mp4):
+            name, holds = s.codec_context.name, mp4_can_hold(s)
+            if holds and (name in PLAYS_IN_MP4 or not for_mp4):
                 self.routes[s.index] = (out.add_stream_from_template(s), False)
             else:
-                why = "many players do not play it in MP4" if mp4_can_hold(s) else "MP4 cannot hold it"
+                why = "many players do not play it in MP4" if holds else "MP4 cannot hold it"
                 log.warning("%s: audio %s re-encoded to AAC (%s)", source.name, name, why)
                 layout = {"layout": s.codec_context.layout} if s.codec_context.channels else {}
                 self.routes[s.index] = (out.add_stream("aac", rate=s.codec_context.sample_rate or 48000, **layout),
@@ -617,13 +617,12 @@ class AvVideoWriter(Sink):
             return  # nothing written, or the target already holds every frame of this job
         if self.out is None:
             self._open()
+        # every frame of the source written (it reads ahead: it may have reached its end with frames in flight)
+        complete = self.source is None or (self.source.finished and self.frames == len(self.source.timestamps))
         try:
             for p in self.vs.encode(None):
                 self._mux(p)
             if self.audio is not None:
-                # the source reads ahead: it may have reached its end while frames were still in flight
-                complete = (self.source is not None and self.source.finished
-                            and self.frames == len(self.source.timestamps))  # fmt: skip
                 self.audio.until(None if complete else self._end_time())
                 self.audio.close()
             self.out.close()
@@ -634,7 +633,6 @@ class AvVideoWriter(Sink):
         if self.stopped and self.earlier and not self.live:  # --overwrite replaces it with a whole conversion only
             self.held_back = str(self.partial)
             return
-        complete = self.source is None or (self.source.finished and self.frames == len(self.source.timestamps))
         self._finalize(keep_for_resume=not complete and self.path.suffix.lower() not in RESUMES_FROM)
 
     def _end_time(self) -> Fraction:

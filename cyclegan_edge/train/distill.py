@@ -243,7 +243,6 @@ def distill(cfg: DistillConfig) -> int:
     """Distill, then compare the student with the teacher on held-out images (student_vs_teacher.json)."""
     from cyclegan_edge.train.run_dir import run_lock, start_run
 
-
     eval_dir, no_report = held_out_images(cfg)
     teacher = load_teacher(cfg.teacher).config  # before start_run: a bad file must not cost an --overwrite its old run
     assert isinstance(teacher, GeneratorConfig)
