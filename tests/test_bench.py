@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED_DATA, as_user, need
+from conftest import ROOT, SHARED_DATA, STREET_VIDEO, as_user, interrupt_when, need
 from cyclegan_edge import ASSETS_DIR
 
 from cyclegan_edge.bench.report import ROW_KEYS, SCHEMA, STAT_KEYS, compare, load_report, validate
@@ -595,3 +595,18 @@ def test_pipeline_measures_what_the_runtime_runs_on_a_file(tmp_path: Path, capsy
     assert status == 0 and result["frames"] == 8, err[-2000:]
     assert ran.endswith(f", {result['backend']})"), (ran, result["backend"])
     assert result["streams"] == FILE_STREAMS and result["in_flight"] == 2 and result["inference_fps"] > 0
+
+
+def test_a_stopped_pipeline_measurement_is_not_written(tmp_path: Path) -> None:
+    """Ctrl-C while bench pipeline converted: the pipeline stopped early (as a conversion does), then bench timed
+    inference on the frames it had, wrote the JSON and said 'written' with exit 0: a result over a part of the
+    video that reads as whole."""
+    import time
+
+    out = tmp_path / "pipeline.json"
+    cmd = [sys.executable, "-m", "cyclegan_edge.bench", "pipeline", str(MODEL), "--video", str(need(STREET_VIDEO)),
+           "--size", "256", "-o", str(out)]  # fmt: skip
+    start = time.time()
+    status, stdout, err = interrupt_when(cmd, lambda: time.time() > start + 5)
+    assert status == 130 and "written" not in stdout, (stdout, err[-2000:])
+    assert not out.exists() and list(tmp_path.iterdir()) == []

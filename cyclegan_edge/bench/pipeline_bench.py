@@ -100,6 +100,8 @@ def pipeline_vs_inference(backend: Backend, video: str, size: int, max_frames: i
         source.close()
     if stats.error:
         raise RuntimeError(f"{video}: the pipeline failed: {stats.error}")
+    if stats.interrupted:  # the pipeline caught Ctrl-C and stopped early: its figures are not a conversion's
+        raise KeyboardInterrupt
     # the backend is warm: the pipeline just ran it at this size
     infer_s = inference_only_seconds(backend, video, hw, stats.frames_out, ticker("inference only", stats.frames_out),
                                      in_flight)  # fmt: skip
