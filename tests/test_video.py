@@ -577,9 +577,10 @@ def test_an_mkv_conversion_resumes_from_the_mp4_it_keeps(clip: Path, tmp_path: P
 
 def test_a_stopped_overwrite_keeps_the_earlier_file(clip: Path, tmp_path: Path) -> None:
     """--overwrite, then Ctrl-C: the finished video was replaced by the few frames converted so far (kill -9
-    left it as it was). The earlier file now stays until a conversion is whole."""
+    left it as it was). The earlier file now stays until a conversion is whole; the command without --overwrite,
+    refused, says where the stopped run's frames wait."""
     out = tmp_path / "out.mp4"
-    assert runtime(str(clip), str(out), "--size", "64").returncode == 0
+    assert runtime(str(clip), str(out), "--size", "64").returncode == 0  # another conversion than the one below
     before = out.read_bytes()
     partial = tmp_path / ".out.partial.mp4"
     cmd = [sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(MODEL), "--headless", str(clip), str(out),
@@ -590,6 +591,12 @@ def test_a_stopped_overwrite_keeps_the_earlier_file(clip: Path, tmp_path: Path) 
     assert f"frames written to {partial} at " in err and err.rstrip().endswith(
         "the earlier output is kept until the conversion is whole; the same command continues it")  # fmt: skip
     held = len(decoded(partial))
+    r = subprocess.run(cmd[:-1], capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 1 and error_lines(r.stderr) == [
+        f"error: {out} exists and holds no work of this conversion (another model, other settings or another file); "
+        f"{partial.name} holds the first {held} frames of this conversion (a stopped --overwrite run): --overwrite "
+        "continues them, or give another output"], r.stderr[-2000:]  # fmt: skip
+    assert out.read_bytes() == before and len(decoded(partial)) == held
     r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)  # what the line says
     assert r.returncode == 0 and f"resuming after frame {held}" in r.stderr, r.stderr[-2000:]
     assert len(decoded(out)) == FRAMES and out.read_bytes() != before and not partial.exists()

@@ -229,8 +229,11 @@ class AvSource(Source):
             self.container.seek(0, stream=self.stream, backward=True)
             self._frames = self._decode()
             item = self._next()
+        before = None
         while item is not None and item[1] * self.time_base <= seconds:
-            item = self._next()
+            before, item = item, self._next()
+        if before is not None:
+            self.before = before[0] if before[0].shape[:2] == self.size else cv2().resize(before[0], self.size[::-1])
         self.skipped = frames  # not the frames dropped above: those after the keyframe only
         self._pending = item
         if item is None:
@@ -451,8 +454,11 @@ class AvVideoWriter(Sink):
         try:
             at_path = probe_prior(self.path, self.key, False) if self.key and not overwrite else None
             if self.path.exists() and at_path is None and not overwrite:  # resumed or complete otherwise
+                waiting = probe_prior(self.partial, self.key, True)  # a stopped --overwrite run of this job
+                then = (f"; {self.partial.name} holds the first {waiting.frames} frames of this conversion (a stopped "
+                        "--overwrite run): --overwrite continues them" if waiting else ": --overwrite replaces it")
                 raise OutputExists(f"{self.path} exists and holds no work of this conversion (another model, other "
-                                   "settings or another file): --overwrite replaces it, or give another output")  # fmt: skip
+                                   f"settings or another file){then}, or give another output")  # fmt: skip
             # an --overwrite run of this job stopped before it could replace the earlier file: continued
             held = probe_prior(self.partial, self.key, True) if self.key and self.earlier and not self.live else None
             if held is not None:
@@ -600,6 +606,23 @@ class AvVideoWriter(Sink):
         for p in packets:
             self._mux(p)
         self.frames += 1
+
+    def last_resumed(self) -> np.ndarray | None:
+        """The last frame the resumed work holds, decoded (what a viewer sees before the first new frame)."""
+        if self.prior is None:
+            return None
+        last = None
+        try:
+            with av.open(str(self.prior.path)) as c:
+                stream = c.streams.video[0]
+                c.seek(int(self.prior.end / (stream.time_base or Fraction(1, 90000))), stream=stream, backward=True)
+                for frame in c.decode(stream):
+                    last = frame
+        except (av.FFmpegError, OSError, IndexError) as e:
+            log.warning("%s: cannot read the last frame kept (%s): --stabilize restarts at the resume", self.path.name,
+                        av_error(e))  # fmt: skip
+            return None
+        return None if last is None else last.to_ndarray(format="bgr24")[: self.size[0], : self.size[1]]
 
     # ---- finishing ---------------------------------------------------------------------------------
     def _unlock(self) -> None:

@@ -375,7 +375,19 @@ class Pipeline:
                 break
         self.stats.interrupted = ctrl_c.is_set() or self.sink.quit_requested  # else a stage failed: its error says
 
+    def _resume_stabilizer(self) -> None:
+        """A resumed conversion's filter starts from the last frame written before, not afresh: no jump there."""
+        assert self.stabilizer is not None and self.source.before is not None
+        written = self.sink.last_resumed()
+        if written is None:
+            return
+        if self.opts.side_by_side:  # source | output
+            written = written[:, written.shape[1] // 2 :]
+        self.stabilizer.resume_from(resize_area(self.source.before, self.infer_hw), resize_area(written, self.infer_hw))
+
     def run(self) -> PipelineStats:
+        if self.stabilizer is not None and self.source.before is not None and self.sink.resumed:
+            self._resume_stabilizer()
         if self.opts.batch > 1 and not self.source.live:
             infer = self._guard(self._infer_batches)
         elif isinstance(self.backend, AsyncBackend) and self.backend.in_flight > 1 and not self.source.live:

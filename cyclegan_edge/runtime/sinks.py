@@ -128,6 +128,10 @@ class Sink:
     def write(self, frame: np.ndarray, status: str = "") -> None:
         raise NotImplementedError
 
+    def last_resumed(self) -> np.ndarray | None:
+        """The last of the ``resumed`` frames as the output holds it (None where it cannot say)."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -388,6 +392,9 @@ class MultiSink(Sink):
     @property
     def held_back(self) -> str:  # type: ignore[override]
         return next((s.held_back for s in self.sinks if s.held_back), "")
+
+    def last_resumed(self) -> np.ndarray | None:
+        return next((f for f in (s.last_resumed() for s in self.sinks if s.resumed) if f is not None), None)
 
     def mark_stopped(self) -> None:
         for s in self.sinks:

@@ -112,6 +112,7 @@ class Source:
     frames_indexed: bool = False  # frame_count is the container's own count, not an estimate from the duration
     finished: bool = False  # no frame left (read() returned None, or a resume found the output complete)
     has_audio: bool = False  # sound a video writer could copy
+    before: np.ndarray | None = None  # a resumed file's frame before the first one read (seeds --stabilize)
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError

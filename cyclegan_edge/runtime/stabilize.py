@@ -200,6 +200,12 @@ class Stabilizer:
             self._grids[(h, w)] = pixel_grid(h, w)
         return self._grids[(h, w)]
 
+    def resume_from(self, source: np.ndarray, output: np.ndarray) -> None:
+        """Continue a stream as if the pair (``source``, ``output``) had just come through (a resumed conversion's
+        last written frame, so that the first new one is blended with it instead of jumping)."""
+        self._prev_grey = grey_at(source, min(self.flow_shorter, *output.shape[:2]))
+        self._prev_out = output
+
     def __call__(self, source: np.ndarray, output: np.ndarray) -> np.ndarray:
         c = cv2()
         oh, ow = output.shape[:2]
