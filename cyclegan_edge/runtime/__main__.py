@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--precision-hint", choices=OV_PRECISIONS, default=CONVERSION_PRECISION_HINT, help=PRECISION_HELP)
     ap.add_argument("--streams", type=int_arg(0, 64), default=BACKEND.streams,
                     help=f"OpenVINO streams; 0: one for cameras and streams (latency first), {FILE_STREAMS} for files "
-                    "(frames in flight on parallel streams: 1.5-1.9x the FPS on 2 cores)")  # fmt: skip
+                    "(frames in flight on parallel streams: 1.3x the FPS end to end on 2 cores, "
+                    "benchmarks/openvino_streams_cpu.txt)")  # fmt: skip
     ap.add_argument("--fp16", action="store_true", help="PyTorch on CUDA: half precision")
     ap.add_argument("--cuda-graphs", action="store_true", help="PyTorch on CUDA: replay captured CUDA graphs")
     ap.add_argument("--threads", type=int_arg(0, 1024), default=BACKEND.threads,
@@ -114,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch", type=int_arg(1, 256), default=PIPELINE.batch,
                     help="video files: frames per backend call; cameras always 1")  # fmt: skip
     ap.add_argument("--shard", type=parse_shard, metavar="K/N",
-                    help="--input: convert only part K of N (0-based; stable by path), e.g. one per GPU or array job")  # fmt: skip
+                    help="a folder or glob INPUT: convert only part K of N (0-based; stable by path), e.g. one per GPU "
+                    "or array job")  # fmt: skip
     ap.add_argument("--stabilize", action="store_true",
                     help="temporal filter against flicker: blend each output with the previous one moved by the "
                     "input's optical flow, except where it does not fit (occlusions, scene cuts)")  # fmt: skip
