@@ -4,8 +4,9 @@ Precision: OpenVINO's CPU plugin runs bf16 unless told otherwise on CPUs with AV
 faster there, about 47 dB PSNR against FP32), and its GPU plugin runs f16. ``precision_hint`` ``auto``
 leaves that choice to OpenVINO (the runtime's default for conversions); ``f32`` pins FP32 through
 ``INFERENCE_PRECISION_HINT`` (the default where figures are compared); bf16/f16 are chosen by name. ``name``
-says what the compiled model reports it runs (a CPU without bf16 reports f32 even when bf16 was asked for), plus ``+int8`` when quantized
-convolutions run in int8 (a Q/DQ model: OpenVINO fuses the pairs into int8 convolutions).
+says what the compiled model reports it runs (a CPU without bf16 reports f32 even when bf16 was asked for),
+plus ``+int8`` when quantized convolutions run in int8 (a Q/DQ model: OpenVINO fuses the pairs into int8
+convolutions).
 
 ``submit``/``infer`` share a small pool of infer requests, so a caller can keep frames in flight.
 """
