@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -186,7 +187,7 @@ def test_stabilizer_refuses_bad_weight_and_restarts_on_a_new_size() -> None:
     assert st(b, b) is b  # a new size starts over instead of failing
 
 
-def test_a_resumed_stabilized_conversion_does_not_jump_at_the_resume(tmp_path: Path) -> None:
+def test_a_resumed_stabilized_conversion_does_not_jump_at_the_resume(tmp_path: Path, margin: Any) -> None:
     """--stabilize restarted its filter at a resume: the first new frame came out unfiltered, a visible jump
     (30 dB against an uninterrupted run's frame here, 38+ elsewhere). The filter now continues from the last
     frame kept (side by side: its right half) and the source frame before the resume."""
@@ -208,5 +209,6 @@ def test_a_resumed_stabilized_conversion_does_not_jump_at_the_resume(tmp_path: P
     a, b = outputs(whole), outputs(resumed)
     assert len(a) == len(b) == 40
     psnr = [10 * np.log10(255**2 / max(((x - y) ** 2).mean(), 1e-9)) for x, y in zip(a, b)]
-    assert min(psnr[:24]) > 36  # copied, or re-encoded at the end of the first run
-    assert min(psnr[25:30]) > 35, [round(p, 1) for p in psnr[22:30]]
+    assert margin("PSNR before the resume (dB)", min(psnr[:24]), ">", 36) > 36  # copied, or re-encoded at its end
+    after = margin("PSNR of the 5 frames after the resume (dB, 30.0 without the fix)", min(psnr[25:30]), ">", 35)
+    assert after > 35, [round(p, 1) for p in psnr[22:30]]
