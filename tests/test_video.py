@@ -602,6 +602,25 @@ def test_a_stopped_overwrite_keeps_the_earlier_file(clip: Path, tmp_path: Path) 
     assert len(decoded(out)) == FRAMES and out.read_bytes() != before and not partial.exists()
 
 
+def test_a_stopped_overwrite_of_the_same_conversion_is_not_called_another(clip: Path, tmp_path: Path) -> None:
+    """--overwrite of a finished conversion, stopped, then the command without it: the finished file stays and
+    the stopped run's frames go, named as this conversion's (the line said "a conversion with other settings")."""
+    out, partial = tmp_path / "out.mp4", tmp_path / ".out.partial.mp4"
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(MODEL), "--headless", str(clip), str(out),
+           "--size", "64"]  # fmt: skip
+    assert subprocess.run(cmd, capture_output=True, env=ENV, timeout=300).returncode == 0
+    before = out.read_bytes()
+    status, _, err = interrupt_when([*cmd, "--overwrite"], lambda: partial.is_file() and partial.stat().st_size > 20_000,
+                                    env=ENV)  # fmt: skip
+    assert status == 130 and out.read_bytes() == before, err[-2000:]
+    held = len(decoded(partial))
+    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0 and f"already holds the {FRAMES} frames of this conversion" in r.stdout, r.stdout
+    assert (f"removed {partial.name}: its {held} frames of this conversion are in {out.name}, which holds {FRAMES}"
+            in r.stderr and "other settings" not in r.stderr), r.stderr[-2000:]  # fmt: skip
+    assert out.read_bytes() == before and not partial.exists()
+
+
 def test_audio_an_mp4_keeps_plays_everywhere_and_hevc_is_hvc1(tmp_path: Path) -> None:
     """A camera's PCM audio (legal in MP4) was copied into .mp4, where browsers and phones play no sound; HEVC
     lost the hvc1 tag Apple's players want when the partial file was remuxed."""

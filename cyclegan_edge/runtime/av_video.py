@@ -487,10 +487,16 @@ class AvVideoWriter(Sink):
                              at_path) if p is not None]  # fmt: skip
         best = max(found, key=lambda p: p.frames, default=None)
         for stale in (self.partial, self.stash):
-            if stale.exists() and (best is None or best.path != stale):
+            if not stale.exists() or (best is not None and best.path == stale):
+                continue
+            ours = next((p for p in found if p.path == stale), None)
+            if ours is not None and best is not None:  # e.g. a stopped --overwrite run's, of a job NAME holds whole
+                log.warning("%s: removed %s: its %d frames of this conversion are in %s, which holds %d",
+                            self.path.name, stale.name, ours.frames, best.path.name, best.frames)  # fmt: skip
+            else:
                 log.warning("%s: removed %s, frames of a conversion with other settings (model, size or encoder) "
                             "that this one cannot resume", self.path.name, stale.name)  # fmt: skip
-                stale.unlink()
+            stale.unlink()
         return best
 
     def _set_aside_stale(self) -> None:
