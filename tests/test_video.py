@@ -610,8 +610,8 @@ def test_a_stopped_overwrite_of_the_same_conversion_is_not_called_another(clip: 
            "--size", "64"]  # fmt: skip
     assert subprocess.run(cmd, capture_output=True, env=ENV, timeout=300).returncode == 0
     before = out.read_bytes()
-    status, _, err = interrupt_when([*cmd, "--overwrite"], lambda: partial.is_file() and partial.stat().st_size > 20_000,
-                                    env=ENV)  # fmt: skip
+    started = lambda: partial.is_file() and partial.stat().st_size > 20_000  # noqa: E731
+    status, _, err = interrupt_when([*cmd, "--overwrite"], started, env=ENV)
     assert status == 130 and out.read_bytes() == before, err[-2000:]
     held = len(decoded(partial))
     r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
