@@ -168,6 +168,60 @@ def test_ctrl_c_saves_and_exits_cleanly(sig: int, tiny_root: Path, tmp_path: Pat
     assert (tmp_path / "c" / "G_A2B.pth").is_file()
 
 
+def test_a_second_ctrl_c_saves_nothing(tmp_path: Path) -> None:
+    """A second Ctrl-C stops at once, in the middle of an iteration: it saved that half-applied step over the
+    checkpoint (generators of iteration N+1, discriminators of N, position N), and --resume applied it twice. Now it
+    saves nothing: here no checkpoint was due yet, so none exists, and the run says so."""
+    import cv2
+
+    src = need(SHARED_DATA / "horse2zebra")
+    for domain in ("trainA", "trainB"):  # 40 images: the first epoch's checkpoint is far off
+        (tmp_path / "data" / domain).mkdir(parents=True)
+        for p in sorted((src / domain).glob("*.jpg"))[:40]:
+            cv2.imwrite(str(tmp_path / "data" / domain / p.name), cv2.resize(cv2.imread(str(p)), (48, 48)))
+    cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", str(tmp_path / "data"), *TINY, "--save-every",
+           "1000", "--output", str(tmp_path), "--name", "twice"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **ONE_THREAD})  # fmt: skip
+    log_path = tmp_path / "twice" / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 3):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    stopped_at = max(read_log(log_path))
+    assert stopped_at < 40, "the first epoch ended (and saved) before the signals came"
+    assert proc.returncode == 130, err[-2000:]
+    assert "a second stop signal, saving nothing; no checkpoint had been saved yet" in err, err[-2000:]
+    assert not (tmp_path / "twice" / "checkpoints" / "latest.pt").exists()
+    assert not (tmp_path / "twice" / "G_A2B.pth").exists() and "Traceback" not in err
+
+
+def test_kill_9_frees_the_run_for_an_immediate_restart(tiny_root: Path, tmp_path: Path) -> None:
+    """A DataLoader worker outlived a kill -9'd trainer by up to 5 s, holding the run's lock it had inherited: a
+    restart right after (systemd, a Slurm requeue) was refused as "another process is training this run"."""
+    from cyclegan_edge.atomic import OutputBusy, lock_output, unlock_output
+
+    cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", str(tiny_root), *TINY, "--workers", "1",
+           "--max-iters", "100000", "--output", str(tmp_path), "--name", "k"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **ONE_THREAD})  # fmt: skip
+    log_path = tmp_path / "k" / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.3)  # the kernel's signal to the worker, and its exit
+    try:
+        fd = lock_output(tmp_path / "k")
+    except OutputBusy as e:
+        pytest.fail(f"the run is still locked after kill -9: {e}")
+    unlock_output(tmp_path / "k", fd)
+
+
 def test_a_second_trainer_on_a_running_run_is_refused(tiny_root: Path, tmp_path: Path) -> None:
     """Two trainers on one run resumed the same checkpoint; the second cut the first one's log rows and both saved
     over each other's checkpoints. The second is one line now, and the first ends as it would have."""

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+import sys
 import time
 import warnings
 from contextlib import nullcontext
@@ -65,6 +66,7 @@ from cyclegan_edge.train.pool import ImagePool
 from cyclegan_edge.train.run_dir import CHECKPOINT, last_logged_iteration, prepare_run_dir, truncate_log
 
 log = logging.getLogger("cyclegan_edge.train")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent ends
 
 
 class TrainingDiverged(RuntimeError):
@@ -78,11 +80,17 @@ class Position:
     iteration: int = 0  # batches done in total
 
 
-def ignore_stop_signals(_worker_id: int) -> None:
+def start_worker(_worker_id: int) -> None:
     """In a DataLoader worker: leave Ctrl-C and SIGTERM to the main process, which saves a checkpoint and then
-    stops the workers (`timeout`, Slurm and a terminal signal the whole process group)."""
+    stops the workers (`timeout`, Slurm and a terminal signal the whole process group); and end with it. A worker
+    outlives a killed trainer by up to 5 s (its watchdog's period) holding the run's lock, which it inherited: a
+    restart (systemd, a Slurm requeue) right after kill -9 was refused as "another process is training"."""
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def init_from_file(path: str, g_a2b: ResnetGenerator, g_b2a: ResnetGenerator) -> str:
@@ -170,8 +178,12 @@ class RunLog:
             self.tb.close()
 
 
+class Aborted(KeyboardInterrupt):
+    """A second Ctrl-C/SIGTERM: stop at once, saving nothing (the iteration under way is half applied)."""
+
+
 class StopFlag:
-    """First Ctrl-C/SIGTERM: finish the iteration, save, exit. Second: stop at once."""
+    """First Ctrl-C/SIGTERM: finish the iteration, save, exit. Second: stop at once (``Aborted``)."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -179,9 +191,9 @@ class StopFlag:
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
-            raise KeyboardInterrupt
+            raise Aborted
         self.requested, self.signum = True, signum
-        tqdm.write("stop requested: saving a checkpoint after this iteration (Ctrl-C again to abort)")
+        tqdm.write("stop requested: saving a checkpoint after this iteration (again: stop at once, saving nothing)")
 
 
 class Trainer:
@@ -467,21 +479,35 @@ class Trainer:
         old_handlers = {s: signal.signal(s, self.stop) for s in (signal.SIGINT, signal.SIGTERM)}
         status = 0
         diverged: TrainingDiverged | None = None
+        aborted = False
         with RunLog(self.run_dir, self.d.main, total_iters, self.pos.iteration) as run_log:
             try:
-                while self.pos.epoch < total_epochs and self.pos.iteration < total_iters:
-                    self.train_epoch(run_log, total_iters)
-                self.check_ranks_in_sync()
-            except KeyboardInterrupt:
+                try:
+                    while self.pos.epoch < total_epochs and self.pos.iteration < total_iters:
+                        self.train_epoch(run_log, total_iters)
+                    self.check_ranks_in_sync()
+                except Aborted:
+                    raise
+                except KeyboardInterrupt:
+                    status = EXIT_TERMINATED if self.stop.signum == signal.SIGTERM else EXIT_INTERRUPTED
+                except TrainingDiverged as e:
+                    diverged = e
+                if diverged is None:
+                    self.save()
+                    self.save_generators()
+                    if status == 0:
+                        self.write_grid("final")
+                    self.write_loss_plot()
+            except Aborted:  # the checkpoint written last stays: each file is replaced whole or not at all
+                aborted = True
                 status = EXIT_TERMINATED if self.stop.signum == signal.SIGTERM else EXIT_INTERRUPTED
-            except TrainingDiverged as e:
-                diverged = e
-            if diverged is None:
-                self.save()
-                self.save_generators()
-                if status == 0:
-                    self.write_grid("final")
-                self.write_loss_plot()
+        if aborted:
+            if self.d.main:
+                kept = (f"{self.ckpt_path} (iteration {self.saved_at}) is kept: --resume continues from there"
+                        if self.ckpt_path.is_file() else "no checkpoint had been saved yet")  # fmt: skip
+                log.warning("aborted at iteration %d by a second stop signal, saving nothing; %s", self.pos.iteration,
+                            kept)  # fmt: skip
+            return self.finish(status, old_handlers)
         if diverged is not None:  # after the progress bar has closed: the line stands on its own
             if self.d.main:
                 kept = (f"the last checkpoint, {self.ckpt_path} (iteration {self.saved_at}), is kept, though its weights "
@@ -504,7 +530,7 @@ class Trainer:
         # (Dropout's) of a run resumed mid-epoch; samples are seeded per index anyway (data.py)
         loader = DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
                             num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
-                            generator=torch.Generator(), worker_init_fn=ignore_stop_signals)  # fmt: skip
+                            generator=torch.Generator(), worker_init_fn=start_worker)  # fmt: skip
         tick = time.perf_counter()
         for batch in loader:
             losses = self.step(batch)
