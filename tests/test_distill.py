@@ -122,6 +122,27 @@ def test_resume_is_exact_and_teacher_init_copies_leading_channels(data: Path, tm
         "error: --student 'mobile:8_8_16': channels must be 8 positive ints, got (8, 8, 16)")
 
 
+def test_resume_refuses_a_teacher_that_changed(data: Path, tmp_path: Path) -> None:
+    """Another teacher of the same shape at the --teacher path resumed without a word: the student learned from
+    two teachers while its meta named only the second."""
+    teacher = tmp_path / "teacher.pth"
+    shutil.copy(COMPRESSED_G, teacher)
+    cmd = [sys.executable, "-m", "cyclegan_edge.distill", "--teacher", str(teacher), "--dataroot", str(data), *TINY,
+           "--output", str(tmp_path), "--name", "t"]  # fmt: skip
+    env = {**os.environ, **ONE_THREAD}
+    assert subprocess.run([*cmd, "--max-iters", "1"], capture_output=True, env=env, timeout=300).returncode == 0
+    payload = torch.load(COMPRESSED_G, weights_only=True)
+    weights = payload.get("state_dict", payload)
+    torch.save({k: v * 1.01 if v.is_floating_point() else v for k, v in weights.items()}, teacher)
+    r = subprocess.run([*cmd, "--max-iters", "2", "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith(
+        f"error: --resume: --teacher {teacher} is not the teacher this run learned from"), r.stderr[-2000:]
+    assert "give that file, or --overwrite starts the run over" in r.stderr
+    shutil.copy(COMPRESSED_G, teacher)  # the run's own teacher back: it continues
+    r = subprocess.run([*cmd, "--max-iters", "2", "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "resumed from" in r.stderr, r.stderr[-2000:]
+
+
 def test_report_folder_student_size_and_bad_held_out_images(data: Path, tmp_path: Path) -> None:
     """A missing --eval-a is a usage line before any work; without held-out images (--a/--b data) the run says, at
     its start and its end, that no report is written; a student bigger than its teacher is named; an unreadable
@@ -131,6 +152,11 @@ def test_report_folder_student_size_and_bad_held_out_images(data: Path, tmp_path
                       tmp_path)  # fmt: skip
     assert missing.returncode == 2 and missing.stderr.strip().splitlines()[-1].startswith(
         f"error: --eval-a {tmp_path / 'nowhere'}: no such folder") and not out.exists()
+    (tmp_path / "empty").mkdir()  # it trained to the end, then failed, and --resume kept the flag
+    empty = distill(["--dataroot", str(data), *TINY, "--eval-a", "empty", "--max-iters", "1", "--output", str(out)],
+                    tmp_path)  # fmt: skip
+    assert empty.returncode == 2 and empty.stderr.strip().splitlines()[-1].startswith(
+        f"error: --eval-a {tmp_path / 'empty'}: no image files in it") and not out.exists()
 
     big = distill(["--a", str(data / "trainA"), "--b", str(data / "trainB"), *TINY, "--student",
                    "mobile:32_32_64_32_64_64_32_32", "--init", "random", "--max-iters", "1", "--output", str(out),

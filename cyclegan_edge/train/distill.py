@@ -135,6 +135,16 @@ class Distiller(Trainer):
                 "maps": self.student.maps.state_dict(), "discriminators": self.disc.state_dict(),
                 "teacher": self.teacher_source}  # fmt: skip
 
+    def check_same_inputs(self, state: dict[str, Any]) -> None:
+        """The teacher's bytes are the run's: another file of the same shape would resume silently, and the student
+        would learn from two teachers while its meta names only the last."""
+        saved = state.get("teacher") or {}
+        if saved.get("sha256") and saved["sha256"] != self.teacher_source["sha256"]:
+            raise CheckpointError(f"--resume: --teacher {self.cfg.teacher} is not the teacher this run learned from "
+                                  f"({saved.get('path')}, sha256 {saved['sha256'][:12]}...; this file's "
+                                  f"{self.teacher_source['sha256'][:12]}...): give that file, or --overwrite starts "
+                                  "the run over")  # fmt: skip
+
     def load_model_state(self, s: dict[str, Any]) -> None:
         self.student.student.load_state_dict(s["generators"]["student"]["state_dict"])
         self.student.maps.load_state_dict(s["maps"])
@@ -190,15 +200,22 @@ class Distiller(Trainer):
 
 
 def held_out_images(cfg: DistillConfig) -> tuple[str, str]:
-    """The folder of the final student-vs-teacher report, or why there is none; --eval-a must exist."""
+    """The folder of the final student-vs-teacher report, or why there is none; --eval-a must hold images (checked
+    before the training: an error after it would leave the run without its report, and --resume keeps the flag)."""
+    from cyclegan_edge.imaging.io import list_files
+
     if cfg.eval_a:
         if not Path(cfg.eval_a).is_dir():
             raise UsageError(f"--eval-a {cfg.eval_a}: no such folder (held-out domain-A images for the final report)")
+        if not list_files([cfg.eval_a]):
+            raise UsageError(f"--eval-a {cfg.eval_a}: no image files in it (held-out domain-A images for the final "
+                             "report)")  # fmt: skip
         return cfg.eval_a, ""
     test_a = Path(cfg.dataroot) / "testA" if cfg.dataroot else None
-    if test_a is not None and test_a.is_dir():
+    if test_a is not None and test_a.is_dir() and list_files([test_a]):
         return str(test_a), ""
-    where = f"{test_a} does not exist" if test_a is not None else "the data is --a/--b, without a testA/"
+    where = (f"{test_a} holds no image files" if test_a is not None and test_a.is_dir() else
+             f"{test_a} does not exist" if test_a is not None else "the data is --a/--b, without a testA/")  # fmt: skip
     return "", f"no student_vs_teacher.json: {where}; --eval-a DIR names held-out domain-A images"
 
 

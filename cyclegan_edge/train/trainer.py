@@ -360,6 +360,7 @@ class Trainer:
             raise CheckpointError(f"--resume: {self.ckpt_path} is not this run's training state (it holds "
                                   f"{fmt or 'no format key: a plain state dict?'}, not {self.STATE_FORMAT}); "
                                   "--overwrite starts the run over")  # fmt: skip
+        self.check_same_inputs(s)
         try:
             self.load_model_state(s)
             self.opt_g.load_state_dict(s["optimizers"]["G"])
@@ -380,6 +381,9 @@ class Trainer:
                 log.info("log.csv: dropped %d rows logged after the checkpoint", dropped)
             log.info("resumed from %s at epoch %d, batch %d (iteration %d)", self.ckpt_path, self.pos.epoch,
                      self.pos.batch, self.pos.iteration)  # fmt: skip
+
+    def check_same_inputs(self, state: dict[str, Any]) -> None:
+        """Hook: CheckpointError when a file the run learns from is not the one its checkpoint learned from."""
 
     # ---- one iteration -------------------------------------------------------------------------
     def autocast(self) -> Any:
