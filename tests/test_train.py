@@ -222,6 +222,23 @@ def test_kill_9_frees_the_run_for_an_immediate_restart(tiny_root: Path, tmp_path
     unlock_output(tmp_path / "k", fd)
 
 
+def test_resume_with_other_training_files_says_so_and_restarts_the_epoch(tiny_root: Path, tmp_path: Path) -> None:
+    """Files added to trainA since the checkpoint (or other processes under torchrun): --resume continued "mid-epoch"
+    in another sequence, silently; and counting from the old epoch length it would have ended early."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_root, data)
+    common = ["--dataroot", str(data), *TINY, "--n-epochs", "1", "--n-epochs-decay", "1", "--output", str(tmp_path),
+              "--name", "grow"]  # fmt: skip
+    assert train([*common, "--max-iters", "2"], tmp_path).returncode == 0  # epoch 0, 2 of its 4 batches
+    for p in sorted((data / "trainA").glob("*.jpg")):
+        shutil.copy(p, data / "trainA" / f"more_{p.name}")
+    r = train([*common, "--resume", "--max-iters", "1000"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert ("--resume: A images 4 -> 8 since the checkpoint; an epoch is now 8 iterations; epoch 0 starts again from "
+            "its beginning (2 of its batches were done)") in r.stderr, r.stderr[-2000:]
+    assert max(read_log(tmp_path / "grow" / "log.csv")) == 2 + 8 + 8  # both epochs whole, at their new length
+
+
 def test_a_second_trainer_on_a_running_run_is_refused(tiny_root: Path, tmp_path: Path) -> None:
     """Two trainers on one run resumed the same checkpoint; the second cut the first one's log rows and both saved
     over each other's checkpoints. The second is one line now, and the first ends as it would have."""

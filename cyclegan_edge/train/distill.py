@@ -138,12 +138,11 @@ class Distiller(Trainer):
     def check_same_inputs(self, state: dict[str, Any]) -> None:
         """The teacher's bytes are the run's: another file of the same shape would resume silently, and the student
         would learn from two teachers while its meta names only the last."""
-        saved = state.get("teacher") or {}
-        if saved.get("sha256") and saved["sha256"] != self.teacher_source["sha256"]:
-            raise CheckpointError(f"--resume: --teacher {self.cfg.teacher} is not the teacher this run learned from "
-                                  f"({saved.get('path')}, sha256 {saved['sha256'][:12]}...; this file's "
-                                  f"{self.teacher_source['sha256'][:12]}...): give that file, or --overwrite starts "
-                                  "the run over")  # fmt: skip
+        saved, now = state.get("teacher") or {}, str(self.teacher_source["sha256"])
+        if saved.get("sha256") and saved["sha256"] != now:
+            raise CheckpointError(f"--resume: --teacher {self.teacher_source['path']} is not the teacher this run "
+                                  f"learned from ({saved.get('path')}, sha256 {saved['sha256'][:12]}...; this file's "
+                                  f"{now[:12]}...): give that file, or --overwrite starts the run over")  # fmt: skip
 
     def load_model_state(self, s: dict[str, Any]) -> None:
         self.student.student.load_state_dict(s["generators"]["student"]["state_dict"])

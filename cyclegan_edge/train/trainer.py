@@ -312,8 +312,14 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": {"torch": torch.get_rng_state()},
             "position": {"epoch": self.pos.epoch, "batch": self.pos.batch, "iteration": self.pos.iteration},
+            "data": self.data_shape(),
             "meta": self.meta(),
         }
+
+    def data_shape(self) -> dict[str, int]:
+        """What an epoch is made of: a position within one means nothing once these change."""
+        return {"processes": self.d.world, "batch_size": self.cfg.batch_size, "a": len(self.dataset.a_files),
+                "b": len(self.dataset.b_files)}  # fmt: skip
 
     def meta(self) -> dict[str, Any]:
         data = self.cfg.dataroot or f"{self.cfg.a_dir} | {self.cfg.b_dir}"
@@ -375,12 +381,33 @@ class Trainer:
             raise CheckpointError(f"--resume: {self.ckpt_path} does not fit this run's models ({why}); "
                                   "--overwrite starts the run over") from None  # fmt: skip
         self.saved_at = self.pos.iteration
+        self.check_data_shape(s.get("data"))
         if self.d.main:
             dropped = truncate_log(self.run_dir / "log.csv", self.pos.iteration)
             if dropped:
                 log.info("log.csv: dropped %d rows logged after the checkpoint", dropped)
             log.info("resumed from %s at epoch %d, batch %d (iteration %d)", self.ckpt_path, self.pos.epoch,
                      self.pos.batch, self.pos.iteration)  # fmt: skip
+
+    def check_data_shape(self, saved: dict[str, int] | None) -> None:
+        """Resumed with other processes or other training files (checkpoints that say which): say what changes, and
+        start a stopped epoch again from its beginning, since where it stopped is a place in another sequence."""
+        now = self.data_shape()
+        if not saved or saved == now:
+            return
+        what = {"processes": "processes", "batch_size": "batch size", "a": f"{'pairs' if self.PAIRED else 'A images'}",
+                "b": "B images"}  # fmt: skip
+        changes = ", ".join(f"{what[k]} {saved[k]} -> {now[k]}" for k in now if k in saved and saved[k] != now[k])
+        if not changes:
+            return
+        again = ""
+        if self.pos.batch:
+            again = (f"; epoch {self.pos.epoch} starts again from its beginning ({self.pos.batch} of its batches "
+                     "were done)")
+            self.pos.batch = 0
+        if self.d.main:
+            log.warning("--resume: %s since the checkpoint; an epoch is now %d iterations%s", changes,
+                        self.sampler.batches_per_epoch(), again)  # fmt: skip
 
     def check_same_inputs(self, state: dict[str, Any]) -> None:
         """Hook: CheckpointError when a file the run learns from is not the one its checkpoint learned from."""
@@ -467,7 +494,9 @@ class Trainer:
         if cfg.resume:
             self.resume()
         total_epochs = cfg.n_epochs + cfg.n_epochs_decay
-        total_iters = min(total_epochs * self.sampler.batches_per_epoch(), cfg.max_iters or 1 << 62)
+        # from the position: a run resumed with other processes or files had epochs of another length before
+        left = max(0, (total_epochs - self.pos.epoch) * self.sampler.batches_per_epoch() - self.pos.batch)
+        total_iters = min(self.pos.iteration + left, cfg.max_iters or 1 << 62)
         self.trained = not (cfg.resume and (self.pos.epoch >= total_epochs or self.pos.iteration >= total_iters))
         if not self.trained:
             if self.d.main:  # its files stay as the run left them; generators a kill kept it from writing are written
