@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import ONE_THREAD, SHARED_DATA, need
+from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.models import load_generator
 
 TINY = [
@@ -239,6 +240,35 @@ def test_resume_with_other_training_files_says_so_and_restarts_the_epoch(tiny_ro
     assert max(read_log(tmp_path / "grow" / "log.csv")) == 2 + 8 + 8  # both epochs whole, at their new length
 
 
+def test_a_full_disk_while_saving_is_one_line_and_keeps_the_checkpoint(tiny_root: Path, tmp_path: Path) -> None:
+    """torch's zip writer reports a full disk as "[enforce fail at inline_container.cc:672] . unexpected pos ...":
+    the line said nothing of the disk. Needs a small tmpfs (root)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("a small tmpfs cannot be mounted here (needs root)")
+    try:
+        cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", str(tiny_root), *TINY, "--save-every", "1000",
+               "--max-iters", "100000", "--output", str(disk), "--name", "full"]  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, **ONE_THREAD})  # fmt: skip
+        ckpt = disk / "full" / "checkpoints" / "latest.pt"
+        deadline = time.time() + 120
+        while time.time() < deadline and not ckpt.is_file():  # the first epoch's end (4 images)
+            time.sleep(0.02)
+        with open(disk / "filler", "wb") as f:  # leave room for log rows, not for the next checkpoint
+            f.write(b"\0" * (shutil.disk_usage(disk).free - (96 << 10)))
+        saved = torch.load(ckpt, weights_only=True)["position"]["iteration"]
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err[-2000:]
+        assert err.strip().splitlines()[-1] == f"error: {ckpt}: No space left on device", err[-2000:]
+        assert torch.load(ckpt, weights_only=True)["position"]["iteration"] == saved  # the earlier one, whole
+        assert sorted(p.name for p in ckpt.parent.iterdir()) == ["latest.pt"]  # no temporary left
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
 def test_a_second_trainer_on_a_running_run_is_refused(tiny_root: Path, tmp_path: Path) -> None:
     """Two trainers on one run resumed the same checkpoint; the second cut the first one's log rows and both saved
     over each other's checkpoints. The second is one line now, and the first ends as it would have."""
@@ -314,6 +344,10 @@ def test_init_from_a_published_generator(tiny_root: Path, tmp_path: Path) -> Non
     assert bad.returncode == 2 and last.startswith(f"error: --init-from {published}: give --netG mobile --mobile-config "
                                                    "16_16_32_16_32_32_16_16 (or narrower") and "does not fit" in last
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ft", "published.pth"]  # refused before --overwrite moved ft
+    onnx = train(["--dataroot", str(tiny_root), *TINY, "--init-from", str(ASSETS_DIR / "photo2monet.onnx"),
+                  "--max-iters", "1", "--output", str(tmp_path), "--name", "ft", "--overwrite"], tmp_path)  # fmt: skip
+    assert onnx.returncode == 1 and onnx.stderr.strip().splitlines()[-1].startswith(  # a bad model: 1, as --teacher
+        f"error: --init-from {ASSETS_DIR / 'photo2monet.onnx'}"), onnx.stderr[-2000:]
 
 
 def test_torchrun_two_processes_gloo(tiny_root: Path, tmp_path: Path, margin: Any) -> None:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cyclegan_edge.atomic import atomic_path
+from cyclegan_edge.models.checkpoint import save_file
 from cyclegan_edge.evaluate.config import ClassifierRecipe
 from cyclegan_edge.evaluate.data import spread, square, usable_images
 
@@ -167,8 +167,7 @@ def dataset_key(files_a: Sequence[Path], files_b: Sequence[Path], r: ClassifierR
 def save_classifier(path: Path, clf: DomainClassifier) -> None:
     payload = {"format": FORMAT, "recipe": dataclasses.asdict(clf.recipe), "info": clf.info,
                "state_dict": clf.net.state_dict()}  # fmt: skip
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_file(payload, path)
 
 
 def load_classifier(path: Path) -> DomainClassifier:

@@ -16,8 +16,10 @@ training flags. Everything loads with ``weights_only=True``.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,6 +274,17 @@ def generator_payload(model: Generator, meta: dict[str, Any] | None = None) -> d
 
 def save_generator(path: str | os.PathLike[str], model: Generator, meta: dict[str, Any] | None = None) -> Path:
     """Our standalone generator file: weights, architecture, metadata (direction, train size...)."""
-    with atomic_path(path) as tmp:
-        torch.save(generator_payload(model, meta), tmp)
+    save_file(generator_payload(model, meta), path)
     return Path(path)
+
+
+def save_file(payload: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` into ``path`` whole or not at all (``atomic_path``). A write that fails is an OSError naming
+    ``path``: torch's zip writer reports a full disk as "[enforce fail at inline_container.cc] unexpected pos"."""
+    with atomic_path(path) as tmp:
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as e:
+            full = shutil.disk_usage(tmp.parent).free < 16 << 20
+            raise OSError(errno.ENOSPC if full else errno.EIO, os.strerror(errno.ENOSPC) if full else
+                          f"cannot write it ({str(e).splitlines()[0][:200]})") from None  # fmt: skip

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cyclegan_edge import __version__
-from cyclegan_edge.atomic import atomic_path, write_json
+from cyclegan_edge.atomic import write_json
 from cyclegan_edge.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError, first_line
 from cyclegan_edge.imaging.frames import tensor_to_frames
 from cyclegan_edge.imaging.io import labeled_grid, write_image
@@ -42,7 +42,7 @@ from cyclegan_edge.models import (
     named_config,
     save_generator,
 )
-from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint, state_entry
+from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint, save_file, state_entry
 from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.train.config import TrainConfig
 from cyclegan_edge.train.cyclegan import (
@@ -95,7 +95,8 @@ def start_worker(_worker_id: int) -> None:
 
 def init_from_file(path: str, g_a2b: ResnetGenerator, g_b2a: ResnetGenerator) -> str:
     """--init-from: each generator starts from the file's generator of its direction (a CycleGAN training state
-    holds both; any other generator file serves both). UsageError when the file cannot be read or does not fit."""
+    holds both; any other generator file serves both). CheckpointError (exit 1, a bad model file, as --teacher's)
+    when the file is no ResNet generator; UsageError when the command asks for generators it does not fit."""
     try:
         a2b = load_generator(path, "A->B")
         try:
@@ -103,11 +104,11 @@ def init_from_file(path: str, g_a2b: ResnetGenerator, g_b2a: ResnetGenerator) ->
         except CheckpointError:  # one generator (or a pix2pix state): it starts both directions
             b2a = a2b
     except CheckpointError as e:
-        raise UsageError(f"--init-from {e}") from None
+        raise CheckpointError(f"--init-from {e}") from None
     for target, loaded in ((g_a2b, a2b), (g_b2a, b2a)):
         src = loaded.model
         if not isinstance(src, ResnetGenerator):
-            raise UsageError(f"--init-from {path}: {loaded.config.name} is not a ResNet generator")
+            raise CheckpointError(f"--init-from {path}: {loaded.config.name} is not a ResNet generator")
         if not init_from_wider(target, src):
             c = src.cfg
             arch = (f"--netG mobile --mobile-config {'_'.join(map(str, c.channels))}" if c.separable
@@ -331,8 +332,7 @@ class Trainer:
         """Atomic: the previous checkpoint stays valid until the new one is complete."""
         if not self.d.main:
             return
-        with atomic_path(self.ckpt_path) as tmp:
-            torch.save(self.state(), tmp)
+        save_file(self.state(), self.ckpt_path)
         self.saved_at = self.pos.iteration
 
     def first_checkpoint(self) -> int:
