@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -86,12 +87,21 @@ EXTRA_FOR = {"torch": "train", "onnx": "engine", "onnxscript": "export", "onnxru
              "matplotlib": "bench", "psutil": "bench", "tensorrt": "trt", "cv2": "opencv"}
 
 
+# torch's CPU allocator ("can't allocate memory"), CUDA's ("CUDA out of memory"), OpenVINO's and others'
+OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory|not enough memory", re.IGNORECASE)
+
+
 def describe(exc: BaseException, hint: bool = True) -> str:
     """The line to show: ours, OSError and ValueError speak for themselves, a missing optional package names
     its extra; anything else is unexpected (a library's error or a bug), so it keeps its type name."""
     missing = (exc.name or "").split(".")[0] if isinstance(exc, ModuleNotFoundError) else ""
     if missing in EXTRA_FOR:
         return f"{missing} is not installed here: pip install 'cyclegan-edge[{EXTRA_FOR[missing]}]'"
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and OUT_OF_MEMORY.search(str(exc))):
+        asked = re.search(r"allocate (\d+) bytes|allocate ([0-9.]+ [KMGTP]?i?B)", str(exc))
+        size = "" if asked is None else (f" ({int(asked.group(1)) / 2**30:.1f} GiB asked at once)" if asked.group(1)
+                                        else f" ({asked.group(2)} asked at once)")  # fmt: skip
+        return f"out of memory{size}: smaller images (--size, --crop-size) or a smaller batch need less"
     if isinstance(exc, (OSError, ValueError)) or type(exc).__module__.startswith("cyclegan_edge"):
         return first_line(exc)
     line = f"{type(exc).__name__}: {first_line(exc)}"

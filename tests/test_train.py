@@ -529,6 +529,8 @@ def test_too_small_crop_is_a_usage_error_and_a_failed_start_does_not_block_the_n
     (["--dataroot", "d", "--name", "."], "--name '.': a plain folder name"),
     (["--dataroot", "d", "--name", "../escape"], "--name '../escape': a plain folder name"),
     (["--model", "pix2pix", "--dataroot", "d", "--lambda-l1", "-1"], "--lambda-l1 -1.0: must be at least 0"),
+    (["--dataroot", "d", "--lambda-cycle", "nan"], "--lambda-cycle nan: must be a finite number"),  # trained to a NaN
+    (["--dataroot", "d", "--lr", "inf"], "--lr inf: must be a finite number"),
 ])  # fmt: skip
 def test_flags_that_cannot_make_a_run_are_one_usage_line(argv: list[str], line: str) -> None:
     from cyclegan_edge.errors import UsageError
@@ -716,6 +718,10 @@ def test_a_run_inside_its_training_images_and_a_resume_by_the_wrong_command_are_
     (run / "config.json").write_text(json.dumps({"model": "cyclegan", "teacher": "t.pth", "dataroot": str(tiny_root)}))
     r = train(["-o", str(tmp_path), "--name", "c", "--resume"], tmp_path)  # what a distillation run's settings hold
     assert r.returncode == 2 and "is a distill run, not cyclegan: continue it with python -m cyclegan_edge.distill" in r.stderr
+    (run / "config.json").write_text(json.dumps({"model": "pix2pix", "dataroot": str(tiny_root)}))
+    r = train(["-o", str(tmp_path), "--name", "c", "--resume", "--model", "cyclegan"], tmp_path)  # told to rerun itself
+    assert r.returncode == 2 and r.stderr.strip() == (f"error: --resume: {run} is a pix2pix run, not cyclegan: drop "
+                                                      "--model cyclegan (a resumed run keeps its own)")  # fmt: skip
 
 
 def test_resume_finds_the_runs_model_under_either_output_spelling(tmp_path: Path) -> None:

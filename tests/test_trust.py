@@ -716,3 +716,20 @@ def test_holding_ctrl_c_delivers_after_and_leaves_an_ignored_sigint_ignored() ->
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT,
                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_out_of_memory_is_one_line_that_says_so() -> None:
+    """`train --crop-size 100000` ended in "error: RuntimeError: [enforce fail at alloc_cpu.cpp:127] err == 0.
+    DefaultCPUAllocator: can't allocate memory: ..." (unexpected). Torch's real allocation failure, and numpy's."""
+    import torch
+
+    from cyclegan_edge.errors import describe
+
+    lines = []
+    for allocate in (lambda: torch.empty(10**13), lambda: np.empty(10**13)):
+        with pytest.raises((RuntimeError, MemoryError)) as raised:
+            allocate()
+        lines.append(describe(raised.value))
+    assert lines == ["out of memory (37252.9 GiB asked at once): smaller images (--size, --crop-size) or a smaller "
+                     "batch need less", "out of memory (72.8 TiB asked at once): smaller images (--size, --crop-size) "
+                     "or a smaller batch need less"]  # fmt: skip

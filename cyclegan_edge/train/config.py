@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -177,6 +178,9 @@ def check_command(cfg: TrainConfig) -> None:
 def check_values(cfg: TrainConfig) -> None:
     """Values that cannot make a run: one usage line naming the flags, before any work."""
     for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):  # NaN passes every comparison below
+            raise UsageError(f"{flag(f.name)} {value}: must be a finite number")
         least = MINIMUM.get(f.name)
         if least is not None and f.name not in cfg.HIDDEN and getattr(cfg, f.name) < least:
             raise UsageError(f"{flag(f.name)} {getattr(cfg, f.name)}: must be at least {least}")
@@ -233,6 +237,9 @@ def resumed_config(run_dir: Path, given: dict[str, Any], cls: type[TrainConfig] 
         saved["flip"] = not saved.pop("no_flip")
     known = {f.name for f in dataclasses.fields(cls)}
     theirs, mine = run_kind(saved), run_kind({f.name: f.default for f in dataclasses.fields(cls)})
+    if theirs != mine and RESUME_COMMANDS.get(theirs) == RESUME_COMMANDS.get(mine):  # --model given: train's
+        raise UsageError(f"--resume: {run_dir} is a {theirs} run, not {mine}: drop --model {mine} (a resumed run "
+                         "keeps its own)")  # fmt: skip
     if theirs != mine:
         raise UsageError(f"--resume: {run_dir} is a {theirs} run, not {mine}: continue it with "
                          f"{RESUME_COMMANDS.get(theirs, 'the command that started it')} --resume")  # fmt: skip
