@@ -372,6 +372,10 @@ def test_torchrun_two_processes_gloo(tiny_root: Path, tmp_path: Path, margin: An
 
     single = train([*common, "--name", "single", "--batch-size", "2"], tmp_path)
     assert single.returncode == 0, single.stderr[-2000:]
+    # the logged losses are both ranks' images, as the one process's batch of 2 (they were rank 0's alone)
+    logged, whole = read_log(tmp_path / "ddp" / "log.csv")[1], read_log(tmp_path / "single" / "log.csv")[1]
+    for key in ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"):
+        assert abs(logged[key] - whole[key]) <= 1e-4 * max(1.0, abs(whole[key])), (key, logged[key], whole[key])
     g_ddp = load_generator(tmp_path / "ddp" / "G_A2B.pth").model
     g_one = load_generator(tmp_path / "single" / "G_A2B.pth").model
     # Exact equality is not possible: conv biases that feed a non-affine InstanceNorm have a true

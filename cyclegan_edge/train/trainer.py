@@ -461,6 +461,15 @@ class Trainer:
         if bad.item():
             raise TrainingDiverged(f"loss is not finite at iteration {self.pos.iteration + 1}")
 
+    def mean_over_ranks(self, losses: dict[str, float]) -> dict[str, float]:
+        """The iteration's losses over every rank's images (each rank's are its own shard's): what log.csv, the bar
+        and losses.png show, as one process with the whole batch would."""
+        if not self.d.enabled:
+            return losses
+        values = torch.tensor(list(losses.values()), dtype=torch.float64, device=self.device)
+        dist.all_reduce(values)
+        return dict(zip(losses, (values / self.d.world).tolist()))
+
     def stop_agreed(self) -> bool:
         flag = torch.tensor([1.0 if self.stop.requested else 0.0], device=self.device)
         if self.d.enabled:
@@ -566,7 +575,7 @@ class Trainer:
                             generator=torch.Generator(), worker_init_fn=start_worker)  # fmt: skip
         tick = time.perf_counter()
         for batch in loader:
-            losses = self.step(batch)
+            losses = self.mean_over_ranks(self.step(batch))
             self.pos.batch += 1
             self.pos.iteration += 1
             prev, tick = tick, time.perf_counter()
