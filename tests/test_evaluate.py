@@ -171,6 +171,21 @@ def test_a_few_images_judged_alike_are_not_called_a_precise_score() -> None:
                           "show how uncertain it is: its 95% interval has no width); compare figures over 30 or more"]
 
 
+def test_outputs_that_keep_nothing_of_their_inputs_are_not_called_a_translation(summer: list[np.ndarray]) -> None:
+    """A 64-iteration model painting coloured noise scored 1.10 ("more horse-like than real horses") with no
+    caveat. Outputs as unrelated to their inputs as other photos are (edge SSIM measured here) get one."""
+    from cyclegan_edge.evaluate.report import MIN_EDGE_SSIM, caveats
+
+    unrelated = edge_ssim(summer, summer[1:] + summer[:1])
+    assert unrelated < MIN_EDGE_SSIM
+    r = {"domain": {"classifier": {"size": 48, "held_out_balanced_accuracy": 0.9}, "model": {"ci95": [1.0, 1.27],
+         "score": 1.1}}, "data": {"n_source": 40}, "direction": "B->A", "size": 64, "edge_ssim": unrelated}  # fmt: skip
+    (line,) = caveats(r)
+    assert line.startswith(f"the outputs keep little of their inputs (edge SSIM {unrelated:.3f}, under 0.2") and (
+        "says they do not look like B photos, not that they translate them") in line
+    assert caveats({**r, "edge_ssim": 0.32}) == []  # the weakest real model judged so far (benchmarks/season)
+
+
 def test_cli_needs_the_folders() -> None:
     assert main([str(ASSETS_DIR / "photo2monet.pth")]) == 2
 

@@ -22,6 +22,8 @@ REPORT_FILES = ("evaluate.json", "evaluate.md")
 # Under these, a domain score is a number but not a figure to compare (see caveats()).
 MIN_IMAGES = 30
 MIN_ACCURACY = 0.7
+# Edge SSIM of unrelated photos (each test photo against the next): 0.11-0.14; the models judged so far keep 0.32-0.57.
+MIN_EDGE_SSIM = 0.2
 
 
 def finite(x: Any) -> Any:
@@ -56,6 +58,11 @@ def caveats(r: dict[str, Any]) -> list[str]:
         out.append(f"no domain score ('-'): the classifier judged the real {src} test photos {tgt} as often as the "
                    f"real {tgt} ones, or more ({clf['source_judged_target']:.2f} vs "
                    f"{clf['target_judged_target']:.2f}), so the 0-1 scale between them has no width")  # fmt: skip
+    edges = r.get("edge_ssim")
+    if isinstance(edges, float) and edges < MIN_EDGE_SSIM:
+        out.append(f"the outputs keep little of their inputs (edge SSIM {edges:.3f}, under {MIN_EDGE_SSIM}; unrelated "
+                   f"photos score 0.1-0.15): a domain score then says they do not look like {src} photos, not that "
+                   "they translate them; look at the outputs")  # fmt: skip
     if clf["held_out_balanced_accuracy"] < MIN_ACCURACY:
         out.append(f"the domain classifier tells these real test photos apart with balanced accuracy "
                    f"{clf['held_out_balanced_accuracy']:.2f} (under {MIN_ACCURACY}): the domain score says little")  # fmt: skip
