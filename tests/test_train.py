@@ -388,6 +388,34 @@ def test_torchrun_two_processes_gloo(tiny_root: Path, tmp_path: Path, margin: An
         assert margin("max abs DDP vs one process", float((g_ddp(x) - g_one(x)).abs().max()), "<", 1e-2) < 1e-2
 
 
+def test_torchrun_a_lost_rank_is_one_line_and_keeps_the_checkpoint(tiny_root: Path, tmp_path: Path) -> None:
+    """One rank killed: the other said "stop requested: saving a checkpoint", then ended in gloo's "RuntimeError:
+    [.../pair.cc:537] Read error ... GLHF!" (unexpected), saving nothing. It says what happened now, and saves
+    nothing still: its iteration under way may be half applied."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "cyclegan_edge.train", "--dataroot", str(tiny_root), *TINY, "--max-iters", "100000", "--save-every", "3",
+           "--output", str(tmp_path), "--name", "lost"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **ONE_THREAD})  # fmt: skip
+    log_path = tmp_path / "lost" / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 7):
+        time.sleep(0.05)
+    ranks = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(ranks) == 2, ranks
+    os.kill(int(max(ranks, key=int)), signal.SIGKILL)  # the later-started one: rank 1
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    line = next((ln for ln in err.splitlines() if "another process of this run ended" in ln), "")
+    assert line.startswith("ERROR rank 0: another process of this run ended at iteration ") and (
+        "(gloo: Connection" in line and "saving nothing" in line and "is kept: --resume continues from there"
+        in line), err[-3000:]  # fmt: skip
+    assert "GLHF" not in err.split(line)[0] + line  # no library dump of our own
+    saved = torch.load(tmp_path / "lost" / "checkpoints" / "latest.pt", weights_only=True)["position"]["iteration"]
+    ended = int(line.split("ended at iteration ")[1].split()[0])
+    assert f"latest.pt (iteration {saved}) is kept" in line and 0 < saved <= ended  # the last save, whole
+
+
 def test_bad_data(tmp_path: Path, tiny_root: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

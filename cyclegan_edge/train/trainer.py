@@ -67,6 +67,9 @@ from cyclegan_edge.train.run_dir import CHECKPOINT, last_logged_iteration, prepa
 
 log = logging.getLogger("cyclegan_edge.train")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent ends
+# what gloo and NCCL say when a peer process is gone
+PEER_LOST = re.compile(r"Connection (reset|closed) by peer|remote process exited|Broken pipe|"
+                       r"NCCL communicator was aborted")
 
 
 class TrainingDiverged(RuntimeError):
@@ -521,7 +524,7 @@ class Trainer:
         old_handlers = {s: signal.signal(s, self.stop) for s in (signal.SIGINT, signal.SIGTERM)}
         status = 0
         diverged: TrainingDiverged | None = None
-        aborted = False
+        aborted, lost = False, ""
         with RunLog(self.run_dir, self.d.main, total_iters, self.pos.iteration) as run_log:
             try:
                 try:
@@ -534,6 +537,13 @@ class Trainer:
                     status = EXIT_TERMINATED if self.stop.signum == signal.SIGTERM else EXIT_INTERRUPTED
                 except TrainingDiverged as e:
                     diverged = e
+                except RuntimeError as e:  # under torchrun: another rank ended (killed, out of memory)
+                    peer = PEER_LOST.search(str(e)) if self.d.enabled else None
+                    if peer is None:
+                        raise
+                    lost = f"{dist.get_backend()}: {peer.group(0)}"
+                if lost:  # the step under way may be half applied on this rank: nothing is saved
+                    raise Aborted
                 if diverged is None:
                     self.save()
                     self.save_generators()
@@ -544,9 +554,13 @@ class Trainer:
                 aborted = True
                 status = EXIT_TERMINATED if self.stop.signum == signal.SIGTERM else EXIT_INTERRUPTED
         if aborted:
+            kept = (f"{self.ckpt_path} (iteration {self.saved_at}) is kept: --resume continues from there"
+                    if self.ckpt_path.is_file() else "no checkpoint had been saved yet")  # fmt: skip
+            if lost:
+                log.error("rank %d: another process of this run ended at iteration %d (%s); saving nothing: %s",
+                          self.d.rank, self.pos.iteration, lost, kept)  # fmt: skip
+                return self.finish(EXIT_FAILED, old_handlers)
             if self.d.main:
-                kept = (f"{self.ckpt_path} (iteration {self.saved_at}) is kept: --resume continues from there"
-                        if self.ckpt_path.is_file() else "no checkpoint had been saved yet")  # fmt: skip
                 log.warning("aborted at iteration %d by a second stop signal, saving nothing; %s", self.pos.iteration,
                             kept)  # fmt: skip
             return self.finish(status, old_handlers)
