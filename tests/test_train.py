@@ -134,8 +134,11 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_root: Path, tmp_path
     resumed_from = state["position"]["iteration"]
     assert 9 <= resumed_from < 14
 
+    stale = tmp_path / "killed" / "checkpoints" / ".latest.pt.a1b2c3d4.tmp.pt"  # what a kill during a save leaves
+    stale.write_bytes(b"")
     res = train([*common, "--name", "killed", "--resume"], tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
+    assert not stale.exists()
     assert f"at epoch {state['position']['epoch']}" in res.stderr
     a, b = read_log(tmp_path / "ref" / "log.csv"), read_log(log_path)
     assert sorted(b) == sorted(a) == list(range(1, 15))
@@ -484,6 +487,13 @@ def test_existing_run_is_refused_overwrite_moves_it_aside_resume_reads_its_confi
                     tmp_path)  # fmt: skip
     assert no_data.returncode != 0 and no_data.stderr.strip().splitlines()[-1] == (
         f"error: {tmp_path / 'nowhere' / 'trainA'}: no such folder")
+    a_file = tmp_path / "a.jpg"  # a file where a folder goes (it said "no such folder"; -o said "File exists")
+    a_file.write_bytes(b"x")
+    for flags, line in ((["--a", str(a_file), "--b", str(a_file)], f"error: {a_file}: a file, not a folder of images"),
+                        (["-o", str(a_file), "--dataroot", str(tiny_root)],
+                         f"error: --output {a_file}: a file, not a folder (the run goes to OUTPUT/NAME)")):  # fmt: skip
+        r = train([*flags, *TINY, "--max-iters", "1"], tmp_path)
+        assert r.returncode != 0 and r.stderr.strip().splitlines()[-1] == line, r.stderr[-2000:]
     assert snapshot(run) == resumed and not [p for p in tmp_path.iterdir() if ".replaced-" in p.name]
     over = train([*common, *TINY, "--max-iters", "1", "--overwrite"], tmp_path)
     assert over.returncode == 0, over.stderr[-2000:]

@@ -48,7 +48,7 @@ def scan_images(folder: Path, limit: int = 0, show_progress: bool = True) -> lis
 def scan_sizes(folder: Path, limit: int = 0, show_progress: bool = True) -> list[tuple[Path, tuple[int, int]]]:
     """scan_images, with each image's height and width."""
     if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder")
+        raise DataError(f"{folder}: " + ("a file, not a folder of images" if folder.exists() else "no such folder"))
     candidates = list_files([folder])
     if limit:
         candidates = candidates[:limit]

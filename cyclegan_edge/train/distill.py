@@ -191,8 +191,9 @@ class Distiller(Trainer):
         super().write_config()
         size = self.cfg.crop_size
         teacher, student = count_macs(self.teacher, size, size), count_macs(self.student.student, size, size)
-        log.info("teacher %s (%s); student init: %s", self.teacher_source["path"], teacher,
+        start = ("from the checkpoint (--resume)" if self.cfg.resume else
                  "teacher's leading channels" if self.init_used else "random")  # fmt: skip
+        log.info("teacher %s (%s); student init: %s", self.teacher_source["path"], teacher, start)
         if student.macs >= teacher.macs:
             log.warning("--student %s is not smaller than the teacher (%s vs %s): distillation makes a smaller "
                         "model from a bigger one", self.g_cfg.name, student, teacher)  # fmt: skip

@@ -72,6 +72,8 @@ def prepare_run_dir(cfg: TrainConfig, move: bool = True) -> str | None:
                else "choose an --output outside them")  # fmt: skip
         raise UsageError(f"{run} lies inside the training images {images}: its sample grids would be read as "
                          f"training images; {fix}")  # fmt: skip
+    if run.parent.exists() and not run.parent.is_dir():  # FileExistsError's "File exists" named no flag
+        raise FileExistsError(f"--output {run.parent}: a file, not a folder (the run goes to OUTPUT/NAME)")
     if run.exists() and not run.is_dir():
         raise FileExistsError(f"{run}: a file, not a run folder: choose another --name or --output")
     if cfg.resume or not run.exists() or not any(run.iterdir()):

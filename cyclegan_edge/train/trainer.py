@@ -348,6 +348,8 @@ class Trainer:
         return min(saved, self.cfg.save_every, self.sampler.batches_per_epoch())
 
     def resume(self) -> None:
+        for stale in self.ckpt_path.parent.glob(f".{self.ckpt_path.name}.*.tmp{self.ckpt_path.suffix}"):
+            stale.unlink(missing_ok=True)  # a save that kill -9 cut short (this process holds the run's lock)
         if not self.ckpt_path.is_file():
             kept = [f for f in self.GENERATOR_FILES if (self.run_dir / f).is_file()]
             logged = last_logged_iteration(self.run_dir / "log.csv")
@@ -388,7 +390,7 @@ class Trainer:
         if self.d.main:
             dropped = truncate_log(self.run_dir / "log.csv", self.pos.iteration)
             if dropped:
-                log.info("log.csv: dropped %d rows logged after the checkpoint", dropped)
+                log.info("log.csv: dropped %d row%s logged after the checkpoint", dropped, "" if dropped == 1 else "s")
             log.info("resumed from %s at epoch %d, batch %d (iteration %d)", self.ckpt_path, self.pos.epoch,
                      self.pos.batch, self.pos.iteration)  # fmt: skip
 
@@ -516,8 +518,10 @@ class Trainer:
                     self.save_generators()
                 end = (f"has done all its {total_epochs} epochs" if self.pos.epoch >= total_epochs else
                        f"is already at iteration {self.pos.iteration} and this command ends at {total_iters}")  # fmt: skip
-                log.info("--resume: %s %s: nothing to train%s", self.run_dir, end,
-                         " (--max-iters sets the end)" if cfg.max_iters else "")  # fmt: skip
+                why = (" (--max-iters sets the end)" if cfg.max_iters and cfg.max_iters <= self.pos.iteration else
+                       f" (its schedule, --n-epochs + --n-epochs-decay, is done: to train on, start a new run with "
+                       f"--init-from {self.ckpt_path})")  # fmt: skip
+                log.info("--resume: %s %s: nothing to train%s", self.run_dir, end, why)
             return self.finish(0, {})
         if self.d.main:
             self.write_config()
