@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -314,6 +315,35 @@ def test_two_folder_pairs_equal_side_by_side(pairs: Path, tmp_path: Path) -> Non
         assert torch.equal(s["A"][0], s["A"][2]) and not torch.equal(s["B"][0], s["B"][2])  # A: grey edges, B: photo
     swapped = PairedDataset(paired_files(Pix2PixConfig(dataroot=str(pairs)), False), cfg, 64, b_to_a=True)
     assert torch.equal(swapped[0]["A"], side[0]["B"])
+
+
+def test_two_folder_pairs_that_are_ambiguous_or_skewed_are_named(
+        pairs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """x.jpg and x.png in trainB: one was dropped without a word; the image without a partner went unnamed; a
+    pair of another shape (a square A, a 3:2 B) trained unaligned without a word."""
+    from cyclegan_edge.imaging.io import read_image, write_image
+    from cyclegan_edge.train.data import paired_files
+    from cyclegan_edge.train.config import Pix2PixConfig
+
+    names = []
+    for p in sorted((pairs / "train").glob("*.png")):
+        ab = read_image(p)
+        write_image(tmp_path / "trainA" / p.name, ab[:, : ab.shape[1] // 2])
+        write_image(tmp_path / "trainB" / p.name, ab[:, ab.shape[1] // 2 :])
+        names.append(p.stem)
+    b = tmp_path / "trainB"
+    write_image(b / f"{names[0]}.jpg", read_image(b / f"{names[0]}.png"))  # the same name twice
+    write_image(tmp_path / "trainA" / "zz_alone.png", read_image(b / f"{names[0]}.png"))
+    write_image(b / f"{names[1]}.png", cv2.resize(read_image(b / f"{names[1]}.png"), (300, 200)))
+    with caplog.at_level("WARNING"):
+        got = paired_files(Pix2PixConfig(dataroot=str(tmp_path)), False)
+    assert len(got) == 4 and got[0][1] == b / f"{names[0]}.jpg"  # the first of the two (sorted), as named
+    assert (f"{b}: 1 file shares a name with another (first: {names[0]}.jpg and {names[0]}.png): pairs are matched "
+            "by name; the first of each is used") in caplog.text
+    assert f"1 image without a partner of the same name, skipped (first: {tmp_path / 'trainA' / 'zz_alone.png'})" \
+        in caplog.text
+    assert (f"1 of 4 pairs differ in shape (first: {tmp_path / 'trainA' / names[1]}.png 256x256, {b / names[1]}.png "
+            "300x200)") in caplog.text
 
 
 def test_runtime_cli_runs_the_checkpoint_at_any_size(trained: Path, pairs: Path, tmp_path: Path) -> None:

@@ -145,16 +145,44 @@ def paired_files(cfg: TrainConfig, show_progress: bool = True) -> list[tuple[Pat
     if root is not None and not (root / "trainA").is_dir() and not (cfg.a_dir or cfg.b_dir):
         raise DataError(f"{root}: no train/ (A|B side-by-side images) and no trainA/ + trainB/ folders")
     a_dir, b_dir = domain_dirs(cfg)
-    a_all = scan_images(a_dir, 0, show_progress)
-    b_by_stem = {p.stem: p for p in scan_images(b_dir, 0, show_progress)}
-    pairs: list[tuple[Path, Path | None]] = [(a, b_by_stem[a.stem]) for a in a_all if a.stem in b_by_stem]
-    if not pairs:
+    a_by_stem, b_by_stem = (by_stem(scan_sizes(d, 0, show_progress), d) for d in (a_dir, b_dir))
+    stems = [s for s in a_by_stem if s in b_by_stem]
+    if not stems:
         raise DataError(f"{a_dir} and {b_dir}: no file names in common (pairs are matched by name, extension aside)")
-    alone = len(a_all) + len(b_by_stem) - 2 * len(pairs)
+    alone = sorted([a_by_stem[s][0] for s in a_by_stem.keys() - b_by_stem.keys()] +
+                   [b_by_stem[s][0] for s in b_by_stem.keys() - a_by_stem.keys()])  # fmt: skip
     if alone:
-        log.warning("%s, %s: %d image%s without a partner of the same name (skipped)", a_dir, b_dir, alone,
-                    "" if alone == 1 else "s")  # fmt: skip
-    return pairs[: cfg.max_images or None]
+        log.warning("%s, %s: %d image%s without a partner of the same name, skipped (first: %s)", a_dir, b_dir,
+                    len(alone), "" if len(alone) == 1 else "s", alone[0])  # fmt: skip
+    stems = stems[: cfg.max_images or None]
+    skewed = [s for s in stems if abs(aspect(a_by_stem[s][1]) / aspect(b_by_stem[s][1]) - 1) > 0.01]
+    if skewed:
+        (a, (ah, aw)), (b, (bh, bw)) = a_by_stem[skewed[0]], b_by_stem[skewed[0]]
+        log.warning("%d of %d pairs differ in shape (first: %s %dx%d, %s %dx%d): each side is scaled on its own, so "
+                    "they no longer line up pixel for pixel", len(skewed), len(stems), a, aw, ah, b, bw,
+                    bh)  # fmt: skip
+    return [(a_by_stem[s][0], b_by_stem[s][0]) for s in stems]
+
+
+def by_stem(files: list[tuple[Path, tuple[int, int]]], folder: Path) -> dict[str, tuple[Path, tuple[int, int]]]:
+    """Images by name stem (how pairs are matched); the first of files sharing a stem (x.jpg, x.png) is kept, and
+    one warning names them: which is meant is the user's to say."""
+    found: dict[str, tuple[Path, tuple[int, int]]] = {}
+    twins = []
+    for path, size in files:
+        if path.stem in found:
+            twins.append((found[path.stem][0], path))
+        else:
+            found[path.stem] = (path, size)
+    if twins:
+        log.warning("%s: %d %s a name with another (first: %s and %s): pairs are matched by name; the first of "
+                    "each is used", folder, len(twins), "file shares" if len(twins) == 1 else "files share",
+                    twins[0][0].name, twins[0][1].name)  # fmt: skip
+    return found
+
+
+def aspect(size: tuple[int, int]) -> float:
+    return size[1] / size[0]
 
 
 class PairedDataset(Dataset[dict[str, torch.Tensor]]):
