@@ -568,6 +568,7 @@ def test_too_small_crop_is_a_usage_error_and_a_failed_start_does_not_block_the_n
     (["--dataroot", "d", "--crop-size", "128", "--load-size", "72"], "--crop-size 128 > --load-size 72: images are"),
     (["--dataroot", "d", "--resume", "--overwrite"], "--resume continues the run, --overwrite starts it over"),
     (["--dataroot", "d", "--a", "x", "--b", "y"], "--dataroot d and --a/--b name the data twice"),
+    (["--a", "x", "--b", "./x"], "--a and --b are the same folder (x): the model learns a mapping between two"),
     (["--dataroot", "d", "--name", "."], "--name '.': a plain folder name"),
     (["--dataroot", "d", "--name", "../escape"], "--name '../escape': a plain folder name"),
     (["--model", "pix2pix", "--dataroot", "d", "--lambda-l1", "-1"], "--lambda-l1 -1.0: must be at least 0"),

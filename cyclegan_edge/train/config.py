@@ -171,6 +171,8 @@ def check_command(cfg: TrainConfig) -> None:
         raise UsageError("no data: give --dataroot ROOT or --a DIR --b DIR (--help says what each holds)")
     if cfg.dataroot and (cfg.a_dir or cfg.b_dir):
         raise UsageError(f"--dataroot {cfg.dataroot} and --a/--b name the data twice: give one of them")
+    if cfg.a_dir and cfg.b_dir and Path(cfg.a_dir).resolve() == Path(cfg.b_dir).resolve():
+        raise UsageError(f"--a and --b are the same folder ({cfg.a_dir}): the model learns a mapping between two")
     if cfg.name in ("", ".", "..") or Path(cfg.name).name != cfg.name:
         raise UsageError(f"--name {cfg.name!r}: a plain folder name (no / or ..); the run goes to --output/NAME")
 
