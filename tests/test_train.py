@@ -489,7 +489,8 @@ def test_existing_run_is_refused_overwrite_moves_it_aside_resume_reads_its_confi
         f"error: {tmp_path / 'nowhere' / 'trainA'}: no such folder")
     a_file = tmp_path / "a.jpg"  # a file where a folder goes (it said "no such folder"; -o said "File exists")
     a_file.write_bytes(b"x")
-    for flags, line in ((["--a", str(a_file), "--b", str(a_file)], f"error: {a_file}: a file, not a folder of images"),
+    for flags, line in ((["--a", str(a_file), "--b", str(tiny_root / "trainB")],
+                         f"error: {a_file}: a file, not a folder of images"),
                         (["-o", str(a_file), "--dataroot", str(tiny_root)],
                          f"error: --output {a_file}: a file, not a folder (the run goes to OUTPUT/NAME)")):  # fmt: skip
         r = train([*flags, *TINY, "--max-iters", "1"], tmp_path)
