@@ -414,3 +414,8 @@ def test_a_checkpoint_of_the_other_direction_is_one_line(clean_root: Path, tmp_p
         f"error: {b2a}: a B->A generator (its metadata says so), evaluated as A->B: give --direction 'B->A' for it "
         "(or the A->B generator)")
     assert main([str(b2a), *base, "--direction", "B->A"]) == 0
+    a2b = save_generator(tmp_path / "G_A2B.pth", g.model, {"direction": "A->B"})  # the model's twin as --reverse:
+    assert main([str(a2b), *base, "--reverse", str(a2b)]) == 1  # "give --direction 'A->B'", which it was already
+    assert only_error(capsys.readouterr().err) == (
+        f"error: {a2b}: an A->B generator (its metadata says so), evaluated as B->A: --reverse takes the B->A "
+        "generator (the model's inverse)")

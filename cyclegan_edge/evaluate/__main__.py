@@ -52,7 +52,7 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
     options = evaluation_options(cfg.backend, cfg.provider, cfg.threads)
     gen = open_generator(cfg.generator, cfg.direction, cfg.size, options)  # before the classifier: fail fast
     reverse = cfg.reverse or (cfg.generator if is_training_state(Path(cfg.generator)) else "")
-    rev = open_generator(reverse, OTHER[cfg.direction], cfg.size, options) if reverse else None
+    rev = open_generator(reverse, OTHER[cfg.direction], cfg.size, options, reverse=True) if reverse else None
     clf = cached_classifier(train_a, train_b, recipe, Path(cfg.cache_dir), (cfg.train_a, cfg.train_b))
 
     def judged(frames: Sequence[np.ndarray]) -> np.ndarray:

@@ -97,9 +97,10 @@ def model_precision(path: Path) -> str | None:
     return None
 
 
-def open_generator(path: str | Path, direction: str, side: int, options: BackendOptions) -> Generator:
+def open_generator(path: str | Path, direction: str, side: int, options: BackendOptions,
+                   reverse: bool = False) -> Generator:  # fmt: skip
     """``direction`` picks the generator inside a training state (other files hold one and ignore it);
-    ``options`` apply to files that are not checkpoints."""
+    ``options`` apply to files that are not checkpoints; ``reverse``: it is --reverse's (its direction follows)."""
     p = Path(path)
     info: dict[str, Any] = {"path": str(p), "file_bytes": p.stat().st_size if p.is_file() else None}
     if p.suffix.lower() in CHECKPOINT_EXTENSIONS:
@@ -118,8 +119,11 @@ def open_generator(path: str | Path, direction: str, side: int, options: Backend
     info["backend"] = backend.name
     if held in OTHER and held != direction:  # horses into a zebra->horse model: every figure would be off, silently
         backend.close()
-        raise DirectionMismatch(f"{p}: a {held} generator (its metadata says so), evaluated as {direction}: give "
-                                f"--direction '{held}' for it (or the {direction} generator)")  # fmt: skip
+        fix = (f"--reverse takes the {direction} generator (the model's inverse)" if reverse else
+               f"give --direction '{held}' for it (or the {direction} generator)")  # fmt: skip
+        article = "an" if held.startswith("A") else "a"
+        raise DirectionMismatch(f"{p}: {article} {held} generator (its metadata says so), evaluated as {direction}: "
+                                f"{fix}")  # fmt: skip
     return Generator(path=p, direction=direction, backend=backend, info=info)
 
 
