@@ -72,7 +72,7 @@ def plot_losses(log_csv: Path, out: Path) -> Path | None:
         return None
     panels = {"generator terms (weighted as in the loss)": [n for n in losses if not n.startswith("D")],
               "discriminator terms": [n for n in losses if n.startswith("D")]}  # fmt: skip
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     for ax, (title, names) in zip(axes, panels.items()):
         highs = []
         for name in names:
@@ -83,10 +83,12 @@ def plot_losses(log_csv: Path, out: Path) -> Path | None:
         top = y_top(highs)
         ax.set_title(title + ("\n(the first iterations reach above the top)" if top else ""))
         ax.set_xlabel("iteration")
+        ax.set_ylabel("loss")
         ax.set_ylim(bottom=0, top=top)
         ax.grid(alpha=0.3)
-        if names:
-            ax.legend(fontsize=8, ncol=2)
+        if names:  # below the axes: inside, it covered curves and bands
+            ax.legend(fontsize=8, ncol=min(len(names), 6), loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                      frameon=False)  # fmt: skip
     fig.suptitle(f"{log_csv.parent.name}: losses over {int(iterations[-1])} iterations (line: mean of each "
                  f"stretch of {len(iterations) // stretch_count(len(iterations))} logged; band: its 10th-90th "
                  "percentile)", fontsize=10)  # fmt: skip
