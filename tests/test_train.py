@@ -794,7 +794,7 @@ def test_loss_plot_leaves_out_the_start_up_spike_and_says_so(tmp_path: Path) -> 
     steady = [np.full(400, 2.0) + np.linspace(0, 0.5, 400)]
     assert y_top(steady) is None  # nothing to leave out: matplotlib's own limits
     assert plot_losses(log_csv, tmp_path / "losses.png") == tmp_path / "losses.png"
-    assert cv2.imread(str(tmp_path / "losses.png")).shape[:2] == (400, 1100)
+    assert cv2.imread(str(tmp_path / "losses.png")).shape[:2] == (460, 1100)
 
 
 def test_a_short_runs_loss_curve_is_smoothed_too() -> None:
