@@ -130,7 +130,8 @@ def test_resume_refuses_a_teacher_that_changed(data: Path, tmp_path: Path) -> No
     cmd = [sys.executable, "-m", "cyclegan_edge.distill", "--teacher", str(teacher), "--dataroot", str(data), *TINY,
            "--output", str(tmp_path), "--name", "t"]  # fmt: skip
     env = {**os.environ, **ONE_THREAD}
-    assert subprocess.run([*cmd, "--max-iters", "1"], capture_output=True, env=env, timeout=300).returncode == 0
+    first = subprocess.run([*cmd, "--max-iters", "1"], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0 and f"teacher {teacher} (its only generator, " in first.stderr, first.stderr[-2000:]
     payload = torch.load(COMPRESSED_G, weights_only=True)
     weights = payload.get("state_dict", payload)
     torch.save({k: v * 1.01 if v.is_floating_point() else v for k, v in weights.items()}, teacher)

@@ -118,6 +118,7 @@ class Distiller(Trainer):
         self.teacher_source = {"path": str(Path(cfg.teacher).resolve()), "sha256": loaded.sha256 or sha256_file(cfg.teacher),
                                "arch": loaded.config.to_dict()}  # fmt: skip
         self.teacher = loaded.model.to(self.device).eval().requires_grad_(False)
+        self.teacher_direction = str(loaded.meta.get("direction", ""))
         self.g_cfg = student_config(cfg.student, loaded.config)
         student = ResnetGenerator(self.g_cfg)
         init_normal(student)
@@ -193,7 +194,9 @@ class Distiller(Trainer):
         teacher, student = count_macs(self.teacher, size, size), count_macs(self.student.student, size, size)
         start = ("from the checkpoint (--resume)" if self.cfg.resume else
                  "teacher's leading channels" if self.init_used else "random")  # fmt: skip
-        log.info("teacher %s (%s); student init: %s", self.teacher_source["path"], teacher, start)
+        # a training state holds both directions and teaches its A->B; a G_B2A.pth (with --a/--b swapped) the other
+        direction = f"its {self.teacher_direction} generator" if self.teacher_direction else "its only generator"
+        log.info("teacher %s (%s, %s); student init: %s", self.teacher_source["path"], direction, teacher, start)
         if student.macs >= teacher.macs:
             log.warning("--student %s is not smaller than the teacher (%s vs %s): distillation makes a smaller "
                         "model from a bigger one", self.g_cfg.name, student, teacher)  # fmt: skip
