@@ -172,10 +172,34 @@ def test_ctrl_c_saves_and_exits_cleanly(sig: int, tiny_root: Path, tmp_path: Pat
     assert (tmp_path / "c" / "G_A2B.pth").is_file()
 
 
+def test_stop_signals_one_stop_arriving_twice_is_one_a_second_ctrl_c_aborts() -> None:
+    """Slurm's scancel or a terminal's Ctrl-C reaches every rank, and torchrun forwards its own copy: one stop
+    arrived twice and aborted the run unsaved. The same signal within MERGE_S is one stop; SIGTERM never aborts."""
+    from cyclegan_edge.train.trainer import Aborted, StopFlag
+
+    for first in (signal.SIGINT, signal.SIGTERM):
+        flag = StopFlag()
+        flag(first, None)
+        flag(first, None)  # the forwarded copy: merged
+        assert flag.requested and flag.signum == first
+    flag = StopFlag()
+    flag(signal.SIGTERM, None)
+    time.sleep(StopFlag.MERGE_S + 0.1)
+    flag(signal.SIGTERM, None)  # a scheduler repeating itself: still the same stop
+    with pytest.raises(Aborted):
+        flag(signal.SIGINT, None)  # the user, on top of it
+    flag = StopFlag()
+    flag(signal.SIGINT, None)
+    time.sleep(StopFlag.MERGE_S + 0.1)
+    with pytest.raises(Aborted):
+        flag(signal.SIGINT, None)  # Ctrl-C again
+
+
 def test_a_second_ctrl_c_saves_nothing(tmp_path: Path) -> None:
     """A second Ctrl-C stops at once, in the middle of an iteration: it saved that half-applied step over the
     checkpoint (generators of iteration N+1, discriminators of N, position N), and --resume applied it twice. Now it
-    saves nothing: here no checkpoint was due yet, so none exists, and the run says so."""
+    saves nothing: here no checkpoint was due yet, so none exists, and the run says so. (SIGTERM, then Ctrl-C: the
+    second signal lands within the iteration; two Ctrl-C within MERGE_S would count as one.)"""
     import cv2
 
     src = need(SHARED_DATA / "horse2zebra")
@@ -191,13 +215,13 @@ def test_a_second_ctrl_c_saves_nothing(tmp_path: Path) -> None:
     deadline = time.time() + 120
     while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 3):
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
     time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     stopped_at = max(read_log(log_path))
     assert stopped_at < 40, "the first epoch ended (and saved) before the signals came"
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == 143, err[-2000:]
     assert "a second stop signal, saving nothing; no checkpoint had been saved yet" in err, err[-2000:]
     assert not (tmp_path / "twice" / "checkpoints" / "latest.pt").exists()
     assert not (tmp_path / "twice" / "G_A2B.pth").exists() and "Traceback" not in err
@@ -241,6 +265,11 @@ def test_resume_with_other_training_files_says_so_and_restarts_the_epoch(tiny_ro
     assert ("--resume: A images 4 -> 8 since the checkpoint; an epoch is now 8 iterations; epoch 0 starts again from "
             "its beginning (2 of its batches were done)") in r.stderr, r.stderr[-2000:]
     assert max(read_log(tmp_path / "grow" / "log.csv")) == 2 + 8 + 8  # both epochs whole, at their new length
+    for p in sorted((data / "trainB").glob("*.jpg")):  # once more, on the finished run: its last epoch is done
+        shutil.copy(p, data / "trainB" / f"more_{p.name}")
+    r = train([*common, "--resume", "--max-iters", "1000"], tmp_path)
+    assert r.returncode == 0 and "has done all its 2 epochs: nothing to train" in r.stderr, r.stderr[-2000:]
+    assert max(read_log(tmp_path / "grow" / "log.csv")) == 18
 
 
 def test_a_full_disk_while_saving_is_one_line_and_keeps_the_checkpoint(tiny_root: Path, tmp_path: Path) -> None:
@@ -406,17 +435,18 @@ def test_torchrun_a_lost_rank_is_one_line_and_keeps_the_checkpoint(tiny_root: Pa
         time.sleep(0.05)
     ranks = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert len(ranks) == 2, ranks
-    os.kill(int(max(ranks, key=int)), signal.SIGKILL)  # the later-started one: rank 1
+    os.kill(int(min(ranks, key=int)), signal.SIGKILL)  # the first started, rank 0: rank 1 names the checkpoint
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     line = next((ln for ln in err.splitlines() if "another process of this run ended" in ln), "")
-    assert line.startswith("ERROR rank 0: another process of this run ended at iteration ") and (
+    assert line.startswith("ERROR rank 1: another process of this run ended at iteration ") and (
         "(gloo: Connection" in line and "saving nothing" in line and "is kept: --resume continues from there"
         in line), err[-3000:]  # fmt: skip
     assert "GLHF" not in err.split(line)[0] + line  # no library dump of our own
     saved = torch.load(tmp_path / "lost" / "checkpoints" / "latest.pt", weights_only=True)["position"]["iteration"]
     ended = int(line.split("ended at iteration ")[1].split()[0])
-    assert f"latest.pt (iteration {saved}) is kept" in line and 0 < saved <= ended  # the last save, whole
+    # the last save, whole, named by a rank that does not write it (it said "iteration 0")
+    assert f"latest.pt (iteration {saved}) is kept" in line and 0 < saved <= ended
 
 
 def test_bad_data(tmp_path: Path, tiny_root: Path) -> None:

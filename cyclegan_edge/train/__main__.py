@@ -11,7 +11,7 @@ from cyclegan_edge.errors import import_holding_ctrl_c, run_cli
 
 def model_of(argv: list[str] | None) -> str:
     """``--model``; without it, a resumed run's own (its config.json), else cyclegan."""
-    ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    ap = argparse.ArgumentParser(add_help=False)  # abbreviations as the command's own parser takes them
     for flags in (("--model",), ("--name",), ("--output", "-o")):
         ap.add_argument(*flags)
     ap.add_argument("--resume", action="store_true")

@@ -239,7 +239,7 @@ def resumed_config(run_dir: Path, given: dict[str, Any], cls: type[TrainConfig] 
         saved["flip"] = not saved.pop("no_flip")
     known = {f.name for f in dataclasses.fields(cls)}
     theirs, mine = run_kind(saved), run_kind({f.name: f.default for f in dataclasses.fields(cls)})
-    if theirs != mine and RESUME_COMMANDS.get(theirs) == RESUME_COMMANDS.get(mine):  # --model given: train's
+    if theirs != mine and "model" in given and RESUME_COMMANDS.get(theirs) == RESUME_COMMANDS.get(mine):
         raise UsageError(f"--resume: {run_dir} is a {theirs} run, not {mine}: drop --model {mine} (a resumed run "
                          "keeps its own)")  # fmt: skip
     if theirs != mine:

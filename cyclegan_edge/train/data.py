@@ -177,7 +177,7 @@ def by_stem(files: list[tuple[Path, tuple[int, int]]], folder: Path) -> dict[str
     if twins:
         log.warning("%s: %d %s a name with another (first: %s and %s): pairs are matched by name; the first of "
                     "each is used", folder, len(twins), "file shares" if len(twins) == 1 else "files share",
-                    twins[0][0].name, twins[0][1].name)  # fmt: skip
+                    twins[0][0].relative_to(folder), twins[0][1].relative_to(folder))  # fmt: skip
     return found
 
 

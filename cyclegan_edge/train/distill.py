@@ -192,7 +192,7 @@ class Distiller(Trainer):
         super().write_config()
         size = self.cfg.crop_size
         teacher, student = count_macs(self.teacher, size, size), count_macs(self.student.student, size, size)
-        start = ("from the checkpoint (--resume)" if self.cfg.resume else
+        start = ("from the checkpoint (--resume)" if self.loaded_checkpoint else
                  "teacher's leading channels" if self.init_used else "random")  # fmt: skip
         # a training state holds both directions and teaches its A->B; a G_B2A.pth (with --a/--b swapped) the other
         direction = f"its {self.teacher_direction} generator" if self.teacher_direction else "its only generator"

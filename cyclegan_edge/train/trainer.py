@@ -183,21 +183,32 @@ class RunLog:
 
 
 class Aborted(KeyboardInterrupt):
-    """A second Ctrl-C/SIGTERM: stop at once, saving nothing (the iteration under way is half applied)."""
+    """A second Ctrl-C: stop at once, saving nothing (the iteration under way is half applied)."""
 
 
 class StopFlag:
-    """First Ctrl-C/SIGTERM: finish the iteration, save, exit. Second: stop at once (``Aborted``)."""
+    """First Ctrl-C/SIGTERM: finish the iteration, save, exit. A second Ctrl-C: stop at once (``Aborted``).
+
+    One stop often arrives twice: a terminal's Ctrl-C or Slurm's scancel reaches every process of the job, and
+    torchrun forwards its own copy to each rank. So the same signal again within ``MERGE_S`` is the same stop,
+    and SIGTERM never aborts (schedulers repeat it, then send SIGKILL)."""
+
+    MERGE_S = 0.5
 
     def __init__(self) -> None:
         self.requested = False
         self.signum = 0  # the first one's: the exit status says SIGTERM (143) from Ctrl-C (130)
+        self.at = 0.0
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
+            repeat = signum == self.signum and time.monotonic() - self.at < self.MERGE_S
+            if signum == signal.SIGTERM or repeat:
+                return
             raise Aborted
-        self.requested, self.signum = True, signum
-        tqdm.write("stop requested: saving a checkpoint after this iteration (again: stop at once, saving nothing)")
+        self.requested, self.signum, self.at = True, signum, time.monotonic()
+        tqdm.write("stop requested: saving a checkpoint after this iteration (Ctrl-C again: stop at once, saving "
+                   "nothing)")
 
 
 class Trainer:
@@ -246,6 +257,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.pos = Position()
         self.saved_at = 0  # the iteration of the last checkpoint written or resumed from
+        self.loaded_checkpoint = False  # --resume found a checkpoint and continues from it
         self.trained = False  # fit() trained (False: a resumed run already at its end)
         self.loss_plot_failed = False  # warned once; not tried again
         self.stop = StopFlag()
@@ -333,10 +345,10 @@ class Trainer:
 
     def save(self) -> None:
         """Atomic: the previous checkpoint stays valid until the new one is complete."""
+        self.saved_at = self.pos.iteration  # every rank: each names the checkpoint kept when a peer is lost
         if not self.d.main:
             return
         save_file(self.state(), self.ckpt_path)
-        self.saved_at = self.pos.iteration
 
     def first_checkpoint(self) -> int:
         """The iteration of a run's first checkpoint: --save-every (as the run had it, or as given now) or the
@@ -348,8 +360,9 @@ class Trainer:
         return min(saved, self.cfg.save_every, self.sampler.batches_per_epoch())
 
     def resume(self) -> None:
-        for stale in self.ckpt_path.parent.glob(f".{self.ckpt_path.name}.*.tmp{self.ckpt_path.suffix}"):
-            stale.unlink(missing_ok=True)  # a save that kill -9 cut short (this process holds the run's lock)
+        for saved in (self.ckpt_path, *(self.run_dir / f for f in self.GENERATOR_FILES)):
+            for stale in saved.parent.glob(f".{saved.name}.*.tmp{saved.suffix}"):
+                stale.unlink(missing_ok=True)  # a save that kill -9 cut short (this process holds the run's lock)
         if not self.ckpt_path.is_file():
             kept = [f for f in self.GENERATOR_FILES if (self.run_dir / f).is_file()]
             logged = last_logged_iteration(self.run_dir / "log.csv")
@@ -386,6 +399,7 @@ class Trainer:
             raise CheckpointError(f"--resume: {self.ckpt_path} does not fit this run's models ({why}); "
                                   "--overwrite starts the run over") from None  # fmt: skip
         self.saved_at = self.pos.iteration
+        self.loaded_checkpoint = True
         self.check_data_shape(s.get("data"))
         if self.d.main:
             dropped = truncate_log(self.run_dir / "log.csv", self.pos.iteration)
@@ -400,9 +414,9 @@ class Trainer:
         now = self.data_shape()
         if not saved or saved == now:
             return
-        what = {"processes": "processes", "batch_size": "batch size", "a": f"{'pairs' if self.PAIRED else 'A images'}",
-                "b": "B images"}  # fmt: skip
-        changes = ", ".join(f"{what[k]} {saved[k]} -> {now[k]}" for k in now if k in saved and saved[k] != now[k])
+        what = {"processes": "processes", "batch_size": "batch size", "a": "pairs" if self.PAIRED else "A images",
+                **({} if self.PAIRED else {"b": "B images"})}  # fmt: skip
+        changes = ", ".join(f"{what[k]} {saved[k]} -> {now[k]}" for k in what if k in saved and saved[k] != now[k])
         if not changes:
             return
         again = ""
@@ -518,9 +532,10 @@ class Trainer:
                     self.save_generators()
                 end = (f"has done all its {total_epochs} epochs" if self.pos.epoch >= total_epochs else
                        f"is already at iteration {self.pos.iteration} and this command ends at {total_iters}")  # fmt: skip
+                on = ("" if "init_from" in cfg.HIDDEN else
+                      f": to train on, start a new run with --init-from {self.ckpt_path}")  # fmt: skip
                 why = (" (--max-iters sets the end)" if cfg.max_iters and cfg.max_iters <= self.pos.iteration else
-                       f" (its schedule, --n-epochs + --n-epochs-decay, is done: to train on, start a new run with "
-                       f"--init-from {self.ckpt_path})")  # fmt: skip
+                       f" (its schedule, --n-epochs + --n-epochs-decay, is done{on})")  # fmt: skip
                 log.info("--resume: %s %s: nothing to train%s", self.run_dir, end, why)
             return self.finish(0, {})
         if self.d.main:
@@ -607,8 +622,8 @@ class Trainer:
                 self.save()
             if self.stop_agreed():
                 raise KeyboardInterrupt
-            if self.pos.iteration >= total_iters:
-                return
+            if self.pos.iteration >= total_iters and self.pos.batch < self.sampler.batches_per_epoch():
+                return  # an epoch's last batch closes it first: a resumed (finished) run starts at the next one
         self.pos.epoch += 1
         self.pos.batch = 0
         with warnings.catch_warnings():  # a run resumed at an epoch's end steps them before any optimizer step
