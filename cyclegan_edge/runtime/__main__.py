@@ -352,6 +352,10 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         print(f"stopped: {stats.frames_out} frames written to {sink.held_back or sink.name}{kept} at {stats.fps:.1f} "
               "FPS" + (f"; {hint}" if hint else ""), file=sys.stderr)  # fmt: skip
         return 130 if not sink.quit_requested else 0
+    if source.live and not stats.frames_out and stats.frames_in:  # "0 frames -> out.mp4" named a file never written
+        print(f"error: nothing written to {sink.name}: all {stats.frames_in} frames of the source came while the model "
+              "was busy and were dropped as stale (a live source keeps only the newest frame)", file=sys.stderr)
+        return 1
     report(stats, backend, sink.name, source.live, model_name(args))
     if sink.resumed:
         print(f"({sink.resumed} earlier frames of this conversion kept; --overwrite starts over)")

@@ -136,14 +136,14 @@ class AvStreamSink(Sink):
     def _pace(self, pts: int) -> None:
         """A file converts faster than real time: hold each frame until its time, as a player expects it."""
         if not self.live and self._t0 is not None:
-            delay = self._t0 + float(pts * LIVE_TIME_BASE) - time.monotonic()
+            delay = self._t0 + float(pts * LIVE_TIME_BASE) - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
 
-    def write(self, frame: np.ndarray, status: str = "") -> None:
+    def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
         if frame.shape[:2] != self.size:
             frame = cv2().resize(frame, (self.size[1], self.size[0]))
-        now = time.monotonic()
+        now = captured if self.live and captured is not None else time.perf_counter()
         self._t0 = now if self._t0 is None else self._t0
         pts = self._timestamp(now)
         vf = av.VideoFrame.from_ndarray(pad_to(frame, self.frame_size), format="bgr24")

@@ -38,7 +38,8 @@ from cyclegan_edge.atomic import OutputBusy, atomic_path, lock_output, unlock_ou
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, OutputLocked, Sink, SinkError, WriteFailed,
-                                         encoded_size, pad_to, parse_bitrate, preset_choices, warn_padded)  # fmt: skip
+                                         encoded_size, keep_interrupted, pad_to, parse_bitrate, preset_choices,
+                                         warn_padded)  # fmt: skip
 from cyclegan_edge.runtime.sources import Source, SourceError
 
 if int(av.__version__.split(".")[0]) < 16:  # frame rotation, durations and template streams
@@ -504,13 +505,7 @@ class AvVideoWriter(Sink):
         stays with the NAME it resumes until this run replaces NAME (a stopped run leaves both as they were)."""
         if self.partial.exists():
             if self.live:
-                kept = self.path.with_name(f"{self.path.stem}.interrupted.mp4")
-                for n in range(2, 1000):  # never over an earlier kept recording
-                    if not kept.exists():
-                        break
-                    kept = self.path.with_name(f"{self.path.stem}.interrupted-{n}.mp4")
-                os.replace(self.partial, kept)
-                log.warning("%s: kept the recording a killed run left as %s", self.path.name, kept.name)
+                keep_interrupted(self.partial, self.path)
             else:
                 self.partial.unlink()
 
@@ -576,18 +571,18 @@ class AvVideoWriter(Sink):
         return WriteFailed(f"{self.path}: cannot write ({av_error(e)}); the finished part stays in {self.partial.name} "
                          "and a rerun resumes it")  # fmt: skip
 
-    def _timestamp(self, index: int) -> tuple[int, int]:
+    def _timestamp(self, index: int, captured: float | None = None) -> tuple[int, int]:
         if self.source is not None:
             return self.source.timestamps[index], self.source.durations[index]
-        if self.live:  # cameras drop frames: their timing is the clock's
-            now = time.monotonic()
+        if self.live:  # cameras drop frames: their timing is the clock's, when each frame was captured
+            now = captured if captured is not None else time.perf_counter()
             self._t0 = now if self._t0 is None else self._t0
             pts = max(int((now - self._t0) / self.time_base), self._last_pts + 1)
             self._last_pts = pts
             return pts, 0
         return index, 1
 
-    def write(self, frame: np.ndarray, status: str = "") -> None:
+    def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
         if self.out is None:
             try:
                 self._open()
@@ -595,7 +590,7 @@ class AvVideoWriter(Sink):
                 raise self._failed(e) from None
         if frame.shape[:2] != self.size:
             frame = cv2().resize(frame, (self.size[1], self.size[0]))
-        pts, duration = self._timestamp(self.frames)
+        pts, duration = self._timestamp(self.frames, captured)
         vf = av.VideoFrame.from_ndarray(pad_to(frame, self.frame_size), format="bgr24")
         if CODECS[self.settings.codec].pix_fmt == "yuv420p":
             vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709")

@@ -363,7 +363,7 @@ class Pipeline:
             if item is _END:
                 return
             t = time.perf_counter()
-            self.sink.write(item.result, self._status(t - t0, t - item.t_capture))
+            self.sink.write(item.result, self._status(t - t0, t - item.t_capture), item.t_capture)
             done = time.perf_counter()
             self.stats.stage_ms["write"].append((done - t) * 1e3)
             self.stats.latencies_ms.append((done - item.t_capture) * 1e3)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from cyclegan_edge.atomic import check_writable
+from cyclegan_edge.atomic import OutputBusy, check_writable, lock_output, unlock_output
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import write_image
 
@@ -114,7 +114,8 @@ def warn_padded(path: Path, size: tuple[int, int], padded: tuple[int, int]) -> N
 
 
 class Sink:
-    """write() takes a frame and a one-line status (FPS, latency); only a window shows the status."""
+    """write() takes a frame, a one-line status (FPS, latency; only a window shows it) and when the frame was
+    captured (``time.perf_counter()``: a live recording is stamped by it, not by when the frame got through)."""
 
     name: str
     resumed: int = 0  # frames an earlier, interrupted run of the same job already wrote (kept)
@@ -125,7 +126,7 @@ class Sink:
     def mark_stopped(self) -> None:
         self.stopped = True
 
-    def write(self, frame: np.ndarray, status: str = "") -> None:
+    def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
         raise NotImplementedError
 
     def last_resumed(self) -> np.ndarray | None:
@@ -146,7 +147,7 @@ class VideoFileSink(Sink):
     (also after Ctrl-C or an error)."""
 
     def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int],
-                 gstreamer: bool = False) -> None:  # fmt: skip
+                 gstreamer: bool = False, live: bool = False) -> None:  # fmt: skip
         self.path = Path(path)
         self.name = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +155,21 @@ class VideoFileSink(Sink):
         if ext not in FOURCC:
             raise SinkError(f"{self.path}: unsupported video extension (use one of {', '.join(FOURCC)})")
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{ext}")
+        self._lock = -1
+        try:  # a second writer would write into this one's partial file, and both would "finish" it
+            self._lock = lock_output(self.path)
+        except OutputBusy as e:
+            raise OutputLocked(str(e)) from None
+        if live and self.tmp.exists():  # a recording a killed run left: nothing records it again
+            keep_interrupted(self.tmp, self.path)
+        try:
+            self._open(fps, size, gstreamer)
+        except BaseException:
+            unlock_output(self.path, self._lock)
+            raise
+
+    def _open(self, fps: float, size: tuple[int, int], gstreamer: bool) -> None:
+        ext = self.path.suffix.lower()
         self.frame_size = encoded_size(size)  # OpenCV's mp4v would crop an odd size by one
         warn_padded(self.path, size, self.frame_size)
         h, w = self.frame_size
@@ -170,13 +186,20 @@ class VideoFileSink(Sink):
             raise SinkError(f"{self.path}: OpenCV cannot write this video format here")
         self.size, self.frames = size, 0
 
-    def write(self, frame: np.ndarray, status: str = "") -> None:
+    def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
         if frame.shape[:2] != self.size:
             frame = cv2().resize(frame, (self.size[1], self.size[0]))
         self.writer.write(pad_to(frame, self.frame_size))
         self.frames += 1
 
     def close(self) -> None:
+        try:
+            self._close()
+        finally:
+            unlock_output(self.path, self._lock)
+            self._lock = -1
+
+    def _close(self) -> None:
         if self.writer is None:
             return
         self.writer.release()
@@ -190,6 +213,20 @@ class VideoFileSink(Sink):
         if found != self.frames:
             raise SinkError(f"{self.path}: the written file holds {found} of {self.frames} frames (disk full?)")
         os.replace(self.tmp, self.path)
+
+
+def keep_interrupted(partial: Path, path: Path) -> Path:
+    """A live recording a killed run left in ``partial``, kept beside ``path`` as NAME.interrupted[-N].EXT (never
+    over an earlier one): a camera's frames cannot be recorded again."""
+    ext = partial.suffix
+    kept = path.with_name(f"{path.stem}.interrupted{ext}")
+    for n in range(2, 1000):
+        if not kept.exists():
+            break
+        kept = path.with_name(f"{path.stem}.interrupted-{n}{ext}")
+    os.replace(partial, kept)
+    log.warning("%s: kept the recording a killed run left as %s", path.name, kept.name)
+    return kept
 
 
 def jetson_h264_pipeline(path: Path, bitrate: int = 8_000_000) -> str:
@@ -223,7 +260,7 @@ def open_video_file(path: Path, fps: float, size: tuple[int, int], settings: Enc
                 raise
     if settings.encoder == "nvenc" and has_jetson_encoder():
         log.warning("%s: Jetson hardware H.264 through GStreamer: no audio, no resume", path.name)
-        return VideoFileSink(path, fps, size, gstreamer=True)
+        return VideoFileSink(path, fps, size, gstreamer=True, live=bool(source and source.live))
     written = ("h264", "mjpeg") if FOURCC.get(path.suffix.lower()) == "MJPG" else ("h264",)  # h264: the default
     if settings.codec not in written or (settings.crf, settings.bitrate, settings.preset) != (None, None, None) or (
             settings.encoder == "nvenc"):  # fmt: skip
@@ -231,7 +268,7 @@ def open_video_file(path: Path, fps: float, size: tuple[int, int], settings: Enc
     if path.suffix.lower() == ".avi" and settings.audio and source is not None and source.has_audio:
         log.warning("%s: an .avi is written by OpenCV as MJPEG, without the source's sound (.mp4, .mov or .mkv "
                     "keep it)", path.name)  # fmt: skip
-    return VideoFileSink(path, fps, size)
+    return VideoFileSink(path, fps, size, live=bool(source and source.live))
 
 
 DISPLAY_SCHEME = "display://"
@@ -329,7 +366,7 @@ class ImageFolderSink(Sink):
         self.name = str(self.folder)
         self.ext, self.frames = ext, 0
 
-    def write(self, frame: np.ndarray, status: str = "") -> None:
+    def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
         write_image(self.folder / f"frame_{self.frames:06d}{self.ext}", frame)
         self.frames += 1
 
@@ -349,7 +386,7 @@ class WindowSink(Sink):
         self.name, self.title, self._quit = "window", title, False
         cv2().namedWindow(title, cv2().WINDOW_NORMAL)
 
-    def write(self, frame: np.ndarray, status: str = "") -> None:
+    def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
         if status:
             frame = frame.copy()
             c = cv2()
@@ -373,9 +410,9 @@ class MultiSink(Sink):
         self.sinks = sinks
         self.name = " + ".join(s.name for s in sinks)
 
-    def write(self, frame: np.ndarray, status: str = "") -> None:
+    def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
         for s in self.sinks:
-            s.write(frame, status)
+            s.write(frame, status, captured)
 
     @property
     def quit_requested(self) -> bool:
@@ -412,5 +449,5 @@ class MemorySink(Sink):
         self.name = "memory"
         self.frames_list: list[np.ndarray] = []
 
-    def write(self, frame: np.ndarray, status: str = "") -> None:
+    def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
         self.frames_list.append(frame.copy())
