@@ -160,6 +160,8 @@ class VideoFileSink(Sink):
             self._lock = lock_output(self.path)
         except OutputBusy as e:
             raise OutputLocked(str(e)) from None
+        except OSError as e:  # the lock file cannot be made: the folder is the problem, named as the output's
+            raise WriteFailed(f"{self.path}: cannot write ({e.strerror or e})") from None
         if live and self.tmp.exists():  # a recording a killed run left: nothing records it again
             keep_interrupted(self.tmp, self.path)
         try:
