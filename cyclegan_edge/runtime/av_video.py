@@ -34,11 +34,11 @@ import av
 import numpy as np
 from av.bitstream import BitStreamFilterContext
 
-from cyclegan_edge.atomic import OutputBusy, atomic_path, lock_output, unlock_output
+from cyclegan_edge.atomic import atomic_path, unlock_output
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, OutputLocked, Sink, SinkError, WriteFailed,
-                                         encoded_size, keep_interrupted, pad_to, parse_bitrate, preset_choices,
+from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, Sink, SinkError, WriteFailed, encoded_size,
+                                         keep_interrupted, lock_video_output, pad_to, parse_bitrate, preset_choices,
                                          warn_padded)  # fmt: skip
 from cyclegan_edge.runtime.sources import Source, SourceError
 
@@ -446,12 +446,8 @@ class AvVideoWriter(Sink):
         self.out: Any = None
         self.earlier = overwrite and self.path.is_file()  # what --overwrite replaces, once the conversion is whole
         self.prior: PriorWork | None = None
-        try:  # before looking at partial files: another process's would be resumed or removed
-            self._lock = lock_output(self.path)
-        except OutputBusy as e:
-            raise OutputLocked(str(e)) from None
-        except OSError as e:
-            raise WriteFailed(f"{self.path}: cannot write ({e.strerror or e})") from None
+        # before looking at partial files: another process's would be resumed or removed
+        self._lock = lock_video_output(self.path)
         try:
             at_path = probe_prior(self.path, self.key, False) if self.key and not overwrite else None
             if self.path.exists() and at_path is None and not overwrite:  # resumed or complete otherwise

@@ -155,13 +155,7 @@ class VideoFileSink(Sink):
         if ext not in FOURCC:
             raise SinkError(f"{self.path}: unsupported video extension (use one of {', '.join(FOURCC)})")
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{ext}")
-        self._lock = -1
-        try:  # a second writer would write into this one's partial file, and both would "finish" it
-            self._lock = lock_output(self.path)
-        except OutputBusy as e:
-            raise OutputLocked(str(e)) from None
-        except OSError as e:  # the lock file cannot be made: the folder is the problem, named as the output's
-            raise WriteFailed(f"{self.path}: cannot write ({e.strerror or e})") from None
+        self._lock = lock_video_output(self.path)  # a second writer would write into this one's partial file
         if live and self.tmp.exists():  # a recording a killed run left: nothing records it again
             keep_interrupted(self.tmp, self.path)
         try:
@@ -215,6 +209,17 @@ class VideoFileSink(Sink):
         if found != self.frames:
             raise SinkError(f"{self.path}: the written file holds {found} of {self.frames} frames (disk full?)")
         os.replace(self.tmp, self.path)
+
+
+def lock_video_output(path: Path) -> int:
+    """``lock_output`` for a video writer: another process on it is OutputLocked, a folder where the lock cannot be
+    made is WriteFailed naming the output."""
+    try:
+        return lock_output(path)
+    except OutputBusy as e:
+        raise OutputLocked(str(e)) from None
+    except OSError as e:
+        raise WriteFailed(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def keep_interrupted(partial: Path, path: Path) -> Path:
