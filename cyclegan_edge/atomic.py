@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import tempfile
@@ -19,8 +20,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     the other."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    prefix, suffix = temporary_affixes(final)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + final.suffix, dir=final.parent)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=final.parent)
     except OSError as e:
         raise OSError(e.errno, e.strerror, str(final)) from None
     os.close(fd)
@@ -37,6 +39,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def temporary_affixes(final: Path) -> tuple[str, str]:
+    """How ``atomic_path`` names its temporary beside ``final``: ``.NAME.<random>.tmp.EXT``."""
+    return f".{final.name}.", ".tmp" + final.suffix
+
+
+def leftover_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Temporaries of ``atomic_path(path)`` that a killed process left (only safe to remove by the output's owner)."""
+    final = Path(path)
+    prefix, suffix = temporary_affixes(final)
+    return sorted(final.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"))
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:

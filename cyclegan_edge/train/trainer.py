@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cyclegan_edge import __version__
-from cyclegan_edge.atomic import write_json
+from cyclegan_edge.atomic import leftover_temporaries, write_json
 from cyclegan_edge.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError, first_line
 from cyclegan_edge.imaging.frames import tensor_to_frames
 from cyclegan_edge.imaging.io import labeled_grid, write_image
@@ -361,7 +361,7 @@ class Trainer:
 
     def resume(self) -> None:
         for saved in (self.ckpt_path, *(self.run_dir / f for f in self.GENERATOR_FILES)):
-            for stale in saved.parent.glob(f".{saved.name}.*.tmp{saved.suffix}"):
+            for stale in leftover_temporaries(saved):
                 stale.unlink(missing_ok=True)  # a save that kill -9 cut short (this process holds the run's lock)
         if not self.ckpt_path.is_file():
             kept = [f for f in self.GENERATOR_FILES if (self.run_dir / f).is_file()]
