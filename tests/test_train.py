@@ -54,6 +54,13 @@ def read_log(path: Path) -> dict[int, dict[str, float]]:
         return {int(r["iteration"]): {k: float(v) for k, v in r.items()} for r in csv.DictReader(f)}
 
 
+def wait_for_logged(log_path: Path, rows: int, poll: float = 0.05, timeout: float = 120) -> None:
+    """Until ``log_path`` holds iteration ``rows`` (the run is training), or ``timeout`` s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= rows):
+        time.sleep(poll)
+
+
 # "It learns": overfit one real pair at 32 px. The cycle L1 of the final G/F on that fixed pair, against the
 # untrained pair of the same seed, is a strong, low-noise effect (measured: see benchmarks/test_margins.md),
 # unlike single-iteration training losses, which swing by 2x from one image draw to the next.
@@ -160,9 +167,7 @@ def test_ctrl_c_saves_and_exits_cleanly(sig: int, tiny_root: Path, tmp_path: Pat
            "--output", str(tmp_path), "--name", "c"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log_path = tmp_path / "c" / "log.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 3):
-        time.sleep(0.05)
+    wait_for_logged(log_path, 3)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == (130 if sig == signal.SIGINT else 143), err[-2000:]
@@ -212,9 +217,7 @@ def test_a_second_ctrl_c_saves_nothing(tmp_path: Path) -> None:
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **ONE_THREAD})  # fmt: skip
     log_path = tmp_path / "twice" / "log.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 3):
-        time.sleep(0.02)
+    wait_for_logged(log_path, 3, poll=0.02)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
@@ -237,9 +240,7 @@ def test_kill_9_frees_the_run_for_an_immediate_restart(tiny_root: Path, tmp_path
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, **ONE_THREAD})  # fmt: skip
     log_path = tmp_path / "k" / "log.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 3):
-        time.sleep(0.05)
+    wait_for_logged(log_path, 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     time.sleep(0.3)  # the kernel's signal to the worker, and its exit
@@ -310,9 +311,7 @@ def test_a_second_trainer_on_a_running_run_is_refused(tiny_root: Path, tmp_path:
                              env={**os.environ, **ONE_THREAD})  # fmt: skip
     log_path = tmp_path / "busy" / "log.csv"
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 2):
-            time.sleep(0.05)
+        wait_for_logged(log_path, 2)
         second = train(["--dataroot", str(tiny_root), *TINY, "--max-iters", "100000", "--output", str(tmp_path),
                         "--name", "busy", "--resume"], tmp_path)  # fmt: skip
         assert second.returncode == 1 and second.stderr.strip().splitlines()[-1] == (
@@ -430,9 +429,7 @@ def test_torchrun_a_lost_rank_is_one_line_and_keeps_the_checkpoint(tiny_root: Pa
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **ONE_THREAD})  # fmt: skip
     log_path = tmp_path / "lost" / "log.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 7):
-        time.sleep(0.05)
+    wait_for_logged(log_path, 7)
     ranks = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert len(ranks) == 2, ranks
     os.kill(int(min(ranks, key=int)), signal.SIGKILL)  # the first started, rank 0: rank 1 names the checkpoint
@@ -640,9 +637,7 @@ def test_run_folder_trust(tiny_root: Path, tmp_path: Path) -> None:
     proc = subprocess.Popen([*cmd, "--max-iters", "1000"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, **ONE_THREAD})  # fmt: skip
     log_path = tmp_path / "early" / "log.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (log_path.exists() and max(read_log(log_path), default=0) >= 2):
-        time.sleep(0.05)
+    wait_for_logged(log_path, 2)
     proc.kill()
     proc.wait(timeout=30)
     assert not (tmp_path / "early" / "checkpoints" / "latest.pt").exists() and max(read_log(log_path)) >= 2
