@@ -133,6 +133,27 @@ def holding_ctrl_c(mask: bool = True) -> Iterator[list[int]]:
                 signal.raise_signal(signal.SIGINT)  # as the previous handler would have had it: raise or exit
 
 
+def call_interruptibly(fn: Callable[[], Any]) -> Any:
+    """fn() in a thread, so that Ctrl-C raises in the main thread while fn blocks in C code (which would hold the
+    KeyboardInterrupt until it returned). The abandoned thread ends with the process."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as e:  # raised again in the caller's thread
+            errors.append(e)
+
+    worker = threading.Thread(target=run, name="open", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
 def importable(name: str) -> bool:
     """Whether module ``name`` imports here (OSError too: a package whose native library cannot load)."""
     try:

@@ -10,6 +10,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -228,25 +229,35 @@ def test_live_source_streams_by_the_clock(capsys: pytest.CaptureFixture[str], tm
     assert np.all(np.diff(pts) > 0.05 * 90000) and (pts[-1] - pts[0]) / 90000 < 5, pts  # not bunched by the writer
 
 
-def test_a_udp_stream_is_a_source_too(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """What the runtime streams, another runtime reads (udp:// was taken for a file name: 'no such file'); a stream
-    that cannot be opened says why in one line (FFmpeg's reason, not its log line)."""
+def test_a_udp_stream_is_a_source_too(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """What the runtime streams, another runtime reads (udp:// was taken for a file name: 'no such file'). The
+    receiver waits for a sender that starts late, saying so once (it gave up after OpenCV's 30 s with 'cannot open
+    this source'), and when the sender stops, the stream's end finishes the run with its summary and a whole file
+    (it stalled 30 s and ended with an error). A stream that cannot be opened says why in one line."""
+    from cyclegan_edge.runtime import sources
+
+    monkeypatch.setattr(sources, "STREAM_OPEN_TIMEOUT_S", 2.0, raising=False)
+    monkeypatch.setattr(sources, "STREAM_READ_TIMEOUT_S", 2.0, raising=False)
     port = free_port_pair()
     out = tmp_path / "from_udp.mp4"
-    rx = subprocess.Popen([sys.executable, "-m", "cyclegan_edge.runtime", f"udp://127.0.0.1:{port}", str(out), *FAST,
-                           "--max-frames", "12", "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)  # fmt: skip
+    send = [sys.executable, "-m", "cyclegan_edge.runtime", str(DEMO), f"udp://127.0.0.1:{port}", *FAST,
+            "--max-frames", "48"]  # fmt: skip
+    sender = threading.Timer(4, lambda: subprocess.run(send, capture_output=True, timeout=120))
+    sender.start()  # after the receiver's first wait has run out
     try:
-        time.sleep(3)  # the receiver binds the port once it has started; datagrams sent before are lost, no more
-        assert main([str(DEMO), f"udp://127.0.0.1:{port}", *FAST, "--max-frames", "60"]) == 0
-        said, err = rx.communicate(timeout=60)
+        assert main([f"udp://127.0.0.1:{port}", str(out), *FAST, "--headless"]) == 0
     finally:
-        rx.kill()
-    capsys.readouterr()
-    assert rx.returncode == 0 and f"-> {out}" in said, err[-2000:]
+        sender.join()
+    said, _ = capsys.readouterr()
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged.count(f"udp://127.0.0.1:{port}: nothing received yet; waiting for the sender (Ctrl-C stops)") == 1
+    assert f"udp://127.0.0.1:{port}: the stream has ended (no frame came for 2 s, or its server closed it)" in logged
+    got = int(said.split(" frames -> ")[0].split()[-1])
+    assert 12 <= got <= 48 and f"-> {out}" in said, said  # a live source drops what it cannot keep up with
     source = open_source(str(out))
     try:
-        assert source.read() is not None and source.size == DEMO_HW
+        assert source.read() is not None and source.size == DEMO_HW and source.frame_count == got
     finally:
         source.close()
     rc = main(["rtsp://127.0.0.1:1/none", str(tmp_path / "x.mp4"), *FAST])
@@ -257,3 +268,72 @@ def test_a_udp_stream_is_a_source_too(capsys: pytest.CaptureFixture[str], tmp_pa
 
     assert ffmpeg_reason("[tcp @ 0x55e2c4542880] Connection to tcp://bob:pw@10.0.0.2:554?timeout=0 failed: "
                          "Connection refused") == "Connection to tcp://10.0.0.2:554 failed: Connection refused"
+
+
+def test_a_stalled_rtsp_server_ends_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that stops reading mid-stream (here: stopped with SIGSTOP) made FFmpeg's write wait for good, deaf to
+    Ctrl-C and SIGTERM; now the sink gives up after the server timeout with one line, and close() returns."""
+    import signal
+
+    from cyclegan_edge.runtime import av_stream
+
+    monkeypatch.setattr(av_stream, "SERVER_TIMEOUT_S", 2.0, raising=False)
+    port = free_port(socket.SOCK_STREAM)
+    uri = f"rtsp://127.0.0.1:{port}/cyclegan"
+    server = {"rtsp_flags": "listen", "rtsp_transport": "tcp", "listen_timeout": "120"}
+    proc = start_receiver(uri, "", tmp_path / "received.npz", port, server, socket.SOCK_STREAM)
+    # noise barely compresses (CRF 0: about 0.9 MB a frame), so the socket buffers fill within a second or two
+    sink = av_stream.AvStreamSink(uri, (480, 640), 1000.0, av_stream.EncodeSettings(crf=0, preset="ultrafast"))
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    try:
+        sink.write(noise)
+        proc.send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        with pytest.raises(SinkError) as failed:
+            for _ in range(1000):  # about a gigabyte: far more than the buffers hold
+                sink.write(np.roll(noise, sink.frames, axis=1))
+        waited = time.monotonic() - t0
+        assert str(failed.value) == f"{uri}: the receiver has taken nothing for 2 s (stopped, or the link is down)"
+        assert waited < 60, waited
+        t0 = time.monotonic()
+        sink.mark_stopped()
+        sink.close()  # said once: no second error, and no wait on the stalled connection
+        assert time.monotonic() - t0 < 1
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_ctrl_c_stops_a_receiver_waiting_for_its_sender(tmp_path: Path) -> None:
+    """Ctrl-C acted only when OpenCV's FFmpeg gave up waiting (30 s); now at once."""
+    from conftest import interrupt_when
+
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", f"udp://127.0.0.1:{free_port_pair()}",
+           str(tmp_path / "never.mp4"), *FAST, "--headless"]  # fmt: skip
+    t0 = time.monotonic()
+    rc, _, err = interrupt_when(cmd, lambda: time.monotonic() - t0 > 4)
+    assert rc == 130 and err.strip().splitlines()[-1] == "error: interrupted", err
+    assert time.monotonic() - t0 < 4 + 3, time.monotonic() - t0
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_rtsp_server_that_never_answers_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A server that takes the connection and answers nothing hung a publisher for good, deaf to Ctrl-C, and kept a
+    reader 30 s before a vague 'cannot open'; now each gives up after its timeout, naming what happened."""
+    from cyclegan_edge.runtime import av_stream, sources
+
+    monkeypatch.setattr(av_stream, "SERVER_TIMEOUT_S", 2.0, raising=False)
+    monkeypatch.setattr(sources, "STREAM_OPEN_TIMEOUT_S", 2.0, raising=False)
+    with socket.socket() as server:  # listens (the kernel completes the connection), never accepts or answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        uri = f"rtsp://127.0.0.1:{server.getsockname()[1]}/cyclegan"
+        t0 = time.monotonic()
+        assert main([str(DEMO), uri, *FAST]) == 1
+        assert main([uri, str(tmp_path / "from_rtsp.mp4"), *FAST, "--headless"]) == 1
+        assert time.monotonic() - t0 < 30
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert errors == [f"error: {uri}: cannot open the stream (the server did not answer in 2 s)",
+                      f"error: {uri}: no answer in 2 s (is the server serving it?)"], errors  # fmt: skip
+    assert not list(tmp_path.iterdir())

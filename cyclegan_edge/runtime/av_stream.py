@@ -24,7 +24,9 @@ not sent. A file source is sent at its frame rate (paced, like ``ffmpeg -re``), 
 from __future__ import annotations
 
 import logging
+import queue
 import socket
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -43,6 +45,10 @@ log = logging.getLogger("cyclegan_edge.runtime")
 
 MUXERS = {"udp": "mpegts", "rtp": "rtp_mpegts", "rtsp": "rtsp"}
 # each packet leaves at once (low latency); RTSP sends RTP over the server's TCP connection (no UDP to lose)
+# A receiver that leaves a request unanswered or takes no data this long is gone. PyAV holds the GIL while FFmpeg
+# waits for an answer, so Ctrl-C acts only when this runs out.
+SERVER_TIMEOUT_S = 10.0
+SEND_QUEUE = 30  # frames encoded and waiting for a slow link: a second at 30 fps
 MUXER_OPTIONS = {"udp": {"flush_packets": "1"}, "rtp": {"flush_packets": "1"}, "rtsp": {"rtsp_transport": "tcp"}}
 TS_DATAGRAM = 1316  # 7 MPEG-TS packets of 188 bytes: with IP and UDP headers under a 1500-byte MTU
 ENCODER = "libx264"
@@ -84,7 +90,11 @@ def has_audio(source: Source | None) -> bool:
 
 
 class AvStreamSink(Sink):
-    """Encodes each frame as it comes and sends it; close() flushes the encoder. Nothing is kept on disk."""
+    """Encodes each frame as it comes and sends it; close() flushes the encoder. Nothing is kept on disk.
+
+    A thread of its own sends: FFmpeg's write to an RTSP server that has stopped reading blocks for good (its
+    timeout covers only the requests) and hears no Ctrl-C; waiting in Python instead, the run stops after
+    SERVER_TIMEOUT_S, or at a signal."""
 
     def __init__(self, uri: str, size: tuple[int, int], fps: float, settings: EncodeSettings,
                  source: Source | None = None) -> None:  # fmt: skip
@@ -102,14 +112,24 @@ class AvStreamSink(Sink):
         self._t0: float | None = None  # the clock when the first frame went out
         self._last_pts = -1
         self.out: Any = None
+        t = time.monotonic()
         try:
-            self.out = av.open(stream_url(uri, scheme), "w", format=MUXERS[scheme],
-                               container_options=MUXER_OPTIONS[scheme])  # fmt: skip
+            options = dict(MUXER_OPTIONS[scheme])
+            if scheme == "rtsp":  # microseconds; it covers the requests, not the data (see the class)
+                options["timeout"] = str(int(SERVER_TIMEOUT_S * 1e6))
+            self.out = av.open(stream_url(uri, scheme), "w", format=MUXERS[scheme], container_options=options)
             self.vs = self._add_video(settings)
             self.out.start_encoding()  # the header now: an RTSP server that refuses fails here, not mid-run
         except (av.FFmpegError, OSError) as e:
             self._discard()
-            raise SinkError(f"{uri}: cannot open the stream ({av_error(e)})") from None
+            silent = time.monotonic() - t >= SERVER_TIMEOUT_S * 0.9  # FFmpeg says "Invalid data found"
+            why = f"the server did not answer in {SERVER_TIMEOUT_S:.0f} s" if silent else av_error(e)
+            raise SinkError(f"{uri}: cannot open the stream ({why})") from None
+        self._queue: queue.Queue[list[Any] | None] = queue.Queue(maxsize=SEND_QUEUE)
+        self._send_error: list[BaseException] = []
+        self._stalled = False  # the receiver took nothing for SERVER_TIMEOUT_S (said once)
+        self._sender = threading.Thread(target=self._send_queued, args=(self.out,), name="send", daemon=True)
+        self._sender.start()
 
     def _add_video(self, settings: EncodeSettings) -> Any:
         vs = self.out.add_stream(ENCODER, rate=self.rate, options=x264_options(settings))
@@ -157,12 +177,26 @@ class AvStreamSink(Sink):
         self._send(packets)
         self.frames += 1
 
+    def _send_queued(self, out: Any) -> None:
+        while (packets := self._queue.get()) is not None:
+            try:
+                for p in packets:
+                    out.mux(p)
+            except (av.FFmpegError, OSError) as e:
+                self._send_error.append(e)
+                return
+
     def _send(self, packets: list[Any]) -> None:
+        if self._send_error:
+            raise SinkError(f"{self.name}: sending failed ({av_error(self._send_error[0])})")
         try:
-            for p in packets:
-                self.out.mux(p)
-        except (av.FFmpegError, OSError) as e:
-            raise SinkError(f"{self.name}: sending failed ({av_error(e)})") from None
+            self._queue.put(packets, timeout=SERVER_TIMEOUT_S)
+        except queue.Full:
+            self._stalled = True
+            raise SinkError(f"{self.name}: {self._stall_reason()}") from None
+
+    def _stall_reason(self) -> str:
+        return f"the receiver has taken nothing for {SERVER_TIMEOUT_S:.0f} s (stopped, or the link is down)"
 
     def _discard(self) -> None:
         if self.out is not None:
@@ -176,11 +210,30 @@ class AvStreamSink(Sink):
         if self.out is None:
             return
         try:
-            if self.frames:
+            if self.frames and not self._stalled and not self._send_error:
                 self._send(self.vs.encode(None))
         finally:
-            out, self.out = self.out, None
+            self._close()
+
+    def _close(self) -> None:
+        """Wait for what is queued to go out, then close; a stalled sender is left behind (closing would wait
+        on the receiver too) and ends with the process."""
+        out, self.out = self.out, None
+        stalled = self._stalled
+        if not stalled:
             try:
-                out.close()
-            except (av.FFmpegError, OSError) as e:
-                raise SinkError(f"{self.name}: closing the stream failed ({av_error(e)})") from None
+                self._queue.put(None, timeout=SERVER_TIMEOUT_S)
+                self._sender.join(SERVER_TIMEOUT_S)
+            except queue.Full:
+                pass
+            self._stalled = self._sender.is_alive()
+        if self._stalled:
+            if stalled:
+                return  # said by write()
+            raise SinkError(f"{self.name}: {self._stall_reason()}")
+        try:
+            out.close()
+        except (av.FFmpegError, OSError) as e:
+            raise SinkError(f"{self.name}: closing the stream failed ({av_error(e)})") from None
+        if self._send_error:
+            raise SinkError(f"{self.name}: sending failed ({av_error(self._send_error[0])})")

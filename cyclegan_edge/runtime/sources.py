@@ -23,13 +23,16 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
+from cyclegan_edge.errors import call_interruptibly
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, c_stderr_lines
 
@@ -132,6 +135,48 @@ def ffmpeg_reason(line: str) -> str:
     return re.sub(r"(\w+://[^\s?]+)\?\S*", r"\1", text)
 
 
+STREAM_OPEN_TIMEOUT_S = 15.0  # longer than the 10 s between keyframes of x264 at 25 fps (a stream opens on one)
+STREAM_READ_TIMEOUT_S = 5.0  # a stream that has sent nothing for this long has ended
+LISTENING_SCHEMES = ("udp://", "rtp://")  # the receiver binds a port and waits: its sender may start later
+
+
+def open_stream(url: str, name: str) -> Any:
+    """OpenCV's VideoCapture of a network stream, opened with FFmpeg's timeouts where OpenCV has FFmpeg (its own
+    default waits 30 s). A receiver (udp://, rtp://) waits for its sender as long as it takes, saying so once; a
+    server that does not answer is one line. Ctrl-C acts at once, not when FFmpeg gives up. FFmpeg prints why it
+    failed (to the C stderr), which becomes part of the line."""
+    c = cv2()
+    if c.videoio_registry.hasBackend(c.CAP_FFMPEG):
+        ms = [c.CAP_PROP_OPEN_TIMEOUT_MSEC, int(STREAM_OPEN_TIMEOUT_S * 1000),
+              c.CAP_PROP_READ_TIMEOUT_MSEC, int(STREAM_READ_TIMEOUT_S * 1000)]  # fmt: skip
+        opener: Callable[[], Any] = functools.partial(c.VideoCapture, url, c.CAP_FFMPEG, ms)
+    else:  # JetPack's OpenCV without FFmpeg: GStreamer opens it, with its own timeouts
+        opener = functools.partial(c.VideoCapture, url)
+    waiting = False
+    while True:
+        t = time.monotonic()
+        with c_stderr_lines() as said:
+            cap = call_interruptibly(opener)
+        if cap.isOpened():
+            if said:
+                print("\n".join(said), file=sys.stderr)
+            return cap
+        silent = time.monotonic() - t >= STREAM_OPEN_TIMEOUT_S * 0.9
+        if silent and url.startswith(LISTENING_SCHEMES):
+            if not waiting:
+                log.warning("%s: nothing received yet; waiting for the sender (Ctrl-C stops)", name)
+                waiting = True
+            continue
+        if silent:
+            raise SourceError(f"{name}: no answer in {STREAM_OPEN_TIMEOUT_S:.0f} s (is the server serving it?)")
+        ffmpeg = [ln for ln in said if FFMPEG_LOG.match(ln.strip())]
+        if ffmpeg:
+            raise SourceError(f"{name}: cannot open this stream ({ffmpeg_reason(ffmpeg[-1])})")
+        if said:
+            print("\n".join(said), file=sys.stderr)
+        return cap
+
+
 class CaptureSource(Source):
     """Anything OpenCV's VideoCapture opens: files, cameras, streams, GStreamer pipelines."""
 
@@ -139,7 +184,7 @@ class CaptureSource(Source):
 
     def __init__(self, spec: SourceSpec, name: str) -> None:
         c = cv2()
-        self.name, self.live = name, spec.live
+        self.name, self.live, self.kind = name, spec.live, spec.kind
         if spec.kind == "file":
             if not Path(spec.target).is_file():
                 raise SourceError(f"{name}: no such file")
@@ -151,14 +196,8 @@ class CaptureSource(Source):
             if "GStreamer:                   YES" not in c.getBuildInformation():
                 raise SourceError(f"{name}: this OpenCV has no GStreamer (on Jetson use JetPack's python3-opencv)")
             cap = c.VideoCapture(csi_pipeline(spec.target), c.CAP_GSTREAMER)
-        else:  # a network stream: FFmpeg prints why it failed (to the C stderr), which becomes part of the line
-            with c_stderr_lines() as said:
-                cap = c.VideoCapture(spec.target)
-            ffmpeg = [ln for ln in said if FFMPEG_LOG.match(ln.strip())]
-            if not cap.isOpened() and ffmpeg:
-                raise SourceError(f"{name}: cannot open this stream ({ffmpeg_reason(ffmpeg[-1])})")
-            if said:
-                print("\n".join(said), file=sys.stderr)
+        else:
+            cap = open_stream(spec.target, name)
         if not cap.isOpened():
             what = {"camera": "camera", "csi": "CSI camera"}.get(spec.kind, "source")
             raise SourceError(f"{name}: cannot open this {what}" + (" (not connected, or in use by another program?)"
@@ -180,6 +219,10 @@ class CaptureSource(Source):
             if ok and frame is not None:
                 return frame
             if not self.live:
+                return None
+            if self.kind == "stream":  # a sender that stops ends its stream: the run finishes (and says so)
+                log.warning("%s: the stream has ended (no frame came for %.0f s, or its server closed it)",
+                            self.name, STREAM_READ_TIMEOUT_S)  # fmt: skip
                 return None
             failures += 1
             if failures >= self.MAX_FAILED_READS:
