@@ -36,13 +36,14 @@ DEMO_HW = (240, 320)
 # frames next to each other differ by 23-38 dB, so a frame matched off by one fails where the clip moves.
 MIN_PSNR = 30.0
 
-# Decodes what arrives until nothing has come for 4 s; saves the frames (BGR) and their pts (NaN: none).
+# Decodes what arrives until nothing has come for 4 s; saves the frames (BGR) and their pts (NaN: none). Opening
+# includes FFmpeg's probing, which a short stream can leave unfinished until the open timeout ends it.
 RECEIVER = """
 import json, sys, av, numpy as np
-url, fmt, out, options = sys.argv[1:5]
+url, fmt, out, options, open_timeout = sys.argv[1:6]
 frames, pts = [], []
 try:
-    with av.open(url, format=fmt or None, options=json.loads(options), timeout=(120, 4)) as c:
+    with av.open(url, format=fmt or None, options=json.loads(options), timeout=(float(open_timeout), 4)) as c:
         stream = c.streams.video[0]
         stream.codec_context.thread_count = 1  # no frames held back in decoder threads at the end
         for f in c.decode(stream):
@@ -82,9 +83,9 @@ def port_in_use(port: int, kind: int = socket.SOCK_DGRAM) -> bool:
 
 
 def start_receiver(url: str, fmt: str, out: Path, port: int, options: dict[str, str] | None = None,
-                   kind: int = socket.SOCK_DGRAM) -> subprocess.Popen[str]:  # fmt: skip
+                   kind: int = socket.SOCK_DGRAM, open_timeout: float = 120) -> subprocess.Popen[str]:  # fmt: skip
     """The receiver, once it listens on ``port`` (its socket is bound: ours cannot be)."""
-    argv = [sys.executable, "-c", RECEIVER, url, fmt, str(out), json.dumps(options or {})]
+    argv = [sys.executable, "-c", RECEIVER, url, fmt, str(out), json.dumps(options or {}), str(open_timeout)]
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not port_in_use(port, kind):
@@ -214,7 +215,7 @@ def test_live_source_streams_by_the_clock(capsys: pytest.CaptureFixture[str], tm
     """A camera (test://, 30 fps) is sent as its frames come, stamped by the clock; none is held back."""
     port = free_port_pair()
     out = tmp_path / "received.npz"
-    proc = start_receiver(f"udp://@:{port}", "mpegts", out, port)
+    proc = start_receiver(f"udp://@:{port}", "mpegts", out, port, open_timeout=20)  # 10 frames: probing waits
     try:
         rc = main(["test://?fps=10&size=64x48&frames=10", f"udp://127.0.0.1:{port}", *FAST])
     finally:
