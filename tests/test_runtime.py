@@ -114,6 +114,15 @@ def test_live_source_drops_stale_frames_with_bounded_latency(backend: OnnxRuntim
     assert np.median(late) < 6 * infer_ms + 200
 
 
+def test_max_frames_counts_the_frames_a_live_source_writes(backend: OnnxRuntimeBackend) -> None:
+    """--max-frames 20 on a camera wrote fewer than 20 frames: the stale frames it dropped were counted too."""
+    source = open_source("test://?fps=100&size=320x240")  # endless; inference takes far longer than 10 ms
+    memory = MemorySink()
+    stats = Pipeline(source, backend, memory, PipelineOptions(max_frames=20)).run()
+    assert stats.dropped > 0 and not stats.interrupted and stats.error is None
+    assert stats.frames_out == len(memory.frames_list) == 20
+
+
 def test_file_source_drops_nothing(backend: OnnxRuntimeBackend, tmp_path: Path) -> None:
     clip = tmp_path / "clip.avi"
     w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))

@@ -40,7 +40,7 @@ class PipelineOptions:
     size: int = 0  # shorter side for inference, rounded to a multiple of 4 (0: full resolution)
     side_by_side: bool = False
     queue_depth: int = 4  # file sources; live sources use 1 to keep latency low
-    max_frames: int = 0
+    max_frames: int = 0  # frames written (a live source's dropped frames do not count); 0: all
     batch: int = 1  # frames per backend call for file sources (order and every frame kept); live sources use 1
     stabilize: float = 0.0  # blend weight of the temporal filter (stabilize.py), per stream; 0: off
     flicker: bool = False  # measure the warping error of the output (stabilize.FlickerMeter)
@@ -228,8 +228,8 @@ class Pipeline:
     def _capture(self) -> None:
         seq = 0
         while not self.stop.is_set():
-            if self.opts.max_frames and seq >= self.opts.max_frames:
-                break
+            if self.opts.max_frames and seq >= self.opts.max_frames and not self.source.live:
+                break  # a live source reads on: the frames it drops do not count (the writer stops it)
             t = time.perf_counter()
             frame = self.source.read()
             if frame is None:
@@ -371,7 +371,7 @@ class Pipeline:
             self.stats.seconds = done - t0
             if self.on_frame is not None:
                 self.on_frame(self.stats)
-            if self.sink.quit_requested:
+            if self.sink.quit_requested or self.opts.max_frames and self.stats.frames_out >= self.opts.max_frames:
                 break
         self.stats.interrupted = ctrl_c.is_set() or self.sink.quit_requested  # else a stage failed: its error says
 
