@@ -71,13 +71,18 @@ def check_writable(path: str | os.PathLike[str]) -> None:
         raise OSError(e.errno, e.strerror or str(e), str(final)) from None
 
 
-def unwritable_folder(folder: str | os.PathLike[str]) -> str | None:
+def unwritable_folder(folder: str | os.PathLike[str], named: bool = False) -> str | None:
     """Why files cannot go into ``folder`` (made where missing), for a check before slow work: "a file, not a
-    folder" or "cannot write (reason)"; None when they can."""
+    folder" (``named``: "FOLDER is a file, not a folder"), "PARENT is a file, not a folder" or "cannot write
+    (reason)"; None when they can."""
     try:
         check_writable(Path(folder) / "probe")
     except OSError as e:
-        return "a file, not a folder" if Path(folder).is_file() else f"cannot write ({e.strerror or e})"
+        blocking = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():  # mkdir would say "File exists"
+            named = named or blocking != Path(folder)
+            return f"{blocking} is a file, not a folder" if named else "a file, not a folder"
+        return f"cannot write ({e.strerror or e})"
     return None
 
 

@@ -114,6 +114,17 @@ def test_live_source_drops_stale_frames_with_bounded_latency(backend: OnnxRuntim
     assert np.median(late) < 6 * infer_ms + 200
 
 
+@pytest.mark.parametrize(("query", "named"), [
+    ("size=320", "size=320"), ("size=axb", "size=axb"), ("size=4x4", "size=4x4"), ("fps=abc", "fps=abc"),
+    ("fps=nan", "fps=nan"), ("fps=0", "fps=0"), ("frames=-1", "frames=-1"), ("x=1", "unknown parameter 'x'")])
+def test_a_bad_test_source_names_its_value(query: str, named: str) -> None:
+    """It said Python's words ("not enough values to unpack (expected 2, got 1)", "could not convert string ...")."""
+    with pytest.raises(SourceError) as bad:
+        open_source(f"test://?{query}")
+    assert str(bad.value) == (f"test://?{query}: bad test source ({named}); use test://?fps=1..1000&size=WxH "
+                              "(8..7680 each)&frames=N (0: endless)")  # fmt: skip
+
+
 def test_max_frames_counts_the_frames_a_live_source_writes(backend: OnnxRuntimeBackend) -> None:
     """--max-frames 20 on a camera wrote fewer than 20 frames: the stale frames it dropped were counted too."""
     source = open_source("test://?fps=100&size=320x240")  # endless; inference takes far longer than 10 ms

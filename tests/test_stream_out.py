@@ -205,6 +205,7 @@ def test_unknown_host_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     ("rtp://:5000", "give rtp://HOST:PORT"),
     ("rtsp://127.0.0.1:8554", "give rtsp://SERVER:PORT/PATH"),
     ("srt://127.0.0.1:5000", "unknown output"),
+    ("rtp://127.0.0.1:65535", "RTP sends RTCP on PORT\\+1: give a PORT below 65535"),  # it failed at the first frame
 ])  # fmt: skip
 def test_bad_stream_uris_refused_before_opening(uri: str, expected: str) -> None:
     with pytest.raises(SinkError, match=expected):

@@ -181,7 +181,7 @@ CASES: dict[str, Case] = {
     "5-translate-collide": Case(["translate", str(ONNX), "c5/a/x.jpg", "c5/b/x.jpg", "-o", "c5/t"], 0, "2 of 2 images written"),
     # 6: failed writes
     "6-translate-full": Case(["translate", str(ONNX), "x.jpg", "-o", "c6/t"], 1, "c6/t/x.png: File too large", fsize=1000),
-    "6-translate-notdir": Case(["translate", str(ONNX), "x.jpg", "-o", "afile/t"], 1, "Not a directory"),
+    "6-translate-notdir": Case(["translate", str(ONNX), "x.jpg", "-o", "afile/t"], 1, "afile is a file, not a folder"),
     "6-batch-full": Case(rt("--input", "c6/in", "-o", "c6/b", "--size", "32"), 1, "", fsize=1000),
     "6-export-full": Case(["export", str(PTH), "--onnx", "c6/e/x.onnx", "--test-count", "1"], 1,
                           "c6/e/x.onnx: cannot write the export (File too large); nothing written", fsize=300_000),

@@ -281,3 +281,31 @@ def test_a_batch_rerun_with_another_model_does_not_call_its_videos_ok(capsys: py
             "PyAV version); --overwrite converts them again") in said
     assert (out / "clip.mp4").read_bytes() == made
     assert runtime(capsys, str(clips), str(out), *other, "--overwrite")[0] == 0
+
+
+@pytest.mark.parametrize(("source", "output", "named"), [
+    ("video", "afile/out.mp4", "afile/out.mp4"), ("video", "afile/frames", "afile/frames"),
+    ("camera", "afile/deeper/out.mp4", "afile/deeper/out.mp4"), ("image", "afile/out.png", "afile/out.png"),
+    ("image", "afile/deeper/", f"afile/deeper/{IMAGES[0].stem}.png")])  # fmt: skip
+def test_an_output_under_a_file_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path, source: str,
+                                         output: str, named: str) -> None:  # fmt: skip
+    """An output whose folder is a regular file said "cannot write (File exists)" (mkdir's words), or failed at the
+    first frame with "Not a directory" after the model had loaded; now one line names the file in the way, first."""
+    afile = tmp_path / "afile"
+    afile.write_bytes(b"not a folder")
+    uri = {"video": str(DEMO), "image": str(IMAGES[0]), "camera": "test://?fps=30&size=64x48&frames=3"}[source]
+    rc, out, errors = runtime(capsys, uri, f"{tmp_path}/{output}", *FAST, "--headless")
+    assert (rc, out) == (1, "") and errors == [f"error: {tmp_path / named}: {afile} is a file, not a folder"], errors
+    assert afile.read_bytes() == b"not a folder" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_show_without_a_display_says_so(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """--show where no window can open wrote the file without a word about the window it had asked for."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    out = tmp_path / "shown.mp4"
+    rc, said, errors = runtime(capsys, str(DEMO), str(out), *FAST, "--show", "--max-frames", "3")
+    assert (rc, errors) == (0, []) and f"3 frames -> {out}" in said and frame_count(out) == 3
+    assert [r.getMessage() for r in caplog.records if "--show" in r.getMessage()] == [
+        f"--show: no window can open here (no display, or an OpenCV without a GUI); writing {out} only"]

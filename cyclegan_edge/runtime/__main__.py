@@ -204,7 +204,8 @@ def sink_uris(args: argparse.Namespace) -> list[str]:
     if not uris:
         raise SinkError("no display here: give OUTPUT (a video file or folder) or --output (or run where a window "
                         "can open)")  # fmt: skip
-    return uris  # --show without a display: the file is still written
+    log.warning("--show: no window can open here (no display, or an OpenCV without a GUI); writing %s only", uris[0])
+    return uris
 
 
 def make_sinks(args: argparse.Namespace, source: Source, size: tuple[int, int], job: tuple[object, ...] = ()) -> Sink:
@@ -285,6 +286,9 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
         check_outputs([Path(p) for p in (uri, args.model) if p and Path(p).is_file()], [target])
         if target.is_file() and not target.suffix:
             raise SinkError(f"{target} is a file: a name without an extension is a folder of frames (or give OUT.mp4)")
+        why = unwritable_folder(target.parent if target.suffix else target, named=True)  # frames: into a folder
+        if why:
+            raise SinkError(f"{target}: {why}")
         # ours: the writer resumes it, or it is said done
         ours = target.is_file() and not args.overwrite and (
             converted_here(target) or (kind == "image" and holds_translation(args, Path(str(uri)), target)))

@@ -308,6 +308,8 @@ def stream_address(uri: str) -> tuple[str, str, int]:
         raise SinkError(f"{uri}: give rtsp://SERVER:PORT/PATH (an RTSP server, e.g. mediamtx, that takes publishers)")
     if not parts.hostname or not port:
         raise SinkError(f"{uri}: give {scheme}://HOST:PORT (HOST the receiver, PORT 1..65535)")
+    if scheme == "rtp" and port == 65535:  # FFmpeg fails at the first frame, with "Invalid argument"
+        raise SinkError(f"{uri}: RTP sends RTCP on PORT+1: give a PORT below 65535")
     return scheme, parts.hostname, port
 
 

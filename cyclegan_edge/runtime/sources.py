@@ -253,20 +253,22 @@ TEST_PARAMS = "test://?fps=1..1000&size=WxH (8..7680 each)&frames=N (0: endless)
 
 
 def parse_test_uri(uri: str) -> tuple[float, tuple[int, int], int]:
-    """(fps, (width, height), frames) of a ``test://`` URI; SourceError naming the allowed values."""
+    """(fps, (width, height), frames) of a ``test://`` URI; SourceError naming the value and the allowed ones."""
     q = {k: v[-1] for k, v in parse_qs(urlparse(uri).query, keep_blank_values=True).items()}
     unknown = sorted(set(q) - {"fps", "size", "frames"})
-    try:
-        if unknown:
-            raise ValueError(f"unknown parameter {unknown[0]!r}")
-        fps = float(q.get("fps", 30))
-        w, h = (int(x) for x in q.get("size", "320x240").lower().split("x"))
-        frames = int(q.get("frames", 0))
-        if not (1 <= fps <= 1000 and 8 <= min(w, h) and max(w, h) <= 7680 and frames >= 0):
-            raise ValueError("out of range")
-    except ValueError as e:
-        raise SourceError(f"{uri}: bad test source ({e}); use {TEST_PARAMS}") from None
-    return fps, (w, h), frames
+    fps, size, frames = q.get("fps", "30"), q.get("size", "320x240").lower(), q.get("frames", "0")
+    w, _, h = size.partition("x")
+    if unknown:
+        why = f"unknown parameter {unknown[0]!r}"
+    elif not re.fullmatch(r"\d+(\.\d*)?", fps) or not 1 <= float(fps) <= 1000:
+        why = f"fps={fps}"
+    elif not (w.isdigit() and h.isdigit()) or not (8 <= min(int(w), int(h)) and max(int(w), int(h)) <= 7680):
+        why = f"size={size}"
+    elif not frames.isdigit():
+        why = f"frames={frames}"
+    else:
+        return float(fps), (int(w), int(h)), int(frames)
+    raise SourceError(f"{uri}: bad test source ({why}); use {TEST_PARAMS}")
 
 
 class TestPatternSource(Source):
