@@ -155,9 +155,12 @@ def call_interruptibly(fn: Callable[[], Any]) -> Any:
 
 
 def importable(name: str) -> bool:
-    """Whether module ``name`` imports here (OSError too: a package whose native library cannot load)."""
+    """Whether module ``name`` imports here (OSError too: a package whose native library cannot load). Ctrl-C is
+    held back meanwhile: one inside a native extension's import can leave it half registered, failing ever after
+    (OpenVINO: 'type "Extension" is already registered!'), and the run then went on without it, Ctrl-C lost."""
     try:
-        importlib.import_module(name)
+        with holding_ctrl_c():
+            importlib.import_module(name)
     except (ImportError, OSError):
         return False
     return True

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cyclegan_edge.errors import importable
+
 QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger"})
 
 
@@ -57,10 +59,10 @@ def onnxruntime_facts(path: str | os.PathLike[str]) -> OnnxFacts:
         return OnnxFacts("fp16", "the export's metadata", {"precision": "fp16"})
     assumed = OnnxFacts("fp32", "assumed: float32 inputs and no precision in the metadata (FP16 weights are only seen "
                                 "with the onnx package: pip install 'cyclegan-edge[engine]')", {})  # fmt: skip
-    try:
-        import onnxruntime as ort
-    except ImportError:  # OpenVINO alone runs it: nothing here reads the graph
+    if not importable("onnxruntime"):  # OpenVINO alone runs it: nothing here reads the graph
         return assumed
+    import onnxruntime as ort
+
     try:
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT's own exception types: a file that is not a model

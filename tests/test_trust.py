@@ -718,6 +718,34 @@ def test_holding_ctrl_c_delivers_after_and_leaves_an_ignored_sigint_ignored() ->
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
+def test_a_backend_library_loads_whole_before_a_ctrl_c_acts() -> None:
+    """A Ctrl-C 0.2 s into `runtime test://... out.mp4` (while OpenVINO's native module loaded) left OpenVINO half
+    registered ('type "Extension" is already registered!'): the runtime fell back to ONNX Runtime and recorded on,
+    the Ctrl-C lost (1 of 13 early-signal runs). Now the import finishes and the Ctrl-C acts after it. Here the
+    SIGINT is raised from inside the import, at one of its submodules, in a fresh interpreter."""
+    script = textwrap.dedent("""
+        import importlib.abc, signal, sys
+        from cyclegan_edge.errors import importable
+
+        class InterruptAt(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == "onnxruntime.capi._pybind_state":
+                    sys.meta_path.remove(self)
+                    signal.raise_signal(signal.SIGINT)
+                return None
+
+        sys.meta_path.insert(0, InterruptAt())
+        try:
+            importable("onnxruntime")
+            sys.exit("no KeyboardInterrupt")
+        except KeyboardInterrupt:
+            print("loaded" if "onnxruntime" in sys.modules else "half loaded")
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    assert r.returncode == 0 and r.stdout.strip() == "loaded", (r.stdout, r.stderr[-2000:])
+
+
 def test_out_of_memory_is_one_line_that_says_so() -> None:
     """`train --crop-size 100000` ended in "error: RuntimeError: [enforce fail at alloc_cpu.cpp:127] err == 0.
     DefaultCPUAllocator: can't allocate memory: ..." (unexpected). Torch's real allocation failure, and numpy's."""

@@ -290,10 +290,9 @@ def choose_ort_providers(requested: str, available: list[str]) -> list[str]:
 
 class OnnxRuntimeBackend:
     def __init__(self, path: Path, options: BackendOptions) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise BackendError(f"{path}: ONNX models need onnxruntime: pip install 'cyclegan-edge[runtime]'") from None
+        if not importable("onnxruntime"):
+            raise BackendError(f"{path}: ONNX models need onnxruntime: pip install 'cyclegan-edge[runtime]'")
+        import onnxruntime as ort
         so = ort.SessionOptions()
         so.log_severity_level = 3
         if options.threads:
@@ -334,10 +333,10 @@ X86_64 = ("x86_64", "amd64")
 
 
 def ort_has_gpu_provider() -> bool:
-    try:
-        import onnxruntime as ort
-    except ImportError:
+    if not importable("onnxruntime"):
         return False
+    import onnxruntime as ort
+
     return bool({"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()))
 
 

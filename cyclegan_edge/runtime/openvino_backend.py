@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cyclegan_edge.errors import first_line
+from cyclegan_edge.errors import first_line, holding_ctrl_c
 from cyclegan_edge.imaging.frames import pad_batch
 from cyclegan_edge.model_files import ONNX_EXTENSIONS, SIZE_MULTIPLE_KEY, metadata_size_multiple
 from cyclegan_edge.runtime.backends import (
@@ -33,7 +33,8 @@ from cyclegan_edge.runtime.backends import (
 
 def import_openvino() -> Any:
     try:
-        import openvino
+        with holding_ctrl_c():  # see errors.importable
+            import openvino
     except (ImportError, OSError) as e:
         raise BackendError(f"openvino is not importable ({first_line(e, 200)}): pip install 'cyclegan-edge[openvino]'") from None
     return openvino
