@@ -231,6 +231,7 @@ def pipeline(argv: list[str]) -> int:
                                                 PRECISION_HELP, BackendOptions, job_options, open_backend)  # fmt: skip
     from cyclegan_edge.runtime.bundled import resolve_model
     from cyclegan_edge.runtime.pipeline import SIZE_RANGE
+    from cyclegan_edge.runtime.sources import parse_source
     from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT
 
     ap = ArgumentParser(prog="python -m cyclegan_edge.bench pipeline", formatter_class=HelpFormatter,
@@ -254,6 +255,10 @@ def pipeline(argv: list[str]) -> int:
     ap.add_argument("--stabilize", action="store_true", help="with the runtime's temporal filter (--stabilize)")
     ap.add_argument("--flicker", action="store_true", help="also measure the output's warping error (slows the run)")
     args = ap.parse_args(argv)
+    if parse_source(args.video).live:
+        raise UsageError(f"--video {args.video}: a live source drops the frames it cannot keep up with, so a ratio "
+                         "to inference alone means nothing: give a video file (the runtime's summary line gives a "
+                         "live source's FPS and latency)")  # fmt: skip
     if not Path(args.video).is_file():
         raise FileNotFoundError(f"{args.video}: no such video file")
     out = Path(args.out)  # before any work, as the report's --output
@@ -296,6 +301,8 @@ def pipeline(argv: list[str]) -> int:
           "from a frame's submission to its result): " + ", ".join(f"{k} {v}" for k, v in result["stage_ms_mean"].items()))
     if result["flicker"] is not None:
         print(f"flicker: warping error {result['flicker']:.2f} grey levels ({result['flicker_method']})")
+    if result["unsteady"]:  # also in the JSON
+        log.warning("%s", result["unsteady"])
     print(f"written: {args.out}")
     return 0
 

@@ -4,6 +4,7 @@ and with the same clock, so that their ratio means what it says."""
 from __future__ import annotations
 
 import collections
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cyclegan_edge.bench.report import UNSTEADY_MIN_ITERATIONS, UNSTEADY_P90_OVER_P50
 from cyclegan_edge.imaging.frames import frames_to_tensor
 from cyclegan_edge.imaging.io import resize_area
 from cyclegan_edge.runtime.backends import AsyncBackend, Backend
@@ -77,6 +79,53 @@ def inference_only_seconds(backend: Backend, video: str, hw: tuple[int, int], fr
     return spent
 
 
+OTHERS_BUSY_CPUS = 0.25  # CPUs other processes may keep busy meanwhile (an idle machine: measured 0.0x here)
+
+
+class OtherLoad:
+    """The CPUs that other processes kept busy from its creation to ``cpus()``: the machine's busy time less this
+    process's own, over the wall time (psutil, in the bench extra; None without it)."""
+
+    def __init__(self) -> None:
+        try:
+            import psutil
+        except ImportError:
+            self.psutil: Any = None
+            return
+        self.psutil = psutil
+        self.start = self._times()
+
+    def _times(self) -> tuple[float, float, float]:
+        """(wall clock, the machine's busy CPU seconds, this process's CPU seconds)."""
+        machine, own = self.psutil.cpu_times(), self.psutil.Process().cpu_times()
+        idle = machine.idle + getattr(machine, "iowait", 0.0)
+        guests = getattr(machine, "guest", 0.0) + getattr(machine, "guest_nice", 0.0)  # counted in user already
+        return time.perf_counter(), sum(machine) - idle - guests, own.user + own.system
+
+    def cpus(self) -> float | None:
+        if self.psutil is None:
+            return None
+        (t0, busy0, own0), (t1, busy1, own1) = self.start, self._times()
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0)) if t1 > t0 else None
+
+
+def unsteady_pipeline_note(infer_ms: list[float], others: float | None) -> str | None:
+    """Why the figures are not an idle machine's, or None: other processes kept more than OTHERS_BUSY_CPUS busy
+    (a steady load slows every frame alike, which no spread shows), or the infer stage's p90 is over 1.5x its p50,
+    as the latency benchmark judges a case (fewer than 10 frames: not judged)."""
+    if others is not None and others > OTHERS_BUSY_CPUS:
+        return (f"a busy machine: other processes (or virtual machines) kept {others:.1f} CPUs busy during the "
+                f"measurement (of {os.cpu_count()}); rerun on an idle one before trusting the figures")  # fmt: skip
+    if len(infer_ms) < UNSTEADY_MIN_ITERATIONS:
+        return f"steadiness not judged: {len(infer_ms)} frames, fewer than {UNSTEADY_MIN_ITERATIONS}"
+    p50, p90 = (float(v) for v in np.percentile(infer_ms, [50, 90]))
+    if p90 <= UNSTEADY_P90_OVER_P50 * p50:
+        return None
+    return (f"unsteady timing: the pipeline's inference took {p90:.1f} ms at p90, {p90 / p50:.1f}x its p50 "
+            f"({p50:.1f} ms; steady is within {UNSTEADY_P90_OVER_P50:g}x): another process was likely using the "
+            "machine; rerun on an idle one before trusting the ratio")  # fmt: skip
+
+
 def pipeline_vs_inference(backend: Backend, video: str, size: int, max_frames: int = 0,
                           progress: Callable[[str, int | None], Callable[[], None]] | None = None,
                           stabilize: float = 0.0, flicker: bool = False,
@@ -92,6 +141,7 @@ def pipeline_vs_inference(backend: Backend, video: str, size: int, max_frames: i
     hw = inference_size(source.size, opts)
     total = min(filter(None, (source.frame_count, max_frames)), default=None)
     tick = ticker("pipeline", total)
+    others = OtherLoad()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             sink = open_output(str(Path(tmp) / "out.mp4"), source.fps, output_size(source.size, opts))
@@ -106,6 +156,7 @@ def pipeline_vs_inference(backend: Backend, video: str, size: int, max_frames: i
     infer_s = inference_only_seconds(backend, video, hw, stats.frames_out, ticker("inference only", stats.frames_out),
                                      in_flight)  # fmt: skip
     inference_fps = stats.frames_out / infer_s if infer_s > 0 else 0.0
+    busy = others.cpus()
     return {
         "video": video, "source_size": list(source.size), "inference_size": f"{hw[0]}x{hw[1]}",
         "frames": stats.frames_out, "pipeline_fps": stats.fps, "inference_fps": inference_fps,
@@ -113,5 +164,7 @@ def pipeline_vs_inference(backend: Backend, video: str, size: int, max_frames: i
         "stage_ms_mean": stats.summary()["stage_ms_mean"], "backend": backend.name,
         "in_flight": backend.in_flight if in_flight and isinstance(backend, AsyncBackend) else 1,
         "stabilize": stabilize, "flicker": stats.flicker, "flicker_method": METRIC_FLOW if flicker else None,
+        "others_busy_cpus": None if busy is None else round(busy, 2),
+        "unsteady": unsteady_pipeline_note(stats.stage_ms["infer"], busy),
     }  # fmt: skip
 
