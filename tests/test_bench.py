@@ -615,6 +615,8 @@ def test_pipeline_says_when_other_processes_kept_the_machine_busy(
         out = tmp_path / "pipeline.json"
         args = ["pipeline", MODEL, "--video", ASSETS_DIR / "demo.mp4", "--size", "64", "--max-frames", "12", "-o", out]
         status, _, err = bench(args, capsys)
+        latency = bench([MODEL, "--variants", "onnxruntime-fp32", "--sizes", "64", "--iters", "60", "--threads", "2",
+                         "-o", tmp_path / "report"], capsys)  # fmt: skip
     finally:
         busy.kill()
         busy.wait()
@@ -623,6 +625,10 @@ def test_pipeline_says_when_other_processes_kept_the_machine_busy(
     assert status == 0 and result["others_busy_cpus"] > 0.25 and result["unsteady"].startswith("a busy machine: "), (
         result["others_busy_cpus"], err[-2000:])
     assert result["unsteady"] in [r.getMessage() for r in caplog.records]
+    row = json.loads((tmp_path / "report" / "report.json").read_text())["results"][0]
+    assert latency[0] == 0 and row["others_busy_cpus"] > 0.25, (row, latency[2][-2000:])
+    assert any(n.startswith("a busy machine in 1 of 1 cases: other processes (or virtual machines) kept up to ")
+               for n in json.loads((tmp_path / "report" / "report.json").read_text())["notes"])  # fmt: skip
     assert unsteady_pipeline_note([10.0] * 9 + [30.0], 0.0) is None  # one slow frame of ten: p90 12 ms
     assert unsteady_pipeline_note([10.0] * 8 + [30.0] * 2, 0.0).startswith("unsteady timing: ")
     assert unsteady_pipeline_note([10.0] * 5, None) == "steadiness not judged: 5 frames, fewer than 10"

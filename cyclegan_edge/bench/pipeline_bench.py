@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cyclegan_edge.bench.load import OTHERS_BUSY_CPUS, OtherLoad
 from cyclegan_edge.bench.report import UNSTEADY_MIN_ITERATIONS, UNSTEADY_P90_OVER_P50
 from cyclegan_edge.imaging.frames import frames_to_tensor
 from cyclegan_edge.imaging.io import resize_area
@@ -77,36 +78,6 @@ def inference_only_seconds(backend: Backend, video: str, hw: tuple[int, int], fr
     finally:
         source.close()
     return spent
-
-
-OTHERS_BUSY_CPUS = 0.25  # CPUs other processes may keep busy meanwhile (an idle machine: measured 0.0x here)
-
-
-class OtherLoad:
-    """The CPUs that other processes kept busy from its creation to ``cpus()``: the machine's busy time less this
-    process's own, over the wall time (psutil, in the bench extra; None without it)."""
-
-    def __init__(self) -> None:
-        try:
-            import psutil
-        except ImportError:
-            self.psutil: Any = None
-            return
-        self.psutil = psutil
-        self.start = self._times()
-
-    def _times(self) -> tuple[float, float, float]:
-        """(wall clock, the machine's busy CPU seconds, this process's CPU seconds)."""
-        machine, own = self.psutil.cpu_times(), self.psutil.Process().cpu_times()
-        idle = machine.idle + getattr(machine, "iowait", 0.0)
-        guests = getattr(machine, "guest", 0.0) + getattr(machine, "guest_nice", 0.0)  # counted in user already
-        return time.perf_counter(), sum(machine) - idle - guests, own.user + own.system
-
-    def cpus(self) -> float | None:
-        if self.psutil is None:
-            return None
-        (t0, busy0, own0), (t1, busy1, own1) = self.start, self._times()
-        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0)) if t1 > t0 else None
 
 
 def unsteady_pipeline_note(infer_ms: list[float], others: float | None) -> str | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan_edge import __version__
+from cyclegan_edge.bench.load import OTHERS_BUSY_CPUS
 from cyclegan_edge.imaging.io import OutputError, ReportFolder
 from cyclegan_edge.runtime.timing import throughput_fps
 
@@ -18,7 +19,7 @@ SCHEMA = "cyclegan-edge/bench"
 SCHEMA_VERSION = 1
 ROW_KEYS = ("variant", "precision", "backend", "height", "width", "batch", "iterations", "warmup", "latency_ms",
             "host_pre_ms", "host_post_ms", "gpu_ms", "peak_rss_mb", "peak_gpu_mb", "ratio_to_baseline")  # fmt: skip
-OPTIONAL_ROW_KEYS = ("max_abs_vs_reference",)  # added after schema v1 shipped: older reports lack it
+OPTIONAL_ROW_KEYS = ("max_abs_vs_reference", "others_busy_cpus")  # added after schema v1: older reports lack them
 STAT_KEYS = ("min", "mean", "p50", "p90", "p99", "max", "fps")
 FPS_DEFINITION = "FPS = batch x 1000 / p50 ms (frames per second at the median call)"
 
@@ -191,25 +192,35 @@ UNSTEADY_MIN_ITERATIONS = 10  # with fewer timed calls p90 is about the slowest 
 
 
 def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
-    """A note naming the cases whose latency spread says the machine was busy (p90 over 1.5x p50, judged from 10
-    timed calls up): their ratios and FPS are not to be trusted; else one saying that cases timed from fewer
-    calls were not judged; None when every case was judged steady."""
+    """A note naming the cases not timed on an idle machine: other processes kept more than OTHERS_BUSY_CPUS busy
+    meanwhile (a steady load slows every call alike: no spread shows it), or the latency spread says so (p90 over
+    1.5x p50, judged from 10 timed calls up); their ratios and FPS are not to be trusted. Else one saying that cases
+    timed from fewer calls were not judged; None when every case was judged steady."""
+    busy = [r for r in rows if (r.get("others_busy_cpus") or 0.0) > OTHERS_BUSY_CPUS]
     judged = [r for r in rows if r.get("iterations", 0) >= UNSTEADY_MIN_ITERATIONS]
     unsteady = [r for r in judged if r["latency_ms"]["p90"] > UNSTEADY_P90_OVER_P50 * r["latency_ms"]["p50"]]
-    not_judged = ""
+    said = []
+    if busy:
+        worst = max(busy, key=lambda r: r["others_busy_cpus"])
+        said.append(f"a busy machine in {len(busy)} of {len(rows)} cases: other processes (or virtual machines) kept "
+                    f"up to {worst['others_busy_cpus']:.1f} CPUs busy while they were timed (worst {case_name(worst)})")
+    if unsteady:
+        worst = max(unsteady, key=lambda r: r["latency_ms"]["p90"] / r["latency_ms"]["p50"])
+        spread = worst["latency_ms"]["p90"] / worst["latency_ms"]["p50"]
+        said.append(f"unsteady timing in {len(unsteady)} of {len(rows)} cases (p90 over {UNSTEADY_P90_OVER_P50:g}x "
+                    f"p50; worst {case_name(worst)}: {spread:.1f}x): another process was likely using the machine")
+    if said:
+        said[-1] += "; rerun on an idle one before trusting their ratios"
     if len(judged) < len(rows):
         fewest = min(r.get("iterations", 0) for r in rows)
-        not_judged = (f"steadiness not judged in {len(rows) - len(judged)} of {len(rows)} cases: timed from fewer "
-                      f"than {UNSTEADY_MIN_ITERATIONS} calls (as few as {fewest}; --iters), too few to tell a busy "
-                      "machine from a steady one; take their ratios as rough")  # fmt: skip
-    if not unsteady:
-        return not_judged or None
-    worst = max(unsteady, key=lambda r: r["latency_ms"]["p90"] / r["latency_ms"]["p50"])
-    spread = worst["latency_ms"]["p90"] / worst["latency_ms"]["p50"]
-    return (f"unsteady timing in {len(unsteady)} of {len(rows)} cases (p90 over {UNSTEADY_P90_OVER_P50:g}x p50; worst "
-            f"{worst['variant']} {worst['height']}x{worst['width']} batch {worst['batch']}: {spread:.1f}x): another "
-            "process was likely using the machine; rerun on an idle one before trusting their ratios"
-            + (f"; {not_judged}" if not_judged else ""))  # fmt: skip
+        said.append(f"steadiness not judged in {len(rows) - len(judged)} of {len(rows)} cases: timed from fewer "
+                    f"than {UNSTEADY_MIN_ITERATIONS} calls (as few as {fewest}; --iters), too few to tell a busy "
+                    "machine from a steady one; take their ratios as rough")  # fmt: skip
+    return "; ".join(said) or None
+
+
+def case_name(row: dict[str, Any]) -> str:
+    return f"{row['variant']} {row['height']}x{row['width']} batch {row['batch']}"
 
 
 def fps_plot_skipped(rows: list[dict[str, Any]], asked: int = 1) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from cyclegan_edge.bench.load import OtherLoad
 from cyclegan_edge.errors import describe, importable
 from cyclegan_edge.imaging.frames import frames_to_tensor
 from cyclegan_edge.model_files import is_checkpoint
@@ -268,9 +269,12 @@ def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: S
                     out = backend.infer(x)
                     if (*hw, b) not in expected:
                         expected[(*hw, b)] = reference.infer(x) if reference is not None else out
-                    row = {"variant": v.name, "precision": v.precision, "backend": backend.name,
-                           **measure(backend, hw, b, iterations, warmup),
-                           "max_abs_vs_reference": float(np.abs(out - expected[(*hw, b)]).max())}  # fmt: skip
+                    load = OtherLoad()
+                    timed = measure(backend, hw, b, iterations, warmup)
+                    others = load.cpus()
+                    row = {"variant": v.name, "precision": v.precision, "backend": backend.name, **timed,
+                           "max_abs_vs_reference": float(np.abs(out - expected[(*hw, b)]).max()),
+                           "others_busy_cpus": None if others is None else round(others, 2)}  # fmt: skip
                     rows.append(row)
                     if progress is not None:
                         progress(row)
