@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,32 @@ def test_a_second_ctrl_c_saves_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "twice" / "G_A2B.pth").exists() and "Traceback" not in err
 
 
+def test_a_second_signal_while_the_log_closes_is_still_an_abort(tiny_root: Path, tmp_path: Path) -> None:
+    """The stop handler is in place before the progress bar and log.csv open and after they close: a second signal
+    landing there escaped the trainer's abort handling (error: interrupted, exit 130 after a SIGTERM, the signal
+    handlers and torchrun's process group left as they were). Here SIGTERM then Ctrl-C are sent as the log closes."""
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from cyclegan_edge.train import trainer
+
+        closing = trainer.RunLog.__exit__
+        def signalled_exit(self, *exc):
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+            return closing(self, *exc)
+        trainer.RunLog.__exit__ = signalled_exit
+        from cyclegan_edge.train.__main__ import main
+        sys.exit(main(sys.argv[1:]))
+    """)
+    r = subprocess.run([sys.executable, "-c", script, "--dataroot", str(tiny_root), *TINY, "--max-iters", "2",
+                        "--output", str(tmp_path), "--name", "closing"], capture_output=True, text=True, timeout=300,
+                       cwd=tmp_path, env={**os.environ, **ONE_THREAD},
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    assert r.returncode == 143 and "aborted at iteration 2 by a second stop signal, saving nothing" in r.stderr, (
+        r.returncode, r.stderr[-2000:])
+    assert "error: interrupted" not in r.stderr and "Traceback" not in r.stderr
+
+
 def test_kill_9_frees_the_run_for_an_immediate_restart(tiny_root: Path, tmp_path: Path) -> None:
     """A DataLoader worker outlived a kill -9'd trainer by up to 5 s, holding the run's lock it had inherited: a
     restart right after (systemd, a Slurm requeue) was refused as "another process is training this run"."""
@@ -249,6 +276,12 @@ def test_kill_9_frees_the_run_for_an_immediate_restart(tiny_root: Path, tmp_path
     except OutputBusy as e:
         pytest.fail(f"the run is still locked after kill -9: {e}")
     unlock_output(tmp_path / "k", fd)
+    # a worker whose trainer died before it asked for the death signal (its parent is no longer the trainer): it
+    # ends at once, not after the watchdog's period
+    r = subprocess.run([sys.executable, "-c", "from cyclegan_edge.train.trainer import start_worker; "
+                        "start_worker(0, trainer_pid=1); print('still running')"], capture_output=True, text=True,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == -signal.SIGKILL and r.stdout == "", (r.returncode, r.stdout, r.stderr[-1000:])
 
 
 def test_resume_with_other_training_files_says_so_and_restarts_the_epoch(tiny_root: Path, tmp_path: Path) -> None:

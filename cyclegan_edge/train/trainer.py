@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import gc
 import json
 import logging
@@ -83,17 +84,20 @@ class Position:
     iteration: int = 0  # batches done in total
 
 
-def start_worker(_worker_id: int) -> None:
+def start_worker(_worker_id: int, trainer_pid: int = 0) -> None:
     """In a DataLoader worker: leave Ctrl-C and SIGTERM to the main process, which saves a checkpoint and then
     stops the workers (`timeout`, Slurm and a terminal signal the whole process group); and end with it. A worker
     outlives a killed trainer by up to 5 s (its watchdog's period) holding the run's lock, which it inherited: a
-    restart (systemd, a Slurm requeue) right after kill -9 was refused as "another process is training"."""
+    restart (systemd, a Slurm requeue) right after kill -9 was refused as "another process is training". A
+    trainer that died before the death signal was asked for (``trainer_pid`` is no longer the parent) sends none."""
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
 
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if trainer_pid and os.getppid() != trainer_pid:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def init_from_file(path: str, g_a2b: ResnetGenerator, g_b2a: ResnetGenerator) -> str:
@@ -544,8 +548,8 @@ class Trainer:
         status = 0
         diverged: TrainingDiverged | None = None
         aborted, lost = False, ""
-        with RunLog(self.run_dir, self.d.main, total_iters, self.pos.iteration) as run_log:
-            try:
+        try:  # around the log too: a second signal may land while it opens or closes
+            with RunLog(self.run_dir, self.d.main, total_iters, self.pos.iteration) as run_log:
                 try:
                     while self.pos.epoch < total_epochs and self.pos.iteration < total_iters:
                         self.train_epoch(run_log, total_iters)
@@ -569,9 +573,9 @@ class Trainer:
                     if status == 0:
                         self.write_grid("final")
                     self.write_loss_plot()
-            except Aborted:  # the checkpoint written last stays: each file is replaced whole or not at all
-                aborted = True
-                status = EXIT_TERMINATED if self.stop.signum == signal.SIGTERM else EXIT_INTERRUPTED
+        except Aborted:  # the checkpoint written last stays: each file is replaced whole or not at all
+            aborted = True
+            status = EXIT_TERMINATED if self.stop.signum == signal.SIGTERM else EXIT_INTERRUPTED
         if aborted:
             kept = (f"{self.ckpt_path} (iteration {self.saved_at}) is kept: --resume continues from there"
                     if self.ckpt_path.is_file() else "no checkpoint had been saved yet")  # fmt: skip
@@ -605,7 +609,7 @@ class Trainer:
         # (Dropout's) of a run resumed mid-epoch; samples are seeded per index anyway (data.py)
         loader = DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
                             num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
-                            generator=torch.Generator(), worker_init_fn=start_worker)  # fmt: skip
+                            generator=torch.Generator(), worker_init_fn=functools.partial(start_worker, trainer_pid=os.getpid()))  # fmt: skip
         tick = time.perf_counter()
         for batch in loader:
             losses = self.mean_over_ranks(self.step(batch))
