@@ -609,7 +609,8 @@ class Trainer:
         # (Dropout's) of a run resumed mid-epoch; samples are seeded per index anyway (data.py)
         loader = DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
                             num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
-                            generator=torch.Generator(), worker_init_fn=functools.partial(start_worker, trainer_pid=os.getpid()))  # fmt: skip
+                            generator=torch.Generator(),
+                            worker_init_fn=functools.partial(start_worker, trainer_pid=os.getpid()))  # fmt: skip
         tick = time.perf_counter()
         for batch in loader:
             losses = self.mean_over_ranks(self.step(batch))
