@@ -16,34 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from cyclegan_edge.atomic import sha256_file
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.model_files import CHECKPOINT_EXTENSIONS
-from cyclegan_edge.models import count_macs, load_generator
+from cyclegan_edge.models import count_macs
 from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
 from cyclegan_edge.onnx_facts import read_onnx_facts
-from cyclegan_edge.runtime.backends import (Backend, BackendOptions, NonFiniteOutput, check_finite, open_backend,
-                                             openvino_importable, prefers_openvino)  # fmt: skip
+from cyclegan_edge.runtime.backends import (Backend, BackendOptions, NonFiniteOutput, TorchBackend, check_finite,
+                                             open_backend, openvino_importable, prefers_openvino)  # fmt: skip
 from cyclegan_edge.trt.plan import EngineCompatError, EngineSidecar, sidecar_path
 
 OTHER = {"A->B": "B->A", "B->A": "A->B"}
-
-
-class TorchGenerator:
-    """A loaded checkpoint as a Backend (``infer(NCHW) -> NCHW``) on the CPU."""
-
-    def __init__(self, path: Path, direction: str) -> None:
-        self.loaded = load_generator(path, direction=direction)
-        self.name = "pytorch:cpu"
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self.loaded.model(torch.from_numpy(batch)).numpy()
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass
@@ -104,7 +88,7 @@ def open_generator(path: str | Path, direction: str, side: int, options: Backend
     p = Path(path)
     info: dict[str, Any] = {"path": str(p), "file_bytes": p.stat().st_size if p.is_file() else None}
     if p.suffix.lower() in CHECKPOINT_EXTENSIONS:
-        gen = TorchGenerator(p, direction)
+        gen = TorchBackend(p, dataclasses.replace(options, device="cpu", fp16=False, cuda_graphs=False), direction)
         macs = count_macs(gen.loaded.model, side, side)
         info.update(architecture=gen.loaded.config.name, upsample=gen.loaded.config.upsample, sha256=gen.loaded.sha256,
                     params=macs.params, macs=macs.macs, precision="fp32")  # fmt: skip

@@ -141,7 +141,9 @@ def job_options(options: BackendOptions, live: bool) -> BackendOptions:
 
 
 class TorchBackend:
-    def __init__(self, path: Path, options: BackendOptions) -> None:
+    """A generator checkpoint on PyTorch; ``direction`` picks one from a training state holding both."""
+
+    def __init__(self, path: Path, options: BackendOptions, direction: str = "A->B") -> None:
         import_holding_ctrl_c(("torch",))  # a Ctrl-C while torch loads would be swallowed
         try:
             import torch
@@ -157,7 +159,7 @@ class TorchBackend:
         self.device = torch.device(dev)
         if options.threads and self.device.type == "cpu":
             torch.set_num_threads(options.threads)
-        self.loaded = load_generator(path, device=self.device)
+        self.loaded = load_generator(path, direction=direction, device=self.device)
         self.size_multiple = self.loaded.config.size_multiple
         self.dtype = torch.float16 if options.fp16 and self.device.type == "cuda" else torch.float32
         self.model = self.loaded.model.to(self.dtype)
