@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -245,16 +246,28 @@ def test_a_udp_stream_is_a_source_too(capsys: pytest.CaptureFixture[str], caplog
     out = tmp_path / "from_udp.mp4"
     send = [sys.executable, "-m", "cyclegan_edge.runtime", str(DEMO), f"udp://127.0.0.1:{port}", *FAST,
             "--max-frames", "48"]  # fmt: skip
-    sender = threading.Timer(4, lambda: subprocess.run(send, capture_output=True, timeout=120))
+    sent: list[subprocess.CompletedProcess[str]] = []
+
+    def send_late() -> None:
+        try:
+            sent.append(subprocess.run(send, capture_output=True, text=True, timeout=120))
+        finally:
+            if not sent or sent[0].returncode != 0:  # the receiver would wait for good: stop it
+                signal.raise_signal(signal.SIGINT)
+
+    sender = threading.Timer(4, send_late)
     sender.start()  # after the receiver's first wait has run out
     try:
-        assert main([f"udp://127.0.0.1:{port}", str(out), *FAST, "--headless"]) == 0
+        rc = main([f"udp://127.0.0.1:{port}", str(out), *FAST, "--headless"])
     finally:
         sender.join()
+    assert sent and sent[0].returncode == 0, sent[0].stderr[-2000:] if sent else "the sender did not run"
+    assert rc == 0
     said, _ = capsys.readouterr()
     logged = [r.getMessage() for r in caplog.records]
-    assert logged.count(f"udp://127.0.0.1:{port}: nothing received yet; waiting for the sender (Ctrl-C stops)") == 1
-    assert f"udp://127.0.0.1:{port}: the stream has ended (no frame came for 2 s, or its server closed it)" in logged
+    waiting = f"udp://127.0.0.1:{port}: nothing decodable received yet; waiting for the sender (Ctrl-C stops)"
+    assert logged.count(waiting) == 1, logged
+    assert f"udp://127.0.0.1:{port}: the stream has ended (no frame for 2 s, or the sender stopped)" in logged
     got = int(said.split(" frames -> ")[0].split()[-1])
     assert 12 <= got <= 48 and f"-> {out}" in said, said  # a live source drops what it cannot keep up with
     source = open_source(str(out))
@@ -272,14 +285,16 @@ def test_a_udp_stream_is_a_source_too(capsys: pytest.CaptureFixture[str], caplog
                          "Connection refused") == "Connection to tcp://10.0.0.2:554 failed: Connection refused"
 
 
-def test_a_stalled_rtsp_server_ends_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("then", ["stalls", "dies"])
+def test_a_stalled_or_dead_rtsp_server_ends_the_run(then: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that stops reading mid-stream (here: stopped with SIGSTOP) made FFmpeg's write wait for good, deaf to
-    Ctrl-C and SIGTERM; now the sink gives up after the server timeout with one line, and close() returns."""
-    import signal
-
+    Ctrl-C and SIGTERM; now the sink gives up after the server timeout with one line, and close() returns. A server
+    that then dies (its connection reset while the queue is full) is a send failure, said at once: it was waited
+    out and called a stall, the reason lost."""
     from cyclegan_edge.runtime import av_stream
 
-    monkeypatch.setattr(av_stream, "SERVER_TIMEOUT_S", 2.0, raising=False)
+    timeout = 2.0 if then == "stalls" else 60.0
+    monkeypatch.setattr(av_stream, "SERVER_TIMEOUT_S", timeout, raising=False)
     port = free_port(socket.SOCK_STREAM)
     uri = f"rtsp://127.0.0.1:{port}/cyclegan"
     server = {"rtsp_flags": "listen", "rtsp_transport": "tcp", "listen_timeout": "120"}
@@ -287,35 +302,108 @@ def test_a_stalled_rtsp_server_ends_the_run(tmp_path: Path, monkeypatch: pytest.
     # noise barely compresses (CRF 0: about 0.9 MB a frame), so the socket buffers fill within a second or two
     sink = av_stream.AvStreamSink(uri, (480, 640), 1000.0, av_stream.EncodeSettings(crf=0, preset="ultrafast"))
     noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    killer = threading.Timer(5, proc.kill)  # by then the buffers and the send queue are full
     try:
         sink.write(noise)
         proc.send_signal(signal.SIGSTOP)
+        if then == "dies":
+            killer.start()
         t0 = time.monotonic()
         with pytest.raises(SinkError) as failed:
             for _ in range(1000):  # about a gigabyte: far more than the buffers hold
                 sink.write(np.roll(noise, sink.frames, axis=1))
         waited = time.monotonic() - t0
-        assert str(failed.value) == f"{uri}: the receiver has taken nothing for 2 s (stopped, or the link is down)"
-        assert waited < 60, waited
+        if then == "stalls":
+            assert str(failed.value) == f"{uri}: the receiver has taken nothing for 2 s (stopped, or the link is down)"
+            assert waited < 60, waited
+        else:
+            assert str(failed.value).startswith(f"{uri}: sending failed ("), str(failed.value)
+            assert waited < 20, waited
         t0 = time.monotonic()
         sink.mark_stopped()
-        sink.close()  # said once: no second error, and no wait on the stalled connection
-        assert time.monotonic() - t0 < 1
+        if then == "stalls":
+            sink.close()  # said once: no second error, and no wait on the stalled connection
+        else:
+            with pytest.raises(SinkError, match="sending failed"):
+                sink.close()
+        assert time.monotonic() - t0 < 1.5
     finally:
+        killer.cancel()
         proc.kill()
         proc.communicate()
+
+
+def test_a_server_stream_that_stops_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A stream from a server (a camera's RTSP or HTTP) that stops mid-run is lost, not finished: exit 1, so that a
+    service manager restarts the run, and what was recorded is kept. (A receiver's sender that stops ends its
+    stream: test_a_udp_stream_is_a_source_too.) Here an HTTP server sends 2 s of MPEG-TS, then nothing."""
+    import http.server
+
+    from cyclegan_edge.runtime import sources
+
+    monkeypatch.setattr(sources, "STREAM_READ_TIMEOUT_S", 2.0, raising=False)
+    ts = tmp_path / "clip.ts"
+    with av.open(str(ts), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(24):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8), format="bgr24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    data = ts.read_bytes()
+
+    class Stalling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp2t")
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+            time.sleep(30)  # connected, and silent
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}/live.ts"
+    out_file = tmp_path / "recorded.mp4"
+    try:
+        t0 = time.monotonic()
+        rc = main([uri, str(out_file), *FAST, "--headless"])
+        took = time.monotonic() - t0
+    finally:
+        server.shutdown()
+    _, err = capsys.readouterr()
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert rc == 1 and errors == [f"error: {uri}: the stream stopped (no frame for 2 s, or the server ended it)"], err
+    assert took < 25, took
+    source = open_source(str(out_file))  # the frames recorded before are kept, in a whole file
+    try:
+        assert source.read() is not None and source.size == (48, 64)
+    finally:
+        source.close()
 
 
 def test_ctrl_c_stops_a_receiver_waiting_for_its_sender(tmp_path: Path) -> None:
     """Ctrl-C acted only when OpenCV's FFmpeg gave up waiting (30 s); now at once."""
     from conftest import interrupt_when
 
-    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", f"udp://127.0.0.1:{free_port_pair()}",
-           str(tmp_path / "never.mp4"), *FAST, "--headless"]  # fmt: skip
-    t0 = time.monotonic()
-    rc, _, err = interrupt_when(cmd, lambda: time.monotonic() - t0 > 4)
-    assert rc == 130 and err.strip().splitlines()[-1] == "error: interrupted", err
-    assert time.monotonic() - t0 < 4 + 3, time.monotonic() - t0
+    port = free_port_pair()
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", f"udp://127.0.0.1:{port}", str(tmp_path / "never.mp4"),
+           *FAST, "--headless"]  # fmt: skip
+    ready: list[float] = []
+
+    def waiting() -> bool:  # its port bound: FFmpeg is opening the stream; 2 s more, well inside its first wait
+        if not ready and port_in_use(port):
+            ready.append(time.monotonic())
+        return bool(ready) and time.monotonic() - ready[0] > 2
+
+    rc, _, err = interrupt_when(cmd, waiting)
+    assert ready and rc == 130 and err.strip().splitlines()[-1] == "error: interrupted", err
+    assert time.monotonic() - ready[0] < 2 + 3, time.monotonic() - ready[0]
     assert not list(tmp_path.iterdir())
 
 

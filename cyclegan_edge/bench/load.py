@@ -9,6 +9,7 @@ from typing import Any
 # CPUs other processes may keep busy meanwhile: measured here 0.0 on an idle machine, 0.5 with one busy loop beside
 # a measurement that used both of 2 cores
 OTHERS_BUSY_CPUS = 0.25
+MIN_WINDOW_S = 1.0  # shorter windows are not judged (OtherLoad.cpus): the counters' ticks would decide
 
 
 class OtherLoad:
@@ -32,7 +33,11 @@ class OtherLoad:
         return time.perf_counter(), sum(machine) - idle - guests, own.user + own.system
 
     def cpus(self) -> float | None:
+        """None without psutil, or over less than MIN_WINDOW_S: the machine's counters tick in 10 ms steps, this
+        process's are exact, so one tick over 30 ms already reads as 0.33 CPUs (an idle machine flagged)."""
         if self.psutil is None:
             return None
         (t0, busy0, own0), (t1, busy1, own1) = self.start, self._times()
-        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0)) if t1 > t0 else None
+        if t1 - t0 < MIN_WINDOW_S:
+            return None
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0))

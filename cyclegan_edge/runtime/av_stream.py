@@ -48,7 +48,7 @@ MUXERS = {"udp": "mpegts", "rtp": "rtp_mpegts", "rtsp": "rtsp"}
 # A receiver that leaves a request unanswered or takes no data this long is gone. PyAV holds the GIL while FFmpeg
 # waits for an answer, so Ctrl-C acts only when this runs out.
 SERVER_TIMEOUT_S = 10.0
-SEND_QUEUE = 30  # frames encoded and waiting for a slow link: a second at 30 fps
+SEND_QUEUE = 30  # frames of a file waiting for a slow link: a second at 30 fps (a live source: 2, see __init__)
 MUXER_OPTIONS = {"udp": {"flush_packets": "1"}, "rtp": {"flush_packets": "1"}, "rtsp": {"rtsp_transport": "tcp"}}
 TS_DATAGRAM = 1316  # 7 MPEG-TS packets of 188 bytes: with IP and UDP headers under a 1500-byte MTU
 ENCODER = "libx264"
@@ -125,7 +125,8 @@ class AvStreamSink(Sink):
             silent = time.monotonic() - t >= SERVER_TIMEOUT_S * 0.9  # FFmpeg says "Invalid data found"
             why = f"the server did not answer in {SERVER_TIMEOUT_S:.0f} s" if silent else av_error(e)
             raise SinkError(f"{uri}: cannot open the stream ({why})") from None
-        self._queue: queue.Queue[list[Any] | None] = queue.Queue(maxsize=SEND_QUEUE)
+        # a live source's frames wait no longer than a frame or two: the pipeline then drops stale ones instead
+        self._queue: queue.Queue[list[Any] | None] = queue.Queue(maxsize=2 if self.live else SEND_QUEUE)
         self._send_error: list[BaseException] = []
         self._stalled = False  # the receiver took nothing for SERVER_TIMEOUT_S (said once)
         self._sender = threading.Thread(target=self._send_queued, args=(self.out,), name="send", daemon=True)
@@ -182,18 +183,30 @@ class AvStreamSink(Sink):
             try:
                 for p in packets:
                     out.mux(p)
-            except (av.FFmpegError, OSError) as e:
+            except BaseException as e:  # reported by the next write() or close(), which stop waiting on this thread
                 self._send_error.append(e)
                 return
 
+    def _hand_over(self, item: list[Any] | None, timeout: float) -> None:
+        """Queue ``item`` for the sender, waiting at most ``timeout`` for room; SinkError at once when the sender
+        has failed, and after the wait (``_stalled``) when the receiver has taken nothing meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._send_error or not self._sender.is_alive():
+                raise SinkError(f"{self.name}: sending failed ({self._failure()})")
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if time.monotonic() >= deadline:
+                    self._stalled = True
+                    raise SinkError(f"{self.name}: {self._stall_reason()}") from None
+
+    def _failure(self) -> str:
+        return av_error(self._send_error[0]) if self._send_error else "the sending thread ended"
+
     def _send(self, packets: list[Any]) -> None:
-        if self._send_error:
-            raise SinkError(f"{self.name}: sending failed ({av_error(self._send_error[0])})")
-        try:
-            self._queue.put(packets, timeout=SERVER_TIMEOUT_S)
-        except queue.Full:
-            self._stalled = True
-            raise SinkError(f"{self.name}: {self._stall_reason()}") from None
+        self._hand_over(packets, SERVER_TIMEOUT_S)
 
     def _stall_reason(self) -> str:
         return f"the receiver has taken nothing for {SERVER_TIMEOUT_S:.0f} s (stopped, or the link is down)"
@@ -207,33 +220,31 @@ class AvStreamSink(Sink):
             self.out = None
 
     def close(self) -> None:
+        """Flush the encoder, let what is queued go out, close. A stopped run (Ctrl-C) waits a second at most: a
+        stalled receiver must not hold it. A stalled sender is left behind with the container (closing would wait
+        on the receiver as well) and ends with the process."""
         if self.out is None:
             return
+        patience = 1.0 if self.stopped else SERVER_TIMEOUT_S
         try:
-            if self.frames and not self._stalled and not self._send_error:
-                self._send(self.vs.encode(None))
-        finally:
-            self._close()
-
-    def _close(self) -> None:
-        """Wait for what is queued to go out, then close; a stalled sender is left behind (closing would wait
-        on the receiver too) and ends with the process."""
-        out, self.out = self.out, None
-        stalled = self._stalled
-        if not stalled:
-            try:
-                self._queue.put(None, timeout=SERVER_TIMEOUT_S)
-                self._sender.join(SERVER_TIMEOUT_S)
-            except queue.Full:
-                pass
-            self._stalled = self._sender.is_alive()
+            if not self._stalled:
+                if self.frames and not self._send_error:
+                    self._hand_over(self.vs.encode(None), patience)
+                self._hand_over(None, patience)
+                self._sender.join(patience)
+                self._stalled = self._sender.is_alive()
+                if self._stalled:
+                    raise SinkError(f"{self.name}: {self._stall_reason()}")
+        except SinkError:
+            if not self._stalled:
+                self._discard()  # the sender has failed: nothing waits on the receiver
+            elif self.stopped:
+                return  # stopped by the user: the stall needs no line of its own
+            raise
         if self._stalled:
-            if stalled:
-                return  # said by write()
-            raise SinkError(f"{self.name}: {self._stall_reason()}")
+            return  # said by write()
+        out, self.out = self.out, None
         try:
             out.close()
         except (av.FFmpegError, OSError) as e:
             raise SinkError(f"{self.name}: closing the stream failed ({av_error(e)})") from None
-        if self._send_error:
-            raise SinkError(f"{self.name}: sending failed ({av_error(self._send_error[0])})")

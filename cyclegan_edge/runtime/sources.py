@@ -140,18 +140,26 @@ STREAM_READ_TIMEOUT_S = 5.0  # a stream that has sent nothing for this long has 
 LISTENING_SCHEMES = ("udp://", "rtp://")  # the receiver binds a port and waits: its sender may start later
 
 
-def open_stream(url: str, name: str) -> Any:
-    """OpenCV's VideoCapture of a network stream, opened with FFmpeg's timeouts where OpenCV has FFmpeg (its own
-    default waits 30 s). A receiver (udp://, rtp://) waits for its sender as long as it takes, saying so once; a
-    server that does not answer is one line. Ctrl-C acts at once, not when FFmpeg gives up. FFmpeg prints why it
-    failed (to the C stderr), which becomes part of the line."""
+def ffmpeg_with_timeouts(url: str) -> Callable[[], Any] | None:
+    """An opener through OpenCV's FFmpeg with our timeouts (its own default waits 30 s), or None where this OpenCV
+    has no FFmpeg or predates the timeouts (4.5.4; JetPack 5 has 4.5.4, its GStreamer keeps its own timeouts)."""
     c = cv2()
-    if c.videoio_registry.hasBackend(c.CAP_FFMPEG):
-        ms = [c.CAP_PROP_OPEN_TIMEOUT_MSEC, int(STREAM_OPEN_TIMEOUT_S * 1000),
-              c.CAP_PROP_READ_TIMEOUT_MSEC, int(STREAM_READ_TIMEOUT_S * 1000)]  # fmt: skip
-        opener: Callable[[], Any] = functools.partial(c.VideoCapture, url, c.CAP_FFMPEG, ms)
-    else:  # JetPack's OpenCV without FFmpeg: GStreamer opens it, with its own timeouts
-        opener = functools.partial(c.VideoCapture, url)
+    registry = getattr(c, "videoio_registry", None)
+    props = [getattr(c, name, None) for name in ("CAP_PROP_OPEN_TIMEOUT_MSEC", "CAP_PROP_READ_TIMEOUT_MSEC")]
+    if registry is None or None in props or not registry.hasBackend(c.CAP_FFMPEG):
+        return None
+    ms = [props[0], int(STREAM_OPEN_TIMEOUT_S * 1000), props[1], int(STREAM_READ_TIMEOUT_S * 1000)]
+    return functools.partial(c.VideoCapture, url, c.CAP_FFMPEG, ms)
+
+
+def open_stream(url: str, name: str) -> tuple[Any, bool]:
+    """OpenCV's VideoCapture of a network stream, and whether our timeouts hold (``ffmpeg_with_timeouts``). A
+    receiver (udp://, rtp://) waits for its sender as long as it takes, saying so once; a server that does not
+    answer is one line. Ctrl-C acts at once, not when FFmpeg gives up. FFmpeg prints why it failed (to the C
+    stderr), which becomes part of the line. What FFmpeg refuses at once, any other backend may still open."""
+    opener = ffmpeg_with_timeouts(url)
+    if opener is None:
+        return call_interruptibly(functools.partial(cv2().VideoCapture, url)), False
     waiting = False
     while True:
         t = time.monotonic()
@@ -160,21 +168,25 @@ def open_stream(url: str, name: str) -> Any:
         if cap.isOpened():
             if said:
                 print("\n".join(said), file=sys.stderr)
-            return cap
+            return cap, True
         silent = time.monotonic() - t >= STREAM_OPEN_TIMEOUT_S * 0.9
         if silent and url.startswith(LISTENING_SCHEMES):
             if not waiting:
-                log.warning("%s: nothing received yet; waiting for the sender (Ctrl-C stops)", name)
+                log.warning("%s: nothing decodable received yet; waiting for the sender (Ctrl-C stops)", name)
                 waiting = True
             continue
         if silent:
             raise SourceError(f"{name}: no answer in {STREAM_OPEN_TIMEOUT_S:.0f} s (is the server serving it?)")
+        with c_stderr_lines() as also:  # GStreamer, say, for a protocol this FFmpeg lacks
+            other = call_interruptibly(functools.partial(cv2().VideoCapture, url))
+        if other.isOpened():
+            return other, False
         ffmpeg = [ln for ln in said if FFMPEG_LOG.match(ln.strip())]
         if ffmpeg:
             raise SourceError(f"{name}: cannot open this stream ({ffmpeg_reason(ffmpeg[-1])})")
-        if said:
-            print("\n".join(said), file=sys.stderr)
-        return cap
+        if said or also:
+            print("\n".join(said + also), file=sys.stderr)
+        return other, False
 
 
 class CaptureSource(Source):
@@ -185,6 +197,7 @@ class CaptureSource(Source):
     def __init__(self, spec: SourceSpec, name: str) -> None:
         c = cv2()
         self.name, self.live, self.kind = name, spec.live, spec.kind
+        self.timed = False  # a stream read under our timeouts (open_stream)
         if spec.kind == "file":
             if not Path(spec.target).is_file():
                 raise SourceError(f"{name}: no such file")
@@ -197,7 +210,7 @@ class CaptureSource(Source):
                 raise SourceError(f"{name}: this OpenCV has no GStreamer (on Jetson use JetPack's python3-opencv)")
             cap = c.VideoCapture(csi_pipeline(spec.target), c.CAP_GSTREAMER)
         else:
-            cap = open_stream(spec.target, name)
+            cap, self.timed = open_stream(spec.target, name)
         if not cap.isOpened():
             what = {"camera": "camera", "csi": "CSI camera"}.get(spec.kind, "source")
             raise SourceError(f"{name}: cannot open this {what}" + (" (not connected, or in use by another program?)"
@@ -220,14 +233,23 @@ class CaptureSource(Source):
                 return frame
             if not self.live:
                 return None
-            if self.kind == "stream":  # a sender that stops ends its stream: the run finishes (and says so)
-                log.warning("%s: the stream has ended (no frame came for %.0f s, or its server closed it)",
-                            self.name, STREAM_READ_TIMEOUT_S)  # fmt: skip
+            if self.kind == "stream":
+                if self.frames_read:  # else it never delivered: "opened but no frame could be decoded"
+                    self._stream_ended()
                 return None
             failures += 1
             if failures >= self.MAX_FAILED_READS:
                 raise SourceError(f"{self.name}: the source stopped delivering frames (disconnected?)")
             time.sleep(0.01)
+
+    def _stream_ended(self) -> None:
+        """A receiver's sender that stops ends its stream: the run finishes with its summary. A stream from a
+        server (a camera's RTSP) that stops is lost: an error, so that a service manager restarts the run."""
+        why = f"no frame for {STREAM_READ_TIMEOUT_S:.0f} s, or " if self.timed else ""
+        if self.name.startswith(LISTENING_SCHEMES):
+            log.warning("%s: the stream has ended (%sthe sender stopped)", self.name, why)
+            return None
+        raise SourceError(f"{self.name}: the stream stopped ({why}the server ended it)")
 
     def read(self) -> np.ndarray | None:
         frame: np.ndarray | None
@@ -260,11 +282,11 @@ def parse_test_uri(uri: str) -> tuple[float, tuple[int, int], int]:
     w, _, h = size.partition("x")
     if unknown:
         why = f"unknown parameter {unknown[0]!r}"
-    elif not re.fullmatch(r"\d+(\.\d*)?", fps) or not 1 <= float(fps) <= 1000:
+    elif not re.fullmatch(r"[0-9]+(\.[0-9]*)?", fps) or not 1 <= float(fps) <= 1000:
         why = f"fps={fps}"
-    elif not (w.isdigit() and h.isdigit()) or not (8 <= min(int(w), int(h)) and max(int(w), int(h)) <= 7680):
+    elif not re.fullmatch(r"[0-9]+x[0-9]+", size) or not (8 <= min(int(w), int(h)) and max(int(w), int(h)) <= 7680):
         why = f"size={size}"
-    elif not frames.isdigit():
+    elif not re.fullmatch(r"[0-9]+", frames):
         why = f"frames={frames}"
     else:
         return float(fps), (int(w), int(h)), int(frames)
