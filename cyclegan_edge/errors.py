@@ -154,12 +154,16 @@ def call_interruptibly(fn: Callable[[], Any]) -> Any:
     return result[0]
 
 
+# Libraries whose native extension a Ctrl-C during import can leave half registered, failing ever after (OpenVINO:
+# 'type "Extension" is already registered!'): the run then went on without it, the Ctrl-C lost.
+HELD_IMPORTS = frozenset({"openvino", "onnxruntime", "torch", "tensorrt", "tensorrt_rtx"})
+
+
 def importable(name: str) -> bool:
-    """Whether module ``name`` imports here (OSError too: a package whose native library cannot load). Ctrl-C is
-    held back meanwhile: one inside a native extension's import can leave it half registered, failing ever after
-    (OpenVINO: 'type "Extension" is already registered!'), and the run then went on without it, Ctrl-C lost."""
+    """Whether module ``name`` imports here (OSError too: a package whose native library cannot load); Ctrl-C is
+    held back meanwhile for HELD_IMPORTS (not for the rest: matplotlib's first import can take 10 s)."""
     try:
-        with holding_ctrl_c():
+        with holding_ctrl_c() if name.split(".")[0] in HELD_IMPORTS else contextlib.nullcontext():
             importlib.import_module(name)
     except (ImportError, OSError):
         return False

@@ -33,7 +33,7 @@ from cyclegan_edge.runtime.backends import (
 
 def import_openvino() -> Any:
     try:
-        with holding_ctrl_c():  # see errors.importable
+        with holding_ctrl_c():  # see errors.HELD_IMPORTS
             import openvino
     except (ImportError, OSError) as e:
         raise BackendError(f"openvino is not importable ({first_line(e, 200)}): pip install 'cyclegan-edge[openvino]'") from None
