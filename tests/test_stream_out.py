@@ -275,6 +275,13 @@ def test_a_udp_stream_is_a_source_too(capsys: pytest.CaptureFixture[str], caplog
         assert source.read() is not None and source.size == DEMO_HW and source.frame_count == got
     finally:
         source.close()
+    # stamped as received: the decoder's last frames, which come out only when the wait for more runs out, were
+    # stamped then (the recording ended on a frame frozen for the 2 s wait); the sender's pace is 1/12 s
+    with av.open(str(out)) as recorded:
+        times = [f.time for f in recorded.decode(video=0)]
+    assert len(times) == got and max(np.diff(times)) < 1.0, np.round(np.diff(times), 2)
+    rate = float(said.split(" at ")[1].split()[0])  # up to the last frame, not the wait that ended the stream
+    assert rate > got / (times[-1] - times[0] + 1.5), (rate, said)
     rc = main(["rtsp://127.0.0.1:1/none", str(tmp_path / "x.mp4"), *FAST])
     errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert rc == 1 and errors == ["error: rtsp://127.0.0.1:1/none: cannot open this stream (Connection to "
@@ -385,6 +392,30 @@ def test_a_server_stream_that_stops_is_an_error(capsys: pytest.CaptureFixture[st
         assert source.read() is not None and source.size == (48, 64)
     finally:
         source.close()
+
+
+def test_ctrl_c_while_an_rtsp_server_keeps_silent_is_not_lost(tmp_path: Path) -> None:
+    """Ctrl-C while the publisher waited for the server's answer interrupted FFmpeg's wait, which began again, and
+    was then lost: 10 s after it the run ended with the server's timeout, exit 1. Now it acts when the wait ends."""
+    import select
+
+    from conftest import interrupt_when
+
+    with socket.socket() as server:  # listens (the kernel completes the connection), never accepts or answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        uri = f"rtsp://127.0.0.1:{server.getsockname()[1]}/cyclegan"
+        cmd = [sys.executable, "-m", "cyclegan_edge.runtime", str(DEMO), uri, *FAST]
+        connected: list[float] = []
+
+        def asking() -> bool:  # its connection is waiting to be accepted: the publisher waits for an answer
+            if not connected and select.select([server], [], [], 0)[0]:
+                connected.append(time.monotonic())
+            return bool(connected) and time.monotonic() - connected[0] > 1
+
+        rc, _, err = interrupt_when(cmd, asking)
+    assert connected and rc == 130 and err.strip().splitlines()[-1] == "error: interrupted", (rc, err[-2000:])
+    assert time.monotonic() - connected[0] < 15, time.monotonic() - connected[0]
 
 
 def test_ctrl_c_stops_a_receiver_waiting_for_its_sender(tmp_path: Path) -> None:

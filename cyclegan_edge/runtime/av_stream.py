@@ -35,6 +35,7 @@ from typing import Any
 import av
 import numpy as np
 
+from cyclegan_edge.errors import holding_ctrl_c
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.runtime.av_video import LIVE_TIME_BASE, AvSource, av_error, encoder_options, parse_bitrate
 from cyclegan_edge.runtime.sinks import (EncodeSettings, Sink, SinkError, encoded_size, pad_to, stream_address,
@@ -117,9 +118,12 @@ class AvStreamSink(Sink):
             options = dict(MUXER_OPTIONS[scheme])
             if scheme == "rtsp":  # microseconds; it covers the requests, not the data (see the class)
                 options["timeout"] = str(int(SERVER_TIMEOUT_S * 1e6))
-            self.out = av.open(stream_url(uri, scheme), "w", format=MUXERS[scheme], container_options=options)
-            self.vs = self._add_video(settings)
-            self.out.start_encoding()  # the header now: an RTSP server that refuses fails here, not mid-run
+            # Ctrl-C held back: it interrupted FFmpeg's wait for an answer, which began again (EINTR), and was then
+            # lost; it acts once the server has answered or the timeout has run out
+            with holding_ctrl_c():
+                self.out = av.open(stream_url(uri, scheme), "w", format=MUXERS[scheme], container_options=options)
+                self.vs = self._add_video(settings)
+                self.out.start_encoding()  # the header now: an RTSP server that refuses fails here, not mid-run
         except (av.FFmpegError, OSError) as e:
             self._discard()
             silent = time.monotonic() - t >= SERVER_TIMEOUT_S * 0.9  # FFmpeg says "Invalid data found"
@@ -194,6 +198,8 @@ class AvStreamSink(Sink):
         while True:
             if self._send_error or not self._sender.is_alive():
                 raise SinkError(f"{self.name}: sending failed ({self._failure()})")
+            if self.interrupted is not None and self.interrupted.is_set() and not self.stopped:
+                raise KeyboardInterrupt  # Ctrl-C while the receiver takes nothing: the pipeline stops now
             try:
                 self._queue.put(item, timeout=0.1)
                 return

@@ -237,7 +237,7 @@ class Pipeline:
             now = time.perf_counter()
             self.stats.stage_ms["capture"].append((now - t) * 1e3)
             self.stats.frames_in += 1
-            if not self.q_capture.put(_Frame(seq, now, frame), self.stop):
+            if not self.q_capture.put(_Frame(seq, self.source.captured_at(now), frame), self.stop):
                 return
             seq += 1
         self.q_capture.put(_END, self.stop)
@@ -354,14 +354,16 @@ class Pipeline:
         return f"{fps:.1f} FPS  latency {latency * 1e3:.0f} ms" + (f"  dropped {dropped}" if dropped else "")
 
     # ---- the main thread: writes, shows, and owns Ctrl-C ---------------------------------------------
-    def _write_loop(self, t0: float, ctrl_c: threading.Event) -> None:
+    def _write_loop(self, t0: float, ctrl_c: threading.Event) -> float:
+        """Write until the end, a stop or an error; returns when the last frame written was captured (0: none)."""
+        last_captured = 0.0
         while not self.stop.is_set() and not ctrl_c.is_set():
             try:
                 item = self.q_out.get(timeout=0.05)
             except queue.Empty:
                 continue
             if item is _END:
-                return
+                return last_captured
             t = time.perf_counter()
             self.sink.write(item.result, self._status(t - t0, t - item.t_capture), item.t_capture)
             done = time.perf_counter()
@@ -369,11 +371,13 @@ class Pipeline:
             self.stats.latencies_ms.append((done - item.t_capture) * 1e3)
             self.stats.frames_out += 1
             self.stats.seconds = done - t0
+            last_captured = item.t_capture
             if self.on_frame is not None:
                 self.on_frame(self.stats)
             if self.sink.quit_requested or self.opts.max_frames and self.stats.frames_out >= self.opts.max_frames:
                 break
         self.stats.interrupted = ctrl_c.is_set() or self.sink.quit_requested  # else a stage failed: its error says
+        return last_captured
 
     def _resume_stabilizer(self) -> None:
         """A resumed conversion's filter starts from the last frame written before, not afresh: no jump there."""
@@ -410,9 +414,11 @@ class Pipeline:
         for th in threads:
             th.start()
         ctrl_c = threading.Event()
+        self.sink.interrupt_on(ctrl_c)
+        last_captured = 0.0
         try:
             with deferred_ctrl_c(ctrl_c):
-                self._write_loop(t0, ctrl_c)
+                last_captured = self._write_loop(t0, ctrl_c)
         except KeyboardInterrupt:  # a second Ctrl-C
             self.stats.interrupted = True
         except Exception as e:  # the sink failed (disk full, ...): reported, and what was written is kept
@@ -421,7 +427,9 @@ class Pipeline:
             self.stop.set()
             for th in threads:
                 th.join(timeout=5)
-            self.stats.seconds = time.perf_counter() - t0
+            # a live run's rate: up to its last frame's capture, not the wait that told its stream had ended
+            end = last_captured if self.source.live and last_captured > t0 else time.perf_counter()
+            self.stats.seconds = end - t0
             if isinstance(self.q_capture, LatestSlot):
                 self.stats.dropped = self.q_capture.dropped
             self.stats.flicker = self.meter.value if self.meter is not None else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,6 +123,10 @@ class Sink:
     resumable: bool = False  # a stopped conversion into it continues where it stopped (PyAV's writer)
     stopped: bool = False  # set by the pipeline (mark_stopped) before close() when a stop or an error cut it short
     held_back: str = ""  # where a stopped conversion's frames went instead of replacing an earlier output
+    interrupted: threading.Event | None = None  # set at Ctrl-C (interrupt_on): a write that waits may stop early
+
+    def interrupt_on(self, event: threading.Event) -> None:
+        self.interrupted = event
 
     def mark_stopped(self) -> None:
         self.stopped = True
@@ -441,6 +446,10 @@ class MultiSink(Sink):
 
     def last_resumed(self) -> np.ndarray | None:
         return next((f for f in (s.last_resumed() for s in self.sinks if s.resumed) if f is not None), None)
+
+    def interrupt_on(self, event: threading.Event) -> None:
+        for s in self.sinks:
+            s.interrupt_on(event)
 
     def mark_stopped(self) -> None:
         for s in self.sinks:

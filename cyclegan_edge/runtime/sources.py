@@ -120,6 +120,10 @@ class Source:
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
 
+    def captured_at(self, now: float) -> float:
+        """When the frame read last was captured (``time.perf_counter()``), given when read() returned it."""
+        return now
+
     def close(self) -> None:
         pass
 
@@ -198,6 +202,8 @@ class CaptureSource(Source):
         c = cv2()
         self.name, self.live, self.kind = name, spec.live, spec.kind
         self.timed = False  # a stream read under our timeouts (open_stream)
+        self._flushing = False  # a read waited out the timeout: the frames left are the decoder's (captured_at)
+        self._last_captured: float | None = None
         if spec.kind == "file":
             if not Path(spec.target).is_file():
                 raise SourceError(f"{name}: no such file")
@@ -228,7 +234,10 @@ class CaptureSource(Source):
     def _read_raw(self) -> np.ndarray | None:
         failures = 0
         while True:
+            t = time.monotonic()
             ok, frame = self.cap.read()
+            if self.timed and time.monotonic() - t >= 0.9 * STREAM_READ_TIMEOUT_S:
+                self._flushing = True  # the stream has gone quiet: what comes now is the decoder's last frames
             if ok and frame is not None:
                 return frame
             if not self.live:
@@ -241,6 +250,14 @@ class CaptureSource(Source):
             if failures >= self.MAX_FAILED_READS:
                 raise SourceError(f"{self.name}: the source stopped delivering frames (disconnected?)")
             time.sleep(0.01)
+
+    def captured_at(self, now: float) -> float:
+        """A stream's last frames come out of the decoder only when the read that waits for more times out: they
+        were received a frame interval apart, not seconds later (a recording ended on a 5 s frozen frame)."""
+        if self._flushing and self._last_captured is not None:
+            now = self._last_captured + 1 / self.fps
+        self._last_captured = now
+        return now
 
     def _stream_ended(self) -> None:
         """A receiver's sender that stops ends its stream: the run finishes with its summary. A stream from a
