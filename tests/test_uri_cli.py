@@ -3,6 +3,7 @@ aliases, and the one-line refusals. In this process: ``main(argv)`` returns what
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -309,3 +310,32 @@ def test_show_without_a_display_says_so(capsys: pytest.CaptureFixture[str], capl
     assert (rc, errors) == (0, []) and f"3 frames -> {out}" in said and frame_count(out) == 3
     assert [r.getMessage() for r in caplog.records if "--show" in r.getMessage()] == [
         f"--show: no window can open here (no display, or an OpenCV without a GUI); writing {out} only"]
+
+
+@pytest.mark.parametrize(("uri", "line"), [
+    ("udp://127.0.0.1", "udp://127.0.0.1: give udp://HOST:PORT (the port this receiver listens on, 1..65535)"),
+    ("udp://127.0.0.1:99999", "udp://127.0.0.1:99999: give udp://HOST:PORT (the port this receiver listens on, "
+                              "1..65535)"),
+    ("rtp://127.0.0.1:65535", "rtp://127.0.0.1:65535: RTP takes PORT+1 for RTCP: give a PORT below 65535"),
+    ("test://frames=3", "test://frames=3: bad test source (its parameters go after '?'); use test://?fps=1..1000&"
+                        "size=WxH (8..7680 each)&frames=N (0: endless)")])  # fmt: skip
+def test_a_receiver_or_test_source_it_cannot_take_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                              uri: str, line: str) -> None:  # fmt: skip
+    """A receiver without a port (or over 65535) bound a random port (or the port modulo 65536) and waited for a
+    sender that could never find it; test:// without '?' ignored its parameters and recorded on, endlessly."""
+    rc, out, errors = runtime(capsys, uri, str(tmp_path / "out.mp4"), *FAST, "--headless")
+    assert (rc, out, errors) == (1, "", [f"error: {line}"])
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_stream_with_nowhere_to_go_is_refused_before_it_waits(tmp_path: Path) -> None:
+    """No OUTPUT and no display: a receiver waited for its sender, as long as it took, only to fail then with "no
+    display here"; now before it waits."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = subprocess.run([sys.executable, "-m", "cyclegan_edge.runtime", "udp://127.0.0.1:5999", *FAST], env=env,
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        "error: no display here: give OUTPUT (a video file or folder) or --output (or run where a window can open)"]

@@ -427,9 +427,10 @@ class Pipeline:
             self.stop.set()
             for th in threads:
                 th.join(timeout=5)
-            # a live run's rate: up to its last frame's capture, not the wait that told its stream had ended
-            end = last_captured if self.source.live and last_captured > t0 else time.perf_counter()
-            self.stats.seconds = end - t0
+            self.stats.seconds = time.perf_counter() - t0
+            if self.source.live and last_captured > t0:  # up to its last frame's capture, not the wait that told its
+                # stream had ended; and no faster than the source (a burst of frames buffered before the start)
+                self.stats.seconds = max(last_captured - t0, self.stats.frames_out / (self.source.fps or 30.0))
             if isinstance(self.q_capture, LatestSlot):
                 self.stats.dropped = self.q_capture.dropped
             self.stats.flicker = self.meter.value if self.meter is not None else None

@@ -156,11 +156,28 @@ def ffmpeg_with_timeouts(url: str) -> Callable[[], Any] | None:
     return functools.partial(c.VideoCapture, url, c.CAP_FFMPEG, ms)
 
 
+def check_receiver_port(url: str, name: str) -> None:
+    """SourceError for a receiver (udp://, rtp://) without a port it can listen on: FFmpeg would bind a random
+    port (none given) or the port modulo 65536 (over 65535), and wait there for a sender that never comes."""
+    if not url.startswith(LISTENING_SCHEMES):
+        return
+    scheme = url.split(":", 1)[0]
+    try:
+        port = urlparse(url).port
+    except ValueError:
+        port = None
+    if not port:
+        raise SourceError(f"{name}: give {scheme}://HOST:PORT (the port this receiver listens on, 1..65535)")
+    if scheme == "rtp" and port == 65535:
+        raise SourceError(f"{name}: RTP takes PORT+1 for RTCP: give a PORT below 65535")
+
+
 def open_stream(url: str, name: str) -> tuple[Any, bool]:
     """OpenCV's VideoCapture of a network stream, and whether our timeouts hold (``ffmpeg_with_timeouts``). A
     receiver (udp://, rtp://) waits for its sender as long as it takes, saying so once; a server that does not
     answer is one line. Ctrl-C acts at once, not when FFmpeg gives up. FFmpeg prints why it failed (to the C
     stderr), which becomes part of the line. What FFmpeg refuses at once, any other backend may still open."""
+    check_receiver_port(url, name)
     opener = ffmpeg_with_timeouts(url)
     if opener is None:
         return call_interruptibly(functools.partial(cv2().VideoCapture, url)), False
@@ -293,8 +310,11 @@ TEST_PARAMS = "test://?fps=1..1000&size=WxH (8..7680 each)&frames=N (0: endless)
 
 def parse_test_uri(uri: str) -> tuple[float, tuple[int, int], int]:
     """(fps, (width, height), frames) of a ``test://`` URI; SourceError naming the value and the allowed ones."""
-    q = {k: v[-1] for k, v in parse_qs(urlparse(uri).query, keep_blank_values=True).items()}
+    parts = urlparse(uri)
+    q = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     unknown = sorted(set(q) - {"fps", "size", "frames"})
+    if parts.netloc or parts.path.strip("/"):  # test://frames=10: no '?', so no parameters, and it ran on endlessly
+        raise SourceError(f"{uri}: bad test source (its parameters go after '?'); use {TEST_PARAMS}")
     fps, size, frames = q.get("fps", "30"), q.get("size", "320x240").lower(), q.get("frames", "0")
     w, _, h = size.partition("x")
     if unknown:
