@@ -270,7 +270,8 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
     if not args.output:
         if kind in FILE_KINDS:
             raise SinkError(f"{uri}: {OUTPUT_FOR[kind]}: give OUTPUT (or --output)")
-        sink_uris(args)  # a window it cannot open: said now, not once a receiver's sender has come
+        if spec is not None and spec.live:  # a window it cannot open: said now, not once a receiver's sender came
+            sink_uris(args)
         return
     check_sink_uri(args.output)
     if is_display(args.output) or is_stream_output(args.output):  # no file: nothing to check against the inputs
