@@ -270,8 +270,6 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
     if not args.output:
         if kind in FILE_KINDS:
             raise SinkError(f"{uri}: {OUTPUT_FOR[kind]}: give OUTPUT (or --output)")
-        if spec is not None and spec.live:  # a window it cannot open: said now, not once a receiver's sender came
-            sink_uris(args)
         return
     check_sink_uri(args.output)
     if is_display(args.output) or is_stream_output(args.output):  # no file: nothing to check against the inputs
@@ -321,6 +319,8 @@ def converted_here(path: Path) -> bool:
 
 
 def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str) -> int:
+    if not args.output:  # a window it cannot open: said now, not once a receiver's sender has come
+        sink_uris(args)
     source = open_source(uri)
     try:
         small = too_small(inference_size(source.size, opts))
