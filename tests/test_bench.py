@@ -633,9 +633,7 @@ def test_pipeline_says_when_other_processes_kept_the_machine_busy(
         cpus, latency[2][-2000:])
     assert any(n.startswith("a busy machine in 2 of 4 cases: other processes (or virtual machines) kept up to ")
                for n in report["notes"]), report["notes"]  # fmt: skip
-    assert unsteady_pipeline_note([10.0] * 9 + [30.0], 0.0) is None  # one slow frame of ten: p90 12 ms
-    assert unsteady_pipeline_note([10.0] * 8 + [30.0] * 2, 0.0).startswith("unsteady timing: ")
-    assert unsteady_pipeline_note([10.0] * 5, None) == "steadiness not judged: 5 frames, fewer than 10"
+    assert unsteady_pipeline_note(0.2) is None and unsteady_pipeline_note(None) is None  # idle; not judged
     status, stdout, err = bench(["pipeline", MODEL, "--video", "test://?fps=30", "-o", tmp_path / "x.json"], capsys)
     assert (status, stdout) == (2, "") and err.startswith("error: --video test://?fps=30: a live source drops"), err
     assert not (tmp_path / "x.json").exists()

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from cyclegan_edge.bench.load import OTHERS_BUSY_CPUS, OtherLoad
-from cyclegan_edge.bench.report import UNSTEADY_MIN_ITERATIONS, UNSTEADY_P90_OVER_P50
 from cyclegan_edge.imaging.frames import frames_to_tensor
 from cyclegan_edge.imaging.io import resize_area
 from cyclegan_edge.runtime.backends import AsyncBackend, Backend
@@ -80,21 +79,15 @@ def inference_only_seconds(backend: Backend, video: str, hw: tuple[int, int], fr
     return spent
 
 
-def unsteady_pipeline_note(infer_ms: list[float], others: float | None) -> str | None:
-    """Why the figures are not an idle machine's, or None: other processes kept more than OTHERS_BUSY_CPUS busy
-    (a steady load slows every frame alike, which no spread shows), or the infer stage's p90 is over 1.5x its p50,
-    as the latency benchmark judges a case (fewer than 10 frames: not judged)."""
-    if others is not None and others > OTHERS_BUSY_CPUS:
-        return (f"a busy machine: other processes (or virtual machines) kept {others:.1f} CPUs busy during the "
-                f"measurement (of {os.cpu_count()}); rerun on an idle one before trusting the figures")  # fmt: skip
-    if len(infer_ms) < UNSTEADY_MIN_ITERATIONS:
-        return f"steadiness not judged: {len(infer_ms)} frames, fewer than {UNSTEADY_MIN_ITERATIONS}"
-    p50, p90 = (float(v) for v in np.percentile(infer_ms, [50, 90]))
-    if p90 <= UNSTEADY_P90_OVER_P50 * p50:
+def unsteady_pipeline_note(others: float | None) -> str | None:
+    """Why the figures are not an idle machine's: other processes kept more than OTHERS_BUSY_CPUS busy meanwhile
+    (a steady load slows every frame alike, which no spread shows), or None (also when not judged: under a second,
+    or no psutil). The infer stage's own spread is no judge here: the pipeline's threads share the cores with it
+    (p90 at 1.7-1.8x p50 at 64 px on an idle 2-core machine)."""
+    if others is None or others <= OTHERS_BUSY_CPUS:
         return None
-    return (f"unsteady timing: the pipeline's inference took {p90:.1f} ms at p90, {p90 / p50:.1f}x its p50 "
-            f"({p50:.1f} ms; steady is within {UNSTEADY_P90_OVER_P50:g}x): another process was likely using the "
-            "machine; rerun on an idle one before trusting the ratio")  # fmt: skip
+    return (f"a busy machine: other processes (or virtual machines) kept {others:.1f} CPUs busy during the "
+            f"measurement (of {os.cpu_count()}); rerun on an idle one before trusting the figures")  # fmt: skip
 
 
 def pipeline_vs_inference(backend: Backend, video: str, size: int, max_frames: int = 0,
@@ -129,13 +122,13 @@ def pipeline_vs_inference(backend: Backend, video: str, size: int, max_frames: i
     inference_fps = stats.frames_out / infer_s if infer_s > 0 else 0.0
     busy = others.cpus()
     return {
-        "video": video, "source_size": list(source.size), "inference_size": f"{hw[0]}x{hw[1]}",
+        "video": video, "source_size": list(source.size), "inference_size": f"{hw[0]}x{hw[1]}",  # HxW, as --sizes
         "frames": stats.frames_out, "pipeline_fps": stats.fps, "inference_fps": inference_fps,
         "ratio": stats.fps / inference_fps if inference_fps else 0.0, "compared": COMPARED,
         "stage_ms_mean": stats.summary()["stage_ms_mean"], "backend": backend.name,
         "in_flight": backend.in_flight if in_flight and isinstance(backend, AsyncBackend) else 1,
         "stabilize": stabilize, "flicker": stats.flicker, "flicker_method": METRIC_FLOW if flicker else None,
         "others_busy_cpus": None if busy is None else round(busy, 2),
-        "unsteady": unsteady_pipeline_note(stats.stage_ms["infer"], busy),
+        "unsteady": unsteady_pipeline_note(busy),
     }  # fmt: skip
 
