@@ -208,8 +208,8 @@ def sink_uris(args: argparse.Namespace) -> list[str]:
     return uris
 
 
-def make_sinks(args: argparse.Namespace, source: Source, size: tuple[int, int], job: tuple[object, ...] = ()) -> Sink:
-    uris = sink_uris(args)
+def make_sinks(args: argparse.Namespace, uris: list[str], source: Source, size: tuple[int, int],
+               job: tuple[object, ...] = ()) -> Sink:  # fmt: skip
     sinks = [open_sink(uri, source.fps, size, encode_settings(args), source, job, args.overwrite) for uri in uris]
     for uri in filter(is_stream_output, uris):
         print(f"streaming to {uri}; play it with: {play_command(uri)}", file=sys.stderr)
@@ -319,8 +319,7 @@ def converted_here(path: Path) -> bool:
 
 
 def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str) -> int:
-    if not args.output:  # a window it cannot open: said now, not once a receiver's sender has come
-        sink_uris(args)
+    uris = sink_uris(args)  # a window it cannot open: said now, not once a receiver's sender has come
     source = open_source(uri)
     try:
         small = too_small(inference_size(source.size, opts))
@@ -330,7 +329,7 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         if upscaled:
             log.warning("%s: %s", Path(uri).name if not source.live else uri, upscaled)
         job = conversion_job(chosen_digest(args), backend, opts)
-        sink = make_sinks(args, source, output_size(source.size, opts), job)
+        sink = make_sinks(args, uris, source, output_size(source.size, opts), job)
         left = None if source.finished else after_resume(opts, sink.resumed)
         total = min(filter(None, (source.frame_count, opts.max_frames)), default=None)
         if left:  # else nothing is converted: no progress bar either

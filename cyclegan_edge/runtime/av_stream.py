@@ -40,7 +40,7 @@ from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.runtime.av_video import LIVE_TIME_BASE, AvSource, av_error, encoder_options, parse_bitrate
 from cyclegan_edge.runtime.sinks import (EncodeSettings, Sink, SinkError, encoded_size, pad_to, stream_address,
                                          warn_padded)  # fmt: skip
-from cyclegan_edge.runtime.sources import Source
+from cyclegan_edge.runtime.sources import Source, ran_out
 
 log = logging.getLogger("cyclegan_edge.runtime")
 
@@ -126,7 +126,7 @@ class AvStreamSink(Sink):
                 self.out.start_encoding()  # the header now: an RTSP server that refuses fails here, not mid-run
         except (av.FFmpegError, OSError) as e:
             self._discard()
-            silent = time.monotonic() - t >= SERVER_TIMEOUT_S * 0.9  # FFmpeg says "Invalid data found"
+            silent = ran_out(t, SERVER_TIMEOUT_S)  # FFmpeg says "Invalid data found"
             why = f"the server did not answer in {SERVER_TIMEOUT_S:.0f} s" if silent else av_error(e)
             raise SinkError(f"{uri}: cannot open the stream ({why})") from None
         # a live source's frames wait no longer than a frame or two: the pipeline then drops stale ones instead

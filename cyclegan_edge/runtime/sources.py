@@ -144,6 +144,12 @@ STREAM_READ_TIMEOUT_S = 5.0  # a stream that has sent nothing for this long has 
 LISTENING_SCHEMES = ("udp://", "rtp://")  # the receiver binds a port and waits: its sender may start later
 
 
+def ran_out(started: float, timeout_s: float) -> bool:
+    """Whether a wait begun at ``started`` (``time.monotonic()``) ended on its timeout rather than on an answer or an
+    error: FFmpeg says only "Invalid data" or "Immediate exit requested" then."""
+    return time.monotonic() - started >= 0.9 * timeout_s
+
+
 def ffmpeg_with_timeouts(url: str) -> Callable[[], Any] | None:
     """An opener through OpenCV's FFmpeg with our timeouts (its own default waits 30 s), or None where this OpenCV
     has no FFmpeg or predates the timeouts (4.5.4; JetPack 5 has 4.5.4, its GStreamer keeps its own timeouts)."""
@@ -178,9 +184,9 @@ def open_stream(url: str, name: str) -> tuple[Any, bool]:
     answer is one line. Ctrl-C acts at once, not when FFmpeg gives up. FFmpeg prints why it failed (to the C
     stderr), which becomes part of the line. What FFmpeg refuses at once, any other backend may still open."""
     check_receiver_port(url, name)
-    opener = ffmpeg_with_timeouts(url)
+    opener, plain = ffmpeg_with_timeouts(url), functools.partial(cv2().VideoCapture, url)
     if opener is None:
-        return call_interruptibly(functools.partial(cv2().VideoCapture, url)), False
+        return call_interruptibly(plain), False
     waiting = False
     while True:
         t = time.monotonic()
@@ -190,7 +196,7 @@ def open_stream(url: str, name: str) -> tuple[Any, bool]:
             if said:
                 print("\n".join(said), file=sys.stderr)
             return cap, True
-        silent = time.monotonic() - t >= STREAM_OPEN_TIMEOUT_S * 0.9
+        silent = ran_out(t, STREAM_OPEN_TIMEOUT_S)
         if silent and url.startswith(LISTENING_SCHEMES):
             if not waiting:
                 log.warning("%s: nothing decodable received yet; waiting for the sender (Ctrl-C stops)", name)
@@ -199,7 +205,7 @@ def open_stream(url: str, name: str) -> tuple[Any, bool]:
         if silent:
             raise SourceError(f"{name}: no answer in {STREAM_OPEN_TIMEOUT_S:.0f} s (is the server serving it?)")
         with c_stderr_lines() as also:  # GStreamer, say, for a protocol this FFmpeg lacks
-            other = call_interruptibly(functools.partial(cv2().VideoCapture, url))
+            other = call_interruptibly(plain)
         if other.isOpened():
             return other, False
         ffmpeg = [ln for ln in said if FFMPEG_LOG.match(ln.strip())]
@@ -253,7 +259,7 @@ class CaptureSource(Source):
         while True:
             t = time.monotonic()
             ok, frame = self.cap.read()
-            if self.timed and time.monotonic() - t >= 0.9 * STREAM_READ_TIMEOUT_S:
+            if self.timed and ran_out(t, STREAM_READ_TIMEOUT_S):
                 self._flushing = True  # the stream has gone quiet: what comes now is the decoder's last frames
             if ok and frame is not None:
                 return frame
