@@ -600,7 +600,7 @@ def test_pipeline_measures_what_the_runtime_runs_on_a_file(tmp_path: Path, capsy
 
 def test_pipeline_says_when_other_processes_kept_the_machine_busy(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
-    """A steady load beside the measurement slows every frame alike, so no spread showed it: one busy loop on this
+    """A steady load beside the measurement slows every frame alike, so no spread showed it: two busy loops on this
     2-core machine moved the ratio from 0.72 to 0.85 without a word. Now the CPUs other processes kept busy are
     measured (psutil) and named; a live source, whose dropped frames make the ratio meaningless, is refused."""
     from cyclegan_edge.bench.pipeline_bench import OtherLoad, unsteady_pipeline_note
