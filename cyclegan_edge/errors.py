@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 TRACEBACK_ENV = "CYCLEGAN_EDGE_TRACEBACK"
@@ -91,12 +92,31 @@ EXTRA_FOR = {"torch": "train", "onnx": "engine", "onnxscript": "export", "onnxru
 OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory|not enough memory", re.IGNORECASE)
 
 
+def broken_package(exc: BaseException) -> str | None:
+    """The optional package that is installed but fails to import (a part of it missing, its native library cut
+    short or built for another machine), from the ImportError's module name or file."""
+    if not isinstance(exc, ImportError):
+        return None
+    parts = [*(exc.name or "").split(".")[:1], *reversed(Path(exc.path or "").parts[:-1])]
+    return next((part for part in parts if part in EXTRA_FOR), None)
+
+
+def reinstall_hint(module: str) -> str:
+    """How to reinstall a broken package (pip's name for it; OpenCV's has several, and JetPack's is apt's)."""
+    if module == "cv2":
+        return "reinstall the OpenCV you use (JetPack's python3-opencv, or pip's opencv-python(-headless))"
+    return f"reinstall it: pip install --force-reinstall --no-deps {module}"
+
+
 def describe(exc: BaseException, hint: bool = True) -> str:
     """The line to show: ours, OSError and ValueError speak for themselves, a missing optional package names
     its extra; anything else is unexpected (a library's error or a bug), so it keeps its type name."""
-    missing = (exc.name or "").split(".")[0] if isinstance(exc, ModuleNotFoundError) else ""
+    missing = (exc.name or "") if isinstance(exc, ModuleNotFoundError) else ""
     if missing in EXTRA_FOR:
         return f"{missing} is not installed here: pip install 'cyclegan-edge[{EXTRA_FOR[missing]}]'"
+    broken = broken_package(exc)
+    if broken:
+        return f"{broken} is installed but broken ({first_line(exc)}): {reinstall_hint(broken)}"
     if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and OUT_OF_MEMORY.search(str(exc))):
         asked = re.search(r"allocate (\d+) bytes|allocate ([0-9.]+ [KMGTP]?i?B)", str(exc))
         size = "" if asked is None else (f" ({int(asked.group(1)) / 2**30:.1f} GiB asked at once)" if asked.group(1)
@@ -159,15 +179,26 @@ def call_interruptibly(fn: Callable[[], Any]) -> Any:
 HELD_IMPORTS = frozenset({"openvino", "onnxruntime", "torch", "tensorrt", "tensorrt_rtx"})
 
 
-def importable(name: str) -> bool:
-    """Whether module ``name`` imports here (OSError too: a package whose native library cannot load); Ctrl-C is
-    held back meanwhile for HELD_IMPORTS (not for the rest: matplotlib's first import can take 10 s)."""
+def import_problem(name: str) -> str | None:
+    """None when module ``name`` imports here, else why not: "not installed", or "installed but broken (...)" for a
+    package that is there but fails (a native library missing or of the wrong build: reinstalling it helps, adding
+    it does not). Ctrl-C is held back meanwhile for HELD_IMPORTS (not for the rest: matplotlib's first import can
+    take 10 s)."""
     try:
         with holding_ctrl_c() if name.split(".")[0] in HELD_IMPORTS else contextlib.nullcontext():
             importlib.import_module(name)
-    except (ImportError, OSError):
-        return False
-    return True
+    except ModuleNotFoundError as e:
+        if e.name and (name == e.name or name.startswith(e.name + ".")):
+            return "not installed"
+        return f"installed but broken ({first_line(e, 200)})"
+    except (ImportError, OSError) as e:
+        return f"installed but broken ({first_line(e, 200)})"
+    return None
+
+
+def importable(name: str) -> bool:
+    """Whether module ``name`` imports here (see import_problem)."""
+    return import_problem(name) is None
 
 
 def import_holding_ctrl_c(names: tuple[str, ...]) -> None:

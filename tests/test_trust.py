@@ -8,6 +8,8 @@ there before are untouched (bytes and mtime). Disk-full is real: RLIMIT_FSIZE in
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import importlib.util
 import io
 import json
 import os
@@ -114,6 +116,19 @@ def shadow(folder: Path, module: str) -> Path:
     return folder
 
 
+def broken_copy(folder: Path, module: str, cut: str) -> Path:
+    """A folder holding the installed ``module`` (links to its files, put first on PYTHONPATH) with its files
+    matching ``cut`` cut short, as a full disk during ``pip install`` leaves them."""
+    installed = Path(importlib.util.find_spec(module).origin).parent  # type: ignore[union-attr, arg-type]
+    shutil.copytree(installed, folder / module, symlinks=True, copy_function=os.symlink,
+                    ignore=lambda _d, names: [n for n in names if n == "__pycache__"])
+    for link in (folder / module).rglob(cut):
+        start = link.resolve().read_bytes()[:100]  # longer, and the loader may map the missing part: SIGBUS
+        link.unlink()
+        link.write_bytes(start)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def w(tmp_path_factory: pytest.TempPathFactory) -> Path:
     w = tmp_path_factory.mktemp("trust")
@@ -132,6 +147,7 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shadow(w / "notorch", "torch")
     shadow(w / "noonnx", "onnx")
     shadow(w / "nocv2", "cv2")
+    broken_copy(w / "brokenort", "onnxruntime", cut="onnxruntime_pybind11_state*.so")
     for module in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"):
         shadow(w / "notrt", module)
     (w / "dir.mp4").mkdir()
@@ -213,6 +229,10 @@ CASES: dict[str, Case] = {
                                 pythonpath="nocv2"),
     "11-translate-without-cv2": Case(["translate", str(ONNX), "x.jpg", "-o", "c11/t"], 1,
                                      "OpenCV (cv2) is not importable", pythonpath="nocv2"),
+    "11-onnx-with-broken-onnxruntime": Case(rt("--engine", str(ONNX), "--backend", "onnxruntime", "--camera",
+                                                "test://?frames=1", "-o", "c11/o.mp4"), 1,
+                                             "onnxruntime is installed but broken (",
+                                             pythonpath="brokenort"),
     "11-plan-without-tensorrt": Case(rt("--engine", "garbage.plan", "--camera", "test://?frames=1", "-o", "c11/p.mp4"),
                                      1, "TensorRT is not importable", pythonpath="notrt"),
     # 12: not an image generator
@@ -483,7 +503,7 @@ def test_10_bad_values_are_refused_up_front(ran: Any) -> None:
         check(ran, name)
 
 
-def test_11_a_missing_optional_package_names_its_extra(ran: Any) -> None:
+def test_11_a_missing_optional_package_names_its_extra(w: Path, ran: Any) -> None:
     for name in ("11-pth-without-torch", "11-export-without-torch", "11-engine-without-onnx", "11-evaluate-without-torch"):
         check(ran, name)
     for name in ("11-demo-without-cv2", "11-translate-without-cv2"):  # [runtime] alone: said before any work
@@ -493,6 +513,14 @@ def test_11_a_missing_optional_package_names_its_extra(ran: Any) -> None:
 
     said = one_error(check(ran, "11-plan-without-tensorrt"))  # where no GPU is, installing TensorRT would not help
     assert said.endswith(no_gpu_here() or "or run the .onnx with ONNX Runtime instead"), said
+    # installed but its native library gone: "pip install" would change nothing; reinstalling it does
+    said = one_error(check(ran, "11-onnx-with-broken-onnxruntime"))
+    assert said.endswith("reinstall it: pip install --force-reinstall --no-deps onnxruntime"), said
+    script = ("from cyclegan_edge.errors import describe\ntry:\n    import onnxruntime\nexcept ImportError as e:\n"
+              "    print(describe(e))")  # an ImportError that reaches the one error path says the same
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                       env={**ENV, "PYTHONPATH": str(w / "brokenort")})  # fmt: skip
+    assert r.stdout.startswith("onnxruntime is installed but broken (") and said.endswith(r.stdout.strip()[-60:]), r
 
 
 def test_12_a_model_that_is_not_a_generator_is_refused_at_load(w: Path, ran: Any) -> None:
