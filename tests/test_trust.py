@@ -8,7 +8,6 @@ there before are untouched (bytes and mtime). Disk-full is real: RLIMIT_FSIZE in
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import importlib.util
 import io
 import json
