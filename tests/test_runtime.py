@@ -200,6 +200,35 @@ def test_exception_in_inference_keeps_converted_frames(street_video: Path, backe
     assert n == stats.frames_out and 0 < n <= 20 and (w, h) == (768, 432)
 
 
+def test_opencv_writer_replaces_an_earlier_file_with_a_whole_conversion_only(
+        street_video: Path, backend: OnnxRuntimeBackend, tmp_path: Path) -> None:  # fmt: skip
+    """OpenCV's writer (.avi, or no PyAV) under --overwrite renamed whatever it had written over the earlier file:
+    a run stopped or failed halfway left 31 frames where a whole conversion had been. The earlier file now stays,
+    the stopped conversion's frames in the partial file (named); a whole conversion replaces it."""
+    from cyclegan_edge.runtime.__main__ import continue_hint
+
+    out = tmp_path / "out.avi"
+
+    def convert(b: Any) -> tuple[VideoFileSink, Any]:
+        source = open_source(str(street_video))
+        try:
+            sink = VideoFileSink(out, source.fps, source.size)
+            return sink, Pipeline(source, b, sink, PipelineOptions(size=64, max_frames=30)).run()
+        finally:
+            source.close()
+
+    first, stats = convert(backend)
+    assert stats.error is None and not first.held_back and video_info(out)[0] == 30
+    before = out.read_bytes()
+    failed, stats = convert(FailingBackend(backend, 10))
+    assert stats.error is not None and out.read_bytes() == before
+    assert failed.held_back == str(tmp_path / ".out.partial.avi") and video_info(Path(failed.held_back))[0] > 0
+    assert continue_hint(failed, True) == "the earlier output is kept as it was; --overwrite converts again from the start"
+    again, stats = convert(backend)  # the next run starts again in the partial file, and replaces the earlier one
+    assert stats.error is None and not again.held_back and video_info(out)[0] == 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.avi"]
+
+
 def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend: OnnxRuntimeBackend,
                                                     tmp_path: Path) -> None:  # fmt: skip
     """Another file at OUTPUT (here the user's own video, then another conversion's output) is never replaced

@@ -373,6 +373,8 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
 def continue_hint(sink: Sink, overwrite: bool) -> str:
     """What a rerun does with a file conversion stopped halfway into ``sink`` ('' for a window or a stream)."""
     if sink.held_back:
+        if not sink.resumable:  # OpenCV's writer
+            return "the earlier output is kept as it was; --overwrite converts again from the start"
         return "the earlier output is kept until the conversion is whole; the same command continues it"
     if sink.resumable:  # --overwrite starts over: only the command without it continues
         return "the same command without --overwrite continues it" if overwrite else "the same command continues it"

@@ -149,7 +149,8 @@ class Sink:
 class VideoFileSink(Sink):
     """OpenCV's VideoWriter (the fallback without PyAV; .avi). Writes to a hidden temporary file beside
     the target and renames it on close, so the target path only ever holds a finalized, playable file
-    (also after Ctrl-C or an error)."""
+    (also after Ctrl-C or an error). An earlier file there (--overwrite) is replaced by a whole conversion only: a
+    stopped one stays in the partial file (``held_back``), which the next run starts again."""
 
     def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int],
                  gstreamer: bool = False, live: bool = False) -> None:  # fmt: skip
@@ -161,6 +162,7 @@ class VideoFileSink(Sink):
             raise SinkError(f"{self.path}: unsupported video extension (use one of {', '.join(FOURCC)})")
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{ext}")
         self._lock = lock_video_output(self.path)  # a second writer would write into this one's partial file
+        self.live, self.earlier = live, self.path.exists()
         if live and self.tmp.exists():  # a recording a killed run left: nothing records it again
             keep_interrupted(self.tmp, self.path)
         try:
@@ -213,6 +215,9 @@ class VideoFileSink(Sink):
         cap.release()
         if found != self.frames:
             raise SinkError(f"{self.path}: the written file holds {found} of {self.frames} frames (disk full?)")
+        if self.stopped and self.earlier and not self.live:
+            self.held_back = str(self.tmp)
+            return
         os.replace(self.tmp, self.path)
 
 
