@@ -223,7 +223,8 @@ def test_opencv_writer_replaces_an_earlier_file_with_a_whole_conversion_only(
     failed, stats = convert(FailingBackend(backend, 10))
     assert stats.error is not None and out.read_bytes() == before
     assert failed.held_back == str(tmp_path / ".out.partial.avi") and video_info(Path(failed.held_back))[0] > 0
-    assert continue_hint(failed, True) == "the earlier output is kept as it was; --overwrite converts again from the start"
+    hint = continue_hint(failed, True)
+    assert hint == "the earlier output is kept as it was; --overwrite converts again from the start", hint
     again, stats = convert(backend)  # the next run starts again in the partial file, and replaces the earlier one
     assert stats.error is None and not again.held_back and video_info(out)[0] == 30
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.avi"]
