@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +189,90 @@ class FailingBackend:
 
     def close(self) -> None:
         pass
+
+
+class SlowBackend:
+    """The real ONNX Runtime backend, made slow (seconds a call) from call N on: a large frame on a CPU."""
+
+    def __init__(self, inner: Any, seconds: float, from_call: int = 1) -> None:
+        self.inner, self.seconds, self.from_call, self.calls, self.name = inner, seconds, from_call, 0, "slow"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.calls >= self.from_call:
+            time.sleep(self.seconds)
+        return self.inner.infer(batch)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_finite_live_source_writes_its_last_frame(backend: OnnxRuntimeBackend) -> None:
+    """A live source's end replaced its last frame in the one-frame mailbox: a camera clip of 10 frames through a
+    slow model wrote frames 0, 1, 2, 6 and never 9 (a UDP sender that stops: the recording ended a frame early)."""
+    source = open_source("test://?fps=30&size=64x64&frames=10")
+    sink = MemorySink()
+    try:
+        stats = Pipeline(source, SlowBackend(backend, 0.2), sink, PipelineOptions(side_by_side=True)).run()
+    finally:
+        source.close()
+    written = [frame_sequence_number(f) for f in sink.frames_list]  # the source half keeps its number
+    assert stats.error is None and written[-1] == 9 and stats.frames_out + stats.dropped == 10, (written, stats)
+
+
+SIGNALLED = """
+import os, signal, sys, threading, time
+from typing import Any
+import numpy as np
+from cyclegan_edge.runtime.backends import BackendOptions, OnnxRuntimeBackend
+{slow_backend}
+from pathlib import Path
+real = OnnxRuntimeBackend(Path({model!r}), BackendOptions(threads=1))
+for at in {signal_at!r}:
+    threading.Timer(at, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+"""
+
+
+def run_signalled(script: str, signal_at: tuple[float, ...], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh Python that has ``real`` (ONNX Runtime on the bundled model) and SlowBackend, with a
+    Ctrl-C sent to itself at each of ``signal_at`` seconds (SIGINT as a terminal sends it)."""
+    model = str(ASSETS_DIR / "photo2monet.onnx")
+    head = SIGNALLED.format(slow_backend=inspect.getsource(SlowBackend), model=model, signal_at=signal_at)
+    return subprocess.run([sys.executable, "-c", head + textwrap.dedent(script)], capture_output=True, text=True,
+                          timeout=120, cwd=cwd, env={**os.environ, **ONE_THREAD},
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+
+
+def test_a_second_ctrl_c_while_a_stage_is_busy_still_closes_the_output(tmp_path: Path) -> None:
+    """Ctrl-C, then Ctrl-C again while the pipeline waited for a slow frame: the KeyboardInterrupt skipped closing
+    the output (OpenCV's writer: a 0-byte partial file, the 19 frames written lost). The second one now ends the
+    wait; the output is closed all the same."""
+    r = run_signalled(f"""
+        from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions
+        from cyclegan_edge.runtime.sinks import VideoFileSink
+        from cyclegan_edge.runtime.sources import open_source
+        source = open_source({str(ASSETS_DIR / "demo.mp4")!r})
+        sink = VideoFileSink("out.avi", source.fps, source.size)
+        stats = Pipeline(source, SlowBackend(real, 4.0, from_call=20), sink, PipelineOptions(size=64)).run()
+        print(stats.frames_out, stats.interrupted, stats.stuck)
+    """, (1.5, 3.0), tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    frames, interrupted, stuck = r.stdout.split(maxsplit=2)
+    assert interrupted == "True" and stuck.strip() == "['infer']" and int(frames) == 19, r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.avi"] and video_info(tmp_path / "out.avi")[0] == 19
+
+
+def test_ctrl_c_before_a_live_sources_first_frame_is_a_stop_not_an_error(tmp_path: Path) -> None:
+    """Ctrl-C on a camera while the model's first frame was still running said "error: nothing written: all 24
+    frames of the source came while the model was busy and were dropped as stale", exit 1."""
+    r = run_signalled("""
+        import cyclegan_edge.runtime.__main__ as runtime
+        runtime.open_backend = lambda *args, **kwargs: SlowBackend(real, 3.0)
+        sys.exit(runtime.main(["test://?fps=30&size=64x64", "out.mp4", "--headless"]))
+    """, (1.5,), tmp_path)
+    assert r.returncode == 130 and r.stderr.strip().splitlines()[-1] == (
+        "stopped before the first frame: nothing written to out.mp4"), r.stderr[-2000:]
+    assert not list(tmp_path.iterdir())
 
 
 def test_exception_in_inference_keeps_converted_frames(street_video: Path, backend: OnnxRuntimeBackend,

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -340,33 +341,32 @@ def test_a_stalled_or_dead_rtsp_server_ends_the_run(then: str, tmp_path: Path, m
         proc.communicate()
 
 
-def test_a_server_stream_that_stops_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    """A stream from a server (a camera's RTSP or HTTP) that stops mid-run is lost, not finished: exit 1, so that a
-    service manager restarts the run, and what was recorded is kept. (A receiver's sender that stops ends its
-    stream: test_a_udp_stream_is_a_source_too.) Here an HTTP server sends 2 s of MPEG-TS, then nothing."""
+def http_stream_then_silence(tmp_path: Path, mjpeg: bool = False) -> tuple[Any, str, list[float]]:
+    """An HTTP server (a camera's stream) that sends 2 s of MPEG-TS (H.264) or of MJPEG (an IP camera's
+    multipart JPEG) at once, then keeps the connection silent; its URI, and when it finished sending (appended).
+    Shut it down with ``.shutdown()``. MJPEG's decoder holds no frame back: the read that times out ends it."""
     import http.server
 
-    from cyclegan_edge.runtime import sources
-
-    monkeypatch.setattr(sources, "STREAM_READ_TIMEOUT_S", 2.0, raising=False)
     ts = tmp_path / "clip.ts"
-    with av.open(str(ts), "w", format="mpegts") as out:
-        stream = out.add_stream("libx264", rate=12)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    fmt, codec, pix_fmt = ("mpjpeg", "mjpeg", "yuvj420p") if mjpeg else ("mpegts", "libx264", "yuv420p")
+    with av.open(str(ts), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=12)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
         for i in range(24):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8), format="bgr24")
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     data = ts.read_bytes()
+    sent: list[float] = []
 
     class Stalling(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(200)
-            self.send_header("Content-Type", "video/mp2t")
+            self.send_header("Content-Type", "multipart/x-mixed-replace;boundary=ffmpeg" if mjpeg else "video/mp2t")
             self.end_headers()
             self.wfile.write(data)
             self.wfile.flush()
+            sent.append(time.monotonic())
             time.sleep(30)  # connected, and silent
 
         def log_message(self, *args: object) -> None:
@@ -375,7 +375,18 @@ def test_a_server_stream_that_stops_is_an_error(capsys: pytest.CaptureFixture[st
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    uri = f"http://127.0.0.1:{server.server_address[1]}/live.ts"
+    return server, f"http://127.0.0.1:{server.server_address[1]}/live.{'mjpg' if mjpeg else 'ts'}", sent
+
+
+def test_a_server_stream_that_stops_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A stream from a server (a camera's RTSP or HTTP) that stops mid-run is lost, not finished: exit 1, so that a
+    service manager restarts the run, and what was recorded is kept. (A receiver's sender that stops ends its
+    stream: test_a_udp_stream_is_a_source_too.) Here an HTTP server sends 2 s of MPEG-TS, then nothing."""
+    from cyclegan_edge.runtime import sources
+
+    monkeypatch.setattr(sources, "STREAM_READ_TIMEOUT_S", 2.0, raising=False)
+    server, uri, _ = http_stream_then_silence(tmp_path)
     out_file = tmp_path / "recorded.mp4"
     try:
         t0 = time.monotonic()
@@ -388,6 +399,27 @@ def test_a_server_stream_that_stops_is_an_error(capsys: pytest.CaptureFixture[st
     assert rc == 1 and errors == [f"error: {uri}: the stream stopped (no frame for 2 s, or the server ended it)"], err
     assert took < 25, took
     source = open_source(str(out_file))  # the frames recorded before are kept, in a whole file
+    try:
+        assert source.read() is not None and source.size == (48, 64)
+    finally:
+        source.close()
+
+
+def test_ctrl_c_while_a_server_stream_is_silent_is_a_stop(tmp_path: Path) -> None:
+    """Ctrl-C at a frozen picture (an MJPEG IP camera gone silent) ended as "error: ... the stream stopped", exit 1
+    (a crash to a service manager): the capture thread's read timed out after the stop, and its error won. Errors
+    after the stop are its consequences now: exit 130, the recording kept."""
+    from conftest import interrupt_when
+
+    server, uri, sent = http_stream_then_silence(tmp_path, mjpeg=True)
+    out_file = tmp_path / "recorded.mp4"
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", uri, str(out_file), *FAST, "--headless"]
+    try:
+        rc, _, err = interrupt_when(cmd, lambda: bool(sent) and time.monotonic() - sent[0] > 1.5, timeout=60)
+    finally:
+        server.shutdown()
+    assert rc == 130 and "error:" not in err and err.strip().splitlines()[-1].startswith("stopped: "), err[-2000:]
+    source = open_source(str(out_file))
     try:
         assert source.read() is not None and source.size == (48, 64)
     finally:

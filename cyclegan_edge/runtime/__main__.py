@@ -321,6 +321,7 @@ def converted_here(path: Path) -> bool:
 def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str) -> int:
     uris = sink_uris(args)  # a window it cannot open: said now, not once a receiver's sender has come
     source = open_source(uri)
+    stats = PipelineStats()
     try:
         small = too_small(inference_size(source.size, opts))
         if small:
@@ -338,17 +339,17 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
                                                       dynamic_ncols=True) as bar:  # fmt: skip
                 stats = Pipeline(source, backend, sink, left, on_frame=lambda _: bar.update(1)).run()
         else:
-            stats = PipelineStats()
             sink.close()
     finally:
-        source.close()
+        if "capture" not in stats.stuck:  # else a read still runs in it (Ctrl-C left it): releasing can crash
+            source.close()
     if stats.error:  # the sink's error too (a full disk): never announce a file that is not whole
         print(f"error: {stats.error}", file=sys.stderr)
         return 1
     if not left:
         print(f"{sink.name} already holds the {sink.resumed} frames of this conversion (--overwrite converts again)")
         return 0
-    if stats.interrupted and not source.live and not (stats.frames_out or sink.resumed):
+    if stats.interrupted and not (stats.frames_out or sink.resumed):
         print(f"stopped before the first frame: nothing written to {sink.name}", file=sys.stderr)
         return 130 if not sink.quit_requested else 0
     if stats.interrupted and not source.live:  # a file stopped halfway: no line that reads as done

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import queue
 import signal
 import statistics
@@ -30,6 +31,8 @@ from cyclegan_edge.runtime.backends import AsyncBackend, Backend, check_finite
 from cyclegan_edge.runtime.sinks import Sink, WriteFailed
 from cyclegan_edge.runtime.sources import Source
 from cyclegan_edge.runtime.stabilize import FlickerMeter, Stabilizer
+
+log = logging.getLogger("cyclegan_edge.runtime")
 
 STAGES = ("capture", "pre", "infer", "stabilize", "post", "flicker", "write")
 _END = object()
@@ -58,6 +61,7 @@ class PipelineStats:
     error: str | None = None
     write_failed: bool = False  # the error: the output could not be written (a batch stops there)
     flicker: float | None = None  # warping error, 0-255 levels (PipelineOptions.flicker)
+    stuck: list[str] = field(default_factory=list)  # stages still running when Ctrl-C ended the wait for them
 
     @property
     def fps(self) -> float:
@@ -132,26 +136,31 @@ def too_small(hw: tuple[int, int]) -> str | None:
 
 
 class LatestSlot:
-    """A one-item mailbox: put() replaces an unread item (counted as dropped)."""
+    """A one-item mailbox: put() replaces an unread item (counted as dropped). The end (_END) closes it after the
+    item waiting there: a finite live source's last frame is written, not replaced by its end."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._item: Any = None
-        self._has = False
+        self._has = self._ended = False
         self.dropped = 0
 
     def put(self, item: Any, stop: threading.Event | None = None) -> bool:
         with self._cond:
-            if self._has and self._item is not _END:
-                self.dropped += 1
-            self._item, self._has = item, True
+            if item is _END:
+                self._ended = True
+            else:
+                self.dropped += self._has
+                self._item, self._has = item, True
             self._cond.notify()
         return True
 
     def get(self, timeout: float) -> Any:
         with self._cond:
-            if not self._has and not self._cond.wait(timeout):
+            if not self._has and not self._ended and not self._cond.wait(timeout):
                 raise queue.Empty
+            if not self._has:
+                return _END if self._ended else self.get(timeout)
             item, self._item, self._has = self._item, None, False
             return item
 
@@ -203,6 +212,24 @@ def deferred_ctrl_c(pressed: threading.Event) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+STAGES_NOTED_AFTER_S = 5.0
+
+
+def wait_for_stages(threads: list[threading.Thread], leave: threading.Event) -> list[str]:
+    """Wait for the stage threads to end: the sink is closed, the source released and the backend used again (the
+    next file of a batch) only once nothing reads or runs them. A stage still busy after 5 s (a slow frame, a stream
+    read that waits out its timeout) is named once; Ctrl-C (``leave``) stops the wait. Returns the stages left."""
+    noted_at = time.monotonic() + STAGES_NOTED_AFTER_S
+    while not leave.is_set() and any(th.is_alive() for th in threads):
+        for th in threads:
+            th.join(0.05)
+        if noted_at and time.monotonic() > noted_at:
+            busy = ", ".join(th.name for th in threads if th.is_alive())
+            log.warning("waiting for the %s stage to stop (Ctrl-C again leaves it)", busy)
+            noted_at = 0.0
+    return [th.name for th in threads if th.is_alive()]
 
 
 class Pipeline:
@@ -343,7 +370,8 @@ class Pipeline:
             try:
                 fn(*args)
             except BaseException as e:  # surfaced by run() in the main thread
-                self.errors.append(e)
+                if not self.stop.is_set():  # after the stop an error is its consequence (a stream read cut short)
+                    self.errors.append(e)
                 self.stop.set()
 
         return run
@@ -425,23 +453,28 @@ class Pipeline:
             self.errors.append(e)
         finally:
             self.stop.set()
-            for th in threads:
-                th.join(timeout=5)
-            self.stats.seconds = time.perf_counter() - t0
-            if self.source.live and last_captured > t0:  # up to its last frame's capture, not the wait that told its
-                # stream had ended; and no faster than the source (a burst of frames buffered before the start)
-                self.stats.seconds = max(last_captured - t0, self.stats.frames_out / (self.source.fps or 30.0))
-            if isinstance(self.q_capture, LatestSlot):
-                self.stats.dropped = self.q_capture.dropped
-            self.stats.flicker = self.meter.value if self.meter is not None else None
-            if self.stats.interrupted or self.errors:
-                self.sink.mark_stopped()  # a writer then keeps an earlier output that --overwrite would replace
-            try:
-                self.sink.close()  # finalize what was written, whatever happened
-            except Exception as e:  # a failed finalization is the run's error too
-                self.errors.append(e)
+            with deferred_ctrl_c(leave := threading.Event()):  # the output is closed whatever Ctrl-C comes now
+                self.stats.stuck = wait_for_stages(threads, leave)
+                self.stats.interrupted |= leave.is_set()
+                self._finish(t0, last_captured)
         if self.errors:
             err = self.errors[0]
             self.stats.error = describe(err, hint=False)
             self.stats.write_failed = isinstance(err, WriteFailed)  # not an input's I/O error: the batch goes on
         return self.stats
+
+    def _finish(self, t0: float, last_captured: float) -> None:
+        """The run's figures, and the sink closed."""
+        self.stats.seconds = time.perf_counter() - t0
+        if self.source.live and last_captured > t0:  # up to its last frame's capture, not the wait that told its
+            # stream had ended; and no faster than the source (a burst of frames buffered before the start)
+            self.stats.seconds = max(last_captured - t0, self.stats.frames_out / (self.source.fps or 30.0))
+        if isinstance(self.q_capture, LatestSlot):
+            self.stats.dropped = self.q_capture.dropped
+        self.stats.flicker = self.meter.value if self.meter is not None else None
+        if self.stats.interrupted or self.errors:
+            self.sink.mark_stopped()  # a writer then keeps an earlier output that --overwrite would replace
+        try:
+            self.sink.close()  # finalize what was written, whatever happened
+        except Exception as e:  # a failed finalization is the run's error too
+            self.errors.append(e)
