@@ -241,6 +241,8 @@ class AvStreamSink(Sink):
                 self._stalled = self._sender.is_alive()
                 if self._stalled:
                     raise SinkError(f"{self.name}: {self._stall_reason()}")
+                if self._send_error:  # the last packets failed after the end was queued
+                    raise SinkError(f"{self.name}: sending failed ({self._failure()})")
         except SinkError:
             if not self._stalled:
                 self._discard()  # the sender has failed: nothing waits on the receiver
