@@ -317,6 +317,33 @@ def test_opencv_writer_replaces_an_earlier_file_with_a_whole_conversion_only(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.avi"]
 
 
+def test_overwrite_replaces_a_frame_folder_with_a_whole_conversion_only(
+        street_video: Path, backend: OnnxRuntimeBackend, tmp_path: Path) -> None:  # fmt: skip
+    """--overwrite into a folder of frames wrote the new frames over the first ones and left the rest: 5 new
+    frames, then 67 of the earlier run's. A whole conversion now replaces them all; a failed one leaves them."""
+    from cyclegan_edge.runtime.sinks import open_output
+
+    frames = tmp_path / "frames"
+
+    def convert(b: Any, count: int, overwrite: bool) -> tuple[Any, Any]:
+        source = open_source(str(street_video))
+        try:
+            sink = open_output(str(frames), source.fps, source.size, source=source, overwrite=overwrite)
+            return sink, Pipeline(source, b, sink, PipelineOptions(size=64, max_frames=count)).run()
+        finally:
+            source.close()
+
+    assert convert(backend, 6, False)[1].error is None
+    earlier = {p.name: p.read_bytes() for p in frames.iterdir()}
+    assert len(earlier) == 6
+    failed, stats = convert(FailingBackend(backend, 2), 6, True)
+    assert stats.error is not None and {p.name: p.read_bytes() for p in frames.glob("frame_*")} == earlier
+    assert failed.held_back == str(frames / ".replacing")
+    assert len(list((frames / ".replacing").iterdir())) == stats.frames_out > 0
+    assert convert(backend, 3, True)[1].error is None
+    assert sorted(p.name for p in frames.iterdir()) == [f"frame_{i:06d}.png" for i in range(3)]
+
+
 def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend: OnnxRuntimeBackend,
                                                     tmp_path: Path) -> None:  # fmt: skip
     """Another file at OUTPUT (here the user's own video, then another conversion's output) is never replaced

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import threading
 from dataclasses import dataclass
@@ -365,7 +366,7 @@ def open_output(uri: str, fps: float, size: tuple[int, int], settings: EncodeSet
         raise SinkError(f"{uri}: a window or a stream is not a file: open it with open_sink")
     path = Path(uri)
     if not path.suffix:
-        return ImageFolderSink(path)
+        return ImageFolderSink(path, overwrite=overwrite, live=bool(source and source.live))
     return open_video_file(path, fps, size, settings or EncodeSettings(), source, job, overwrite)
 
 
@@ -380,14 +381,35 @@ def open_stream(uri: str, fps: float, size: tuple[int, int], settings: EncodeSet
 
 
 class ImageFolderSink(Sink):
-    def __init__(self, folder: str | os.PathLike[str], ext: str = ".png") -> None:
+    """Frames as FOLDER/frame_NNNNNN.EXT. Frames there from before (--overwrite) are replaced by a whole
+    conversion only, as a video file is: the new ones go to FOLDER/.replacing/ and take the old ones' place at the
+    end; a stopped file conversion leaves the old ones as they were (its own held back). A camera's stop is its end."""
+
+    def __init__(self, folder: str | os.PathLike[str], ext: str = ".png", overwrite: bool = False,
+                 live: bool = False) -> None:  # fmt: skip
         self.folder = Path(folder)
         self.name = str(self.folder)
-        self.ext, self.frames = ext, 0
+        self.ext, self.frames, self.live = ext, 0, live
+        self.earlier = sorted(self.folder.glob("frame_*")) if overwrite else []
+        self.into = self.folder / ".replacing" if self.earlier else self.folder
+        if self.earlier:
+            shutil.rmtree(self.into, ignore_errors=True)  # a stopped run's, held back: this run starts again
 
     def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
-        write_image(self.folder / f"frame_{self.frames:06d}{self.ext}", frame)
+        write_image(self.into / f"frame_{self.frames:06d}{self.ext}", frame)
         self.frames += 1
+
+    def close(self) -> None:
+        if self.into == self.folder or not self.frames:
+            return
+        if self.stopped and not self.live:
+            self.held_back = str(self.into)
+            return
+        for old in self.earlier:
+            old.unlink(missing_ok=True)
+        for new in sorted(self.into.iterdir()):
+            os.replace(new, self.folder / new.name)
+        self.into.rmdir()
 
 
 def display_available() -> bool:
