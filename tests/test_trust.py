@@ -214,6 +214,8 @@ CASES: dict[str, Case] = {
     "9-export-nan": Case(["export", "nan.pth", "--onnx", "c9/e/x.onnx"], 1, "hold NaN/Inf values"),
     # 10: values refused up front
     "10-size-2": Case(rt("--size", "2", "--camera", "test://?frames=1", "-o", "c10/a.mp4"), 2, "use 8..4320"),
+    "10-headless-no-output": Case(rt("--camera", "test://?frames=2"), 2, "--headless and no OUTPUT: nothing would be "
+                                  "shown or written"),  # it ran, and said "2 frames ->  at 9.1 FPS"
     # 11: optional packages that are not installed
     "11-pth-without-torch": Case(rt("--engine", str(PTH), "--camera", "test://?frames=1", "-o", "c11/a.mp4"), 1,
                                  "PyTorch models need torch: pip install 'cyclegan-edge[train]'", pythonpath="notorch"),
@@ -498,7 +500,8 @@ def test_9_nan_weights_fail_in_one_line_and_leave_no_file(w: Path, ran: Any) -> 
 
 
 def test_10_bad_values_are_refused_up_front(ran: Any) -> None:
-    for name in ("10-size-2", "10-size-negative", "10-size-huge", "10-bench-size", "10-test-fps", "10-test-size"):
+    for name in ("10-size-2", "10-size-negative", "10-size-huge", "10-bench-size", "10-test-fps", "10-test-size",
+                 "10-headless-no-output"):
         check(ran, name)
 
 

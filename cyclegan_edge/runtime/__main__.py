@@ -270,6 +270,9 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
     if not args.output:
         if kind in FILE_KINDS:
             raise SinkError(f"{uri}: {OUTPUT_FOR[kind]}: give OUTPUT (or --output)")
+        if args.headless:  # it ran, wrote nothing and said "N frames -> " (bench pipeline measures a run's speed)
+            raise UsageError("--headless and no OUTPUT: nothing would be shown or written; give OUTPUT (a video file, "
+                             "a folder or a stream)")  # fmt: skip
         return
     check_sink_uri(args.output)
     if is_display(args.output) or is_stream_output(args.output):  # no file: nothing to check against the inputs
