@@ -233,13 +233,14 @@ for at in {signal_at!r}:
 """
 
 
-def run_signalled(script: str, signal_at: tuple[float, ...], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_signalled(script: str, signal_at: tuple[float, ...], cwd: Path,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """``script`` in a fresh Python that has ``real`` (ONNX Runtime on the bundled model) and SlowBackend, with a
     Ctrl-C sent to itself at each of ``signal_at`` seconds (SIGINT as a terminal sends it)."""
     model = str(ASSETS_DIR / "photo2monet.onnx")
     head = SIGNALLED.format(slow_backend=inspect.getsource(SlowBackend), model=model, signal_at=signal_at)
     return subprocess.run([sys.executable, "-c", head + textwrap.dedent(script)], capture_output=True, text=True,
-                          timeout=120, cwd=cwd, env={**os.environ, **ONE_THREAD},
+                          timeout=120, cwd=cwd, env={**os.environ, **ONE_THREAD, **(env or {})},
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
 
 
@@ -273,6 +274,24 @@ def test_ctrl_c_before_a_live_sources_first_frame_is_a_stop_not_an_error(tmp_pat
     assert r.returncode == 130 and r.stderr.strip().splitlines()[-1] == (
         "stopped before the first frame: nothing written to out.mp4"), r.stderr[-2000:]
     assert not list(tmp_path.iterdir())
+
+
+def test_an_unexpected_error_in_a_stage_shows_its_traceback_when_asked(tmp_path: Path) -> None:
+    """A bug in a stage (here the backend) was said without "unexpected", and CYCLEGAN_EDGE_TRACEBACK=1 showed no
+    traceback: the pipeline kept only its line. It now goes the one error path every command's errors go."""
+    script = """
+        import cyclegan_edge.runtime.__main__ as runtime
+        class Broken(SlowBackend):
+            def infer(self, batch): return batch.no_such_thing
+        runtime.open_backend = lambda *args, **kwargs: Broken(real, 0.0)
+        sys.exit(runtime.main(["test://?frames=3&size=64x48", "out.mp4", "--headless"]))
+    """
+    said = run_signalled(script, (), tmp_path)
+    assert said.returncode == 1 and said.stderr.strip().splitlines()[-1] == (
+        "error: AttributeError: 'numpy.ndarray' object has no attribute 'no_such_thing' (unexpected; "
+        "CYCLEGAN_EDGE_TRACEBACK=1 shows the traceback)"), said.stderr[-2000:]
+    shown = run_signalled(script, (), tmp_path, {"CYCLEGAN_EDGE_TRACEBACK": "1"})
+    assert shown.returncode == 1 and "Traceback" in shown.stderr and "in infer" in shown.stderr, shown.stderr[-2000:]
 
 
 def test_exception_in_inference_keeps_converted_frames(street_video: Path, backend: OnnxRuntimeBackend,

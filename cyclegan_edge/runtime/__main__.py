@@ -346,9 +346,8 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
     finally:
         if "capture" not in stats.stuck:  # else a read still runs in it (Ctrl-C left it): releasing can crash
             source.close()
-    if stats.error:  # the sink's error too (a full disk): never announce a file that is not whole
-        print(f"error: {stats.error}", file=sys.stderr)
-        return 1
+    if stats.exception is not None:  # the sink's error too (a full disk): never announce a file that is not whole
+        raise stats.exception  # said by run_cli: one line, "unexpected" with the way to its traceback where it is
     if not left:
         print(f"{sink.name} already holds the {sink.resumed} frames of this conversion (--overwrite converts again)")
         return 0

@@ -62,6 +62,7 @@ class PipelineStats:
     write_failed: bool = False  # the error: the output could not be written (a batch stops there)
     flicker: float | None = None  # warping error, 0-255 levels (PipelineOptions.flicker)
     stuck: list[str] = field(default_factory=list)  # stages still running when Ctrl-C ended the wait for them
+    exception: BaseException | None = field(default=None, repr=False)  # the error itself (its traceback)
 
     @property
     def fps(self) -> float:
@@ -458,7 +459,7 @@ class Pipeline:
                 self.stats.interrupted |= leave.is_set()
                 self._finish(t0, last_captured)
         if self.errors:
-            err = self.errors[0]
+            err = self.stats.exception = self.errors[0]
             self.stats.error = describe(err, hint=False)
             self.stats.write_failed = isinstance(err, WriteFailed)  # not an input's I/O error: the batch goes on
         return self.stats
