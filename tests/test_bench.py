@@ -147,6 +147,20 @@ def test_bench_cli_report_is_complete(compressed_g_path: Path, tmp_path: Path) -
     assert r.returncode == 0 and len(load_report(out / "report.json")["results"]) == 1, r.stderr[-2000:]
     assert not (out / "fps_vs_size.png").exists()  # one size: the earlier run's plot is not left to be misread
 
+    # --overwrite stopped halfway wrote its first case over the whole report at once (12 cases -> 2 after a Ctrl-C);
+    # the earlier report now stays until the run is whole, the stopped run's cases in OUT/partial
+    before = {n: (out / n).read_bytes() for n in ("report.json", "report.md", "latency.png")}
+    longer = [*again[:4], "--variants", "onnxruntime-fp32", "--sizes", "64,256", "--iters", "400", "--warmup", "0",
+              "-o", str(out), "--overwrite"]  # fmt: skip
+    changed = lambda: (out / "partial" / "report.json").is_file() or (out / "report.json").read_bytes() != before[
+        "report.json"]  # noqa: E731
+    status, _, err = interrupt_when(longer, changed, timeout=120)
+    assert status == 130 and {n: (out / n).read_bytes() for n in before} == before, err[-2000:]
+    assert err.strip().splitlines()[-1] == (f"stopped: 1 of 2 cases measured; report in {out}/partial/report.json, "
+                                            f"report.md; the earlier report in {out} is kept (a whole run replaces "
+                                            "it)"), err[-2000:]  # fmt: skip
+    assert len(load_report(out / "partial" / "report.json")["results"]) == 1
+
 
 def test_schema_validation_rejects_other_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a cyclegan-edge/bench"):

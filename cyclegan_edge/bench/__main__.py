@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,9 @@ def run(argv: list[str]) -> int:
     check_output(out, [Path(args.model), *(list_files([args.calib]) if args.calib else [])])
     if not args.overwrite:
         check_no_report(out)
+    # an earlier report stays whole until this run is: the measurements go to OUT/partial until then
+    replacing = (out / "report.json").is_file()
+    into = out / "partial" if replacing else out
     machine = machine_info()
     if machine.get("jetson") and machine["jetson"].get("clocks_locked") is False:
         log.warning("Jetson clocks are not locked; run `sudo jetson_clocks` for stable figures (NVIDIA's advice)")
@@ -193,7 +197,7 @@ def run(argv: list[str]) -> int:
         rows.append(row)
         bar.update(1)
         partial = report_now([f"partial: {len(rows)} of {bar.total} cases so far"], plotted=False)
-        save_report(out, partial, rows, with_plots=False)
+        save_report(into, partial, rows, with_plots=False)
 
     try:
         _, final_notes = run_benchmark(args.model, wanted, sizes, batches, args.iters, args.warmup, args.calib,
@@ -204,9 +208,11 @@ def run(argv: list[str]) -> int:
         if not rows:
             print("error: interrupted before any case was measured; no report written", file=sys.stderr)
             return EXIT_INTERRUPTED
-        save_report(out, report_now([f"interrupted (Ctrl-C) after {len(rows)} of {bar.total} cases"]), rows,
+        save_report(into, report_now([f"interrupted (Ctrl-C) after {len(rows)} of {bar.total} cases"]), rows,
                     not no_plots)  # fmt: skip
-        print(f"stopped: {len(rows)} of {bar.total} cases measured; report in {out}/report.json, report.md", file=sys.stderr)
+        kept = f"; the earlier report in {out} is kept (a whole run replaces it)" if replacing else ""
+        print(f"stopped: {len(rows)} of {bar.total} cases measured; report in {into}/report.json, report.md{kept}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     finally:
         bar.close()
@@ -215,6 +221,8 @@ def run(argv: list[str]) -> int:
         raise ValueError("nothing could be measured (see the notes): " + "; ".join(notes))
     report = report_now([], power)
     written = save_report(out, report, rows, with_plots=not no_plots)
+    if replacing:
+        shutil.rmtree(into, ignore_errors=True)
     print(markdown(report))
     print(f"written: {out}/{written[0].name}, " + ", ".join(p.name for p in written[1:]))
     unsteady = unsteady_note(rows)
