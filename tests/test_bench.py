@@ -165,15 +165,36 @@ def test_bench_cli_report_is_complete(compressed_g_path: Path, tmp_path: Path) -
 def test_schema_validation_rejects_other_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a cyclegan-edge/bench"):
         validate({"schema": "other"})
-    good = {"schema": SCHEMA, "schema_version": 1, "results": [{k: None for k in ROW_KEYS}]}
+    good = {"schema": SCHEMA, "schema_version": 1, "machine": {}, "created": "t", "results": [{k: None for k in ROW_KEYS}]}
     good["results"][0]["latency_ms"] = {k: 1.0 for k in STAT_KEYS}
     validate(good)
     del good["results"][0]["peak_rss_mb"]
     with pytest.raises(ValueError, match="missing"):
         validate(good)
-    (tmp_path / "a.json").write_text(json.dumps({"schema": SCHEMA, "schema_version": 2, "results": []}))
-    with pytest.raises(ValueError):
-        load_report(tmp_path / "a.json")
+    # --compare said "Expecting property name ... (char 3000)", "AttributeError (unexpected)", "ZeroDivisionError
+    # (unexpected)", "KeyError: 'machine' (unexpected)": now one line naming the file, and what is wrong with it
+    good["results"][0] |= {"peak_rss_mb": 1.0, "variant": "onnxruntime-fp32", "height": 64, "width": 64, "batch": 1}
+    (tmp_path / "folder").mkdir()
+    write = {"a.json": json.dumps({**good, "schema_version": 2}), "cut.json": json.dumps(good)[:35], "list.json": "[]",
+             "zero.json": json.dumps({**good, "results": [{**good["results"][0], "latency_ms": {k: 0 for k in STAT_KEYS}}]}),
+             "nomachine.json": json.dumps({k: v for k, v in good.items() if k != "machine"}),
+             "folder/report.json": json.dumps(good)}  # fmt: skip
+    for name, text in write.items():
+        (tmp_path / name).write_text(text)
+    said = {}
+    for name in ("a.json", "cut.json", "list.json", "zero.json", "nomachine.json"):
+        with pytest.raises(ValueError) as e:
+            load_report(tmp_path / name)
+        said[name] = str(e.value).removeprefix(f"{tmp_path / name}: ")
+    assert said == {
+        "a.json": "not a readable bench report (a cyclegan-edge/bench v2 report; this cyclegan-edge reads v1 (another "
+                  "version of the toolkit wrote it))",
+        "cut.json": "not a readable bench report (Unterminated string starting at: line 1 column 35 (char 34))",
+        "list.json": "not a readable bench report (not a cyclegan-edge/bench report)",
+        "zero.json": "not a readable bench report (result row onnxruntime-fp32 64x64 batch 1: latencies must be "
+                     "numbers above 0)",
+        "nomachine.json": "not a readable bench report (no 'machine' in it)"}, said
+    assert load_report(tmp_path / "folder") == good  # the --output folder names its report
 
 
 def test_compare_matches_rows() -> None:
@@ -184,6 +205,27 @@ def test_compare_matches_rows() -> None:
 
     text = compare(rep(100.0, "Orin"), rep(50.0, "Xavier"))
     assert "| onnxruntime-fp32 | 256x256 | 1 | 100.00 | 50.00 | 0.500 | 2.000 |" in text
+
+
+def test_compare_warns_when_the_figures_are_not_comparable() -> None:
+    """Two different models, two thread counts, a busy machine on one side and a stopped run were compared as if
+    they were two runs of one model, with "iterations differ" as the only warning."""
+    def rep(sha: str, threads: int, busy: float, notes: list[str]) -> dict:
+        row = {k: None for k in ROW_KEYS} | {"variant": "onnxruntime-fp32", "height": 256, "width": 256, "batch": 1,
+                                            "iterations": 20, "others_busy_cpus": busy}  # fmt: skip
+        row["latency_ms"] = {"p50": 10.0, "p90": 11.0, "fps": 100.0}
+        return {"machine": {"cpu": "x"}, "created": "t", "results": [row], "threads": threads, "notes": notes,
+                "model": {"file": f"{sha}.onnx", "sha256": sha * 16}}  # fmt: skip
+
+    same = compare(rep("aaaa", 0, 0.0, []), rep("aaaa", 0, 0.0, []))
+    assert "warning" not in same, same
+    text = compare(rep("aaaa", 0, 0.0, []), rep("bbbb", 1, 1.5, ["interrupted (Ctrl-C) after 1 of 8 cases"]))
+    warnings = [ln.removeprefix("warning: ") for ln in text.splitlines() if ln.startswith("warning: ")]
+    assert warnings[:3] == [
+        "the models differ: A aaaa.onnx (sha256 aaaaaaaaaaaa), B bbbb.onnx (sha256 bbbbbbbbbbbb): the ratios compare "
+        "two models, not two runs of one", "threads differ: A the library default, B 1",
+        "B is not a whole run: interrupted (Ctrl-C) after 1 of 8 cases"], warnings
+    assert warnings[3].startswith("B: a busy machine in 1 of 1 cases"), warnings
 
 
 def test_gpu_report_script_runs_end_to_end_and_says_what_it_could_not_do(tmp_path: Path) -> None:

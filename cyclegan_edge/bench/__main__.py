@@ -184,7 +184,8 @@ def run(argv: list[str]) -> int:
         add_ratios(rows, baseline)
         fps_note = fps_plot_skipped(rows, len(sizes)) if plotted and not no_plots else no_plots
         late_notes = [n for n in [unsteady_note(rows), fps_note] if n]
-        return make_report(command, machine, summary, baseline, rows, notes + extra + late_notes, power)
+        return make_report(command, machine, summary, baseline, rows, notes + extra + late_notes, power,
+                           threads=args.threads)  # fmt: skip
 
     bar = progress_bar(desc="bench (building variants)", unit="case", dynamic_ncols=True)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from cyclegan_edge import __version__
 from cyclegan_edge.bench.load import OTHERS_BUSY_CPUS
+from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.io import OutputError, ReportFolder
 from cyclegan_edge.runtime.timing import throughput_fps
 
@@ -42,29 +43,44 @@ def check_output(out: Path, inputs: Sequence[Path]) -> None:
 
 def make_report(command: str, machine: dict[str, Any], model: dict[str, Any], baseline: str, rows: list[dict[str, Any]],
                 notes: list[str], power: dict[str, Any] | None = None, pipeline: dict[str, Any] | None = None,
-                parity_reference: str | None = None) -> dict[str, Any]:  # fmt: skip
+                parity_reference: str | None = None, threads: int | None = None) -> dict[str, Any]:  # fmt: skip
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "toolkit_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command, "machine": machine, "model": model, "baseline": baseline,
         "parity_reference": parity_reference or baseline,
         "results": [{k: r.get(k) for k in ROW_KEYS + OPTIONAL_ROW_KEYS} for r in rows],
-        "notes": notes, "power": power, "pipeline": pipeline,
+        "notes": notes, "power": power, "pipeline": pipeline, "threads": threads or None,  # None: the library's
     }  # fmt: skip
 
 
 def validate(report: dict[str, Any]) -> None:
-    if report.get("schema") != SCHEMA or report.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"not a {SCHEMA} v{SCHEMA_VERSION} report")
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        raise ValueError(f"not a {SCHEMA} report")
+    if report.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"a {SCHEMA} v{report.get('schema_version')} report; this cyclegan-edge reads "
+                         f"v{SCHEMA_VERSION} (another version of the toolkit wrote it)")  # fmt: skip
     for r in report["results"]:
         missing = [k for k in ROW_KEYS if k not in r]
         if missing or any(k not in r["latency_ms"] for k in STAT_KEYS):
             raise ValueError(f"result row missing {missing or 'latency statistics'}")
+        if not all(isinstance(r["latency_ms"][k], (int, float)) and r["latency_ms"][k] > 0 for k in STAT_KEYS):
+            raise ValueError(f"result row {case_name(r)}: latencies must be numbers above 0")
+    for key in ("machine", "created"):
+        if key not in report:
+            raise ValueError(f"no {key!r} in it")
 
 
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
-    report = json.loads(Path(path).read_text())
-    validate(report)
+    """A report.json (or the folder holding one), checked; ValueError naming the file when it is not one."""
+    path = Path(path) / "report.json" if Path(path).is_dir() else Path(path)
+    try:
+        report = json.loads(path.read_text())
+        validate(report)
+    except OSError as e:
+        raise ValueError(f"{path}: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSON errors are ValueErrors
+        raise ValueError(f"{path}: not a readable bench report ({first_line(e)})") from None
     return report
 
 
@@ -197,7 +213,7 @@ def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
     1.5x p50, judged from 10 timed calls up); their ratios and FPS are not to be trusted. Else one saying that cases
     timed from fewer calls were not judged; None when every case was judged steady."""
     busy = [r for r in rows if (r.get("others_busy_cpus") or 0.0) > OTHERS_BUSY_CPUS]
-    judged = [r for r in rows if r.get("iterations", 0) >= UNSTEADY_MIN_ITERATIONS]
+    judged = [r for r in rows if (r.get("iterations") or 0) >= UNSTEADY_MIN_ITERATIONS]
     unsteady = [r for r in judged if r["latency_ms"]["p90"] > UNSTEADY_P90_OVER_P50 * r["latency_ms"]["p50"]]
     said = []
     if busy:
@@ -212,7 +228,7 @@ def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
     if said:
         said[-1] += "; rerun on an idle one before trusting their ratios"
     if len(judged) < len(rows):
-        fewest = min(r.get("iterations", 0) for r in rows)
+        fewest = min(r.get("iterations") or 0 for r in rows)
         said.append(f"steadiness not judged in {len(rows) - len(judged)} of {len(rows)} cases: timed from fewer "
                     f"than {UNSTEADY_MIN_ITERATIONS} calls (as few as {fewest}; --iters), too few to tell a busy "
                     "machine from a steady one; take their ratios as rough")  # fmt: skip
@@ -301,8 +317,24 @@ def plots(report: dict[str, Any], rows_raw: list[dict[str, Any]], out_dir: Path)
 
 
 def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """What differs between two reports' conditions: iterations, machine, library and toolkit versions."""
+    """What differs between two reports' conditions: the model, threads, iterations, machine, library and toolkit
+    versions; and what either says of its own figures (a busy machine, unsteady timing, a stopped run)."""
     said = []
+    sha = [rep.get("model", {}).get("sha256") for rep in (a, b)]
+    if sha[0] and sha[1] and sha[0] != sha[1]:
+        files = [model_line(rep["model"]).split(" (")[0] for rep in (a, b)]
+        said.append(f"the models differ: A {files[0]} (sha256 {sha[0][:12]}), B {files[1]} (sha256 {sha[1][:12]}): "
+                    "the ratios compare two models, not two runs of one")  # fmt: skip
+    threads = [rep.get("threads") for rep in (a, b)]
+    if threads[0] != threads[1]:
+        said.append(f"threads differ: A {threads[0] or 'the library default'}, B {threads[1] or 'the library default'}")
+    for label, rep in (("A", a), ("B", b)):
+        own = [n for n in rep.get("notes", []) if n.startswith(("interrupted", "partial"))]
+        unsteady = unsteady_note(rep["results"])
+        if own:
+            said.append(f"{label} is not a whole run: {own[0]}")
+        if unsteady and not unsteady.startswith("steadiness not judged"):
+            said.append(f"{label}: {unsteady}")
     runs = [sorted({(r.get("iterations"), r.get("warmup")) for r in rep["results"]}) for rep in (a, b)]
     if runs[0] != runs[1]:
         said.append(f"iterations/warm-up differ: A {runs[0]}, B {runs[1]}")
