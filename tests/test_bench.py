@@ -165,7 +165,8 @@ def test_bench_cli_report_is_complete(compressed_g_path: Path, tmp_path: Path) -
 def test_schema_validation_rejects_other_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a cyclegan-edge/bench"):
         validate({"schema": "other"})
-    good = {"schema": SCHEMA, "schema_version": 1, "machine": {}, "created": "t", "results": [{k: None for k in ROW_KEYS}]}
+    good = {"schema": SCHEMA, "schema_version": 1, "machine": {}, "created": "t",
+            "results": [{k: None for k in ROW_KEYS}]}
     good["results"][0]["latency_ms"] = {k: 1.0 for k in STAT_KEYS}
     validate(good)
     del good["results"][0]["peak_rss_mb"]
@@ -176,7 +177,8 @@ def test_schema_validation_rejects_other_files(tmp_path: Path) -> None:
     good["results"][0] |= {"peak_rss_mb": 1.0, "variant": "onnxruntime-fp32", "height": 64, "width": 64, "batch": 1}
     (tmp_path / "folder").mkdir()
     write = {"a.json": json.dumps({**good, "schema_version": 2}), "cut.json": json.dumps(good)[:35], "list.json": "[]",
-             "zero.json": json.dumps({**good, "results": [{**good["results"][0], "latency_ms": {k: 0 for k in STAT_KEYS}}]}),
+             "zero.json": json.dumps({**good, "results": [{**good["results"][0],
+                                                          "latency_ms": {k: 0 for k in STAT_KEYS}}]}),
              "nomachine.json": json.dumps({k: v for k, v in good.items() if k != "machine"}),
              "folder/report.json": json.dumps(good)}  # fmt: skip
     for name, text in write.items():
