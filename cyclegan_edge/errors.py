@@ -88,8 +88,10 @@ EXTRA_FOR = {"torch": "train", "onnx": "engine", "onnxscript": "export", "onnxru
              "matplotlib": "bench", "psutil": "bench", "tensorrt": "trt", "cv2": "opencv"}
 
 
-# torch's CPU allocator ("can't allocate memory"), CUDA's ("CUDA out of memory"), OpenVINO's and others'
-OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory|not enough memory", re.IGNORECASE)
+# torch's CPU allocator ("can't allocate memory"), CUDA's ("CUDA out of memory"), OpenCV's ("Insufficient memory"),
+# ONNX Runtime's ("Failed to allocate memory for requested buffer"), OpenVINO's and others'
+OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory|not enough memory|insufficient memory|"
+                           r"failed to allocate memory", re.IGNORECASE)  # fmt: skip
 
 
 def broken_package(exc: BaseException) -> str | None:
@@ -117,10 +119,13 @@ def describe(exc: BaseException, hint: bool = True) -> str:
     broken = broken_package(exc)
     if broken:
         return f"{broken} is installed but broken ({first_line(exc)}): {reinstall_hint(broken)}"
-    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and OUT_OF_MEMORY.search(str(exc))):
-        asked = re.search(r"allocate (\d+) bytes|allocate ([0-9.]+ [KMGTP]?i?B)", str(exc))
-        size = "" if asked is None else (f" ({int(asked.group(1)) / 2**30:.1f} GiB asked at once)" if asked.group(1)
-                                        else f" ({asked.group(2)} asked at once)")  # fmt: skip
+    memory = isinstance(exc, MemoryError) or not isinstance(exc, (OSError, ValueError)) and OUT_OF_MEMORY.search(str(exc))
+    if memory:
+        counted = re.search(r"allocate (\d+) bytes|buffer of size (\d+)", str(exc))
+        said = re.search(r"allocate ([0-9.]+ [KMGTP]?i?B)", str(exc))  # numpy's
+        nbytes = int(counted.group(1) or counted.group(2)) if counted else 0
+        size = f" ({nbytes / 2**30:.1f} GiB" if counted else f" ({said.group(1)}" if said else ""
+        size += " asked at once)" if size else ""
         return f"out of memory{size}: smaller images (--size, --crop-size) or a smaller batch need less"
     if isinstance(exc, (OSError, ValueError)) or type(exc).__module__.startswith("cyclegan_edge"):
         return first_line(exc)
