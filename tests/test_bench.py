@@ -463,6 +463,17 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(
     assert os.listdir(ro) == [] and taken.read_text() == "keep me\n"
 
 
+def test_pytorch_variants_asked_of_an_onnx_say_why_they_are_skipped(tmp_path: Path) -> None:
+    """`bench model.onnx --variants pytorch` said "nothing could be measured (see the notes):" and no note."""
+    from cyclegan_edge.bench.runner import prepare_variants
+
+    int8 = ASSETS_DIR / "photo2monet.int8.onnx"  # a given precision (its own path through prepare_variants)
+    for model in (MODEL, int8):
+        _, notes = prepare_variants(model, ["pytorch", "pytorch-cuda-fp16"], tmp_path, None)
+        assert notes[0] == (f"pytorch, pytorch-cuda-fp16 skipped: PyTorch variants run a checkpoint (.pth), not "
+                            f"{model.name}"), notes
+
+
 def test_tensorrt_variants_are_skipped_before_any_build_where_no_gpu_could_run_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -121,11 +121,15 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
     cpu = BackendOptions(device="cpu", provider="cpu", threads=threads)
     ort_cpu = replace(cpu, backend="onnxruntime")
     ov_cpu = BackendOptions(device="cpu", threads=threads, backend="openvino")  # f32 pinned: the precision is named
+    torch_only = [w for w in wanted if w.startswith("pytorch")]
+    if torch_only and not is_checkpoint(model):
+        notes.append(f"{', '.join(torch_only)} skipped: PyTorch variants run a checkpoint (.pth), not {model.name}")
     onnx_fp32: Path | None = None
     if model.suffix.lower() == ".onnx":
         facts = read_onnx_facts(model)
         if facts.precision != "fp32":  # benched as given: FP16/INT8 variants are derived from an FP32 model only
-            return given_precision_variants(model, facts, wanted, workdir, ort_cpu, ov_cpu, trt_profile)
+            given, given_notes = given_precision_variants(model, facts, wanted, workdir, ort_cpu, ov_cpu, trt_profile)
+            return given, notes + given_notes
         onnx_fp32 = model
     if is_checkpoint(model):
         if "pytorch" in wanted:
