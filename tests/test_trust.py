@@ -214,6 +214,8 @@ CASES: dict[str, Case] = {
     "9-export-nan": Case(["export", "nan.pth", "--onnx", "c9/e/x.onnx"], 1, "hold NaN/Inf values"),
     # 10: values refused up front
     "10-size-2": Case(rt("--size", "2", "--camera", "test://?frames=1", "-o", "c10/a.mp4"), 2, "use 8..4320"),
+    "10-stream-hevc": Case(rt("udp://127.0.0.1:47001", "rtp://127.0.0.1:47010", "--codec", "hevc"), 2,
+                           "rtp://127.0.0.1:47010: streams are H.264 (what every player takes): drop --codec hevc"),
     "10-headless-no-output": Case(rt("--camera", "test://?frames=2"), 2, "--headless and no OUTPUT: nothing would be "
                                   "shown or written"),  # it ran, and said "2 frames ->  at 9.1 FPS"
     # 11: optional packages that are not installed
@@ -501,7 +503,7 @@ def test_9_nan_weights_fail_in_one_line_and_leave_no_file(w: Path, ran: Any) -> 
 
 def test_10_bad_values_are_refused_up_front(ran: Any) -> None:
     for name in ("10-size-2", "10-size-negative", "10-size-huge", "10-bench-size", "10-test-fps", "10-test-size",
-                 "10-headless-no-output"):
+                 "10-headless-no-output", "10-stream-hevc"):  # a receiver waited for its sender, then said it
         check(ran, name)
 
 
@@ -613,7 +615,8 @@ def test_20_compare_uses_one_statistic_and_says_what_differs() -> None:
 
     def rep(p50: float, mean: float, cpu: str, ort: str, cases: list[tuple[int, int]], iters: int) -> dict[str, Any]:
         rows = [{"variant": "onnxruntime-fp32", "height": h, "width": wd, "batch": 1, "iterations": iters, "warmup": 5,
-                 "latency_ms": {"p50": p50, "mean": mean, "fps": 1000 / mean}} for h, wd in cases]  # fmt: skip
+                 "latency_ms": {"p50": p50, "p90": p50, "mean": mean, "fps": 1000 / mean}}
+                for h, wd in cases]  # fmt: skip
         return {"machine": {"cpu": cpu, "cores": 8, "versions": {"onnxruntime": ort}}, "created": "t",
                 "toolkit_version": "0.1.0", "results": rows}  # fmt: skip
 

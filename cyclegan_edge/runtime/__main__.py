@@ -41,8 +41,8 @@ from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOption
                                             inference_size, output_size, too_small, upscale_note)  # fmt: skip
 from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, ImageFolderSink,
                                          MultiSink, OutputExists, Sink, SinkError, VideoFileSink, check_sink_uri,
-                                         display_available, is_display, is_stream_output, open_sink, parse_bitrate,
-                                         play_command, preset_choices)  # fmt: skip
+                                         check_stream_settings, display_available, is_display, is_stream_output,
+                                         open_sink, parse_bitrate, play_command, preset_choices)  # fmt: skip
 from cyclegan_edge.runtime.sources import (FILE_KINDS, Source, SourceError, SourceSpec, glob_root, open_source,
                                            parse_source, pyav)  # fmt: skip
 from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT, METRIC_FLOW, weight_arg
@@ -152,9 +152,14 @@ def check_encoding(args: argparse.Namespace) -> None:
             parse_bitrate(args.bitrate)
         except SinkError as e:
             raise UsageError(str(e)) from None
+    stream = bool(args.output) and is_stream_output(args.output)
+    if stream:  # a receiver source waits for its sender first: said now, not once a sender has come
+        try:
+            check_stream_settings(args.output, encode_settings(args))
+        except SinkError as e:
+            raise UsageError(str(e)) from None
     if args.preset is None:
         return
-    stream = bool(args.output) and is_stream_output(args.output)
     allowed = preset_choices(args.codec, "cpu" if stream else args.encoder)  # streams encode with libx264
     if not allowed:
         raise UsageError(f"--codec {args.codec} has no presets: leave out --preset {args.preset}")

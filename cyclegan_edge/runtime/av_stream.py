@@ -38,8 +38,8 @@ import numpy as np
 from cyclegan_edge.errors import holding_ctrl_c
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.runtime.av_video import LIVE_TIME_BASE, AvSource, av_error, encoder_options, parse_bitrate
-from cyclegan_edge.runtime.sinks import (EncodeSettings, Sink, SinkError, encoded_size, pad_to, stream_address,
-                                         warn_padded)  # fmt: skip
+from cyclegan_edge.runtime.sinks import (STREAM_ENCODER, EncodeSettings, Sink, SinkError, check_stream_settings,
+                                         encoded_size, pad_to, stream_address, warn_padded)  # fmt: skip
 from cyclegan_edge.runtime.sources import Source, ran_out
 
 log = logging.getLogger("cyclegan_edge.runtime")
@@ -52,7 +52,7 @@ SERVER_TIMEOUT_S = 10.0
 SEND_QUEUE = 30  # frames of a file waiting for a slow link: a second at 30 fps (a live source: 2, see __init__)
 MUXER_OPTIONS = {"udp": {"flush_packets": "1"}, "rtp": {"flush_packets": "1"}, "rtsp": {"rtsp_transport": "tcp"}}
 TS_DATAGRAM = 1316  # 7 MPEG-TS packets of 188 bytes: with IP and UDP headers under a 1500-byte MTU
-ENCODER = "libx264"
+ENCODER = STREAM_ENCODER
 
 
 def stream_url(uri: str, scheme: str) -> str:
@@ -60,13 +60,6 @@ def stream_url(uri: str, scheme: str) -> str:
     if scheme != "udp" or "pkt_size=" in uri:
         return uri
     return f"{uri}{'&' if '?' in uri else '?'}pkt_size={TS_DATAGRAM}"
-
-
-def check_settings(uri: str, settings: EncodeSettings) -> None:
-    if settings.codec != "h264":
-        raise SinkError(f"{uri}: streams are H.264 (what every player takes): drop --codec {settings.codec}")
-    if settings.encoder == "nvenc":
-        raise SinkError(f"{uri}: streams encode with {ENCODER} on the CPU: drop --encoder nvenc")
 
 
 def resolve(uri: str, host: str, port: int) -> None:
@@ -100,7 +93,7 @@ class AvStreamSink(Sink):
     def __init__(self, uri: str, size: tuple[int, int], fps: float, settings: EncodeSettings,
                  source: Source | None = None) -> None:  # fmt: skip
         self.name = uri
-        check_settings(uri, settings)
+        check_stream_settings(uri, settings)
         scheme, host, port = stream_address(uri)
         resolve(uri, host, port)
         if settings.audio and has_audio(source):

@@ -370,6 +370,17 @@ def open_output(uri: str, fps: float, size: tuple[int, int], settings: EncodeSet
     return open_video_file(path, fps, size, settings or EncodeSettings(), source, job, overwrite)
 
 
+STREAM_ENCODER = "libx264"
+
+
+def check_stream_settings(uri: str, settings: EncodeSettings) -> None:
+    """SinkError for encoder settings a stream cannot take (said before the model loads and the source opens)."""
+    if settings.codec != "h264":
+        raise SinkError(f"{uri}: streams are H.264 (what every player takes): drop --codec {settings.codec}")
+    if settings.encoder == "nvenc":
+        raise SinkError(f"{uri}: streams encode with {STREAM_ENCODER} on the CPU: drop --encoder nvenc")
+
+
 def open_stream(uri: str, fps: float, size: tuple[int, int], settings: EncodeSettings,
                 source: Source | None = None) -> Sink:  # fmt: skip
     """A udp://, rtp:// or rtsp:// stream; streams go through PyAV only (OpenCV's writer cannot mux to the network)."""
