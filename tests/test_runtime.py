@@ -57,6 +57,8 @@ def test_parse_source() -> None:
     assert parse_source("/dev/video2").kind == "camera"
     assert parse_source("csi://1").target == "1" and parse_source("csi://1").kind == "csi"
     assert parse_source("rtsp://cam/stream").kind == "stream"
+    assert parse_source("RTSP://Cam/Stream") == parse_source("rtsp://Cam/Stream")  # was a file: "no such file"
+    assert parse_source("Test://?frames=2").kind == "test" and parse_source("UDP://@:5000").kind == "stream"
     assert parse_source("clip.mp4") == parse_source("clip.mp4") and not parse_source("clip.mp4").live
 
 

@@ -65,6 +65,9 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp:
 
 def parse_source(uri: str) -> SourceSpec:
     u = uri.strip()
+    scheme, sep, rest = u.partition("://")
+    if sep and scheme.isalpha():  # schemes are case-insensitive (RTSP://cam was read as a file name)
+        u = f"{scheme.lower()}://{rest}"
     if u.isdigit():
         return SourceSpec("camera", u, True)
     if u.startswith("/dev/video"):
