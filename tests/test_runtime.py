@@ -296,6 +296,27 @@ def test_an_unexpected_error_in_a_stage_shows_its_traceback_when_asked(tmp_path:
     assert shown.returncode == 1 and "Traceback" in shown.stderr and "in infer" in shown.stderr, shown.stderr[-2000:]
 
 
+def test_a_sink_that_fails_to_close_does_not_leave_the_others_unfinished(backend: OnnxRuntimeBackend,
+                                                                         tmp_path: Path) -> None:  # fmt: skip
+    """A recording beside a stream (-o rtsp://... plus a file): the stream's close failing left the recording in
+    its hidden partial file, never finished. Every sink is closed now; the first failure is the run's error."""
+    from cyclegan_edge.runtime.sinks import SinkError
+
+    class FailsToClose(MemorySink):  # a stream whose server went away at the end
+        def close(self) -> None:
+            raise SinkError("rtsp://cam/out: closing the stream failed (Broken pipe)")
+
+    source = open_source("test://?frames=5&size=64x48&fps=50")
+    out = tmp_path / "recording.avi"
+    try:
+        sinks = MultiSink([FailsToClose(), VideoFileSink(out, source.fps, source.size)])
+        stats = Pipeline(source, backend, sinks, PipelineOptions()).run()
+    finally:
+        source.close()
+    assert stats.error == "rtsp://cam/out: closing the stream failed (Broken pipe)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recording.avi"] and video_info(out)[0] == stats.frames_out
+
+
 def test_exception_in_inference_keeps_converted_frames(street_video: Path, backend: OnnxRuntimeBackend,
                                                        tmp_path: Path) -> None:  # fmt: skip
     source = open_source(str(street_video))

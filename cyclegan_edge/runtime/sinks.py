@@ -494,8 +494,16 @@ class MultiSink(Sink):
             s.mark_stopped()
 
     def close(self) -> None:
+        """Every sink closed, the first failure raised after: a stream that fails to close must not leave the
+        recording beside it in its partial file."""
+        failures = []
         for s in self.sinks:
-            s.close()
+            try:
+                s.close()
+            except Exception as e:
+                failures.append(e)
+        if failures:
+            raise failures[0]
 
 
 class MemorySink(Sink):
