@@ -185,6 +185,25 @@ def test_rtsp_publish(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     check_matches_sent(frames, pts, sent_frames(30))
 
 
+def test_a_sources_sound_is_said_not_to_be_sent(caplog: pytest.LogCaptureFixture) -> None:
+    """A stream carries the video only: a source with sound says so once (--no-audio: not a word)."""
+    from cyclegan_edge.runtime.av_stream import AvStreamSink, EncodeSettings
+
+    source = open_source(str(ASSETS_DIR / "butterfly.mp4"))  # the demo's clip, with its sound
+    try:
+        assert source.has_audio
+        for audio in (True, False):
+            caplog.clear()
+            sink = AvStreamSink(f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}", source.size, source.fps,
+                                EncodeSettings(audio=audio), source)  # fmt: skip
+            sink.close()
+            said = [r.getMessage() for r in caplog.records if "audio" in r.getMessage()]
+            assert said == ([f"{sink.name}: the source's audio is not sent (video only; --no-audio silences this)"]
+                            if audio else []), said
+    finally:
+        source.close()
+
+
 def test_no_rtsp_server_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port(socket.SOCK_STREAM)  # nothing listens there
     rc = main([str(DEMO), f"rtsp://127.0.0.1:{port}/cyclegan", *FAST, "--max-frames", "2"])

@@ -37,7 +37,7 @@ import numpy as np
 
 from cyclegan_edge.errors import holding_ctrl_c
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.runtime.av_video import LIVE_TIME_BASE, AvSource, av_error, encoder_options, parse_bitrate
+from cyclegan_edge.runtime.av_video import LIVE_TIME_BASE, av_error, encoder_options, parse_bitrate
 from cyclegan_edge.runtime.sinks import (STREAM_ENCODER, EncodeSettings, Sink, SinkError, check_stream_settings,
                                          encoded_size, pad_to, stream_address, warn_padded)  # fmt: skip
 from cyclegan_edge.runtime.sources import Source, ran_out
@@ -79,10 +79,6 @@ def x264_options(settings: EncodeSettings) -> dict[str, str]:
     return opts
 
 
-def has_audio(source: Source | None) -> bool:
-    return isinstance(source, AvSource) and bool(source.container.streams.audio)
-
-
 class AvStreamSink(Sink):
     """Encodes each frame as it comes and sends it; close() flushes the encoder. Nothing is kept on disk.
 
@@ -96,7 +92,7 @@ class AvStreamSink(Sink):
         check_stream_settings(uri, settings)
         scheme, host, port = stream_address(uri)
         resolve(uri, host, port)
-        if settings.audio and has_audio(source):
+        if settings.audio and source is not None and source.has_audio:
             log.warning("%s: the source's audio is not sent (video only; --no-audio silences this)", uri)
         self.size, self.frame_size = size, encoded_size(size)
         warn_padded(Path(uri), size, self.frame_size)

@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -354,7 +353,6 @@ class TestPatternSource(Source):
         self.seq = 0
         self.t0 = time.perf_counter()
         self._yy, self._xx = np.mgrid[0:h, 0:w]
-        self._lock = threading.Lock()
 
     def read(self) -> np.ndarray | None:
         if self.limit and self.seq >= self.limit:
