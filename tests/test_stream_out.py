@@ -204,6 +204,17 @@ def test_a_sources_sound_is_said_not_to_be_sent(caplog: pytest.LogCaptureFixture
         source.close()
 
 
+def test_the_play_command_of_a_multicast_group_names_the_group() -> None:
+    """udp://239.1.1.1:5000 said "ffplay ... udp://@:5000 (on 239.1.1.1)": a group is no machine, and a player
+    bound to the port alone never joins it."""
+    from cyclegan_edge.runtime.sinks import play_command
+
+    assert play_command("udp://239.1.1.1:5000") == ("ffplay -fflags nobuffer udp://@239.1.1.1:5000 (on any machine of "
+                                                    "the network)")  # fmt: skip
+    assert play_command("rtp://239.1.1.1:5004").startswith("ffplay -fflags nobuffer rtp://239.1.1.1:5004 (on any")
+    assert play_command("udp://10.0.0.5:5000") == "ffplay -fflags nobuffer udp://@:5000 (on 10.0.0.5)"
+
+
 def test_no_rtsp_server_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port(socket.SOCK_STREAM)  # nothing listens there
     rc = main([str(DEMO), f"rtsp://127.0.0.1:{port}/cyclegan", *FAST, "--max-frames", "2"])

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import shutil
@@ -324,10 +325,20 @@ def stream_address(uri: str) -> tuple[str, str, int]:
     return scheme, parts.hostname, port
 
 
+# a multicast group is no machine: any receiver on the network joins it by its address
+GROUP_PLAYERS = {"udp": "ffplay -fflags nobuffer udp://@{host}:{port} (on any machine of the network)",
+                 "rtp": "ffplay -fflags nobuffer rtp://{host}:{port} (on any machine of the network)"}  # fmt: skip
+
+
 def play_command(uri: str) -> str:
     """What plays the stream ``uri``, and where."""
     scheme, host, port = stream_address(uri)
-    return PLAYERS[scheme].format(port=port, host=host, uri=uri)
+    try:
+        group = ipaddress.ip_address(host.strip("[]")).is_multicast
+    except ValueError:  # a name
+        group = False
+    players = GROUP_PLAYERS if group and scheme in GROUP_PLAYERS else PLAYERS
+    return players[scheme].format(port=port, host=host, uri=uri)
 
 
 def check_sink_uri(uri: str) -> None:
