@@ -230,6 +230,34 @@ def test_compare_warns_when_the_figures_are_not_comparable() -> None:
     assert warnings[3].startswith("B: a busy machine in 1 of 1 cases"), warnings
 
 
+def test_plots_name_the_model_and_machine_and_mark_what_the_report_flags(tmp_path: Path) -> None:
+    """A latency.png of 12 cases all timed on a busy machine, or of a stopped run, showed clean boxes: shared on
+    its own it said nothing against its figures, nor which model or machine it was."""
+    from cyclegan_edge.bench.report import plot_caption, plots
+
+    def row(variant: str, p90: float, busy: float) -> dict:
+        r = {k: None for k in ROW_KEYS} | {"variant": variant, "height": 64, "width": 64, "batch": 1, "iterations": 20,
+                                          "others_busy_cpus": busy}  # fmt: skip
+        r["latency_ms"] = {"min": 9.0, "p50": 10.0, "p90": p90, "p99": p90, "max": p90, "mean": 10.0, "fps": 100.0}
+        return r | {"samples_ms": [9.0, 10.0, p90]}
+
+    rows = [row("onnxruntime-fp32", 11.0, 0.0), row("openvino-fp32", 30.0, 0.0), row("openvino-int8", 11.0, 1.5)]
+    report = {"model": {"file": "h2z.onnx"}, "machine": {"cpu": "AMD EPYC"}, "results": rows,
+              "notes": ["interrupted (Ctrl-C) after 3 of 4 cases"]}  # fmt: skip
+    assert plot_caption(report) == [
+        "h2z.onnx on AMD EPYC", "not a whole run: interrupted (Ctrl-C) after 3 of 4 cases",
+        "* 2 of 3 cases timed on a busy or unsteady machine: rerun on an idle one before trusting them"]
+    clean = {**report, "results": [row(r["variant"], 11.0, 0.0) for r in rows], "notes": []}
+    assert plot_caption(clean) == ["h2z.onnx on AMD EPYC"]
+    heights = []
+    for name, rep in (("flagged", report), ("clean", clean)):
+        (png,) = plots(rep, rep["results"], tmp_path / name)
+        img = cv2.imread(str(png))
+        assert img is not None and img.std() > 5
+        heights.append(img.shape[0])
+    assert heights[0] > heights[1]  # room for the warnings under the plot
+
+
 def test_gpu_report_script_runs_end_to_end_and_says_what_it_could_not_do(tmp_path: Path) -> None:
     """benchmarks/gpu/gpu_report.py (issue 7's report) in --quick mode on this machine: the real
     pipeline of measurements and report files; GPU variants are listed with the reason they did not run.

@@ -141,7 +141,7 @@ def case_key(r: dict[str, Any]) -> tuple[int, int, int]:
     return (r["height"], r["width"], r["batch"])
 
 
-def latency_plot(rows_raw: list[dict[str, Any]], path: Path) -> None:
+def latency_plot(rows_raw: list[dict[str, Any]], path: Path, caption: list[str] | None = None) -> None:
     """Horizontal box plots on a log axis (one outlier cannot flatten the rest), grouped by size and batch
     under a heading each, one colour per variant, the p50 written beside each box."""
     import matplotlib.pyplot as plt
@@ -157,7 +157,7 @@ def latency_plot(rows_raw: list[dict[str, Any]], path: Path) -> None:
         for r in (r for r in rows_raw if case_key(r) == case):
             data.append(r)
             positions.append(y)
-            labels.append(r["variant"])
+            labels.append(r["variant"] + (" *" if timed_busy(r) or timed_unsteady(r) else ""))
             y += 1.0
         y += 0.4
     fig, ax = plt.subplots(figsize=(9, 1.4 + 0.3 * y))
@@ -193,9 +193,7 @@ def latency_plot(rows_raw: list[dict[str, Any]], path: Path) -> None:
     ax.grid(axis="x", which="major", color="0.9")
     ax.set_xlabel("latency per call (ms, log scale)")
     ax.set_title("Inference latency per call, by size and batch")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_with_caption(fig, path, caption or [])
 
 
 def sizes_in(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
@@ -207,14 +205,40 @@ UNSTEADY_P90_OVER_P50 = 1.5  # an idle machine keeps p90 within ~1.2x p50 (bench
 UNSTEADY_MIN_ITERATIONS = 10  # with fewer timed calls p90 is about the slowest one: one hiccup is not a busy machine
 
 
+def timed_busy(row: dict[str, Any]) -> bool:
+    """Other processes kept more than OTHERS_BUSY_CPUS busy while the case was timed."""
+    return (row.get("others_busy_cpus") or 0.0) > OTHERS_BUSY_CPUS
+
+
+def timed_unsteady(row: dict[str, Any]) -> bool:
+    """The latency spread says another process was using the machine (judged from enough calls only)."""
+    lat = row["latency_ms"]
+    return (row.get("iterations") or 0) >= UNSTEADY_MIN_ITERATIONS and lat["p90"] > UNSTEADY_P90_OVER_P50 * lat["p50"]
+
+
+def plot_caption(report: dict[str, Any]) -> list[str]:
+    """What a plot shown on its own must say: the model and machine, and what the report says against its figures
+    (a stopped run, cases timed on a busy or unsteady machine: marked * in the plots)."""
+    cpu = report.get("machine", {}).get("cpu", "?")
+    lines = [f"{model_line(report.get('model', {})).split(' (')[0]} on {cpu}"]
+    stopped = [n for n in report.get("notes", []) if n.startswith(("interrupted", "partial"))]
+    flagged = [r for r in report["results"] if timed_busy(r) or timed_unsteady(r)]
+    if stopped:
+        lines.append(f"not a whole run: {stopped[0]}")
+    if flagged:
+        lines.append(f"* {len(flagged)} of {len(report['results'])} cases timed on a busy or unsteady machine: "
+                     "rerun on an idle one before trusting them")  # fmt: skip
+    return lines
+
+
 def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
     """A note naming the cases not timed on an idle machine: other processes kept more than OTHERS_BUSY_CPUS busy
     meanwhile (a steady load slows every call alike: no spread shows it), or the latency spread says so (p90 over
     1.5x p50, judged from 10 timed calls up); their ratios and FPS are not to be trusted. Else one saying that cases
     timed from fewer calls were not judged; None when every case was judged steady."""
-    busy = [r for r in rows if (r.get("others_busy_cpus") or 0.0) > OTHERS_BUSY_CPUS]
+    busy = [r for r in rows if timed_busy(r)]
     judged = [r for r in rows if (r.get("iterations") or 0) >= UNSTEADY_MIN_ITERATIONS]
-    unsteady = [r for r in judged if r["latency_ms"]["p90"] > UNSTEADY_P90_OVER_P50 * r["latency_ms"]["p50"]]
+    unsteady = [r for r in judged if timed_unsteady(r)]
     said = []
     if busy:
         worst = max(busy, key=lambda r: r["others_busy_cpus"])
@@ -253,7 +277,7 @@ def fps_plot_skipped(rows: list[dict[str, Any]], asked: int = 1) -> str | None:
             "latency.png compare the variants); give --sizes two or more sizes for it")
 
 
-def fps_vs_size_plot(rows: list[dict[str, Any]], path: Path) -> list[str]:
+def fps_vs_size_plot(rows: list[dict[str, Any]], path: Path, caption: list[str] | None = None) -> list[str]:
     """FPS (batch x 1000 / p50) against input size: one colour per variant, one line style per batch; the
     sizes evenly spaced, smallest pixel count first, labelled H x W as in the table. Returns the x labels."""
     import matplotlib.pyplot as plt
@@ -274,6 +298,8 @@ def fps_vs_size_plot(rows: list[dict[str, Any]], path: Path) -> list[str]:
                 continue
             values += [p[1] for p in pts]
             label = variant if len(batches) == 1 else f"{variant}, batch {batch}"
+            marked = [r for r in rows if r["variant"] == variant and r["batch"] == batch]
+            label += " *" if any(timed_busy(r) or timed_unsteady(r) for r in marked) else ""
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[j % len(markers)],
                     color=plt.get_cmap("tab10")(i % 10), linestyle=styles[j % len(styles)], label=label)  # fmt: skip
     ax.set_xticks(range(len(sizes)))
@@ -291,10 +317,22 @@ def fps_vs_size_plot(rows: list[dict[str, Any]], path: Path) -> list[str]:
     batch_text = f"batch {batches[0]}" if len(batches) == 1 else "by batch"
     ax.set_title(f"Throughput vs input size ({batch_text})")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-    fig.tight_layout()
+    save_with_caption(fig, path, caption or [])
+    return labels
+
+
+def save_with_caption(fig: Any, path: Path, caption: list[str]) -> None:
+    """The figure, with ``caption`` under it (the first line grey, warnings after it dark red), and closed."""
+    import matplotlib.pyplot as plt
+
+    height = 0.22 * len(caption)
+    fig.set_figheight(fig.get_figheight() + height)
+    fig.tight_layout(rect=(0, height / fig.get_figheight(), 1, 1))
+    for i, line in enumerate(caption):
+        fig.text(0.01, (height - 0.22 * (i + 0.75)) / fig.get_figheight(), line, fontsize=8,
+                 color="0.35" if i == 0 else "darkred")  # fmt: skip
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return labels
 
 
 def plots(report: dict[str, Any], rows_raw: list[dict[str, Any]], out_dir: Path) -> list[Path]:
@@ -306,12 +344,13 @@ def plots(report: dict[str, Any], rows_raw: list[dict[str, Any]], out_dir: Path)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "latency.png"]
-    latency_plot(rows_raw, paths[0])
+    caption = plot_caption(report)
+    latency_plot(rows_raw, paths[0], caption)
     fps_png = out_dir / "fps_vs_size.png"
     if fps_plot_skipped(report["results"]):
         fps_png.unlink(missing_ok=True)  # it would not belong to this report
     else:
-        fps_vs_size_plot(report["results"], fps_png)
+        fps_vs_size_plot(report["results"], fps_png, caption)
         paths.append(fps_png)
     return paths
 
