@@ -491,6 +491,14 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(
     assert os.listdir(ro) == [] and taken.read_text() == "keep me\n"
 
 
+def test_a_bundled_models_name_is_benched_from_its_checkpoint(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`bench photo2monet` said "no such model file" while `bench pipeline photo2monet` and the runtime took it."""
+    status, _, err = bench(["photo2monet", "--variants", "onnxruntime-fp32", "-o", tmp_path / "r", *QUICK], capsys)
+    assert status == 0, err[-2000:]
+    assert load_report(tmp_path / "r")["model"]["file"] == "photo2monet.pth"
+
+
 def test_pytorch_variants_asked_of_an_onnx_say_why_they_are_skipped(tmp_path: Path) -> None:
     """`bench model.onnx --variants pytorch` said "nothing could be measured (see the notes):" and no note."""
     from cyclegan_edge.bench.runner import prepare_variants

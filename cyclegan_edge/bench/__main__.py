@@ -69,7 +69,8 @@ def check_model_path(model: str) -> None:
 
 def parse_run(argv: list[str]) -> argparse.Namespace:
     ap = ArgumentParser(prog="python -m cyclegan_edge.bench", description=__doc__, formatter_class=RawHelpFormatter)
-    ap.add_argument("model", help="generator checkpoint (.pth: all variants) or .onnx")
+    ap.add_argument("model", help="generator checkpoint (.pth: all variants), .onnx, or a bundled model's name "
+                    "(photo2monet: its checkpoint)")
     ap.add_argument("--variants", default="auto", help=f"comma list of {', '.join(ALL_VARIANTS)}, or auto")
     ap.add_argument("--sizes", "--size", default="256", help="e.g. 256,512,360x640,720p")
     ap.add_argument("--batches", "--batch", dest="batch", default="1", help="e.g. 1,4")
@@ -147,8 +148,10 @@ def run(argv: list[str]) -> int:
     from cyclegan_edge.imaging.io import list_files
     from cyclegan_edge.machine import machine_info
     from cyclegan_edge.progress import progress_bar
+    from cyclegan_edge.runtime.bundled import bundled_source_model
 
     args = parse_run(argv)
+    args.model = bundled_source_model(args.model)
     wanted, sizes, batches = checked_cases(args)
     out = Path(args.out)  # before any work: a report that cannot be written fails now, not after the measurements
     check_output(out, [Path(args.model), *(list_files([args.calib]) if args.calib else [])])

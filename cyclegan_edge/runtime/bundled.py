@@ -34,3 +34,12 @@ def resolve_model(model: str, options: BackendOptions) -> str | Path:
     """A model file as given, or a bundled model's name (no such file here) as its file."""
     is_name = not Path(model).exists() and model in bundled_names()
     return default_model(options, model) if is_name else model
+
+
+def bundled_source_model(model: str) -> str:
+    """A bundled model's name as the file its variants are made from (its checkpoint where bundled, else its FP32
+    ONNX): what bench measures; anything else as given."""
+    if Path(model).exists() or model not in bundled_names():
+        return model
+    checkpoint = ASSETS / f"{model}.pth"
+    return str(checkpoint if checkpoint.is_file() else ASSETS / f"{model}.onnx")
