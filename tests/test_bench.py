@@ -664,6 +664,10 @@ def test_a_bad_calibration_image_is_reported_once_per_read(tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr[-2000:]
     said = [ln for ln in r.stderr.splitlines() if ln.startswith(f"WARNING skipped: {calib / 'broken.jpg'}")]
     assert len(said) == 2, r.stderr[-2000:]  # parity frames, calibration
+    # the two INT8 rows are two models (two placements), calibrated on what (the 3 photos that read): said now
+    notes = load_report(tmp_path / "rep")["notes"]
+    assert (f"INT8 calibrated on 3 images of {calib}; onnxruntime-int8 and tensorrt-int8 run the TensorRT placement "
+            "(export --target tensorrt), openvino-int8 the CPU one (--target cpu): two INT8 models, not one") in notes
 
 
 def test_pipeline_keeps_an_earlier_measurement_unless_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

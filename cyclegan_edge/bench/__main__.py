@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cyclegan_edge.bench import CALIB_COUNT
 from cyclegan_edge.atomic import atomic_path, check_writable, write_json
 from cyclegan_edge.errors import (EXIT_INTERRUPTED, ArgumentParser, HelpFormatter, RawHelpFormatter, UsageError,
                                   importable, int_arg, run_cli)  # fmt: skip
@@ -77,13 +78,20 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--iters", type=int_arg(1, 10**6), default=30, help="timed calls per variant, size and batch")
     ap.add_argument("--warmup", type=int_arg(0, 10**6), default=5, help="untimed calls before them")
     ap.add_argument("--threads", type=int_arg(0, 1024), default=0, help="CPU threads per backend (0: library default)")
-    ap.add_argument("--calib", help="real images: calibrate the INT8 variants; the first 2 also check parity")
+    ap.add_argument("--calib", metavar="DIR", help=f"a folder of real images: the INT8 variants are calibrated on "
+                    f"{CALIB_COUNT} of them (spread over it); its first 2 also check every variant's output against "
+                    "the baseline")  # fmt: skip
     ap.add_argument("--baseline", default=None, help="variant the ratios refer to (default: the first)")
     ap.add_argument("--tegrastats", action="store_true", help="sample power/temperature with tegrastats (Jetson)")
     ap.add_argument("-o", "--output", "--out", dest="out", default="bench_report",
                     help="folder for report.json, report.md and plots (--out: old spelling)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true", help="replace the report --output already holds")
-    return ap.parse_args(argv)
+    ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="instead of measuring: B's figures against A's "
+                    "(two report.json files or --output folders), and what differs between them; given first, alone")
+    args = ap.parse_args(argv)
+    if args.compare:
+        raise UsageError("--compare goes first and alone: python -m cyclegan_edge.bench --compare A B")
+    return args
 
 
 def check_no_report(out: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from cyclegan_edge.bench import CALIB_COUNT
 from cyclegan_edge.bench.load import OtherLoad
 from cyclegan_edge.errors import describe, importable
 from cyclegan_edge.imaging.frames import frames_to_tensor
@@ -159,13 +160,18 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
         if calib:
             from cyclegan_edge.export.int8 import Int8Options, calibration_images, quantize_int8
 
-            opts = Int8Options(calib_count=32)
+            opts = Int8Options(calib_count=CALIB_COUNT)
             images = calibration_images(calib, opts.calib_count, opts.calib_size)  # read (and warned about) once
+            placements = []
             if any(w.endswith("int8") for w in wanted if w != "openvino-int8"):
                 onnx_by_precision["int8"] = quantize_int8(onnx_fp32, workdir / "model.int8.onnx", images, opts)
+                placements.append("onnxruntime-int8 and tensorrt-int8 run the TensorRT placement (export --target "
+                                  "tensorrt)")  # fmt: skip
             if "openvino-int8" in wanted:
                 int8_cpu = quantize_int8(onnx_fp32, workdir / "model.int8.cpu.onnx", images,
                                          replace(opts, target="cpu"))  # fmt: skip
+                placements.append("openvino-int8 the CPU one (--target cpu): two INT8 models, not one")
+            notes.append(f"INT8 calibrated on {len(images)} images of {calib}; " + ", ".join(placements))
         else:
             notes.append("int8 variants skipped: give --calib DIR (real images) to calibrate")
     for precision, path in onnx_by_precision.items():
