@@ -213,6 +213,9 @@ def test_cli_writes_reports_and_fails_clearly(compressed_g_path: Path, tmp_path:
     fp16 = json.loads((tmp_path / "g.fp16.onnx.parity.json").read_text())
     assert fp16["quality_vs_fp32"]["psnr_db_mean"] >= 40 and fp16["quality_vs_fp32"]["images"] == 3
     assert fp16["required_psnr_db_mean"] == 40 and fp16["passed"] is True
+    # what each figure was measured on and with (the images and the runtime were not said; FP16's machine neither)
+    assert parity["parity"]["runtime"] == fp16["quality_vs_fp32"]["runtime"] == "onnxruntime:CPUExecutionProvider"
+    assert parity["parity"]["test_images"] == fp16["quality_vs_fp32"]["test_images"] and fp16["machine"]
     assert not left[0].exists() and f"{left[0]}: removed" in r.stdout and all(f.is_dir() for f in kept)
     stale = [ln for ln in r.stderr.splitlines() if "stale" in ln]
     assert len(stale) == 1 and stale[0].startswith(f"WARNING {old_int8}, {old_int8}.parity.json: stale"), r.stderr

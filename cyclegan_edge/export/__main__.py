@@ -393,16 +393,16 @@ def export_checked(args: argparse.Namespace, precision: str, gen: Any, images: l
 
     onnx_path = export_onnx(gen, stage / args.onnx.name, opset=args.opset)
     parity = parity_vs_torch(gen.model, onnx_path, images, args.tolerance)
+    tested = measured_on(args, len(images))
     write_json(report_path(onnx_path), {"model": shown(onnx_path), "precision": "fp32", "opset": args.opset,
                                         "checkpoint": str(args.checkpoint), "machine": machine_line(),
-                                        "parity": parity})  # fmt: skip
+                                        "parity": {**parity, "test_images": tested}})  # fmt: skip
     print(f"{shown(onnx_path)}: FP32 vs PyTorch max abs error {parity['max_abs']:.2e} (tolerance {args.tolerance:.0e}) "
-          f"over {len(parity['cases'])} size/batch cases")  # fmt: skip
+          f"over {len(parity['cases'])} size/batch cases of {tested} on {parity['runtime']}")  # fmt: skip
     if not parity["passed"]:
         raise ExportError(f"{shown(onnx_path)}: FP32 parity failed: max abs error {parity['max_abs']:.2e} > "
                           f"{args.tolerance:.0e}; nothing written")  # fmt: skip
     written = [onnx_path, report_path(onnx_path)]
-    tested = measured_on(args, len(images))
     if precision == "fp16":
         written += checked_fp16(onnx_path, images, tested, shown)
     elif precision == "int8":
@@ -419,7 +419,7 @@ def checked_fp16(onnx_path: Path, images: list[Any], tested: str, shown: Callabl
     final = export_fp16(onnx_path, precision_path(onnx_path, "fp16"))
     q = quality_vs(onnx_path, final, images)
     write_json(report_path(final), {"model": shown(final), "precision": "fp16", "reference": shown(onnx_path),
-                                    "quality_vs_fp32": {**q, "test_images": tested},
+                                    "machine": machine_line(), "quality_vs_fp32": {**q, "test_images": tested},
                                     "required_psnr_db_mean": FP16_MIN_PSNR,
                                     "passed": q["psnr_db_mean"] >= FP16_MIN_PSNR})  # fmt: skip
     print(f"{shown(final)}: FP16 vs FP32 PSNR {q['psnr_db_mean']:.1f} dB (min {q['psnr_db_min']:.1f}), SSIM "

@@ -44,13 +44,14 @@ def parity_vs_torch(model: Any, onnx_path: str | os.PathLike[str], images: Seque
                 ref = model(torch.from_numpy(batch)).numpy()
             rows.append({"height": hw[0], "width": hw[1], "batch": b, **error_stats(ref, backend.infer(batch))})
     worst = max(r["max_abs"] for r in rows)
-    return {"reference": "pytorch-fp32", "tolerance_max_abs": tolerance, "max_abs": worst,
+    return {"reference": "pytorch-fp32", "runtime": backend.name, "tolerance_max_abs": tolerance, "max_abs": worst,
             "passed": worst <= tolerance, "cases": rows}  # fmt: skip
 
 
 def quality_vs(reference_onnx: str | os.PathLike[str], test_onnx: str | os.PathLike[str],
                images: Sequence[np.ndarray]) -> dict[str, Any]:  # fmt: skip
-    """PSNR/SSIM of the test model's output images against the reference model's (uint8)."""
+    """PSNR/SSIM of the test model's output images against the reference model's (uint8), both on ONNX Runtime's
+    CPU provider (named in the result: another backend, OpenVINO's bf16 or TensorRT's FP16, rounds otherwise)."""
     ref_b, test_b = ort_backend(reference_onnx), ort_backend(test_onnx)
     psnrs, ssims, errs = [], [], []
     for img in images:
@@ -60,8 +61,9 @@ def quality_vs(reference_onnx: str | os.PathLike[str], test_onnx: str | os.PathL
         psnrs.append(psnr(fa, fb))
         ssims.append(ssim(fa, fb))
         errs.append(error_stats(a, b)["max_abs"])
-    return {"images": len(images), "psnr_db_mean": float(np.mean(psnrs)), "psnr_db_min": float(np.min(psnrs)),
-            "ssim_mean": float(np.mean(ssims)), "max_abs": float(np.max(errs))}  # fmt: skip
+    return {"images": len(images), "runtime": test_b.name, "psnr_db_mean": float(np.mean(psnrs)),
+            "psnr_db_min": float(np.min(psnrs)), "ssim_mean": float(np.mean(ssims)),
+            "max_abs": float(np.max(errs))}  # fmt: skip
 
 
 def report_path(model_path: str | os.PathLike[str]) -> Path:
