@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,7 +128,9 @@ def test_bench_cli_report_is_complete(compressed_g_path: Path, tmp_path: Path) -
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         assert img is not None and img.shape[0] > 200 and img.std() > 5
-    assert "| pytorch |" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert re.search(r"\| pytorch( \*)? \| pytorch:cpu \| 128x128 \| 1 \| [0-9.]+ \| [0-9.]+ \|", md), md  # * busy
+    assert "| speed vs pytorch (p50) |" in md and "| peak RSS MB |" in md  # min, and memory, beside the percentiles
 
     # compare mode: the same report against itself gives ratios of exactly 1
     r2 = subprocess.run([sys.executable, "-m", "cyclegan_edge.bench", "--compare", str(out / "report.json"),
@@ -668,6 +671,18 @@ def test_a_bad_calibration_image_is_reported_once_per_read(tmp_path: Path) -> No
     notes = load_report(tmp_path / "rep")["notes"]
     assert (f"INT8 calibrated on 3 images of {calib}; onnxruntime-int8 and tensorrt-int8 run the TensorRT placement "
             "(export --target tensorrt), openvino-int8 the CPU one (--target cpu): two INT8 models, not one") in notes
+
+
+def test_pipeline_says_when_size_upscales_the_video(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """bench pipeline --size 2160 on a 720p clip measured an upscaled conversion without the word the runtime says."""
+    args = ["pipeline", MODEL, "--video", ASSETS_DIR / "demo.mp4", "--size", "512", "--max-frames", "2", "-o",
+            tmp_path / "p.json"]  # fmt: skip
+    status, _, err = bench(args, capsys)
+    said = [r.getMessage() for r in caplog.records if "upscaled" in r.getMessage()]
+    assert status == 0 and said == ["demo.mp4: --size 512 is 2.1x the source's shorter side (240 px): the model runs "
+                                    "on an upscaled frame, slower and with no detail gained; --size 240 or less (or "
+                                    "none) avoids it"], (said, err[-1000:])  # fmt: skip
 
 
 def test_pipeline_keeps_an_earlier_measurement_unless_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

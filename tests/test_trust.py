@@ -212,6 +212,8 @@ CASES: dict[str, Case] = {
     "9-runtime-nan": Case(rt("--engine", "nan.onnx", "--video", "clip.avi", "-o", "c9/out.mp4"), 1, "NaN/Inf"),
     "9-translate-nan": Case(["translate", "nan.onnx", "x.jpg", "-o", "c9/t"], 1, "NaN/Inf"),
     "9-export-nan": Case(["export", "nan.pth", "--onnx", "c9/e/x.onnx"], 1, "hold NaN/Inf values"),
+    "9-export-pickle-new-folder": Case(["export", "pickle.pth", "--onnx", "c9/new/deeper/x.onnx"], 1,
+                                       "holds Python objects besides tensors"),
     # 10: values refused up front
     "10-size-2": Case(rt("--size", "2", "--camera", "test://?frames=1", "-o", "c10/a.mp4"), 2, "use 8..4320"),
     "10-stream-hevc": Case(rt("udp://127.0.0.1:47001", "rtp://127.0.0.1:47010", "--codec", "hevc"), 2,
@@ -496,9 +498,10 @@ def test_8_corrupt_jpeg_data_is_detected_and_skipped(w: Path, ran: Any) -> None:
 
 
 def test_9_nan_weights_fail_in_one_line_and_leave_no_file(w: Path, ran: Any) -> None:
-    for name in ("9-runtime-nan", "9-translate-nan", "9-export-nan"):
+    for name in ("9-runtime-nan", "9-translate-nan", "9-export-nan", "9-export-pickle-new-folder"):
         check(ran, name)
-    assert files(w / "c9") == ["e", "e/x.onnx"]  # no video, no partial file, no image; the earlier x.onnx kept
+    # no video, no partial file, no image; the earlier x.onnx kept; no empty folder made for an export that failed
+    assert files(w / "c9") == ["e", "e/x.onnx"]
 
 
 def test_10_bad_values_are_refused_up_front(ran: Any) -> None:
@@ -635,6 +638,8 @@ def test_21_bench_pipeline_compares_like_with_like_and_saves_without_out(w: Path
     result = json.loads((w / "c21" / "bench_report" / "pipeline.json").read_text())
     assert result["frames"] == 6 and "same frames" in result["compared"]
     assert result["ratio"] == pytest.approx(result["pipeline_fps"] / result["inference_fps"])
+    # which model it was (a bundled name or a path) and which toolkit measured it: said in the JSON too
+    assert result["model"]["file"] == ONNX.name and len(result["model"]["sha256"]) == 64 and result["toolkit_version"]
 
 
 def test_22_print_trtexec_needs_no_export_and_fits_the_target_version(w: Path, ran: Any) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan_edge.bench import CALIB_COUNT
-from cyclegan_edge.atomic import atomic_path, check_writable, write_json
+from cyclegan_edge import __version__
+from cyclegan_edge.atomic import atomic_path, check_writable, sha256_file, write_json
 from cyclegan_edge.errors import (EXIT_INTERRUPTED, ArgumentParser, HelpFormatter, RawHelpFormatter, UsageError,
                                   importable, int_arg, run_cli)  # fmt: skip
 from cyclegan_edge.model_files import is_checkpoint
@@ -310,8 +311,11 @@ def pipeline(argv: list[str]) -> int:
         for b in bars:
             b.close()
     result["streams"] = options.streams  # OpenVINO's, as compiled (the runtime's for a file unless --streams)
+    model = Path(resolve_model(args.model, options))
+    result["model"] = {"file": model.name, "sha256": sha256_file(model) if model.is_file() else None}
     result["machine"] = machine_info()
     result["command"] = "python -m cyclegan_edge.bench pipeline " + shlex.join(argv)
+    result["toolkit_version"] = __version__
     write_json(args.out, result)
     print(f"{result['frames']} frames at {result['inference_size']} ({result['backend']}): pipeline "
           f"{result['pipeline_fps']:.2f} FPS end to end (decode + infer + encode, overlapped), inference only "

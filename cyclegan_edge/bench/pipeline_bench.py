@@ -4,6 +4,7 @@ and with the same clock, so that their ratio means what it says."""
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import tempfile
 import time
@@ -17,10 +18,12 @@ from cyclegan_edge.bench.load import OTHERS_BUSY_CPUS, OtherLoad
 from cyclegan_edge.imaging.frames import frames_to_tensor
 from cyclegan_edge.imaging.io import resize_area
 from cyclegan_edge.runtime.backends import AsyncBackend, Backend
-from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, inference_size, output_size
+from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, inference_size, output_size, upscale_note
 from cyclegan_edge.runtime.sinks import open_output
 from cyclegan_edge.runtime.sources import open_source
 from cyclegan_edge.runtime.stabilize import METRIC_FLOW
+
+log = logging.getLogger("cyclegan_edge.bench")
 
 COMPARED = ("pipeline: decode, resize, infer, post-process and encode to a file, overlapped in threads (frames / "
             "wall time); inference only: the same frames at the same size through the same backend, one after "
@@ -103,6 +106,9 @@ def pipeline_vs_inference(backend: Backend, video: str, size: int, max_frames: i
     source = open_source(video)
     opts = PipelineOptions(size=size, max_frames=max_frames, stabilize=stabilize, flicker=flicker)
     hw = inference_size(source.size, opts)
+    upscaled = upscale_note(source.size, opts)
+    if upscaled:  # as the runtime says it: the figures would be of a frame no conversion should use
+        log.warning("%s: %s", Path(video).name, upscaled)
     total = min(filter(None, (source.frame_count, max_frames)), default=None)
     tick = ticker("pipeline", total)
     others = OtherLoad()

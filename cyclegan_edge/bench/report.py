@@ -115,18 +115,22 @@ def markdown(report: dict[str, Any]) -> str:
         f"- command: `{report['command']}`",
         f"- latency in ms per call (batch frames); {FPS_DEFINITION}",
         "",
-        f"| variant | backend | size | batch | p50 ms | p90 ms | p99 ms | mean ms | FPS | pre ms | post ms | "
-        f"vs {report['baseline']} | max abs diff vs {report.get('parity_reference', report['baseline'])} |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| variant | backend | size | batch | min ms | p50 ms | p90 ms | p99 ms | mean ms | FPS | pre ms | post ms | "
+        f"speed vs {report['baseline']} (p50) | max abs diff vs {report.get('parity_reference', report['baseline'])} "
+        "| peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         lat = r["latency_ms"]
         ratio = f"{r['ratio_to_baseline']:.2f}x" if r.get("ratio_to_baseline") else "-"
         diff = f"{r['max_abs_vs_reference']:.1e}" if r.get("max_abs_vs_reference") is not None else "-"
+        rss = f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") is not None else "-"
+        mark = " *" if timed_busy(r) or timed_unsteady(r) else ""  # as in the plots: see the notes
         lines.append(
-            f"| {r['variant']} | {r['backend']} | {r['height']}x{r['width']} | {r['batch']} | {lat['p50']:.1f} | "
-            f"{lat['p90']:.1f} | {lat['p99']:.1f} | {lat['mean']:.1f} | {throughput_fps(r['batch'], lat['p50']):.1f} | "
-            f"{r['host_pre_ms']['p50']:.1f} | {r['host_post_ms']['p50']:.1f} | {ratio} | {diff} |"
+            f"| {r['variant']}{mark} | {r['backend']} | {r['height']}x{r['width']} | {r['batch']} | {lat['min']:.1f} | "
+            f"{lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {lat['mean']:.1f} | "
+            f"{throughput_fps(r['batch'], lat['p50']):.1f} | {r['host_pre_ms']['p50']:.1f} | "
+            f"{r['host_post_ms']['p50']:.1f} | {ratio} | {diff} | {rss} |"
         )
     for n in report.get("notes", []):
         lines.append(f"\n_{n}_")

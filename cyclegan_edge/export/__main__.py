@@ -226,14 +226,23 @@ def remove_stale_staging(target: Path) -> None:
 def staging(target: Path) -> Iterator[Path]:
     """A hidden folder beside ``target``: the export writes there, and only a finished, checked export is
     moved to the target paths (a failure or Ctrl-C leaves what was there before untouched). Its name holds
-    this process's id, so that a later run can tell one left by a killed export."""
+    this process's id, so that a later run can tell one left by a killed export. Folders it made for the target are
+    removed again when nothing was exported (a bad checkpoint left an empty --onnx folder)."""
+    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # deepest first
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(target)
     folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".export", dir=target.parent))
+    exported = False
     try:
         yield folder
+        exported = True
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        for empty in made if not exported else []:
+            try:
+                empty.rmdir()
+            except OSError:  # something else was put there meanwhile
+                break
 
 
 def writable_before_work(outputs: list[Path]) -> None:

@@ -291,7 +291,7 @@ def open_video_file(path: Path, fps: float, size: tuple[int, int], settings: Enc
 
 
 DISPLAY_SCHEME = "display://"
-STREAM_SCHEMES = ("udp", "rtp", "rtsp")
+STREAM_OUTPUT_SCHEMES = ("udp", "rtp", "rtsp")
 # what plays each stream on the receiving machine (VLC: vlc udp://@:PORT, vlc rtp://@:PORT, vlc URI for RTSP)
 PLAYERS = {"udp": "ffplay -fflags nobuffer udp://@:{port} (on {host})",
            "rtp": "ffplay -fflags nobuffer rtp://0.0.0.0:{port} (on {host})",
@@ -305,7 +305,7 @@ def is_display(uri: str) -> bool:
 
 def is_stream_output(uri: str) -> bool:
     """udp://, rtp:// or rtsp://...: a live network stream (like a window: nothing to resume, no file)."""
-    return "://" in uri and uri.split("://")[0].lower() in STREAM_SCHEMES
+    return "://" in uri and uri.split("://")[0].lower() in STREAM_OUTPUT_SCHEMES
 
 
 def stream_address(uri: str) -> tuple[str, str, int]:

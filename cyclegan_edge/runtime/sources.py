@@ -59,7 +59,7 @@ class SourceSpec:
 
 
 # network sources OpenCV's FFmpeg opens (udp/rtp/srt: what the runtime's own stream output sends)
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "rtp://", "srt://")
+STREAM_SOURCE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "rtp://", "srt://")
 
 
 def parse_source(uri: str) -> SourceSpec:
@@ -73,7 +73,7 @@ def parse_source(uri: str) -> SourceSpec:
         return SourceSpec("camera", u, True)
     if u.startswith("csi://"):
         return SourceSpec("csi", u[len("csi://") :] or "0", True)
-    if u.startswith(STREAM_SCHEMES):
+    if u.startswith(STREAM_SOURCE_PREFIXES):
         return SourceSpec("stream", u, True)
     if u.startswith("test://"):
         return SourceSpec("test", u, True)
