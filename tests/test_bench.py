@@ -159,7 +159,8 @@ def test_bench_cli_report_is_complete(compressed_g_path: Path, tmp_path: Path) -
         "report.json"]  # noqa: E731
     status, _, err = interrupt_when(longer, changed, timeout=120)
     assert status == 130 and {n: (out / n).read_bytes() for n in before} == before, err[-2000:]
-    assert err.strip().splitlines()[-1] == (f"stopped: 1 of 2 cases measured; report in {out}/partial/report.json, "
+    assert err.strip().splitlines()[-1] == (f"stopped in round 1 of 3: 1 of 2 cases measured; report in "
+                                            f"{out}/partial/report.json, "
                                             f"report.md; the earlier report in {out} is kept (a whole run replaces "
                                             "it)"), err[-2000:]  # fmt: skip
     assert len(load_report(out / "partial" / "report.json")["results"]) == 1
@@ -210,6 +211,12 @@ def test_compare_matches_rows() -> None:
 
     text = compare(rep(100.0, "Orin"), rep(50.0, "Xavier"))
     assert "| onnxruntime-fp32 | 256x256 | 1 | 100.00 | 50.00 | 0.500 | 2.000 |" in text
+    # rounds whose medians spread 1.2x: a 1.1x difference is within it, marked; a 2x one is not
+    a, b = rep(100.0, "x"), rep(110.0, "x")
+    a["results"][0]["round_p50_ms"], b["results"][0]["round_p50_ms"] = [95.0, 100.0, 114.0], [108.0, 110.0, 111.0]
+    assert "| 100.00 | 110.00 | 1.100 ~ | 0.909 ~ |" in compare(a, b) and "~ B/A within the spread" in compare(a, b)
+    b["results"][0]["latency_ms"] = {"p50": 200.0, "fps": 5.0}
+    assert "| 100.00 | 200.00 | 2.000 | 0.500 |" in compare(a, b) and "~ B/A" not in compare(a, b)
 
 
 def test_compare_warns_when_the_figures_are_not_comparable() -> None:
@@ -423,6 +430,29 @@ def test_fps_vs_size_plot_names_the_sizes_and_draws_every_batch(tmp_path: Path) 
     assert "one input size (64x64) measured of the 2 asked for" in stopped and "give --sizes" not in stopped
 
 
+def test_rounds_take_the_cases_in_turn_and_show_how_far_they_spread() -> None:
+    """Two runs of one bench command differed 2x on a case while each looked steady (p90 near p50, no other
+    process busy): the machine's speed had changed between them. Rounds taken in turn over all cases time every
+    variant under the same conditions, and a case whose rounds' medians spread is said to be unsteady."""
+    from cyclegan_edge.bench.report import rounds_spread, timed_unsteady, unsteady_note
+    from cyclegan_edge.bench.runner import run_benchmark
+
+    order: list[tuple[str, int]] = []
+    rows, _ = run_benchmark(MODEL, ["onnxruntime-fp32", "openvino-fp32"], [(64, 64)], [1], 3, 1, rounds=3,
+                            progress=lambda row: order.append((row["variant"], len(row["round_p50_ms"]))))  # fmt: skip
+    assert order == [("onnxruntime-fp32", 1), ("openvino-fp32", 1), ("onnxruntime-fp32", 2), ("openvino-fp32", 2),
+                     ("onnxruntime-fp32", 3), ("openvino-fp32", 3)]  # in turn, one row per case  # fmt: skip
+    for row in rows:
+        assert row["iterations"] == len(row["samples_ms"]) == 9 and len(row["round_p50_ms"]) == 3
+        lat = row["latency_ms"]
+        assert lat["min"] <= min(row["round_p50_ms"]) <= max(row["round_p50_ms"]) <= lat["max"]
+    drifted = dict(rows[0], round_p50_ms=[10.0, 10.5, 21.0], iterations=30)
+    drifted["latency_ms"] = dict(drifted["latency_ms"], p50=10.5, p90=11.0)
+    assert rounds_spread(drifted) == 2.1 and timed_unsteady(drifted)
+    assert "the machine's speed changed during the run in 1 of 1 cases (their rounds' medians 2.10x apart in " \
+           "onnxruntime-fp32 64x64 batch 1, over 1.3x); rerun on an idle one" in str(unsteady_note([drifted]))
+
+
 MODEL = ASSETS_DIR / "photo2monet.onnx"
 QUICK = ["--sizes", "64", "--iters", "2", "--warmup", "1"]
 
@@ -454,8 +484,9 @@ def test_help_says_what_iters_and_warmup_are_with_their_defaults(capsys: pytest.
     with pytest.raises(SystemExit):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--iters ITERS timed calls per variant, size and batch (default: 30)" in text
-    assert "--warmup WARMUP untimed calls before them (default: 5)" in text
+    assert "--iters ITERS timed calls per variant, size and batch, in each round (default: 10)" in text
+    assert "--rounds ROUNDS rounds taken in turn over all cases: " in text and "(default: 3)" in text
+    assert "--warmup WARMUP untimed calls before the first round (default: 5)" in text
     assert "--sizes SIZES, --size SIZES e.g. 256,512,360x640,720p (default: 256)" in text
 
 
@@ -669,8 +700,8 @@ def test_a_bad_calibration_image_is_reported_once_per_read(tmp_path: Path) -> No
     assert len(said) == 2, r.stderr[-2000:]  # parity frames, calibration
     # the two INT8 rows are two models (two placements), calibrated on what (the 3 photos that read): said now
     notes = load_report(tmp_path / "rep")["notes"]
-    assert (f"INT8 calibrated on 3 images of {calib}; onnxruntime-int8 and tensorrt-int8 run the TensorRT placement "
-            "(export --target tensorrt), openvino-int8 the CPU one (--target cpu): two INT8 models, not one") in notes
+    assert (f"INT8 calibrated on 3 images of {calib}; onnxruntime-int8 the TensorRT placement (export --target "
+            "tensorrt), openvino-int8 the CPU one (--target cpu): two INT8 models, not one") in notes
 
 
 def test_pipeline_says_when_size_upscales_the_video(tmp_path: Path, capsys: pytest.CaptureFixture[str],

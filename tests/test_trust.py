@@ -561,10 +561,10 @@ def test_15_ctrl_c_during_bench_keeps_what_was_measured(w: Path) -> None:
                                  "onnxruntime-fp32", "--sizes", "16,24,32,40,48,56,64,72", "--iters", "40", "--warmup",
                                  "1", "--out", str(out)], (out / "report.json").exists, ENV)  # fmt: skip
     assert rc == 130, err[-2000:]
-    assert "Traceback" not in err and "stopped:" in err and "cases measured; report in" in err
+    assert "Traceback" not in err and "stopped" in err and "cases measured; report in" in err
     report = json.loads((out / "report.json").read_text())
-    assert 1 <= len(report["results"]) < 8
-    assert any(n.startswith("interrupted (Ctrl-C) after") for n in report["notes"])
+    assert 1 <= len(report["results"]) <= 8  # the cases of its first round so far, or all 8 in a later one
+    assert any(n.startswith("interrupted (Ctrl-C) in round ") for n in report["notes"]), report["notes"]
     assert "interrupted" in (out / "report.md").read_text() and (out / "latency.png").stat().st_size > 1000
 
 

@@ -76,8 +76,12 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--variants", default="auto", help=f"comma list of {', '.join(ALL_VARIANTS)}, or auto")
     ap.add_argument("--sizes", "--size", default="256", help="e.g. 256,512,360x640,720p")
     ap.add_argument("--batches", "--batch", dest="batch", default="1", help="e.g. 1,4")
-    ap.add_argument("--iters", type=int_arg(1, 10**6), default=30, help="timed calls per variant, size and batch")
-    ap.add_argument("--warmup", type=int_arg(0, 10**6), default=5, help="untimed calls before them")
+    ap.add_argument("--iters", type=int_arg(1, 10**6), default=10, help="timed calls per variant, size and batch, "
+                    "in each round")  # fmt: skip
+    ap.add_argument("--rounds", type=int_arg(1, 1000), default=3, help="rounds taken in turn over all cases: each "
+                    "variant timed under the same conditions as the others, and how far a case's rounds differ "
+                    "shows whether the machine kept its speed (1: each case timed once, in one go)")  # fmt: skip
+    ap.add_argument("--warmup", type=int_arg(0, 10**6), default=5, help="untimed calls before the first round")
     ap.add_argument("--threads", type=int_arg(0, 1024), default=0, help="CPU threads per backend (0: library default)")
     ap.add_argument("--calib", metavar="DIR", help=f"a folder of real images: the INT8 variants are calibrated on "
                     f"{CALIB_COUNT} of them (spread over it); its first 2 also check every variant's output against "
@@ -201,30 +205,40 @@ def run(argv: list[str]) -> int:
 
     bar = progress_bar(desc="bench (building variants)", unit="case", dynamic_ncols=True)
 
-    def started(cases: int, prepared: list[str]) -> None:
+    cases = len(wanted) * len(sizes) * len(batches)  # until the variants are built: then those that run
+
+    def started(case_rounds: int, prepared: list[str]) -> None:
+        nonlocal cases
         notes[:] = prepared
-        bar.total = cases
+        bar.total, cases = case_rounds, case_rounds // args.rounds
         bar.set_description("bench")
 
+    def so_far() -> str:
+        return f"{len(rows)} of {cases} cases"
+
+    def in_round() -> str:
+        return f" in round {min(args.rounds, bar.n // max(cases, 1) + 1)} of {args.rounds}" if args.rounds > 1 else ""
+
     def measured(row: dict[str, Any]) -> None:
-        rows.append(row)
+        if not any(r is row for r in rows):  # a case's later rounds update its row
+            rows.append(row)
         bar.update(1)
-        partial = report_now([f"partial: {len(rows)} of {bar.total} cases so far"], plotted=False)
+        partial = report_now([f"partial: {so_far()} so far{in_round()}"], plotted=False)
         save_report(into, partial, rows, with_plots=False)
 
     try:
         _, final_notes = run_benchmark(args.model, wanted, sizes, batches, args.iters, args.warmup, args.calib,
-                                       args.threads, progress=measured, parity_frames=parity_frames, on_start=started)  # fmt: skip
+                                       args.threads, progress=measured, parity_frames=parity_frames, on_start=started,
+                                       rounds=args.rounds)  # fmt: skip
         notes[:] = final_notes
     except KeyboardInterrupt:
         bar.close()
         if not rows:
             print("error: interrupted before any case was measured; no report written", file=sys.stderr)
             return EXIT_INTERRUPTED
-        save_report(into, report_now([f"interrupted (Ctrl-C) after {len(rows)} of {bar.total} cases"]), rows,
-                    not no_plots)  # fmt: skip
+        save_report(into, report_now([f"interrupted (Ctrl-C){in_round()} after {so_far()}"]), rows, not no_plots)
         kept = f"; the earlier report in {out} is kept (a whole run replaces it)" if replacing else ""
-        print(f"stopped: {len(rows)} of {bar.total} cases measured; report in {into}/report.json, report.md{kept}",
+        print(f"stopped{in_round()}: {so_far()} measured; report in {into}/report.json, report.md{kept}",
               file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     finally:

@@ -20,7 +20,8 @@ SCHEMA = "cyclegan-edge/bench"
 SCHEMA_VERSION = 1
 ROW_KEYS = ("variant", "precision", "backend", "height", "width", "batch", "iterations", "warmup", "latency_ms",
             "host_pre_ms", "host_post_ms", "gpu_ms", "peak_rss_mb", "peak_gpu_mb", "ratio_to_baseline")  # fmt: skip
-OPTIONAL_ROW_KEYS = ("max_abs_vs_reference", "others_busy_cpus")  # added after schema v1: older reports lack them
+# added after schema v1: older reports lack them
+OPTIONAL_ROW_KEYS = ("max_abs_vs_reference", "others_busy_cpus", "round_p50_ms")
 STAT_KEYS = ("min", "mean", "p50", "p90", "p99", "max", "fps")
 FPS_DEFINITION = "FPS = batch x 1000 / p50 ms (frames per second at the median call)"
 
@@ -209,15 +210,28 @@ UNSTEADY_P90_OVER_P50 = 1.5  # an idle machine keeps p90 within ~1.2x p50 (bench
 UNSTEADY_MIN_ITERATIONS = 10  # with fewer timed calls p90 is about the slowest one: one hiccup is not a busy machine
 
 
+# the rounds' medians of one case on a machine that kept its speed: within 1.1x here (benchmarks/bench_rounds_zen4.txt);
+# the trial saw one case's median 2x apart between two runs of one command, each steady within itself
+ROUNDS_SPREAD_LIMIT = 1.3
+
+
+def rounds_spread(row: dict[str, Any]) -> float | None:
+    """How far apart the case's rounds' medians are (slowest / fastest); None for one round."""
+    p50s = row.get("round_p50_ms") or []
+    return max(p50s) / min(p50s) if len(p50s) > 1 and min(p50s) > 0 else None
+
+
 def timed_busy(row: dict[str, Any]) -> bool:
     """Other processes kept more than OTHERS_BUSY_CPUS busy while the case was timed."""
     return (row.get("others_busy_cpus") or 0.0) > OTHERS_BUSY_CPUS
 
 
 def timed_unsteady(row: dict[str, Any]) -> bool:
-    """The latency spread says another process was using the machine (judged from enough calls only)."""
+    """The latency spread says another process was using the machine (judged from enough calls only), or the rounds'
+    medians say the machine's speed changed during the run."""
     lat = row["latency_ms"]
-    return (row.get("iterations") or 0) >= UNSTEADY_MIN_ITERATIONS and lat["p90"] > UNSTEADY_P90_OVER_P50 * lat["p50"]
+    spread = (row.get("iterations") or 0) >= UNSTEADY_MIN_ITERATIONS and lat["p90"] > UNSTEADY_P90_OVER_P50 * lat["p50"]
+    return spread or (rounds_spread(row) or 1.0) > ROUNDS_SPREAD_LIMIT
 
 
 def plot_caption(report: dict[str, Any]) -> list[str]:
@@ -242,7 +256,8 @@ def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
     timed from fewer calls were not judged; None when every case was judged steady."""
     busy = [r for r in rows if timed_busy(r)]
     judged = [r for r in rows if (r.get("iterations") or 0) >= UNSTEADY_MIN_ITERATIONS]
-    unsteady = [r for r in judged if timed_unsteady(r)]
+    unsteady = [r for r in judged if r["latency_ms"]["p90"] > UNSTEADY_P90_OVER_P50 * r["latency_ms"]["p50"]]
+    drifted = [r for r in rows if (rounds_spread(r) or 1.0) > ROUNDS_SPREAD_LIMIT]
     said = []
     if busy:
         worst = max(busy, key=lambda r: r["others_busy_cpus"])
@@ -253,6 +268,11 @@ def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
         spread = worst["latency_ms"]["p90"] / worst["latency_ms"]["p50"]
         said.append(f"unsteady timing in {len(unsteady)} of {len(rows)} cases (p90 over {UNSTEADY_P90_OVER_P50:g}x "
                     f"p50; worst {case_name(worst)}: {spread:.1f}x): another process was likely using the machine")
+    if drifted:
+        worst = max(drifted, key=lambda r: rounds_spread(r) or 1.0)
+        said.append(f"the machine's speed changed during the run in {len(drifted)} of {len(rows)} cases (their rounds' "
+                    f"medians {rounds_spread(worst):.2f}x apart in {case_name(worst)}, over "
+                    f"{ROUNDS_SPREAD_LIMIT:g}x)")  # fmt: skip
     if said:
         said[-1] += "; rerun on an idle one before trusting their ratios"
     if len(judged) < len(rows):
@@ -408,11 +428,19 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
              f"Latency and FPS both from the median (p50) call: {FPS_DEFINITION}.", "",
              "| variant | size | batch | A p50 ms | B p50 ms | B/A latency | B/A FPS |", "|---|---|---|---|---|---|---|"]
     common = [k for k in rows_b if k in rows_a]
+    within = 0
     for k in common:
         pa, pb = rows_a[k]["latency_ms"]["p50"], rows_b[k]["latency_ms"]["p50"]
-        lines.append(f"| {k[0]} | {k[1]}x{k[2]} | {k[3]} | {pa:.2f} | {pb:.2f} | {pb / pa:.3f} | {pa / pb:.3f} |")
+        noise = max(filter(None, (rounds_spread(rows_a[k]), rounds_spread(rows_b[k]))), default=None)
+        mark = " ~" if noise and 1 / noise <= pb / pa <= noise else ""
+        within += bool(mark)
+        lines.append(f"| {k[0]} | {k[1]}x{k[2]} | {k[3]} | {pa:.2f} | {pb:.2f} | {pb / pa:.3f}{mark} | "
+                     f"{pa / pb:.3f}{mark} |")
     if not common:
         lines.append("| (no cases in common) | | | | | | |")
+    if within:
+        lines.append("\n~ B/A within the spread of that case's rounds' medians (--rounds) in A or B: a difference "
+                     "these runs cannot tell from the machine's own variation")  # fmt: skip
     for label, only in (("A", [k for k in rows_a if k not in rows_b]), ("B", [k for k in rows_b if k not in rows_a])):
         if only:
             lines.append(f"\nonly in {label}: " + "; ".join(name(k) for k in only))

@@ -19,7 +19,7 @@ from cyclegan_edge.model_files import is_checkpoint
 from cyclegan_edge.onnx_facts import OnnxFacts, read_onnx_facts
 from cyclegan_edge.runtime.backends import Backend, BackendOptions, open_backend
 from cyclegan_edge.runtime.pipeline import too_small
-from cyclegan_edge.runtime.timing import measure
+from cyclegan_edge.runtime.timing import latency_stats, measure
 
 ONNX_BACKENDS = ("onnxruntime", "openvino", "tensorrt")  # variant name prefixes of the variants run from an ONNX
 NAMED_SIZES = {"256": (256, 256), "512": (512, 512), "360p": (360, 640), "480p": (480, 848), "720p": (720, 1280),
@@ -162,16 +162,17 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
 
             opts = Int8Options(calib_count=CALIB_COUNT)
             images = calibration_images(calib, opts.calib_count, opts.calib_size)  # read (and warned about) once
-            placements = []
-            if any(w.endswith("int8") for w in wanted if w != "openvino-int8"):
+            trt_placed = [w for w in wanted if w.endswith("int8") and w != "openvino-int8"]
+            if trt_placed:
                 onnx_by_precision["int8"] = quantize_int8(onnx_fp32, workdir / "model.int8.onnx", images, opts)
-                placements.append("onnxruntime-int8 and tensorrt-int8 run the TensorRT placement (export --target "
-                                  "tensorrt)")  # fmt: skip
             if "openvino-int8" in wanted:
                 int8_cpu = quantize_int8(onnx_fp32, workdir / "model.int8.cpu.onnx", images,
                                          replace(opts, target="cpu"))  # fmt: skip
-                placements.append("openvino-int8 the CPU one (--target cpu): two INT8 models, not one")
-            notes.append(f"INT8 calibrated on {len(images)} images of {calib}; " + ", ".join(placements))
+            trt_names = " and ".join(trt_placed)
+            placed = [f"{trt_names} the TensorRT placement (export --target tensorrt)"] * bool(trt_placed)
+            placed += ["openvino-int8 the CPU one (--target cpu)"] * ("openvino-int8" in wanted)
+            two = ": two INT8 models, not one" if len(placed) == 2 else ""
+            notes.append(f"INT8 calibrated on {len(images)} images of {calib}; " + ", ".join(placed) + two)
         else:
             notes.append("int8 variants skipped: give --calib DIR (real images) to calibrate")
     for precision, path in onnx_by_precision.items():
@@ -251,45 +252,68 @@ def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: S
                   batches: Sequence[int], iterations: int, warmup: int, calib: str | None = None,
                   threads: int = 0, progress: Any = None, parity_frames: Sequence[np.ndarray] | None = None,
                   reference: Backend | None = None, trt_profile: tuple[str, str, str] | None = None,
-                  on_start: Any = None) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
-    """Measure every variant at every size and batch. ``on_start(cases, notes)`` is called once the variants
-    are built (for a progress total, and the notes so far); ``progress(row)`` after each case.
+                  on_start: Any = None, rounds: int = 1) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
+    """Measure every variant at every size and batch: ``iterations`` timed calls a round, in ``rounds`` rounds taken
+    in turn over all cases (each variant's round k under the same conditions as the others'; how far the rounds'
+    medians spread is the run's noise, ``round_p50_ms``). ``on_start(case_rounds, notes)`` is called once the
+    variants are built (for a progress total, and the notes so far); ``progress(row)`` after each case's round, with
+    the case's row so far (the same dict for a case, its figures over the rounds taken).
 
     Each row also gets ``max_abs_vs_reference``: the largest difference between this variant's output and
     the reference's on ``parity_frames`` (real images; seeded noise when none) in the [-1, 1] range. The
     reference is ``reference`` when given, else the first variant."""
-    rows: list[dict[str, Any]] = []
     if not parity_frames:
         rng = np.random.default_rng(1)
         parity_frames = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(2)]
     expected: dict[tuple[int, int, int], np.ndarray] = {}
+    rows: dict[tuple[str, int, int, int], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         variants, notes = prepare_variants(model, wanted, Path(tmp), calib, threads, trt_profile)
         if on_start is not None:
-            on_start(len(variants) * len(sizes) * len(batches), notes)
-        for v in variants:
+            on_start(len(variants) * len(sizes) * len(batches) * rounds, notes)
+        opened = []
+        for v in variants:  # all open at once: the rounds take them in turn
             try:
-                backend = open_backend(v.model_path, v.options)
+                opened.append((v, open_backend(v.model_path, v.options)))
             except Exception as e:  # e.g. an engine that builds but cannot run here: report it, measure the rest
                 notes.append(f"{v.name} built, not run: {describe(e, hint=False)}")
-                continue
-            for hw in sizes:
-                for b in batches:
-                    x = parity_batch(parity_frames, hw, b)
-                    out = backend.infer(x)
-                    if (*hw, b) not in expected:
-                        expected[(*hw, b)] = reference.infer(x) if reference is not None else out
-                    load = OtherLoad()
-                    timed = measure(backend, hw, b, iterations, warmup)
-                    others = load.cpus()
-                    row = {"variant": v.name, "precision": v.precision, "backend": backend.name, **timed,
-                           "max_abs_vs_reference": float(np.abs(out - expected[(*hw, b)]).max()),
-                           "others_busy_cpus": None if others is None else round(others, 2)}  # fmt: skip
-                    rows.append(row)
-                    if progress is not None:
-                        progress(row)
-            backend.close()
-    return rows, notes
+        try:
+            for k in range(rounds):
+                for v, backend in opened:
+                    for hw in sizes:
+                        for b in batches:
+                            key = (v.name, *hw, b)
+                            if key not in rows:
+                                x = parity_batch(parity_frames, hw, b)
+                                out = backend.infer(x)
+                                if (*hw, b) not in expected:
+                                    expected[(*hw, b)] = reference.infer(x) if reference is not None else out
+                                diff = float(np.abs(out - expected[(*hw, b)]).max())
+                            load = OtherLoad()
+                            timed = measure(backend, hw, b, iterations, warmup if k == 0 else 0)
+                            others = load.cpus()
+                            if key not in rows:
+                                rows[key] = {"variant": v.name, "precision": v.precision, "backend": backend.name,
+                                             "max_abs_vs_reference": diff}  # fmt: skip
+                            row = add_round(rows[key], timed, others)
+                            if progress is not None:
+                                progress(row)
+        finally:
+            for _, backend in opened:
+                backend.close()
+    return list(rows.values()), notes
+
+
+def add_round(row: dict[str, Any], timed: dict[str, Any], others: float | None) -> dict[str, Any]:
+    """``row`` with one more round of timed calls: latency over all its calls, each round's median, the busiest
+    round's load; the host stages, memory and GPU parts as the last round measured them."""
+    samples = row.get("samples_ms", []) + timed["samples_ms"]
+    busy = [x for x in (row.get("others_busy_cpus"), None if others is None else round(others, 2)) if x is not None]
+    row.update({**timed, "samples_ms": samples, "iterations": len(samples),
+                "warmup": row.get("warmup", timed["warmup"]), "latency_ms": latency_stats(samples, timed["batch"]),
+                "round_p50_ms": [*row.get("round_p50_ms", []), round(timed["latency_ms"]["p50"], 3)],
+                "others_busy_cpus": max(busy) if busy else None})  # fmt: skip
+    return row
 
 
 def add_ratios(rows: list[dict[str, Any]], baseline: str) -> None:
