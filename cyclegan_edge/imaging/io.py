@@ -351,6 +351,14 @@ def resize_area(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return cv2().resize(image, (hw[1], hw[0]), interpolation=cv2().INTER_AREA)
 
 
+def fit_frame(frame: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """A video frame at the stream's size ``hw`` (H, W): one whose size changed mid-stream is resized (linear);
+    itself when already that size."""
+    if frame.shape[:2] == tuple(hw):
+        return frame
+    return cv2().resize(frame, (hw[1], hw[0]))
+
+
 def resized(images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:
     return [resize_area(i, hw) for i in images]
 

@@ -36,7 +36,7 @@ import av
 import numpy as np
 
 from cyclegan_edge.errors import holding_ctrl_c
-from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.io import fit_frame
 from cyclegan_edge.runtime.av_video import LIVE_TIME_BASE, av_error, encoder_options, parse_bitrate
 from cyclegan_edge.runtime.sinks import (STREAM_ENCODER, EncodeSettings, Sink, SinkError, check_stream_settings,
                                          encoded_size, pad_to, stream_address, warn_padded)  # fmt: skip
@@ -155,8 +155,7 @@ class AvStreamSink(Sink):
                 time.sleep(delay)
 
     def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
-        if frame.shape[:2] != self.size:
-            frame = cv2().resize(frame, (self.size[1], self.size[0]))
+        frame = fit_frame(frame, self.size)
         now = captured if self.live and captured is not None else time.perf_counter()
         self._t0 = now if self._t0 is None else self._t0
         pts = self._timestamp(now)

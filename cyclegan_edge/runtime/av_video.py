@@ -37,6 +37,7 @@ from av.bitstream import BitStreamFilterContext
 from cyclegan_edge.atomic import atomic_path, unlock_output
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
+from cyclegan_edge.imaging.io import fit_frame
 from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, Sink, SinkError, WriteFailed, encoded_size,
                                          keep_interrupted, lock_video_output, pad_to, parse_bitrate, preset_choices,
                                          warn_padded)  # fmt: skip
@@ -250,8 +251,7 @@ class AvSource(Source):
                             self.name, done, self.frame_count)  # fmt: skip
             return None
         img, pts, duration = item
-        if img.shape[:2] != self.size:
-            img = cv2().resize(img, (self.size[1], self.size[0]))
+        img = fit_frame(img, self.size)
         self.timestamps.append(pts)
         self.durations.append(duration)
         self.frames_read += 1
@@ -584,8 +584,7 @@ class AvVideoWriter(Sink):
                 self._open()
             except (av.FFmpegError, OSError) as e:
                 raise self._failed(e) from None
-        if frame.shape[:2] != self.size:
-            frame = cv2().resize(frame, (self.size[1], self.size[0]))
+        frame = fit_frame(frame, self.size)
         pts, duration = self._timestamp(self.frames, captured)
         vf = av.VideoFrame.from_ndarray(pad_to(frame, self.frame_size), format="bgr24")
         if CODECS[self.settings.codec].pix_fmt == "yuv420p":

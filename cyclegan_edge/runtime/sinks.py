@@ -29,7 +29,7 @@ import numpy as np
 
 from cyclegan_edge.atomic import OutputBusy, check_writable, lock_output, unlock_output
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import write_image
+from cyclegan_edge.imaging.io import fit_frame, write_image
 
 if TYPE_CHECKING:
     from cyclegan_edge.runtime.sources import Source
@@ -192,8 +192,7 @@ class VideoFileSink(Sink):
         self.size, self.frames = size, 0
 
     def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
-        if frame.shape[:2] != self.size:
-            frame = cv2().resize(frame, (self.size[1], self.size[0]))
+        frame = fit_frame(frame, self.size)
         self.writer.write(pad_to(frame, self.frame_size))
         self.frames += 1
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from cyclegan_edge.errors import call_interruptibly
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, c_stderr_lines
+from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, c_stderr_lines, fit_frame
 
 log = logging.getLogger("cyclegan_edge.runtime")
 
@@ -304,8 +304,7 @@ class CaptureSource(Source):
                 log.warning("%s: decoded %d of %d frames (truncated or corrupt); converted what decoded",
                             self.name, self.frames_read, self.frame_count)  # fmt: skip
             return None
-        if frame.shape[:2] != self.size:
-            frame = cv2().resize(frame, (self.size[1], self.size[0]))
+        frame = fit_frame(frame, self.size)
         self.frames_read += 1
         return frame
 
