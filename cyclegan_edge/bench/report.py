@@ -117,21 +117,24 @@ def markdown(report: dict[str, Any]) -> str:
         f"- latency in ms per call (batch frames); {FPS_DEFINITION}",
         "",
         f"| variant | backend | size | batch | min ms | p50 ms | p90 ms | p99 ms | mean ms | FPS | pre ms | post ms | "
-        f"speed vs {report['baseline']} (p50) | max abs diff vs {report.get('parity_reference', report['baseline'])} "
-        "| peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"speed vs {report['baseline']} (p50) | max abs diff vs {report.get('parity_reference', report['baseline'])} |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    peaks = [r["peak_rss_mb"] for r in report["results"] if r.get("peak_rss_mb") is not None]
+    if peaks:  # one process, with rounds every variant loaded at once: no figure per variant
+        together = any(len(r.get("round_p50_ms") or []) > 1 for r in report["results"])
+        held = ", every variant loaded at once (--rounds 1: one at a time)" if together else ""
+        lines.insert(5, f"- peak memory (RSS) of the bench process{held}: {max(peaks):.0f} MB")
     for r in report["results"]:
         lat = r["latency_ms"]
         ratio = f"{r['ratio_to_baseline']:.2f}x" if r.get("ratio_to_baseline") else "-"
         diff = f"{r['max_abs_vs_reference']:.1e}" if r.get("max_abs_vs_reference") is not None else "-"
-        rss = f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") is not None else "-"
         mark = " *" if timed_busy(r) or timed_unsteady(r) else ""  # as in the plots: see the notes
         lines.append(
             f"| {r['variant']}{mark} | {r['backend']} | {r['height']}x{r['width']} | {r['batch']} | {lat['min']:.1f} | "
             f"{lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {lat['mean']:.1f} | "
             f"{throughput_fps(r['batch'], lat['p50']):.1f} | {r['host_pre_ms']['p50']:.1f} | "
-            f"{r['host_post_ms']['p50']:.1f} | {ratio} | {diff} | {rss} |"
+            f"{r['host_post_ms']['p50']:.1f} | {ratio} | {diff} |"
         )
     for n in report.get("notes", []):
         lines.append(f"\n_{n}_")

@@ -271,37 +271,50 @@ def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: S
         variants, notes = prepare_variants(model, wanted, Path(tmp), calib, threads, trt_profile)
         if on_start is not None:
             on_start(len(variants) * len(sizes) * len(batches) * rounds, notes)
-        opened = []
-        for v in variants:  # all open at once: the rounds take them in turn
-            try:
-                opened.append((v, open_backend(v.model_path, v.options)))
-            except Exception as e:  # e.g. an engine that builds but cannot run here: report it, measure the rest
-                notes.append(f"{v.name} built, not run: {describe(e, hint=False)}")
+        kept: dict[str, Backend] = {}  # with rounds, every variant stays loaded: the rounds take them in turn
+        failed: set[str] = set()
         try:
             for k in range(rounds):
-                for v, backend in opened:
+                for v in variants:
+                    if v.name in failed:
+                        continue
+                    try:
+                        backend = kept.get(v.name) or open_backend(v.model_path, v.options)
+                    except Exception as e:  # e.g. an engine that builds but cannot run here: said, the rest measured
+                        notes.append(f"{v.name} built, not run: {describe(e, hint=False)}")
+                        failed.add(v.name)
+                        continue
+                    kept[v.name] = backend
                     for hw in sizes:
                         for b in batches:
-                            key = (v.name, *hw, b)
-                            if key not in rows:
-                                x = parity_batch(parity_frames, hw, b)
-                                out = backend.infer(x)
-                                if (*hw, b) not in expected:
-                                    expected[(*hw, b)] = reference.infer(x) if reference is not None else out
-                                diff = float(np.abs(out - expected[(*hw, b)]).max())
-                            load = OtherLoad()
-                            timed = measure(backend, hw, b, iterations, warmup if k == 0 else 0)
-                            others = load.cpus()
-                            if key not in rows:
-                                rows[key] = {"variant": v.name, "precision": v.precision, "backend": backend.name,
-                                             "max_abs_vs_reference": diff}  # fmt: skip
-                            row = add_round(rows[key], timed, others)
+                            row = time_case(rows, v, backend, hw, b, iterations, warmup if k == 0 else 0, expected,
+                                            parity_frames, reference)  # fmt: skip
                             if progress is not None:
                                 progress(row)
+                    if rounds == 1:  # one at a time, as little memory as one variant needs (a Jetson's)
+                        kept.pop(v.name).close()
         finally:
-            for _, backend in opened:
+            for backend in kept.values():
                 backend.close()
     return list(rows.values()), notes
+
+
+def time_case(rows: dict[tuple[str, int, int, int], dict[str, Any]], v: Variant, backend: Backend,
+              hw: tuple[int, int], b: int, iterations: int, warmup: int, expected: dict[tuple[int, int, int], Any],
+              parity_frames: Sequence[np.ndarray], reference: Backend | None) -> dict[str, Any]:  # fmt: skip
+    """One round of one case into its row in ``rows`` (made at its first round, with its output's difference from
+    the reference's on ``parity_frames``); returns the row."""
+    key = (v.name, *hw, b)
+    if key not in rows:
+        x = parity_batch(parity_frames, hw, b)
+        out = backend.infer(x)
+        if (*hw, b) not in expected:
+            expected[(*hw, b)] = reference.infer(x) if reference is not None else out
+        rows[key] = {"variant": v.name, "precision": v.precision, "backend": backend.name,
+                     "max_abs_vs_reference": float(np.abs(out - expected[(*hw, b)]).max())}  # fmt: skip
+    load = OtherLoad()
+    timed = measure(backend, hw, b, iterations, warmup)
+    return add_round(rows[key], timed, load.cpus())
 
 
 def add_round(row: dict[str, Any], timed: dict[str, Any], others: float | None) -> dict[str, Any]:
