@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,42 @@ def test_a_sink_that_fails_to_close_does_not_leave_the_others_unfinished(backend
         source.close()
     assert stats.error == "rtsp://cam/out: closing the stream failed (Broken pipe)"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recording.avi"] and video_info(out)[0] == stats.frames_out
+
+
+def test_a_read_that_never_returns_is_left_and_the_output_closed(backend: OnnxRuntimeBackend, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A camera whose read hangs after the last frame wanted (a stalled driver; here a source that blocks): the
+    pipeline waited for its capture stage without end, from a thread where no Ctrl-C can reach it. It is left
+    after STAGES_LEFT_AFTER_S now, named, and the output closed whole."""
+    from cyclegan_edge.runtime import pipeline
+    from cyclegan_edge.runtime.sources import Source
+
+    monkeypatch.setattr(pipeline, "STAGES_LEFT_AFTER_S", 1.0)
+    hang = threading.Event()
+
+    class Stalls(Source):  # three frames, then a read that never returns (a driver stuck in the kernel)
+        name, live, fps, size, frame_count = "stalling camera", True, 30.0, (48, 64), 0
+
+        def __init__(self) -> None:
+            self.n = 0
+
+        def read(self) -> np.ndarray | None:
+            self.n += 1
+            if self.n > 3:
+                hang.wait(60)
+            time.sleep(1 / 30)
+            return np.full((48, 64, 3), 40 * self.n, np.uint8)
+
+    out = tmp_path / "camera.avi"
+    done: list[Any] = []
+    source = Stalls()
+    worker = threading.Thread(target=lambda: done.append(Pipeline(source, backend, VideoFileSink(
+        out, source.fps, source.size, live=True), PipelineOptions(max_frames=3)).run()))  # fmt: skip
+    worker.start()
+    worker.join(20)
+    hang.set()
+    assert done, "the pipeline still waits for its capture stage"
+    assert done[0].stuck == ["capture"] and done[0].error is None and video_info(out)[0] == done[0].frames_out > 0
 
 
 def test_exception_in_inference_keeps_converted_frames(street_video: Path, backend: OnnxRuntimeBackend,

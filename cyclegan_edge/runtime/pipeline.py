@@ -216,20 +216,28 @@ def deferred_ctrl_c(pressed: threading.Event) -> Iterator[None]:
 
 
 STAGES_NOTED_AFTER_S = 5.0
+# a stage may finish its frame meanwhile (a large frame on a CPU takes seconds; a stream read waits out its 5 s
+# timeout); one that has not by then is left (a read that never returns), the output closed all the same
+STAGES_LEFT_AFTER_S = 30.0
 
 
 def wait_for_stages(threads: list[threading.Thread], leave: threading.Event) -> list[str]:
     """Wait for the stage threads to end: the sink is closed, the source released and the backend used again (the
-    next file of a batch) only once nothing reads or runs them. A stage still busy after 5 s (a slow frame, a stream
-    read that waits out its timeout) is named once; Ctrl-C (``leave``) stops the wait. Returns the stages left."""
-    noted_at = time.monotonic() + STAGES_NOTED_AFTER_S
+    next file of a batch) only once nothing reads or runs them. A stage still busy after 5 s is named once; it is
+    left after STAGES_LEFT_AFTER_S, or at a Ctrl-C (``leave``, main thread). Returns the stages left."""
+    start = time.monotonic()
+    noted = False
     while not leave.is_set() and any(th.is_alive() for th in threads):
         for th in threads:
             th.join(0.05)
-        if noted_at and time.monotonic() > noted_at:
+        waited = time.monotonic() - start
+        if waited > STAGES_LEFT_AFTER_S:
+            break
+        if not noted and waited > STAGES_NOTED_AFTER_S:
             busy = ", ".join(th.name for th in threads if th.is_alive())
-            log.warning("waiting for the %s stage to stop (Ctrl-C again leaves it)", busy)
-            noted_at = 0.0
+            how = "Ctrl-C leaves it" if threading.current_thread() is threading.main_thread() else "left"
+            log.warning("waiting for the %s stage to stop (%s; at most %.0f s)", busy, how, STAGES_LEFT_AFTER_S)
+            noted = True
     return [th.name for th in threads if th.is_alive()]
 
 
@@ -439,6 +447,7 @@ class Pipeline:
             if enabled is not None:
                 target = self._guard(self._stage, name, src, dst, work)
                 threads.append(threading.Thread(target=target, name=name, daemon=True))
+        self.source.stop_on(self.stop)
         t0 = time.perf_counter()
         for th in threads:
             th.start()
@@ -454,9 +463,10 @@ class Pipeline:
             self.errors.append(e)
         finally:
             self.stop.set()
-            with deferred_ctrl_c(leave := threading.Event()):  # the output is closed whatever Ctrl-C comes now
+            with deferred_ctrl_c(leave := threading.Event()):  # a Ctrl-C now leaves the wait, not the close
                 self.stats.stuck = wait_for_stages(threads, leave)
-                self.stats.interrupted |= leave.is_set()
+            self.stats.interrupted |= leave.is_set()
+            with deferred_ctrl_c(threading.Event()):  # and one now is noted; a second one stops a close that hangs
                 self._finish(t0, last_captured)
         if self.errors:
             err = self.stats.exception = self.errors[0]

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,6 +119,10 @@ class Source:
     finished: bool = False  # no frame left (read() returned None, or a resume found the output complete)
     has_audio: bool = False  # sound a video writer could copy
     before: np.ndarray | None = None  # a resumed file's frame before the first one read (seeds --stabilize)
+    stopping: threading.Event | None = None  # set when its reader stops (stop_on): a read that retries gives up
+
+    def stop_on(self, event: threading.Event) -> None:
+        self.stopping = event
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -272,6 +277,8 @@ class CaptureSource(Source):
                     self._stream_ended()
                 return None
             failures += 1
+            if self.stopping is not None and self.stopping.is_set():  # its reader has stopped: no more retries
+                return None
             if failures >= self.MAX_FAILED_READS:
                 raise SourceError(f"{self.name}: the source stopped delivering frames (disconnected?)")
             time.sleep(0.01)
