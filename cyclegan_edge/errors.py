@@ -20,6 +20,7 @@ import re
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -95,18 +96,32 @@ OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory|not enough memo
 
 
 def broken_package(exc: BaseException) -> str | None:
-    """The optional package that is installed but fails to import (a part of it missing, its native library cut
-    short or built for another machine), from the ImportError's module name or file."""
+    """The optional package that is installed but fails to import (a part of it or a dependency missing, its native
+    library cut short or built for another machine): the module the ImportError names, else the installed package
+    whose file failed to load or raised it."""
     if not isinstance(exc, ImportError):
         return None
-    parts = [*(exc.name or "").split(".")[:1], *reversed(Path(exc.path or "").parts[:-1])]
-    return next((part for part in parts if part in EXTRA_FOR), None)
+    named = (exc.name or "").split(".")[0]
+    if named in EXTRA_FOR:
+        return named
+    files = [exc.path or "", *(frame.filename for frame in reversed(traceback.extract_tb(exc.__traceback__)))]
+    return next((p for p in map(installed_package, files) if p in EXTRA_FOR), None)
+
+
+def installed_package(file: str) -> str | None:
+    """The top-level package an installed file belongs to (the folder after site-packages), or None."""
+    parts = Path(file).parts
+    at = [i for i, part in enumerate(parts) if part in ("site-packages", "dist-packages")]
+    return parts[at[-1] + 1].removesuffix(".py") if at and at[-1] + 1 < len(parts) else None
 
 
 def reinstall_hint(module: str) -> str:
-    """How to reinstall a broken package (pip's name for it; OpenCV's has several, and JetPack's is apt's)."""
+    """How to reinstall a broken package (pip's name for it; OpenCV's has several, and JetPack's is apt's; torch's
+    plain pip name would fetch another build)."""
     if module == "cv2":
         return "reinstall the OpenCV you use (JetPack's python3-opencv, or pip's opencv-python(-headless))"
+    if module == "torch":
+        return "reinstall torch as it was installed (the same CPU or CUDA build)"
     return f"reinstall it: pip install --force-reinstall --no-deps {module}"
 
 
@@ -117,10 +132,13 @@ def describe(exc: BaseException, hint: bool = True) -> str:
     if missing in EXTRA_FOR:
         return f"{missing} is not installed here: pip install 'cyclegan-edge[{EXTRA_FOR[missing]}]'"
     broken = broken_package(exc)
+    needs = missing.split(".")[0]
+    if broken and needs and needs != broken:  # a dependency it imports is not there: reinstalling it would not help
+        return f"{broken} needs {needs}, which is not installed here: pip install {needs}"
     if broken:
         return f"{broken} is installed but broken ({first_line(exc)}): {reinstall_hint(broken)}"
-    memory = isinstance(exc, MemoryError) or not isinstance(exc, (OSError, ValueError)) and OUT_OF_MEMORY.search(str(exc))
-    if memory:
+    allocation = not isinstance(exc, (OSError, ValueError)) and bool(OUT_OF_MEMORY.search(str(exc)))
+    if isinstance(exc, MemoryError) or allocation:
         counted = re.search(r"allocate (\d+) bytes|buffer of size (\d+)", str(exc))
         said = re.search(r"allocate ([0-9.]+ [KMGTP]?i?B)", str(exc))  # numpy's
         nbytes = int(counted.group(1) or counted.group(2)) if counted else 0
@@ -184,26 +202,27 @@ def call_interruptibly(fn: Callable[[], Any]) -> Any:
 HELD_IMPORTS = frozenset({"openvino", "onnxruntime", "torch", "tensorrt", "tensorrt_rtx"})
 
 
-def import_problem(name: str) -> str | None:
-    """None when module ``name`` imports here, else why not: "not installed", or "installed but broken (...)" for a
-    package that is there but fails (a native library missing or of the wrong build: reinstalling it helps, adding
-    it does not). Ctrl-C is held back meanwhile for HELD_IMPORTS (not for the rest: matplotlib's first import can
-    take 10 s)."""
+def import_failure(name: str) -> ImportError | OSError | None:
+    """None when module ``name`` imports here, else what its import raised (``describe`` says it: not installed,
+    installed but broken, or a dependency of it missing). Ctrl-C is held back meanwhile for HELD_IMPORTS (not for
+    the rest: matplotlib's first import can take 10 s)."""
     try:
         with holding_ctrl_c() if name.split(".")[0] in HELD_IMPORTS else contextlib.nullcontext():
             importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name and (name == e.name or name.startswith(e.name + ".")):
-            return "not installed"
-        return f"installed but broken ({first_line(e, 200)})"
     except (ImportError, OSError) as e:
-        return f"installed but broken ({first_line(e, 200)})"
+        return e
     return None
 
 
+def not_installed(failure: BaseException | None, name: str) -> bool:
+    """Whether ``failure`` (import_failure's) says that module ``name`` itself is not installed."""
+    return isinstance(failure, ModuleNotFoundError) and bool(failure.name) and (
+        name == failure.name or name.startswith(f"{failure.name}."))  # fmt: skip
+
+
 def importable(name: str) -> bool:
-    """Whether module ``name`` imports here (see import_problem)."""
-    return import_problem(name) is None
+    """Whether module ``name`` imports here (see import_failure)."""
+    return import_failure(name) is None
 
 
 def import_holding_ctrl_c(names: tuple[str, ...]) -> None:

@@ -146,7 +146,9 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shadow(w / "notorch", "torch")
     shadow(w / "noonnx", "onnx")
     shadow(w / "nocv2", "cv2")
-    broken_copy(w / "brokenort", "onnxruntime", cut="onnxruntime_pybind11_state*.so")
+    broken_copy(w / "brokenort" / "site-packages", "onnxruntime", cut="onnxruntime_pybind11_state*.so")
+    (w / "depless" / "site-packages" / "onnxruntime").mkdir(parents=True)  # an onnxruntime whose dependency is gone
+    (w / "depless" / "site-packages" / "onnxruntime" / "__init__.py").write_text("import flatbuffers_gone\n")
     for module in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"):
         shadow(w / "notrt", module)
     (w / "dir.mp4").mkdir()
@@ -237,7 +239,11 @@ CASES: dict[str, Case] = {
     "11-onnx-with-broken-onnxruntime": Case(rt("--engine", str(ONNX), "--backend", "onnxruntime", "--camera",
                                                 "test://?frames=1", "-o", "c11/o.mp4"), 1,
                                              "onnxruntime is installed but broken (",
-                                             pythonpath="brokenort"),
+                                             pythonpath="brokenort/site-packages"),
+    "11-onnx-with-a-dependency-gone": Case(rt("--engine", str(ONNX), "--backend", "onnxruntime", "--camera",
+                                              "test://?frames=1", "-o", "c11/d.mp4"), 1,
+                                           "onnxruntime needs flatbuffers_gone, which is not installed here: pip "
+                                           "install flatbuffers_gone", pythonpath="depless/site-packages"),
     "11-plan-without-tensorrt": Case(rt("--engine", "garbage.plan", "--camera", "test://?frames=1", "-o", "c11/p.mp4"),
                                      1, "TensorRT is not importable", pythonpath="notrt"),
     # 12: not an image generator
@@ -526,8 +532,10 @@ def test_11_a_missing_optional_package_names_its_extra(w: Path, ran: Any) -> Non
     script = ("from cyclegan_edge.errors import describe\ntry:\n    import onnxruntime\nexcept ImportError as e:\n"
               "    print(describe(e))")  # an ImportError that reaches the one error path says the same
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                       env={**ENV, "PYTHONPATH": str(w / "brokenort")})  # fmt: skip
+                       env={**ENV, "PYTHONPATH": str(w / "brokenort" / "site-packages")})  # fmt: skip
     assert r.stdout.startswith("onnxruntime is installed but broken (") and said.endswith(r.stdout.strip()[-60:]), r
+    # a dependency of it gone: "reinstall it --no-deps" would not bring it back
+    check(ran, "11-onnx-with-a-dependency-gone")
 
 
 def test_12_a_model_that_is_not_a_generator_is_refused_at_load(w: Path, ran: Any) -> None:

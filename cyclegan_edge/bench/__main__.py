@@ -81,7 +81,7 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int_arg(1, 1000), default=3, help="rounds taken in turn over all cases: each "
                     "variant timed under the same conditions as the others, and how far a case's rounds differ "
                     "shows whether the machine kept its speed (1: each case timed once, in one go)")  # fmt: skip
-    ap.add_argument("--warmup", type=int_arg(0, 10**6), default=5, help="untimed calls before the first round")
+    ap.add_argument("--warmup", type=int_arg(0, 10**6), default=5, help="untimed calls before each round's timed ones")
     ap.add_argument("--threads", type=int_arg(0, 1024), default=0, help="CPU threads per backend (0: library default)")
     ap.add_argument("--calib", metavar="DIR", help=f"a folder of real images: the INT8 variants are calibrated on "
                     f"{CALIB_COUNT} of them (spread over it); its first 2 also check every variant's output against "

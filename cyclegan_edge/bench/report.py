@@ -121,10 +121,8 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     peaks = [r["peak_rss_mb"] for r in report["results"] if r.get("peak_rss_mb") is not None]
-    if peaks:  # one process, with rounds every variant loaded at once: no figure per variant
-        together = any(len(r.get("round_p50_ms") or []) > 1 for r in report["results"])
-        held = ", every variant loaded at once (--rounds 1: one at a time)" if together else ""
-        lines.insert(5, f"- peak memory (RSS) of the bench process{held}: {max(peaks):.0f} MB")
+    if peaks:  # the process's (ru_maxrss): no figure per variant
+        lines.insert(5, f"- peak memory (RSS) of the bench process, one variant loaded at a time: {max(peaks):.0f} MB")
     for r in report["results"]:
         lat = r["latency_ms"]
         ratio = f"{r['ratio_to_baseline']:.2f}x" if r.get("ratio_to_baseline") else "-"

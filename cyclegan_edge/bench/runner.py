@@ -253,9 +253,10 @@ def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: S
                   threads: int = 0, progress: Any = None, parity_frames: Sequence[np.ndarray] | None = None,
                   reference: Backend | None = None, trt_profile: tuple[str, str, str] | None = None,
                   on_start: Any = None, rounds: int = 1) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
-    """Measure every variant at every size and batch: ``iterations`` timed calls a round, in ``rounds`` rounds taken
-    in turn over all cases (each variant's round k under the same conditions as the others'; how far the rounds'
-    medians spread is the run's noise, ``round_p50_ms``). ``on_start(case_rounds, notes)`` is called once the
+    """Measure every variant at every size and batch: ``warmup`` calls, then ``iterations`` timed ones, in each of
+    ``rounds`` rounds taken in turn over all cases (each variant's round k under the same conditions as the
+    others'; how far the rounds' medians spread is the run's noise, ``round_p50_ms``). One variant is loaded at a
+    time, in every round. ``on_start(case_rounds, notes)`` is called once the
     variants are built (for a progress total, and the notes so far); ``progress(row)`` after each case's round, with
     the case's row so far (the same dict for a case, its figures over the rounds taken).
 
@@ -271,31 +272,26 @@ def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: S
         variants, notes = prepare_variants(model, wanted, Path(tmp), calib, threads, trt_profile)
         if on_start is not None:
             on_start(len(variants) * len(sizes) * len(batches) * rounds, notes)
-        kept: dict[str, Backend] = {}  # with rounds, every variant stays loaded: the rounds take them in turn
         failed: set[str] = set()
-        try:
-            for k in range(rounds):
-                for v in variants:
-                    if v.name in failed:
-                        continue
-                    try:
-                        backend = kept.get(v.name) or open_backend(v.model_path, v.options)
-                    except Exception as e:  # e.g. an engine that builds but cannot run here: said, the rest measured
-                        notes.append(f"{v.name} built, not run: {describe(e, hint=False)}")
-                        failed.add(v.name)
-                        continue
-                    kept[v.name] = backend
+        for _ in range(rounds):
+            for v in variants:  # one loaded at a time, in every round: memory for one variant (a Jetson's GPU)
+                if v.name in failed:
+                    continue
+                try:
+                    backend = open_backend(v.model_path, v.options)
+                except Exception as e:  # e.g. an engine that builds but cannot run here: said, the rest measured
+                    notes.append(f"{v.name} built, not run: {describe(e, hint=False)}")
+                    failed.add(v.name)
+                    continue
+                try:
                     for hw in sizes:
                         for b in batches:
-                            row = time_case(rows, v, backend, hw, b, iterations, warmup if k == 0 else 0, expected,
-                                            parity_frames, reference)  # fmt: skip
+                            row = time_case(rows, v, backend, hw, b, iterations, warmup, expected, parity_frames,
+                                            reference)  # fmt: skip
                             if progress is not None:
                                 progress(row)
-                    if rounds == 1:  # one at a time, as little memory as one variant needs (a Jetson's)
-                        kept.pop(v.name).close()
-        finally:
-            for backend in kept.values():
-                backend.close()
+                finally:
+                    backend.close()
     return list(rows.values()), notes
 
 

@@ -28,7 +28,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from cyclegan_edge.errors import first_line, import_holding_ctrl_c, import_problem, importable, reinstall_hint
+from cyclegan_edge.errors import (describe, first_line, import_failure, import_holding_ctrl_c, importable,
+                                  not_installed)  # fmt: skip
 from cyclegan_edge.imaging.frames import frames_to_tensor, pad_batch, run_padded, tensor_to_frames
 from cyclegan_edge.model_files import (
     CHECKPOINT_EXTENSIONS,
@@ -292,11 +293,11 @@ def choose_ort_providers(requested: str, available: list[str]) -> list[str]:
 
 class OnnxRuntimeBackend:
     def __init__(self, path: Path, options: BackendOptions) -> None:
-        problem = import_problem("onnxruntime")
-        if problem == "not installed":
+        failure = import_failure("onnxruntime")
+        if not_installed(failure, "onnxruntime"):
             raise BackendError(f"{path}: ONNX models need onnxruntime: pip install 'cyclegan-edge[runtime]'")
-        if problem:
-            raise BackendError(f"{path}: onnxruntime is {problem}: {reinstall_hint('onnxruntime')}")
+        if failure is not None:
+            raise BackendError(f"{path}: {describe(failure)}")
         import onnxruntime as ort
         so = ort.SessionOptions()
         so.log_severity_level = 3
