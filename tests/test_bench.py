@@ -231,6 +231,8 @@ def test_compare_warns_when_the_figures_are_not_comparable() -> None:
 
     same = compare(rep("aaaa", 0, 0.0, []), rep("aaaa", 0, 0.0, []))
     assert "warning" not in same, same
+    older = {k: v for k, v in rep("aaaa", 0, 0.0, []).items() if k != "threads"}  # written before threads were kept
+    assert "threads" not in compare(older, rep("aaaa", 4, 0.0, [])), "an older report's threads are not known"
     text = compare(rep("aaaa", 0, 0.0, []), rep("bbbb", 1, 1.5, ["interrupted (Ctrl-C) after 1 of 8 cases"]))
     warnings = [ln.removeprefix("warning: ") for ln in text.splitlines() if ln.startswith("warning: ")]
     assert warnings[:3] == [

@@ -422,6 +422,15 @@ def test_overwrite_replaces_a_frame_folder_with_a_whole_conversion_only(
     assert convert(backend, 3, True)[1].error is None
     assert sorted(p.name for p in frames.iterdir()) == [f"frame_{i:06d}.png" for i in range(3)]
 
+    # a camera recorded over them with --overwrite, killed (-9) before its end: the next run kept nothing of it
+    from cyclegan_edge.runtime.sinks import ImageFolderSink
+
+    recording = ImageFolderSink(frames, overwrite=True, live=True)
+    for i in range(2):
+        recording.write(np.full((48, 64, 3), 50 * i, np.uint8))  # never closed: the process was killed
+    ImageFolderSink(frames, overwrite=True, live=True).close()
+    assert sorted(p.name for p in (frames / "interrupted").iterdir()) == ["frame_000000.png", "frame_000001.png"]
+
 
 def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend: OnnxRuntimeBackend,
                                                     tmp_path: Path) -> None:  # fmt: skip

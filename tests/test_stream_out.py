@@ -213,6 +213,7 @@ def test_the_play_command_of_a_multicast_group_names_the_group() -> None:
                                                     "the network)")  # fmt: skip
     assert play_command("rtp://239.1.1.1:5004").startswith("ffplay -fflags nobuffer rtp://239.1.1.1:5004 (on any")
     assert play_command("udp://10.0.0.5:5000") == "ffplay -fflags nobuffer udp://@:5000 (on 10.0.0.5)"
+    assert play_command("udp://[ff0e::1]:5000").startswith("ffplay -fflags nobuffer udp://@[ff0e::1]:5000 (on any")
 
 
 def test_no_rtsp_server_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -244,6 +244,9 @@ CASES: dict[str, Case] = {
                                               "test://?frames=1", "-o", "c11/d.mp4"), 1,
                                            "onnxruntime needs flatbuffers_gone, which is not installed here: pip "
                                            "install flatbuffers_gone", pythonpath="depless/site-packages"),
+    "11-bench-bundled-without-torch": Case(["bench", "photo2monet", "--variants", "onnxruntime-fp32", "--sizes", "32",
+                                            "--iters", "2", "--rounds", "1", "-o", "c11/bench"], 0, "written: ",
+                                           pythonpath="notorch"),  # an edge install benches the bundled ONNX
     "11-plan-without-tensorrt": Case(rt("--engine", "garbage.plan", "--camera", "test://?frames=1", "-o", "c11/p.mp4"),
                                      1, "TensorRT is not importable", pythonpath="notrt"),
     # 12: not an image generator
@@ -536,6 +539,8 @@ def test_11_a_missing_optional_package_names_its_extra(w: Path, ran: Any) -> Non
     assert r.stdout.startswith("onnxruntime is installed but broken (") and said.endswith(r.stdout.strip()[-60:]), r
     # a dependency of it gone: "reinstall it --no-deps" would not bring it back
     check(ran, "11-onnx-with-a-dependency-gone")
+    check(ran, "11-bench-bundled-without-torch")  # it asked for torch, to read the bundled checkpoint
+    assert json.loads((w / "c11" / "bench" / "report.json").read_text())["model"]["file"] == "photo2monet.onnx"
 
 
 def test_12_a_model_that_is_not_a_generator_is_refused_at_load(w: Path, ran: Any) -> None:
@@ -636,7 +641,8 @@ def test_20_compare_uses_one_statistic_and_says_what_differs() -> None:
                    rep(50.0, 200.0, "Xavier", "1.18", [(256, 256), (720, 1280)], 100))  # fmt: skip
     assert "| onnxruntime-fp32 | 256x256 | 1 | 100.00 | 50.00 | 0.500 | 2.000 |" in text
     assert "only in A: onnxruntime-fp32 512x512 batch 1" in text and "only in B: onnxruntime-fp32 720x1280 batch 1" in text
-    assert "warning: iterations/warm-up differ" in text and "warning: machine cpu differs: A Orin, B Xavier" in text
+    assert "warning: timed calls, warm-up and rounds differ" in text
+    assert "warning: machine cpu differs: A Orin, B Xavier" in text
     assert "warning: onnxruntime differs: A 1.16, B 1.18" in text
 
 

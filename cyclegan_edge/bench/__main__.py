@@ -216,8 +216,9 @@ def run(argv: list[str]) -> int:
     def so_far() -> str:
         return f"{len(rows)} of {cases} cases"
 
-    def in_round() -> str:
-        return f" in round {min(args.rounds, bar.n // max(cases, 1) + 1)} of {args.rounds}" if args.rounds > 1 else ""
+    def in_round() -> str:  # the round of the case measured last
+        now = max((len(r.get("round_p50_ms") or []) for r in rows), default=1)
+        return f" in round {now} of {args.rounds}" if args.rounds > 1 else ""
 
     def measured(row: dict[str, Any]) -> None:
         if not any(r is row for r in rows):  # a case's later rounds update its row

@@ -127,7 +127,7 @@ def markdown(report: dict[str, Any]) -> str:
         lat = r["latency_ms"]
         ratio = f"{r['ratio_to_baseline']:.2f}x" if r.get("ratio_to_baseline") else "-"
         diff = f"{r['max_abs_vs_reference']:.1e}" if r.get("max_abs_vs_reference") is not None else "-"
-        mark = " *" if timed_busy(r) or timed_unsteady(r) else ""  # as in the plots: see the notes
+        mark = " *" if flagged(r) else ""  # as in the plots: see the notes
         lines.append(
             f"| {r['variant']}{mark} | {r['backend']} | {r['height']}x{r['width']} | {r['batch']} | {lat['min']:.1f} | "
             f"{lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {lat['mean']:.1f} | "
@@ -163,7 +163,7 @@ def latency_plot(rows_raw: list[dict[str, Any]], path: Path, caption: list[str] 
         for r in (r for r in rows_raw if case_key(r) == case):
             data.append(r)
             positions.append(y)
-            labels.append(r["variant"] + (" *" if timed_busy(r) or timed_unsteady(r) else ""))
+            labels.append(r["variant"] + (" *" if flagged(r) else ""))
             y += 1.0
         y += 0.4
     fig, ax = plt.subplots(figsize=(9, 1.4 + 0.3 * y))
@@ -230,9 +230,23 @@ def timed_busy(row: dict[str, Any]) -> bool:
 def timed_unsteady(row: dict[str, Any]) -> bool:
     """The latency spread says another process was using the machine (judged from enough calls only), or the rounds'
     medians say the machine's speed changed during the run."""
+    return spread_unsteady(row) or (rounds_spread(row) or 1.0) > ROUNDS_SPREAD_LIMIT
+
+
+def spread_unsteady(row: dict[str, Any]) -> bool:
+    """p90 over UNSTEADY_P90_OVER_P50 x p50, from enough calls to tell (UNSTEADY_MIN_ITERATIONS)."""
     lat = row["latency_ms"]
-    spread = (row.get("iterations") or 0) >= UNSTEADY_MIN_ITERATIONS and lat["p90"] > UNSTEADY_P90_OVER_P50 * lat["p50"]
-    return spread or (rounds_spread(row) or 1.0) > ROUNDS_SPREAD_LIMIT
+    return (row.get("iterations") or 0) >= UNSTEADY_MIN_ITERATIONS and lat["p90"] > UNSTEADY_P90_OVER_P50 * lat["p50"]
+
+
+def flagged(row: dict[str, Any]) -> bool:
+    """A case its report warns against: timed on a busy or unsteady machine (marked * in report.md and the plots)."""
+    return timed_busy(row) or timed_unsteady(row)
+
+
+def stopped_note(report: dict[str, Any]) -> str | None:
+    """The note that says a report is not a whole run (Ctrl-C, or a partial one written while measuring)."""
+    return next((n for n in report.get("notes", []) if n.startswith(("interrupted", "partial"))), None)
 
 
 def plot_caption(report: dict[str, Any]) -> list[str]:
@@ -240,12 +254,12 @@ def plot_caption(report: dict[str, Any]) -> list[str]:
     (a stopped run, cases timed on a busy or unsteady machine: marked * in the plots)."""
     cpu = report.get("machine", {}).get("cpu", "?")
     lines = [f"{model_line(report.get('model', {})).split(' (')[0]} on {cpu}"]
-    stopped = [n for n in report.get("notes", []) if n.startswith(("interrupted", "partial"))]
-    flagged = [r for r in report["results"] if timed_busy(r) or timed_unsteady(r)]
+    stopped = stopped_note(report)
+    marked = [r for r in report["results"] if flagged(r)]
     if stopped:
-        lines.append(f"not a whole run: {stopped[0]}")
-    if flagged:
-        lines.append(f"* {len(flagged)} of {len(report['results'])} cases timed on a busy or unsteady machine: "
+        lines.append(f"not a whole run: {stopped}")
+    if marked:
+        lines.append(f"* {len(marked)} of {len(report['results'])} cases timed on a busy or unsteady machine: "
                      "rerun on an idle one before trusting them")  # fmt: skip
     return lines
 
@@ -257,7 +271,7 @@ def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
     timed from fewer calls were not judged; None when every case was judged steady."""
     busy = [r for r in rows if timed_busy(r)]
     judged = [r for r in rows if (r.get("iterations") or 0) >= UNSTEADY_MIN_ITERATIONS]
-    unsteady = [r for r in judged if r["latency_ms"]["p90"] > UNSTEADY_P90_OVER_P50 * r["latency_ms"]["p50"]]
+    unsteady = [r for r in judged if spread_unsteady(r)]
     drifted = [r for r in rows if (rounds_spread(r) or 1.0) > ROUNDS_SPREAD_LIMIT]
     said = []
     if busy:
@@ -324,7 +338,7 @@ def fps_vs_size_plot(rows: list[dict[str, Any]], path: Path, caption: list[str] 
             values += [p[1] for p in pts]
             label = variant if len(batches) == 1 else f"{variant}, batch {batch}"
             marked = [r for r in rows if r["variant"] == variant and r["batch"] == batch]
-            label += " *" if any(timed_busy(r) or timed_unsteady(r) for r in marked) else ""
+            label += " *" if any(flagged(r) for r in marked) else ""
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[j % len(markers)],
                     color=plt.get_cmap("tab10")(i % 10), linestyle=styles[j % len(styles)], label=label)  # fmt: skip
     ax.set_xticks(range(len(sizes)))
@@ -390,18 +404,19 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         said.append(f"the models differ: A {files[0]} (sha256 {sha[0][:12]}), B {files[1]} (sha256 {sha[1][:12]}): "
                     "the ratios compare two models, not two runs of one")  # fmt: skip
     threads = [rep.get("threads") for rep in (a, b)]
-    if threads[0] != threads[1]:
+    if "threads" in a and "threads" in b and threads[0] != threads[1]:  # older reports did not record them
         said.append(f"threads differ: A {threads[0] or 'the library default'}, B {threads[1] or 'the library default'}")
     for label, rep in (("A", a), ("B", b)):
-        own = [n for n in rep.get("notes", []) if n.startswith(("interrupted", "partial"))]
+        stopped = stopped_note(rep)
         unsteady = unsteady_note(rep["results"])
-        if own:
-            said.append(f"{label} is not a whole run: {own[0]}")
+        if stopped:
+            said.append(f"{label} is not a whole run: {stopped}")
         if unsteady and not unsteady.startswith("steadiness not judged"):
             said.append(f"{label}: {unsteady}")
-    runs = [sorted({(r.get("iterations"), r.get("warmup")) for r in rep["results"]}) for rep in (a, b)]
+    runs = [sorted({(r.get("iterations"), r.get("warmup"), len(r.get("round_p50_ms") or [0])) for r in rep["results"]})
+            for rep in (a, b)]  # fmt: skip
     if runs[0] != runs[1]:
-        said.append(f"iterations/warm-up differ: A {runs[0]}, B {runs[1]}")
+        said.append(f"timed calls, warm-up and rounds differ: A {runs[0]}, B {runs[1]}")
     ma, mb = a.get("machine", {}), b.get("machine", {})
     for key in ("cpu", "cores", "gpu", "os", "python"):
         if ma.get(key) != mb.get(key):

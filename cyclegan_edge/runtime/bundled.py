@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cyclegan_edge import ASSETS_DIR as ASSETS
+from cyclegan_edge.errors import importable
 from cyclegan_edge.runtime.backends import BackendOptions, backend_for, openvino_importable
 
 # The bundled models by demo name: ASSETS/<stem>.onnx, and <stem>.int8.onnx for the CPU where bundled (export
@@ -37,9 +38,9 @@ def resolve_model(model: str, options: BackendOptions) -> str | Path:
 
 
 def bundled_source_model(model: str) -> str:
-    """A bundled model's name as the file its variants are made from (its checkpoint where bundled, else its FP32
-    ONNX): what bench measures; anything else as given."""
+    """A bundled model's name as the file its variants are made from (its checkpoint where bundled and torch is
+    here, else its FP32 ONNX: an edge install benches that): what bench measures; anything else as given."""
     if Path(model).exists() or model not in bundled_names():
         return model
     checkpoint = ASSETS / f"{model}.pth"
-    return str(checkpoint if checkpoint.is_file() else ASSETS / f"{model}.onnx")
+    return str(checkpoint if checkpoint.is_file() and importable("torch") else ASSETS / f"{model}.onnx")

@@ -337,7 +337,7 @@ def play_command(uri: str) -> str:
     except ValueError:  # a name
         group = False
     players = GROUP_PLAYERS if group and scheme in GROUP_PLAYERS else PLAYERS
-    return players[scheme].format(port=port, host=host, uri=uri)
+    return players[scheme].format(port=port, host=f"[{host}]" if ":" in host else host, uri=uri)  # IPv6 in brackets
 
 
 def check_sink_uri(uri: str) -> None:
@@ -403,8 +403,9 @@ def open_stream(uri: str, fps: float, size: tuple[int, int], settings: EncodeSet
 
 class ImageFolderSink(Sink):
     """Frames as FOLDER/frame_NNNNNN.EXT. Frames there from before (--overwrite) are replaced by a whole
-    conversion only, as a video file is: the new ones go to FOLDER/.replacing/ and take the old ones' place at the
-    end; a stopped file conversion leaves the old ones as they were (its own held back). A camera's stop is its end."""
+    conversion only, as a video file is: the new ones go to FOLDER/.replacing/ (a camera's: .recording/) and take
+    the old ones' place at the end; a stopped file conversion leaves the old ones as they were (its own held back).
+    A camera's stop is its end."""
 
     def __init__(self, folder: str | os.PathLike[str], ext: str = ".png", overwrite: bool = False,
                  live: bool = False) -> None:  # fmt: skip
@@ -412,9 +413,15 @@ class ImageFolderSink(Sink):
         self.name = str(self.folder)
         self.ext, self.frames, self.live = ext, 0, live
         self.earlier = sorted(self.folder.glob("frame_*")) if overwrite else []
-        self.into = self.folder / ".replacing" if self.earlier else self.folder
-        if self.earlier:
-            shutil.rmtree(self.into, ignore_errors=True)  # a stopped run's, held back: this run starts again
+        # a camera's frames go to .recording: a killed recording left there is kept (it cannot be had again); a file
+        # conversion's to .replacing, which the next run starts again
+        self.into = self.folder / (".recording" if live else ".replacing") if self.earlier else self.folder
+        shutil.rmtree(self.folder / ".replacing", ignore_errors=True)
+        if (self.folder / ".recording").is_dir():
+            kept = next(self.folder / f"interrupted{n}" for n in ("", *range(2, 10**6))
+                        if not (self.folder / f"interrupted{n}").exists())  # fmt: skip
+            os.replace(self.folder / ".recording", kept)
+            log.warning("%s: kept the recording a killed run left as %s", self.folder, kept)
 
     def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
         write_image(self.into / f"frame_{self.frames:06d}{self.ext}", frame)
