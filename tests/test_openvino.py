@@ -250,6 +250,20 @@ def test_missing_openvino_falls_back_with_one_line(tmp_path: Path) -> None:
     assert len(r.stderr.splitlines()) == 1
 
 
+def test_bench_times_what_the_runtime_runs(ov: Any) -> None:
+    """bench's OpenVINO rows were pinned to f32 while the runtime (and bench pipeline) ran OpenVINO's own choice,
+    bf16 on this CPU: nothing in a report timed what a conversion runs. openvino-auto does, and names it."""
+    from cyclegan_edge.bench.runner import run_benchmark
+    from cyclegan_edge.runtime.backends import BackendOptions, job_options
+    from cyclegan_edge.runtime.bundled import default_model
+
+    runtime = job_options(BackendOptions(precision_hint="auto"), live=False)  # the runtime's, for a file
+    model = default_model(runtime)  # the bundled INT8 model where OpenVINO runs
+    ran = open_backend(model, runtime).name
+    rows, _ = run_benchmark(model, ["openvino-auto"], [(64, 64)], [1], 2, 1)
+    assert [(r["variant"], r["backend"]) for r in rows] == [("openvino-auto", ran)], rows
+
+
 def test_bench_openvino_variants(ov: Any) -> None:
     from cyclegan_edge.bench.runner import run_benchmark
 

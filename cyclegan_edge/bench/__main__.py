@@ -24,7 +24,7 @@ from cyclegan_edge.model_files import is_checkpoint
 
 ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs",
                 "pytorch-cuda-fp16-graphs", "onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8", "openvino-fp32",
-                "openvino-int8", "tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8")  # fmt: skip
+                "openvino-auto", "openvino-int8", "tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8")  # fmt: skip
 log = logging.getLogger("cyclegan_edge.bench")
 
 

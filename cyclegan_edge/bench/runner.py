@@ -121,7 +121,8 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
         wanted = [w for w in wanted if w not in trt]
     cpu = BackendOptions(device="cpu", provider="cpu", threads=threads)
     ort_cpu = replace(cpu, backend="onnxruntime")
-    ov_cpu = BackendOptions(device="cpu", threads=threads, backend="openvino")  # f32 pinned: the precision is named
+    # f32 pinned (the precision named); openvino-auto: OpenVINO's own choice, as the runtime runs (bf16 on CPUs with it)
+    ov_cpu = BackendOptions(device="cpu", threads=threads, backend="openvino")
     torch_only = [w for w in wanted if w.startswith("pytorch")]
     if torch_only and not is_checkpoint(model):
         notes.append(f"{', '.join(torch_only)} skipped: PyTorch variants run a checkpoint (.pth), not {model.name}")
@@ -181,6 +182,8 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
     for precision, ov_path in (("fp32", onnx_fp32), ("int8", int8_cpu)):
         if f"openvino-{precision}" in wanted and ov_path is not None:
             variants.append(Variant(f"openvino-{precision}", precision, ov_path, ov_cpu))
+        if precision == "fp32" and "openvino-auto" in wanted:  # what the runtime runs an FP32 .onnx with here
+            variants.append(Variant("openvino-auto", "fp32", onnx_fp32, replace(ov_cpu, precision_hint="auto")))
     trt_variants, trt_notes = tensorrt_variants(onnx_by_precision, wanted, workdir, trt_profile)
     return variants + trt_variants, notes + trt_notes
 
@@ -228,9 +231,10 @@ def given_precision_variants(model: Path, facts: OnnxFacts, wanted: Sequence[str
     variants of other precisions are absent."""
     precision = facts.precision
     variants = [Variant(w, precision, model, opts)
-                for w, opts in ((f"onnxruntime-{precision}", ort_cpu), (f"openvino-{precision}", ov_cpu))
+                for w, opts in ((f"onnxruntime-{precision}", ort_cpu), (f"openvino-{precision}", ov_cpu),
+                                ("openvino-auto", replace(ov_cpu, precision_hint="auto")))  # as the runtime runs it
                 if w in wanted]  # fmt: skip
-    others = [w for w in wanted if w.startswith(ONNX_BACKENDS) and not w.endswith(f"-{precision}")]
+    others = [w for w in wanted if w.startswith(ONNX_BACKENDS) and not w.endswith((f"-{precision}", "-auto"))]
     notes = []
     if others:
         notes.append(f"{model.name} is already {PRECISION_NAMES[precision]} ({facts.evidence}): benched as given "
