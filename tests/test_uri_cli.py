@@ -135,7 +135,7 @@ def test_display_without_a_display_is_one_line(capsys: pytest.CaptureFixture[str
 def test_unknown_output_refused(capsys: pytest.CaptureFixture[str], uri: str, expected: str) -> None:
     """udp:// and rtp:// stream (tests/test_stream_out.py); other schemes, or a stream without a port, are one line."""
     rc, _, errors = runtime(capsys, str(DEMO), uri, *FAST)
-    assert rc == 1 and len(errors) == 1, errors
+    assert rc == 2 and len(errors) == 1, errors  # a URI that is wrong as written: the command line's fault (exit 2)
     assert f"{uri}: {expected}" in errors[0]
 
 
@@ -324,7 +324,7 @@ def test_a_receiver_or_test_source_it_cannot_take_is_one_line(capsys: pytest.Cap
     """A receiver without a port (or over 65535) bound a random port (or the port modulo 65536) and waited for a
     sender that could never find it; test:// without '?' ignored its parameters and recorded on, endlessly."""
     rc, out, errors = runtime(capsys, uri, str(tmp_path / "out.mp4"), *FAST, "--headless")
-    assert (rc, out, errors) == (1, "", [f"error: {line}"])
+    assert (rc, out, errors) == (2, "", [f"error: {line}"])  # a command line that is wrong: exit 2, as usage is
     assert not (tmp_path / "out.mp4").exists()
 
 

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from cyclegan_edge.errors import UsageError
 from cyclegan_edge.atomic import OutputBusy, check_writable, lock_output, unlock_output
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import fit_frame, write_image
@@ -51,6 +52,10 @@ PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
 
 class SinkError(RuntimeError):
     pass
+
+
+class SinkUriError(SinkError, UsageError):
+    """An output URI that no sink takes as written (a stream without HOST:PORT, an unknown scheme): exit 2."""
 
 
 class WriteFailed(SinkError):
@@ -316,11 +321,11 @@ def stream_address(uri: str) -> tuple[str, str, int]:
     except ValueError:
         port = None
     if scheme == "rtsp" and not (parts.hostname and port and parts.path.strip("/")):
-        raise SinkError(f"{uri}: give rtsp://SERVER:PORT/PATH (an RTSP server, e.g. mediamtx, that takes publishers)")
+        raise SinkUriError(f"{uri}: give rtsp://SERVER:PORT/PATH (an RTSP server, e.g. mediamtx, that takes publishers)")
     if not parts.hostname or not port:
-        raise SinkError(f"{uri}: give {scheme}://HOST:PORT (HOST the receiver, PORT 1..65535)")
+        raise SinkUriError(f"{uri}: give {scheme}://HOST:PORT (HOST the receiver, PORT 1..65535)")
     if scheme == "rtp" and port == 65535:  # FFmpeg fails at the first frame, with "Invalid argument"
-        raise SinkError(f"{uri}: RTP sends RTCP on PORT+1: give a PORT below 65535")
+        raise SinkUriError(f"{uri}: RTP sends RTCP on PORT+1: give a PORT below 65535")
     return scheme, parts.hostname, port
 
 
@@ -345,11 +350,11 @@ def check_sink_uri(uri: str) -> None:
     a stream without HOST:PORT."""
     if is_display(uri):
         if not uri[len(DISPLAY_SCHEME) :].isdigit():
-            raise SinkError(f"{uri}: give display://N, N a number (display://0: a window)")
+            raise SinkUriError(f"{uri}: give display://N, N a number (display://0: a window)")
     elif is_stream_output(uri):
         stream_address(uri)
     elif "://" in uri:
-        raise SinkError(f"{uri}: unknown output: give a video file, a folder, display://N, udp://HOST:PORT, "
+        raise SinkUriError(f"{uri}: unknown output: give a video file, a folder, display://N, udp://HOST:PORT, "
                         "rtp://HOST:PORT or rtsp://SERVER:PORT/PATH")  # fmt: skip
 
 

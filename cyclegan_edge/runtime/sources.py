@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from cyclegan_edge.errors import call_interruptibly
+from cyclegan_edge.errors import UsageError, call_interruptibly
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, c_stderr_lines, fit_frame
 
@@ -41,6 +41,11 @@ log = logging.getLogger("cyclegan_edge.runtime")
 
 class SourceError(RuntimeError):
     """A source that cannot be opened or was lost; one line naming it."""
+
+
+class SourceUriError(SourceError, UsageError):
+    """An input URI that no source takes as written (a receiver without its port, test:// parameters): the command
+    line is wrong (exit 2)."""
 
 
 FILE_KINDS = ("image", "folder", "glob")  # not frame streams: converted file by file (batch.py)
@@ -180,9 +185,9 @@ def check_receiver_port(url: str, name: str) -> None:
     except ValueError:
         port = None
     if not port:
-        raise SourceError(f"{name}: give {scheme}://HOST:PORT (the port this receiver listens on, 1..65535)")
+        raise SourceUriError(f"{name}: give {scheme}://HOST:PORT (the port this receiver listens on, 1..65535)")
     if scheme == "rtp" and port == 65535:
-        raise SourceError(f"{name}: RTP takes PORT+1 for RTCP: give a PORT below 65535")
+        raise SourceUriError(f"{name}: RTP takes PORT+1 for RTCP: give a PORT below 65535")
 
 
 def open_stream(url: str, name: str) -> tuple[Any, bool]:
@@ -328,7 +333,7 @@ def parse_test_uri(uri: str) -> tuple[float, tuple[int, int], int]:
     q = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     unknown = sorted(set(q) - {"fps", "size", "frames"})
     if parts.netloc or parts.path.strip("/"):  # test://frames=10: no '?', so no parameters, and it ran on endlessly
-        raise SourceError(f"{uri}: bad test source (its parameters go after '?'); use {TEST_PARAMS}")
+        raise SourceUriError(f"{uri}: bad test source (its parameters go after '?'); use {TEST_PARAMS}")
     fps, size, frames = q.get("fps", "30"), q.get("size", "320x240").lower(), q.get("frames", "0")
     w, _, h = size.partition("x")
     if unknown:
@@ -341,7 +346,7 @@ def parse_test_uri(uri: str) -> tuple[float, tuple[int, int], int]:
         why = f"frames={frames}"
     else:
         return float(fps), (int(w), int(h)), int(frames)
-    raise SourceError(f"{uri}: bad test source ({why}); use {TEST_PARAMS}")
+    raise SourceUriError(f"{uri}: bad test source ({why}); use {TEST_PARAMS}")
 
 
 class TestPatternSource(Source):
