@@ -321,7 +321,8 @@ def stream_address(uri: str) -> tuple[str, str, int]:
     except ValueError:
         port = None
     if scheme == "rtsp" and not (parts.hostname and port and parts.path.strip("/")):
-        raise SinkUriError(f"{uri}: give rtsp://SERVER:PORT/PATH (an RTSP server, e.g. mediamtx, that takes publishers)")
+        raise SinkUriError(f"{uri}: give rtsp://SERVER:PORT/PATH (an RTSP server, e.g. mediamtx, that takes "
+                           "publishers)")  # fmt: skip
     if not parts.hostname or not port:
         raise SinkUriError(f"{uri}: give {scheme}://HOST:PORT (HOST the receiver, PORT 1..65535)")
     if scheme == "rtp" and port == 65535:  # FFmpeg fails at the first frame, with "Invalid argument"
