@@ -13,7 +13,7 @@ import numpy as np
 
 from cyclegan_edge.bench import CALIB_COUNT
 from cyclegan_edge.bench.load import OtherLoad
-from cyclegan_edge.errors import describe, importable
+from cyclegan_edge.errors import describe, holding_ctrl_c, importable
 from cyclegan_edge.imaging.frames import frames_to_tensor
 from cyclegan_edge.model_files import is_checkpoint
 from cyclegan_edge.onnx_facts import OnnxFacts, read_onnx_facts
@@ -282,7 +282,8 @@ def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: S
                 if v.name in failed:
                     continue
                 try:
-                    backend = open_backend(v.model_path, v.options)
+                    with holding_ctrl_c():  # a Ctrl-C inside a session's making crashed ONNX Runtime (exit 139)
+                        backend = open_backend(v.model_path, v.options)
                 except Exception as e:  # e.g. an engine that builds but cannot run here: said, the rest measured
                     notes.append(f"{v.name} built, not run: {describe(e, hint=False)}")
                     failed.add(v.name)
@@ -295,7 +296,9 @@ def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: S
                             if progress is not None:
                                 progress(row)
                 finally:
-                    backend.close()
+                    with holding_ctrl_c():
+                        backend.close()
+                        del backend  # the session freed here, not wherever a KeyboardInterrupt unwinds to
     return list(rows.values()), notes
 
 
