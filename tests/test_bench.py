@@ -535,6 +535,29 @@ def test_a_bundled_models_name_is_benched_from_its_checkpoint(tmp_path: Path,
     assert load_report(tmp_path / "r")["model"]["file"] == "photo2monet.pth"
 
 
+def test_a_second_bench_into_the_same_folder_is_refused(tmp_path: Path) -> None:
+    """Two benches into one --output (the second with --overwrite) both said "written"; the folder held the first's
+    report only: the second's measurements were lost without a word."""
+    import time
+
+    out = tmp_path / "rep"
+    first = subprocess.Popen([sys.executable, "-m", "cyclegan_edge.bench", str(MODEL), "--variants", "onnxruntime-fp32",
+                              "--sizes", "64", "--iters", "3000", "--rounds", "1", "-o", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / ".report.json.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        r = subprocess.run([sys.executable, "-m", "cyclegan_edge.bench", str(MODEL), "--variants", "onnxruntime-fp32",
+                            *QUICK, "-o", str(out), "--overwrite"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    finally:
+        first.kill()
+        first.wait()
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        f"error: --output {out}: another process (pid {first.pid}) is benchmarking into it now; wait for it to end, or "
+        "give another --output"], r.stderr[-2000:]
+
+
 def test_pytorch_variants_asked_of_an_onnx_say_why_they_are_skipped(tmp_path: Path) -> None:
     """`bench model.onnx --variants pytorch` said "nothing could be measured (see the notes):" and no note."""
     from cyclegan_edge.bench.runner import prepare_variants

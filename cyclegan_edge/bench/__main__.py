@@ -155,12 +155,9 @@ def checked_cases(args: argparse.Namespace) -> tuple[list[str], list[tuple[int, 
 
 def run(argv: list[str]) -> int:
     """Measure, and rewrite the report after every case: Ctrl-C (or a crash) keeps what was measured."""
-    from cyclegan_edge.bench.report import check_output, fps_plot_skipped, make_report, markdown, unsteady_note
-    from cyclegan_edge.bench.runner import add_ratios, run_benchmark
-    from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
+    from cyclegan_edge.atomic import OutputBusy, lock_output, unlock_output
+    from cyclegan_edge.bench.report import check_output
     from cyclegan_edge.imaging.io import list_files
-    from cyclegan_edge.machine import machine_info
-    from cyclegan_edge.progress import progress_bar
     from cyclegan_edge.runtime.bundled import bundled_source_model
 
     args = parse_run(argv)
@@ -168,6 +165,29 @@ def run(argv: list[str]) -> int:
     wanted, sizes, batches = checked_cases(args)
     out = Path(args.out)  # before any work: a report that cannot be written fails now, not after the measurements
     check_output(out, [Path(args.model), *(list_files([args.calib]) if args.calib else [])])
+    made = not out.exists()
+    try:  # a second bench into the same folder would write its report over this one's (both said "written")
+        lock = lock_output(out / "report.json", "is benchmarking into it now; wait for it to end, or give another "
+                           "--output")  # fmt: skip
+    except OutputBusy as e:
+        raise FileExistsError(f"--output {out}: {str(e).split(': ', 1)[1]}") from None
+    try:
+        return measure(args, "python -m cyclegan_edge.bench " + shlex.join(argv), out, wanted, sizes, batches)
+    finally:
+        unlock_output(out / "report.json", lock)
+        if made and not any(out.iterdir()):  # nothing measured (a model that would not load): no empty folder left
+            out.rmdir()
+
+
+def measure(args: argparse.Namespace, command: str, out: Path, wanted: list[str], sizes: list[tuple[int, int]],
+            batches: list[int]) -> int:  # fmt: skip
+    """The cases measured into the report in ``out`` (run's work once its checks have passed)."""
+    from cyclegan_edge.bench.report import fps_plot_skipped, make_report, markdown, unsteady_note
+    from cyclegan_edge.bench.runner import add_ratios, run_benchmark
+    from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
+    from cyclegan_edge.machine import machine_info
+    from cyclegan_edge.progress import progress_bar
+
     if not args.overwrite:
         check_no_report(out)
     # an earlier report stays whole until this run is: the measurements go to OUT/partial until then
@@ -185,7 +205,6 @@ def run(argv: list[str]) -> int:
         from cyclegan_edge.imaging.io import load_test_images
 
         parity_frames = load_test_images(args.calib, 2)
-    command = "python -m cyclegan_edge.bench " + shlex.join(argv)
     summary = model_summary(args.model)
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
