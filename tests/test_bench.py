@@ -548,8 +548,9 @@ def test_a_second_bench_into_the_same_folder_is_refused(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while not (out / ".report.json.lock").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        r = subprocess.run([sys.executable, "-m", "cyclegan_edge.bench", str(MODEL), "--variants", "onnxruntime-fp32",
-                            *QUICK, "-o", str(out), "--overwrite"], capture_output=True, text=True, timeout=120)  # fmt: skip
+        second = [sys.executable, "-m", "cyclegan_edge.bench", str(MODEL), "--variants", "onnxruntime-fp32", *QUICK,
+                  "-o", str(out), "--overwrite"]  # fmt: skip
+        r = subprocess.run(second, capture_output=True, text=True, timeout=120)
     finally:
         first.kill()
         first.wait()
