@@ -206,7 +206,7 @@ def test_schema_validation_rejects_other_files(tmp_path: Path) -> None:
 def test_compare_matches_rows() -> None:
     def rep(p50: float, cpu: str) -> dict:
         row = {k: None for k in ROW_KEYS} | {"variant": "onnxruntime-fp32", "height": 256, "width": 256, "batch": 1}
-        row["latency_ms"] = {"p50": p50, "fps": 1000 / p50}
+        row["latency_ms"] = {"p50": p50, "p90": p50, "fps": 1000 / p50}
         return {"machine": {"cpu": cpu}, "created": "t", "results": [row]}
 
     text = compare(rep(100.0, "Orin"), rep(50.0, "Xavier"))
@@ -214,8 +214,9 @@ def test_compare_matches_rows() -> None:
     # rounds whose medians spread 1.2x: a 1.1x difference is within it, marked; a 2x one is not
     a, b = rep(100.0, "x"), rep(110.0, "x")
     a["results"][0]["round_p50_ms"], b["results"][0]["round_p50_ms"] = [95.0, 100.0, 114.0], [108.0, 110.0, 111.0]
+    a["results"][0]["iterations"] = b["results"][0]["iterations"] = 30  # 10 a round: enough to judge them
     assert "| 100.00 | 110.00 | 1.100 ~ | 0.909 ~ |" in compare(a, b) and "~ B/A within the spread" in compare(a, b)
-    b["results"][0]["latency_ms"] = {"p50": 200.0, "fps": 5.0}
+    b["results"][0]["latency_ms"] = {"p50": 200.0, "p90": 200.0, "fps": 5.0}
     assert "| 100.00 | 200.00 | 2.000 | 0.500 |" in compare(a, b) and "~ B/A" not in compare(a, b)
 
 
@@ -224,7 +225,8 @@ def test_compare_warns_when_the_figures_are_not_comparable() -> None:
     they were two runs of one model, with "iterations differ" as the only warning."""
     def rep(sha: str, threads: int, busy: float, notes: list[str]) -> dict:
         row = {k: None for k in ROW_KEYS} | {"variant": "onnxruntime-fp32", "height": 256, "width": 256, "batch": 1,
-                                            "iterations": 20, "others_busy_cpus": busy}  # fmt: skip
+                                            "iterations": 30, "others_busy_cpus": busy,
+                                            "round_p50_ms": [10.0, 10.1, 9.9]}  # fmt: skip
         row["latency_ms"] = {"p50": 10.0, "p90": 11.0, "fps": 100.0}
         return {"machine": {"cpu": "x"}, "created": "t", "results": [row], "threads": threads, "notes": notes,
                 "model": {"file": f"{sha}.onnx", "sha256": sha * 16}}  # fmt: skip

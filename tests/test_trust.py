@@ -641,7 +641,8 @@ def test_20_compare_uses_one_statistic_and_says_what_differs() -> None:
                    rep(50.0, 200.0, "Xavier", "1.18", [(256, 256), (720, 1280)], 100))  # fmt: skip
     assert "| onnxruntime-fp32 | 256x256 | 1 | 100.00 | 50.00 | 0.500 | 2.000 |" in text
     assert "only in A: onnxruntime-fp32 512x512 batch 1" in text and "only in B: onnxruntime-fp32 720x1280 batch 1" in text
-    assert "warning: timed calls, warm-up and rounds differ" in text
+    assert "warning: timed calls differ: A 30 calls x 1 round (warm-up 5), B 100 calls x 1 round (warm-up 5)" in text
+    assert "warning: A and B carry no spread of rounds" in text  # one round each: nothing can mark a ratio as noise
     assert "warning: machine cpu differs: A Orin, B Xavier" in text
     assert "warning: onnxruntime differs: A 1.16, B 1.18" in text
 

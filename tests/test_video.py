@@ -599,6 +599,8 @@ def test_a_stopped_overwrite_keeps_the_earlier_file(clip: Path, tmp_path: Path) 
     assert out.read_bytes() == before and len(decoded(partial)) == held
     r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)  # what the line says
     assert r.returncode == 0 and f"resuming after frame {held}" in r.stderr, r.stderr[-2000:]
+    assert (f"({held} earlier frames of this conversion continued from a stopped --overwrite run of it; the earlier "
+            "output is replaced only now)") in r.stdout, r.stdout  # it said "--overwrite starts over", on --overwrite
     assert len(decoded(out)) == FRAMES and out.read_bytes() != before and not partial.exists()
 
 

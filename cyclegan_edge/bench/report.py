@@ -216,10 +216,15 @@ UNSTEADY_MIN_ITERATIONS = 10  # with fewer timed calls p90 is about the slowest 
 ROUNDS_SPREAD_LIMIT = 1.3
 
 
+ROUND_MIN_CALLS = 5  # a round's median from fewer calls is about one call: a hiccup, not the machine's speed
+
+
 def rounds_spread(row: dict[str, Any]) -> float | None:
-    """How far apart the case's rounds' medians are (slowest / fastest); None for one round."""
+    """How far apart the case's rounds' medians are (slowest / fastest); None for one round, or rounds too short
+    to tell (fewer than ROUND_MIN_CALLS calls each)."""
     p50s = row.get("round_p50_ms") or []
-    return max(p50s) / min(p50s) if len(p50s) > 1 and min(p50s) > 0 else None
+    judged = len(p50s) > 1 and (row.get("iterations") or 0) >= ROUND_MIN_CALLS * len(p50s) and min(p50s) > 0
+    return max(p50s) / min(p50s) if judged else None
 
 
 def timed_busy(row: dict[str, Any]) -> bool:
@@ -413,10 +418,14 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
             said.append(f"{label} is not a whole run: {stopped}")
         if unsteady and not unsteady.startswith("steadiness not judged"):
             said.append(f"{label}: {unsteady}")
-    runs = [sorted({(r.get("iterations"), r.get("warmup"), len(r.get("round_p50_ms") or [0])) for r in rep["results"]})
-            for rep in (a, b)]  # fmt: skip
+    runs = [sorted({timing_of(r) for r in rep["results"]}) for rep in (a, b)]
     if runs[0] != runs[1]:
-        said.append(f"timed calls, warm-up and rounds differ: A {runs[0]}, B {runs[1]}")
+        said.append(f"timed calls differ: A {'; '.join(runs[0])}, B {'; '.join(runs[1])}")
+    single = [label for label, rep in (("A", a), ("B", b)) if all(rounds_spread(r) is None for r in rep["results"])]
+    if single:
+        said.append(f"{' and '.join(single)} carr{'y' if len(single) > 1 else 'ies'} no spread of rounds (one round, "
+                    "or rounds too short to judge): nothing marks a ratio that this machine's own variation could "
+                    "make (up to 2x between runs here); --rounds 3 or more, --iters 10 or more")  # fmt: skip
     ma, mb = a.get("machine", {}), b.get("machine", {})
     for key in ("cpu", "cores", "gpu", "os", "python"):
         if ma.get(key) != mb.get(key):
@@ -428,6 +437,13 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     if a.get("toolkit_version") != b.get("toolkit_version"):
         said.append(f"cyclegan-edge differs: A {a.get('toolkit_version')}, B {b.get('toolkit_version')}")
     return said
+
+
+def timing_of(row: dict[str, Any]) -> str:
+    """How a case was timed, as --compare says it: calls a round x rounds, warm-up."""
+    rounds = len(row.get("round_p50_ms") or []) or 1
+    calls = (row.get("iterations") or 0) // rounds
+    return f"{calls} calls x {rounds} round{'s' if rounds > 1 else ''} (warm-up {row.get('warmup')})"
 
 
 def compare(a: dict[str, Any], b: dict[str, Any]) -> str:

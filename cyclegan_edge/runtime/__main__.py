@@ -371,7 +371,9 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
         return 1
     report(stats, backend, sink.name, source.live, model_name(args))
     if sink.resumed:
-        print(f"({sink.resumed} earlier frames of this conversion kept; --overwrite starts over)")
+        again = ("continued from a stopped --overwrite run of it; the earlier output is replaced only now"
+                 if args.overwrite else "kept; --overwrite starts over")  # fmt: skip
+        print(f"({sink.resumed} earlier frames of this conversion {again})")
     if stats.interrupted:
         print(f"stopped: {stats.frames_out} frames written to {sink.name}", file=sys.stderr)
         return 130 if not sink.quit_requested else 0
