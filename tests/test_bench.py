@@ -457,6 +457,27 @@ def test_rounds_take_the_cases_in_turn_and_show_how_far_they_spread() -> None:
            "onnxruntime-fp32 64x64 batch 1, over 1.3x); rerun on an idle one" in str(unsteady_note([drifted]))
 
 
+def test_other_processes_load_is_judged_over_all_rounds_and_said_when_it_cannot_be() -> None:
+    """Rounds under a second were each too short to judge others' load, and nothing said so: every row read "not
+    busy" (null) at bench's defaults on a 256 px model. The rounds' windows add up now; where they cannot (no psutil,
+    or under a second in all) the notes say that the check did not run."""
+    from cyclegan_edge.bench.report import unsteady_note
+    from cyclegan_edge.bench.runner import add_round
+
+    timed = {"height": 64, "width": 64, "batch": 1, "iterations": 10, "warmup": 5, "samples_ms": [10.0] * 10,
+             "latency_ms": {"p50": 10.0}}  # fmt: skip
+    row: dict = {"variant": "onnxruntime-fp32"}
+    add_round(row, timed, (0.3, 0.6))
+    assert row["others_busy_cpus"] is None  # 0.6 s: too short alone
+    add_round(row, timed, (0.3, 0.6))
+    assert row["others_busy_cpus"] == 0.5 and row["round_p50_ms"] == [10.0, 10.0]
+    short = add_round({"variant": "openvino-fp32"}, timed, (0.0, 0.2))
+    unmeasured = add_round({"variant": "openvino-int8"}, timed, None)  # no psutil
+    assert "other processes' load not measured in 1 of 2 cases (timed for under a second in all: more --iters)" in str(
+        unsteady_note([row, short]))  # fmt: skip
+    assert "(psutil is not installed: pip install 'cyclegan-edge[bench]')" in str(unsteady_note([short, unmeasured]))
+
+
 MODEL = ASSETS_DIR / "photo2monet.onnx"
 QUICK = ["--sizes", "64", "--iters", "2", "--warmup", "1"]
 

@@ -32,12 +32,23 @@ class OtherLoad:
         guests = getattr(machine, "guest", 0.0) + getattr(machine, "guest_nice", 0.0)  # counted in user already
         return time.perf_counter(), sum(machine) - idle - guests, own.user + own.system
 
-    def cpus(self) -> float | None:
-        """None without psutil, or over less than MIN_WINDOW_S: the machine's counters tick in 10 ms steps, this
-        process's are exact, so one tick over 30 ms already reads as 0.33 CPUs (an idle machine flagged)."""
+    def seconds(self) -> tuple[float, float] | None:
+        """(CPU seconds other processes used, wall seconds) since its creation; None without psutil. Windows add up:
+        a case timed in short rounds is judged over all of them (cpus_over)."""
         if self.psutil is None:
             return None
         (t0, busy0, own0), (t1, busy1, own1) = self.start, self._times()
-        if t1 - t0 < MIN_WINDOW_S:
-            return None
-        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0))
+        return max(0.0, (busy1 - busy0) - (own1 - own0)), t1 - t0
+
+    def cpus(self) -> float | None:
+        """None without psutil, or over less than MIN_WINDOW_S (see cpus_over)."""
+        return cpus_over(self.seconds())
+
+
+def cpus_over(seconds: tuple[float, float] | None) -> float | None:
+    """Others' CPUs from (CPU seconds, wall seconds); None over less than MIN_WINDOW_S: the machine's counters tick in
+    10 ms steps, this process's are exact, so one tick over 30 ms already reads as 0.33 CPUs (an idle machine
+    flagged)."""
+    if seconds is None or seconds[1] < MIN_WINDOW_S:
+        return None
+    return seconds[0] / seconds[1]

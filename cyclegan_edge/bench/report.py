@@ -295,6 +295,12 @@ def unsteady_note(rows: list[dict[str, Any]]) -> str | None:
                     f"{ROUNDS_SPREAD_LIMIT:g}x)")  # fmt: skip
     if said:
         said[-1] += "; rerun on an idle one before trusting their ratios"
+    unmeasured = [r for r in rows if "others_s" in r and r.get("others_busy_cpus") is None]  # a run's own rows
+    if unmeasured:
+        why = ("psutil is not installed: pip install 'cyclegan-edge[bench]'" if any(r["others_s"] is None
+               for r in unmeasured) else "timed for under a second in all: more --iters")  # fmt: skip
+        said.append(f"other processes' load not measured in {len(unmeasured)} of {len(rows)} cases ({why}); a "
+                    "steady load elsewhere slows every call alike, so only that check would see it")  # fmt: skip
     if len(judged) < len(rows):
         fewest = min(r.get("iterations") or 0 for r in rows)
         said.append(f"steadiness not judged in {len(rows) - len(judged)} of {len(rows)} cases: timed from fewer "

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from cyclegan_edge.bench import CALIB_COUNT
-from cyclegan_edge.bench.load import OtherLoad
+from cyclegan_edge.bench.load import OtherLoad, cpus_over
 from cyclegan_edge.errors import describe, holding_ctrl_c, importable
 from cyclegan_edge.imaging.frames import frames_to_tensor
 from cyclegan_edge.model_files import is_checkpoint
@@ -317,18 +317,21 @@ def time_case(rows: dict[tuple[str, int, int, int], dict[str, Any]], v: Variant,
                      "max_abs_vs_reference": float(np.abs(out - expected[(*hw, b)]).max())}  # fmt: skip
     load = OtherLoad()
     timed = measure(backend, hw, b, iterations, warmup)
-    return add_round(rows[key], timed, load.cpus())
+    return add_round(rows[key], timed, load.seconds())
 
 
-def add_round(row: dict[str, Any], timed: dict[str, Any], others: float | None) -> dict[str, Any]:
-    """``row`` with one more round of timed calls: latency over all its calls, each round's median, the busiest
-    round's load; the host stages, memory and GPU parts as the last round measured them."""
+def add_round(row: dict[str, Any], timed: dict[str, Any], others: tuple[float, float] | None) -> dict[str, Any]:
+    """``row`` with one more round of timed calls: latency over all its calls, each round's median, other
+    processes' load over all its rounds (``others``: OtherLoad.seconds of this one); the host stages, memory and GPU
+    parts as the last round measured them."""
     samples = row.get("samples_ms", []) + timed["samples_ms"]
-    busy = [x for x in (row.get("others_busy_cpus"), None if others is None else round(others, 2)) if x is not None]
+    was = row.get("others_s")
+    load = None if others is None else (others[0] + (was[0] if was else 0.0), others[1] + (was[1] if was else 0.0))
+    busy = cpus_over(load)
     row.update({**timed, "samples_ms": samples, "iterations": len(samples),
                 "warmup": row.get("warmup", timed["warmup"]), "latency_ms": latency_stats(samples, timed["batch"]),
                 "round_p50_ms": [*row.get("round_p50_ms", []), round(timed["latency_ms"]["p50"], 3)],
-                "others_busy_cpus": max(busy) if busy else None})  # fmt: skip
+                "others_s": load, "others_busy_cpus": None if busy is None else round(busy, 2)})  # fmt: skip
     return row
 
 
