@@ -134,6 +134,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"{throughput_fps(r['batch'], lat['p50']):.1f} | {r['host_pre_ms']['p50']:.1f} | "
             f"{r['host_post_ms']['p50']:.1f} | {ratio} | {diff} |"
         )
+    if any(flagged(r) for r in report["results"]):
+        lines.append("\n\\* timed on a busy or unsteady machine (the notes below say how): take its figures as rough")
     for n in report.get("notes", []):
         lines.append(f"\n_{n}_")
     if report.get("pipeline"):
