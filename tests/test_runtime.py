@@ -255,15 +255,24 @@ def test_a_second_ctrl_c_while_a_stage_is_busy_still_closes_the_output(tmp_path:
         from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions
         from cyclegan_edge.runtime.sinks import VideoFileSink
         from cyclegan_edge.runtime.sources import open_source
+
+        class CtrlCTwiceInAFrame(SlowBackend):  # Ctrl-C at its 20th frame, and again 1 s into it (frame takes 4 s)
+            def infer(self, batch):
+                if self.calls + 1 == self.from_call:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+                return super().infer(batch)
+
         source = open_source({str(ASSETS_DIR / "demo.mp4")!r})
         sink = VideoFileSink("out.avi", source.fps, source.size)
-        stats = Pipeline(source, SlowBackend(real, 4.0, from_call=20), sink, PipelineOptions(size=64)).run()
+        stats = Pipeline(source, CtrlCTwiceInAFrame(real, 4.0, from_call=20), sink, PipelineOptions(size=64)).run()
         print(stats.frames_out, stats.interrupted, stats.stuck)
-    """, (1.5, 3.0), tmp_path)
+    """, (), tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     frames, interrupted, stuck = r.stdout.split(maxsplit=2)
-    assert interrupted == "True" and stuck.strip() == "['infer']" and int(frames) == 19, r.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.avi"] and video_info(tmp_path / "out.avi")[0] == 19
+    assert interrupted == "True" and stuck.strip() == "['infer']" and 0 < int(frames) <= 19, r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.avi"]
+    assert video_info(tmp_path / "out.avi")[0] == int(frames)  # what was written, closed whole
 
 
 def test_ctrl_c_before_a_live_sources_first_frame_is_a_stop_not_an_error(tmp_path: Path) -> None:

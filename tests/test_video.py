@@ -597,6 +597,11 @@ def test_a_stopped_overwrite_keeps_the_earlier_file(clip: Path, tmp_path: Path) 
         f"{partial.name} holds the first {held} frames of this conversion (a stopped --overwrite run): --overwrite "
         "continues them, or give another output"], r.stderr[-2000:]  # fmt: skip
     assert out.read_bytes() == before and len(decoded(partial)) == held
+    # the conversion out.mp4 holds, run again: nothing to do, and the stopped run's frames are not its to remove
+    held_bytes = partial.read_bytes()
+    again = runtime(str(clip), str(out), "--size", "64")
+    assert again.returncode == 0 and "already holds" in again.stdout, again.stderr[-2000:]
+    assert partial.read_bytes() == held_bytes and out.read_bytes() == before, again.stderr[-2000:]
     r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)  # what the line says
     assert r.returncode == 0 and f"resuming after frame {held}" in r.stderr, r.stderr[-2000:]
     assert (f"({held} earlier frames of this conversion continued from a stopped --overwrite run of it; the earlier "

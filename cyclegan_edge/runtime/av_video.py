@@ -446,6 +446,7 @@ class AvVideoWriter(Sink):
         self.out: Any = None
         self.earlier = overwrite and self.path.is_file()  # what --overwrite replaces, once the conversion is whole
         self.prior: PriorWork | None = None
+        self._others_work: list[Path] = []  # another conversion's partial files, removed once this one writes
         # before looking at partial files: another process's would be resumed or removed
         self._lock = lock_video_output(self.path)
         try:
@@ -490,10 +491,9 @@ class AvVideoWriter(Sink):
             if ours is not None and best is not None:  # e.g. a stopped --overwrite run's, of a job NAME holds whole
                 log.warning("%s: removed %s: its %d frames of this conversion are in %s, which holds %d",
                             self.path.name, stale.name, ours.frames, best.path.name, best.frames)  # fmt: skip
-            else:
-                log.warning("%s: removed %s, frames of a conversion with other settings (model, size or encoder) "
-                            "that this one cannot resume", self.path.name, stale.name)  # fmt: skip
-            stale.unlink()
+                stale.unlink()
+            else:  # another conversion's: removed only when this run has frames to write (_open)
+                self._others_work.append(stale)
         return best
 
     def _set_aside_stale(self) -> None:
@@ -507,6 +507,12 @@ class AvVideoWriter(Sink):
 
     # ---- writing -----------------------------------------------------------------------------------
     def _open(self) -> None:
+        for stale in self._others_work:  # a complete job that writes nothing leaves it (a rerun that had nothing to do
+            # removed another job's stopped --overwrite frames)
+            log.warning("%s: removed %s, frames of a conversion with other settings (model, size or encoder) that "
+                        "this one cannot resume", self.path.name, stale.name)  # fmt: skip
+            stale.unlink(missing_ok=True)
+        self._others_work = []
         if self.prior is not None:  # said here, at the first frame left to write: a complete job resumes nothing
             log.warning("%s: resuming after frame %d (from %s)", self.path.name, self.resumed, self.prior.path.name)
             if self.prior.path == self.partial:
