@@ -52,7 +52,6 @@ SERVER_TIMEOUT_S = 10.0
 SEND_QUEUE = 30  # frames of a file waiting for a slow link: a second at 30 fps (a live source: 2, see __init__)
 MUXER_OPTIONS = {"udp": {"flush_packets": "1"}, "rtp": {"flush_packets": "1"}, "rtsp": {"rtsp_transport": "tcp"}}
 TS_DATAGRAM = 1316  # 7 MPEG-TS packets of 188 bytes: with IP and UDP headers under a 1500-byte MTU
-ENCODER = STREAM_ENCODER
 
 
 def stream_url(uri: str, scheme: str) -> str:
@@ -72,7 +71,7 @@ def resolve(uri: str, host: str, port: int) -> None:
 
 
 def x264_options(settings: EncodeSettings) -> dict[str, str]:
-    opts = {**encoder_options(ENCODER, settings), "tune": "zerolatency"}
+    opts = {**encoder_options(STREAM_ENCODER, settings), "tune": "zerolatency"}
     if settings.bitrate:  # a live link has a ceiling: cap the rate over a one-second buffer
         bps = str(parse_bitrate(settings.bitrate))
         opts.update(maxrate=bps, bufsize=bps)
@@ -126,7 +125,7 @@ class AvStreamSink(Sink):
         self._sender.start()
 
     def _add_video(self, settings: EncodeSettings) -> Any:
-        vs = self.out.add_stream(ENCODER, rate=self.rate, options=x264_options(settings))
+        vs = self.out.add_stream(STREAM_ENCODER, rate=self.rate, options=x264_options(settings))
         vs.width, vs.height, vs.pix_fmt = self.frame_size[1], self.frame_size[0], "yuv420p"
         vs.time_base = LIVE_TIME_BASE
         ctx = vs.codec_context

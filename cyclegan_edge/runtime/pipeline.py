@@ -61,7 +61,7 @@ class PipelineStats:
     error: str | None = None
     write_failed: bool = False  # the error: the output could not be written (a batch stops there)
     flicker: float | None = None  # warping error, 0-255 levels (PipelineOptions.flicker)
-    stuck: list[str] = field(default_factory=list)  # stages still running when Ctrl-C ended the wait for them
+    stuck: list[str] = field(default_factory=list)  # stages still running when the wait for them ended
     exception: BaseException | None = field(default=None, repr=False)  # the error itself (its traceback)
 
     @property
