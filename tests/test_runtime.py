@@ -444,6 +444,7 @@ def test_overwrite_replaces_a_frame_folder_with_a_whole_conversion_only(
     recording = ImageFolderSink(frames, overwrite=True, live=True)
     for i in range(2):
         recording.write(np.full((48, 64, 3), 50 * i, np.uint8))  # never closed: the process was killed
+    recording._unlock()  # what the kernel does for a killed process
     ImageFolderSink(frames, overwrite=True, live=True).close()
     assert sorted(p.name for p in (frames / "interrupted").iterdir()) == ["frame_000000.png", "frame_000001.png"]
 

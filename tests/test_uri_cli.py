@@ -249,7 +249,7 @@ def test_bare_demo_takes_model_named_demo_refuses_one(tmp_path: Path, capsys: py
 
 def test_a_rerun_into_mkv_resumes_and_a_frame_folder_is_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Matroska stores the job tag as COMMENT: the same conversion into an .mkv resumes (it was refused as another
-    file); a folder of frames from an earlier run is kept unless --overwrite (it was written over)."""
+    file); a folder of frames from another conversion is kept unless --overwrite (it was written over)."""
     mkv = tmp_path / "out.mkv"
     assert runtime(capsys, str(DEMO), str(mkv), *FAST, "--max-frames", "2")[0] == 0
     rc, out, errors = runtime(capsys, str(DEMO), str(mkv), *FAST, "--max-frames", "4")
@@ -260,8 +260,9 @@ def test_a_rerun_into_mkv_resumes_and_a_frame_folder_is_kept(tmp_path: Path, cap
     assert runtime(capsys, str(DEMO), str(frames), *FAST, "--max-frames", "2")[0] == 0
     first = (frames / "frame_000000.png").read_bytes()
     rc, _, errors = runtime(capsys, str(DEMO), str(frames), *FAST, "--max-frames", "2", "--size", "32")
-    assert rc == 1 and errors == [f"error: {frames} holds frames already: --overwrite replaces them, or give another "
-                                  "folder"] and (frames / "frame_000000.png").read_bytes() == first  # fmt: skip
+    assert rc == 1 and errors == [f"error: {frames} holds frames of another conversion (another model, other settings "
+                                  "or another video): --overwrite replaces them, or give another folder"]  # fmt: skip
+    assert (frames / "frame_000000.png").read_bytes() == first
     assert runtime(capsys, str(DEMO), str(frames), *FAST, "--max-frames", "2", "--size", "32", "--overwrite")[0] == 0
     assert (frames / "frame_000000.png").read_bytes() != first
 

@@ -395,7 +395,7 @@ def test_opencv_fallback_without_av(clip: Path, odd_clip: Path, tmp_path: Path) 
         assert (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height) == (68, 38)
 
 
-def test_avi_output_says_it_drops_the_sound(clip: Path, tmp_path: Path) -> None:
+def test_avi_and_frames_outputs_say_they_drop_the_sound(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.avi"
     r = runtime("--video", str(clip), "--size", "64", "--max-frames", "4", "-o", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
@@ -408,6 +408,10 @@ def test_avi_output_says_it_drops_the_sound(clip: Path, tmp_path: Path) -> None:
     r = runtime("--video", str(clip), "--no-audio", "--size", "64", "--max-frames", "2", "-o", str(tmp_path / "n.avi"),
                 "--codec", "mjpeg")  # what OpenCV writes an .avi in: not said to be ignored
     assert r.returncode == 0 and "sound" not in r.stderr and "ignores" not in r.stderr, r.stderr[-2000:]
+    r = runtime("--video", str(clip), "--size", "64", "--max-frames", "2", "-o", str(tmp_path / "frames"))
+    assert r.returncode == 0 and len(list((tmp_path / "frames").glob("frame_*.png"))) == 2, r.stderr[-2000:]
+    assert [ln for ln in r.stderr.splitlines() if "sound" in ln] == [
+        "WARNING frames: a folder of frames holds no sound: the source's is not kept (.mp4, .mov or .mkv keep it)"]
     with av.open(str(tmp_path / "n.avi")) as c:
         assert c.streams.video[0].codec_context.name == "mjpeg"
 
@@ -607,6 +611,37 @@ def test_a_stopped_overwrite_keeps_the_earlier_file(clip: Path, tmp_path: Path) 
     assert (f"({held} earlier frames of this conversion continued from a stopped --overwrite run of it; the earlier "
             "output is replaced only now)") in r.stdout, r.stdout  # it said "--overwrite starts over", on --overwrite
     assert len(decoded(out)) == FRAMES and out.read_bytes() != before and not partial.exists()
+
+
+def test_a_stopped_conversion_to_frames_continues_where_it_stopped(clip: Path, tmp_path: Path) -> None:
+    """A video converted into a folder of frames and stopped could only start over (--overwrite): hours for a long
+    clip on a CPU. Its frames name their conversion now: the same command continues after the last one written,
+    with the frames an uninterrupted run writes; another conversion's frames are refused, never written over."""
+    from cyclegan_edge.imaging.io import read_image
+
+    frames, whole = tmp_path / "frames", tmp_path / "whole"
+    cmd = [sys.executable, "-m", "cyclegan_edge.runtime", "--engine", str(MODEL), "--headless", str(clip), "--size",
+           "96", "--max-frames", "60"]  # fmt: skip
+    status, _, err = interrupt_when([*cmd, str(frames)], lambda: len(list(frames.glob("frame_*"))) >= 3, env=ENV)
+    held = len(list(frames.glob("frame_*.png")))
+    assert status == 130 and 3 <= held < 60 and err.rstrip().endswith("the same command continues it"), err[-2000:]
+    assert "WARNING frames: a folder of frames holds no sound" in err  # the street clip has sound
+    r = subprocess.run([*cmd, str(frames)], capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0 and f"WARNING frames: resuming after frame {held}" in r.stderr, r.stderr[-2000:]
+    assert f"{60 - held} frames -> {frames}" in r.stdout, r.stdout
+    assert f"({held} earlier frames of this conversion kept" in r.stdout, r.stdout
+    assert subprocess.run([*cmd, str(whole)], capture_output=True, env=ENV, timeout=300).returncode == 0
+    names = sorted(p.name for p in whole.iterdir())
+    assert len(names) == 60 and sorted(p.name for p in frames.iterdir()) == names
+    assert all(np.array_equal(read_image(frames / n), read_image(whole / n)) for n in names)
+    before = {n: (frames / n).read_bytes() for n in names}
+    again = subprocess.run([*cmd, str(frames)], capture_output=True, text=True, env=ENV, timeout=300)
+    assert again.returncode == 0 and "already holds the 60 frames of this conversion" in again.stdout, again.stderr
+    other = subprocess.run([*cmd, str(frames), "--size", "64"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert other.returncode == 1 and error_lines(other.stderr) == [
+        f"error: {frames} holds frames of another conversion (another model, other settings or another video): "
+        "--overwrite replaces them, or give another folder"], other.stderr[-2000:]  # fmt: skip
+    assert {p.name: p.read_bytes() for p in frames.iterdir()} == before
 
 
 def test_a_stopped_overwrite_of_the_same_conversion_is_not_called_another(clip: Path, tmp_path: Path) -> None:

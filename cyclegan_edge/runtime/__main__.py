@@ -41,8 +41,9 @@ from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOption
                                             inference_size, output_size, too_small, upscale_note)  # fmt: skip
 from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, ImageFolderSink,
                                          MultiSink, OutputExists, Sink, SinkError, VideoFileSink, check_sink_uri,
-                                         check_stream_settings, display_available, is_display, is_stream_output,
-                                         open_sink, parse_bitrate, play_command, preset_choices)  # fmt: skip
+                                         check_stream_settings, display_available, frame_file, is_display,
+                                         is_stream_output, open_sink, parse_bitrate, play_command,
+                                         preset_choices)  # fmt: skip
 from cyclegan_edge.runtime.sources import (FILE_KINDS, Source, SourceError, SourceSpec, glob_root, open_source,
                                            parse_source, pyav)  # fmt: skip
 from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT, METRIC_FLOW, weight_arg
@@ -302,7 +303,8 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
             converted_here(target) or (kind == "image" and holds_translation(args, Path(str(uri)), target)))
         if target.is_file() and not args.overwrite and not ours:
             raise OutputExists(f"{target} exists: --overwrite replaces it, or give another output")
-        if target.is_dir() and not args.overwrite and any(target.glob("frame_*")):
+        if target.is_dir() and not args.overwrite and any(target.glob("frame_*")) and not (
+                kind == "file" and frames_converted_here(target)):  # ours: continued, or said done
             raise OutputExists(f"{target} holds frames already: --overwrite replaces them, or give another folder")
 
 
@@ -324,6 +326,13 @@ def converted_here(path: Path) -> bool:
         return False
     av_video = pyav()
     return av_video is not None and bool(av_video.converted_here(path))
+
+
+def frames_converted_here(folder: Path) -> bool:
+    """Whether a folder's frames are a video conversion's of this toolkit (they may be this one's, to continue)."""
+    from cyclegan_edge.imaging.io import JOB_KEYWORD, png_text
+
+    return pyav() is not None and bool(png_text(folder / frame_file(0), JOB_KEYWORD))
 
 
 def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions, uri: str) -> int:

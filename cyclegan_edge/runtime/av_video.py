@@ -234,9 +234,26 @@ class AvSource(Source):
         before = None
         while item is not None and item[1] * self.time_base <= seconds:
             before, item = item, self._next()
+        self._continue_with(before, item, frames)  # frames: not those dropped above, after the keyframe only
+
+    def resume_key(self, job: tuple[object, ...]) -> str:
+        return job_key(self.path, job, "frames")
+
+    def skip(self, frames: int) -> None:
+        """Decodes them: a folder of frames holds no timestamp to seek to, and decoding is quick beside the model."""
+        before, item = None, self._pending if self._pending is not None else self._next()
+        for _ in range(frames):
+            if item is None:
+                break
+            before, item = item, self._next()
+        self._continue_with(before, item, frames)
+
+    def _continue_with(self, before: tuple[np.ndarray, int, int] | None, item: tuple[np.ndarray, int, int] | None,
+                       frames: int) -> None:  # fmt: skip
+        """Resume: ``item`` is the next frame to read, ``before`` the last one converted already."""
         if before is not None:
             self.before = before[0] if before[0].shape[:2] == self.size else cv2().resize(before[0], self.size[::-1])
-        self.skipped = frames  # not the frames dropped above: those after the keyframe only
+        self.skipped = frames
         self._pending = item
         if item is None:
             self.finished = True

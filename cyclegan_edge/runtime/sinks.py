@@ -30,7 +30,7 @@ import numpy as np
 from cyclegan_edge.errors import UsageError
 from cyclegan_edge.atomic import OutputBusy, check_writable, lock_output, unlock_output
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import fit_frame, write_image
+from cyclegan_edge.imaging.io import JOB_KEYWORD, fit_frame, png_text, read_image, write_image
 
 if TYPE_CHECKING:
     from cyclegan_edge.runtime.sources import Source
@@ -382,7 +382,8 @@ def open_output(uri: str, fps: float, size: tuple[int, int], settings: EncodeSet
         raise SinkError(f"{uri}: a window or a stream is not a file: open it with open_sink")
     path = Path(uri)
     if not path.suffix:
-        return ImageFolderSink(path, overwrite=overwrite, live=bool(source and source.live))
+        return ImageFolderSink(path, overwrite=overwrite, live=bool(source and source.live), source=source, job=job,
+                               sound=settings is None or settings.audio)  # fmt: skip
     return open_video_file(path, fps, size, settings or EncodeSettings(), source, job, overwrite)
 
 
@@ -407,18 +408,41 @@ def open_stream(uri: str, fps: float, size: tuple[int, int], settings: EncodeSet
     return av_stream.AvStreamSink(uri, size, fps, settings, source)
 
 
+def frame_file(index: int, ext: str = ".png") -> str:
+    """The name of a folder of frames' ``index``-th frame (from 0)."""
+    return f"frame_{index:06d}{ext}"
+
+
 class ImageFolderSink(Sink):
     """Frames as FOLDER/frame_NNNNNN.EXT. Frames there from before (--overwrite) are replaced by a whole
     conversion only, as a video file is: the new ones go to FOLDER/.replacing/ (a camera's: .recording/) and take
     the old ones' place at the end; a stopped file conversion leaves the old ones as they were (its own held back).
-    A camera's stop is its end."""
+    A camera's stop is its end. A video's frames name their conversion (``Source.resume_key``, in each PNG): a
+    stopped one continues where it stopped, and frames of another are OutputExists (--overwrite replaces them).
+    ``sound``: say that the source's sound is not kept (False: --no-audio asked for that)."""
 
     def __init__(self, folder: str | os.PathLike[str], ext: str = ".png", overwrite: bool = False,
-                 live: bool = False) -> None:  # fmt: skip
+                 live: bool = False, source: Source | None = None, job: tuple[object, ...] = (),
+                 sound: bool = True) -> None:  # fmt: skip
         self.folder = Path(folder)
         self.name = str(self.folder)
         self.ext, self.frames, self.live = ext, 0, live
-        self.earlier = sorted(self.folder.glob("frame_*")) if overwrite else []
+        self.key = source.resume_key(job) if source is not None and job and ext == ".png" and not live else ""
+        self.drops_sound = bool(source and source.has_audio) and sound
+        self.resumable = bool(self.key)
+        self._lock = lock_video_output(self.folder)
+        try:
+            self.earlier = sorted(self.folder.glob("frame_*")) if overwrite else []
+            if not (self.key or overwrite) and any(self.folder.glob("frame_*")):
+                raise OutputExists(f"{self.folder} holds frames already: --overwrite replaces them, or give another "
+                                   "folder")  # fmt: skip
+            self.resumed = self._held_frames() if self.key and not overwrite else 0
+            if self.resumed:
+                assert source is not None
+                source.skip(self.resumed)
+        except BaseException:
+            self._unlock()
+            raise
         # a camera's frames go to .recording: a killed recording left there is kept (it cannot be had again); a file
         # conversion's to .replacing, which the next run starts again
         self.into = self.folder / (".recording" if live else ".replacing") if self.earlier else self.folder
@@ -429,21 +453,48 @@ class ImageFolderSink(Sink):
             os.replace(self.folder / ".recording", kept)
             log.warning("%s: kept the recording a killed run left as %s", self.folder, kept)
 
+    def _held_frames(self) -> int:
+        """How many frames of this conversion the folder holds from a stopped run (0: none; OutputExists where it
+        holds others, or not in one unbroken run from frame 0)."""
+        held = {p.name for p in self.folder.glob("frame_*")}
+        ours = held == {frame_file(i, self.ext) for i in range(len(held))} and all(
+            png_text(self.folder / frame_file(i, self.ext), JOB_KEYWORD) == self.key for i in {0, len(held) - 1})
+        if held and not ours:
+            raise OutputExists(f"{self.folder} holds frames of another conversion (another model, other settings or "
+                               "another video): --overwrite replaces them, or give another folder")  # fmt: skip
+        return len(held)
+
     def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
-        write_image(self.into / f"frame_{self.frames:06d}{self.ext}", frame)
+        if not self.frames:  # said at the first frame left to write: a complete conversion writes nothing
+            if self.drops_sound:
+                log.warning("%s: a folder of frames holds no sound: the source's is not kept (.mp4, .mov or .mkv "
+                            "keep it)", self.folder.name)  # fmt: skip
+            if self.resumed:
+                log.warning("%s: resuming after frame %d", self.folder.name, self.resumed)
+        write_image(self.into / frame_file(self.resumed + self.frames, self.ext), frame, job=self.key)
         self.frames += 1
 
+    def last_resumed(self) -> np.ndarray | None:
+        return read_image(self.folder / frame_file(self.resumed - 1, self.ext)) if self.resumed else None
+
     def close(self) -> None:
-        if self.into == self.folder or not self.frames:
-            return
-        if self.stopped and not self.live:
-            self.held_back = str(self.into)
-            return
-        for old in self.earlier:
-            old.unlink(missing_ok=True)
-        for new in sorted(self.into.iterdir()):
-            os.replace(new, self.folder / new.name)
-        self.into.rmdir()
+        try:
+            if self.into == self.folder or not self.frames:
+                return
+            if self.stopped and not self.live:
+                self.held_back, self.resumable = str(self.into), False  # the next run starts .replacing again
+                return
+            for old in self.earlier:
+                old.unlink(missing_ok=True)
+            for new in sorted(self.into.iterdir()):
+                os.replace(new, self.folder / new.name)
+            self.into.rmdir()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        unlock_output(self.folder, self._lock)
+        self._lock = -1
 
 
 def display_available() -> bool:

@@ -132,6 +132,15 @@ class Source:
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
 
+    def resume_key(self, job: tuple[object, ...]) -> str:
+        """What names this source's frames converted by ``job``, kept in each frame of a folder so that a rerun
+        continues only its own work (``skip``); '' where this source cannot pass over frames (a camera, OpenCV)."""
+        return ""
+
+    def skip(self, frames: int) -> None:
+        """Pass over the first ``frames`` frames: an output holds them from a stopped run (see ``resume_key``)."""
+        raise NotImplementedError
+
     def captured_at(self, now: float) -> float:
         """When the frame read last was captured (``time.perf_counter()``), given when read() returned it."""
         return now
