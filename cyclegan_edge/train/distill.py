@@ -44,8 +44,14 @@ from cyclegan_edge.train.cyclegan import gan_loss
 from cyclegan_edge.train.trainer import Trainer
 
 log = logging.getLogger("cyclegan_edge.train")
-# Outputs of the downsampling stem and of residual blocks 3, 6 and 9 (indices in ResnetGenerator.model).
-FEATURE_POINTS = (9, 12, 15, 18)
+STEM_LAYERS = 10  # ResnetGenerator.model's layers before its first residual block
+
+
+def feature_points(n_blocks: int) -> tuple[int, ...]:
+    """Where the student matches the teacher's features (indices in ResnetGenerator.model): the downsampling stem's
+    output and that of the blocks a third, two thirds and all the way through (blocks 3, 6 and 9 of 9; 2, 4, 6 of
+    6). It was (9, 12, 15, 18) for any teacher: past a 6-block trunk, in the upsampling, and the first step failed."""
+    return tuple(sorted({STEM_LAYERS - 1 + n_blocks * k // 3 for k in range(4)}))
 
 
 class StudentWithMaps(nn.Module):
@@ -56,7 +62,7 @@ class StudentWithMaps(nn.Module):
         super().__init__()
         self.student = student
         width = student.cfg.trunk_width
-        self.maps = nn.ModuleList(nn.Conv2d(width, teacher_width, 1) for _ in FEATURE_POINTS)
+        self.maps = nn.ModuleList(nn.Conv2d(width, teacher_width, 1) for _ in feature_points(student.cfg.n_blocks))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         out, feats = run_with_features(self.student, x)
@@ -64,11 +70,11 @@ class StudentWithMaps(nn.Module):
 
 
 def run_with_features(g: ResnetGenerator, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    feats = []
+    feats, points = [], feature_points(g.cfg.n_blocks)
     h = x.clamp(-1.0, 1.0)
     for i, layer in enumerate(g.model):
         h = layer(h)
-        if i in FEATURE_POINTS:
+        if i in points:
             feats.append(h)
     return h, feats
 
