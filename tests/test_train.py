@@ -414,6 +414,25 @@ def test_init_from_a_published_generator(tiny_root: Path, tmp_path: Path) -> Non
         f"error: --init-from {ASSETS_DIR / 'photo2monet.onnx'}"), onnx.stderr[-2000:]
 
 
+def test_each_rank_gets_its_device_and_the_process_group_follows_it() -> None:
+    """torchrun --device cpu on a GPU machine joined NCCL (chosen by whether CUDA existed, not by the device) and
+    failed. The backend follows the device now; one GPU named for every rank, or more ranks than GPUs, is one
+    line. (The device's choice, here without a GPU; the gloo group itself runs in the test below.)"""
+    from cyclegan_edge.errors import UsageError
+    from cyclegan_edge.train.dist import Dist, process_group_backend, rank_device
+
+    second, cpu = Dist(world=2, rank=1, local_rank=1), torch.device("cpu")
+    assert rank_device(cpu, second, True, 2) == cpu and process_group_backend(cpu) == "gloo"
+    assert rank_device(None, second, True, 2) == torch.device("cuda:1") == rank_device(torch.device("cuda"), second,
+                                                                                       True, 2)  # fmt: skip
+    assert process_group_backend(torch.device("cuda:1")) == "nccl" and rank_device(None, second, False, 0) == cpu
+    assert rank_device(torch.device("cuda:1"), Dist(), True, 2) == torch.device("cuda:1")  # one process: as named
+    with pytest.raises(UsageError, match="under torchrun each process takes the GPU of its LOCAL_RANK"):
+        rank_device(torch.device("cuda:0"), second, True, 2, "cuda:0")
+    with pytest.raises(UsageError, match=r"LOCAL_RANK 1: 1 CUDA GPU\(s\) here: --nproc-per-node 1 at most"):
+        rank_device(None, second, True, 1)
+
+
 def test_torchrun_two_processes_gloo(tiny_root: Path, tmp_path: Path, margin: Any) -> None:
     """2 processes x batch 1 == 1 process x batch 2 (no image pool: each rank keeps its own)."""
     # The published ConvTranspose layers: the 1e-2 output bound below was measured with them (with the bilinear

@@ -27,16 +27,39 @@ class Dist:
         return self.rank == 0
 
 
-def setup_dist() -> Dist:
+def setup_dist(cfg: TrainConfig) -> tuple[Dist, torch.device]:
+    """This process's place (one process, or one of torchrun's) and device, with the process group joined: NCCL
+    where the device is a GPU, else gloo (it followed whether CUDA existed: --device cpu on a GPU machine failed)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Dist()
-    d = Dist(world=world, rank=int(os.environ["RANK"]), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(d.local_rank)
-    dist.init_process_group(backend)
-    return d
+    d = Dist() if world == 1 else Dist(world, int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")))
+    device = rank_device(given_device(cfg), d, torch.cuda.is_available(), torch.cuda.device_count(), cfg.device)
+    if d.enabled:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(process_group_backend(device))
+    return d, device
+
+
+def rank_device(given: torch.device | None, d: Dist, cuda: bool, gpus: int, flag: str = "") -> torch.device:
+    """The device of rank ``d`` from --device (``given``; None: auto): under torchrun the GPU of its LOCAL_RANK;
+    UsageError for one GPU named for all ranks, or a rank past the GPUs there are."""
+    if given is not None and given.type != "cuda":  # cpu, mps, ...
+        return given
+    if given is None and not cuda:  # auto, without a GPU
+        return torch.device("cpu")
+    if given is not None and given.index is not None:  # the GPU it names
+        if d.enabled:
+            raise UsageError(f"--device {flag}: under torchrun each process takes the GPU of its LOCAL_RANK: "
+                             "--device cuda or auto")  # fmt: skip
+        return given
+    if d.local_rank >= gpus:
+        raise UsageError(f"LOCAL_RANK {d.local_rank}: {gpus} CUDA GPU(s) here: --nproc-per-node {gpus} at most, or "
+                         "--device cpu")  # fmt: skip
+    return torch.device(f"cuda:{d.local_rank}")
+
+
+def process_group_backend(device: torch.device) -> str:
+    return "nccl" if device.type == "cuda" else "gloo"
 
 
 def given_device(cfg: TrainConfig) -> torch.device | None:
@@ -56,10 +79,3 @@ def given_device(cfg: TrainConfig) -> torch.device | None:
     if device.type not in ("cpu", "cuda") and not getattr(module, "is_available", lambda: False)():
         raise UsageError(f"--device {cfg.device}: not available here; --device cpu or auto")
     return device
-
-
-def pick_device(cfg: TrainConfig, d: Dist) -> torch.device:
-    device = given_device(cfg)
-    if device is not None:
-        return device
-    return torch.device(f"cuda:{d.local_rank}") if torch.cuda.is_available() else torch.device("cpu")

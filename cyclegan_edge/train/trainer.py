@@ -61,7 +61,7 @@ from cyclegan_edge.train.data import (
     same_sizes_to_batch,
     scan_sizes,
 )
-from cyclegan_edge.train.dist import pick_device, setup_dist
+from cyclegan_edge.train.dist import setup_dist
 from cyclegan_edge.train.loss_plot import plot_losses
 from cyclegan_edge.train.pool import ImagePool
 from cyclegan_edge.train.run_dir import CHECKPOINT, last_logged_iteration, prepare_run_dir, truncate_log
@@ -226,8 +226,8 @@ class Trainer:
     GENERATOR_FILES: tuple[str, ...] = ("G_A2B.pth", "G_B2A.pth")
 
     def __init__(self, cfg: TrainConfig) -> None:
-        self.cfg, self.d = cfg, setup_dist()
-        self.device = pick_device(cfg, self.d)
+        self.cfg = cfg
+        self.d, self.device = setup_dist(cfg)
         self.run_dir = cfg.run_dir
         self.ckpt_path = self.run_dir / CHECKPOINT
         torch.manual_seed(cfg.seed)
