@@ -471,6 +471,28 @@ def test_torchrun_two_processes_gloo(tiny_root: Path, tmp_path: Path, margin: An
         assert margin("max abs DDP vs one process", float((g_ddp(x) - g_one(x)).abs().max()), "<", 1e-2) < 1e-2
 
 
+def test_torchrun_resume_gives_each_rank_its_own_image_pool(tiny_root: Path, tmp_path: Path) -> None:
+    """Only rank 0 saved, and only its own image pools: on --resume every rank took rank 0's 50 images and random
+    state, and drew the same swaps from then on. Each rank's pools are in the checkpoint now: a torchrun run
+    stopped and resumed ends with the weights of one never stopped."""
+    common = ["--dataroot", str(tiny_root), *TINY, "--pool-size", "2", "--save-every", "1", "--batch-size", "1",
+              "--output", str(tmp_path)]  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                "cyclegan_edge.train"]  # fmt: skip
+
+    def run(*args: str) -> None:
+        r = subprocess.run([*torchrun, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, **ONE_THREAD})  # fmt: skip
+        assert r.returncode == 0, r.stderr[-3000:]
+
+    run(*common, "--max-iters", "6", "--name", "whole")
+    run(*common, "--max-iters", "3", "--name", "split")
+    run("--dataroot", str(tiny_root), "--output", str(tmp_path), "--name", "split", "--resume", "--max-iters", "6")
+    whole = load_generator(tmp_path / "whole" / "G_A2B.pth").model.state_dict()
+    split = load_generator(tmp_path / "split" / "G_A2B.pth").model.state_dict()
+    assert [k for k in whole if not torch.equal(whole[k], split[k])] == []
+
+
 def test_torchrun_a_lost_rank_is_one_line_and_keeps_the_checkpoint(tiny_root: Path, tmp_path: Path) -> None:
     """One rank killed: the other said "stop requested: saving a checkpoint", then ended in gloo's "RuntimeError:
     [.../pair.cc:537] Read error ... GLHF!" (unexpected), saving nothing. It says what happened now, and saves

@@ -304,15 +304,27 @@ class Trainer:
 
     def model_state(self) -> dict[str, Any]:
         return {"generators": {"G_A": state_entry(self.gens.G_A), "G_B": state_entry(self.gens.G_B)},
-                "discriminators": self.discs.state_dict(),
-                "pools": {"A": self.pool_a.state_dict(), "B": self.pool_b.state_dict()}}  # fmt: skip
+                "discriminators": self.discs.state_dict()}  # fmt: skip
 
     def load_model_state(self, s: dict[str, Any]) -> None:
         self.gens.G_A.load_state_dict(s["generators"]["G_A"]["state_dict"])
         self.gens.G_B.load_state_dict(s["generators"]["G_B"]["state_dict"])
         self.discs.load_state_dict(s["discriminators"])
-        self.pool_a.load_state_dict(s["pools"]["A"])
-        self.pool_b.load_state_dict(s["pools"]["B"])
+
+    def rank_state(self) -> dict[str, Any]:
+        """What each process of a torchrun run holds for itself (the image pools), saved for each ({}: nothing)."""
+        return {"pools": {"A": self.pool_a.state_dict(), "B": self.pool_b.state_dict()}}
+
+    def load_rank_state(self, s: dict[str, Any]) -> None:
+        ranks = s.get("ranks")
+        if ranks is None:  # saved before each rank's pools were: rank 0's alone, at the top
+            pools = s["pools"]
+        elif self.d.rank < len(ranks):
+            pools = ranks[self.d.rank]["pools"]
+        else:  # a process more than the run had before: its pools start empty
+            return
+        self.pool_a.load_state_dict(pools["A"])
+        self.pool_b.load_state_dict(pools["B"])
 
     def save_generators(self) -> None:
         if not self.d.main:
@@ -322,11 +334,13 @@ class Trainer:
         save_generator(self.run_dir / b2a_file, self.gens.G_B, {**self.meta(), "direction": "B->A"})
 
     # ---- checkpoints -------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
+    def state(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
+        """The training state ``save`` writes; ``ranks``: every process's ``rank_state``, by rank."""
         return {
             "format": self.STATE_FORMAT,
             "config": self.cfg.to_dict(),
             **self.model_state(),
+            "ranks": ranks,
             "optimizers": {"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict()},
             "schedulers": {"G": self.sched_g.state_dict(), "D": self.sched_d.state_dict()},
             "scaler": self.scaler.state_dict(),
@@ -350,9 +364,19 @@ class Trainer:
     def save(self) -> None:
         """Atomic: the previous checkpoint stays valid until the new one is complete."""
         self.saved_at = self.pos.iteration  # every rank: each names the checkpoint kept when a peer is lost
+        ranks = self.gather_rank_states()
         if not self.d.main:
             return
-        save_file(self.state(), self.ckpt_path)
+        save_file(self.state(ranks), self.ckpt_path)
+
+    def gather_rank_states(self) -> list[dict[str, Any]]:
+        """Every process's ``rank_state``, on rank 0 (a collective: every rank calls it; [] on the others)."""
+        mine = self.rank_state()
+        if not (self.d.enabled and mine):
+            return [mine] if mine else []
+        gathered: list[Any] | None = [None] * self.d.world if self.d.main else None
+        dist.gather_object(mine, gathered, dst=0)
+        return gathered or []
 
     def first_checkpoint(self) -> int:
         """The iteration of a run's first checkpoint: --save-every (as the run had it, or as given now) or the
@@ -391,6 +415,7 @@ class Trainer:
         self.check_same_inputs(s)
         try:
             self.load_model_state(s)
+            self.load_rank_state(s)
             self.opt_g.load_state_dict(s["optimizers"]["G"])
             self.opt_d.load_state_dict(s["optimizers"]["D"])
             self.sched_g.load_state_dict(s["schedulers"]["G"])
