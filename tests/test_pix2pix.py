@@ -317,6 +317,27 @@ def test_two_folder_pairs_equal_side_by_side(pairs: Path, tmp_path: Path) -> Non
     assert torch.equal(swapped[0]["A"], side[0]["B"])
 
 
+def test_pairs_of_other_sizes_are_refused_before_a_batch_mixes_them(pairs: Path, tmp_path: Path) -> None:
+    """--preprocess none (or scale_width) keeps each pair's size, and --batch-size 2 batches them: a pair of another
+    size failed mid-epoch ("stack expects each tensor to be equal size"), whenever a batch first mixed sizes. As
+    CycleGAN's data does, the pairs are checked before training."""
+    from cyclegan_edge.imaging.io import read_image, write_image
+    from cyclegan_edge.train.config import Pix2PixConfig
+    from cyclegan_edge.train.data import DataError, paired_files
+
+    (tmp_path / "train").mkdir()
+    for p in sorted((pairs / "train").glob("*.png")):
+        shutil.copy(p, tmp_path / "train" / p.name)
+    small = sorted((tmp_path / "train").glob("*.png"))[-1]
+    write_image(small, read_image(small)[:128, :256])
+    for preprocess in ("none", "scale_width"):
+        cfg = Pix2PixConfig(dataroot=str(tmp_path), preprocess=preprocess, batch_size=2)
+        with pytest.raises(DataError, match=f"--preprocess {preprocess} keeps each image's size, and --batch-size 2 "
+                                            f"batches images of one size: .* {small.name} 256x128"):  # fmt: skip
+            paired_files(cfg, False)
+    assert len(paired_files(Pix2PixConfig(dataroot=str(tmp_path), preprocess="none", batch_size=1), False)) == 4
+
+
 def test_two_folder_pairs_that_are_ambiguous_or_skewed_are_named(
         pairs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     """x.jpg and x.png in trainB: one was dropped without a word; the image without a partner went unnamed; a

@@ -73,8 +73,8 @@ def same_sizes_to_batch(sized: list[tuple[Path, tuple[int, int]]], cfg: TrainCon
                         f"{other[1][1]}x{other[1][0]}; use --batch-size 1 or --preprocess resize_and_crop")  # fmt: skip
 
 
-def side_by_side(folder: Path, limit: int = 0, show_progress: bool = True) -> list[Path]:
-    """The A|B images of ``folder``; one warning names those that are not two squares side by side (a photo that
+def side_by_side(folder: Path, limit: int = 0, show_progress: bool = True) -> list[tuple[Path, tuple[int, int]]]:
+    """The A|B images of ``folder`` and their sizes; one warning names those that are not two squares side by side (a photo that
     is no pair is cut in half all the same), as the reference's aligned datasets all are."""
     sized = scan_sizes(folder, limit, show_progress)
     odd = [(p, hw) for p, hw in sized if hw[1] != 2 * hw[0]]
@@ -82,7 +82,7 @@ def side_by_side(folder: Path, limit: int = 0, show_progress: bool = True) -> li
         p, (h, w) = odd[0]
         log.warning("%s: %d of %d images are not twice as wide as high (e.g. %s, %dx%d); each is cut in half into "
                     "A (left) and B (right) all the same", folder, len(odd), len(sized), p.name, w, h)  # fmt: skip
-    return [p for p, _ in sized]
+    return sized
 
 
 def at_least(img: np.ndarray, side: int) -> np.ndarray:
@@ -141,7 +141,9 @@ def paired_files(cfg: TrainConfig, show_progress: bool = True) -> list[tuple[Pat
     ``DATAROOT/trainA`` + ``trainB``)."""
     root = Path(cfg.dataroot) if cfg.dataroot else None
     if root is not None and not (cfg.a_dir or cfg.b_dir) and (root / "train").is_dir():
-        return [(p, None) for p in side_by_side(root / "train", cfg.max_images, show_progress)]
+        sized = side_by_side(root / "train", cfg.max_images, show_progress)
+        same_sizes_to_batch(sized, cfg)
+        return [(p, None) for p, _ in sized]
     if root is not None and not (root / "trainA").is_dir() and not (cfg.a_dir or cfg.b_dir):
         raise DataError(f"{root}: no train/ (A|B side-by-side images) and no trainA/ + trainB/ folders")
     a_dir, b_dir = domain_dirs(cfg)
@@ -161,6 +163,7 @@ def paired_files(cfg: TrainConfig, show_progress: bool = True) -> list[tuple[Pat
         log.warning("%d of %d pairs differ in shape (first: %s %dx%d, %s %dx%d): each side is scaled on its own, so "
                     "they no longer line up pixel for pixel", len(skewed), len(stems), a, aw, ah, b, bw,
                     bh)  # fmt: skip
+    same_sizes_to_batch([a_by_stem[s] for s in stems] + [b_by_stem[s] for s in stems], cfg)
     return [(a_by_stem[s][0], b_by_stem[s][0]) for s in stems]
 
 

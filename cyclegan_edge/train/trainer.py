@@ -344,7 +344,8 @@ class Trainer:
             "optimizers": {"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict()},
             "schedulers": {"G": self.sched_g.state_dict(), "D": self.sched_d.state_dict()},
             "scaler": self.scaler.state_dict(),
-            "rng": {"torch": torch.get_rng_state()},
+            "rng": {"torch": torch.get_rng_state(),  # and the GPU's: Dropout on a GPU draws from its generator
+                    **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})},
             "position": {"epoch": self.pos.epoch, "batch": self.pos.batch, "iteration": self.pos.iteration},
             "data": self.data_shape(),
             "meta": self.meta(),
@@ -420,8 +421,11 @@ class Trainer:
             self.opt_d.load_state_dict(s["optimizers"]["D"])
             self.sched_g.load_state_dict(s["schedulers"]["G"])
             self.sched_d.load_state_dict(s["schedulers"]["D"])
-            self.scaler.load_state_dict(s["scaler"])
+            if s["scaler"]:  # {} from a disabled scaler (CPU, bf16, --no-amp): --amp/--device may change on resume
+                self.scaler.load_state_dict(s["scaler"])
             torch.set_rng_state(s["rng"]["torch"])
+            if self.device.type == "cuda" and "cuda" in s["rng"]:
+                torch.cuda.set_rng_state(s["rng"]["cuda"], self.device)
             self.pos = Position(**s["position"])
         except (KeyError, RuntimeError, ValueError, TypeError) as e:  # another run's state: other shapes or parts
             why = f"no {e}" if isinstance(e, KeyError) else first_line(e, 160)
