@@ -125,16 +125,18 @@ def test_resume_is_exact_and_teacher_init_copies_leading_channels(data: Path, tm
 def test_a_six_block_teacher_teaches(data: Path, tmp_path: Path) -> None:
     """A resnet_6blocks teacher (what train --netG resnet_6blocks makes) failed at the first step, after an
     --overwrite had moved the earlier run aside: the features were taken where a 9-block trunk has them, past the
-    end of this one's."""
+    end of this one's. A G_B2A.pth teacher's student said A->B, and evaluate --direction B->A refused it."""
     from cyclegan_edge.models import save_generator
     from cyclegan_edge.models.generator import resnet_6blocks
 
     torch.manual_seed(0)
-    teacher = save_generator(tmp_path / "six.pth", resnet_6blocks(ngf=16))
+    teacher = save_generator(tmp_path / "G_B2A.pth", resnet_6blocks(ngf=16), {"direction": "B->A"})
     r = distill(["--dataroot", str(data), *TINY, "--teacher", str(teacher), "--max-iters", "2", "--output",
                  str(tmp_path), "--name", "six"], tmp_path)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert load_generator(tmp_path / "six" / "student.pth").config.n_blocks == 6
+    assert r.returncode == 0 and "(its B->A generator, " in r.stderr, r.stderr[-2000:]
+    student = load_generator(tmp_path / "six" / "student.pth")
+    assert student.config.n_blocks == 6 and student.meta["direction"] == "B->A"
+    assert load_generator(tmp_path / "six" / "student.pth", direction="B->A").meta["direction"] == "B->A"
 
 
 def test_resume_refuses_a_teacher_that_changed(data: Path, tmp_path: Path) -> None:

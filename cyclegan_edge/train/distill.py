@@ -193,7 +193,9 @@ class Distiller(Trainer):
         return {k: float(v.detach()) for k, v in {**losses, "D": loss_d}.items()}
 
     def meta(self) -> dict[str, Any]:
-        return {**super().meta(), "direction": "A->B", "teacher": getattr(self, "teacher_source", None),
+        # the teacher's direction: a G_B2A.pth teaches B->A (given with --a/--b swapped), and so the student maps
+        return {**super().meta(), "direction": getattr(self, "teacher_direction", "") or "A->B",
+                "teacher": getattr(self, "teacher_source", None),
                 "init": "teacher" if getattr(self, "init_used", False) else "random"}  # fmt: skip
 
     def save_generators(self) -> None:
