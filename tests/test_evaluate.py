@@ -190,6 +190,21 @@ def test_cli_needs_the_folders() -> None:
     assert main([str(ASSETS_DIR / "photo2monet.pth")]) == 2
 
 
+@pytest.mark.parametrize("flag, value, allowed", [
+    ("--batch", "0", "1..4096"), ("--threads", "0", "1..1024"), ("--bootstrap", "-5", "1..10000000"),
+    ("--classifier-epochs", "0", "1..10000"), ("--classifier-batch-size", "1", "2..100000"),
+    ("--classifier-size", "8", "16..4096"), ("--max-images", "many", "0..1000000000"),
+])  # fmt: skip
+def test_a_number_out_of_range_is_one_usage_line(flag: str, value: str, allowed: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """--batch 0 ended in "range() arg 3 must not be zero" after the test images had loaded, --threads 0 in torch,
+    --classifier-epochs 0 in the scheduler, and --classifier-batch-size 1 trained nothing (BatchNorm needs two
+    images a batch: every batch was skipped) and judged with that untrained classifier."""
+    assert main([str(ASSETS_DIR / "photo2monet.pth"), "--dataroot", "d", flag, value]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"error: argument {flag}: {value!r} is not allowed: use {allowed}")
+
+
 def test_direction_takes_the_spelling_export_and_pix2pix_take() -> None:
     from cyclegan_edge.evaluate.config import parse_args
 

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cyclegan_edge.errors import ArgumentParser, HelpFormatter, UsageError
+from cyclegan_edge.errors import ArgumentParser, HelpFormatter, UsageError, int_arg
 from cyclegan_edge.model_files import DIRECTIONS, direction_arg
 from cyclegan_edge.runtime.backends import BACKENDS
 
@@ -120,6 +120,12 @@ RECIPE_HELP = {
     "min_crop": "random crop side, smallest fraction of the image side",
 }
 CHOICES = {"backend": list(BACKENDS)}
+# the ints' allowed ranges, refused up front (--batch 0 ended in "range() arg 3 must not be zero"; a classifier batch
+# of 1 skipped every batch, BatchNorm needing two, and reported an untrained classifier)
+RANGES = {"max_images": (0, 10**9), "batch": (1, 4096), "bootstrap": (1, 10**7), "latency_iters": (0, 10**6),
+          "threads": (1, 1024), "seed": (0, 2**32 - 1), "classifier_size": (16, 4096), "classifier_epochs": (1, 10**4),
+          "classifier_batch_size": (2, 10**5), "classifier_width": (1, 1024), "classifier_max_images": (0, 10**9),
+          "classifier_seed": (0, 2**32 - 1)}  # fmt: skip
 TYPES = {"direction": direction_arg}  # A->B, B->A (pix2pix's AtoB, BtoA taken too)
 RECIPE_PREFIX = "classifier_"
 
@@ -129,8 +135,8 @@ def _add(ap: argparse.ArgumentParser, name: str, default: object, help: str) -> 
     if isinstance(default, bool):
         ap.add_argument(*flags, action=argparse.BooleanOptionalAction, default=default, help=help)
     else:
-        ap.add_argument(*flags, type=TYPES.get(name, type(default)), default=default, choices=CHOICES.get(name),
-                        help=help)  # fmt: skip
+        kind = int_arg(*RANGES[name]) if name in RANGES else TYPES.get(name, type(default))
+        ap.add_argument(*flags, type=kind, default=default, choices=CHOICES.get(name), help=help)
 
 
 def build_parser() -> argparse.ArgumentParser:
