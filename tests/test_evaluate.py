@@ -108,6 +108,24 @@ def test_domain_score_of_real_sets_and_a_colour_filter(tiny: tuple[DomainClassif
     assert again.info["cache"] == clf.info["cache"] and np.array_equal(again.prob_b(a[:4]), clf.prob_b(a[:4]))
 
 
+def test_a_damaged_classifier_cache_is_trained_again_and_an_unwritable_one_is_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """A damaged cache file (a disk that filled, a copy cut short) ended every later evaluation with torch's error
+    and was never made again; a cache folder that could not be written ended the evaluation after the classifier
+    had trained. A cache is made again now, and one that cannot be written is a warning."""
+    files_a, files_b = list_files([need(S2W / "trainA")]), list_files([need(S2W / "trainB")])
+    quick = ClassifierRecipe(size=16, epochs=1, width=4, max_images=4, batch_size=4)
+    first = cached_classifier(files_a, files_b, quick, tmp_path)
+    cache = Path(first.info["cache"])
+    cache.write_bytes(cache.read_bytes()[:300])
+    again = cached_classifier(files_a, files_b, quick, tmp_path)
+    assert f"domain classifier: {cache}: " in caplog.text and "; training it again" in caplog.text
+    assert again.info["cache"] == str(cache) and cached_classifier(files_a, files_b, quick, tmp_path).info == again.info
+    (tmp_path / "file").write_text("")
+    unwritable = cached_classifier(files_a, files_b, quick, tmp_path / "file" / "cache")
+    assert "cache" not in unwritable.info and "the next evaluation trains it again" in caplog.text
+
+
 def test_cli_writes_json_and_markdown(tiny: tuple[DomainClassifier, Path], tmp_path: Path) -> None:
     """.pth forward, .onnx reverse (through the runtime's backend), the tiny classifier from the cache."""
     out = tmp_path / "report"

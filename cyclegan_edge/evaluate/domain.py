@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cyclegan_edge.models.checkpoint import save_file
+from cyclegan_edge.errors import first_line
+from cyclegan_edge.models.checkpoint import CheckpointError, read_checkpoint, save_file
 from cyclegan_edge.evaluate.config import ClassifierRecipe
 from cyclegan_edge.evaluate.data import spread, square, usable_images
 
@@ -171,13 +172,17 @@ def save_classifier(path: Path, clf: DomainClassifier) -> None:
 
 
 def load_classifier(path: Path) -> DomainClassifier:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a domain classifier")
-    recipe = ClassifierRecipe(**payload["recipe"])
-    net = make_classifier(recipe.width)
-    net.load_state_dict(payload["state_dict"])
-    return DomainClassifier(net, recipe, dict(payload["info"], cache=str(path)))
+    """A cached classifier; CheckpointError (one line) for a file that is damaged or holds something else."""
+    payload = read_checkpoint(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a domain classifier")
+    try:
+        recipe = ClassifierRecipe(**payload["recipe"])
+        net = make_classifier(recipe.width)
+        net.load_state_dict(payload["state_dict"])
+        return DomainClassifier(net, recipe, dict(payload["info"], cache=str(path)))
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a whole domain classifier ({first_line(e, 160)})") from None
 
 
 def cached_classifier(files_a: Sequence[Path], files_b: Sequence[Path], r: ClassifierRecipe, cache_dir: Path,
@@ -189,14 +194,22 @@ def cached_classifier(files_a: Sequence[Path], files_b: Sequence[Path], r: Class
         files_a, files_b = spread(files_a, r.max_images), spread(files_b, r.max_images)
     path = cache_dir / f"domain_{dataset_key(files_a, files_b, r)}.pt"
     if path.is_file():
-        log.info("domain classifier: cached %s", path)
-        return load_classifier(path)
+        try:
+            clf = load_classifier(path)
+            log.info("domain classifier: cached %s", path)
+            return clf
+        except CheckpointError as e:  # a cache: what it held can be made again
+            log.warning("domain classifier: %s; training it again", e)
     what = "domain {} training images (for the domain classifier)"
     frames_a, frames_b = (usable_images(f, d, what.format(c)) for f, d, c in zip((files_a, files_b), folders, "AB"))
     log.info("domain classifier: training on %d + %d images (cache miss: %s)", len(frames_a), len(frames_b), path)
     clf = train_classifier(frames_a, frames_b, r)
     clf.info.update(skipped_a=len(files_a) - len(frames_a), skipped_b=len(files_b) - len(frames_b))
-    save_classifier(path, clf)
-    clf.info["cache"] = str(path)
+    try:
+        save_classifier(path, clf)
+        clf.info["cache"] = str(path)
+    except OSError as e:  # the evaluation goes on: only the next one trains it again
+        log.warning("domain classifier: not cached, %s cannot be written (%s); the next evaluation trains it again",
+                    path, e.strerror or e)  # fmt: skip
     return clf
 
