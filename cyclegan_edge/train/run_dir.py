@@ -139,14 +139,15 @@ def last_logged_iteration(path: Path) -> int:
 
 
 def truncate_log(path: Path, iteration: int) -> int:
-    """Drop rows logged after the checkpoint a resumed run restarts from; return how many were dropped."""
+    """Drop rows logged after the checkpoint a resumed run restarts from, and rows that are not whole (a crash
+    mid-row, a damaged disk: they failed the resume, or reached the loss plot); return how many were dropped."""
     if not path.is_file():
         return 0
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     if not rows:
         return 0
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= iteration]
+    kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit() and int(r[0]) <= iteration]
     dropped = len(rows) - len(kept)
     if dropped:
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
