@@ -303,9 +303,16 @@ def test_resume_with_other_training_files_says_so_and_restarts_the_epoch(tiny_ro
     assert max(read_log(tmp_path / "grow" / "log.csv")) == 2 + 8 + 8  # both epochs whole, at their new length
     for p in sorted((data / "trainB").glob("*.jpg")):  # once more, on the finished run: its last epoch is done
         shutil.copy(p, data / "trainB" / f"more_{p.name}")
+    # and a kill between its two generators' saves left G_B2A.pth from an earlier save: it was kept as it was
+    from cyclegan_edge.models import save_generator
+
+    old = load_generator(tmp_path / "grow" / "G_B2A.pth")
+    save_generator(tmp_path / "grow" / "G_B2A.pth", old.model, {**old.meta, "iterations": 2})
     r = train([*common, "--resume", "--max-iters", "1000"], tmp_path)
     assert r.returncode == 0 and "has done all its 2 epochs: nothing to train" in r.stderr, r.stderr[-2000:]
     assert max(read_log(tmp_path / "grow" / "log.csv")) == 18
+    assert ("--resume: G_B2A.pth missing or older than the checkpoint (iteration 18), as a kill leaves them: written "
+            "again from it") in r.stderr and load_generator(tmp_path / "grow" / "G_B2A.pth").meta["iterations"] == 18
 
 
 def test_a_full_disk_while_saving_is_one_line_and_keeps_the_checkpoint(tiny_root: Path, tmp_path: Path) -> None:

@@ -389,9 +389,9 @@ class Trainer:
         return min(saved, self.cfg.save_every, self.sampler.batches_per_epoch())
 
     def resume(self) -> None:
-        for saved in (self.ckpt_path, *(self.run_dir / f for f in self.GENERATOR_FILES)):
-            for stale in leftover_temporaries(saved):
-                stale.unlink(missing_ok=True)  # a save that kill -9 cut short (this process holds the run's lock)
+        for saved in (self.ckpt_path, *(self.run_dir / f for f in self.GENERATOR_FILES)) if self.d.main else ():
+            for stale in leftover_temporaries(saved):  # a save that kill -9 cut short; rank 0 holds the run's lock and
+                stale.unlink(missing_ok=True)  # writes its files (another rank's unlink could hit one it is writing)
         if not self.ckpt_path.is_file():
             kept = [f for f in self.GENERATOR_FILES if (self.run_dir / f).is_file()]
             logged = last_logged_iteration(self.run_dir / "log.csv")
@@ -547,6 +547,17 @@ class Trainer:
             self.loss_plot_failed = True
             log.warning("losses.png not drawn: %s", first_line(e))
 
+    def stale_generator_files(self) -> list[str]:
+        """The run's generator files that are missing or hold another iteration than its checkpoint (a kill between
+        the checkpoint's save and theirs, or between the two of a CycleGAN run)."""
+        def iteration(name: str) -> object:
+            try:
+                return read_checkpoint(self.run_dir / name)["meta"]["iterations"]
+            except (CheckpointError, KeyError, TypeError):
+                return None
+
+        return [f for f in self.GENERATOR_FILES if iteration(f) != self.pos.iteration]
+
     # ---- the loop ------------------------------------------------------------------------------
     def fit(self) -> int:
         """Train to the end (0), or until Ctrl-C (130)/SIGTERM (143) or a non-finite loss (1); saves first, except
@@ -561,7 +572,10 @@ class Trainer:
         self.trained = not (cfg.resume and (self.pos.epoch >= total_epochs or self.pos.iteration >= total_iters))
         if not self.trained:
             if self.d.main:  # its files stay as the run left them; generators a kill kept it from writing are written
-                if not all((self.run_dir / f).is_file() for f in self.GENERATOR_FILES):
+                stale = self.stale_generator_files()
+                if stale:
+                    log.warning("--resume: %s missing or older than the checkpoint (iteration %d), as a kill leaves "
+                                "them: written again from it", ", ".join(stale), self.pos.iteration)  # fmt: skip
                     self.save_generators()
                 end = (f"has done all its {total_epochs} epochs" if self.pos.epoch >= total_epochs else
                        f"is already at iteration {self.pos.iteration} and this command ends at {total_iters}")  # fmt: skip
