@@ -533,7 +533,7 @@ def test_bad_data(tmp_path: Path, tiny_root: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     r = train(["--a", str(empty), "--b", str(tiny_root / "trainB"), *TINY, "--output", str(tmp_path)], tmp_path)
-    assert r.returncode == 1 and "no usable images" in r.stderr and str(empty) in r.stderr
+    assert r.returncode == 1 and f"{empty}: holds no image files (.bmp, " in r.stderr, r.stderr  # not "0 unreadable"
 
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
@@ -541,7 +541,7 @@ def test_bad_data(tmp_path: Path, tiny_root: Path) -> None:
         (corrupt / f"bad{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     (corrupt / "readme.txt").write_text("not an image")
     r = train(["--a", str(corrupt), "--b", str(tiny_root / "trainB"), *TINY, "--output", str(tmp_path)], tmp_path)
-    assert r.returncode == 1 and r.stderr.count("skipped:") == 3 and "3 unreadable" in r.stderr
+    assert r.returncode == 1 and r.stderr.count("skipped:") == 3 and "its 3 image files are all unreadable" in r.stderr
 
     # one real greyscale image plus one corrupt file: trains, with one warning and a count
     mixed = tmp_path / "mixed"

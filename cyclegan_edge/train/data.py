@@ -19,7 +19,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import MULTIPLE, frame_to_tensor
-from cyclegan_edge.imaging.io import decoded_images, list_files, read_image
+from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, decoded_images, list_files, read_image
 from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.train.config import TrainConfig, min_train_side
 
@@ -55,8 +55,10 @@ def scan_sizes(folder: Path, limit: int = 0, show_progress: bool = True) -> list
     bar = progress_bar(candidates, desc=f"checking {folder.name}", unit="img", disable=not show_progress, leave=False)
     # any size: the crop or --preprocess none decides what a small image becomes (an 8 px one trains)
     good = [(p, (int(img.shape[0]), int(img.shape[1]))) for p, img in decoded_images(bar, folder, min_side=1)]
+    if not candidates:
+        raise DataError(f"{folder}: holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     if not good:
-        raise DataError(f"{folder}: no usable images ({len(candidates)} image files, {len(candidates)} unreadable)")
+        raise DataError(f"{folder}: no usable images (its {len(candidates)} image files are all unreadable)")
     return good
 
 

@@ -199,7 +199,8 @@ class StopFlag:
 
     MERGE_S = 0.5
 
-    def __init__(self) -> None:
+    def __init__(self, announce: bool = True) -> None:
+        self.announce = announce  # under torchrun rank 0 alone says it: one line, not one per process
         self.requested = False
         self.signum = 0  # the first one's: the exit status says SIGTERM (143) from Ctrl-C (130)
         self.at = 0.0
@@ -211,8 +212,9 @@ class StopFlag:
                 return
             raise Aborted
         self.requested, self.signum, self.at = True, signum, time.monotonic()
-        tqdm.write("stop requested: saving a checkpoint after this iteration (Ctrl-C again: stop at once, saving "
-                   "nothing)")
+        if self.announce:
+            tqdm.write("stop requested: saving a checkpoint after this iteration (Ctrl-C again: stop at once, saving "
+                       "nothing)")
 
 
 class Trainer:
@@ -264,7 +266,7 @@ class Trainer:
         self.loaded_checkpoint = False  # --resume found a checkpoint and continues from it
         self.trained = False  # fit() trained (False: a resumed run already at its end)
         self.loss_plot_failed = False  # warned once; not tried again
-        self.stop = StopFlag()
+        self.stop = StopFlag(self.d.main)
 
     def to_device(self, module: torch.nn.Module, compile: bool = False) -> tuple[Any, Any]:
         """``module`` on the device, and the wrapper to call it through (DDP, compiled) in training steps."""
