@@ -27,6 +27,12 @@ class Dist:
         return self.rank == 0
 
 
+def launched_as_main() -> bool:
+    """Whether this process is rank 0 of its launch (or the only one), before any process group exists: the one
+    that checks, locks and writes the run folder."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def setup_dist(cfg: TrainConfig) -> tuple[Dist, torch.device]:
     """This process's place (one process, or one of torchrun's) and device, with the process group joined: NCCL
     where the device is a GPU, else gloo (it followed whether CUDA existed: --device cpu on a GPU machine failed)."""

@@ -12,7 +12,6 @@ atomic checkpoints, logs, sample grids) is the CycleGAN trainer's machinery, reu
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from cyclegan_edge.models.checkpoint import DISTILL_STATE_FORMAT, state_entry
 from cyclegan_edge.models.generator import GeneratorConfig
 from cyclegan_edge.train.config import DistillConfig
 from cyclegan_edge.train.cyclegan import gan_loss
+from cyclegan_edge.train.dist import launched_as_main
 from cyclegan_edge.train.trainer import Trainer
 
 log = logging.getLogger("cyclegan_edge.train")
@@ -289,7 +289,7 @@ def distill(cfg: DistillConfig) -> int:
 def distill_and_compare(cfg: DistillConfig, eval_dir: str, no_report: str) -> int:
     from cyclegan_edge.imaging.io import load_test_images
 
-    if no_report and os.environ.get("RANK", "0") == "0":
+    if no_report and launched_as_main():
         log.warning("%s", no_report)
     distiller = Distiller(cfg)
     status = distiller.fit()

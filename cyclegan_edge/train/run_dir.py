@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 from cyclegan_edge.atomic import atomic_path, lock_output, unlock_output
 from cyclegan_edge.errors import UsageError
 from cyclegan_edge.train.config import PATH_SETTINGS, TrainConfig, typed_flag
-from cyclegan_edge.train.dist import given_device
+from cyclegan_edge.train.dist import given_device, launched_as_main
 
 log = logging.getLogger("cyclegan_edge.train")
 
@@ -108,7 +107,7 @@ def run_lock(cfg: TrainConfig) -> Iterator[None]:
     """One training process per run folder (rank 0 holds ``.NAME.lock`` beside it; the kernel drops it at exit,
     kill -9 included): a second one would resume the same checkpoint, cut the first one's log rows and save over
     its checkpoints."""
-    if os.environ.get("RANK", "0") != "0":
+    if not launched_as_main():
         yield
         return
     fd = lock_output(cfg.run_dir, busy="is training this run now; wait for it to end, or give another --name")
@@ -124,7 +123,7 @@ def start_run(cfg: TrainConfig) -> None:
     in the trainer, once the data has been read: bad data must not cost the old run its place."""
     log_to_stderr()
     given_device(cfg)
-    if os.environ.get("RANK", "0") == "0":
+    if launched_as_main():
         note = prepare_run_dir(cfg, move=False)
         if note:
             log.warning("%s", note)

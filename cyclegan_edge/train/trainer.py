@@ -61,7 +61,7 @@ from cyclegan_edge.train.data import (
     same_sizes_to_batch,
     scan_sizes,
 )
-from cyclegan_edge.train.dist import setup_dist
+from cyclegan_edge.train.dist import launched_as_main, setup_dist
 from cyclegan_edge.train.loss_plot import plot_losses
 from cyclegan_edge.train.pool import ImagePool
 from cyclegan_edge.train.run_dir import CHECKPOINT, last_logged_iteration, prepare_run_dir, truncate_log
@@ -133,7 +133,7 @@ def check_init_from(cfg: TrainConfig) -> None:
     cfg.init_from = str(Path(cfg.init_from).resolve())
     g_cfg = named_config(cfg.netG, cfg.ngf, cfg.mobile_config, cfg.upsample)
     theirs = init_from_file(cfg.init_from, ResnetGenerator(g_cfg), ResnetGenerator(g_cfg))
-    if theirs == "convtranspose" and cfg.upsample != "convtranspose" and os.environ.get("RANK", "0") == "0":
+    if theirs == "convtranspose" and cfg.upsample != "convtranspose" and launched_as_main():
         log.warning("--init-from %s upsamples with transposed convolutions; --upsample %s rewrites them as "
                     "resize-convolutions: the generators start from outputs that only look like its (fine-tuning "
                     "recovers them); --upsample convtranspose starts from its exact outputs",
