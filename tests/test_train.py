@@ -529,6 +529,31 @@ def test_torchrun_a_lost_rank_is_one_line_and_keeps_the_checkpoint(tiny_root: Pa
     assert f"latest.pt (iteration {saved}) is kept" in line and 0 < saved <= ended
 
 
+def test_an_image_gone_mid_run_is_one_line_and_the_workers_end(tiny_root: Path, tmp_path: Path) -> None:
+    """A training image deleted (or a disk unmounted) under a run with DataLoader workers: it said "error: Caught
+    ImageReadError in DataLoader worker process 0." and then never exited (the workers ignore SIGTERM, and the
+    error kept them alive), Ctrl-C did nothing, a second one a traceback. Now: one line naming the file, exit 1."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_root, data)
+    cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", str(data), *TINY, "--workers", "1",
+           "--n-epochs", "200", "--output", str(tmp_path), "--name", "gone"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **ONE_THREAD})  # fmt: skip
+    log_path, deadline = tmp_path / "gone" / "log.csv", time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (log_path.exists() and read_log(log_path)):
+        time.sleep(0.05)
+    for image in (data / "trainA").iterdir():
+        image.unlink()
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the run did not end after its images went") from None
+    assert proc.returncode == 1, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: {data / 'trainA'}/") and last.endswith(": no such file"), err[-2000:]
+
+
 def test_bad_data(tmp_path: Path, tiny_root: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

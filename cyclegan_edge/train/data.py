@@ -8,13 +8,15 @@ one would, whatever the number of DataLoader workers. A pair gets the same crop 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from cyclegan_edge.imaging.cv import cv2
@@ -241,3 +243,40 @@ class ResumableSampler(Sampler[int]):
 
     def batches_per_epoch(self) -> int:
         return len(self.inner) // self.batch_size
+
+
+@contextlib.contextmanager
+def loaded_batches(loader: DataLoader) -> Iterator[Iterator[Any]]:
+    """``loader``'s batches, its worker processes stopped however the loop ends: after an error the iterator
+    lived on in the traceback, and so did the workers (they ignore SIGTERM, see trainer.start_worker), so the
+    process hung at exit for good. An error raised in a worker is re-raised with its own message, not "Caught
+    ImageReadError in DataLoader worker process 0." (which named no file)."""
+    batches = iter(loader)
+    try:
+        yield batches
+    except Exception as e:
+        original = worker_error(e)
+        if original is None:
+            raise
+        raise original from None
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)  # what the iterator's own __del__ calls
+        if shutdown is not None:
+            shutdown()
+
+
+def worker_error(e: Exception) -> Exception | None:
+    """The error a DataLoader worker raised, as its own type with its own message, from the one torch re-raises in
+    the main process ("Caught X in DataLoader worker process N.\nOriginal Traceback ...\nmodule.X: message");
+    None for any other error."""
+    lines = str(e).strip().splitlines()
+    if len(lines) < 2 or not (lines[0].startswith("Caught ") and "DataLoader worker process" in lines[0]):
+        return None
+    name = type(e).__name__
+    head, sep, message = lines[-1].partition(": ")
+    if not (sep and (head == name or head.endswith("." + name))):
+        return None
+    try:
+        return type(e)(message)
+    except Exception:  # an error type that takes other arguments: its message all the same
+        return RuntimeError(f"{name}: {message}")

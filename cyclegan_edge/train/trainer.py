@@ -57,6 +57,7 @@ from cyclegan_edge.train.data import (
     PairedDataset,
     ResumableSampler,
     UnpairedDataset,
+    loaded_batches,
     domain_dirs,
     same_sizes_to_batch,
     scan_sizes,
@@ -657,23 +658,24 @@ class Trainer:
                             generator=torch.Generator(),
                             worker_init_fn=functools.partial(start_worker, trainer_pid=os.getpid()))  # fmt: skip
         tick = time.perf_counter()
-        for batch in loader:
-            losses = self.mean_over_ranks(self.step(batch))
-            self.pos.batch += 1
-            self.pos.iteration += 1
-            prev, tick = tick, time.perf_counter()
-            ips = cfg.batch_size * self.d.world / max(tick - prev, 1e-9)
-            show = self.pos.iteration % cfg.log_every == 0 or self.pos.iteration == 1
-            run_log.row(self.pos, float(self.sched_g.get_last_lr()[0]), ips, losses, show)
-            if self.pos.iteration % cfg.sample_every == 0:
-                self.write_grid(f"iter_{self.pos.iteration:07d}")
-                self.write_loss_plot()
-            if self.pos.iteration % cfg.save_every == 0:
-                self.save()
-            if self.stop_agreed():
-                raise KeyboardInterrupt
-            if self.pos.iteration >= total_iters and self.pos.batch < self.sampler.batches_per_epoch():
-                return  # an epoch's last batch closes it first: a resumed (finished) run starts at the next one
+        with loaded_batches(loader) as batches:
+            for batch in batches:
+                losses = self.mean_over_ranks(self.step(batch))
+                self.pos.batch += 1
+                self.pos.iteration += 1
+                prev, tick = tick, time.perf_counter()
+                ips = cfg.batch_size * self.d.world / max(tick - prev, 1e-9)
+                show = self.pos.iteration % cfg.log_every == 0 or self.pos.iteration == 1
+                run_log.row(self.pos, float(self.sched_g.get_last_lr()[0]), ips, losses, show)
+                if self.pos.iteration % cfg.sample_every == 0:
+                    self.write_grid(f"iter_{self.pos.iteration:07d}")
+                    self.write_loss_plot()
+                if self.pos.iteration % cfg.save_every == 0:
+                    self.save()
+                if self.stop_agreed():
+                    raise KeyboardInterrupt
+                if self.pos.iteration >= total_iters and self.pos.batch < self.sampler.batches_per_epoch():
+                    return  # an epoch's last batch closes it first: a resumed (finished) run starts at the next one
         self.pos.epoch += 1
         self.pos.batch = 0
         with warnings.catch_warnings():  # a run resumed at an epoch's end steps them before any optimizer step
