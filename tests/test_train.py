@@ -172,9 +172,12 @@ def test_ctrl_c_saves_and_exits_cleanly(sig: int, tiny_root: Path, tmp_path: Pat
     log_path = tmp_path / "c" / "log.csv"
     wait_for_logged(log_path, 3)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == (130 if sig == signal.SIGINT else 143), err[-2000:]
     assert "continue with --resume" in err
+    said = "stop requested: saving a checkpoint after this iteration (Ctrl-C again: stop at once, saving nothing)" if (
+        sig == signal.SIGINT) else "SIGTERM: stopping after this iteration, once a checkpoint is saved"  # no "again"
+    assert said in out, out[-2000:]
     state = torch.load(tmp_path / "c" / "checkpoints" / "latest.pt", weights_only=True)
     assert state["position"]["iteration"] == max(read_log(log_path))
     assert (tmp_path / "c" / "G_A2B.pth").is_file()
@@ -568,16 +571,21 @@ def test_bad_data(tmp_path: Path, tiny_root: Path) -> None:
     r = train(["--a", str(corrupt), "--b", str(tiny_root / "trainB"), *TINY, "--output", str(tmp_path)], tmp_path)
     assert r.returncode == 1 and r.stderr.count("skipped:") == 3 and "its 3 image files are all unreadable" in r.stderr
 
-    # one real greyscale image plus one corrupt file: trains, with one warning and a count
+    # one real greyscale image plus one corrupt file and a 3x3 one (it trained, scaled up, unsaid): trains, with
+    # one warning each and a count
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     grey = next(p for p in sorted((tiny_root / "trainB").iterdir()) if p.stat().st_size and _is_grey(p))
     shutil.copy(grey, mixed / grey.name)
     shutil.copy(corrupt / "bad0.jpg", mixed / "bad0.jpg")
+    import cv2
+
+    cv2.imwrite(str(mixed / "speck.png"), cv2.resize(cv2.imread(str(grey)), (3, 3), interpolation=cv2.INTER_AREA))
     r = train(["--a", str(mixed), "--b", str(tiny_root / "trainA"), *TINY, "--max-iters", "2",
                "--output", str(tmp_path), "--name", "m"], tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stderr.count("skipped:") == 1 and "1 of 2 image files skipped" in r.stderr
+    assert r.stderr.count("skipped:") == 2 and "2 of 3 image files skipped" in r.stderr, r.stderr[-2000:]
+    assert f"skipped: {mixed / 'speck.png'}: 3x3 px, too small to use (under 5 px a side)" in r.stderr
 
 
 def _is_grey(p: Path) -> bool:
@@ -812,6 +820,14 @@ def test_a_run_that_lost_its_checkpoint_is_never_started_over_and_a_finished_one
             folder.chmod(0o755)
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == f"error: {run / 'config.json'}: Permission denied"
     assert snapshot(run) == before
+    tmp_path.chmod(0o555)  # a new run in a read-only --output: it named the lock file beside the run, .new.lock
+    try:
+        r = subprocess.run([*as_user(), sys.executable, "-m", "cyclegan_edge.train", "--dataroot", str(tiny_root),
+                            *TINY, "--output", str(tmp_path), "--name", "new"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300, env={**os.environ, **ONE_THREAD})  # fmt: skip
+    finally:
+        tmp_path.chmod(0o755)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'new'}: Permission denied"
     shutil.rmtree(run / "checkpoints")  # 75 MB for a full-size run: a user may well delete it
     before = snapshot(run)
     r = train([*common, "--resume", "--max-iters", "8"], tmp_path)
@@ -866,6 +882,7 @@ def test_images_of_any_size_train_with_preprocess_none(tiny_root: Path, tmp_path
 @pytest.mark.parametrize(("argv", "line"), [
     (["--crop-size", "16", "--load-size", "16"], "--crop-size 16 / --load-size 16: training needs at least 24 px"),
     (["--beta1", "1"], "--beta1 1.0: Adam's beta1 must be in [0, 1)"),
+    (["--seed", "-1"], "--seed -1: use 0..4294967295"),  # it failed in numpy, or hung in the workers, and was saved
     (["--device", "banana"], "--device banana: not a device name"),
     (["--device", "cuda:0"], "--device cuda:0: "),
 ])  # fmt: skip

@@ -188,6 +188,8 @@ def check_values(cfg: TrainConfig) -> None:
             raise UsageError(f"{flag(f.name)} {getattr(cfg, f.name)}: must be at least {least}")
     if not 0 <= cfg.beta1 < 1:
         raise UsageError(f"--beta1 {cfg.beta1}: Adam's beta1 must be in [0, 1)")
+    if not 0 <= cfg.seed < 2**32:  # numpy's seeds; -1 failed in the data workers, and the run kept it for --resume
+        raise UsageError(f"--seed {cfg.seed}: use 0..{2**32 - 1}")
     if cfg.n_epochs + cfg.n_epochs_decay < 1:
         raise UsageError("--n-epochs 0 --n-epochs-decay 0: nothing to train (at least one epoch)")
     least = min_train_side(cfg)

@@ -42,6 +42,9 @@ def domain_dirs(cfg: TrainConfig) -> tuple[Path, Path]:
     return Path(cfg.dataroot) / "trainA", Path(cfg.dataroot) / "trainB"
 
 
+MIN_SIDE = 5  # px: a smaller image is named and skipped, as the runtime's are (a 3x3 one trained, scaled up, unsaid)
+
+
 def scan_images(folder: Path, limit: int = 0, show_progress: bool = True) -> list[Path]:
     """Decodable images under ``folder``; each bad file is skipped with one warning."""
     return [p for p, _ in scan_sizes(folder, limit, show_progress)]
@@ -54,13 +57,14 @@ def scan_sizes(folder: Path, limit: int = 0, show_progress: bool = True) -> list
     candidates = list_files([folder])
     if limit:
         candidates = candidates[:limit]
-    bar = progress_bar(candidates, desc=f"checking {folder.name}", unit="img", disable=not show_progress, leave=False)
-    # any size: the crop or --preprocess none decides what a small image becomes (an 8 px one trains)
-    good = [(p, (int(img.shape[0]), int(img.shape[1]))) for p, img in decoded_images(bar, folder, min_side=1)]
-    if not candidates:
+    if not candidates:  # said before a progress bar over nothing
         raise DataError(f"{folder}: holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    bar = progress_bar(candidates, desc=f"checking {folder.name}", unit="img", disable=not show_progress, leave=False)
+    # the crop or --preprocess none decides what a small image becomes (an 8 px one trains)
+    good = [(p, (int(img.shape[0]), int(img.shape[1]))) for p, img in decoded_images(bar, folder, min_side=MIN_SIDE)]
     if not good:
-        raise DataError(f"{folder}: no usable images (its {len(candidates)} image files are all unreadable)")
+        raise DataError(f"{folder}: no usable images (its {len(candidates)} image files are all unreadable or under "
+                        f"{MIN_SIDE} px a side)")
     return good
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cyclegan_edge.atomic import atomic_path, lock_output, unlock_output
+from cyclegan_edge.atomic import OutputBusy, atomic_path, lock_output, unlock_output
 from cyclegan_edge.errors import UsageError
 from cyclegan_edge.train.config import PATH_SETTINGS, TrainConfig, typed_flag
 from cyclegan_edge.train.dist import given_device, launched_as_main
@@ -110,7 +110,12 @@ def run_lock(cfg: TrainConfig) -> Iterator[None]:
     if not launched_as_main():
         yield
         return
-    fd = lock_output(cfg.run_dir, busy="is training this run now; wait for it to end, or give another --name")
+    try:
+        fd = lock_output(cfg.run_dir, busy="is training this run now; wait for it to end, or give another --name")
+    except OutputBusy:
+        raise
+    except OSError as e:  # it named the lock file beside the run (".NAME.lock"), which the user never typed
+        raise OSError(e.errno, e.strerror, str(cfg.run_dir)) from None
     try:
         yield
     finally:

@@ -213,7 +213,9 @@ class StopFlag:
                 return
             raise Aborted
         self.requested, self.signum, self.at = True, signum, time.monotonic()
-        if self.announce:
+        if self.announce and signum == signal.SIGTERM:  # never aborts: no "again" to offer
+            tqdm.write("SIGTERM: stopping after this iteration, once a checkpoint is saved")
+        elif self.announce:
             tqdm.write("stop requested: saving a checkpoint after this iteration (Ctrl-C again: stop at once, saving "
                        "nothing)")
 
