@@ -295,6 +295,17 @@ def test_resume_matches_uninterrupted_run(pairs: Path, tmp_path: Path) -> None:
         assert torch.equal(v, w), k  # weights and BatchNorm running statistics
 
 
+def test_a_b_to_a_runs_sample_grid_names_the_sides_it_shows(pairs: Path, tmp_path: Path) -> None:
+    """--direction BtoA feeds the pairs' B sides in, and its sample grids still read real A | fake B | real B."""
+    from cyclegan_edge.train.config import Pix2PixConfig
+    from cyclegan_edge.train.pix2pix import Pix2Pix
+
+    for direction, labels in (("AtoB", ["real A", "fake B", "real B"]), ("BtoA", ["real B", "fake A", "real A"])):
+        cfg = Pix2PixConfig(dataroot=str(pairs), netG="unet_64", ngf=8, ndf=8, load_size=64, crop_size=64,
+                            direction=direction, output=str(tmp_path), name=direction)  # fmt: skip
+        assert Pix2Pix(cfg).grid_labels() == [labels]
+
+
 def test_two_folder_pairs_equal_side_by_side(pairs: Path, tmp_path: Path) -> None:
     from cyclegan_edge.imaging.io import read_image, write_image
     from cyclegan_edge.train.data import PairedDataset, paired_files

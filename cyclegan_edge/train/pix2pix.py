@@ -87,6 +87,13 @@ class Pix2Pix(Trainer):
         self.disc, self.disc_ddp = self.to_device(disc)
         return self.gen, self.disc
 
+    def grid_labels(self) -> list[list[str]]:
+        """--direction BtoA feeds the pairs' B sides in: its grid reads real B | fake A | real A (it said A, B)."""
+        labels = super().grid_labels()
+        if self.pix.direction != "BtoA":
+            return labels
+        return [[text.translate(str.maketrans("AB", "BA")) for text in row] for row in labels]
+
     def model_state(self) -> dict[str, Any]:
         return {"generators": {DIRECTION_KEYS[self.arrow]: state_entry(self.gen)},
                 "discriminators": self.disc.state_dict()}  # fmt: skip

@@ -539,8 +539,11 @@ class Trainer:
             return None
         tiles = [[tensor_to_frames(self.last_images[k][:1].float().cpu().numpy())[0] for k in row]
                  for row in self.GRID_ROWS]  # fmt: skip
-        names = [[k.replace("_", " ") for k in row] for row in self.GRID_ROWS]  # "fake B": G_A2B(real A)
-        return write_image(self.run_dir / "samples" / f"{name}.png", labeled_grid(tiles, names))
+        return write_image(self.run_dir / "samples" / f"{name}.png", labeled_grid(tiles, self.grid_labels()))
+
+    def grid_labels(self) -> list[list[str]]:
+        """The sample grid's column labels: "fake B" is G_A2B(real A)."""
+        return [[k.replace("_", " ") for k in row] for row in self.GRID_ROWS]
 
     def write_loss_plot(self) -> None:
         """losses.png from log.csv; a plot that cannot be drawn never stops the training (one warning)."""
