@@ -71,6 +71,19 @@ def no_display(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
 
 
+def test_help_says_each_options_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """runtime --help named few defaults (--batch, --threads, --size, --max-frames said none), where the other
+    commands' help names them all."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--batch BATCH video files: frames per backend call; cameras always 1 (default: 1)",
+                   "--threads THREADS CPU threads for the backend (0: library default) (default: 0)",
+                   "0 = full resolution; the demo runs at 256 unless given (default: 0)",
+                   "h264 (plays everywhere), hevc, av1, mjpeg (default: h264)"):  # fmt: skip
+        assert option in text, option
+
+
 def test_video_to_video(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     rc, stdout, errors = runtime(capsys, str(DEMO), str(out), *FAST, "--max-frames", "4")

@@ -28,7 +28,7 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cyclegan_edge.atomic import unwritable_folder
-from cyclegan_edge.errors import ArgumentParser, UsageError, int_arg, run_cli
+from cyclegan_edge.errors import ArgumentParser, RawHelpFormatter, UsageError, int_arg, run_cli
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_outputs, output_path
 from cyclegan_edge.progress import progress_bar
@@ -67,7 +67,7 @@ def demo_name(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     ap = ArgumentParser(prog="python -m cyclegan_edge.runtime", description=__doc__,
                         usage="%(prog)s [INPUT [OUTPUT]] [--model MODEL] [options]",
-                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                        formatter_class=RawHelpFormatter)  # fmt: skip
     ap.add_argument("source", nargs="?", metavar="INPUT",
                     help="camera (0, /dev/video0, csi://0), rtsp://..., test://?fps=30, a video, an image, a folder or "
                     "a quoted glob; none: --demo")  # fmt: skip
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--show", action="store_true", help="show a window even when writing --output")
     ap.add_argument("--size", type=int_arg(*SIZE_RANGE, also=0), default=PIPELINE.size,
                     help=f"inference at this shorter side ({SIZE_RANGE[0]}..{SIZE_RANGE[1]}, rounded to a multiple of 4); "
-                    "0 = full resolution")  # fmt: skip
+                    f"0 = full resolution; the demo runs at {DEMO_SIZE} unless given")  # fmt: skip
     ap.add_argument("--side-by-side", action="store_true", help="input and output next to each other")
     ap.add_argument("--backend", choices=BACKENDS, default=BACKEND.backend,
                     help="auto: by the model's extension (.onnx: OpenVINO on x86-64 CPUs when installed)")  # fmt: skip
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "costs an optical flow per frame)")  # fmt: skip
     vid = ap.add_argument_group("video files (through PyAV; without it OpenCV writes mp4v, no audio, no resume)")
     vid.add_argument("--codec", choices=CODEC_NAMES, default=ENCODE.codec,
-                     help="h264 (plays everywhere, default), hevc, av1, mjpeg")  # fmt: skip
+                     help="h264 (plays everywhere), hevc, av1, mjpeg")  # fmt: skip
     vid.add_argument("--crf", type=int_arg(0, 63), help="quality, lower is better; default: h264 18, hevc 22, av1 30, mjpeg 3 (qscale)")
     vid.add_argument("--bitrate", metavar="RATE", help="a bitrate instead of --crf, e.g. 4M or 800k")
     vid.add_argument("--preset", help="encoder speed vs size: x264/x265 ultrafast..veryslow (default veryfast / fast), "
