@@ -622,6 +622,8 @@ def test_existing_run_is_refused_overwrite_moves_it_aside_resume_reads_its_confi
     assert bad.returncode == 2
     line = bad.stderr.strip().splitlines()[-1]
     assert line.startswith("error: --resume: --netG resnet_9blocks contradicts the run's mobile"), line
+    assert line.endswith("; only --amp, --channels-last, --compile, --device, --log-every, --max-iters, "
+                         "--sample-every, --save-every, --workers may change"), line  # not --resume: it names the run
 
     resumed = snapshot(run)
     # --overwrite with data that cannot train: the old run stays where it is (it is moved aside only once the

@@ -99,6 +99,7 @@ MAY_CHANGE_ON_RESUME = frozenset({"max_iters", "save_every", "sample_every", "lo
                                   "amp", "channels_last", "compile", "resume", "overwrite", "output", "name"})  # fmt: skip
 
 
+RUN_NAMING = frozenset({"resume", "overwrite", "output", "name"})  # which run, not how it trains: not "may change"
 PROG = "python -m cyclegan_edge.train"
 MIN_GENERATOR_SIDE = 8  # reflection padding after two halvings
 
@@ -253,7 +254,8 @@ def resumed_config(run_dir: Path, given: dict[str, Any], cls: type[TrainConfig] 
             settings[key] = value
         elif key in settings and not same_setting(key, settings[key], value):
             raise UsageError(f"--resume: {flag(key)} {value} contradicts the run's {settings[key]} ({path}); "
-                             f"only {', '.join(sorted(flag(k) for k in MAY_CHANGE_ON_RESUME))} may change")  # fmt: skip
+                             f"only {', '.join(sorted(flag(k) for k in MAY_CHANGE_ON_RESUME - RUN_NAMING))} may "
+                             "change")  # fmt: skip
     settings.update(resume=True, overwrite=False, output=str(run_dir.parent), name=run_dir.name)
     return cls(**settings)
 
