@@ -878,7 +878,7 @@ def test_images_of_any_size_train_with_preprocess_none(tiny_root: Path, tmp_path
                "--output", str(tmp_path), "--name", "none2"], tmp_path)  # fmt: skip
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
         "error: --preprocess none keeps each image's size, and --batch-size 2 batches images of one size: tiny.png is "
-        "8x8, wide.png 50x30; use --batch-size 1 or --preprocess resize_and_crop")  # fmt: skip
+        "8x8 (trained at 24x24), wide.png 50x30 (48x28); use --batch-size 1 or --preprocess resize_and_crop")
 
 
 @pytest.mark.parametrize(("argv", "line"), [

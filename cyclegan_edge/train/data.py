@@ -68,17 +68,32 @@ def scan_sizes(folder: Path, limit: int = 0, show_progress: bool = True) -> list
     return good
 
 
-def same_sizes_to_batch(sized: list[tuple[Path, tuple[int, int]]], cfg: TrainConfig) -> None:
+def same_sizes_to_batch(sized: list[tuple[Path, tuple[int, int]]], cfg: TrainConfig, multiple: int = MULTIPLE) -> None:
     """--preprocess none / scale_width keep each image's size (scale_width: its aspect): a batch of several needs one
-    size for all. DataError naming two that differ."""
+    size for all after ``preprocess``. DataError naming two that differ."""
     if cfg.batch_size == 1 or cfg.preprocess not in ("none", "scale_width") or not sized:
         return
-    first, hw = sized[0]
-    other = next(((p, s) for p, s in sized if s != hw), None)
+    trained = [(p, hw, preprocessed_size(hw, cfg, multiple)) for p, hw in sized]
+    first, hw, size = trained[0]
+    other = next((t for t in trained if t[2] != size), None)
     if other is not None:
-        raise DataError(f"--preprocess {cfg.preprocess} keeps each image's size, and --batch-size {cfg.batch_size} "
-                        f"batches images of one size: {first.name} is {hw[1]}x{hw[0]}, {other[0].name} "
-                        f"{other[1][1]}x{other[1][0]}; use --batch-size 1 or --preprocess resize_and_crop")  # fmt: skip
+        kept = "each image's size" if cfg.preprocess == "none" else f"each image's aspect ({cfg.load_size} px wide)"
+        (name, (h, w), (th, tw)) = other[0].name, other[1], other[2]
+        raise DataError(f"--preprocess {cfg.preprocess} keeps {kept}, and --batch-size {cfg.batch_size} batches images "
+                        f"of one size: {first.name} is {hw[1]}x{hw[0]} (trained at {size[1]}x{size[0]}), {name} "
+                        f"{w}x{h} ({tw}x{th}); use --batch-size 1 or --preprocess resize_and_crop")  # fmt: skip
+
+
+def preprocessed_size(hw: tuple[int, int], cfg: TrainConfig, multiple: int = MULTIPLE) -> tuple[int, int]:
+    """The (height, width) ``preprocess`` makes of an image of ``hw`` under --preprocess none or scale_width."""
+    h, w = hw
+    if cfg.preprocess == "scale_width":
+        h, w = max(int(round(cfg.load_size * h / w)), cfg.crop_size), cfg.load_size
+    side = min_train_side(cfg)
+    if min(h, w) < side:  # at_least
+        s = side / min(h, w)
+        h, w = max(side, round(h * s)), max(side, round(w * s))
+    return max(multiple, h - h % multiple), max(multiple, w - w % multiple)
 
 
 def side_by_side(folder: Path, limit: int = 0, show_progress: bool = True) -> list[tuple[Path, tuple[int, int]]]:
@@ -143,14 +158,15 @@ class UnpairedDataset(Dataset[dict[str, torch.Tensor]]):
         return {"A": torch.from_numpy(frame_to_tensor(a)[0]), "B": torch.from_numpy(frame_to_tensor(b)[0])}
 
 
-def paired_files(cfg: TrainConfig, show_progress: bool = True) -> list[tuple[Path, Path | None]]:
+def paired_files(cfg: TrainConfig, show_progress: bool = True,
+                 multiple: int = MULTIPLE) -> list[tuple[Path, Path | None]]:  # fmt: skip
     """Aligned pairs as (A, B) files, or (AB, None) for one A|B side-by-side image (the reference's aligned
     format, ``DATAROOT/train``); two folders pair files of the same name stem (``--a``/``--b``, or
     ``DATAROOT/trainA`` + ``trainB``)."""
     root = Path(cfg.dataroot) if cfg.dataroot else None
     if root is not None and not (cfg.a_dir or cfg.b_dir) and (root / "train").is_dir():
         sized = side_by_side(root / "train", cfg.max_images, show_progress)
-        same_sizes_to_batch(sized, cfg)
+        same_sizes_to_batch([(p, (h, w // 2)) for p, (h, w) in sized], cfg, multiple)  # A's half: what trains
         return [(p, None) for p, _ in sized]
     if root is not None and not (root / "trainA").is_dir() and not (cfg.a_dir or cfg.b_dir):
         raise DataError(f"{root}: no train/ (A|B side-by-side images) and no trainA/ + trainB/ folders")
@@ -171,7 +187,7 @@ def paired_files(cfg: TrainConfig, show_progress: bool = True) -> list[tuple[Pat
         log.warning("%d of %d pairs differ in shape (first: %s %dx%d, %s %dx%d): each side is scaled on its own, so "
                     "they no longer line up pixel for pixel", len(skewed), len(stems), a, aw, ah, b, bw,
                     bh)  # fmt: skip
-    same_sizes_to_batch([a_by_stem[s] for s in stems] + [b_by_stem[s] for s in stems], cfg)
+    same_sizes_to_batch([a_by_stem[s] for s in stems] + [b_by_stem[s] for s in stems], cfg, multiple)
     return [(a_by_stem[s][0], b_by_stem[s][0]) for s in stems]
 
 

@@ -75,7 +75,8 @@ class Pix2Pix(Trainer):
 
     def make_dataset(self, show_progress: bool) -> PairedDataset:
         cfg = self.pix
-        return PairedDataset(paired_files(cfg, show_progress), cfg, self.g_cfg.size_multiple, cfg.direction == "BtoA")
+        m = self.g_cfg.size_multiple
+        return PairedDataset(paired_files(cfg, show_progress, m), cfg, m, cfg.direction == "BtoA")
 
     def build(self) -> tuple[nn.Module, nn.Module]:
         cfg = self.pix
