@@ -97,9 +97,10 @@ def lock_path(path: str | os.PathLike[str]) -> Path:
 
 
 def lock_output(path: str | os.PathLike[str], busy: str = "is writing it now; wait for it to end, or give another "
-                "output") -> int:  # fmt: skip
+                "output", shown: str | os.PathLike[str] | None = None) -> int:  # fmt: skip
     """Take the exclusive lock on ``path`` (``.NAME.lock`` beside it; the folder is made) and return its file
-    descriptor for ``unlock_output``; OutputBusy when another process holds it. A second process on one output
+    descriptor for ``unlock_output``; OutputBusy, naming ``shown`` (else ``path``), when another process holds it.
+    A second process on one output
     would resume, or delete, the first one's unfinished file. The kernel drops the lock when its process ends,
     kill -9 included, and the next writer reuses the file it left. -1 where there is no flock (Windows)."""
     try:
@@ -116,7 +117,7 @@ def lock_output(path: str | os.PathLike[str], busy: str = "is writing it now; wa
             holder = os.read(fd, 32).decode(errors="replace").strip()
             os.close(fd)
             pid = f" (pid {holder})" if holder.isdigit() else ""
-            raise OutputBusy(f"{final}: another process{pid} {busy}") from None
+            raise OutputBusy(f"{shown or final}: another process{pid} {busy}") from None
         except OSError:  # a file system without flock (Lustre without -o flock, some NFS): write unlocked, as before
             os.close(fd)
             with contextlib.suppress(OSError):

@@ -449,6 +449,28 @@ def test_overwrite_replaces_a_frame_folder_with_a_whole_conversion_only(
     assert sorted(p.name for p in (frames / "interrupted").iterdir()) == ["frame_000000.png", "frame_000001.png"]
 
 
+def test_a_folder_of_frames_is_locked_inside_itself(tmp_path: Path) -> None:
+    """The folder's lock went beside it (.NAME.lock in its parent): OUTPUT "." failed ("PosixPath('.') has an empty
+    name"), and a writable folder in a parent the user cannot write was refused. The lock is inside it now; a folder
+    it made and never wrote into is removed again."""
+    from cyclegan_edge.runtime.sinks import ImageFolderSink, OutputLocked
+
+    here = tmp_path / "here"
+    here.mkdir()
+    os.chdir(here)
+    try:
+        first = ImageFolderSink(".")
+        with pytest.raises(OutputLocked, match=r"^\.: another process \(pid \d+\) is writing it now"):
+            ImageFolderSink(".")
+        first.write(np.zeros((8, 8, 3), np.uint8))
+        first.close()
+    finally:
+        os.chdir(tmp_path)
+    assert sorted(p.name for p in here.iterdir()) == ["frame_000000.png"]  # nothing beside it, no lock left
+    ImageFolderSink(tmp_path / "unused").close()
+    assert not (tmp_path / "unused").exists()
+
+
 def test_an_existing_output_is_kept_unless_overwrite(street_video: Path, backend: OnnxRuntimeBackend,
                                                     tmp_path: Path) -> None:  # fmt: skip
     """Another file at OUTPUT (here the user's own video, then another conversion's output) is never replaced

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -227,15 +228,15 @@ class VideoFileSink(Sink):
         os.replace(self.tmp, self.path)
 
 
-def lock_video_output(path: Path) -> int:
-    """``lock_output`` for a video writer: another process on it is OutputLocked, a folder where the lock cannot be
-    made is WriteFailed naming the output."""
+def lock_video_output(path: Path, shown: Path | None = None) -> int:
+    """``lock_output`` for a video writer (or a folder of frames, ``shown``, locked by a ``path`` inside it): another
+    process on it is OutputLocked, a folder where the lock cannot be made is WriteFailed naming the output."""
     try:
-        return lock_output(path)
+        return lock_output(path, shown=shown)
     except OutputBusy as e:
         raise OutputLocked(str(e)) from None
     except OSError as e:
-        raise WriteFailed(f"{path}: cannot write ({e.strerror or e})") from None
+        raise WriteFailed(f"{shown or path}: cannot write ({e.strerror or e})") from None
 
 
 def keep_interrupted(partial: Path, path: Path) -> Path:
@@ -408,6 +409,9 @@ def open_stream(uri: str, fps: float, size: tuple[int, int], settings: EncodeSet
     return av_stream.AvStreamSink(uri, size, fps, settings, source)
 
 
+FRAMES_LOCK = "frames"  # FOLDER/.frames.lock: the lock of a folder of frames (lock_output's name)
+
+
 def frame_file(index: int, ext: str = ".png") -> str:
     """The name of a folder of frames' ``index``-th frame (from 0)."""
     return f"frame_{index:06d}{ext}"
@@ -430,7 +434,9 @@ class ImageFolderSink(Sink):
         self.key = source.resume_key(job) if source is not None and job and ext == ".png" and not live else ""
         self.drops_sound = bool(source and source.has_audio) and sound
         self.resumable = bool(self.key)
-        self._lock = lock_video_output(self.folder)
+        self._made = not self.folder.exists()  # removed again when it ends empty
+        # the lock inside the folder: its parent may not be writable, and "." or ".." has no name to put one beside
+        self._lock = lock_video_output(self.folder / FRAMES_LOCK, shown=self.folder)
         try:
             self.earlier = sorted(self.folder.glob("frame_*")) if overwrite else []
             if not (self.key or overwrite) and any(self.folder.glob("frame_*")):
@@ -439,19 +445,20 @@ class ImageFolderSink(Sink):
             self.resumed = self._held_frames() if self.key and not overwrite else 0
             if self.resumed:
                 assert source is not None
+                log.info("%s: passing over the %d frames it holds from a stopped run", self.folder, self.resumed)
                 source.skip(self.resumed)
+            # a camera's frames go to .recording: a killed recording left there is kept (it cannot be had again); a
+            # file conversion's to .replacing, which the next run starts again
+            self.into = self.folder / (".recording" if live else ".replacing") if self.earlier else self.folder
+            shutil.rmtree(self.folder / ".replacing", ignore_errors=True)
+            if (self.folder / ".recording").is_dir():
+                kept = next(self.folder / f"interrupted{n}" for n in ("", *range(2, 10**6))
+                            if not (self.folder / f"interrupted{n}").exists())  # fmt: skip
+                os.replace(self.folder / ".recording", kept)
+                log.warning("%s: kept the recording a killed run left as %s", self.folder, kept)
         except BaseException:
             self._unlock()
             raise
-        # a camera's frames go to .recording: a killed recording left there is kept (it cannot be had again); a file
-        # conversion's to .replacing, which the next run starts again
-        self.into = self.folder / (".recording" if live else ".replacing") if self.earlier else self.folder
-        shutil.rmtree(self.folder / ".replacing", ignore_errors=True)
-        if (self.folder / ".recording").is_dir():
-            kept = next(self.folder / f"interrupted{n}" for n in ("", *range(2, 10**6))
-                        if not (self.folder / f"interrupted{n}").exists())  # fmt: skip
-            os.replace(self.folder / ".recording", kept)
-            log.warning("%s: kept the recording a killed run left as %s", self.folder, kept)
 
     def _held_frames(self) -> int:
         """How many frames of this conversion the folder holds from a stopped run (0: none; OutputExists where it
@@ -493,8 +500,11 @@ class ImageFolderSink(Sink):
             self._unlock()
 
     def _unlock(self) -> None:
-        unlock_output(self.folder, self._lock)
+        unlock_output(self.folder / FRAMES_LOCK, self._lock)
         self._lock = -1
+        if self._made:
+            with contextlib.suppress(OSError):  # not empty: it holds frames
+                self.folder.rmdir()
 
 
 def display_available() -> bool:

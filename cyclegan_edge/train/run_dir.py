@@ -7,7 +7,7 @@ import contextlib
 import csv
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from cyclegan_edge.atomic import OutputBusy, atomic_path, lock_output, unlock_output
@@ -139,7 +139,13 @@ def last_logged_iteration(path: Path) -> int:
     if not path.is_file():
         return 0
     with open(path, newline="") as f:
-        return max((int(r["iteration"]) for r in csv.DictReader(f) if (r.get("iteration") or "").isdigit()), default=0)
+        rows = csv.DictReader(without_nul(f))
+        return max((int(r["iteration"]) for r in rows if (r.get("iteration") or "").isdigit()), default=0)
+
+
+def without_nul(lines: Iterable[str]) -> Iterator[str]:
+    """A log's lines less the zeros a power loss can leave in it (csv before Python 3.11 raises on them)."""
+    return (line.replace("\0", "") for line in lines)
 
 
 def truncate_log(path: Path, iteration: int) -> int:
@@ -148,7 +154,7 @@ def truncate_log(path: Path, iteration: int) -> int:
     if not path.is_file():
         return 0
     with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+        rows = list(csv.reader(without_nul(f)))
     if not rows:
         return 0
     kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit() and int(r[0]) <= iteration]
