@@ -240,13 +240,15 @@ class AvSource(Source):
         return job_key(self.path, job, "frames")
 
     def skip(self, frames: int) -> None:
-        """Decodes them: a folder of frames holds no timestamp to seek to, and decoding is quick beside the model."""
-        before, item = None, self._pending if self._pending is not None else self._next()
-        for _ in range(frames):
-            if item is None:
-                break
-            before, item = item, self._next()
-        self._continue_with(before, item, frames)
+        """Decodes them (a folder of frames holds no timestamp to seek to; decoding is quick beside the model) and
+        converts only the last one, ``before``."""
+        before, left = self._pending, frames - (self._pending is not None)
+        for _ in range(left - 1):
+            if next(self._frames, None) is None:  # the video is shorter than the frames held
+                return self._continue_with(None, None, frames)
+        if left > 0:
+            before = self._next()
+        self._continue_with(before, self._next() if before is not None else None, frames)
 
     def _continue_with(self, before: tuple[np.ndarray, int, int] | None, item: tuple[np.ndarray, int, int] | None,
                        frames: int) -> None:  # fmt: skip
