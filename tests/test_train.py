@@ -186,7 +186,7 @@ def test_ctrl_c_saves_and_exits_cleanly(sig: int, tiny_root: Path, tmp_path: Pat
 def test_stop_signals_one_stop_arriving_twice_is_one_a_second_ctrl_c_aborts() -> None:
     """Slurm's scancel or a terminal's Ctrl-C reaches every rank, and torchrun forwards its own copy: one stop
     arrived twice and aborted the run unsaved. The same signal within MERGE_S is one stop; SIGTERM never aborts."""
-    from cyclegan_edge.train.trainer import Aborted, StopFlag
+    from cyclegan_edge.train.stopping import Aborted, StopFlag
 
     for first in (signal.SIGINT, signal.SIGTERM):
         flag = StopFlag()
@@ -283,7 +283,7 @@ def test_kill_9_frees_the_run_for_an_immediate_restart(tiny_root: Path, tmp_path
     unlock_output(tmp_path / "k", fd)
     # a worker whose trainer died before it asked for the death signal (its parent is no longer the trainer): it
     # ends at once, not after the watchdog's period
-    r = subprocess.run([sys.executable, "-c", "from cyclegan_edge.train.trainer import start_worker; "
+    r = subprocess.run([sys.executable, "-c", "from cyclegan_edge.train.stopping import start_worker; "
                         "start_worker(0, trainer_pid=1); print('still running')"], capture_output=True, text=True,
                        timeout=120)  # fmt: skip
     assert r.returncode == -signal.SIGKILL and r.stdout == "", (r.returncode, r.stdout, r.stderr[-1000:])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import gc
 import json
@@ -10,20 +9,16 @@ import logging
 import os
 import re
 import signal
-import sys
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import leftover_temporaries, write_json
@@ -44,7 +39,6 @@ from cyclegan_edge.models import (
     save_generator,
 )
 from cyclegan_edge.models.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint, save_file, state_entry
-from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.train.config import TrainConfig
 from cyclegan_edge.train.cyclegan import (
     CycleGenerators,
@@ -66,9 +60,10 @@ from cyclegan_edge.train.dist import launched_as_main, setup_dist
 from cyclegan_edge.train.loss_plot import plot_losses
 from cyclegan_edge.train.pool import ImagePool
 from cyclegan_edge.train.run_dir import CHECKPOINT, last_logged_iteration, prepare_run_dir, truncate_log
+from cyclegan_edge.train.run_log import Position, RunLog
+from cyclegan_edge.train.stopping import Aborted, StopFlag, start_worker
 
 log = logging.getLogger("cyclegan_edge.train")
-PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent ends
 # what gloo and NCCL say when a peer process is gone
 PEER_LOST = re.compile(r"Connection (reset|closed) by peer|remote process exited|Broken pipe|"
                        r"NCCL communicator was aborted")
@@ -76,29 +71,6 @@ PEER_LOST = re.compile(r"Connection (reset|closed) by peer|remote process exited
 
 class TrainingDiverged(RuntimeError):
     pass
-
-
-@dataclass
-class Position:
-    epoch: int = 0
-    batch: int = 0  # batches done in this epoch
-    iteration: int = 0  # batches done in total
-
-
-def start_worker(_worker_id: int, trainer_pid: int = 0) -> None:
-    """In a DataLoader worker: leave Ctrl-C and SIGTERM to the main process, which saves a checkpoint and then
-    stops the workers (`timeout`, Slurm and a terminal signal the whole process group); and end with it. A worker
-    outlives a killed trainer by up to 5 s (its watchdog's period) holding the run's lock, which it inherited: a
-    restart (systemd, a Slurm requeue) right after kill -9 was refused as "another process is training". A
-    trainer that died before the death signal was asked for (``trainer_pid`` is no longer the parent) sends none."""
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if trainer_pid and os.getppid() != trainer_pid:
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def init_from_file(path: str, g_a2b: ResnetGenerator, g_b2a: ResnetGenerator) -> str:
@@ -139,85 +111,6 @@ def check_init_from(cfg: TrainConfig) -> None:
                     "resize-convolutions: the generators start from outputs that only look like its (fine-tuning "
                     "recovers them); --upsample convtranspose starts from its exact outputs",
                     Path(cfg.init_from).name, cfg.upsample)  # fmt: skip
-
-
-class RunLog:
-    """The progress bar, log.csv (one row per iteration, flushed) and TensorBoard when installed; main rank only."""
-
-    def __init__(self, run_dir: Path, main: bool, total: int, done: int) -> None:
-        self.bar = progress_bar(total=total, initial=done, disable=not main, unit="it", dynamic_ncols=True)
-        self.csv_file = open(run_dir / "log.csv", "a", newline="") if main else None
-        self.writer: Any = None
-        self.tb: Any = None
-        if main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
-            except Exception:  # tensorboard is optional
-                pass
-
-    def __enter__(self) -> RunLog:
-        return self
-
-    def row(self, pos: Position, lr: float, ips: float, losses: dict[str, float], show: bool) -> None:
-        self.bar.update(1)
-        if show:
-            rate = f"{ips:.1f}" if ips >= 1 else f"{ips:.2g}"
-            self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()} | {"img/s": rate})
-        if self.csv_file is None:
-            return
-        row = {"iteration": pos.iteration, "epoch": pos.epoch, "lr": lr, "images_per_s": round(ips, 3),
-               **{k: round(v, 6) for k, v in losses.items()}}  # fmt: skip
-        if self.writer is None:
-            self.writer = csv.DictWriter(self.csv_file, fieldnames=list(row), lineterminator="\n")
-            if self.csv_file.tell() == 0:
-                self.writer.writeheader()
-        self.writer.writerow(row)
-        self.csv_file.flush()
-        if self.tb is not None:
-            for k, v in losses.items():
-                self.tb.add_scalar(f"loss/{k}", v, pos.iteration)
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()
-        if self.csv_file is not None:
-            self.csv_file.close()
-        if self.tb is not None:
-            self.tb.close()
-
-
-class Aborted(KeyboardInterrupt):
-    """A second Ctrl-C: stop at once, saving nothing (the iteration under way is half applied)."""
-
-
-class StopFlag:
-    """First Ctrl-C/SIGTERM: finish the iteration, save, exit. A second Ctrl-C: stop at once (``Aborted``).
-
-    One stop often arrives twice: a terminal's Ctrl-C or Slurm's scancel reaches every process of the job, and
-    torchrun forwards its own copy to each rank. So the same signal again within ``MERGE_S`` is the same stop,
-    and SIGTERM never aborts (schedulers repeat it, then send SIGKILL)."""
-
-    MERGE_S = 0.5
-
-    def __init__(self, announce: bool = True) -> None:
-        self.announce = announce  # under torchrun rank 0 alone says it: one line, not one per process
-        self.requested = False
-        self.signum = 0  # the first one's: the exit status says SIGTERM (143) from Ctrl-C (130)
-        self.at = 0.0
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            repeat = signum == self.signum and time.monotonic() - self.at < self.MERGE_S
-            if signum == signal.SIGTERM or repeat:
-                return
-            raise Aborted
-        self.requested, self.signum, self.at = True, signum, time.monotonic()
-        if self.announce and signum == signal.SIGTERM:  # never aborts: no "again" to offer
-            tqdm.write("SIGTERM: stopping after this iteration, once a checkpoint is saved")
-        elif self.announce:
-            tqdm.write("stop requested: saving a checkpoint after this iteration (Ctrl-C again: stop at once, saving "
-                       "nothing)")
 
 
 class Trainer:
