@@ -86,14 +86,28 @@ def same_sizes_to_batch(sized: list[tuple[Path, tuple[int, int]]], cfg: TrainCon
 
 def preprocessed_size(hw: tuple[int, int], cfg: TrainConfig, multiple: int = MULTIPLE) -> tuple[int, int]:
     """The (height, width) ``preprocess`` makes of an image of ``hw`` under --preprocess none or scale_width."""
-    h, w = hw
     if cfg.preprocess == "scale_width":
-        h, w = max(int(round(cfg.load_size * h / w)), cfg.crop_size), cfg.load_size
-    side = min_train_side(cfg)
-    if min(h, w) < side:  # at_least
-        s = side / min(h, w)
-        h, w = max(side, round(h * s)), max(side, round(w * s))
-    return max(multiple, h - h % multiple), max(multiple, w - w % multiple)
+        hw = scale_width_size(hw, cfg)
+    return trimmed_size(at_least_size(hw, min_train_side(cfg)), multiple)
+
+
+def scale_width_size(hw: tuple[int, int], cfg: TrainConfig) -> tuple[int, int]:
+    """--preprocess scale_width: --load-size wide, the aspect kept, at least --crop-size high."""
+    return max(int(round(cfg.load_size * hw[0] / hw[1])), cfg.crop_size), cfg.load_size
+
+
+def at_least_size(hw: tuple[int, int], side: int) -> tuple[int, int]:
+    """(height, width) scaled up, aspect kept, until the shorter side is ``side``; as it is when it already is."""
+    h, w = hw
+    if min(h, w) >= side:
+        return hw
+    s = side / min(h, w)
+    return max(side, round(h * s)), max(side, round(w * s))
+
+
+def trimmed_size(hw: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """(height, width) cut down to multiples of ``multiple`` (the generator's size multiple), at least one."""
+    return max(multiple, hw[0] - hw[0] % multiple), max(multiple, hw[1] - hw[1] % multiple)
 
 
 def side_by_side(folder: Path, limit: int = 0, show_progress: bool = True) -> list[tuple[Path, tuple[int, int]]]:
@@ -110,11 +124,9 @@ def side_by_side(folder: Path, limit: int = 0, show_progress: bool = True) -> li
 
 def at_least(img: np.ndarray, side: int) -> np.ndarray:
     """``img`` scaled up (bicubic, aspect kept) until its shorter side is ``side``; as it is when it already is."""
-    h, w = img.shape[:2]
-    if min(h, w) >= side:
-        return img
-    s = side / min(h, w)
-    return cv2().resize(img, (max(side, round(w * s)), max(side, round(h * s))), interpolation=cv2().INTER_CUBIC)
+    hw = img.shape[:2]
+    h, w = at_least_size((hw[0], hw[1]), side)
+    return img if (h, w) == hw else cv2().resize(img, (w, h), interpolation=cv2().INTER_CUBIC)
 
 
 def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, multiple: int = MULTIPLE) -> np.ndarray:
@@ -124,9 +136,8 @@ def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, mult
     if cfg.preprocess == "resize_and_crop":
         img = resize(img, (cfg.load_size, cfg.load_size), interpolation=cv2().INTER_CUBIC)
     elif cfg.preprocess == "scale_width":
-        h, w = img.shape[:2]
-        new_h = max(int(round(cfg.load_size * h / w)), cfg.crop_size)
-        img = resize(img, (cfg.load_size, new_h), interpolation=cv2().INTER_CUBIC)
+        h, w = scale_width_size((img.shape[0], img.shape[1]), cfg)
+        img = resize(img, (w, h), interpolation=cv2().INTER_CUBIC)
     if cfg.preprocess in ("resize_and_crop", "crop"):
         img = at_least(img, cfg.crop_size)
         h, w = img.shape[:2]
@@ -135,8 +146,8 @@ def preprocess(img: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, mult
         img = img[y : y + cfg.crop_size, x : x + cfg.crop_size]
     else:  # scale_width / none: at least the shortest side training takes, both sides multiples of the generator's
         img = at_least(img, min_train_side(cfg))
-        h, w = img.shape[:2]
-        img = img[: max(multiple, h - h % multiple), : max(multiple, w - w % multiple)]
+        h, w = trimmed_size((img.shape[0], img.shape[1]), multiple)
+        img = img[:h, :w]
     if cfg.flip and rng.random() < 0.5:
         img = img[:, ::-1]
     return np.ascontiguousarray(img)
