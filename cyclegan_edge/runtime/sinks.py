@@ -438,11 +438,12 @@ class ImageFolderSink(Sink):
         # the lock inside the folder: its parent may not be writable, and "." or ".." has no name to put one beside
         self._lock = lock_video_output(self.folder / FRAMES_LOCK, shown=self.folder)
         try:
-            self.earlier = sorted(self.folder.glob("frame_*")) if overwrite else []
-            if not (self.key or overwrite) and any(self.folder.glob("frame_*")):
+            held = sorted(self.folder.glob("frame_*"))  # listed once: a long video's folder holds 100,000s
+            self.earlier = held if overwrite else []
+            if held and not (self.key or overwrite):
                 raise OutputExists(f"{self.folder} holds frames already: --overwrite replaces them, or give another "
                                    "folder")  # fmt: skip
-            self.resumed = self._held_frames() if self.key and not overwrite else 0
+            self.resumed = self._held_frames({p.name for p in held}) if self.key and not overwrite else 0
             if self.resumed:
                 assert source is not None
                 log.info("%s: passing over the %d frames it holds from a stopped run", self.folder, self.resumed)
@@ -460,10 +461,9 @@ class ImageFolderSink(Sink):
             self._unlock()
             raise
 
-    def _held_frames(self) -> int:
-        """How many frames of this conversion the folder holds from a stopped run (0: none; OutputExists where it
-        holds others, or not in one unbroken run from frame 0)."""
-        held = {p.name for p in self.folder.glob("frame_*")}
+    def _held_frames(self, held: set[str]) -> int:
+        """How many frames of this conversion the folder holds (``held``: their names) from a stopped run (0: none;
+        OutputExists where it holds others, or not in one unbroken run from frame 0)."""
         ours = held == {frame_file(i, self.ext) for i in range(len(held))} and all(
             png_text(self.folder / frame_file(i, self.ext), JOB_KEYWORD) == self.key for i in {0, len(held) - 1})
         if held and not ours:
