@@ -156,12 +156,6 @@ class Distiller(Trainer):
         self.student.maps.load_state_dict(s["maps"])
         self.disc.load_state_dict(s["discriminators"])
 
-    def rank_state(self) -> dict[str, Any]:
-        return {}
-
-    def load_rank_state(self, s: dict[str, Any]) -> None:
-        pass
-
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg = self.cfg
         assert isinstance(cfg, DistillConfig)

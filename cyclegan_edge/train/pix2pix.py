@@ -103,12 +103,6 @@ class Pix2Pix(Trainer):
         self.gen.load_state_dict(s["generators"][DIRECTION_KEYS[self.arrow]]["state_dict"])
         self.disc.load_state_dict(s["discriminators"])
 
-    def rank_state(self) -> dict[str, Any]:
-        return {}
-
-    def load_rank_state(self, s: dict[str, Any]) -> None:
-        pass
-
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg = self.pix
         real_a = batch["A"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)

@@ -148,6 +148,7 @@ class Trainer:
         self.memory_format = torch.channels_last if cuda and cfg.channels_last else torch.contiguous_format
         self.ddp_ids = [self.d.local_rank] if cuda else None
 
+        self.pools: dict[str, ImagePool] = {}  # the image pools (CycleGAN's build makes them): each process's own
         generators, discriminators = self.build()
         betas = (cfg.beta1, 0.999)
         self.opt_g = torch.optim.Adam(generators.parameters(), lr=cfg.lr, betas=betas)
@@ -196,8 +197,8 @@ class Trainer:
                 log.info("generators start from %s", cfg.init_from)
         self.gens, self.gens_ddp = self.to_device(gens, cfg.compile)
         self.discs, self.discs_ddp = self.to_device(discs)
-        self.pool_a = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank)
-        self.pool_b = ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * self.d.rank + 1)
+        seed = cfg.seed * 1000 + 2 * self.d.rank
+        self.pools = {"A": ImagePool(cfg.pool_size, seed=seed), "B": ImagePool(cfg.pool_size, seed=seed + 1)}
         return self.gens, self.discs
 
     def model_state(self) -> dict[str, Any]:
@@ -211,9 +212,11 @@ class Trainer:
 
     def rank_state(self) -> dict[str, Any]:
         """What each process of a torchrun run holds for itself (the image pools), saved for each ({}: nothing)."""
-        return {"pools": {"A": self.pool_a.state_dict(), "B": self.pool_b.state_dict()}}
+        return {"pools": {d: pool.state_dict() for d, pool in self.pools.items()}} if self.pools else {}
 
     def load_rank_state(self, s: dict[str, Any]) -> None:
+        if not self.pools:  # pix2pix, distillation: nothing of their own
+            return
         ranks = s.get("ranks")
         if ranks is None:  # saved before each rank's pools were: rank 0's alone, at the top
             pools = s["pools"]
@@ -221,8 +224,8 @@ class Trainer:
             pools = ranks[self.d.rank]["pools"]
         else:  # a process more than the run had before: its pools start empty
             return
-        self.pool_a.load_state_dict(pools["A"])
-        self.pool_b.load_state_dict(pools["B"])
+        for d, pool in self.pools.items():
+            pool.load_state_dict(pools[d])
 
     def save_generators(self) -> None:
         if not self.d.main:
@@ -271,8 +274,10 @@ class Trainer:
     def gather_rank_states(self) -> list[dict[str, Any]]:
         """Every process's ``rank_state``, on rank 0 (a collective: every rank calls it; [] on the others)."""
         mine = self.rank_state()
-        if not (self.d.enabled and mine):
-            return [mine] if mine else []
+        if not mine:
+            return []
+        if not self.d.enabled:
+            return [mine]
         gathered: list[Any] | None = [None] * self.d.world if self.d.main else None
         dist.gather_object(mine, gathered, dst=0)
         return gathered or []
@@ -385,8 +390,8 @@ class Trainer:
 
         # D step on real images and pooled fakes
         self.discs.requires_grad_(True)
-        fake_a = self.pool_a.query(out["fake_A"].detach())
-        fake_b = self.pool_b.query(out["fake_B"].detach())
+        fake_a = self.pools["A"].query(out["fake_A"].detach())
+        fake_b = self.pools["B"].query(out["fake_B"].detach())
         with self.autocast():
             d_losses = discriminator_losses(self.discs_ddp(real_a, fake_a, real_b, fake_b), cfg.gan_mode)
             loss_d = d_losses["D_A"] + d_losses["D_B"]
