@@ -174,7 +174,7 @@ def test_report_folder_student_size_and_bad_held_out_images(data: Path, tmp_path
     empty = distill(["--dataroot", str(data), *TINY, "--eval-a", "empty", "--max-iters", "1", "--output", str(out)],
                     tmp_path)  # fmt: skip
     assert empty.returncode == 2 and empty.stderr.strip().splitlines()[-1].startswith(
-        f"error: --eval-a {tmp_path / 'empty'}: no image files in it") and not out.exists()
+        f"error: --eval-a {tmp_path / 'empty'}: holds no image files (.bmp, ") and not out.exists()
 
     big = distill(["--a", str(data / "trainA"), "--b", str(data / "trainB"), *TINY, "--student",
                    "mobile:32_32_64_32_64_64_32_32", "--init", "random", "--max-iters", "1", "--output", str(out),

@@ -19,7 +19,8 @@ from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.evaluate.__main__ import main
 from cyclegan_edge.evaluate.checkerboard import checkerboard_score
 from cyclegan_edge.evaluate.config import ClassifierRecipe, build_parser
-from cyclegan_edge.evaluate.data import image_files, load_squares
+from cyclegan_edge.evaluate.data import load_squares
+from cyclegan_edge.imaging.io import folder_image_files
 from cyclegan_edge.evaluate.domain import DomainClassifier, cached_classifier
 from cyclegan_edge.evaluate.filters import BASELINES
 from cyclegan_edge.evaluate.metrics import domain_score, domain_score_ci, edge_ssim
@@ -35,7 +36,7 @@ S2W = SHARED_DATA / "summer2winter_yosemite"
 
 @pytest.fixture(scope="module")
 def summer() -> list[np.ndarray]:
-    return load_squares(image_files(need(S2W / "testA"), 6), 128)
+    return load_squares(folder_image_files(need(S2W / "testA"), 6), 128)
 
 
 def untrained(upsample: str) -> torch.nn.Module:
@@ -93,7 +94,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[DomainClassifier, Pa
 def test_domain_score_of_real_sets_and_a_colour_filter(tiny: tuple[DomainClassifier, Path]) -> None:
     """Test sets split in halves: one half sets the scale, the other is scored."""
     clf, cache = tiny
-    a, b = load_squares(image_files(S2W / "testA"), 64), load_squares(image_files(S2W / "testB"), 64)
+    a, b = load_squares(folder_image_files(S2W / "testA"), 64), load_squares(folder_image_files(S2W / "testB"), 64)
     ja, jb = clf.judged_b(a), clf.judged_b(b)
     assert (1 - ja.mean() + jb.mean()) / 2 > 0.55
     ref_a, ref_b = ja[0::2], jb[0::2]
@@ -404,11 +405,12 @@ def test_folders_without_usable_images_are_one_line(clean_root: Path, tmp_path: 
     (bad / "b.png").write_bytes(b"\x89PNG\r\n")
     base = [str(ASSETS_DIR / "photo2monet.pth"), "--dataroot", str(clean_root), "--cache-dir", str(cache), *QUICK]
     unusable = "no usable images (2 image files, none decodable and large enough); it should hold the domain"
-    nothing = "no image files (.jpg, .png, ...) in this folder; it should hold the domain"
+    nothing = "holds no image files (.bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp); it should hold the domain"
     training = "training images (for the domain classifier)"
     cases = [(["--b", str(bad)], f"{bad}: {unusable} B test images"),
              (["--train-b", str(empty)], f"{empty}: {nothing} B {training}"),
-             (["--train-a", str(bad)], f"{bad}: {unusable} A {training}")]  # fmt: skip
+             (["--train-a", str(bad)], f"{bad}: {unusable} A {training}"),
+             (["--train-a", str(tmp_path / "no")], f"{tmp_path / 'no'}: no such folder; it should hold the domain A {training}")]  # fmt: skip
     for flags, says in cases:
         assert main([*base, *flags]) == 1
         err = capsys.readouterr().err

@@ -30,12 +30,13 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
     import torch
 
     from cyclegan_edge.evaluate.checkerboard import checkerboard_score
-    from cyclegan_edge.evaluate.data import image_files, load_squares
+    from cyclegan_edge.evaluate.data import load_squares
     from cyclegan_edge.evaluate.domain import cached_classifier
     from cyclegan_edge.evaluate.filters import BASELINES
     from cyclegan_edge.evaluate.generators import OTHER, evaluation_options, is_training_state, open_generator
     from cyclegan_edge.evaluate.metrics import cycle_l1, domain_score, domain_score_ci, edge_ssim
     from cyclegan_edge.evaluate.report import make_report
+    from cyclegan_edge.imaging.io import folder_image_files
     from cyclegan_edge.machine import cpu_model, loaded_versions
     from cyclegan_edge.runtime.timing import measure
 
@@ -44,9 +45,9 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
     log = logging.getLogger("cyclegan_edge.evaluate")
     src_dir, tgt_dir = (cfg.a, cfg.b) if cfg.direction == "A->B" else (cfg.b, cfg.a)
     # every folder is listed before any slow work, so an empty one fails first; undecodable files are skipped
-    test = [(d, f"domain {n} test images") for d, n in zip((src_dir, tgt_dir), cfg.direction.split("->"))]
-    src_files, tgt_files = (image_files(d, cfg.max_images, what) for d, what in test)
-    train_a, train_b = (image_files(d, 0, f"domain {n} training images (for the domain classifier)")
+    test = [(d, f"the domain {n} test images") for d, n in zip((src_dir, tgt_dir), cfg.direction.split("->"))]
+    src_files, tgt_files = (folder_image_files(d, cfg.max_images, what) for d, what in test)
+    train_a, train_b = (folder_image_files(d, 0, f"the domain {n} training images (for the domain classifier)")
                         for d, n in ((cfg.train_a, "A"), (cfg.train_b, "B")))  # fmt: skip
     src, tgt = (load_squares(f, cfg.size, d, what) for f, (d, what) in zip((src_files, tgt_files), test))
     options = evaluation_options(cfg.backend, cfg.provider, cfg.threads)

@@ -11,27 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan_edge.imaging.io import decoded_images, list_files, resize_area
-
-
-class DataError(ValueError):
-    """A folder without usable images."""
-
-
-def spread(items: Sequence[Path], count: int) -> list[Path]:
-    """At most ``count`` items spread evenly over the list, first and last included (0 = all)."""
-    if not count or count >= len(items):
-        return list(items)
-    return [items[int(i)] for i in np.linspace(0, len(items) - 1, count).round()]
-
-
-def image_files(folder: str | os.PathLike[str], max_images: int = 0, what: str = "images") -> list[Path]:
-    """The image files under ``folder``, at most ``max_images`` spread evenly; DataError naming the folder
-    (and ``what`` it should hold) when there are none."""
-    files = list_files([folder])
-    if not files:
-        raise DataError(f"{folder}: no image files (.jpg, .png, ...) in this folder; it should hold the {what}")
-    return spread(files, max_images)
+from cyclegan_edge.imaging.io import DataError, decoded_images, resize_area
 
 
 def square(frame: np.ndarray, side: int) -> np.ndarray:
@@ -47,7 +27,7 @@ def usable_images(files: Sequence[Path], folder: str | os.PathLike[str], what: s
     good = [image for _, image in decoded_images(files, folder)]
     if not good:
         raise DataError(f"{folder}: no usable images ({len(files)} image files, none decodable and large enough); it "
-                        f"should hold the {what}")  # fmt: skip
+                        f"should hold {what}")  # fmt: skip
     return good
 
 

@@ -37,7 +37,8 @@ from torch import nn
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.models.checkpoint import CheckpointError, read_checkpoint, save_file
 from cyclegan_edge.evaluate.config import ClassifierRecipe
-from cyclegan_edge.evaluate.data import spread, square, usable_images
+from cyclegan_edge.evaluate.data import square, usable_images
+from cyclegan_edge.imaging.io import spread
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def cached_classifier(files_a: Sequence[Path], files_b: Sequence[Path], r: Class
             return clf
         except CheckpointError as e:  # a cache: what it held can be made again
             log.warning("domain classifier: %s; training it again", e)
-    what = "domain {} training images (for the domain classifier)"
+    what = "the domain {} training images (for the domain classifier)"
     frames_a, frames_b = (usable_images(f, d, what.format(c)) for f, d, c in zip((files_a, files_b), folders, "AB"))
     log.info("domain classifier: training on %d + %d images (cache miss: %s)", len(frames_a), len(frames_b), path)
     clf = train_classifier(frames_a, frames_b, r)

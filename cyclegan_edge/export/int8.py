@@ -45,7 +45,7 @@ import numpy as np
 from cyclegan_edge.atomic import atomic_path
 from cyclegan_edge.export.onnx_export import set_metadata
 from cyclegan_edge.imaging.frames import frame_to_tensor
-from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, decoded_images, list_files, resized
+from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, decoded_images, list_files, resized, spread
 
 
 CALIB_METHODS = ("entropy", "minmax", "percentile")
@@ -75,10 +75,7 @@ def calibration_images(calib: str | os.PathLike[str], count: int, size: tuple[in
     needs = "INT8 calibration needs a folder of real images (JPEG, PNG, BMP, WebP or TIFF) from the model's input domain"
     if Path(calib).is_file() and Path(calib).suffix.lower() not in IMAGE_EXTENSIONS:  # a video, say: not read at all
         raise ValueError(f"{calib}: not an image file; {needs}")
-    files = list_files([calib])
-    if count and len(files) > count:  # spread the picks over the folder, not the first N
-        idx = np.linspace(0, len(files) - 1, count).round().astype(int)
-        files = [files[i] for i in idx]
+    files = spread(list_files([calib]), count)  # picks over the whole folder, not its first N
     images = [resized([image], size)[0] for _, image in decoded_images(files, calib)]
     if not images:
         found = ("not a readable image" if Path(calib).is_file() else

@@ -41,6 +41,11 @@ class OutputPathError(ValueError):
     """An output path that would replace an input."""
 
 
+class DataError(ValueError):
+    """Images to learn from, judge with or calibrate on that are not there: no such folder, no image files in it,
+    none usable."""
+
+
 def relative_to(path: Path, root: Path) -> Path | None:
     """``path`` below ``root``, or None (Path.is_relative_to needs Python 3.9; JetPack 5 has 3.8)."""
     try:
@@ -131,6 +136,26 @@ def list_files(paths: Iterable[str | os.PathLike[str]], extensions: frozenset[st
     for f in found:
         unique.setdefault(f.resolve(), f)
     return list(unique.values())
+
+
+def spread(items: Sequence[Path], count: int) -> list[Path]:
+    """At most ``count`` items spread evenly over the list, first and last included (0 = all)."""
+    if not count or count >= len(items):
+        return list(items)
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, count).round()]
+
+
+def folder_image_files(folder: str | os.PathLike[str], count: int = 0, what: str = "") -> list[Path]:
+    """The image files under ``folder`` (recursively, sorted), at most ``count`` spread evenly (0 = all); DataError
+    naming the folder, and ``what`` it should hold, when it is not a folder or holds none."""
+    p = Path(folder)
+    should = f"; it should hold {what}" if what else ""
+    if not p.is_dir():
+        raise DataError(f"{p}: {'a file, not a folder of images' if p.exists() else 'no such folder'}{should}")
+    files = list_files([p])
+    if not files:
+        raise DataError(f"{p}: holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}){should}")
+    return spread(files, count)
 
 
 @contextlib.contextmanager

@@ -21,15 +21,11 @@ from torch.utils.data.distributed import DistributedSampler
 
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import MULTIPLE, frame_to_tensor
-from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, decoded_images, list_files, read_image
+from cyclegan_edge.imaging.io import DataError, decoded_images, folder_image_files, read_image
 from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.train.config import TrainConfig, min_train_side
 
 log = logging.getLogger("cyclegan_edge.train")
-
-
-class DataError(ValueError):
-    pass
 
 
 def domain_dirs(cfg: TrainConfig) -> tuple[Path, Path]:
@@ -52,13 +48,9 @@ def scan_images(folder: Path, limit: int = 0, show_progress: bool = True) -> lis
 
 def scan_sizes(folder: Path, limit: int = 0, show_progress: bool = True) -> list[tuple[Path, tuple[int, int]]]:
     """scan_images, with each image's height and width."""
-    if not folder.is_dir():
-        raise DataError(f"{folder}: " + ("a file, not a folder of images" if folder.exists() else "no such folder"))
-    candidates = list_files([folder])
+    candidates = folder_image_files(folder)  # said before a progress bar over nothing
     if limit:
         candidates = candidates[:limit]
-    if not candidates:  # said before a progress bar over nothing
-        raise DataError(f"{folder}: holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     bar = progress_bar(candidates, desc=f"checking {folder.name}", unit="img", disable=not show_progress, leave=False)
     # the crop or --preprocess none decides what a small image becomes (an 8 px one trains)
     good = [(p, (int(img.shape[0]), int(img.shape[1]))) for p, img in decoded_images(bar, folder, min_side=MIN_SIDE)]

@@ -213,14 +213,13 @@ class Distiller(Trainer):
 def held_out_images(cfg: DistillConfig) -> tuple[str, str]:
     """The folder of the final student-vs-teacher report, or why there is none; --eval-a must hold images (checked
     before the training: an error after it would leave the run without its report, and --resume keeps the flag)."""
-    from cyclegan_edge.imaging.io import list_files
+    from cyclegan_edge.imaging.io import DataError, folder_image_files, list_files
 
     if cfg.eval_a:
-        if not Path(cfg.eval_a).is_dir():
-            raise UsageError(f"--eval-a {cfg.eval_a}: no such folder (held-out domain-A images for the final report)")
-        if not list_files([cfg.eval_a]):
-            raise UsageError(f"--eval-a {cfg.eval_a}: no image files in it (held-out domain-A images for the final "
-                             "report)")  # fmt: skip
+        try:
+            folder_image_files(cfg.eval_a, what="held-out domain-A images for the final report")
+        except DataError as e:
+            raise UsageError(f"--eval-a {e}") from None
         return cfg.eval_a, ""
     test_a = Path(cfg.dataroot) / "testA" if cfg.dataroot else None
     if test_a is not None and test_a.is_dir() and list_files([test_a]):
