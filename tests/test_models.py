@@ -223,3 +223,15 @@ def test_published_generator_starts_a_resize_conv_one(compressed_g_path: Path, h
     before = {k: v.clone() for k, v in classic.state_dict().items()}
     assert not init_from_wider(classic, src)
     assert all(torch.equal(v, classic.state_dict()[k]) for k, v in before.items())
+
+
+def test_the_seeded_benchmark_generator_is_the_same_each_time_and_leaves_the_callers_random_state() -> None:
+    from cyclegan_edge.models import seeded_resnet_9blocks
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a, b = seeded_resnet_9blocks(), seeded_resnet_9blocks()
+    assert torch.equal(torch.rand(3), expected)  # it drew from the global generator, reseeded to 0
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    assert not torch.equal(seeded_resnet_9blocks(1).model[1].weight, a.model[1].weight)

@@ -253,8 +253,9 @@ def init_from_wider(dst: ResnetGenerator, src: ResnetGenerator) -> bool:
 
 def seeded_resnet_9blocks(seed: int = 0) -> ResnetGenerator:
     """resnet_9blocks with CycleGAN's init from a fixed seed: the classic generator for benchmarks, whose
-    latency and numerical parity do not depend on trained weights."""
-    torch.manual_seed(seed)
-    model = resnet_9blocks()
-    init_normal(model)
+    latency and numerical parity do not depend on trained weights. The caller's random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = resnet_9blocks()
+        init_normal(model)
     return model
