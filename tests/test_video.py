@@ -643,6 +643,19 @@ def test_a_stopped_conversion_to_frames_continues_where_it_stopped(clip: Path, t
         "--overwrite replaces them, or give another folder"], other.stderr[-2000:]  # fmt: skip
     assert {p.name: p.read_bytes() for p in frames.iterdir()} == before
 
+    # --overwrite with the other settings, stopped: the frames stay as they were, and the same command continues
+    # the stopped run's (it started them over), then replaces the frames with the whole conversion
+    replacing, overwrite = frames / ".replacing", [*cmd, str(frames), "--size", "64", "--overwrite"]
+    status, _, err = interrupt_when(overwrite, lambda: len(list(replacing.glob("frame_*"))) >= 3, env=ENV)
+    held = len(list(replacing.glob("frame_*.png")))
+    assert status == 130 and 3 <= held < 60 and err.rstrip().endswith("the same command continues it"), err[-2000:]
+    assert {p.name: p.read_bytes() for p in frames.glob("frame_*")} == before
+    r = subprocess.run(overwrite, capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0 and f"WARNING frames: resuming after frame {held}" in r.stderr, r.stderr[-2000:]
+    assert f"({held} earlier frames of this conversion continued from a stopped --overwrite run" in r.stdout, r.stdout
+    assert sorted(p.name for p in frames.iterdir()) == names and not replacing.exists()
+    assert not any(np.array_equal(read_image(frames / n), read_image(whole / n)) for n in names[held - 1:held + 1])
+
 
 def test_a_stopped_overwrite_of_the_same_conversion_is_not_called_another(clip: Path, tmp_path: Path) -> None:
     """--overwrite of a finished conversion, stopped, then the command without it: the finished file stays and

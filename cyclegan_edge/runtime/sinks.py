@@ -420,9 +420,10 @@ def frame_file(index: int, ext: str = ".png") -> str:
 class ImageFolderSink(Sink):
     """Frames as FOLDER/frame_NNNNNN.EXT. Frames there from before (--overwrite) are replaced by a whole
     conversion only, as a video file is: the new ones go to FOLDER/.replacing/ (a camera's: .recording/) and take
-    the old ones' place at the end; a stopped file conversion leaves the old ones as they were (its own held back).
-    A camera's stop is its end. A video's frames name their conversion (``Source.resume_key``, in each PNG): a
-    stopped one continues where it stopped, and frames of another are OutputExists (--overwrite replaces them).
+    the old ones' place at the end; a stopped file conversion leaves the old ones as they were (its own held back
+    in .replacing). A camera's stop is its end. A video's frames name their conversion (``Source.resume_key``, in
+    each PNG): a stopped one continues where it stopped (in .replacing too, with --overwrite again), and frames of
+    another are OutputExists (--overwrite replaces them).
     ``sound``: say that the source's sound is not kept (False: --no-audio asked for that)."""
 
     def __init__(self, folder: str | os.PathLike[str], ext: str = ".png", overwrite: bool = False,
@@ -443,15 +444,20 @@ class ImageFolderSink(Sink):
             if held and not (self.key or overwrite):
                 raise OutputExists(f"{self.folder} holds frames already: --overwrite replaces them, or give another "
                                    "folder")  # fmt: skip
-            self.resumed = self._held_frames({p.name for p in held}) if self.key and not overwrite else 0
+            # a camera's frames go to .recording: a killed recording left there is kept (it cannot be had again); a
+            # file conversion's to .replacing, which the next --overwrite run continues if they are its own
+            self.into = self.folder / (".recording" if live else ".replacing") if self.earlier else self.folder
+            replacing = sorted((self.folder / ".replacing").glob("frame_*")) if self.key and self.earlier else []
+            if self.key and not overwrite:
+                self.resumed = self._held_frames(self.folder, {p.name for p in held})
+            elif replacing:  # another conversion's half is started again: only a whole one replaces the frames
+                self.resumed = self._held_frames(self.into, {p.name for p in replacing}, strict=False)
             if self.resumed:
                 assert source is not None
-                log.info("%s: passing over the %d frames it holds from a stopped run", self.folder, self.resumed)
+                log.info("%s: passing over the %d frames it holds from a stopped run", self.into, self.resumed)
                 source.skip(self.resumed)
-            # a camera's frames go to .recording: a killed recording left there is kept (it cannot be had again); a
-            # file conversion's to .replacing, which the next run starts again
-            self.into = self.folder / (".recording" if live else ".replacing") if self.earlier else self.folder
-            shutil.rmtree(self.folder / ".replacing", ignore_errors=True)
+            if not (replacing and self.resumed):
+                shutil.rmtree(self.folder / ".replacing", ignore_errors=True)
             if (self.folder / ".recording").is_dir():
                 kept = next(self.folder / f"interrupted{n}" for n in ("", *range(2, 10**6))
                             if not (self.folder / f"interrupted{n}").exists())  # fmt: skip
@@ -461,11 +467,13 @@ class ImageFolderSink(Sink):
             self._unlock()
             raise
 
-    def _held_frames(self, held: set[str]) -> int:
-        """How many frames of this conversion the folder holds (``held``: their names) from a stopped run (0: none;
-        OutputExists where it holds others, or not in one unbroken run from frame 0)."""
+    def _held_frames(self, folder: Path, held: set[str], strict: bool = True) -> int:
+        """How many frames of this conversion ``folder`` holds (``held``: their names) from a stopped run (0: none;
+        OutputExists where it holds others, or not in one unbroken run from frame 0, unless not ``strict``: 0)."""
         ours = held == {frame_file(i, self.ext) for i in range(len(held))} and all(
-            png_text(self.folder / frame_file(i, self.ext), JOB_KEYWORD) == self.key for i in {0, len(held) - 1})
+            png_text(folder / frame_file(i, self.ext), JOB_KEYWORD) == self.key for i in {0, len(held) - 1})
+        if not (ours or strict):
+            return 0
         if held and not ours:
             raise OutputExists(f"{self.folder} holds frames of another conversion (another model, other settings or "
                                "another video): --overwrite replaces them, or give another folder")  # fmt: skip
@@ -482,14 +490,14 @@ class ImageFolderSink(Sink):
         self.frames += 1
 
     def last_resumed(self) -> np.ndarray | None:
-        return read_image(self.folder / frame_file(self.resumed - 1, self.ext)) if self.resumed else None
+        return read_image(self.into / frame_file(self.resumed - 1, self.ext)) if self.resumed else None
 
     def close(self) -> None:
         try:
-            if self.into == self.folder or not self.frames:
+            if self.into == self.folder or not (self.frames or self.resumed):
                 return
             if self.stopped and not self.live:
-                self.held_back, self.resumable = str(self.into), False  # the next run starts .replacing again
+                self.held_back = str(self.into)  # the next --overwrite run continues it where it is resumable
                 return
             for old in self.earlier:
                 old.unlink(missing_ok=True)
