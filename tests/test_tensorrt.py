@@ -37,6 +37,12 @@ def test_weakly_typed_versions_use_flags() -> None:
     assert plan_build("tensorrt", "10.8.0", "int8", "int8").network_flags == ("STRONGLY_TYPED",)
     with pytest.raises(ValueError, match="calibrated Q/DQ ONNX"):
         plan_build("tensorrt", "10.3.0", "fp32", "int8")
+    # an engine labelled fp32 ran the ONNX's INT8 or FP16; an FP32 one ran TF32 on Ampere and newer
+    for version, onnx in (("10.3.0", "int8"), ("8.6.1", "fp16")):
+        with pytest.raises(ValueError, match=f"the ONNX is {onnx}, and an engine built from it runs {onnx}, not fp32"):
+            plan_build("tensorrt", version, onnx, "fp32")
+    assert p10.cleared_flags == () and plan_build("tensorrt", "10.3.0", "fp32", "fp32").cleared_flags == ("TF32",)
+    assert plan_build("tensorrt_rtx", "1.7.1", "fp32", "fp32").cleared_flags == ("TF32",)
 
 
 def test_strongly_typed_versions_take_precision_from_onnx() -> None:
@@ -99,7 +105,42 @@ def test_trtexec_command() -> None:
                    "--optShapes=input:1x3x360x640 --maxShapes=input:1x3x720x1280 --memPoolSize=workspace:2048M "
                    "--fp16 --timingCacheFile=t.cache --useDLACore=0 --allowGPUFallback")  # fmt: skip
     strong = trtexec_command("m.int8.onnx", "m.plan", profile, plan_build("tensorrt", "11.0", "int8", "int8"), 512)
-    assert "--stronglyTyped" in strong and "--int8" not in strong
+    assert "--stronglyTyped" in strong and "--int8" not in strong and "TF32" not in strong
+    assert trtexec_command("m.onnx", "m.plan", profile, plan_build("tensorrt", "10.3", "fp32", "fp32"), 512).endswith(
+        " --noTF32")  # fmt: skip
+
+
+def test_bench_builds_engines_whose_profile_takes_every_case(tmp_path: Path) -> None:
+    """bench built its engines with the default profile (1x3x256x256 to 1x3x1088x1920): --batches 1,4 or a size
+    under 256 ended the run at the first such case. The profile now spans the sizes and batches benched, padded to
+    the model's multiple; a real TensorRT-RTX build takes it."""
+    from cyclegan_edge.bench.runner import tensorrt_variants
+    from cyclegan_edge.trt.plan import profile_for
+
+    assert profile_for([(256, 256), (720, 1280), (90, 100)], [1, 4]) == (
+        "1x3x92x100", "1x3x256x256", "4x3x720x1280")  # fmt: skip
+    assert profile_for([(720, 1280)], [2], multiple=64) == ("2x3x768x1280",) * 3  # a U-Net's
+    import_tensorrt()
+    variants, notes = tensorrt_variants({"fp32": ASSETS / "photo2monet.onnx"}, ["tensorrt-fp32"], tmp_path, None,
+                                        ([(128, 160), (256, 256)], [1, 4]))  # fmt: skip
+    assert notes == [] and [v.name for v in variants] == ["tensorrt-fp32"], notes
+    side = EngineSidecar.read(sidecar_path(variants[0].model_path))
+    assert side.profile == {"min": [1, 3, 128, 160], "opt": [1, 3, 128, 160], "max": [4, 3, 256, 256]}
+
+
+def test_an_input_outside_the_engine_profile_is_one_line_naming_the_way_out() -> None:
+    """An input outside the profile was freed buffers in use on the next input (the engine backend freed them before
+    TensorRT refused the shape); it is now refused from the sidecar's profile before anything changes."""
+    from cyclegan_edge.trt.plan import outside_profile
+
+    profile = make_profile("1x3x256x256", "1x3x256x256", "2x3x1088x1920").as_dict()
+    assert outside_profile(profile, (1, 3, 720, 1280)) == outside_profile(profile, (2, 3, 256, 256)) == ""
+    said = outside_profile(profile, (1, 3, 2160, 3840))
+    assert said == ("input 1x3x2160x3840 is outside this engine's profile (1x3x256x256 to 2x3x1088x1920): run it with "
+                    "a smaller --size, or build the engine again with export --min-shape/--max-shape")  # fmt: skip
+    assert "with a larger --size," in outside_profile(profile, (1, 3, 128, 256))
+    assert "with batches of 1 to 2," in outside_profile(profile, (4, 3, 256, 256))
+    assert outside_profile({}, (9, 3, 9, 9)) == ""  # a sidecar without one: TensorRT says
 
 
 def test_missing_tensorrt_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -103,11 +103,13 @@ def torch_cuda_variants(model: Path, wanted: Sequence[str]) -> tuple[list[Varian
 
 
 def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workdir: Path, calib: str | None,
-                     threads: int = 0, trt_profile: tuple[str, str, str] | None = None
+                     threads: int = 0, trt_profile: tuple[str, str, str] | None = None,
+                     cases: tuple[Sequence[tuple[int, int]], Sequence[int]] = ([(256, 256)], [1]),
                      ) -> tuple[list[Variant], list[str]]:  # fmt: skip
     """Build every requested variant that this machine can run; return (variants, skipped notes).
 
-    trt_profile: (min, opt, max) NxCxHxW shapes for the TensorRT engines (default: the builder's)."""
+    trt_profile: (min, opt, max) NxCxHxW shapes for the TensorRT engines (default: one that takes every one of
+    ``cases``, the (H, W) sizes and the batches benched)."""
     model = Path(model)
     variants: list[Variant] = []
     notes: list[str] = []
@@ -130,7 +132,8 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
     if model.suffix.lower() == ".onnx":
         facts = read_onnx_facts(model)
         if facts.precision != "fp32":  # benched as given: FP16/INT8 variants are derived from an FP32 model only
-            given, given_notes = given_precision_variants(model, facts, wanted, workdir, ort_cpu, ov_cpu, trt_profile)
+            given, given_notes = given_precision_variants(model, facts, wanted, workdir, ort_cpu, ov_cpu, trt_profile,
+                                                             cases)
             return given, notes + given_notes
         onnx_fp32 = model
     if is_checkpoint(model):
@@ -184,7 +187,7 @@ def prepare_variants(model: str | os.PathLike[str], wanted: Sequence[str], workd
             variants.append(Variant(f"openvino-{precision}", precision, ov_path, ov_cpu))
         if precision == "fp32" and "openvino-auto" in wanted:  # what the runtime runs an FP32 .onnx with here
             variants.append(Variant("openvino-auto", "fp32", onnx_fp32, replace(ov_cpu, precision_hint="auto")))
-    trt_variants, trt_notes = tensorrt_variants(onnx_by_precision, wanted, workdir, trt_profile)
+    trt_variants, trt_notes = tensorrt_variants(onnx_by_precision, wanted, workdir, trt_profile, cases)
     return variants + trt_variants, notes + trt_notes
 
 
@@ -200,9 +203,10 @@ def tensorrt_missing() -> str | None:
 
 
 def tensorrt_variants(onnx_by_precision: dict[str, Path], wanted: Sequence[str], workdir: Path,
-                      trt_profile: tuple[str, str, str] | None) -> tuple[list[Variant], list[str]]:  # fmt: skip
+                      trt_profile: tuple[str, str, str] | None, cases: tuple[Sequence[tuple[int, int]], Sequence[int]],
+                      ) -> tuple[list[Variant], list[str]]:  # fmt: skip
     """tensorrt-{precision} engines built from the ONNX of that precision (the precision lives in the ONNX:
-    works weakly and strongly typed)."""
+    works weakly and strongly typed), with ``trt_profile`` or else one that takes every one of ``cases``."""
     variants: list[Variant] = []
     notes: list[str] = []
     for w in (w for w in wanted if w.startswith("tensorrt")):
@@ -211,11 +215,11 @@ def tensorrt_variants(onnx_by_precision: dict[str, Path], wanted: Sequence[str],
         if src is None:
             continue
         try:
-            from cyclegan_edge.trt.build import EngineOptions, build_engine
+            from cyclegan_edge.trt.build import EngineOptions, build_engine, onnx_facts
+            from cyclegan_edge.trt.plan import profile_for
 
-            opts = EngineOptions(precision=precision)
-            if trt_profile:
-                opts = replace(opts, min_shape=trt_profile[0], opt_shape=trt_profile[1], max_shape=trt_profile[2])
+            lo, opt, hi = trt_profile or profile_for(*cases, multiple=onnx_facts(src)[1])
+            opts = EngineOptions(precision=precision, min_shape=lo, opt_shape=opt, max_shape=hi)
             plan = build_engine(src, workdir / f"model.{precision}.plan", opts)
             variants.append(Variant(w, precision, plan, BackendOptions()))
         except Exception as e:  # no TensorRT / no GPU here, or this precision unsupported: say so in the report
@@ -225,7 +229,9 @@ def tensorrt_variants(onnx_by_precision: dict[str, Path], wanted: Sequence[str],
 
 def given_precision_variants(model: Path, facts: OnnxFacts, wanted: Sequence[str], workdir: Path,
                              ort_cpu: BackendOptions, ov_cpu: BackendOptions,
-                             trt_profile: tuple[str, str, str] | None) -> tuple[list[Variant], list[str]]:  # fmt: skip
+                             trt_profile: tuple[str, str, str] | None,
+                             cases: tuple[Sequence[tuple[int, int]], Sequence[int]],
+                             ) -> tuple[list[Variant], list[str]]:  # fmt: skip
     """An ONNX that already is FP16 or INT8: the wanted variants of that precision run the file as given
     (OpenVINO has an INT8 variant, not an FP16 one); nothing is derived from it. One note says why the
     variants of other precisions are absent."""
@@ -240,7 +246,7 @@ def given_precision_variants(model: Path, facts: OnnxFacts, wanted: Sequence[str
         notes.append(f"{model.name} is already {PRECISION_NAMES[precision]} ({facts.evidence}): benched as given "
                      f"(the {precision} variants); {', '.join(others)} not run: bench derives those from an FP32 "
                      "model only (give it the FP32 .onnx or the checkpoint)")  # fmt: skip
-    trt_variants, trt_notes = tensorrt_variants({precision: model}, wanted, workdir, trt_profile)
+    trt_variants, trt_notes = tensorrt_variants({precision: model}, wanted, workdir, trt_profile, cases)
     return variants + trt_variants, notes + trt_notes
 
 
@@ -273,7 +279,7 @@ def run_benchmark(model: str | os.PathLike[str], wanted: Sequence[str], sizes: S
     expected: dict[tuple[int, int, int], np.ndarray] = {}
     rows: dict[tuple[str, int, int, int], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        variants, notes = prepare_variants(model, wanted, Path(tmp), calib, threads, trt_profile)
+        variants, notes = prepare_variants(model, wanted, Path(tmp), calib, threads, trt_profile, (sizes, batches))
         if on_start is not None:
             on_start(len(variants) * len(sizes) * len(batches) * rounds, notes)
         failed: set[str] = set()

@@ -115,6 +115,8 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mib << 20)
         for name in plan.builder_flags:
             config.set_flag(getattr(trt.BuilderFlag, name))
+        for name in plan.cleared_flags:
+            config.clear_flag(getattr(trt.BuilderFlag, name))
         if opts.dla_core is not None:
             config.default_device_type = trt.DeviceType.DLA
             config.DLA_core = opts.dla_core

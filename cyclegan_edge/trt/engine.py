@@ -17,8 +17,8 @@ import numpy as np
 from cyclegan_edge.imaging.frames import run_padded
 from cyclegan_edge.trt.loader import (TensorRTUnavailable, gpu_identity, import_cudart, import_tensorrt, no_gpu_here,
                                      recording_logger)  # fmt: skip
-from cyclegan_edge.trt.plan import (EngineCompatError, EngineSidecar, compatibility_problems, sidecar_path,
-                                    stale_source)  # fmt: skip
+from cyclegan_edge.trt.plan import (EngineCompatError, EngineSidecar, compatibility_problems, outside_profile,
+                                    sidecar_path, stale_source)  # fmt: skip
 
 if TYPE_CHECKING:  # checked against the tensorrt-stubs package
     import tensorrt
@@ -108,19 +108,26 @@ class TensorRTBackend:
         self.buffers: list[Any] = []
         self.events: list[Any] = []
         self.name = f"{flavor}:{version}:{sidecar.precision}"
-        self.size_multiple = sidecar.size_multiple
+        self.size_multiple, self.profile = sidecar.size_multiple, sidecar.profile
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
+        refused = outside_profile(self.profile, shape)  # before anything is freed: the next input may fit again
+        if refused:
+            raise ValueError(refused)
         for b in self.buffers:
             b.free()
+        self.buffers, self.shape = [], ()  # a failure below leaves nothing that points at freed memory
         if not self.context.set_input_shape(self.input_name, shape):
-            raise ValueError(f"input shape {shape} is outside the engine's profile")
+            raise ValueError(f"input {shape} refused by TensorRT (profile {self.profile})")
         out_shape = tuple(self.context.get_tensor_shape(self.output_name))
         self.h_in = PinnedBuffer(self.cudart, shape, self.input_dtype)
+        self.buffers.append(self.h_in)
         self.h_out = PinnedBuffer(self.cudart, out_shape, self.output_dtype)
+        self.buffers.append(self.h_out)
         self.d_in = DeviceBuffer(self.cudart, self.h_in.array.nbytes)
+        self.buffers.append(self.d_in)
         self.d_out = DeviceBuffer(self.cudart, self.h_out.array.nbytes)
-        self.buffers = [self.h_in, self.h_out, self.d_in, self.d_out]
+        self.buffers.append(self.d_out)
         self.context.set_tensor_address(self.input_name, self.d_in.ptr)
         self.context.set_tensor_address(self.output_name, self.d_out.ptr)
         self.shape = shape

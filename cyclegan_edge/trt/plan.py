@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class BuildPlan:
     strongly_typed: bool
     network_flags: tuple[str, ...]  # NetworkDefinitionCreationFlag names
     builder_flags: tuple[str, ...]  # BuilderFlag names
+    # BuilderFlag names cleared: TF32, on by default, runs an FP32 engine's convolutions with 10-bit mantissas on
+    # Ampere and newer (Jetson Orin too): FP32 named is FP32 run, as PyTorch's CUDA rows are
+    cleared_flags: tuple[str, ...] = ()
 
 
 def plan_build(flavor: str, version: str, onnx_precision: str, precision: str,
@@ -47,6 +51,7 @@ def plan_build(flavor: str, version: str, onnx_precision: str, precision: str,
         raise ValueError(f"precision must be one of {PRECISIONS}")
     major = parse_version(version)[0] if version else 0
     strongly_only = flavor == "tensorrt_rtx" or major >= 11
+    no_tf32 = ("TF32",) if precision == "fp32" else ()
     if strongly_only:
         if precision != onnx_precision:
             what = "TensorRT-RTX" if flavor == "tensorrt_rtx" else f"TensorRT {version}"
@@ -55,7 +60,7 @@ def plan_build(flavor: str, version: str, onnx_precision: str, precision: str,
                 f"export a {precision} ONNX first (python -m cyclegan_edge.export CKPT --precision {precision})"
             )
         flags: tuple[str, ...] = ("STRONGLY_TYPED",) if flavor != "tensorrt_rtx" else ()
-        return BuildPlan(True, flags, ())
+        return BuildPlan(True, flags, (), no_tf32)
     if parse_version(version)[:2] < minimum:
         if minimum == MIN_TENSORRT:
             raise ValueError(f"TensorRT {version} is too old: 8.5 (JetPack 5.1) or newer is needed for named I/O "
@@ -63,15 +68,16 @@ def plan_build(flavor: str, version: str, onnx_precision: str, precision: str,
         raise ValueError(f"TensorRT {version} is too old for this toolkit's trtexec commands (8.0 or newer)")
     explicit = ("EXPLICIT_BATCH",) if major < 10 else ()
     if onnx_precision != "fp32":
-        if precision not in (onnx_precision, "fp32"):
-            raise ValueError(f"the ONNX is {onnx_precision}; asked for {precision}")
+        if precision != onnx_precision:  # an engine named fp32 would run the ONNX's precision
+            raise ValueError(f"the ONNX is {onnx_precision}, and an engine built from it runs {onnx_precision}, not "
+                             f"{precision}: leave --precision out, or build from the FP32 ONNX")  # fmt: skip
         if major >= 10:
             return BuildPlan(True, explicit + ("STRONGLY_TYPED",), ())
         # 8.x: Q/DQ needs the INT8 flag; FP16 lets the excluded layers run in half precision.
         return BuildPlan(False, explicit, ("INT8", "FP16") if onnx_precision == "int8" else ("FP16",))
     if precision == "int8":
         raise ValueError("INT8 needs a calibrated Q/DQ ONNX: export with --precision int8 --calib DIR first")
-    return BuildPlan(False, explicit, ("FP16",) if precision == "fp16" else ())
+    return BuildPlan(False, explicit, ("FP16",) if precision == "fp16" else (), no_tf32)
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,32 @@ class ShapeProfile:
 
     def as_dict(self) -> dict[str, list[int]]:
         return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+
+
+def profile_for(sizes: Sequence[tuple[int, int]], batches: Sequence[int], multiple: int = BASE_MULTIPLE,
+                ) -> tuple[str, str, str]:  # fmt: skip
+    """(min, opt, max) NxCxHxW shapes of a profile that takes every (H, W) of ``sizes`` (padded to ``multiple``, as
+    the engine backend pads them) at every batch of ``batches``, tuned for the first of each."""
+    padded = [(-(-h // multiple) * multiple, -(-w // multiple) * multiple) for h, w in sizes]
+
+    def shape(n: int, h: int, w: int) -> str:
+        return f"{n}x3x{h}x{w}"
+
+    return (shape(min(batches), min(h for h, _ in padded), min(w for _, w in padded)), shape(batches[0], *padded[0]),
+            shape(max(batches), max(h for h, _ in padded), max(w for _, w in padded)))
+
+
+def outside_profile(profile: dict[str, list[int]], shape: tuple[int, ...]) -> str:
+    """Why an engine with ``profile`` (a sidecar's) cannot take an input of ``shape`` (NCHW), as a line naming the
+    way out ('': it can)."""
+    lo, hi = profile.get("min"), profile.get("max")
+    if not lo or not hi or all(a <= s <= b for a, s, b in zip(lo, shape, hi)):
+        return ""
+    x = "x".join
+    fix = (f"batches of {lo[0]} to {hi[0]}" if not lo[0] <= shape[0] <= hi[0] else
+           "a smaller --size" if any(s > b for s, b in zip(shape[2:], hi[2:])) else "a larger --size")  # fmt: skip
+    return (f"input {x(map(str, shape))} is outside this engine's profile ({x(map(str, lo))} to {x(map(str, hi))}): "
+            f"run it with {fix}, or build the engine again with export --min-shape/--max-shape")
 
 
 def parse_shape(text: str, channels: int = 3) -> tuple[int, int, int, int]:
@@ -210,6 +242,8 @@ def trtexec_command(onnx: str, engine: str, profile: ShapeProfile, plan: BuildPl
     if plan.strongly_typed and flavor == "tensorrt":  # TensorRT-RTX is strongly typed without asking
         args.append("--stronglyTyped")
     args += [f"--{f.lower()}" for f in plan.builder_flags]
+    if "TF32" in plan.cleared_flags and flavor == "tensorrt":
+        args.append("--noTF32")
     if timing_cache:
         args.append(f"--timingCacheFile={timing_cache}")
     if dla_core is not None:
