@@ -134,6 +134,25 @@ def test_image_to_image_file_or_folder(capsys: pytest.CaptureFixture[str], tmp_p
     assert rc == 1 and len(errors) == 1 and "an image translates to an image file" in errors[0], errors
 
 
+def test_a_phone_photo_is_translated_upright(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A portrait photo from a phone is stored sideways with an EXIF orientation that every viewer applies; it was
+    translated sideways and written landscape (the output PNG has no EXIF to turn it back)."""
+    import struct
+
+    jpeg = IMAGES[0].read_bytes()
+    assert jpeg[:2] == b"\xff\xd8" and b"Exif" not in jpeg[:4096]
+    ifd = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + bytes(4)  # orientation 6: turn 90 cw
+    exif = b"Exif\0\0MM\0*" + struct.pack(">I", 8) + ifd
+    phone = tmp_path / "phone.jpg"
+    phone.write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:])
+    stored = read_image(IMAGES[0])
+    assert np.array_equal(read_image(phone), np.rot90(stored, k=-1))
+    out = tmp_path / "phone.png"
+    rc, _, errors = runtime(capsys, str(phone), str(out), *FAST)
+    h, w = stored.shape[:2]
+    assert rc == 0 and read_image(out).shape[:2] == (w, h) and h != w, errors
+
+
 def test_display_without_a_display_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, errors = runtime(capsys, str(DEMO), "display://0", *FAST, "--max-frames", "2")
     assert rc == 1 and len(errors) == 1 and "display://0: no window can open here" in errors[0], errors

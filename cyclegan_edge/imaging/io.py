@@ -179,10 +179,11 @@ def c_stderr_lines() -> Iterator[list[str]]:
 def decode_jpeg_watched(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
     """imdecode, and libjpeg's complaints about corrupt data: libjpeg only prints them (to the C stderr)
     and returns an image with the lost part grey, so fd 2 is captured around the call. Anything else
-    printed meanwhile is passed on."""
+    printed meanwhile is passed on. The image is turned upright as its EXIF orientation says (a phone's portrait
+    photo is stored sideways), as every viewer shows it; a JPEG has no alpha to keep."""
     decode = cv2().imdecode
     with c_stderr_lines() as lines:
-        img = decode(data, cv2().IMREAD_UNCHANGED)
+        img = decode(data, cv2().IMREAD_COLOR)  # IMREAD_UNCHANGED leaves out the EXIF orientation
     corrupt = [ln for ln in lines if ln.startswith(JPEG_CORRUPTION)]
     other = [ln for ln in lines if ln not in corrupt]
     if other:
