@@ -494,6 +494,8 @@ QUICK = ["--sizes", "64", "--iters", "2", "--warmup", "1"]
     (["--warmup", "-1"], "argument --warmup: '-1' is not allowed: use 0..1000000"),
     (["--threads", "-1"], "argument --threads: '-1' is not allowed: use 0..1024"),
     (["--variants", "onnxruntime-fp32,tensorrt"], "unknown variants ['tensorrt']: use pytorch, "),
+    (["--variants", "onnxruntime-fp32,openvino-fp32", "--baseline", "openvino"],  # every ratio came out empty
+     "--baseline openvino: not one of the variants benched (onnxruntime-fp32, openvino-fp32)"),
 ])  # fmt: skip
 def test_a_wrong_command_line_is_one_usage_line_before_any_work(
     flags: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -502,6 +504,18 @@ def test_a_wrong_command_line_is_one_usage_line_before_any_work(
     assert (status, stdout, err.count("\n")) == (2, "", 1), err[-2000:]  # no progress bar: nothing was started
     assert err.startswith(f"error: {says}")
     assert not (tmp_path / "r").exists()
+
+
+def test_the_diff_column_names_the_variant_it_compares_with(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The outputs are compared with the first variant's; the column said "vs --baseline", another variant."""
+    out = tmp_path / "r"
+    status, _, err = bench([MODEL, "-o", out, *QUICK, "--rounds", "1", "--variants", "onnxruntime-fp32,openvino-fp32",
+                            "--baseline", "openvino-fp32"], capsys)  # fmt: skip
+    report = load_report(out / "report.json")
+    assert status == 0 and (report["baseline"], report["parity_reference"]) == ("openvino-fp32", "onnxruntime-fp32")
+    assert "| speed vs openvino-fp32 (p50) | max abs diff vs onnxruntime-fp32 |" in (out / "report.md").read_text()
+    diff = {r["variant"]: r["max_abs_vs_reference"] for r in report["results"]}
+    assert diff["onnxruntime-fp32"] == 0.0 < diff["openvino-fp32"] < 1e-3, diff
 
 
 def test_help_says_what_iters_and_warmup_are_with_their_defaults(capsys: pytest.CaptureFixture[str]) -> None:

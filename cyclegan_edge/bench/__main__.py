@@ -142,6 +142,8 @@ def checked_cases(args: argparse.Namespace) -> tuple[list[str], list[tuple[int, 
     unknown = set(wanted) - set(ALL_VARIANTS)
     if unknown:
         raise UsageError(f"unknown variants {sorted(unknown)}: use {', '.join(ALL_VARIANTS)}, or auto")
+    if args.baseline is not None and args.baseline not in wanted:
+        raise UsageError(f"--baseline {args.baseline}: not one of the variants benched ({', '.join(wanted)})")
     try:
         sizes = parse_sizes(args.sizes)
     except ValueError as e:
@@ -215,12 +217,15 @@ def measure(args: argparse.Namespace, command: str, out: Path, wanted: list[str]
         log.warning("%s", no_plots)
 
     def report_now(extra: list[str], power: dict[str, Any] | None = None, plotted: bool = True) -> dict[str, Any]:
-        baseline = args.baseline or rows[0]["variant"]
-        add_ratios(rows, baseline)
+        first = rows[0]["variant"]  # every case's outputs are compared with the first variant's that ran
+        ran = any(r["variant"] == args.baseline for r in rows)
+        baseline = args.baseline if ran else first
+        gone = f"--baseline {args.baseline} was not measured (see the notes): the ratios refer to {first}"
         fps_note = fps_plot_skipped(rows, len(sizes)) if plotted and not no_plots else no_plots
-        late_notes = [n for n in [unsteady_note(rows), fps_note] if n]
+        late_notes = [n for n in [gone if args.baseline and not ran else None, unsteady_note(rows), fps_note] if n]
+        add_ratios(rows, baseline)
         return make_report(command, machine, summary, baseline, rows, notes + extra + late_notes, power,
-                           threads=args.threads)  # fmt: skip
+                           parity_reference=first, threads=args.threads)  # fmt: skip
 
     bar = progress_bar(desc="bench (building variants)", unit="case", dynamic_ncols=True)
 
