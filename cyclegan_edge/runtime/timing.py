@@ -40,15 +40,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def peak_gpu_mb() -> float | None:
-    try:
-        import torch
+def torch_cuda_peak_mb(backend: Backend, reset: bool = False) -> float | None:
+    """PyTorch's CUDA allocator peak in MiB since the last ``reset``, for a PyTorch CUDA backend; None for any other
+    (ONNX Runtime and TensorRT allocate outside it: no figure rather than another variant's)."""
+    if not backend.name.startswith("pytorch:cuda"):
+        return None
+    import torch
 
-        if torch.cuda.is_available():
-            return torch.cuda.max_memory_allocated() / 2**20
-    except ImportError:
-        pass
-    return None
+    if reset:
+        torch.cuda.reset_peak_memory_stats()
+        return None
+    return float(torch.cuda.max_memory_allocated() / 2**20)
 
 
 def measure(backend: Backend, hw: tuple[int, int], batch: int, iterations: int, warmup: int,
@@ -56,6 +58,7 @@ def measure(backend: Backend, hw: tuple[int, int], batch: int, iterations: int, 
     rng = np.random.default_rng(seed)
     frames = [rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for _ in range(batch)]
     x = frames_to_tensor(frames)
+    torch_cuda_peak_mb(backend, reset=True)  # this case's peak, not the largest case's so far
     for _ in range(warmup):
         backend.infer(x)
     pre, infer, post, gpu = [], [], [], []
@@ -78,7 +81,7 @@ def measure(backend: Backend, hw: tuple[int, int], batch: int, iterations: int, 
         "height": hw[0], "width": hw[1], "batch": batch, "iterations": iterations, "warmup": warmup,
         "latency_ms": latency_stats(infer, batch), "host_pre_ms": latency_stats(pre, batch),
         "host_post_ms": latency_stats(post, batch), "peak_rss_mb": round(peak_rss_mb(), 1),
-        "peak_gpu_mb": peak_gpu_mb(), "gpu_ms": None, "samples_ms": infer,
+        "peak_gpu_mb": torch_cuda_peak_mb(backend), "gpu_ms": None, "samples_ms": infer,
     }  # fmt: skip
     if gpu:
         row["gpu_ms"] = {k: latency_stats([g[k] for g in gpu]) for k in gpu[0]}
