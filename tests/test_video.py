@@ -710,6 +710,19 @@ def test_audio_an_mp4_keeps_plays_everywhere_and_hevc_is_hvc1(tmp_path: Path) ->
                 in r.stderr) == (audio == "aac"), r.stderr[-2000:]  # fmt: skip
 
 
+def test_a_real_videos_mp3_sound_is_copied_not_encoded_again(tmp_path: Path) -> None:
+    """MP3 plays in MP4 everywhere, so it is kept; it was re-encoded to AAC (a second lossy encode) with a warning
+    that players do not play it: PyAV names the stream by its decoder, mp3float."""
+    src = need(SHARED_DATA / "videos" / "cockatoo.mp4")
+    out = tmp_path / "c.mp4"
+    r = runtime(str(src), str(out), "--size", "64", "--max-frames", "12")
+    assert r.returncode == 0 and "re-encoded" not in r.stderr, r.stderr[-2000:]
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert [s.codec_context.codec.canonical_name for s in (a.streams.audio[0], b.streams.audio[0])] == ["mp3"] * 2
+        first = next(p for p in b.demux(b.streams.audio[0]) if p.size)
+        assert bytes(first) == bytes(next(p for p in a.demux(a.streams.audio[0]) if p.size))  # copied as it was
+
+
 def test_a_finished_mkv_at_29_97_fps_is_recognized(tmp_path: Path) -> None:
     """Matroska keeps whole milliseconds: the last frame of a 29.97 fps conversion (at 4.971 s, say) read back
     earlier than the source's, so a finished .mkv looked unfinished, and its rerun was refused."""

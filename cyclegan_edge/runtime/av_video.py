@@ -305,7 +305,7 @@ class AudioTracks:
         self.container = av.open(str(source))
         self.routes: dict[int, tuple[Any, bool]] = {}  # input index -> (output stream, re-encode)
         for s in self.container.streams.audio:
-            name, holds = s.codec_context.name, mp4_can_hold(s)
+            name, holds = s.codec_context.codec.canonical_name, mp4_can_hold(s)  # mp3, not its decoder mp3float
             if holds and (name in PLAYS_IN_MP4 or not for_mp4):
                 self.routes[s.index] = (out.add_stream_from_template(s), False)
             else:
@@ -569,7 +569,7 @@ class AvVideoWriter(Sink):
         with av.open(str(prior.path)) as c:
             v = c.streams.video[0]
             # MP4 stores H.264/HEVC length-prefixed; the encoder's stream expects start codes (Annex B)
-            name = ANNEX_B.get(v.codec_context.name)
+            name = ANNEX_B.get(v.codec_context.codec.canonical_name)
             bsf = BitStreamFilterContext(name, in_stream=v) if name else None
             for p in c.demux(v):
                 if not p.size:
@@ -725,7 +725,7 @@ def remux(src: Path, dst: Path, fmt: str, options: dict[str, str]) -> tuple[int,
         kept = [s for s in inp.streams if s.type in ("video", "audio")]
         routes = {s.index: out.add_stream_from_template(s, opaque=True) for s in kept}
         for s in kept:  # the template loses the tag the encoder was given: Apple's players want hvc1 for HEVC
-            if s.type == "video" and s.codec_context.name == "hevc" and fmt in ("mp4", "mov"):
+            if s.type == "video" and s.codec_context.codec.canonical_name == "hevc" and fmt in ("mp4", "mov"):
                 routes[s.index].codec_tag = "hvc1"
         for p in inp.demux(*kept):
             if not p.size:
