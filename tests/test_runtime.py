@@ -614,6 +614,7 @@ def test_batch_ctrl_c_exits_130_and_lists_what_it_did_not_start(street_video: Pa
 
     again = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
     assert again.returncode == 0 and "3 of 3 files ok" in again.stdout, again.stderr[-2000:]
+    assert f"; outputs in {out} (model {h2z_onnx}, " in again.stdout  # what ran, as for one file
     assert [video_info(out / n)[0] for n in ("a.mp4", "b.mp4", "c.mp4")] == [60, 60, 60]
 
 

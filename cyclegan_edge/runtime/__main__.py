@@ -430,7 +430,7 @@ def run_batch(args: argparse.Namespace, backend: Backend, opts: PipelineOptions,
     kept = sum(r.status == SKIPPED_EXISTS for r in results)
     wrote = any(r.output is not None and r.output.is_file() for r in results)  # this run's or earlier ones'
     where = f"outputs in {args.output}" if wrote else "nothing written"
-    print(f"{ok} of {len(results)} files ok{part}; {where}")
+    print(f"{ok} of {len(results)} files ok{part}; {where} (model {model_name(args)}, {backend.name})")
     if kept:  # made by an earlier run of this job (or one that does not say which)
         print(f"{kept} of them skipped: their outputs exist from an earlier run (--overwrite converts them again)")
     if other:  # finished videos whose key differs: not this run's work, and not called ok
