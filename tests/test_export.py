@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -216,6 +217,13 @@ def test_cli_writes_reports_and_fails_clearly(compressed_g_path: Path, tmp_path:
     # what each figure was measured on and with (the images and the runtime were not said; FP16's machine neither)
     assert parity["parity"]["runtime"] == fp16["quality_vs_fp32"]["runtime"] == "onnxruntime:CPUExecutionProvider"
     assert parity["parity"]["test_images"] == fp16["quality_vs_fp32"]["test_images"] and fp16["machine"]
+    # and as the runtime runs the file here (OpenVINO at its own precision, where installed): what a user sees
+    here = fp16["quality_as_run_here"]
+    if importlib.util.find_spec("openvino") is not None:
+        assert here["runtime"].startswith("openvino:CPU:") and here["psnr_db_mean"] > 35 and here["images"] == 3
+        assert f" with onnxruntime:CPUExecutionProvider; as the runtime runs it here ({here['runtime']}): " in r.stdout
+    else:
+        assert here is None and "as the runtime runs it here" not in r.stdout
     assert not left[0].exists() and f"{left[0]}: removed" in r.stdout and all(f.is_dir() for f in kept)
     stale = [ln for ln in r.stderr.splitlines() if "stale" in ln]
     assert len(stale) == 1 and stale[0].startswith(f"WARNING {old_int8}, {old_int8}.parity.json: stale"), r.stderr
@@ -328,7 +336,10 @@ def test_int8_calibration_skips_unreadable_and_reports_the_count_used(tmp_path: 
     assert report["goal_psnr_db_mean"] == 30.0 and report["meets_goal"] == (q["psnr_db_mean"] >= 30.0)
     cpu = report["cpu_latency_256"]
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "INT8 (calibrated on 1 image)" in line and f"on {tested}; CPU 256x256 median (min)" in line
+    assert "INT8 (calibrated on 1 image)" in line and f"on {tested} with {q['runtime']}" in line
+    here = report["quality_as_run_here"]
+    assert f"; as the runtime runs it here ({here['runtime']}): {here['psnr_db_mean']:.1f} dB; CPU 256x256 median" in (
+        line) if here else "; CPU 256x256 median (min)" in line  # fmt: skip
     assert q["test_images"] == tested
     assert f"FP32 {cpu['fp32']['median_ms']:.1f} ({cpu['fp32']['min_ms']:.1f}) ms on {cpu['fp32']['backend']}, " in line
     assert f"INT8 {cpu['int8']['median_ms']:.1f} ({cpu['int8']['min_ms']:.1f}) ms on {cpu['int8']['backend']} " in line

@@ -419,20 +419,28 @@ def export_checked(args: argparse.Namespace, precision: str, gen: Any, images: l
     return written
 
 
+def run_here_said(q: dict[str, Any], here: dict[str, Any] | None) -> str:
+    """Which backend ``q`` was measured on and, where the runtime runs the model on another here, its figure."""
+    said = f" with {q['runtime']}"
+    if here is not None:
+        said += f"; as the runtime runs it here ({here['runtime']}): {here['psnr_db_mean']:.1f} dB"
+    return said
+
+
 def checked_fp16(onnx_path: Path, images: list[Any], tested: str, shown: Callable[[Path], str]) -> list[Path]:
     """The FP16 model beside ``onnx_path`` and its report (quality on ``images``, which ``tested`` names);
     ExportError below FP16_MIN_PSNR."""
     from cyclegan_edge.export.fp16 import export_fp16
-    from cyclegan_edge.export.report import quality_vs
+    from cyclegan_edge.export.report import quality_as_run_here, quality_vs
 
     final = export_fp16(onnx_path, precision_path(onnx_path, "fp16"))
-    q = quality_vs(onnx_path, final, images)
+    q, here = quality_vs(onnx_path, final, images), quality_as_run_here(onnx_path, final, images)
     write_json(report_path(final), {"model": shown(final), "precision": "fp16", "reference": shown(onnx_path),
                                     "machine": machine_line(), "quality_vs_fp32": {**q, "test_images": tested},
-                                    "required_psnr_db_mean": FP16_MIN_PSNR,
+                                    "quality_as_run_here": here, "required_psnr_db_mean": FP16_MIN_PSNR,
                                     "passed": q["psnr_db_mean"] >= FP16_MIN_PSNR})  # fmt: skip
     print(f"{shown(final)}: FP16 vs FP32 PSNR {q['psnr_db_mean']:.1f} dB (min {q['psnr_db_min']:.1f}), SSIM "
-          f"{q['ssim_mean']:.4f} on {tested}")  # fmt: skip
+          f"{q['ssim_mean']:.4f} on {tested}{run_here_said(q, here)}")  # fmt: skip
     if q["psnr_db_mean"] < FP16_MIN_PSNR:
         raise ExportError(f"{shown(final)}: FP16 PSNR {q['psnr_db_mean']:.1f} dB is below {FP16_MIN_PSNR} dB; nothing written")
     return [final, report_path(final)]
@@ -444,10 +452,10 @@ def checked_int8(onnx_path: Path, images: list[Any], tested: str, calib: Sequenc
     report (quality and CPU speed-up vs FP32); a warning below INT8_MIN_PSNR (a user may still want it: the
     report says what it costs)."""
     from cyclegan_edge.export.int8 import cpu_speedup, quantize_int8
-    from cyclegan_edge.export.report import quality_vs
+    from cyclegan_edge.export.report import quality_as_run_here, quality_vs
 
     final = quantize_int8(onnx_path, precision_path(onnx_path, "int8"), calib, opts)
-    q = quality_vs(onnx_path, final, images)
+    q, here = quality_vs(onnx_path, final, images), quality_as_run_here(onnx_path, final, images)
     cpu = cpu_speedup(onnx_path, final)  # on the backend the runtime picks for an .onnx on this CPU
     settings = asdict(opts)
     asked = settings.pop("calib_count")
@@ -455,11 +463,12 @@ def checked_int8(onnx_path: Path, images: list[Any], tested: str, calib: Sequenc
         "model": shown(final), "precision": "int8", "reference": shown(onnx_path),
         "calibration": {"folder": str(folder), "images": len(calib), "images_asked": asked or "all", **settings},
         "quality_vs_fp32": {**q, "test_images": tested}, "goal_psnr_db_mean": INT8_MIN_PSNR,
-        "meets_goal": q["psnr_db_mean"] >= INT8_MIN_PSNR,
+        "meets_goal": q["psnr_db_mean"] >= INT8_MIN_PSNR, "quality_as_run_here": here,
         "cpu_latency_256": {**cpu, "machine": machine_line()},
     })  # fmt: skip
     print(f"{shown(final)}: INT8 (calibrated on {image_count(len(calib))}) vs FP32 PSNR {q['psnr_db_mean']:.1f} dB "
-          f"(min {q['psnr_db_min']:.1f}), SSIM {q['ssim_mean']:.4f} on {tested}; CPU 256x256 median (min): FP32 "
+          f"(min {q['psnr_db_min']:.1f}), SSIM {q['ssim_mean']:.4f} on {tested}{run_here_said(q, here)}; CPU 256x256 "
+          "median (min): FP32 "
           f"{cpu['fp32']['median_ms']:.1f} ({cpu['fp32']['min_ms']:.1f}) ms on {cpu['fp32']['backend']}, INT8 "
           f"{cpu['int8']['median_ms']:.1f} ({cpu['int8']['min_ms']:.1f}) ms on {cpu['int8']['backend']} "
           f"({cpu['speedup_median']:.2f}x median, {cpu['fp32']['min_ms'] / cpu['int8']['min_ms']:.2f}x min)"

@@ -12,7 +12,7 @@ import numpy as np
 from cyclegan_edge.imaging.quality import error_stats, psnr, ssim
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.imaging.io import resized
-from cyclegan_edge.runtime.backends import BackendOptions, OnnxRuntimeBackend
+from cyclegan_edge.runtime.backends import CONVERSION_PRECISION_HINT, BackendOptions, OnnxRuntimeBackend, open_backend
 
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (360, 640), (301, 451))  # the last exercises padding
 PARITY_BATCHES = (1, 4)
@@ -49,10 +49,12 @@ def parity_vs_torch(model: Any, onnx_path: str | os.PathLike[str], images: Seque
 
 
 def quality_vs(reference_onnx: str | os.PathLike[str], test_onnx: str | os.PathLike[str],
-               images: Sequence[np.ndarray]) -> dict[str, Any]:  # fmt: skip
+               images: Sequence[np.ndarray], test_options: BackendOptions | None = None) -> dict[str, Any]:  # fmt: skip
     """PSNR/SSIM of the test model's output images against the reference model's (uint8), both on ONNX Runtime's
-    CPU provider (named in the result: another backend, OpenVINO's bf16 or TensorRT's FP16, rounds otherwise)."""
-    ref_b, test_b = ort_backend(reference_onnx), ort_backend(test_onnx)
+    CPU provider (named in the result: another backend, OpenVINO's bf16 or TensorRT's FP16, rounds otherwise), or
+    the test model on the backend ``test_options`` open."""
+    ref_b = ort_backend(reference_onnx)
+    test_b = ort_backend(test_onnx) if test_options is None else open_backend(Path(test_onnx), test_options)
     psnrs, ssims, errs = [], [], []
     for img in images:
         batch = frames_to_tensor([img])
@@ -61,9 +63,20 @@ def quality_vs(reference_onnx: str | os.PathLike[str], test_onnx: str | os.PathL
         psnrs.append(psnr(fa, fb))
         ssims.append(ssim(fa, fb))
         errs.append(error_stats(a, b)["max_abs"])
+    for backend in (ref_b, test_b):
+        backend.close()
     return {"images": len(images), "runtime": test_b.name, "psnr_db_mean": float(np.mean(psnrs)),
             "psnr_db_min": float(np.min(psnrs)), "ssim_mean": float(np.mean(ssims)),
             "max_abs": float(np.max(errs))}  # fmt: skip
+
+
+def quality_as_run_here(reference_onnx: str | os.PathLike[str], test_onnx: str | os.PathLike[str],
+                        images: Sequence[np.ndarray]) -> dict[str, Any] | None:  # fmt: skip
+    """quality_vs with the test model on the backend and precision the runtime runs it with on this CPU (OpenVINO
+    at its own precision where installed: bf16 on CPUs that have it); None where that is ONNX Runtime's CPU
+    provider, the figure already given."""
+    q = quality_vs(reference_onnx, test_onnx, images, BackendOptions(precision_hint=CONVERSION_PRECISION_HINT))
+    return None if q["runtime"].startswith("onnxruntime:CPU") else q
 
 
 def report_path(model_path: str | os.PathLike[str]) -> Path:
