@@ -142,7 +142,13 @@ def unlock_output(path: str | os.PathLike[str], fd: int) -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it where Linux says it: os.umask can only read it by setting
+    another, which the files other threads create meanwhile get (the strictest one, then: 0o077, never 0)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o077)
     os.umask(mask)
     return mask
 

@@ -828,3 +828,16 @@ def test_out_of_memory_is_one_line_that_says_so() -> None:
         lines.append(describe(raised.value))
     assert lines == [f"out of memory ({size} asked at once): smaller images (--size, --crop-size) or a smaller batch "
                      "need less" for size in ("37252903.0 GiB", "71.1 PiB", "2794.0 GiB", "3725.3 GiB")], lines
+
+
+def test_an_atomic_write_gets_the_mode_the_umask_gives_a_new_file(tmp_path: Path) -> None:
+    """Reading the umask set it to 0 for a moment (a file another thread created then was world-writable); it is
+    read from /proc now, and the file written still gets the mode a new file gets under it."""
+    from cyclegan_edge.atomic import write_json
+
+    before = os.umask(0o027)
+    try:
+        write_json(tmp_path / "a.json", {"i": 1})
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640 and os.umask(0o027) == 0o027
+    finally:
+        os.umask(before)

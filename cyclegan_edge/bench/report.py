@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan_edge import __version__
+from cyclegan_edge.atomic import atomic_path
 from cyclegan_edge.bench.load import OTHERS_BUSY_CPUS
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.io import OutputError, ReportFolder
@@ -383,8 +384,11 @@ def save_with_caption(fig: Any, path: Path, caption: list[str]) -> None:
     for i, line in enumerate(caption):
         fig.text(0.01, (height - 0.22 * (i + 0.75)) / fig.get_figheight(), line, fontsize=8,
                  color="0.35" if i == 0 else "darkred")  # fmt: skip
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:  # Ctrl-C or a full disk leaves the earlier plot, not half of this one
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def plots(report: dict[str, Any], rows_raw: list[dict[str, Any]], out_dir: Path) -> list[Path]:
