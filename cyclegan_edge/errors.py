@@ -59,6 +59,21 @@ class RawHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
     """HelpFormatter, with the description's lines (a module docstring's usage) kept as written."""
 
 
+def float_arg(low: float, high: float, above_low: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a number in [low, high] (``above_low``: (low, high]), refused up front with the range."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if (low < value if above_low else low <= value) and value <= high:  # nan fails both
+            return value
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use {'more than ' if above_low else ''}{low:g} "
+                                         f"{'up ' if above_low else ''}to {high:g}")  # fmt: skip
+
+    return parse
+
+
 def int_arg(low: int, high: int, also: int | None = None) -> Callable[[str], int]:
     """An argparse ``type``: an int in [low, high] (or ``also``), refused up front with the allowed range."""
     def parse(text: str) -> int:

@@ -286,6 +286,13 @@ def test_cli_refuses_bad_command_lines_before_any_work(tmp_path: Path, capsys: p
         ([ckpt, *onnx, "--engine", str(other)], 2, f"--engine {other}: the name must end in .plan or .engine"),
         ([ckpt, *onnx, "--test-count", "0"], 2, "argument --test-count: '0' is not allowed"),
         ([ckpt, *onnx, "--calib-count", "-1"], 2, "argument --calib-count: '-1' is not allowed"),
+        # these were said after the export, the parity check and 33 s of calibration, in ONNX Runtime's words
+        ([ckpt, *onnx, "--percentile", "150"], 2, "argument --percentile: '150' is not allowed: use more than 0 up to "
+                                                  "100"),
+        ([ckpt, *onnx, "--tolerance", "0"], 2, "argument --tolerance: '0' is not allowed: use more than 0 up to 2"),
+        ([ckpt, *onnx, "--tolerance", "nan"], 2, "argument --tolerance: 'nan' is not allowed"),
+        ([ckpt, *onnx, "--workspace", "0"], 2, "argument --workspace: '0' is not allowed: use 1..1048576"),
+        ([ckpt, *onnx, "--dla-core", "2"], 2, "argument --dla-core: '2' is not allowed: use 0..1"),
     ]  # fmt: skip
     for argv, status, line in cases:
         assert main(argv) == status, argv

@@ -19,8 +19,8 @@ from typing import Any
 
 from cyclegan_edge import ASSETS_DIR, require_python_310
 from cyclegan_edge.atomic import check_writable, write_json
-from cyclegan_edge.errors import (ArgumentParser, RawHelpFormatter, UsageError, first_line, import_holding_ctrl_c, int_arg,
-                                  run_cli)  # fmt: skip
+from cyclegan_edge.errors import (ArgumentParser, RawHelpFormatter, UsageError, first_line, float_arg,
+                                  import_holding_ctrl_c, int_arg, run_cli)  # fmt: skip
 from cyclegan_edge.export.int8 import CALIB_METHODS, INT8_TARGETS, Int8Options, image_count
 from cyclegan_edge.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError
 from cyclegan_edge.export.report import FP32_TOLERANCE, report_path
@@ -80,14 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="real images for the parity/quality reports (default: the bundled photos)")  # fmt: skip
     ap.add_argument("--test-count", type=int_arg(1, 1000), default=8,
                     help="how many of the test images (the first, by name) the reports use")  # fmt: skip
-    ap.add_argument("--tolerance", type=float, default=FP32_TOLERANCE, help="max abs error vs PyTorch for FP32")
+    ap.add_argument("--tolerance", type=float_arg(0, 2, above_low=True), default=FP32_TOLERANCE,
+                    help="max abs error vs PyTorch for FP32 (the model's range is -1..1)")  # fmt: skip
     g8 = ap.add_argument_group("INT8")
     g8.add_argument("--calib", metavar="DIR", help="folder of real images from the model's input domain")
     g8.add_argument("--calib-count", type=int_arg(0, 100000), default=INT8.calib_count,
                     help="how many calibration images, picked evenly across --calib's files (0: all)")  # fmt: skip
     g8.add_argument("--calib-method", choices=CALIB_METHODS, default=INT8.calib_method,
                     help="how each activation's range is set from the calibration images")  # fmt: skip
-    g8.add_argument("--percentile", type=float, default=INT8.percentile,
+    g8.add_argument("--percentile", type=float_arg(0, 100, above_low=True), default=INT8.percentile,
                     help="for --calib-method percentile: the percentile of activation values the range covers")
     add_switch(g8, "keep-first-last", INT8.keep_first_last, "keep the first and last convs in float")
     add_switch(g8, "keep-conv-transpose", INT8.keep_conv_transpose, "keep the ConvTranspose layers in float")
@@ -101,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     gt.add_argument("--min-shape", default=ENGINE.min_shape, help="smallest input (NxCxHxW) the engine takes")
     gt.add_argument("--opt-shape", default=ENGINE.opt_shape, help="the input shape TensorRT tunes for")
     gt.add_argument("--max-shape", default=ENGINE.max_shape, help="largest input the engine takes")
-    gt.add_argument("--workspace", type=int, default=ENGINE.workspace_mib, help="MiB")
+    gt.add_argument("--workspace", type=int_arg(1, 1 << 20), default=ENGINE.workspace_mib, help="MiB")
     gt.add_argument("--timing-cache", default=ENGINE.timing_cache, help="persistent timing cache file")
-    gt.add_argument("--dla-core", type=int, default=ENGINE.dla_core, help="Jetson DLA core (default: the GPU)")
+    gt.add_argument("--dla-core", type=int_arg(0, 1), default=ENGINE.dla_core,
+                    help="Jetson DLA core, 0 or 1 (default: the GPU)")  # fmt: skip
     gt.add_argument("--print-trtexec", action="store_true",
                     help="print the trtexec command (without --engine: nothing is exported or built)")  # fmt: skip
     gt.add_argument("--trt-version", default=None,
