@@ -33,6 +33,8 @@ def read_onnx_facts(path: str | os.PathLike[str]) -> OnnxFacts:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf DecodeError, truncated file, ...
         raise ValueError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+    if not proto.graph.node:  # an empty file parses as an empty model
+        raise ValueError(f"{path}: not a readable ONNX model (no graph)")
     metadata = {p.key: p.value for p in proto.metadata_props}
     graph, f16 = proto.graph, onnx.TensorProto.FLOAT16
     quantized = sorted({n.op_type for n in graph.node if n.op_type in QUANTIZED_OPS})

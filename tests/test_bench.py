@@ -416,6 +416,9 @@ def test_a_bad_model_path_is_one_line_before_any_progress_bar(
     (tmp_path / "cut.onnx").write_bytes((ASSETS_DIR / "photo2monet.onnx").read_bytes()[:5000])  # a truncated copy
     status, _, err = bench([tmp_path / "cut.onnx", "-o", tmp_path / "r"], capsys)
     assert (status, err) == (1, f"error: {tmp_path / 'cut.onnx'}: not a readable ONNX model (DecodeError)\n")
+    (tmp_path / "empty.onnx").write_bytes(b"")  # it parsed as an FP32 model, then failed in ONNX's checker words
+    status, _, err = bench([tmp_path / "empty.onnx", "-o", tmp_path / "r"], capsys)
+    assert (status, err) == (1, f"error: {tmp_path / 'empty.onnx'}: not a readable ONNX model (no graph)\n")
     assert not (tmp_path / "r").exists()
 
 

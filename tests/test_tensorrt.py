@@ -90,6 +90,9 @@ def test_sidecar_round_trip_and_compatibility(tmp_path: Path) -> None:
                         strongly_typed=True)  # fmt: skip
     assert compatibility_problems(rtx, "tensorrt_rtx", "1.7.1", "RTX 4090", "8.9") == []  # portable engines
     assert len(compatibility_problems(rtx, "tensorrt_rtx", "1.7.1", "H100", "9.0")) == 2  # the CC, and what to use
+    sidecar_path(engine).write_text("[]")  # an AttributeError, "unexpected"
+    with pytest.raises(EngineCompatError, match=r"m.plan.json: unreadable engine sidecar \(a JSON list, not an object"):
+        EngineSidecar.read(sidecar_path(engine))
     with pytest.raises(EngineCompatError, match="missing engine sidecar"):
         EngineSidecar.read(tmp_path / "other.plan.json")
     (tmp_path / "bad.plan.json").write_text("{")

@@ -176,6 +176,8 @@ class EngineSidecar:
             raise EngineCompatError(f"{p}: missing engine sidecar (build the engine with python -m cyclegan_edge.export)")
         try:
             data = json.loads(p.read_text())
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON {type(data).__name__}, not an object")
             known = {f.name for f in fields(cls)}  # sidecars of older versions may hold keys since dropped
             return cls(**{k: v for k, v in data.items() if k in known})
         except (ValueError, TypeError) as e:
