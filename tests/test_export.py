@@ -293,6 +293,8 @@ def test_cli_refuses_bad_command_lines_before_any_work(tmp_path: Path, capsys: p
         ([ckpt, *onnx, "--tolerance", "nan"], 2, "argument --tolerance: 'nan' is not allowed"),
         ([ckpt, *onnx, "--workspace", "0"], 2, "argument --workspace: '0' is not allowed: use 1..1048576"),
         ([ckpt, *onnx, "--dla-core", "2"], 2, "argument --dla-core: '2' is not allowed: use 0..1"),
+        ([ckpt, *onnx, "--engine", str(tmp_path / "m.plan"), "--timing-cache", str(tmp_path / "clip.mp4" / "t")], 1,
+         f"{tmp_path / 'clip.mp4' / 't'}: cannot write here (Not a directory); nothing written"),  # after the build
     ]  # fmt: skip
     for argv, status, line in cases:
         assert main(argv) == status, argv
@@ -301,6 +303,23 @@ def test_cli_refuses_bad_command_lines_before_any_work(tmp_path: Path, capsys: p
     assert sorted(tmp_path.rglob("*")) == before and other.read_bytes() == Path(ckpt).read_bytes()
     text = " ".join(build_parser().format_help().split())
     assert "(default: None)" not in text and "bundled photos" in text and "picked evenly across --calib" in text
+
+
+def test_a_second_export_to_the_same_model_is_refused_while_the_first_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """Two exports to one --onnx moved their files in among each other's (a model beside the other's report)."""
+    from cyclegan_edge.atomic import lock_output, unlock_output
+    from cyclegan_edge.export.__main__ import main
+
+    target = tmp_path / "m.onnx"
+    lock = lock_output(target)  # what a running export holds
+    try:
+        assert main([str(ASSETS_DIR / "photo2monet.pth"), "--onnx", str(target)]) == 1
+    finally:
+        unlock_output(target, lock)
+    assert capsys.readouterr().err == (f"error: --onnx {target}: another process (pid {os.getpid()}) is exporting to "
+                                       "it now; wait for it to end, or give another --onnx\n")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_opset_range_ends_export_and_run(tmp_path: Path) -> None:

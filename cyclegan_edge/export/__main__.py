@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan_edge import ASSETS_DIR, require_python_310
-from cyclegan_edge.atomic import check_writable, write_json
+from cyclegan_edge.atomic import OutputBusy, check_writable, lock_output, unlock_output, write_json
 from cyclegan_edge.errors import (ArgumentParser, RawHelpFormatter, UsageError, first_line, float_arg,
-                                  import_holding_ctrl_c, int_arg, run_cli)  # fmt: skip
+                                  holding_ctrl_c, import_holding_ctrl_c, int_arg, run_cli)  # fmt: skip
 from cyclegan_edge.export.int8 import CALIB_METHODS, INT8_TARGETS, Int8Options, image_count
 from cyclegan_edge.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError
 from cyclegan_edge.export.report import FP32_TOLERANCE, report_path
@@ -174,7 +174,7 @@ def run_onnx(args: argparse.Namespace) -> int:
         raise UsageError("an .onnx input only builds an engine: give --engine OUT.plan (or --print-trtexec)")
     if args.engine:
         check_outputs([onnx_path], [args.engine, sidecar_path(args.engine)])
-        writable_before_work([args.engine])
+        writable_before_work([args.engine, *timing_cache(args)])
     build_engine_step(args, onnx_path, args.precision or onnx_precision(onnx_path))
     return 0
 
@@ -247,6 +247,12 @@ def staging(target: Path) -> Iterator[Path]:
                 break
 
 
+def timing_cache(args: argparse.Namespace) -> list[Path]:
+    """The --timing-cache file, rewritten after the engine is built: checked with the outputs (an unwritable one
+    failed after the build)."""
+    return [Path(args.timing_cache)] if args.timing_cache else []
+
+
 def writable_before_work(outputs: list[Path]) -> None:
     """A folder that cannot take an output fails now, not after minutes of export or engine build."""
     for out in outputs:
@@ -290,8 +296,19 @@ def run(args: argparse.Namespace) -> int:
     if args.print_trtexec and not args.engine:  # the command needs names and the precision, not the export
         print_trtexec(args, final, precision, precision)
         return 0
-    writable_before_work([target, *engine[:1]])
+    writable_before_work([target, *engine[:1], *(timing_cache(args) if engine else [])])
+    try:  # a second export to the same model would move its files among this one's
+        lock = lock_output(target, "is exporting to it now; wait for it to end, or give another --onnx")
+    except OutputBusy as e:
+        raise FileExistsError(f"--onnx {e}") from None
+    try:
+        return export_locked(args, ckpt, precision, target, final)
+    finally:
+        unlock_output(target, lock)
 
+
+def export_locked(args: argparse.Namespace, ckpt: Path, precision: str, target: Path, final: Path) -> int:
+    """The export, its checks and the engine, once the command is checked and the output locked."""
     images, calib = export_inputs(args, precision)  # before the slow work: a bad path fails now
     stage = None
     try:
@@ -382,14 +399,16 @@ def export_into(args: argparse.Namespace, precision: str, ckpt: Path, images: li
         raise ExportError(f"{ckpt}: {len(bad)} weight tensors hold NaN/Inf values (first: {bad[0]}); the checkpoint is "
                           "corrupt (a diverged training run?): nothing exported")  # fmt: skip
     moved: list[Path] = []
-    for staged in export_checked(args, precision, gen, images, calib, stage, out_dir):
-        final = out_dir / staged.name
-        try:
-            os.replace(staged, final)
-        except OSError as e:  # name the output, not the staging path; and say what is already in place
-            done = f"already written: {', '.join(map(str, moved))}" if moved else "nothing written"
-            raise ExportError(f"{final}: cannot write ({first_line(e, path=False)}); {done}") from None
-        moved.append(final)
+    checked = export_checked(args, precision, gen, images, calib, stage, out_dir)
+    with holding_ctrl_c():  # a model and its report move together: Ctrl-C between two left a new model, old report
+        for staged in checked:
+            final = out_dir / staged.name
+            try:
+                os.replace(staged, final)
+            except OSError as e:  # name the output, not the staging path; and say what is already in place
+                done = f"already written: {', '.join(map(str, moved))}" if moved else "nothing written"
+                raise ExportError(f"{final}: cannot write ({first_line(e, path=False)}); {done}") from None
+            moved.append(final)
 
 
 def export_checked(args: argparse.Namespace, precision: str, gen: Any, images: list[Any], calib: list[Any],
