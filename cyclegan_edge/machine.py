@@ -89,13 +89,23 @@ def machine_line() -> str:
     return f"{cpu_model()}{f' ({flags})' if flags else ''}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def visible_gpu() -> list[str]:
+    """nvidia-smi's -i for the GPU a CUDA process here uses first (CUDA_VISIBLE_DEVICES' first entry: an index or a
+    UUID), or [] for nvidia-smi's first GPU."""
+    first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return ["-i", first] if first and not first.startswith("-") else []
+
+
 def gpu_info() -> dict[str, Any] | None:
+    """The GPU the process runs on, its driver, and the newest CUDA the driver supports ("driver_cuda"; the CUDA
+    that ran is a library's, named with it)."""
     if shutil.which("nvidia-smi"):
-        out = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"])
+        out = _run(["nvidia-smi", *visible_gpu(), "--query-gpu=name,driver_version,memory.total",
+                    "--format=csv,noheader"])  # fmt: skip
         if out:
             name, driver, mem = (x.strip() for x in out.splitlines()[0].split(","))
             cuda = re.search(r"CUDA Version: ([\d.]+)", _run(["nvidia-smi"]))
-            return {"name": name, "driver": driver, "memory": mem, "cuda": cuda.group(1) if cuda else None}
+            return {"name": name, "driver": driver, "memory": mem, "driver_cuda": cuda.group(1) if cuda else None}
     try:
         import torch
 

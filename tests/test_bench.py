@@ -874,3 +874,14 @@ def test_a_stopped_pipeline_measurement_is_not_written(tmp_path: Path) -> None:
     status, stdout, err = interrupt_when(cmd, lambda: time.time() > start + 5)
     assert status == 130 and "written" not in stdout, (stdout, err[-2000:])
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_gpu_named_is_the_one_cuda_visible_devices_gives_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """machine info named nvidia-smi's first GPU, which a shard run with CUDA_VISIBLE_DEVICES=3 does not use."""
+    from cyclegan_edge.machine import visible_gpu
+
+    for value, args in (("3", ["-i", "3"]), ("GPU-8f2a,1", ["-i", "GPU-8f2a"]), ("", []), ("-1", [])):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
+        assert visible_gpu() == args, value
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert visible_gpu() == []

@@ -174,7 +174,8 @@ def markdown(report: dict[str, Any]) -> str:
     gpu = m.get("gpu") or {}
     v = {k: val for k, val in m["versions"].items() if val}
     lines = [f"# GPU report ({report['created']})", "",
-             f"- GPU: {gpu.get('name', 'none')}, driver {gpu.get('driver')}, CUDA {gpu.get('cuda')}; CPU {m['cpu']}",
+             f"- GPU: {gpu.get('name', 'none')}, driver {gpu.get('driver')} (up to CUDA {gpu.get('driver_cuda')}); "
+             f"CPU {m['cpu']}",
              "- libraries: " + ", ".join(f"{k} {val}" for k, val in v.items()),
              f"- command: `{report['command']}`"]  # fmt: skip
     inf = report["sections"].get("inference")
