@@ -5,6 +5,7 @@ copied packet for packet) and the bundled demo clip."""
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import signal
@@ -708,6 +709,20 @@ def test_audio_an_mp4_keeps_plays_everywhere_and_hevc_is_hvc1(tmp_path: Path) ->
                 assert c.streams.video[0].codec_tag == "hvc1"
         assert ("WARNING cam.mov: audio pcm_s16le re-encoded to AAC (many players do not play it in MP4)"
                 in r.stderr) == (audio == "aac"), r.stderr[-2000:]  # fmt: skip
+
+
+def test_a_damaged_stretch_of_a_video_is_one_warning_and_a_count(tmp_path: Path) -> None:
+    """60 KB of garbage inside a video gave the same warning once per damaged packet (13 here)."""
+    data = bytearray((ASSETS_DIR / "demo.mp4").read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 60_000] = np.random.default_rng(0).integers(0, 256, 60_000, dtype=np.uint8).tobytes()
+    src = tmp_path / "damaged.mp4"
+    src.write_bytes(bytes(data))
+    r = runtime(str(src), str(tmp_path / "out.mp4"), "--size", "64")
+    said = [ln for ln in r.stderr.splitlines() if "damaged packet" in ln]
+    assert r.returncode == 0 and len(said) == 2, r.stderr[-2000:]
+    assert said[0].startswith(f"WARNING {src}: skipped a damaged packet (") and re.fullmatch(
+        rf"WARNING {re.escape(str(src))}: skipped \d+ damaged packets in all", said[1])  # fmt: skip
 
 
 def test_a_real_videos_mp3_sound_is_copied_not_encoded_again(tmp_path: Path) -> None:

@@ -194,6 +194,7 @@ class AvSource(Source):
         self.skipped = 0  # frames before start_after(): an earlier run converted them
         self.finished = False
         self.frames_read = 0
+        self.damaged = 0  # packets the decoder refused
         self._frames = self._decode()
         first = self._next()
         if first is None:
@@ -206,7 +207,11 @@ class AvSource(Source):
             try:
                 yield from packet.decode()
             except av.FFmpegError as e:  # a damaged packet: the frames around it still come
-                log.warning("%s: skipped a damaged packet (%s)", self.name, av_error(e))
+                self.damaged += 1
+                if self.damaged == 1:  # one line, and a count at the end (a damaged stretch is dozens)
+                    log.warning("%s: skipped a damaged packet (%s)", self.name, av_error(e))
+        if self.damaged > 1:
+            log.warning("%s: skipped %d damaged packets in all", self.name, self.damaged)
 
     def _next(self) -> tuple[np.ndarray, int, int] | None:
         frame = next(self._frames, None)
