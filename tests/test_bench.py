@@ -519,6 +519,16 @@ def test_the_diff_column_names_the_variant_it_compares_with(tmp_path: Path, caps
     assert "| speed vs openvino-fp32 (p50) | max abs diff vs onnxruntime-fp32 |" in (out / "report.md").read_text()
     diff = {r["variant"]: r["max_abs_vs_reference"] for r in report["results"]}
     assert diff["onnxruntime-fp32"] == 0.0 < diff["openvino-fp32"] < 1e-3, diff
+    # and what a difference means to the eye: the worst image's PSNR, "=" for the same outputs
+    db = {r["variant"]: r["psnr_vs_reference_db"] for r in report["results"]}
+    assert db["onnxruntime-fp32"] is None and (db["openvino-fp32"] is None or db["openvino-fp32"] > 60), db
+    table = [ln for ln in (out / "report.md").read_text().splitlines() if ln.startswith("| onnxruntime-fp32")]
+    assert table[0].endswith(" | 0.0e+00 | = |"), table
+    from cyclegan_edge.bench.runner import psnr_db
+
+    frames = np.zeros((1, 3, 8, 8), np.float32)
+    assert psnr_db(frames, frames + 0.5 / 127.5, (8, 8)) is None  # under half a grey level: the same images
+    assert psnr_db(frames, frames + 4 / 127.5, (8, 8)) == pytest.approx(20 * np.log10(255 / 4), abs=0.01)  # 4 grey levels
 
 
 def test_help_says_what_iters_and_warmup_are_with_their_defaults(capsys: pytest.CaptureFixture[str]) -> None:

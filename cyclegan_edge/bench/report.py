@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 ROW_KEYS = ("variant", "precision", "backend", "height", "width", "batch", "iterations", "warmup", "latency_ms",
             "host_pre_ms", "host_post_ms", "gpu_ms", "peak_rss_mb", "peak_gpu_mb", "ratio_to_baseline")  # fmt: skip
 # added after schema v1: older reports lack them
-OPTIONAL_ROW_KEYS = ("max_abs_vs_reference", "others_busy_cpus", "round_p50_ms")
+OPTIONAL_ROW_KEYS = ("max_abs_vs_reference", "psnr_vs_reference_db", "others_busy_cpus", "round_p50_ms")
 STAT_KEYS = ("min", "mean", "p50", "p90", "p99", "max", "fps")
 FPS_DEFINITION = "FPS = batch x 1000 / p50 ms (frames per second at the median call)"
 
@@ -51,7 +51,8 @@ def make_report(command: str, machine: dict[str, Any], model: dict[str, Any], ba
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command, "machine": machine, "model": model, "baseline": baseline,
         "parity_reference": parity_reference or baseline,
-        "results": [{k: r.get(k) for k in ROW_KEYS + OPTIONAL_ROW_KEYS} for r in rows],
+        "results": [{**{k: r.get(k) for k in ROW_KEYS}, **{k: r[k] for k in OPTIONAL_ROW_KEYS if k in r}}
+                    for r in rows],  # fmt: skip
         "notes": notes, "power": power, "pipeline": pipeline, "threads": threads or None,  # None: the library's
     }  # fmt: skip
 
@@ -109,6 +110,7 @@ def model_line(model: dict[str, Any]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     gpu = m["gpu"]["name"] if m.get("gpu") else "no GPU"
+    ref = report.get("parity_reference", report["baseline"])
     lines = [
         f"# Benchmark: {report['model'].get('name', '')}",
         "",
@@ -116,10 +118,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"- model: {model_line(report['model'])}",
         f"- command: `{report['command']}`",
         f"- latency in ms per call (batch frames); {FPS_DEFINITION}",
+        f"- outputs against {ref}'s on the same images: the largest difference in the model's -1..1 range (one grey "
+        "level is 7.8e-3), and the PSNR of the worst image (identical: =)",
         "",
         f"| variant | backend | size | batch | min ms | p50 ms | p90 ms | p99 ms | mean ms | FPS | pre ms | post ms | "
-        f"speed vs {report['baseline']} (p50) | max abs diff vs {report.get('parity_reference', report['baseline'])} |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"speed vs {report['baseline']} (p50) | max abs diff vs {ref} | PSNR dB vs {ref} |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     peaks = [r["peak_rss_mb"] for r in report["results"] if r.get("peak_rss_mb") is not None]
     if peaks:  # the process's (ru_maxrss): no figure per variant
@@ -128,12 +132,14 @@ def markdown(report: dict[str, Any]) -> str:
         lat = r["latency_ms"]
         ratio = f"{r['ratio_to_baseline']:.2f}x" if r.get("ratio_to_baseline") else "-"
         diff = f"{r['max_abs_vs_reference']:.1e}" if r.get("max_abs_vs_reference") is not None else "-"
+        db = ("-" if "psnr_vs_reference_db" not in r else "=" if r["psnr_vs_reference_db"] is None else
+              f"{r['psnr_vs_reference_db']:.1f}")  # not measured (an older report), or the same images
         mark = " *" if flagged(r) else ""  # as in the plots: see the notes
         lines.append(
             f"| {r['variant']}{mark} | {r['backend']} | {r['height']}x{r['width']} | {r['batch']} | {lat['min']:.1f} | "
             f"{lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {lat['mean']:.1f} | "
             f"{throughput_fps(r['batch'], lat['p50']):.1f} | {r['host_pre_ms']['p50']:.1f} | "
-            f"{r['host_post_ms']['p50']:.1f} | {ratio} | {diff} |"
+            f"{r['host_post_ms']['p50']:.1f} | {ratio} | {diff} | {db} |"
         )
     if any(flagged(r) for r in report["results"]):
         lines.append("\n\\* timed on a busy or unsteady machine (the notes below say how): take its figures as rough")

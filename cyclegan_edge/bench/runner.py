@@ -14,7 +14,7 @@ import numpy as np
 from cyclegan_edge.bench import CALIB_COUNT
 from cyclegan_edge.bench.load import OtherLoad, cpus_over
 from cyclegan_edge.errors import describe, holding_ctrl_c, importable
-from cyclegan_edge.imaging.frames import frames_to_tensor
+from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.model_files import is_checkpoint
 from cyclegan_edge.onnx_facts import OnnxFacts, read_onnx_facts
 from cyclegan_edge.runtime.backends import Backend, BackendOptions, open_backend
@@ -250,6 +250,15 @@ def given_precision_variants(model: Path, facts: OnnxFacts, wanted: Sequence[str
     return variants + trt_variants, notes + trt_notes
 
 
+def psnr_db(reference: np.ndarray, test: np.ndarray, hw: tuple[int, int]) -> float | None:
+    """PSNR (dB) of ``test``'s output images against ``reference``'s, as uint8 frames, the worst of the batch (what
+    a max abs difference means to the eye); None where they are the same images."""
+    from cyclegan_edge.imaging.quality import psnr
+
+    worst = min(psnr(a, b) for a, b in zip(tensor_to_frames(reference, hw), tensor_to_frames(test, hw)))
+    return None if worst == float("inf") else round(worst, 2)
+
+
 def parity_batch(frames: Sequence[np.ndarray], hw: tuple[int, int], batch: int) -> np.ndarray:
     """``batch`` of the given frames, resized to ``hw``, as the model's input tensor."""
     from cyclegan_edge.imaging.io import resized
@@ -320,7 +329,8 @@ def time_case(rows: dict[tuple[str, int, int, int], dict[str, Any]], v: Variant,
         if (*hw, b) not in expected:
             expected[(*hw, b)] = reference.infer(x) if reference is not None else out
         rows[key] = {"variant": v.name, "precision": v.precision, "backend": backend.name,
-                     "max_abs_vs_reference": float(np.abs(out - expected[(*hw, b)]).max())}  # fmt: skip
+                     "max_abs_vs_reference": float(np.abs(out - expected[(*hw, b)]).max()),
+                     "psnr_vs_reference_db": psnr_db(expected[(*hw, b)], out, hw)}  # fmt: skip
     load = OtherLoad()
     timed = measure(backend, hw, b, iterations, warmup)
     return add_round(rows[key], timed, load.seconds())
