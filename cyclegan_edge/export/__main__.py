@@ -228,18 +228,25 @@ def remove_stale_staging(target: Path) -> None:
 def staging(target: Path) -> Iterator[Path]:
     """A hidden folder beside ``target``: the export writes there, and only a finished, checked export is
     moved to the target paths (a failure or Ctrl-C leaves what was there before untouched). Its name holds
-    this process's id, so that a later run can tell one left by a killed export. Folders it made for the target are
-    removed again when nothing was exported (a bad checkpoint left an empty --onnx folder)."""
+    this process's id, so that a later run can tell one left by a killed export. The target is locked meanwhile
+    (OutputBusy: another export's). Folders it made for the target are removed again when nothing was exported (a bad
+    checkpoint left an empty --onnx folder)."""
     made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # deepest first
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(target)
-    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".export", dir=target.parent))
+    try:  # a second export to the same model would move its files in among this one's
+        lock = lock_output(target, "is exporting to it now; wait for it to end, or give another --onnx")
+    except OutputBusy as e:
+        raise ExportError(f"--onnx {e}") from None
     exported = False
     try:
-        yield folder
-        exported = True
+        remove_stale_staging(target)
+        folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".export", dir=target.parent))
+        try:
+            yield folder
+            exported = True
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        unlock_output(target, lock)
         for empty in made if not exported else []:
             try:
                 empty.rmdir()
@@ -297,18 +304,7 @@ def run(args: argparse.Namespace) -> int:
         print_trtexec(args, final, precision, precision)
         return 0
     writable_before_work([target, *engine[:1], *(timing_cache(args) if engine else [])])
-    try:  # a second export to the same model would move its files among this one's
-        lock = lock_output(target, "is exporting to it now; wait for it to end, or give another --onnx")
-    except OutputBusy as e:
-        raise FileExistsError(f"--onnx {e}") from None
-    try:
-        return export_locked(args, ckpt, precision, target, final)
-    finally:
-        unlock_output(target, lock)
 
-
-def export_locked(args: argparse.Namespace, ckpt: Path, precision: str, target: Path, final: Path) -> int:
-    """The export, its checks and the engine, once the command is checked and the output locked."""
     images, calib = export_inputs(args, precision)  # before the slow work: a bad path fails now
     stage = None
     try:
