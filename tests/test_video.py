@@ -738,6 +738,62 @@ def test_a_real_videos_mp3_sound_is_copied_not_encoded_again(tmp_path: Path) -> 
         assert bytes(first) == bytes(next(p for p in a.demux(a.streams.audio[0]) if p.size))  # copied as it was
 
 
+def with_audio(dst: Path, codec: str, layout: str = "stereo", late: float = 0.0, damaged: int = 0) -> Path:
+    """The bundled butterfly clip's video, with its sound encoded as ``codec`` in ``layout``, starting ``late``
+    seconds in, every ``damaged``-th audio packet replaced by noise (0: none)."""
+    src = str(ASSETS_DIR / "butterfly.mp4")
+    with av.open(src) as inp, av.open(src) as sound, av.open(str(dst), "w") as out:
+        video = out.add_stream_from_template(inp.streams.video[0])
+        audio = out.add_stream(codec, rate=48000, layout=layout)
+        for p in inp.demux(inp.streams.video[0]):
+            if p.dts is not None:
+                p.stream = video
+                out.mux(p)
+        resample = av.AudioResampler(format=audio.codec_context.format, layout=layout, rate=48000)
+        encoded = [q for f in sound.decode(audio=0) for g in resample.resample(f) for q in audio.encode(g)]
+        rng = np.random.default_rng(0)
+        for i, q in enumerate(encoded + list(audio.encode(None))):
+            shift = int(late / q.time_base)
+            q.pts, q.dts = q.pts + shift, q.dts + shift
+            if damaged and i % damaged == damaged - 1:
+                noise = av.Packet(rng.integers(0, 256, q.size, dtype=np.uint8).tobytes())
+                noise.pts, noise.dts, noise.time_base, q = q.pts, q.dts, q.time_base, noise
+            q.stream = audio
+            out.mux(q)
+    return dst
+
+
+def audio_span(path: Path) -> tuple[str, int, float, float]:
+    """(codec, channels, first and last second) of a file's first audio stream."""
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        packets = [p for p in c.demux(a) if p.pts is not None]
+        end = packets[-1].pts + (packets[-1].duration or 0)
+        return (a.codec_context.codec.canonical_name, a.codec_context.channels, float(packets[0].pts * a.time_base),
+                float(end * a.time_base))  # fmt: skip
+
+
+def test_sound_that_mp4_or_mov_cannot_hold_as_it_is_is_encoded_again_in_step(tmp_path: Path) -> None:
+    """Found by a review: Matroska's PCM ("2 channels", no layout) failed every output as 'cannot write', and
+    stopped a batch; FLAC/Opus into .mov failed after the whole video; re-encoded sound started at 0 whatever its
+    start (an MPEG-PS file's 0.5 s); a damaged audio packet failed the run, and every rerun, at the same place."""
+    butterfly = audio_span(ASSETS_DIR / "butterfly.mp4")
+    cases = [(with_audio(tmp_path / "pcm.mkv", "pcm_s16le"), ".mp4", ("aac", 2), "its channels come without a layout"),
+             (with_audio(tmp_path / "pcm51.mkv", "pcm_s16le", "5.1"), ".mkv", ("aac", 6), "without a layout"),
+             (with_audio(tmp_path / "flac.mkv", "flac"), ".mov", ("aac", 2), "(MOV cannot hold it)"),
+             (with_audio(tmp_path / "flac.mkv", "flac"), ".mkv", ("flac", 2), ""),
+             (with_audio(tmp_path / "late.mov", "pcm_s16le", late=0.5), ".mp4", ("aac", 2), "many players do not"),
+             (with_audio(tmp_path / "bad.mkv", "flac", damaged=9), ".mp4", ("aac", 2), "damaged audio packets in all")]
+    for src, ext, kept, said in cases:
+        out = tmp_path / f"{src.stem}_out{ext}"
+        r = runtime(str(src), str(out), "--size", "64")
+        assert r.returncode == 0 and said in r.stderr, (src.name, ext, r.stderr[-2000:])
+        codec, channels, start, end = audio_span(out)
+        source_start = audio_span(src)[2]
+        assert (codec, channels) == kept and abs(start - source_start) < 0.03, (src.name, ext, codec, start)
+        assert abs(end - source_start - butterfly[3]) < 0.1, (src.name, ext, end)  # all of it, in step
+
+
 def test_a_finished_mkv_at_29_97_fps_is_recognized(tmp_path: Path) -> None:
     """Matroska keeps whole milliseconds: the last frame of a 29.97 fps conversion (at 4.971 s, say) read back
     earlier than the source's, so a finished .mkv looked unfinished, and its rerun was refused."""

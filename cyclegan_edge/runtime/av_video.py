@@ -62,7 +62,8 @@ KEY_TAG = "comment"
 KEY_PREFIX = "cyclegan-edge job "
 LIVE_TIME_BASE = Fraction(1, 90000)
 # Audio an .mp4 keeps as it is: what browsers and phones play in MP4 (PCM, FLAC or Opus in MP4 is legal, but
-# often silent or refused there); other audio is re-encoded to AAC. .mov and .mkv copy whatever MP4 can hold.
+# often silent or refused there); other audio is re-encoded to AAC. .mov and .mkv copy what both MP4 (the partial
+# file) and they can hold (MOV: not FLAC or Opus).
 PLAYS_IN_MP4 = ("aac", "mp3", "ac3", "eac3", "alac")
 GOP_SECONDS = 2.0  # keyframe interval: seeking, and what a kill -9 loses (+ the frames inside the encoder)
 
@@ -286,9 +287,9 @@ class AvSource(Source):
 
 
 # ---- writing ---------------------------------------------------------------------------------------
-def mp4_can_hold(stream: Any) -> bool:
-    """Whether an audio stream can be copied into MP4 unchanged (probed with FFmpeg's muxer)."""
-    probe = av.open(io.BytesIO(), "w", format="mp4")
+def can_hold(stream: Any, fmt: str) -> bool:
+    """Whether container ``fmt`` can take an audio stream unchanged (probed with FFmpeg's muxer)."""
+    probe = av.open(io.BytesIO(), "w", format=fmt)
     try:
         probe.add_stream_from_template(stream)
         probe.start_encoding()
@@ -302,23 +303,48 @@ def mp4_can_hold(stream: Any) -> bool:
             pass
 
 
-class AudioTracks:
-    """The source's audio streams, copied packet for packet into ``out`` (AAC, same channels, when MP4 cannot
-    hold the codec or, ``for_mp4``, players do not take it in MP4), interleaved with the video by until()."""
+# FFmpeg's layout for N channels where a source gives none (Matroska's PCM: "2 channels"); AAC takes these
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
-    def __init__(self, source: Path, out: Any, for_mp4: bool = False) -> None:
+
+def why_encode_audio(stream: Any, fmt: str) -> str:
+    """Why an audio stream is re-encoded to AAC for an output in container ``fmt`` ('': it is copied as it is).
+    Every output is first a fragmented MP4 (the partial file), so MP4 must hold it too."""
+    name, layout = stream.codec_context.codec.canonical_name, stream.codec_context.layout
+    if layout.name == f"{layout.nb_channels} channels":  # an MP4 partial with it cannot be read back
+        return "its channels come without a layout"
+    if not can_hold(stream, "mp4"):
+        return "MP4 cannot hold it"
+    if fmt == "mp4" and name not in PLAYS_IN_MP4:
+        return "many players do not play it in MP4"
+    if fmt != "mp4" and not can_hold(stream, fmt):
+        return f"{fmt.upper()} cannot hold it"
+    return ""
+
+
+class AudioTracks:
+    """The source's audio streams, copied packet for packet into ``out``, or re-encoded to AAC (same channels, same
+    start) where ``why_encode_audio`` says for an output of container ``fmt``; interleaved with the video by
+    until(). A damaged packet is skipped, with one warning and a count, as the video's are."""
+
+    def __init__(self, source: Path, out: Any, fmt: str = "mp4") -> None:
         self.container = av.open(str(source))
+        self.name = source.name
         self.routes: dict[int, tuple[Any, bool]] = {}  # input index -> (output stream, re-encode)
+        self.starts: dict[int, Fraction] = {}  # re-encoded streams: where their first sound is in the source
+        self.samples: dict[int, int] = {}  # and how many samples each has written since
+        self.damaged = 0
         for s in self.container.streams.audio:
-            name, holds = s.codec_context.codec.canonical_name, mp4_can_hold(s)  # mp3, not its decoder mp3float
-            if holds and (name in PLAYS_IN_MP4 or not for_mp4):
+            why = why_encode_audio(s, fmt)
+            if not why:
                 self.routes[s.index] = (out.add_stream_from_template(s), False)
-            else:
-                why = "many players do not play it in MP4" if holds else "MP4 cannot hold it"
-                log.warning("%s: audio %s re-encoded to AAC (%s)", source.name, name, why)
-                layout = {"layout": s.codec_context.layout} if s.codec_context.channels else {}
-                self.routes[s.index] = (out.add_stream("aac", rate=s.codec_context.sample_rate or 48000, **layout),
-                                        True)  # fmt: skip
+                continue
+            log.warning("%s: audio %s re-encoded to AAC (%s)", source.name, s.codec_context.codec.canonical_name, why)
+            channels = s.codec_context.channels
+            layout = s.codec_context.layout.name if "channels" not in s.codec_context.layout.name else (
+                DEFAULT_LAYOUTS.get(channels, "stereo"))  # fmt: skip
+            self.routes[s.index] = (out.add_stream("aac", rate=s.codec_context.sample_rate or 48000,
+                                                   **({"layout": layout} if channels else {})), True)  # fmt: skip
         self.out = out
         self.packets = self.container.demux(*self.container.streams.audio) if self.routes else iter(())
         self.pending: Any = None
@@ -337,21 +363,55 @@ class AudioTracks:
             if seconds is not None and p.pts is not None and p.pts * p.time_base >= seconds:
                 return None
             self.pending = None
-            stream, encode = self.routes[p.stream.index]
-            if encode:
-                for frame in p.decode():
-                    frame.pts = None
-                    for q in stream.encode(frame):
-                        self.out.mux(q)
-            else:
+            index = p.stream.index
+            stream, encode = self.routes[index]
+            if not encode:
                 p.stream = stream
                 self.out.mux(p)
+                continue
+            for frame in self._decoded(p):
+                if index not in self.starts:
+                    self.starts[index] = Fraction(frame.pts or 0) * frame.time_base if frame.time_base else Fraction(0)
+                frame.pts = None  # the encoder re-chunks the samples: its packets are stamped in _mux_encoded
+                for q in stream.encode(frame):
+                    self._mux_encoded(q, index)
+
+    def _decoded(self, packet: Any) -> list[Any]:
+        """The packet's sound, or as much silence for a damaged one (what follows it stays in step)."""
+        try:
+            return list(packet.decode())
+        except av.FFmpegError as e:
+            self.damaged += 1
+            if self.damaged == 1:
+                log.warning("%s: skipped a damaged audio packet (%s)", self.name, av_error(e))
+        ctx = packet.stream.codec_context
+        samples = int(round((packet.duration or 0) * packet.time_base * ctx.sample_rate)) if packet.time_base else 0
+        if samples <= 0 or not ctx.format or not ctx.channels:
+            return []
+        layout = ctx.layout.name if "channels" not in ctx.layout.name else DEFAULT_LAYOUTS.get(ctx.channels, "stereo")
+        silence = av.AudioFrame(format=ctx.format.name, layout=layout, samples=samples)
+        for plane in silence.planes:
+            plane.update(bytes(plane.buffer_size))
+        silence.sample_rate, silence.pts, silence.time_base = ctx.sample_rate, packet.pts, packet.time_base
+        return [silence]
+
+    def _mux_encoded(self, packet: Any, index: int) -> None:
+        """Mux a re-encoded packet, stamped one after the other from where the sound starts in the source (an MPEG-PS
+        file's 0.5 s, a late track): the encoder, given no timestamps, gives none."""
+        rate = self.routes[index][0].codec_context.sample_rate
+        start = int(round(self.starts.get(index, Fraction(0)) * rate))
+        packet.time_base = Fraction(1, rate)
+        packet.pts = packet.dts = start + self.samples.get(index, 0)
+        self.samples[index] = self.samples.get(index, 0) + (packet.duration or 1024)
+        self.out.mux(packet)
 
     def _flush_encoders(self) -> None:
-        for stream, encode in self.routes.values():
+        for index, (stream, encode) in self.routes.items():
             if encode:
                 for q in stream.encode(None):
-                    self.out.mux(q)
+                    self._mux_encoded(q, index)
+        if self.damaged > 1:
+            log.warning("%s: skipped %d damaged audio packets in all", self.name, self.damaged)
 
     def close(self) -> None:
         self.container.close()
@@ -565,8 +625,8 @@ class AvVideoWriter(Sink):
         if self.encoder.startswith(("libx265", "hevc")):
             ctx.codec_tag = "hvc1"  # what Safari and browsers expect for HEVC in MP4
         self.vs = vs
-        for_mp4 = CONTAINERS[self.path.suffix.lower()] == "mp4"
-        self.audio = AudioTracks(self.source.path, self.out, for_mp4) if self.source is not None and s.audio else None
+        fmt = CONTAINERS[self.path.suffix.lower()]
+        self.audio = AudioTracks(self.source.path, self.out, fmt) if self.source is not None and s.audio else None
         if self.prior is not None:
             self._copy_prior(self.prior)
 
