@@ -794,6 +794,27 @@ def test_sound_that_mp4_or_mov_cannot_hold_as_it_is_is_encoded_again_in_step(tmp
         assert abs(end - source_start - butterfly[3]) < 0.1, (src.name, ext, end)  # all of it, in step
 
 
+def test_a_full_disk_midway_keeps_what_was_written_and_the_rerun_resumes_it(tmp_path: Path) -> None:
+    """The error line named the partial file, which closing had since moved into NAME where it could: a file that
+    was gone. It now says what is true wherever the frames are, and the rerun does resume them."""
+    src, whole, half = ASSETS_DIR / "demo.mp4", tmp_path / "whole.mp4", tmp_path / "half.mp4"
+    assert runtime(str(src), str(whole), "--size", "64").returncode == 0
+    limit = whole.stat().st_size // 2
+
+    def full_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, as a full disk gives ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    r = runtime(str(src), str(half), "--size", "64", env={**ENV, "PYTHONDONTWRITEBYTECODE": "1"},
+                preexec_fn=full_disk)  # fmt: skip
+    assert r.returncode == 1 and error_lines(r.stderr) == [
+        f"error: {half}: cannot write (File too large); the frames written before it are kept, and a rerun resumes "
+        "them"], r.stderr[-2000:]  # fmt: skip
+    again = runtime(str(src), str(half), "--size", "64")
+    assert again.returncode == 0 and "resuming after frame " in again.stderr, again.stderr[-2000:]
+    assert len(decoded(half)) == len(decoded(whole))
+
+
 def test_a_finished_mkv_at_29_97_fps_is_recognized(tmp_path: Path) -> None:
     """Matroska keeps whole milliseconds: the last frame of a 29.97 fps conversion (at 4.971 s, say) read back
     earlier than the source's, so a finished .mkv looked unfinished, and its rerun was refused."""

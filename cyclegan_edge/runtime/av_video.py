@@ -654,8 +654,9 @@ class AvVideoWriter(Sink):
     def _failed(self, e: BaseException) -> WriteFailed:
         if not (self.resumed + self.frames and self.partial.exists()):
             return WriteFailed(f"{self.path}: cannot write ({av_error(e)})")
-        return WriteFailed(f"{self.path}: cannot write ({av_error(e)}); the finished part stays in {self.partial.name} "
-                         "and a rerun resumes it")  # fmt: skip
+        # not where they are: closing moves them into NAME when it can (a full disk keeps them in the partial file)
+        return WriteFailed(f"{self.path}: cannot write ({av_error(e)}); the frames written before it are kept, and a "
+                           "rerun resumes them")  # fmt: skip
 
     def _timestamp(self, index: int, captured: float | None = None) -> tuple[int, int]:
         if self.source is not None:
