@@ -794,6 +794,21 @@ def test_sound_that_mp4_or_mov_cannot_hold_as_it_is_is_encoded_again_in_step(tmp
         assert abs(end - source_start - butterfly[3]) < 0.1, (src.name, ext, end)  # all of it, in step
 
 
+def test_a_batch_rerun_over_finished_work_says_it_was_skipped(tmp_path: Path) -> None:
+    """A truncated source's header (or Matroska's estimate) counts more frames than decode: its finished output
+    never counted as done, and the rerun's row read 'done (resumed after 69)' at '0.0' FPS for work it did not do."""
+    data = (ASSETS_DIR / "butterfly.mp4").read_bytes()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.mp4").write_bytes(data[: len(data) * 6 // 10])
+    first = runtime(str(tmp_path / "in"), str(tmp_path / "out"), "--size", "64")
+    assert first.returncode == 0 and "1 of 1 files ok" in first.stdout, first.stderr[-2000:]
+    before = (tmp_path / "out" / "a.mp4").read_bytes()  # a batch writes .mp4
+    again = runtime(str(tmp_path / "in"), str(tmp_path / "out"), "--size", "64")
+    row = next(ln for ln in again.stdout.splitlines() if ln.startswith("a.mp4"))
+    assert row.split()[2:] == ["-", "skipped", "(exists)"] and "1 of them skipped" in again.stdout, again.stdout
+    assert (tmp_path / "out" / "a.mp4").read_bytes() == before
+
+
 def test_a_full_disk_midway_keeps_what_was_written_and_the_rerun_resumes_it(tmp_path: Path) -> None:
     """The error line named the partial file, which closing had since moved into NAME where it could: a file that
     was gone. It now says what is true wherever the frames are, and the rerun does resume them."""

@@ -206,6 +206,8 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
         return failure(src, without_name(e), write_failed=isinstance(e, WriteFailed))
     finally:
         source.close()
+    if not left and sink.resumed:  # it held the whole conversion (a container whose frame count is an estimate)
+        return FileResult(src, out, SKIPPED_EXISTS, sink.resumed)
     frames = sink.resumed + stats.frames_out
     if stats.error:
         return failure(src, stats.error, out if out.exists() else None, frames, stats.fps, stats.write_failed)
@@ -357,7 +359,7 @@ def summary_table(results: list[FileResult], root: Path) -> str:
     for r in results:
         name = str(relative_to(r.path, root) or r.path)
         measured = [f"{r.flicker:.2f}" if r.flicker is not None else "-"] if flicker else []
-        rows.append((name, str(r.frames), f"{r.fps:.1f}" if r.frames else "-", *measured, r.shown))
+        rows.append((name, str(r.frames), f"{r.fps:.1f}" if r.fps else "-", *measured, r.shown))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
