@@ -134,6 +134,21 @@ def test_image_to_image_file_or_folder(capsys: pytest.CaptureFixture[str], tmp_p
     assert rc == 1 and len(errors) == 1 and "an image translates to an image file" in errors[0], errors
 
 
+def test_side_by_side_puts_an_image_beside_its_translation_too(capsys: pytest.CaptureFixture[str],
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    """--side-by-side was left out for images (a folder's videos came out side by side, its photos not)."""
+    out, alone = tmp_path / "both" / (IMAGES[0].stem + ".png"), tmp_path / "alone.png"
+    rc, _, errors = runtime(capsys, str(IMAGES[0]), str(tmp_path / "both"), *FAST, "--side-by-side")
+    assert rc == 0 and not errors, errors
+    rc, _, errors = runtime(capsys, str(IMAGES[0]), str(alone), *FAST)
+    photo, both, translated = read_image(IMAGES[0]), read_image(out), read_image(alone)
+    h, w = photo.shape[:2]
+    assert both.shape[:2] == (h, 2 * w) and np.array_equal(both[:, :w], photo) and np.array_equal(both[:, w:],
+                                                                                                translated)  # fmt: skip
+    rc, _, errors = runtime(capsys, str(IMAGES[0]), str(tmp_path / "both"), *FAST)  # other settings than its output's
+    assert rc == 1 and len(errors) == 1, errors
+
+
 def test_a_phone_photo_is_translated_upright(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A portrait photo from a phone is stored sideways with an EXIF orientation that every viewer applies; it was
     translated sideways and written landscape (the output PNG has no EXIF to turn it back)."""

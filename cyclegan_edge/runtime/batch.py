@@ -115,9 +115,10 @@ def source_digest(src: Path) -> str:
 
 
 def image_job(digest: str, opts: PipelineOptions) -> str:
-    """What shapes an image's translation, the model's bytes and the inference size: written into each PNG
-    (``write_image``), so that a rerun tells its own outputs from another model's."""
-    return hashlib.sha256(f"{digest} size={opts.size}".encode()).hexdigest()[:32]
+    """What shapes an image's translation, the model's bytes, the inference size and --side-by-side: written into
+    each PNG (``write_image``), so that a rerun tells its own outputs from another model's."""
+    both = " side-by-side" if opts.side_by_side else ""  # absent otherwise: earlier outputs keep their key
+    return hashlib.sha256(f"{digest} size={opts.size}{both}".encode()).hexdigest()[:32]
 
 
 def check_same_job(pairs: Iterable[tuple[Path, Path]], out_dir: Path, image_job: str) -> None:
@@ -246,8 +247,11 @@ def convert_image(src: Path, out: Path, backend: Backend, opts: PipelineOptions 
     result = translate_frames(backend, [frame])[0]
     if hw != size:
         result = cv2().resize(result, (size[1], size[0]), interpolation=cv2().INTER_LINEAR)
+    side_by_side = opts is not None and opts.side_by_side
+    if side_by_side:  # input | output, as a video's frames are
+        result = np.hstack([img, result])
     if alpha is not None and out.suffix.lower() in ALPHA_EXTENSIONS:  # a logo's transparency stays transparent
-        result = np.dstack([result, alpha])
+        result = np.dstack([result, np.hstack([alpha, alpha]) if side_by_side else alpha])
     write_image(out, result, job, source_digest(src) if job else "")
     return FileResult(src, out, "done", 1, 1.0 / max(time.perf_counter() - t, 1e-9))
 
