@@ -809,6 +809,21 @@ def test_a_batch_rerun_over_finished_work_says_it_was_skipped(tmp_path: Path) ->
     assert (tmp_path / "out" / "a.mp4").read_bytes() == before
 
 
+def test_the_temporary_a_kill_left_in_the_final_remux_goes_with_the_next_run(tmp_path: Path) -> None:
+    """kill -9 while the finished partial file is remuxed into NAME left .NAME.<random>.tmp.mp4, a whole video's
+    size, for good; the next writer of NAME (who holds its lock) removes it. Another output's stays."""
+    from cyclegan_edge.atomic import temporary_affixes
+
+    out = tmp_path / "out.mp4"
+    prefix, suffix = temporary_affixes(out)
+    left = tmp_path / f"{prefix}k1ll3d{suffix}"
+    others = tmp_path / f"{temporary_affixes(tmp_path / 'o.mp4')[0]}x.tmp.mp4"
+    for f in (left, others):
+        f.write_bytes(b"\0" * 1000)
+    r = runtime(str(ASSETS_DIR / "demo.mp4"), str(out), "--size", "64", "--max-frames", "5")
+    assert r.returncode == 0 and not left.exists() and others.exists(), r.stderr[-2000:]
+
+
 def test_a_full_disk_midway_keeps_what_was_written_and_the_rerun_resumes_it(tmp_path: Path) -> None:
     """The error line named the partial file, which closing had since moved into NAME where it could: a file that
     was gone. It now says what is true wherever the frames are, and the rerun does resume them."""

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from cyclegan_edge.errors import UsageError
-from cyclegan_edge.atomic import OutputBusy, check_writable, lock_output, unlock_output
+from cyclegan_edge.atomic import OutputBusy, check_writable, leftover_temporaries, lock_output, unlock_output
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.io import JOB_KEYWORD, fit_frame, png_text, read_image, write_image
 
@@ -232,11 +232,16 @@ def lock_video_output(path: Path, shown: Path | None = None) -> int:
     """``lock_output`` for a video writer (or a folder of frames, ``shown``, locked by a ``path`` inside it): another
     process on it is OutputLocked, a folder where the lock cannot be made is WriteFailed naming the output."""
     try:
-        return lock_output(path, shown=shown)
+        fd = lock_output(path, shown=shown)
     except OutputBusy as e:
         raise OutputLocked(str(e)) from None
     except OSError as e:
         raise WriteFailed(f"{shown or path}: cannot write ({e.strerror or e})") from None
+    if shown is None:  # the lock's holder owns them: a kill -9 during the final remux left a whole video's worth
+        for stale in leftover_temporaries(path):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+    return fd
 
 
 def keep_interrupted(partial: Path, path: Path) -> Path:
