@@ -824,6 +824,25 @@ def test_the_temporary_a_kill_left_in_the_final_remux_goes_with_the_next_run(tmp
     assert r.returncode == 0 and not left.exists() and others.exists(), r.stderr[-2000:]
 
 
+def test_untagged_hd_video_is_read_as_bt709_as_players_show_it() -> None:
+    """The cockatoo clip (1280x720, no colour tags) was read as BT.601, swscale's default, while players take HD for
+    BT.709 and the output is tagged BT.709: its side-by-side input half was off by up to 15 levels."""
+    from cyclegan_edge.runtime.sources import open_source
+
+    src = need(SHARED_DATA / "videos" / "cockatoo.mp4")
+    with av.open(str(src)) as c:
+        frame = next(c.decode(video=0))
+        assert (frame.colorspace, frame.height) == (2, 720)  # unspecified
+        as_709 = frame.reformat(format="bgr24", src_colorspace="ITU709").to_ndarray()
+        as_601 = frame.to_ndarray(format="bgr24")
+    source = open_source(str(src))
+    try:
+        read = source.read()
+    finally:
+        source.close()
+    assert read is not None and np.array_equal(read, as_709) and not np.array_equal(read, as_601)
+
+
 def test_a_full_disk_midway_keeps_what_was_written_and_the_rerun_resumes_it(tmp_path: Path) -> None:
     """The error line named the partial file, which closing had since moved into NAME where it could: a file that
     was gone. It now says what is true wherever the frames are, and the rerun does resume them."""

@@ -164,6 +164,17 @@ def av_error(e: BaseException) -> str:
     return reason if isinstance(reason, str) and reason else first_line(e, path=False)
 
 
+UNSPECIFIED_COLORSPACE = 2  # FFmpeg's AVCOL_SPC_UNSPECIFIED
+
+
+def bgr(frame: Any) -> np.ndarray:
+    """A decoded frame as BGR: by its colour tags, and an untagged HD one (720 lines and more) as BT.709, as players
+    show it (swscale's default for untagged video is BT.601: reds and greens shifted by up to 15 levels)."""
+    if frame.colorspace == UNSPECIFIED_COLORSPACE and frame.height >= 720:
+        return frame.reformat(format="bgr24", src_colorspace="ITU709").to_ndarray()
+    return frame.to_ndarray(format="bgr24")
+
+
 # ---- reading ---------------------------------------------------------------------------------------
 class AvSource(Source):
     """Every frame of a video file, in order, as BGR; timestamps[i] / durations[i] are those of the
@@ -218,7 +229,7 @@ class AvSource(Source):
         frame = next(self._frames, None)
         if frame is None:
             return None
-        img = frame.to_ndarray(format="bgr24")
+        img = bgr(frame)
         if rotation_steps(frame.rotation):
             img = np.ascontiguousarray(np.rot90(img, rotation_steps(frame.rotation)))
         default = int(round(1 / (self.rate * self.time_base))) if self.rate else 1
