@@ -37,7 +37,8 @@ import numpy as np
 
 from cyclegan_edge.errors import holding_ctrl_c
 from cyclegan_edge.imaging.io import fit_frame
-from cyclegan_edge.runtime.av_video import LIVE_TIME_BASE, av_error, encoder_options, parse_bitrate
+from cyclegan_edge.runtime.av_video import (LIVE_TIME_BASE, av_error, encoder_options, parse_bitrate, tag_bt709,
+                                            yuv420_bt709)  # fmt: skip
 from cyclegan_edge.runtime.sinks import (STREAM_ENCODER, EncodeSettings, Sink, SinkError, check_stream_settings,
                                          encoded_size, pad_to, stream_address, warn_padded)  # fmt: skip
 from cyclegan_edge.runtime.sources import Source, ran_out
@@ -131,8 +132,7 @@ class AvStreamSink(Sink):
         ctx = vs.codec_context
         ctx.time_base = LIVE_TIME_BASE
         ctx.gop_size = max(1, round(float(self.rate)))  # a keyframe a second: how long a late joiner waits
-        ctx.colorspace = ctx.color_primaries = ctx.color_trc = 1  # BT.709, limited range, as for files
-        ctx.color_range = 1
+        tag_bt709(ctx)  # as for files
         if settings.bitrate:
             ctx.bit_rate = parse_bitrate(settings.bitrate)
         return vs
@@ -159,7 +159,7 @@ class AvStreamSink(Sink):
         self._t0 = now if self._t0 is None else self._t0
         pts = self._timestamp(now)
         vf = av.VideoFrame.from_ndarray(pad_to(frame, self.frame_size), format="bgr24")
-        vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709")
+        vf = yuv420_bt709(vf)
         vf.pts, vf.time_base = pts, LIVE_TIME_BASE
         try:
             packets = self.vs.encode(vf)

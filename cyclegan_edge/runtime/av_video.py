@@ -164,6 +164,17 @@ def av_error(e: BaseException) -> str:
     return reason if isinstance(reason, str) and reason else first_line(e, path=False)
 
 
+def tag_bt709(ctx: Any) -> None:
+    """Tag an encoder's output BT.709 (sRGB's primaries), limited range: what ``yuv420_bt709`` frames are."""
+    ctx.colorspace = ctx.color_primaries = ctx.color_trc = 1
+    ctx.color_range = 1
+
+
+def yuv420_bt709(frame: Any) -> Any:
+    """A BGR frame as the 4:2:0 BT.709 frame an H.264 encoder takes (files and streams alike)."""
+    return frame.reformat(format="yuv420p", dst_colorspace="ITU709")
+
+
 UNSPECIFIED_COLORSPACE = 2  # FFmpeg's AVCOL_SPC_UNSPECIFIED
 
 
@@ -628,9 +639,8 @@ class AvVideoWriter(Sink):
         ctx = vs.codec_context
         ctx.time_base = self.time_base
         ctx.gop_size = max(1, round(GOP_SECONDS * float(self.rate)))
-        if codec.pix_fmt == "yuv420p":  # BT.709 (sRGB's primaries), limited range, tagged for players
-            ctx.colorspace = ctx.color_primaries = ctx.color_trc = 1
-            ctx.color_range = 1
+        if codec.pix_fmt == "yuv420p":
+            tag_bt709(ctx)
         if self.bitrate:
             ctx.bit_rate = self.bitrate
         if self.encoder.startswith(("libx265", "hevc")):
@@ -690,7 +700,7 @@ class AvVideoWriter(Sink):
         pts, duration = self._timestamp(self.frames, captured)
         vf = av.VideoFrame.from_ndarray(pad_to(frame, self.frame_size), format="bgr24")
         if CODECS[self.settings.codec].pix_fmt == "yuv420p":
-            vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709")
+            vf = yuv420_bt709(vf)
         vf.pts, vf.duration, vf.time_base = pts, duration, self.time_base
         try:
             if self.audio is not None:

@@ -371,7 +371,7 @@ def open_sink(uri: str, fps: float, size: tuple[int, int], settings: EncodeSetti
     video file or image folder (open_output)."""
     check_sink_uri(uri)
     if is_stream_output(uri):
-        return open_stream(uri, fps, size, settings or EncodeSettings(), source)
+        return open_network_output(uri, fps, size, settings or EncodeSettings(), source)
     if is_display(uri):
         if not display_available():
             raise SinkError(f"{uri}: no window can open here (no display, or an OpenCV without GUI): "
@@ -404,7 +404,7 @@ def check_stream_settings(uri: str, settings: EncodeSettings) -> None:
         raise SinkError(f"{uri}: streams encode with {STREAM_ENCODER} on the CPU: drop --encoder nvenc")
 
 
-def open_stream(uri: str, fps: float, size: tuple[int, int], settings: EncodeSettings,
+def open_network_output(uri: str, fps: float, size: tuple[int, int], settings: EncodeSettings,
                 source: Source | None = None) -> Sink:  # fmt: skip
     """A udp://, rtp:// or rtsp:// stream; streams go through PyAV only (OpenCV's writer cannot mux to the network)."""
     try:

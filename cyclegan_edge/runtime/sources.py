@@ -199,7 +199,7 @@ def check_receiver_port(url: str, name: str) -> None:
         raise SourceUriError(f"{name}: RTP takes PORT+1 for RTCP: give a PORT below 65535")
 
 
-def open_stream(url: str, name: str) -> tuple[Any, bool]:
+def open_network_input(url: str, name: str) -> tuple[Any, bool]:
     """OpenCV's VideoCapture of a network stream, and whether our timeouts hold (``ffmpeg_with_timeouts``). A
     receiver (udp://, rtp://) waits for its sender as long as it takes, saying so once; a server that does not
     answer is one line. Ctrl-C acts at once, not when FFmpeg gives up. FFmpeg prints why it failed (to the C
@@ -245,7 +245,7 @@ class CaptureSource(Source):
     def __init__(self, spec: SourceSpec, name: str) -> None:
         c = cv2()
         self.name, self.live, self.kind = name, spec.live, spec.kind
-        self.timed = False  # a stream read under our timeouts (open_stream)
+        self.timed = False  # a stream read under our timeouts (open_network_input)
         self._flushing = False  # a read waited out the timeout: the frames left are the decoder's (captured_at)
         self._last_captured: float | None = None
         if spec.kind == "file":
@@ -260,7 +260,7 @@ class CaptureSource(Source):
                 raise SourceError(f"{name}: this OpenCV has no GStreamer (on Jetson use JetPack's python3-opencv)")
             cap = c.VideoCapture(csi_pipeline(spec.target), c.CAP_GSTREAMER)
         else:
-            cap, self.timed = open_stream(spec.target, name)
+            cap, self.timed = open_network_input(spec.target, name)
         if not cap.isOpened():
             what = {"camera": "camera", "csi": "CSI camera"}.get(spec.kind, "source")
             raise SourceError(f"{name}: cannot open this {what}" + (" (not connected, or in use by another program?)"
