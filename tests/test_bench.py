@@ -469,7 +469,7 @@ def test_other_processes_load_is_judged_over_all_rounds_and_said_when_it_cannot_
     from cyclegan_edge.bench.runner import add_round
 
     timed = {"height": 64, "width": 64, "batch": 1, "iterations": 10, "warmup": 5, "samples_ms": [10.0] * 10,
-             "latency_ms": {"p50": 10.0}}  # fmt: skip
+             "latency_ms": {"p50": 10.0}, "timed_window": (0.0, 0.1)}  # fmt: skip
     row: dict = {"variant": "onnxruntime-fp32"}
     add_round(row, timed, (0.3, 0.6))
     assert row["others_busy_cpus"] is None  # 0.6 s: too short alone
@@ -895,3 +895,29 @@ def test_the_gpu_named_is_the_one_cuda_visible_devices_gives_the_process(monkeyp
         assert visible_gpu() == args, value
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert visible_gpu() == []
+
+
+def test_tegrastats_power_is_each_cases_own(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """--tegrastats averaged the power over the whole run (building variants, calibration, every variant) into one
+    figure that described no variant. Each case now gets the mean over its own timed calls, and its energy per
+    frame. No Jetson here: a stand-in prints real Xavier lines whose input rail counts up, 50 a second."""
+    fake = tmp_path / "bin" / "tegrastats"
+    fake.parent.mkdir()
+    line = XAVIER_JP4.replace("VDD_IN 14025/14416", "VDD_IN {0}/{0}")
+    fake.write_text(f"#!{sys.executable}\nimport sys, time\ni = 0\nwhile True:\n"
+                    f"    print({line!r}.format(10000 + i), flush=True)\n    i += 1\n    time.sleep(0.02)\n")  # fmt: skip
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "r"
+    status, stdout, err = bench([MODEL, "-o", out, "--variants", "onnxruntime-fp32,openvino-fp32", "--sizes", "64",
+                                 "--iters", "40", "--warmup", "1", "--rounds", "1", "--tegrastats"], capsys)  # fmt: skip
+    assert status == 0, err[-2000:]
+    report = load_report(out / "report.json")
+    first, second = report["results"]
+    for r in report["results"]:
+        assert 10000 <= r["power_mw"] < 11000, r["power_mw"]
+        assert r["energy_mj_per_frame"] == round(r["power_mw"] * r["latency_ms"]["p50"] / 1000, 2)
+    assert first["power_mw"] < second["power_mw"]  # timed later: a later count, not one mean for both
+    assert " W | mJ/frame |" in stdout and f" {first['power_mw'] / 1000:.2f} | " in stdout
+    assert report["power"]["samples"] > 0 and "the whole run's mean, builds included: " in stdout

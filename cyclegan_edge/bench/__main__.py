@@ -186,7 +186,7 @@ def measure(args: argparse.Namespace, command: str, out: Path, wanted: list[str]
     """The cases measured into the report in ``out`` (run's work once its checks have passed)."""
     from cyclegan_edge.bench.report import fps_plot_skipped, make_report, markdown, unsteady_note
     from cyclegan_edge.bench.runner import add_ratios, run_benchmark
-    from cyclegan_edge.bench.tegrastats import TegrastatsSampler, summarize
+    from cyclegan_edge.bench.tegrastats import TegrastatsSampler, mean_power_mw, summarize
     from cyclegan_edge.machine import machine_info
     from cyclegan_edge.progress import progress_bar
 
@@ -269,6 +269,11 @@ def measure(args: argparse.Namespace, command: str, out: Path, wanted: list[str]
     finally:
         bar.close()
         power = summarize(sampler.stop()) if sampler is not None else None
+    if sampler is not None:  # each case's own: the run's mean holds building, calibration and the other variants
+        for row in rows:
+            row["power_mw"] = mean_power_mw(sampler.during(row["timed_windows"]))
+            row["energy_mj_per_frame"] = None if row["power_mw"] is None else round(
+                row["power_mw"] * row["latency_ms"]["p50"] / 1000 / row["batch"], 2)  # fmt: skip
     if not rows:
         raise ValueError("nothing could be measured (see the notes): " + "; ".join(notes))
     report = report_now([], power)

@@ -22,7 +22,8 @@ SCHEMA_VERSION = 1
 ROW_KEYS = ("variant", "precision", "backend", "height", "width", "batch", "iterations", "warmup", "latency_ms",
             "host_pre_ms", "host_post_ms", "gpu_ms", "peak_rss_mb", "peak_gpu_mb", "ratio_to_baseline")  # fmt: skip
 # added after schema v1: older reports lack them
-OPTIONAL_ROW_KEYS = ("max_abs_vs_reference", "psnr_vs_reference_db", "others_busy_cpus", "round_p50_ms")
+OPTIONAL_ROW_KEYS = ("max_abs_vs_reference", "psnr_vs_reference_db", "others_busy_cpus", "round_p50_ms", "power_mw",
+                     "energy_mj_per_frame")  # fmt: skip
 STAT_KEYS = ("min", "mean", "p50", "p90", "p99", "max", "fps")
 FPS_DEFINITION = "FPS = batch x 1000 / p50 ms (frames per second at the median call)"
 
@@ -107,10 +108,18 @@ def model_line(model: dict[str, Any]) -> str:
     return f"{head} ({'; '.join(facts)})" if facts else str(head)
 
 
+def watts_and_energy(row: dict[str, Any]) -> str:
+    """A row's power cells: W and mJ per frame ('-': no tegrastats sample fell in its timed calls)."""
+    if row.get("power_mw") is None:
+        return " - | - |"
+    return f" {row['power_mw'] / 1000:.2f} | {row['energy_mj_per_frame']:.1f} |"
+
+
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     gpu = m["gpu"]["name"] if m.get("gpu") else "no GPU"
     ref = report.get("parity_reference", report["baseline"])
+    power = any("power_mw" in r for r in report["results"])  # --tegrastats
     lines = [
         f"# Benchmark: {report['model'].get('name', '')}",
         "",
@@ -122,9 +131,14 @@ def markdown(report: dict[str, Any]) -> str:
         "level is 7.8e-3), and the PSNR of the worst image (identical: =)",
         "",
         f"| variant | backend | size | batch | min ms | p50 ms | p90 ms | p99 ms | mean ms | FPS | pre ms | post ms | "
-        f"speed vs {report['baseline']} (p50) | max abs diff vs {ref} | PSNR dB vs {ref} |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"speed vs {report['baseline']} (p50) | max abs diff vs {ref} | PSNR dB vs {ref} |" + " W | mJ/frame |" * power,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|---|" * power,
     ]
+    if power:
+        whole = (report.get("power") or {}).get("total_power_mw_mean")
+        lines.insert(-3, "- power (tegrastats): the module's mean over each case's timed calls, and energy per frame "
+                     "at the median call" + (f"; the whole run's mean, builds included: {whole / 1000:.1f} W" if whole
+                                             else ""))  # fmt: skip
     peaks = [r["peak_rss_mb"] for r in report["results"] if r.get("peak_rss_mb") is not None]
     if peaks:  # the process's (ru_maxrss): no figure per variant
         lines.insert(5, f"- peak memory (RSS) of the bench process, one variant loaded at a time: {max(peaks):.0f} MB")
@@ -139,7 +153,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['variant']}{mark} | {r['backend']} | {r['height']}x{r['width']} | {r['batch']} | {lat['min']:.1f} | "
             f"{lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {lat['mean']:.1f} | "
             f"{throughput_fps(r['batch'], lat['p50']):.1f} | {r['host_pre_ms']['p50']:.1f} | "
-            f"{r['host_post_ms']['p50']:.1f} | {ratio} | {diff} | {db} |"
+            f"{r['host_post_ms']['p50']:.1f} | {ratio} | {diff} | {db} |" + (watts_and_energy(r) if power else "")
         )
     if any(flagged(r) for r in report["results"]):
         lines.append("\n\\* timed on a busy or unsteady machine (the notes below say how): take its figures as rough")

@@ -344,7 +344,8 @@ def add_round(row: dict[str, Any], timed: dict[str, Any], others: tuple[float, f
     was = row.get("others_s")
     load = None if others is None else (others[0] + (was[0] if was else 0.0), others[1] + (was[1] if was else 0.0))
     busy = cpus_over(load)
-    row.update({**timed, "samples_ms": samples, "iterations": len(samples),
+    windows = [*row.get("timed_windows", []), timed["timed_window"]]
+    row.update({**timed, "samples_ms": samples, "iterations": len(samples), "timed_windows": windows,
                 "warmup": row.get("warmup", timed["warmup"]), "latency_ms": latency_stats(samples, timed["batch"]),
                 "round_p50_ms": [*row.get("round_p50_ms", []), round(timed["latency_ms"]["p50"], 3)],
                 "others_s": load, "others_busy_cpus": None if busy is None else round(busy, 2)})  # fmt: skip

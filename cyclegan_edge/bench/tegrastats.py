@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,12 +83,19 @@ def summarize(samples: list[TegraSample]) -> dict[str, Any]:
     }
 
 
+def mean_power_mw(samples: list[TegraSample]) -> float | None:
+    """The module's mean power over ``samples`` (see ``TegraSample.total_power_mw``), None without any."""
+    return summarize(samples)["total_power_mw_mean"] if samples else None
+
+
 class TegrastatsSampler:
-    """Runs ``tegrastats --interval MS`` in the background; ``stop()`` returns the samples."""
+    """Runs ``tegrastats --interval MS`` in the background; ``stop()`` returns the samples, ``during(windows)`` those
+    taken inside time.monotonic() windows (a bench case's timed calls)."""
 
     def __init__(self, interval_ms: int = 100, command: str = "tegrastats") -> None:
         self.cmd = [command, "--interval", str(interval_ms)]
         self.samples: list[TegraSample] = []
+        self.times: list[float] = []  # time.monotonic() when each sample's line came
         self.proc: subprocess.Popen[str] | None = None
         self.thread: threading.Thread | None = None
 
@@ -104,6 +112,10 @@ class TegrastatsSampler:
         assert self.proc is not None and self.proc.stdout is not None
         for line in self.proc.stdout:
             self.samples.append(parse_line(line))
+            self.times.append(time.monotonic())
+
+    def during(self, windows: list[tuple[float, float]]) -> list[TegraSample]:
+        return [s for s, t in zip(self.samples, self.times) if any(a <= t <= b for a, b in windows)]
 
     def stop(self) -> list[TegraSample]:
         if self.proc is not None:

@@ -62,6 +62,7 @@ def measure(backend: Backend, hw: tuple[int, int], batch: int, iterations: int, 
     for _ in range(warmup):
         backend.infer(x)
     pre, infer, post, gpu = [], [], [], []
+    started = time.monotonic()  # the timed calls' window: power samples (a Jetson's) are taken from it
     for _ in range(iterations):
         t0 = time.perf_counter()
         x = frames_to_tensor(frames)
@@ -82,6 +83,7 @@ def measure(backend: Backend, hw: tuple[int, int], batch: int, iterations: int, 
         "latency_ms": latency_stats(infer, batch), "host_pre_ms": latency_stats(pre, batch),
         "host_post_ms": latency_stats(post, batch), "peak_rss_mb": round(peak_rss_mb(), 1),
         "peak_gpu_mb": torch_cuda_peak_mb(backend), "gpu_ms": None, "samples_ms": infer,
+        "timed_window": (started, time.monotonic()),
     }  # fmt: skip
     if gpu:
         row["gpu_ms"] = {k: latency_stats([g[k] for g in gpu]) for k in gpu[0]}
