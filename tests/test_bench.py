@@ -906,12 +906,14 @@ def test_tegrastats_power_is_each_cases_own(tmp_path: Path, capsys: pytest.Captu
     fake.parent.mkdir()
     line = XAVIER_JP4.replace("VDD_IN 14025/14416", "VDD_IN {0}/{0}")
     fake.write_text(f"#!{sys.executable}\nimport sys, time\ni = 0\nwhile True:\n"
-                    f"    print({line!r}.format(10000 + i), flush=True)\n    i += 1\n    time.sleep(0.02)\n")  # fmt: skip
+                    f"    print({line!r}.format(10000 + i), flush=True)\n    i += 1\n"
+                    "    time.sleep(0.02)\n")  # fmt: skip
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     out = tmp_path / "r"
     status, stdout, err = bench([MODEL, "-o", out, "--variants", "onnxruntime-fp32,openvino-fp32", "--sizes", "64",
-                                 "--iters", "40", "--warmup", "1", "--rounds", "1", "--tegrastats"], capsys)  # fmt: skip
+                                 "--iters", "40", "--warmup", "1", "--rounds", "1", "--tegrastats"],
+                                capsys)  # fmt: skip
     assert status == 0, err[-2000:]
     report = load_report(out / "report.json")
     first, second = report["results"]
