@@ -738,9 +738,10 @@ def test_a_real_videos_mp3_sound_is_copied_not_encoded_again(tmp_path: Path) -> 
         assert bytes(first) == bytes(next(p for p in a.demux(a.streams.audio[0]) if p.size))  # copied as it was
 
 
-def with_audio(dst: Path, codec: str, layout: str = "stereo", late: float = 0.0, damaged: int = 0) -> Path:
+def with_audio(dst: Path, codec: str, layout: str = "stereo", late: float = 0.0, damaged: int = 0,
+               hole: tuple[float, float] = (0.0, 0.0)) -> Path:  # fmt: skip
     """The bundled butterfly clip's video, with its sound encoded as ``codec`` in ``layout``, starting ``late``
-    seconds in, every ``damaged``-th audio packet replaced by noise (0: none)."""
+    seconds in, every ``damaged``-th audio packet replaced by noise (0: none), the packets in ``hole`` left out."""
     src = str(ASSETS_DIR / "butterfly.mp4")
     with av.open(src) as inp, av.open(src) as sound, av.open(str(dst), "w") as out:
         video = out.add_stream_from_template(inp.streams.video[0])
@@ -755,6 +756,8 @@ def with_audio(dst: Path, codec: str, layout: str = "stereo", late: float = 0.0,
         for i, q in enumerate(encoded + list(audio.encode(None))):
             shift = int(late / q.time_base)
             q.pts, q.dts = q.pts + shift, q.dts + shift
+            if hole[0] <= float(q.pts * q.time_base) < hole[1]:
+                continue
             if damaged and i % damaged == damaged - 1:
                 noise = av.Packet(rng.integers(0, 256, q.size, dtype=np.uint8).tobytes())
                 noise.pts, noise.dts, noise.time_base, q = q.pts, q.dts, q.time_base, noise
@@ -776,14 +779,16 @@ def audio_span(path: Path) -> tuple[str, int, float, float]:
 def test_sound_that_mp4_or_mov_cannot_hold_as_it_is_is_encoded_again_in_step(tmp_path: Path) -> None:
     """Found by a review: Matroska's PCM ("2 channels", no layout) failed every output as 'cannot write', and
     stopped a batch; FLAC/Opus into .mov failed after the whole video; re-encoded sound started at 0 whatever its
-    start (an MPEG-PS file's 0.5 s); a damaged audio packet failed the run, and every rerun, at the same place."""
+    start (an MPEG-PS file's 0.5 s); a damaged audio packet failed the run, and every rerun, at the same place; the
+    sound after a damaged packet or a hole in the stream came early by as much."""
     butterfly = audio_span(ASSETS_DIR / "butterfly.mp4")
     cases = [(with_audio(tmp_path / "pcm.mkv", "pcm_s16le"), ".mp4", ("aac", 2), "its channels come without a layout"),
              (with_audio(tmp_path / "pcm51.mkv", "pcm_s16le", "5.1"), ".mkv", ("aac", 6), "without a layout"),
              (with_audio(tmp_path / "flac.mkv", "flac"), ".mov", ("aac", 2), "(MOV cannot hold it)"),
              (with_audio(tmp_path / "flac.mkv", "flac"), ".mkv", ("flac", 2), ""),
              (with_audio(tmp_path / "late.mov", "pcm_s16le", late=0.5), ".mp4", ("aac", 2), "many players do not"),
-             (with_audio(tmp_path / "bad.mkv", "flac", damaged=9), ".mp4", ("aac", 2), "damaged audio packets in all")]
+             (with_audio(tmp_path / "bad.mkv", "flac", damaged=9), ".mp4", ("aac", 2), "damaged audio packets in all"),
+             (with_audio(tmp_path / "hole.mkv", "flac", hole=(1.0, 2.0)), ".mp4", ("aac", 2), "many players do not")]
     for src, ext, kept, said in cases:
         out = tmp_path / f"{src.stem}_out{ext}"
         r = runtime(str(src), str(out), "--size", "64")

@@ -222,7 +222,8 @@ def measure(args: argparse.Namespace, command: str, out: Path, wanted: list[str]
         baseline = args.baseline if ran else first
         gone = f"--baseline {args.baseline} was not measured (see the notes): the ratios refer to {first}"
         fps_note = fps_plot_skipped(rows, len(sizes)) if plotted and not no_plots else no_plots
-        late_notes = [n for n in [gone if args.baseline and not ran else None, unsteady_note(rows), fps_note] if n]
+        late_notes = [n for n in [gone if args.baseline and not ran and plotted else None,  # partial: not yet
+                                  unsteady_note(rows), fps_note] if n]  # fmt: skip
         add_ratios(rows, baseline)
         return make_report(command, machine, summary, baseline, rows, notes + extra + late_notes, power,
                            parity_reference=first, threads=args.threads)  # fmt: skip

@@ -222,6 +222,10 @@ def tensorrt_variants(onnx_by_precision: dict[str, Path], wanted: Sequence[str],
             opts = EngineOptions(precision=precision, min_shape=lo, opt_shape=opt, max_shape=hi)
             plan = build_engine(src, workdir / f"model.{precision}.plan", opts)
             variants.append(Variant(w, precision, plan, BackendOptions()))
+            default = EngineOptions()
+            notes.append(f"{w}: engine built for {lo} to {hi}, tuned for {opt} (the cases benched; an engine export "
+                         f"builds by default takes {default.min_shape} to {default.max_shape}, and may time "
+                         "otherwise)")  # fmt: skip
         except Exception as e:  # no TensorRT / no GPU here, or this precision unsupported: say so in the report
             notes.append(f"{w} skipped: {describe(e, hint=False)}")
     return variants, notes

@@ -75,7 +75,8 @@ def quality_as_run_here(reference_onnx: str | os.PathLike[str], test_onnx: str |
     """quality_vs with the test model on the backend and precision the runtime runs it with on this CPU (OpenVINO
     at its own precision where installed: bf16 on CPUs that have it); None where that is ONNX Runtime's CPU
     provider, the figure already given."""
-    q = quality_vs(reference_onnx, test_onnx, images, BackendOptions(precision_hint=CONVERSION_PRECISION_HINT))
+    q = quality_vs(reference_onnx, test_onnx, images, BackendOptions(device="cpu",
+                                                                     precision_hint=CONVERSION_PRECISION_HINT))
     return None if q["runtime"].startswith("onnxruntime:CPU") else q
 
 

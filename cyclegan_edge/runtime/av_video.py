@@ -329,11 +329,25 @@ def can_hold(stream: Any, fmt: str) -> bool:
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
+def unnamed_layout(layout: Any) -> bool:
+    """Whether an audio layout is only a channel count ("2 channels"): MP4 cannot be read back with it."""
+    return bool(layout.name == f"{layout.nb_channels} channels")
+
+
+def silence_like(frame: Any, samples: int) -> Any:
+    """``samples`` of silence in ``frame``'s format, layout and rate (what the encoder's resampler was set up for)."""
+    silence = av.AudioFrame(format=frame.format.name, layout=frame.layout, samples=samples)
+    for plane in silence.planes:
+        plane.update(bytes(plane.buffer_size))
+    silence.sample_rate = frame.sample_rate
+    return silence
+
+
 def why_encode_audio(stream: Any, fmt: str) -> str:
     """Why an audio stream is re-encoded to AAC for an output in container ``fmt`` ('': it is copied as it is).
     Every output is first a fragmented MP4 (the partial file), so MP4 must hold it too."""
     name, layout = stream.codec_context.codec.canonical_name, stream.codec_context.layout
-    if layout.name == f"{layout.nb_channels} channels":  # an MP4 partial with it cannot be read back
+    if unnamed_layout(layout):
         return "its channels come without a layout"
     if not can_hold(stream, "mp4"):
         return "MP4 cannot hold it"
@@ -347,7 +361,8 @@ def why_encode_audio(stream: Any, fmt: str) -> str:
 class AudioTracks:
     """The source's audio streams, copied packet for packet into ``out``, or re-encoded to AAC (same channels, same
     start) where ``why_encode_audio`` says for an output of container ``fmt``; interleaved with the video by
-    until(). A damaged packet is skipped, with one warning and a count, as the video's are."""
+    until(). A damaged packet is skipped, with one warning and a count, as the video's are (re-encoded: as much silence
+    takes its place)."""
 
     def __init__(self, source: Path, out: Any, fmt: str = "mp4") -> None:
         self.container = av.open(str(source))
@@ -355,6 +370,7 @@ class AudioTracks:
         self.routes: dict[int, tuple[Any, bool]] = {}  # input index -> (output stream, re-encode)
         self.starts: dict[int, Fraction] = {}  # re-encoded streams: where their first sound is in the source
         self.samples: dict[int, int] = {}  # and how many samples each has written since
+        self.fed: dict[int, int] = {}  # and how many samples each has given its encoder
         self.damaged = 0
         for s in self.container.streams.audio:
             why = why_encode_audio(s, fmt)
@@ -363,7 +379,7 @@ class AudioTracks:
                 continue
             log.warning("%s: audio %s re-encoded to AAC (%s)", source.name, s.codec_context.codec.canonical_name, why)
             channels = s.codec_context.channels
-            layout = s.codec_context.layout.name if "channels" not in s.codec_context.layout.name else (
+            layout = s.codec_context.layout.name if not unnamed_layout(s.codec_context.layout) else (
                 DEFAULT_LAYOUTS.get(channels, "stereo"))  # fmt: skip
             self.routes[s.index] = (out.add_stream("aac", rate=s.codec_context.sample_rate or 48000,
                                                    **({"layout": layout} if channels else {})), True)  # fmt: skip
@@ -392,30 +408,35 @@ class AudioTracks:
                 self.out.mux(p)
                 continue
             for frame in self._decoded(p):
-                if index not in self.starts:
-                    self.starts[index] = Fraction(frame.pts or 0) * frame.time_base if frame.time_base else Fraction(0)
-                frame.pts = None  # the encoder re-chunks the samples: its packets are stamped in _mux_encoded
-                for q in stream.encode(frame):
-                    self._mux_encoded(q, index)
+                self._encode(frame, index, stream)
+
+    def _encode(self, frame: Any, index: int, stream: Any) -> None:
+        """Encode a decoded frame, after as much silence as the source has no sound before it (a damaged packet, a
+        hole in the stream): the encoder's packets are stamped one after the other, so a gap would pull what follows
+        it early."""
+        at = Fraction(frame.pts) * frame.time_base if frame.pts is not None and frame.time_base else None
+        if index not in self.starts:
+            self.starts[index] = at or Fraction(0)
+        elif at is not None:
+            missing = int(round((at - self.starts[index]) * frame.sample_rate)) - self.fed.get(index, 0)
+            while missing > frame.samples // 2:  # not timestamp rounding (Matroska's are whole milliseconds)
+                gap = silence_like(frame, min(missing, frame.sample_rate))  # a second at a time: a long hole
+                missing -= gap.samples
+                self._encode(gap, index, stream)
+        self.fed[index] = self.fed.get(index, 0) + frame.samples
+        frame.pts = None  # the encoder re-chunks the samples: its packets are stamped in _mux_encoded
+        for q in stream.encode(frame):
+            self._mux_encoded(q, index)
 
     def _decoded(self, packet: Any) -> list[Any]:
-        """The packet's sound, or as much silence for a damaged one (what follows it stays in step)."""
+        """The packet's sound; none for a damaged one (said once, counted; the next sound is placed in step)."""
         try:
             return list(packet.decode())
         except av.FFmpegError as e:
             self.damaged += 1
             if self.damaged == 1:
                 log.warning("%s: skipped a damaged audio packet (%s)", self.name, av_error(e))
-        ctx = packet.stream.codec_context
-        samples = int(round((packet.duration or 0) * packet.time_base * ctx.sample_rate)) if packet.time_base else 0
-        if samples <= 0 or not ctx.format or not ctx.channels:
             return []
-        layout = ctx.layout.name if "channels" not in ctx.layout.name else DEFAULT_LAYOUTS.get(ctx.channels, "stereo")
-        silence = av.AudioFrame(format=ctx.format.name, layout=layout, samples=samples)
-        for plane in silence.planes:
-            plane.update(bytes(plane.buffer_size))
-        silence.sample_rate, silence.pts, silence.time_base = ctx.sample_rate, packet.pts, packet.time_base
-        return [silence]
 
     def _mux_encoded(self, packet: Any, index: int) -> None:
         """Mux a re-encoded packet, stamped one after the other from where the sound starts in the source (an MPEG-PS

@@ -207,7 +207,7 @@ def convert_video(src: Path, out: Path, backend: Backend, opts: PipelineOptions,
         return failure(src, without_name(e), write_failed=isinstance(e, WriteFailed))
     finally:
         source.close()
-    if not left and sink.resumed:  # it held the whole conversion (a container whose frame count is an estimate)
+    if not left and sink.resumed and earlier:  # it held the whole conversion (an estimated frame count said not)
         return FileResult(src, out, SKIPPED_EXISTS, sink.resumed)
     frames = sink.resumed + stats.frames_out
     if stats.error:

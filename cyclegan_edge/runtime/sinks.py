@@ -237,7 +237,7 @@ def lock_video_output(path: Path, shown: Path | None = None) -> int:
         raise OutputLocked(str(e)) from None
     except OSError as e:
         raise WriteFailed(f"{shown or path}: cannot write ({e.strerror or e})") from None
-    if shown is None:  # the lock's holder owns them: a kill -9 during the final remux left a whole video's worth
+    if shown is None and fd >= 0:  # the lock's holder owns them: a kill -9 in the final remux left a video's worth
         for stale in leftover_temporaries(path):
             with contextlib.suppress(OSError):
                 stale.unlink()
@@ -506,9 +506,9 @@ class ImageFolderSink(Sink):
                 return
             for old in self.earlier:
                 old.unlink(missing_ok=True)
-            for new in sorted(self.into.iterdir()):
+            for new in sorted(self.into.glob("frame_*")):  # not a temporary a kill left there
                 os.replace(new, self.folder / new.name)
-            self.into.rmdir()
+            shutil.rmtree(self.into)
         finally:
             self._unlock()
 

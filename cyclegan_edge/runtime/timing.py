@@ -47,10 +47,11 @@ def torch_cuda_peak_mb(backend: Backend, reset: bool = False) -> float | None:
         return None
     import torch
 
+    device = getattr(backend, "device", None)  # cuda:1, say: not the current device
     if reset:
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(device)
         return None
-    return float(torch.cuda.max_memory_allocated() / 2**20)
+    return float(torch.cuda.max_memory_allocated(device) / 2**20)
 
 
 def measure(backend: Backend, hw: tuple[int, int], batch: int, iterations: int, warmup: int,
