@@ -271,6 +271,9 @@ def test_bundled_model_by_name_and_demo_by_name(tmp_path: Path, capsys: pytest.C
     assert np.array_equal(read_image(by_path), read_image(by_name))
     rc, out, _ = runtime(capsys, "--demo", "monet", "-o", str(tmp_path / "d.mp4"), "--max-frames", "3", *common)
     assert rc == 0 and "(model photo2monet.onnx (bundled" in out and frame_count(tmp_path / "d.mp4") == 3
+    # the model's name, which --model takes, names its demo too (a new user tried it: 'invalid choice')
+    rc, out, _ = runtime(capsys, "--demo", "photo2monet", "-o", str(tmp_path / "e.mp4"), "--max-frames", "3", *common)
+    assert rc == 0 and "(model photo2monet.onnx (bundled" in out and frame_count(tmp_path / "e.mp4") == 3
     rc, _, errors = runtime(capsys, "--demo", "winter", "--headless")
     assert rc == 2 and len(errors) == 1 and "invalid choice: 'winter'" in errors[0]
 

@@ -53,11 +53,14 @@ log = logging.getLogger("cyclegan_edge.runtime")
 DEMO_SIZE = 256  # the demo's inference size unless --size says: a CPU runs it in seconds
 DEMO_OUTPUT = "cyclegan_edge_demo.mp4"
 BACKEND, PIPELINE, ENCODE = BackendOptions(), PipelineOptions(), EncodeSettings()  # argparse reads its defaults here
+DEMO_CHOICES = ", ".join(f"{name} = {stem}" for name, stem in DEMO_MODELS.items())  # either name works
 OUTPUT_FOR = {"image": "an image goes to an image file or a folder", "folder": "a folder goes to a folder",
               "glob": "a glob's files go to a folder"}  # fmt: skip
 
 
 def demo_name(text: str) -> str:
+    """A demo's name, or its model's (--demo photo2monet is --demo monet: --model takes that name)."""
+    text = next((name for name, stem in DEMO_MODELS.items() if text == stem), text)
     if text and text not in DEMO_MODELS:  # "": a bare --demo
         hint = "; an output goes with -o" if "." in text or "/" in text else ""
         raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(DEMO_MODELS)}{hint})")
@@ -81,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--input", metavar="DIR", help="alias: INPUT as a folder (batch: every video and image in it)")
     # const "": a bare --demo (which --model may complete) told apart from a named one (which it would contradict)
     src.add_argument("--demo", nargs="?", const="", type=demo_name, metavar="NAME",
-                     help=f"the bundled clip through bundled model NAME ({', '.join(DEMO_MODELS)}; default "
-                     f"{DEFAULT_DEMO}) or, given bare, through --model; also what runs when no INPUT is given")  # fmt: skip
+                     help=f"the bundled clip through bundled model NAME ({DEMO_CHOICES}; default {DEFAULT_DEMO}) or, "
+                     "given bare, through --model; also what runs when no INPUT is given")  # fmt: skip
     ap.add_argument("--engine", "--model", dest="model", metavar="MODEL",
                     help=".plan/.engine (TensorRT), .onnx (OpenVINO or ONNX Runtime, see --backend), .xml (OpenVINO) or "
                     f".pth/.pt (PyTorch), or a bundled model's name ({', '.join(bundled_names())}); default: "
