@@ -168,6 +168,8 @@ def test_selection_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not prefers_openvino(auto, "aarch64")  # Jetson / ARM: ONNX Runtime (or TensorRT)
     assert not prefers_openvino(BackendOptions(provider="cpu"), "x86_64")  # an ONNX Runtime provider asked for
     assert not prefers_openvino(BackendOptions(device="cuda"), "x86_64")
+    for device in ("gpu", "NPU", "gpu.1"):  # OpenVINO's devices: ONNX Runtime ran them on the CPU, unsaid
+        assert prefers_openvino(BackendOptions(device=device), "x86_64"), device
     x86 = backends.platform.machine().lower() in backends.X86_64
     assert backend_for(Path("m.onnx"), auto) == ("openvino" if x86 else "onnxruntime")
     assert backend_for(Path("m.xml"), auto) == "openvino"

@@ -350,9 +350,15 @@ def openvino_importable() -> bool:
     return importable("openvino")
 
 
+OPENVINO_ONLY_DEVICES = ("gpu", "npu")  # and gpu.1 ...
+
+
 def prefers_openvino(options: BackendOptions, machine: str | None = None) -> bool:
-    """Whether ``auto`` runs an .onnx on OpenVINO: an x86-64 CPU (where it was measured faster than ONNX
-    Runtime), no ONNX Runtime provider or device asked for, and no GPU provider in ONNX Runtime."""
+    """Whether ``auto`` runs an .onnx on OpenVINO: an OpenVINO device asked for (gpu, npu: ONNX Runtime has none
+    by those names, and ran on the CPU unsaid), or an x86-64 CPU (where it was measured faster than ONNX Runtime),
+    no ONNX Runtime provider or device asked for, and no GPU provider in ONNX Runtime."""
+    if options.device.lower().split(".")[0] in OPENVINO_ONLY_DEVICES:
+        return True
     machine = (machine or platform.machine()).lower()
     return (machine in X86_64 and options.provider == "auto" and options.device in ("auto", "cpu")
             and not ort_has_gpu_provider())  # fmt: skip
