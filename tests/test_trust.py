@@ -236,6 +236,8 @@ CASES: dict[str, Case] = {
                                 pythonpath="nocv2"),
     "11-translate-without-cv2": Case(["translate", str(ONNX), "x.jpg", "-o", "c11/t"], 1,
                                      "OpenCV (cv2) is not importable", pythonpath="nocv2"),
+    "11-bench-pipeline-without-cv2": Case(["bench", "pipeline", str(ONNX), "--video", "clip.avi", "-o", "c11/p.json"],
+                                          1, "OpenCV (cv2) is not importable", pythonpath="nocv2"),  # not "unexpected"
     "11-onnx-with-broken-onnxruntime": Case(rt("--engine", str(ONNX), "--backend", "onnxruntime", "--camera",
                                                 "test://?frames=1", "-o", "c11/o.mp4"), 1,
                                              "onnxruntime is installed but broken (",
@@ -522,7 +524,7 @@ def test_10_bad_values_are_refused_up_front(ran: Any) -> None:
 def test_11_a_missing_optional_package_names_its_extra(w: Path, ran: Any) -> None:
     for name in ("11-pth-without-torch", "11-export-without-torch", "11-engine-without-onnx", "11-evaluate-without-torch"):
         check(ran, name)
-    for name in ("11-demo-without-cv2", "11-translate-without-cv2"):  # [runtime] alone: said before any work
+    for name in ("11-demo-without-cv2", "11-translate-without-cv2", "11-bench-pipeline-without-cv2"):  # before any work
         r = check(ran, name)
         assert r.stderr.strip() == one_error(r), (name, r.stderr)
     from cyclegan_edge.trt.loader import no_gpu_here

@@ -296,6 +296,7 @@ def pipeline(argv: list[str]) -> int:
     from cyclegan_edge.runtime.backends import (CONVERSION_PRECISION_HINT, FILE_STREAMS, OV_PRECISIONS,
                                                 PRECISION_HELP, BackendOptions, job_options, open_backend)  # fmt: skip
     from cyclegan_edge.runtime.bundled import resolve_model
+    from cyclegan_edge.imaging.cv import cv2
     from cyclegan_edge.runtime.pipeline import SIZE_RANGE
     from cyclegan_edge.runtime.sources import parse_source
     from cyclegan_edge.runtime.stabilize import DEFAULT_WEIGHT
@@ -337,6 +338,7 @@ def pipeline(argv: list[str]) -> int:
         check_writable(out)
     except OSError as e:
         raise OSError(f"--output {out}: cannot write ({e.strerror or e}); nothing measured") from None
+    cv2()  # the pipeline's stages resize with OpenCV: without it, one line now, not a failed stage after a bar
     # what the runtime runs a file with (its defaults): the figures are a conversion's
     options = BackendOptions(provider=args.provider, precision_hint=args.precision_hint, streams=args.streams)
     options = job_options(options, live=False)
