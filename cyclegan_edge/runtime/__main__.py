@@ -13,8 +13,8 @@ INPUT: a camera (0, /dev/video0, csi://0), a stream (rtsp://...), test://?fps=30
 an image file, a folder or a quoted glob. OUTPUT: a video file, a folder, an image file (for an image INPUT),
 display://0 (a window: a stream's default), or a live stream (H.264, video only, through PyAV): udp://HOST:PORT
 (MPEG-TS), rtp://HOST:PORT (MPEG-TS over RTP) to a receiver, or rtsp://SERVER:PORT/PATH to a server (mediamtx).
-The earlier flags remain as aliases: --camera/--video URI (a stream), --input DIR (a folder), --output/-o
-(OUTPUT); --engine is --model.
+The earlier flags remain as aliases: --camera URI (a stream), --video FILE (a video file, every frame), --input DIR
+(a folder), --output/-o (OUTPUT); --engine is --model.
 """
 
 from __future__ import annotations
