@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cyclegan_edge.bench import CALIB_COUNT
+from cyclegan_edge.bench import CALIB_COUNT, Timing
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, check_writable, sha256_file, write_json
 from cyclegan_edge.errors import (EXIT_INTERRUPTED, ArgumentParser, HelpFormatter, RawHelpFormatter, UsageError,
@@ -26,6 +26,7 @@ ALL_VARIANTS = ("pytorch", "pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cu
                 "pytorch-cuda-fp16-graphs", "onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8", "openvino-fp32",
                 "openvino-auto", "openvino-int8", "tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8")  # fmt: skip
 log = logging.getLogger("cyclegan_edge.bench")
+TIMING = Timing()  # argparse reads its defaults here
 
 
 def model_summary(model: str) -> dict[str, Any]:
@@ -76,12 +77,14 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--variants", default="auto", help=f"comma list of {', '.join(ALL_VARIANTS)}, or auto")
     ap.add_argument("--sizes", "--size", default="256", help="e.g. 256,512,360x640,720p")
     ap.add_argument("--batches", "--batch", dest="batch", default="1", help="e.g. 1,4")
-    ap.add_argument("--iters", type=int_arg(1, 10**6), default=10, help="timed calls per variant, size and batch, "
-                    "in each round")  # fmt: skip
-    ap.add_argument("--rounds", type=int_arg(1, 1000), default=3, help="rounds taken in turn over all cases: each "
-                    "variant timed under the same conditions as the others, and how far a case's rounds differ "
-                    "shows whether the machine kept its speed (1: each case timed once, in one go)")  # fmt: skip
-    ap.add_argument("--warmup", type=int_arg(0, 10**6), default=5, help="untimed calls before each round's timed ones")
+    ap.add_argument("--iters", type=int_arg(1, 10**6), default=TIMING.iterations,
+                    help="timed calls per variant, size and batch, in each round")  # fmt: skip
+    ap.add_argument("--rounds", type=int_arg(1, 1000), default=TIMING.rounds,
+                    help="rounds taken in turn over all cases: each variant timed under the same conditions as the "
+                    "others, and how far a case's rounds differ shows whether the machine kept its speed (1: each case "
+                    "timed once, in one go)")  # fmt: skip
+    ap.add_argument("--warmup", type=int_arg(0, 10**6), default=TIMING.warmup,
+                    help="untimed calls before each round's timed ones")  # fmt: skip
     ap.add_argument("--threads", type=int_arg(0, 1024), default=0, help="CPU threads per backend (0: library default)")
     ap.add_argument("--calib", metavar="DIR", help=f"a folder of real images: the INT8 variants are calibrated on "
                     f"{CALIB_COUNT} of them (spread over it); its first 2 also check every variant's output against "
