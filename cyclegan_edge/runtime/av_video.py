@@ -186,6 +186,23 @@ def bgr(frame: Any) -> np.ndarray:
     return frame.to_ndarray(format="bgr24")
 
 
+class DamagedPackets:
+    """Packets a decoder refused: the first said with its reason, the rest counted, the count said at the end (a
+    damaged stretch is dozens of them)."""
+
+    def __init__(self, name: str, what: str = "packet") -> None:
+        self.name, self.what, self.count = name, what, 0
+
+    def add(self, e: BaseException) -> None:
+        self.count += 1
+        if self.count == 1:
+            log.warning("%s: skipped a damaged %s (%s)", self.name, self.what, av_error(e))
+
+    def say_count(self) -> None:
+        if self.count > 1:
+            log.warning("%s: skipped %d damaged %ss in all", self.name, self.count, self.what)
+
+
 # ---- reading ---------------------------------------------------------------------------------------
 class AvSource(Source):
     """Every frame of a video file, in order, as BGR; timestamps[i] / durations[i] are those of the
@@ -217,7 +234,7 @@ class AvSource(Source):
         self.skipped = 0  # frames before start_after(): an earlier run converted them
         self.finished = False
         self.frames_read = 0
-        self.damaged = 0  # packets the decoder refused
+        self.damaged = DamagedPackets(self.name)
         self._frames = self._decode()
         first = self._next()
         if first is None:
@@ -230,11 +247,8 @@ class AvSource(Source):
             try:
                 yield from packet.decode()
             except av.FFmpegError as e:  # a damaged packet: the frames around it still come
-                self.damaged += 1
-                if self.damaged == 1:  # one line, and a count at the end (a damaged stretch is dozens)
-                    log.warning("%s: skipped a damaged packet (%s)", self.name, av_error(e))
-        if self.damaged > 1:
-            log.warning("%s: skipped %d damaged packets in all", self.name, self.damaged)
+                self.damaged.add(e)
+        self.damaged.say_count()
 
     def _next(self) -> tuple[np.ndarray, int, int] | None:
         frame = next(self._frames, None)
@@ -371,7 +385,7 @@ class AudioTracks:
         self.starts: dict[int, Fraction] = {}  # re-encoded streams: where their first sound is in the source
         self.samples: dict[int, int] = {}  # and how many samples each has written since
         self.fed: dict[int, int] = {}  # and how many samples each has given its encoder
-        self.damaged = 0
+        self.damaged = DamagedPackets(self.name, "audio packet")
         for s in self.container.streams.audio:
             why = why_encode_audio(s, fmt)
             if not why:
@@ -433,9 +447,7 @@ class AudioTracks:
         try:
             return list(packet.decode())
         except av.FFmpegError as e:
-            self.damaged += 1
-            if self.damaged == 1:
-                log.warning("%s: skipped a damaged audio packet (%s)", self.name, av_error(e))
+            self.damaged.add(e)
             return []
 
     def _mux_encoded(self, packet: Any, index: int) -> None:
@@ -453,8 +465,7 @@ class AudioTracks:
             if encode:
                 for q in stream.encode(None):
                     self._mux_encoded(q, index)
-        if self.damaged > 1:
-            log.warning("%s: skipped %d damaged audio packets in all", self.name, self.damaged)
+        self.damaged.say_count()
 
     def close(self) -> None:
         self.container.close()

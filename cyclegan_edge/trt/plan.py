@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from cyclegan_edge.imaging.frames import padded_size
 from cyclegan_edge.model_files import BASE_MULTIPLE, INPUT_NAME, PRECISIONS
 
 MIN_TENSORRT = (8, 5)  # named I/O tensors and execute_async_v3 (the runtime's TensorRT backend) start there
@@ -94,7 +95,7 @@ def profile_for(sizes: Sequence[tuple[int, int]], batches: Sequence[int], multip
                 ) -> tuple[str, str, str]:  # fmt: skip
     """(min, opt, max) NxCxHxW shapes of a profile that takes every (H, W) of ``sizes`` (padded to ``multiple``, as
     the engine backend pads them) at every batch of ``batches``, tuned for the first of each."""
-    padded = [(-(-h // multiple) * multiple, -(-w // multiple) * multiple) for h, w in sizes]
+    padded = [padded_size(h, w, multiple) for h, w in sizes]
 
     def shape(n: int, h: int, w: int) -> str:
         return f"{n}x3x{h}x{w}"
