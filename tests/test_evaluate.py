@@ -24,7 +24,7 @@ from cyclegan_edge.imaging.io import folder_image_files
 from cyclegan_edge.evaluate.domain import DomainClassifier, cached_classifier
 from cyclegan_edge.evaluate.filters import BASELINES
 from cyclegan_edge.evaluate.metrics import domain_score, domain_score_ci, edge_ssim
-from cyclegan_edge.evaluate.report import KEYS, OutputError, check_output
+from cyclegan_edge.evaluate.report import KEYS, MIN_ACCURACY, OutputError, check_output
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
 from cyclegan_edge.imaging.io import list_files
@@ -143,16 +143,21 @@ def test_cli_writes_json_and_markdown(tiny: tuple[DomainClassifier, Path], tmp_p
     assert report["generator"]["macs"] > 0 and report["reverse"]["backend"].startswith(("onnxruntime", "openvino"))
     assert set(report["domain"]["baselines"]) == set(BASELINES) and "ci95" in report["domain"]["model"]
     assert report["domain"]["baselines"]["input"]["edge_ssim"] == 1.0
-    assert report["domain"]["classifier"]["held_out_balanced_accuracy"] > 0.5
+    clf = report["domain"]["classifier"]  # 16 photos a side: noise (the test above judges all)
+    assert clf["held_out_balanced_accuracy"] == (1 - clf["source_judged_target"] + clf["target_judged_target"]) / 2
     assert report["data"]["n_source"] == 16 and report["checkerboard"]["n"] == 16
     assert report["checkerboard"]["score"] > 1.5  # photo2monet: a ConvTranspose model with a visible texture
     assert report["latency_ms"]["p50"] > 0 and 0 < report["cycle_l1"] < 2
     md = (out / "evaluate.md").read_text()
     assert "domain score" in md and "greyscale" in md and "held-out balanced accuracy" in md
     # 16 images: comparable only roughly, said in the report, its Markdown and the log; 64 px is over the 48 px input
-    (few,) = report["caveats"]
+    few, *others = report["caveats"]
     assert few.startswith("only 16 A test images: the domain score is a rough guess (its 95% interval spans ")
-    assert f"- {few}" in md and f"WARNING {few}" in res.stderr
+    assert all(f"- {c}" in md and f"WARNING {c}" in res.stderr for c in report["caveats"])
+    # The tiny classifier's held-out accuracy depends on the CPU's kernels (0.56 on an Ice Lake Xeon, over 0.7 on
+    # Zen 4): the caveat for it is there exactly when it is under the bar
+    weak = clf["held_out_balanced_accuracy"] < MIN_ACCURACY
+    assert [c for c in others if "balanced accuracy" in c] == others and len(others) == weak
 
 
 def test_caveats_name_what_makes_a_score_incomparable(tiny: tuple[DomainClassifier, Path], tmp_path: Path) -> None:
