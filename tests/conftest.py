@@ -44,10 +44,15 @@ def interrupt_when(cmd: list[str], ready: Callable[[], bool], env: dict[str, str
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.time() + timeout
-    while time.time() < deadline and not ready():
+    while time.time() < deadline and proc.poll() is None and not ready():
         time.sleep(0.05)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # not left running behind the suite
+        proc.kill()
+        proc.communicate()
+        raise
     return proc.returncode, out, err
 
 

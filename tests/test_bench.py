@@ -858,12 +858,20 @@ def test_pipeline_says_when_other_processes_kept_the_machine_busy(
         result["others_busy_cpus"], err[-2000:])
     assert result["unsteady"] in [r.getMessage() for r in caplog.records]
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    # 40 calls at 32 px take well under a second: too short to judge (the counters tick in 10 ms steps, and an idle
-    # machine read as busy); at 256 px, over a second each
-    cpus = {(r["variant"], r["height"]): r["others_busy_cpus"] for r in report["results"]}
-    assert latency[0] == 0 and cpus[("onnxruntime-fp32", 32)] is None and cpus[("onnxruntime-fp32", 256)] > 0.25, (
-        cpus, latency[2][-2000:])
-    assert any(n.startswith("a busy machine in 2 of 4 cases: other processes (or virtual machines) kept up to ")
+    # A case timed over less than a second is not judged (the counters tick in 10 ms steps, and an idle machine
+    # read as busy): 40 calls at 32 px, unless the machine is loaded beyond the loop; at 256 px, over a second each
+    from cyclegan_edge.bench.load import MIN_WINDOW_S, OTHERS_BUSY_CPUS
+
+    rows = report["results"]
+    timed_s = [r["iterations"] * r["latency_ms"]["mean"] / 1e3 for r in rows]  # a little under each window
+    assert latency[0] == 0
+    assert all(r["others_busy_cpus"] is not None for r, t in zip(rows, timed_s) if t >= MIN_WINDOW_S)
+    assert all(r["others_busy_cpus"] is None for r, t in zip(rows, timed_s) if t < MIN_WINDOW_S / 2), (
+        [(t, r["others_busy_cpus"]) for r, t in zip(rows, timed_s)])
+    assert any(t < MIN_WINDOW_S / 2 for t in timed_s), timed_s  # a case that was not judged was seen
+    assert all(r["others_busy_cpus"] > OTHERS_BUSY_CPUS for r in rows if r["height"] == 256), latency[2][-2000:]
+    busy = sum((r["others_busy_cpus"] or 0) > OTHERS_BUSY_CPUS for r in rows)
+    assert any(n.startswith(f"a busy machine in {busy} of 4 cases: other processes (or virtual machines) kept up to ")
                for n in report["notes"]), report["notes"]  # fmt: skip
     assert unsteady_pipeline_note(0.2) is None and unsteady_pipeline_note(None) is None  # idle; not judged
     status, stdout, err = bench(["pipeline", MODEL, "--video", "test://?fps=30", "-o", tmp_path / "x.json"], capsys)

@@ -106,18 +106,24 @@ def test_live_source_drops_stale_frames_with_bounded_latency(backend: OnnxRuntim
     # 100 fps camera stand-in; inference at 240x320 takes far longer than 10 ms on this CPU.
     source = open_source("test://?fps=100&size=320x240&frames=150")
     memory = MemorySink()
-    stats = Pipeline(source, backend, memory, PipelineOptions(side_by_side=True)).run()
+    in_flight: list[int] = []
+    pipeline = Pipeline(source, backend, memory, PipelineOptions(side_by_side=True),
+                        on_frame=lambda s: in_flight.append(s.frames_in - s.frames_out - pipeline.q_capture.dropped))
+    stats = pipeline.run()
     infer_ms = float(np.mean(stats.stage_ms["infer"]))
     assert infer_ms > 10
     assert stats.dropped > 0 and stats.frames_in == 150
     assert stats.frames_out + stats.dropped == stats.frames_in
     seqs = [frame_sequence_number(f) for f in memory.frames_list]  # left half holds the source frame
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-    # Stages hold at most one frame each: latency stays a few inferences long, never grows.
-    bound = 6 * infer_ms + 200
-    assert margin("max live latency ms", max(stats.latencies_ms), "<", bound) < bound, (max(stats.latencies_ms), infer_ms)
+    # Stages hold at most one frame each (a slot and a queue of one before each of 4 stages, and the one the capture
+    # thread holds): frames never pile up, whatever the machine's load (at 100 fps, queues that kept every frame
+    # would hold about 100 by the end)
+    assert margin("most frames in flight", max(in_flight), "<=", 9) <= 9, in_flight
+    # so latency stays a few inferences long, never grows (its maximum: one stall of a loaded machine decides it)
     late = stats.latencies_ms[len(stats.latencies_ms) // 2 :]
-    assert np.median(late) < 6 * infer_ms + 200
+    bound = 6 * infer_ms + 200
+    assert margin("median live latency ms, second half", np.median(late), "<", bound) < bound, (late, infer_ms)
 
 
 @pytest.mark.parametrize(("query", "named"), [
@@ -252,16 +258,24 @@ def test_a_second_ctrl_c_while_a_stage_is_busy_still_closes_the_output(tmp_path:
     the output (OpenCV's writer: a 0-byte partial file, the 19 frames written lost). The second one now ends the
     wait; the output is closed all the same."""
     r = run_signalled(f"""
+        from cyclegan_edge.runtime import pipeline
         from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions
         from cyclegan_edge.runtime.sinks import VideoFileSink
         from cyclegan_edge.runtime.sources import open_source
 
-        class CtrlCTwiceInAFrame(SlowBackend):  # Ctrl-C at its 20th frame, and again 1 s into it (frame takes 4 s)
+        class CtrlCTwiceInAFrame(SlowBackend):  # Ctrl-C at its 20th frame (which takes 4 s), and again (below)
             def infer(self, batch):
                 if self.calls + 1 == self.from_call:
                     os.kill(os.getpid(), signal.SIGINT)
-                    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
                 return super().infer(batch)
+
+        waiting = pipeline.wait_for_stages
+        def ctrl_c_again(threads, leave):  # once the pipeline waits for that frame alone, however loaded the machine
+            while sum(th.is_alive() for th in threads) > 1:
+                threading.Event().wait(0.01)
+            os.kill(os.getpid(), signal.SIGINT)
+            return waiting(threads, leave)
+        pipeline.wait_for_stages = ctrl_c_again
 
         source = open_source({str(ASSETS_DIR / "demo.mp4")!r})
         sink = VideoFileSink("out.avi", source.fps, source.size)
@@ -343,26 +357,27 @@ def test_a_read_that_never_returns_is_left_and_the_output_closed(backend: OnnxRu
     from cyclegan_edge.runtime.sources import Source
 
     monkeypatch.setattr(pipeline, "STAGES_LEFT_AFTER_S", 1.0)
-    hang = threading.Event()
+    hang, written = threading.Event(), threading.Event()
 
-    class Stalls(Source):  # three frames, then a read that never returns (a driver stuck in the kernel)
-        name, live, fps, size, frame_count = "stalling camera", True, 30.0, (48, 64), 0
+    class Stalls(Source):  # frames until three are written (a live source drops some on a busy machine), then a
+        name, live, fps, size, frame_count = "stalling camera", True, 30.0, (48, 64), 0  # read that never returns
 
         def __init__(self) -> None:
             self.n = 0
 
         def read(self) -> np.ndarray | None:
-            self.n += 1
-            if self.n > 3:
-                hang.wait(60)
             time.sleep(1 / 30)
-            return np.full((48, 64, 3), 40 * self.n, np.uint8)
+            if written.is_set():
+                hang.wait(60)  # a driver stuck in the kernel
+            self.n += 1
+            return np.full((48, 64, 3), 5 * self.n, np.uint8)
 
     out = tmp_path / "camera.avi"
     done: list[Any] = []
     source = Stalls()
-    worker = threading.Thread(target=lambda: done.append(Pipeline(source, backend, VideoFileSink(
-        out, source.fps, source.size, live=True), PipelineOptions(max_frames=3)).run()))  # fmt: skip
+    worker = threading.Thread(target=lambda: done.append(Pipeline(
+        source, backend, VideoFileSink(out, source.fps, source.size, live=True), PipelineOptions(max_frames=3),
+        on_frame=lambda stats: stats.frames_out >= 3 and written.set()).run()))  # fmt: skip
     worker.start()
     worker.join(20)
     hang.set()

@@ -5,7 +5,6 @@ mocks. The demo clip is 320x240 at 12 fps, so the stream is paced to 12 frames a
 
 from __future__ import annotations
 
-import errno
 import json
 import signal
 import socket
@@ -73,14 +72,16 @@ def free_port(kind: int) -> int:
 
 
 def port_in_use(port: int, kind: int = socket.SOCK_DGRAM) -> bool:
-    """Whether a socket is bound there (a connect would take the listening RTSP reader's only accept)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
+    """Whether a UDP socket is bound there, or a TCP one listens there, as /proc/net says: binding it to find out
+    could make the receiver's own bind fail meanwhile, and a connect would take the listening RTSP reader's only
+    accept."""
+    for table in ("udp", "udp6") if kind == socket.SOCK_DGRAM else ("tcp", "tcp6"):
+        path = Path("/proc/net") / table
+        rows = path.read_text().splitlines()[1:] if path.exists() else []
+        for row in rows:  # sl local_address(hex IP:hex port) rem_address st ...; st 0A: TCP's LISTEN
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and (kind == socket.SOCK_DGRAM or fields[3] == "0A"):
                 return True
-            raise
     return False
 
 
@@ -163,8 +164,8 @@ def test_udp_stream_plays(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     frames, pts, stderr = stream_and_receive(capsys, tmp_path, "udp", 30)
     assert "play it with: ffplay -fflags nobuffer udp://@:" in stderr
     # Loopback, paced at 12 fps, receiver listening before the first datagram: measured 30 of 30 in every run.
-    # 20 leaves room for a slow receiver that misses the first GOP (12 frames) on a loaded machine.
-    assert len(frames) >= 20 and frames.shape[1:] == (*DEMO_HW, 3), frames.shape
+    # 18: a slow receiver on a loaded machine may miss the first GOP (12 frames), not more.
+    assert len(frames) >= 18 and frames.shape[1:] == (*DEMO_HW, 3), frames.shape
     check_matches_sent(frames, pts, sent_frames(30))
 
 
@@ -251,7 +252,7 @@ def test_live_source_streams_by_the_clock(capsys: pytest.CaptureFixture[str], tm
     out = tmp_path / "received.npz"
     proc = start_receiver(f"udp://@:{port}", "mpegts", out, port, open_timeout=20)  # 10 frames: probing waits
     try:
-        rc = main(["test://?fps=10&size=64x48&frames=10", f"udp://127.0.0.1:{port}", *FAST])
+        rc = main(["test://?fps=10&size=64x48&frames=30", f"udp://127.0.0.1:{port}", *FAST])
     finally:
         frames, pts = received(proc, out)
     stdout, stderr = capsys.readouterr()
@@ -260,8 +261,10 @@ def test_live_source_streams_by_the_clock(capsys: pytest.CaptureFixture[str], tm
     # were seen with the suite's other worker busy, 30 alone); every frame sent must arrive
     sent = int(stdout.split(" frames -> ")[0].split()[-1])
     assert len(frames) == sent >= 3 and frames.shape[1:] == (48, 64, 3), (sent, frames.shape)
-    # stamped at capture: frames sent are about a frame interval (0.1 s) apart or more, whichever were dropped
-    assert np.all(np.diff(pts) > 0.05 * 90000) and (pts[-1] - pts[0]) / 90000 < 5, pts  # not bunched by the writer
+    # stamped at capture: frames sent are whole frame intervals (0.1 s) apart, whichever were dropped, however late
+    # each got through (the writer's clock bunched them)
+    steps = np.diff(pts) / 9000
+    assert np.all(steps >= 1) and np.all(abs(steps - np.round(steps)) < 0.01) and np.sum(np.round(steps)) <= 29, pts
 
 
 def test_a_udp_stream_is_a_source_too(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
@@ -309,10 +312,12 @@ def test_a_udp_stream_is_a_source_too(capsys: pytest.CaptureFixture[str], caplog
     finally:
         source.close()
     # stamped as received: the decoder's last frames, which come out only when the wait for more runs out, were
-    # stamped then (the recording ended on a frame frozen for the 2 s wait); the sender's pace is 1/12 s
+    # stamped then (the recording ended on a frame frozen for the wait, here 5 s); the sender's pace is 1/12 s, and
+    # a loaded machine can stall either side for a second
     with av.open(str(out)) as recorded:
         times = [f.time for f in recorded.decode(video=0)]
-    assert len(times) == got and max(np.diff(times)) < 1.0, np.round(np.diff(times), 2)
+    assert len(times) == got and max(np.diff(times)) < 2.5, np.round(np.diff(times), 2)
+    assert times[-1] - times[0] < 47 / 12 + 2.5, np.round(np.diff(times), 2)
     rate = float(said.split(" at ")[1].split()[0])  # up to the last frame, not the wait that ended the stream
     assert rate > got / (times[-1] - times[0] + 1.5), (rate, said)
     rc = main(["rtsp://127.0.0.1:1/none", str(tmp_path / "x.mp4"), *FAST])
@@ -417,7 +422,8 @@ def test_a_server_stream_that_stops_is_an_error(capsys: pytest.CaptureFixture[st
     stream: test_a_udp_stream_is_a_source_too.) Here an HTTP server sends 2 s of MPEG-TS, then nothing."""
     from cyclegan_edge.runtime import sources
 
-    monkeypatch.setattr(sources, "STREAM_READ_TIMEOUT_S", 2.0, raising=False)
+    # 4 s: the first frames are written before the wait runs out, also on a loaded machine
+    monkeypatch.setattr(sources, "STREAM_READ_TIMEOUT_S", 4.0, raising=False)
     server, uri, _ = http_stream_then_silence(tmp_path)
     out_file = tmp_path / "recorded.mp4"
     try:
@@ -428,7 +434,7 @@ def test_a_server_stream_that_stops_is_an_error(capsys: pytest.CaptureFixture[st
         server.shutdown()
     _, err = capsys.readouterr()
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert rc == 1 and errors == [f"error: {uri}: the stream stopped (no frame for 2 s, or the server ended it)"], err
+    assert rc == 1 and errors == [f"error: {uri}: the stream stopped (no frame for 4 s, or the server ended it)"], err
     assert took < 25, took
     source = open_source(str(out_file))  # the frames recorded before are kept, in a whole file
     try:
@@ -498,7 +504,7 @@ def test_ctrl_c_stops_a_receiver_waiting_for_its_sender(tmp_path: Path) -> None:
 
     rc, _, err = interrupt_when(cmd, waiting)
     assert ready and rc == 130 and err.strip().splitlines()[-1] == "error: interrupted", err
-    assert time.monotonic() - ready[0] < 2 + 3, time.monotonic() - ready[0]
+    assert time.monotonic() - ready[0] < 2 + 10, time.monotonic() - ready[0]  # OpenCV's wait: 30 s
     assert not list(tmp_path.iterdir())
 
 

@@ -125,22 +125,30 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_root: Path, tmp_path
     ref = train([*common, "--name", "ref"], tmp_path)
     assert ref.returncode == 0, ref.stderr[-2000:]
 
-    # Same run, killed with SIGKILL once iteration 9 is logged (iteration 9's checkpoint exists).
-    cmd = [sys.executable, "-m", "cyclegan_edge.train", *common, "--name", "killed"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, **ONE_THREAD})  # fmt: skip
+    # Same run, killed with SIGKILL in the middle of iteration 11 (iteration 9's checkpoint exists), by itself: a
+    # test process that stalled on a loaded machine once let it run to the end first
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from cyclegan_edge.train import pool
+
+        query, calls = pool.ImagePool.query, []
+        def killed_query(self, images):
+            calls.append(1)
+            if len(calls) == 21:  # two a step (A and B): the first of iteration 11's
+                os.kill(os.getpid(), signal.SIGKILL)
+            return query(self, images)
+        pool.ImagePool.query = killed_query
+        from cyclegan_edge.train.__main__ import main
+        sys.exit(main(sys.argv[1:]))
+    """)
+    killed = subprocess.run([sys.executable, "-c", script, *common, "--name", "killed"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300, env={**os.environ, **ONE_THREAD})  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     log_path = tmp_path / "killed" / "log.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if log_path.exists() and max(read_log(log_path), default=0) >= 10:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert max(read_log(log_path)) == 10
     state = torch.load(tmp_path / "killed" / "checkpoints" / "latest.pt", weights_only=True)
     resumed_from = state["position"]["iteration"]
-    assert 9 <= resumed_from < 14
+    assert resumed_from == 9
 
     stale = tmp_path / "killed" / "checkpoints" / ".latest.pt.a1b2c3d4.tmp.pt"  # what a kill during a save leaves
     stale.write_bytes(b"")
@@ -206,34 +214,37 @@ def test_stop_signals_one_stop_arriving_twice_is_one_a_second_ctrl_c_aborts() ->
         flag(signal.SIGINT, None)  # Ctrl-C again
 
 
-def test_a_second_ctrl_c_saves_nothing(tmp_path: Path) -> None:
+def test_a_second_ctrl_c_saves_nothing(tiny_root: Path, tmp_path: Path) -> None:
     """A second Ctrl-C stops at once, in the middle of an iteration: it saved that half-applied step over the
     checkpoint (generators of iteration N+1, discriminators of N, position N), and --resume applied it twice. Now it
-    saves nothing: here no checkpoint was due yet, so none exists, and the run says so. (SIGTERM, then Ctrl-C: the
-    second signal lands within the iteration; two Ctrl-C within MERGE_S would count as one.)"""
-    import cv2
+    saves nothing: here no checkpoint was due yet, so none exists, and the run says so. SIGTERM, then Ctrl-C, sent
+    by the trainer to itself between its generators' and its discriminators' steps of iteration 3 (two Ctrl-C within
+    MERGE_S count as one; sent from outside, both could be pending at once, and Python handles SIGINT first)."""
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from cyclegan_edge.train import pool
 
-    src = need(SHARED_DATA / "horse2zebra")
-    for domain in ("trainA", "trainB"):  # 40 images: the first epoch's checkpoint is far off
-        (tmp_path / "data" / domain).mkdir(parents=True)
-        for p in sorted((src / domain).glob("*.jpg"))[:40]:
-            cv2.imwrite(str(tmp_path / "data" / domain / p.name), cv2.resize(cv2.imread(str(p)), (48, 48)))
-    cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", str(tmp_path / "data"), *TINY, "--save-every",
-           "1000", "--output", str(tmp_path), "--name", "twice"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **ONE_THREAD})  # fmt: skip
-    log_path = tmp_path / "twice" / "log.csv"
-    wait_for_logged(log_path, 3, poll=0.02)
-    proc.send_signal(signal.SIGTERM)
-    time.sleep(0.005)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    stopped_at = max(read_log(log_path))
-    assert stopped_at < 40, "the first epoch ended (and saved) before the signals came"
-    assert proc.returncode == 143, err[-2000:]
-    assert "a second stop signal, saving nothing; no checkpoint had been saved yet" in err, err[-2000:]
+        query, calls = pool.ImagePool.query, []
+        def signalled_query(self, images):
+            calls.append(1)
+            if len(calls) == 5:  # two a step (A and B): the first of iteration 3's
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGINT)
+            return query(self, images)
+        pool.ImagePool.query = signalled_query
+        from cyclegan_edge.train.__main__ import main
+        sys.exit(main(sys.argv[1:]))
+    """)
+    r = subprocess.run([sys.executable, "-c", script, "--dataroot", str(tiny_root), *TINY, "--max-iters", "100",
+                        "--save-every", "1000", "--output", str(tmp_path), "--name", "twice"], capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path, env={**os.environ, **ONE_THREAD},
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    assert r.returncode == 143, (r.returncode, r.stderr[-2000:])
+    assert "aborted at iteration 2 by a second stop signal, saving nothing; no checkpoint had been saved yet" in (
+        r.stderr), r.stderr[-2000:]
+    assert max(read_log(tmp_path / "twice" / "log.csv")) == 2
     assert not (tmp_path / "twice" / "checkpoints" / "latest.pt").exists()
-    assert not (tmp_path / "twice" / "G_A2B.pth").exists() and "Traceback" not in err
+    assert not (tmp_path / "twice" / "G_A2B.pth").exists() and "Traceback" not in r.stderr
 
 
 def test_a_second_signal_while_the_log_closes_is_still_an_abort(tiny_root: Path, tmp_path: Path) -> None:
@@ -275,11 +286,15 @@ def test_kill_9_frees_the_run_for_an_immediate_restart(tiny_root: Path, tmp_path
     wait_for_logged(log_path, 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    time.sleep(0.3)  # the kernel's signal to the worker, and its exit
-    try:
-        fd = lock_output(tmp_path / "k")
-    except OutputBusy as e:
-        pytest.fail(f"the run is still locked after kill -9: {e}")
+    deadline = time.monotonic() + 2.5  # the kernel's signal to the worker, and its exit (the watchdog's period: 5 s)
+    while True:
+        try:
+            fd = lock_output(tmp_path / "k")
+            break
+        except OutputBusy as e:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the run is still locked 2.5 s after kill -9: {e}")
+            time.sleep(0.05)
     unlock_output(tmp_path / "k", fd)
     # a worker whose trainer died before it asked for the death signal (its parent is no longer the trainer): it
     # ends at once, not after the watchdog's period
@@ -372,21 +387,32 @@ def test_a_second_trainer_on_a_running_run_is_refused(tiny_root: Path, tmp_path:
 def test_ctrl_c_while_starting_is_never_lost(tiny_root: Path, tmp_path: Path) -> None:
     """Ctrl-C at any moment of the start (torch's extension load swallowed one: the run then went on). Killed by
     SIGINT after the line (-2) is the same to a shell (130): an interrupted lazy import in torch re-raises at exit.
-    Not before 0.25 s: there Python itself may still be starting, and prints its own traceback."""
-    cmd = [sys.executable, "-m", "cyclegan_edge.train", "--dataroot", str(tiny_root), *TINY, "--max-iters", "1000",
-           "--output", str(tmp_path)]  # fmt: skip
+    Timed from the call of main(), which a wrapper marks: before it, Python itself and the module's imports (0.1 s
+    on an idle machine, several times that on a loaded one) print Python's own traceback."""
+    script = textwrap.dedent("""
+        import pathlib, sys
+        from cyclegan_edge.train.__main__ import main
+        pathlib.Path(sys.argv.pop(1)).touch()
+        sys.exit(main(sys.argv[1:]))
+    """)
+    cmd = ["--dataroot", str(tiny_root), *TINY, "--max-iters", "1000", "--output", str(tmp_path)]
     outcomes = []
-    for i in range(1, 9):
-        proc = subprocess.Popen([*cmd, "--name", f"r{i}"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, env={**os.environ, **ONE_THREAD},
+    for i in range(8):
+        started = tmp_path / f"started{i}"
+        proc = subprocess.Popen([sys.executable, "-c", script, str(started), *cmd, "--name", f"r{i}"], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, **ONE_THREAD},
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-        time.sleep(0.15 + 0.1 * i)
+        deadline = time.monotonic() + 60
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.1 * i)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         last = err.strip().splitlines()[-1] if err.strip() else ""
-        outcomes.append((round(0.15 + 0.1 * i, 2), proc.returncode, last[:80]))
-    assert all(rc in (130, -signal.SIGINT) and ("error: interrupted" in last or "continue with --resume" in last)
-               for _, rc, last in outcomes), outcomes  # fmt: skip
+        outcomes.append((round(0.1 * i, 2), started.exists(), proc.returncode, last[:80]))
+    assert all(marked and rc in (130, -signal.SIGINT) and ("error: interrupted" in last or "continue with --resume"
+               in last) for _, marked, rc, last in outcomes), outcomes  # fmt: skip
 
 
 def test_init_from_a_published_generator(tiny_root: Path, tmp_path: Path) -> None:

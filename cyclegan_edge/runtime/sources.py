@@ -371,12 +371,14 @@ class TestPatternSource(Source):
         self.size = (h, w)
         self.frame_count = 0
         self.seq = 0
-        self.t0 = time.perf_counter()
+        self.t0: float | None = None  # its clock starts at the first read, as a camera's does once streaming
         self._yy, self._xx = np.mgrid[0:h, 0:w]
 
     def read(self) -> np.ndarray | None:
         if self.limit and self.seq >= self.limit:
             return None
+        if self.t0 is None:
+            self.t0 = time.perf_counter()
         due = self.t0 + self.seq / self.fps
         delay = due - time.perf_counter()
         if delay > 0:
@@ -389,6 +391,11 @@ class TestPatternSource(Source):
         frame[0, :4, 0] = np.frombuffer(np.uint32(self.seq).tobytes(), np.uint8)
         self.seq += 1
         return frame
+
+    def captured_at(self, now: float) -> float:
+        """When the frame read last was due: a camera stamps a frame when it is exposed, not when it is read (a
+        read that came late, on a busy machine, would stamp two frames a few milliseconds apart)."""
+        return now if self.t0 is None else self.t0 + (self.seq - 1) / self.fps
 
 
 def frame_sequence_number(frame: np.ndarray) -> int:
