@@ -29,7 +29,8 @@ from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.export.int8 import Int8Options, quantize_int8
 from cyclegan_edge.imaging.quality import psnr
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
-from cyclegan_edge.imaging.io import load_test_images, resized
+from cyclegan_edge.imaging.io import load_test_images
+from cyclegan_edge.imaging.resize import resized
 from cyclegan_edge.machine import cpu_model, library_versions
 from cyclegan_edge.runtime.backends import Backend, BackendOptions, open_backend
 from cyclegan_edge.runtime.openvino_backend import OpenVinoBackend

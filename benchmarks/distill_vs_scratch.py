@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from cyclegan_edge.bench.runner import run_benchmark
-from cyclegan_edge.imaging.io import load_test_images, resized, write_image
+from cyclegan_edge.imaging.io import load_test_images, write_image
+from cyclegan_edge.imaging.resize import resized
 from cyclegan_edge.machine import cpu_flags, cpu_model
 from cyclegan_edge.train.distill import compare_with_teacher
 

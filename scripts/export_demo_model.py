@@ -20,7 +20,8 @@ from cyclegan_edge.export.onnx_export import export_onnx
 from cyclegan_edge.export.report import parity_vs_torch
 from cyclegan_edge.imaging.io import load_test_images
 from cyclegan_edge.imaging.frames import frame_to_tensor, tensor_to_frame
-from cyclegan_edge.imaging.io import list_files, read_image, write_image
+from cyclegan_edge.imaging.files import list_files
+from cyclegan_edge.imaging.io import read_image, write_image
 from cyclegan_edge.models import ResnetGenerator, load_generator, save_generator
 
 ROOT = Path(__file__).resolve().parents[1]

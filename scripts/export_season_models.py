@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from cyclegan_edge.imaging.frames import frames_to_tensor, resize_shorter_side, tensor_to_frames
-from cyclegan_edge.imaging.io import resize_area, write_image
+from cyclegan_edge.imaging.io import write_image
+from cyclegan_edge.imaging.resize import resize_area
 from cyclegan_edge.models import load_generator, save_generator
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import ImageReadError, list_files, read_image, write_image
+from cyclegan_edge.imaging.files import list_files
+from cyclegan_edge.imaging.io import ImageReadError, read_image, write_image
 
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "summer2winter_yosemite"
 CANNY_LOW, CANNY_HIGH = 100, 200  # on the 3x3-blurred grey photo: outlines and strong texture, not noise

@@ -20,14 +20,14 @@ from cyclegan_edge.evaluate.__main__ import main
 from cyclegan_edge.evaluate.checkerboard import checkerboard_score
 from cyclegan_edge.evaluate.config import ClassifierRecipe, build_parser
 from cyclegan_edge.evaluate.data import load_squares
-from cyclegan_edge.imaging.io import folder_image_files
+from cyclegan_edge.imaging.files import folder_image_files
 from cyclegan_edge.evaluate.domain import DomainClassifier, cached_classifier
 from cyclegan_edge.evaluate.filters import BASELINES
 from cyclegan_edge.evaluate.metrics import domain_score, domain_score_ci, edge_ssim
 from cyclegan_edge.evaluate.report import KEYS, MIN_ACCURACY, OutputError, check_output
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
-from cyclegan_edge.imaging.io import list_files
+from cyclegan_edge.imaging.files import list_files
 from cyclegan_edge.models import init_normal, mobile_resnet_9blocks
 from cyclegan_edge.runtime.backends import BackendOptions, backend_for, openvino_importable
 

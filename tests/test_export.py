@@ -23,7 +23,8 @@ from cyclegan_edge.export.int8 import Int8Options, calibration_images, quantize_
 from cyclegan_edge.export.onnx_export import MIN_OPSET, export_onnx, max_opset
 from cyclegan_edge.export.report import ort_backend, parity_vs_torch, quality_vs
 from cyclegan_edge.imaging.frames import frames_to_tensor
-from cyclegan_edge.imaging.io import load_test_images, resized
+from cyclegan_edge.imaging.io import load_test_images
+from cyclegan_edge.imaging.resize import resized
 from cyclegan_edge.models import LoadedGenerator, NLayerDiscriminator, init_normal, load_generator, resnet_9blocks
 from cyclegan_edge.runtime.backends import BackendError, BackendOptions, open_backend
 from cyclegan_edge.trt.build import EngineBuildError, onnx_precision

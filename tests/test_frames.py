@@ -13,7 +13,8 @@ from cyclegan_edge.imaging.frames import (
     tensor_to_frames,
     to_bgr,
 )
-from cyclegan_edge.imaging.io import JOB_KEYWORD, ImageReadError, list_files, png_text, read_image, write_image
+from cyclegan_edge.imaging.files import list_files
+from cyclegan_edge.imaging.io import JOB_KEYWORD, ImageReadError, png_text, read_image, write_image
 
 
 @pytest.mark.parametrize("hw", [(256, 256), (301, 451), (1, 1), (5, 3), (720, 1280)])

@@ -18,7 +18,8 @@ from conftest import HORSES, ONE_THREAD, need
 from cyclegan_edge import ASSETS_DIR
 from cyclegan_edge.imaging.quality import psnr
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
-from cyclegan_edge.imaging.io import load_test_images, resized
+from cyclegan_edge.imaging.io import load_test_images
+from cyclegan_edge.imaging.resize import resized
 from cyclegan_edge.runtime.backends import (
     AsyncBackend,
     BackendError,

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cyclegan_edge.imaging.io import output_path, read_image, unique_outputs
+from cyclegan_edge.imaging.files import output_path, unique_outputs
+from cyclegan_edge.imaging.io import read_image
 
 
 def test_translate_folder_and_files(compressed_g_path: Path, horse_paths: list[Path], tmp_path: Path) -> None:
@@ -116,7 +117,7 @@ def test_a_folder_that_held_images_before_the_run_is_not_marked_as_outputs(tmp_p
     """Writing into a folder of originals (translate's output beside its input, or a batch into the user's
     album) must not mark it: a later run over the folder above would leave the originals out."""
     from cyclegan_edge import ASSETS_DIR
-    from cyclegan_edge.imaging.io import OUTPUT_MARKER
+    from cyclegan_edge.imaging.files import OUTPUT_MARKER
     from cyclegan_edge.runtime.translate import main
 
     photos = sorted((ASSETS_DIR / "images").glob("*.jpg"))[:2]
@@ -171,7 +172,7 @@ def test_size_translates_large_photos_small_and_ctrl_c_says_what_was_written(tmp
     """--size translates at a shorter side and writes each result at the photo's own size; Ctrl-C says how many
     images are done (exit 130) and the same command adds the rest."""
     from cyclegan_edge import ASSETS_DIR
-    from cyclegan_edge.imaging.io import OUTPUT_MARKER
+    from cyclegan_edge.imaging.files import OUTPUT_MARKER
     from conftest import ONE_THREAD, interrupt_when
 
     photo = sorted((ASSETS_DIR / "images").glob("*.jpg"))[0]
@@ -208,7 +209,7 @@ def test_size_translates_large_photos_small_and_ctrl_c_says_what_was_written(tmp
 def test_which_output_folders_may_be_marked(tmp_path: Path) -> None:
     """New, empty or marked: yes. Holding images (a hidden folder's too): no. An earlier run's marked subfolder and
     our own unfinished files do not count; a tree too large to walk is not marked."""
-    from cyclegan_edge.imaging.io import OUTPUT_MARKER, mark_output_folder, markable_output_folder
+    from cyclegan_edge.imaging.files import OUTPUT_MARKER, mark_output_folder, markable_output_folder
 
     out = tmp_path / "out"
     assert markable_output_folder(out)

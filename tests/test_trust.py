@@ -30,7 +30,7 @@ import pytest
 
 from conftest import ONE_THREAD, ROOT, as_user, interrupt_when
 from cyclegan_edge import ASSETS_DIR
-from cyclegan_edge.imaging.io import OUTPUT_MARKER
+from cyclegan_edge.imaging.files import OUTPUT_MARKER
 from cyclegan_edge.runtime.bundled import DEFAULT_DEMO, DEMO_MODELS
 
 ONNX = ASSETS_DIR / "photo2monet.onnx"
@@ -424,7 +424,7 @@ def test_4_outputs_of_an_earlier_run_are_not_read_back_by_the_next_run_elsewhere
 
 
 def test_5_inputs_that_share_an_output_name_get_their_own(w: Path, ran: Any) -> None:
-    from cyclegan_edge.imaging.io import unique_outputs
+    from cyclegan_edge.imaging.files import unique_outputs
 
     r = check(ran, "5-batch-collide")
     assert files(w / "c5" / "out") == ["x.jpg.png", "x.png.png"]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from cyclegan_edge import ASSETS_DIR
-from cyclegan_edge.imaging.io import OUTPUT_MARKER, read_image
+from cyclegan_edge.imaging.files import OUTPUT_MARKER
+from cyclegan_edge.imaging.io import read_image
 from cyclegan_edge.runtime.__main__ import main
 from cyclegan_edge.runtime.sources import open_source
 

@@ -23,7 +23,7 @@ import pytest
 from conftest import ONE_THREAD, SHARED_DATA, STREET_VIDEO, as_user, interrupt_when, need
 
 from cyclegan_edge import ASSETS_DIR
-from cyclegan_edge.imaging.io import OUTPUT_MARKER
+from cyclegan_edge.imaging.files import OUTPUT_MARKER
 
 av = pytest.importorskip("av")
 

@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 from cyclegan_edge.atomic import write_json  # noqa: E402
 from cyclegan_edge.machine import machine_info  # noqa: E402
 from cyclegan_edge.bench.runner import add_ratios, run_benchmark  # noqa: E402
-from cyclegan_edge.imaging.io import list_files, read_image  # noqa: E402
+from cyclegan_edge.imaging.files import list_files  # noqa: E402
+from cyclegan_edge.imaging.io import read_image  # noqa: E402
 from cyclegan_edge.trt.engine import SKIP_CHECK_ENV  # noqa: E402
 
 GPU_VARIANTS = ("pytorch-cuda-fp32", "pytorch-cuda-fp16", "pytorch-cuda-fp32-graphs", "pytorch-cuda-fp16-graphs",

@@ -162,7 +162,7 @@ def run(argv: list[str]) -> int:
     """Measure, and rewrite the report after every case: Ctrl-C (or a crash) keeps what was measured."""
     from cyclegan_edge.atomic import OutputBusy, lock_output, unlock_output
     from cyclegan_edge.bench.report import check_output
-    from cyclegan_edge.imaging.io import list_files
+    from cyclegan_edge.imaging.files import list_files
     from cyclegan_edge.runtime.bundled import bundled_source_model
 
     args = parse_run(argv)

@@ -16,7 +16,7 @@ import numpy as np
 
 from cyclegan_edge.bench.load import OTHERS_BUSY_CPUS, OtherLoad
 from cyclegan_edge.imaging.frames import frames_to_tensor
-from cyclegan_edge.imaging.io import resize_area
+from cyclegan_edge.imaging.resize import resize_area
 from cyclegan_edge.runtime.backends import AsyncBackend, Backend
 from cyclegan_edge.runtime.pipeline import Pipeline, PipelineOptions, inference_size, output_size, upscale_note
 from cyclegan_edge.runtime.sinks import open_output

@@ -14,7 +14,7 @@ from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path
 from cyclegan_edge.bench.load import OTHERS_BUSY_CPUS
 from cyclegan_edge.errors import first_line
-from cyclegan_edge.imaging.io import OutputError, ReportFolder
+from cyclegan_edge.imaging.files import OutputError, ReportFolder
 from cyclegan_edge.runtime.timing import throughput_fps
 
 SCHEMA = "cyclegan-edge/bench"

@@ -265,7 +265,7 @@ def psnr_db(reference: np.ndarray, test: np.ndarray, hw: tuple[int, int]) -> flo
 
 def parity_batch(frames: Sequence[np.ndarray], hw: tuple[int, int], batch: int) -> np.ndarray:
     """``batch`` of the given frames, resized to ``hw``, as the model's input tensor."""
-    from cyclegan_edge.imaging.io import resized
+    from cyclegan_edge.imaging.resize import resized
 
     sized = resized(frames, hw)
     return frames_to_tensor([sized[i % len(sized)] for i in range(batch)])

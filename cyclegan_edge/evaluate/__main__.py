@@ -36,7 +36,7 @@ def evaluate(cfg: EvalConfig, recipe: ClassifierRecipe, command: str) -> dict[st
     from cyclegan_edge.evaluate.generators import OTHER, evaluation_options, is_training_state, open_generator
     from cyclegan_edge.evaluate.metrics import cycle_l1, domain_score, domain_score_ci, edge_ssim
     from cyclegan_edge.evaluate.report import make_report
-    from cyclegan_edge.imaging.io import folder_image_files
+    from cyclegan_edge.imaging.files import folder_image_files
     from cyclegan_edge.machine import cpu_model, loaded_versions
     from cyclegan_edge.runtime.timing import measure
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan_edge.imaging.io import DataError, decoded_images, resize_area
+from cyclegan_edge.imaging.files import DataError
+from cyclegan_edge.imaging.io import decoded_images
+from cyclegan_edge.imaging.resize import resize_area
 
 
 def square(frame: np.ndarray, side: int) -> np.ndarray:

@@ -38,7 +38,7 @@ from cyclegan_edge.errors import first_line
 from cyclegan_edge.models.checkpoint import CheckpointError, read_checkpoint, save_file
 from cyclegan_edge.evaluate.config import ClassifierRecipe
 from cyclegan_edge.evaluate.data import square, usable_images
-from cyclegan_edge.imaging.io import spread
+from cyclegan_edge.imaging.files import spread
 
 log = logging.getLogger(__name__)
 

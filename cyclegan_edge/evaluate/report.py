@@ -11,7 +11,7 @@ from typing import Any
 
 from cyclegan_edge import __version__
 from cyclegan_edge.atomic import atomic_path, write_json
-from cyclegan_edge.imaging.io import OutputError, ReportFolder
+from cyclegan_edge.imaging.files import OutputError, ReportFolder
 
 SCHEMA = "cyclegan-edge/evaluate"
 SCHEMA_VERSION = 1

@@ -24,7 +24,7 @@ from cyclegan_edge.errors import (ArgumentParser, RawHelpFormatter, UsageError, 
 from cyclegan_edge.export.int8 import CALIB_METHODS, INT8_TARGETS, Int8Options, image_count
 from cyclegan_edge.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError
 from cyclegan_edge.export.report import FP32_TOLERANCE, report_path
-from cyclegan_edge.imaging.io import check_outputs
+from cyclegan_edge.imaging.files import check_outputs
 from cyclegan_edge.machine import machine_line
 from cyclegan_edge.model_files import (CHECKPOINT_EXTENSIONS, DIRECTIONS, ENGINE_EXTENSIONS, PRECISIONS,
                                        direction_arg)  # fmt: skip

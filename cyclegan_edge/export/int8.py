@@ -45,7 +45,9 @@ import numpy as np
 from cyclegan_edge.atomic import atomic_path
 from cyclegan_edge.export.onnx_export import set_metadata
 from cyclegan_edge.imaging.frames import frame_to_tensor
-from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, decoded_images, list_files, resized, spread
+from cyclegan_edge.imaging.files import IMAGE_EXTENSIONS, list_files, spread
+from cyclegan_edge.imaging.io import decoded_images
+from cyclegan_edge.imaging.resize import resized
 
 
 CALIB_METHODS = ("entropy", "minmax", "percentile")

@@ -11,7 +11,7 @@ import numpy as np
 
 from cyclegan_edge.imaging.quality import error_stats, psnr, ssim
 from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
-from cyclegan_edge.imaging.io import resized
+from cyclegan_edge.imaging.resize import resized
 from cyclegan_edge.runtime.backends import (CONVERSION_PRECISION_HINT, BackendOptions, OnnxRuntimeBackend, backend_for,
                                             open_backend)  # fmt: skip
 

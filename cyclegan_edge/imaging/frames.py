@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from cyclegan_edge.model_files import BASE_MULTIPLE as MULTIPLE
+
 PadMode = Literal["reflect", "symmetric"]
 
 

@@ -30,7 +30,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from cyclegan_edge.atomic import unwritable_folder
 from cyclegan_edge.errors import ArgumentParser, RawHelpFormatter, UsageError, int_arg, run_cli
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_outputs, output_path
+from cyclegan_edge.imaging.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_outputs, output_path
 from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.runtime.backends import (BACKENDS, CONVERSION_PRECISION_HINT, FILE_STREAMS, OV_PRECISIONS,
                                             PRECISION_HELP, Backend, BackendOptions, job_options,

@@ -36,7 +36,7 @@ import av
 import numpy as np
 
 from cyclegan_edge.errors import holding_ctrl_c
-from cyclegan_edge.imaging.io import fit_frame
+from cyclegan_edge.imaging.resize import fit_frame
 from cyclegan_edge.runtime.av_video import (LIVE_TIME_BASE, av_error, encoder_options, parse_bitrate, tag_bt709,
                                             yuv420_bt709)  # fmt: skip
 from cyclegan_edge.runtime.sinks import (STREAM_ENCODER, EncodeSettings, Sink, SinkError, check_stream_settings,

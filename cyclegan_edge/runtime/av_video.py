@@ -37,7 +37,7 @@ from av.bitstream import BitStreamFilterContext
 from cyclegan_edge.atomic import atomic_path, unlock_output
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import fit_frame
+from cyclegan_edge.imaging.resize import fit_frame
 from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, Sink, SinkError, WriteFailed, encoded_size,
                                          keep_interrupted, lock_video_output, pad_to, parse_bitrate, preset_choices,
                                          warn_padded)  # fmt: skip

@@ -16,22 +16,24 @@ import numpy as np
 
 from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import (
-    ALPHA_EXTENSIONS,
+from cyclegan_edge.imaging.files import (
     IMAGE_EXTENSIONS,
-    JOB_KEYWORD,
     VIDEO_EXTENSIONS,
-    ImageReadError,
     OutputPathError,
     check_outputs,
     mark_output_folder,
     markable_output_folder,
     output_path,
-    png_text,
-    read_image_and_alpha,
     relative_to,
     unique_outputs,
     without_earlier_outputs,
+)
+from cyclegan_edge.imaging.io import (
+    ALPHA_EXTENSIONS,
+    JOB_KEYWORD,
+    ImageReadError,
+    png_text,
+    read_image_and_alpha,
     write_image,
 )
 from cyclegan_edge.progress import progress_bar

@@ -26,7 +26,7 @@ import numpy as np
 from cyclegan_edge.errors import describe
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import frames_to_tensor, resize_shorter_side, tensor_to_frame
-from cyclegan_edge.imaging.io import resize_area
+from cyclegan_edge.imaging.resize import resize_area
 from cyclegan_edge.runtime.backends import AsyncBackend, Backend, check_finite
 from cyclegan_edge.runtime.sinks import Sink, WriteFailed
 from cyclegan_edge.runtime.sources import Source

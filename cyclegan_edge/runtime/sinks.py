@@ -31,7 +31,8 @@ import numpy as np
 from cyclegan_edge.errors import UsageError
 from cyclegan_edge.atomic import OutputBusy, check_writable, leftover_temporaries, lock_output, unlock_output
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import JOB_KEYWORD, fit_frame, png_text, read_image, write_image
+from cyclegan_edge.imaging.io import JOB_KEYWORD, png_text, read_image, write_image
+from cyclegan_edge.imaging.resize import fit_frame
 
 if TYPE_CHECKING:
     from cyclegan_edge.runtime.sources import Source

@@ -34,7 +34,9 @@ import numpy as np
 
 from cyclegan_edge.errors import UsageError, call_interruptibly
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import IMAGE_EXTENSIONS, c_stderr_lines, fit_frame
+from cyclegan_edge.imaging.files import IMAGE_EXTENSIONS
+from cyclegan_edge.imaging.io import c_stderr_lines
+from cyclegan_edge.imaging.resize import fit_frame
 
 log = logging.getLogger("cyclegan_edge.runtime")
 

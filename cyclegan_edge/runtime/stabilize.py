@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import resize_area
+from cyclegan_edge.imaging.resize import resize_area
 
 METRIC_SHORTER = 360
 METRIC_FLOW = f"OpenCV DIS flow, medium preset, on grey input frames area-downscaled to shorter side {METRIC_SHORTER} px"

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from cyclegan_edge.atomic import unwritable_folder
 from cyclegan_edge.errors import EXIT_INTERRUPTED, ArgumentParser, UsageError, int_arg, run_cli
 from cyclegan_edge.imaging.cv import cv2
-from cyclegan_edge.imaging.io import (
+from cyclegan_edge.imaging.files import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     OutputPathError,

@@ -21,7 +21,8 @@ from torch.utils.data.distributed import DistributedSampler
 
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.frames import MULTIPLE, frame_to_tensor
-from cyclegan_edge.imaging.io import DataError, decoded_images, folder_image_files, read_image
+from cyclegan_edge.imaging.files import DataError, folder_image_files
+from cyclegan_edge.imaging.io import decoded_images, read_image
 from cyclegan_edge.progress import progress_bar
 from cyclegan_edge.train.config import TrainConfig, min_train_side
 

@@ -213,7 +213,7 @@ class Distiller(Trainer):
 def held_out_images(cfg: DistillConfig) -> tuple[str, str]:
     """The folder of the final student-vs-teacher report, or why there is none; --eval-a must hold images (checked
     before the training: an error after it would leave the run without its report, and --resume keeps the flag)."""
-    from cyclegan_edge.imaging.io import DataError, folder_image_files, list_files
+    from cyclegan_edge.imaging.files import DataError, folder_image_files, list_files
 
     if cfg.eval_a:
         try:
@@ -237,7 +237,7 @@ def compare_with_teacher(student_path: Path, teacher_path: str, images: list[np.
     """Student vs teacher on held-out images: output PSNR/SSIM, MACs and CPU latency of both (PyTorch, 1 image)."""
     from cyclegan_edge.imaging.quality import psnr, ssim
     from cyclegan_edge.imaging.frames import frames_to_tensor, tensor_to_frames
-    from cyclegan_edge.imaging.io import resized
+    from cyclegan_edge.imaging.resize import resized
 
     student, teacher = load_generator(student_path).model.eval(), load_generator(teacher_path).model.eval()
     frames = resized(images, (size, size))

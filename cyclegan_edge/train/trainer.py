@@ -24,7 +24,8 @@ from cyclegan_edge import __version__
 from cyclegan_edge.atomic import leftover_temporaries, write_json
 from cyclegan_edge.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError, first_line
 from cyclegan_edge.imaging.frames import tensor_to_frames
-from cyclegan_edge.imaging.io import labeled_grid, write_image
+from cyclegan_edge.imaging.grid import labeled_grid
+from cyclegan_edge.imaging.io import write_image
 from cyclegan_edge.models import (
     AnyGeneratorConfig,
     CheckpointError,
