@@ -860,7 +860,7 @@ def test_pipeline_says_when_other_processes_kept_the_machine_busy(
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     # A case timed over less than a second is not judged (the counters tick in 10 ms steps, and an idle machine
     # read as busy): 40 calls at 32 px, unless the machine is loaded beyond the loop; at 256 px, over a second each
-    from cyclegan_edge.bench.load import MIN_WINDOW_S, OTHERS_BUSY_CPUS
+    from cyclegan_edge.bench.load import MIN_WINDOW_S, OTHERS_BUSY_CPUS, cpus_over
 
     rows = report["results"]
     timed_s = [r["iterations"] * r["latency_ms"]["mean"] / 1e3 for r in rows]  # a little under each window
@@ -868,7 +868,7 @@ def test_pipeline_says_when_other_processes_kept_the_machine_busy(
     assert all(r["others_busy_cpus"] is not None for r, t in zip(rows, timed_s) if t >= MIN_WINDOW_S)
     assert all(r["others_busy_cpus"] is None for r, t in zip(rows, timed_s) if t < MIN_WINDOW_S / 2), (
         [(t, r["others_busy_cpus"]) for r, t in zip(rows, timed_s)])
-    assert any(t < MIN_WINDOW_S / 2 for t in timed_s), timed_s  # a case that was not judged was seen
+    assert cpus_over((0.9 * MIN_WINDOW_S, 0.9 * MIN_WINDOW_S)) is None  # not judged, however busy
     assert all(r["others_busy_cpus"] > OTHERS_BUSY_CPUS for r in rows if r["height"] == 256), latency[2][-2000:]
     busy = sum((r["others_busy_cpus"] or 0) > OTHERS_BUSY_CPUS for r in rows)
     assert any(n.startswith(f"a busy machine in {busy} of 4 cases: other processes (or virtual machines) kept up to ")

@@ -143,8 +143,7 @@ def test_cli_writes_json_and_markdown(tiny: tuple[DomainClassifier, Path], tmp_p
     assert report["generator"]["macs"] > 0 and report["reverse"]["backend"].startswith(("onnxruntime", "openvino"))
     assert set(report["domain"]["baselines"]) == set(BASELINES) and "ci95" in report["domain"]["model"]
     assert report["domain"]["baselines"]["input"]["edge_ssim"] == 1.0
-    clf = report["domain"]["classifier"]  # 16 photos a side: noise (the test above judges all)
-    assert clf["held_out_balanced_accuracy"] == (1 - clf["source_judged_target"] + clf["target_judged_target"]) / 2
+    clf = report["domain"]["classifier"]  # judged on 16 photos a side: noise (the test above judges all)
     assert report["data"]["n_source"] == 16 and report["checkerboard"]["n"] == 16
     assert report["checkerboard"]["score"] > 1.5  # photo2monet: a ConvTranspose model with a visible texture
     assert report["latency_ms"]["p50"] > 0 and 0 < report["cycle_l1"] < 2
@@ -155,9 +154,11 @@ def test_cli_writes_json_and_markdown(tiny: tuple[DomainClassifier, Path], tmp_p
     assert few.startswith("only 16 A test images: the domain score is a rough guess (its 95% interval spans ")
     assert all(f"- {c}" in md and f"WARNING {c}" in res.stderr for c in report["caveats"])
     # The tiny classifier's held-out accuracy depends on the CPU's kernels (0.56 on an Ice Lake Xeon, over 0.7 on
-    # Zen 4): the caveat for it is there exactly when it is under the bar
+    # Zen 4): the caveats on it are there exactly when their conditions hold
     weak = clf["held_out_balanced_accuracy"] < MIN_ACCURACY
-    assert [c for c in others if "balanced accuracy" in c] == others and len(others) == weak
+    no_scale = clf["source_judged_target"] >= clf["target_judged_target"]
+    assert len(others) == weak + no_scale, others
+    assert all((weak and "balanced accuracy" in c) or (no_scale and c.startswith("no domain score")) for c in others)
 
 
 def test_caveats_name_what_makes_a_score_incomparable(tiny: tuple[DomainClassifier, Path], tmp_path: Path) -> None:

@@ -38,7 +38,8 @@ from cyclegan_edge.runtime.backends import (BACKENDS, CONVERSION_PRECISION_HINT,
 from cyclegan_edge.runtime.bundled import (ASSETS, DEFAULT_DEMO, DEMO_CLIP, DEMO_MODELS, bundled_names, default_model,
                                            resolve_model)  # fmt: skip
 from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOptions, PipelineStats, after_resume,
-                                            inference_size, output_size, too_small, upscale_note)  # fmt: skip
+                                            inference_size, keep_up_note, output_size, too_small,
+                                            upscale_note)  # fmt: skip
 from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, ImageFolderSink,
                                          MultiSink, OutputExists, Sink, SinkError, VideoFileSink, check_sink_uri,
                                          check_stream_settings, display_available, frame_file, is_display,
@@ -382,6 +383,9 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
               "was busy and were dropped as stale (a live source keeps only the newest frame)", file=sys.stderr)
         return 1
     report(stats, backend, sink.name, source.live, model_name(args))
+    slow = keep_up_note(stats, source.size, opts) if source.live else None
+    if slow:
+        log.warning("%s: %s", uri, slow)
     if sink.resumed:
         again = ("continued from a stopped --overwrite run of it; the earlier output is replaced only now"
                  if args.overwrite else "kept; --overwrite starts over")  # fmt: skip

@@ -129,6 +129,24 @@ def upscale_note(source_size: tuple[int, int], opts: PipelineOptions) -> str | N
             f"runs on an upscaled frame, slower and with no detail gained; {avoid}")  # fmt: skip
 
 
+LIVE_SIZE_HINT = 256  # px: the shorter side suggested when a live source runs at full resolution and drops most frames
+
+
+def keep_up_note(stats: PipelineStats, source_size: tuple[int, int], opts: PipelineOptions) -> str | None:
+    """Why a live run kept so few frames (under half of those captured: a camera at 30 fps recorded as a slide show
+    with seconds of latency), and what keeps more; None when it kept up."""
+    if not stats.frames_out or stats.dropped <= stats.frames_out:
+        return None
+    h, w = inference_size(source_size, opts)
+    said = (f"the model kept {stats.frames_out} of {stats.frames_in} frames (the others came while it was busy) at "
+            f"{w}x{h}")  # fmt: skip
+    if not opts.size and min(source_size) > LIVE_SIZE_HINT:
+        sh, sw = resize_shorter_side(*source_size, LIVE_SIZE_HINT)
+        return (f"{said}, the source's full resolution: --size {LIVE_SIZE_HINT} runs it at {sw}x{sh}, "
+                f"{h * w / (sh * sw):.0f}x fewer pixels")  # fmt: skip
+    return f"{said}: a smaller --size, an INT8 model or a GPU keeps more"
+
+
 def too_small(hw: tuple[int, int]) -> str | None:
     """Why the generator cannot take an image of this (inference) size, or None."""
     if min(hw) >= MIN_SIDE:

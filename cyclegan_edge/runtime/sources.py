@@ -379,12 +379,16 @@ class TestPatternSource(Source):
     def read(self) -> np.ndarray | None:
         if self.limit and self.seq >= self.limit:
             return None
+        now = time.perf_counter()
         if self.t0 is None:
-            self.t0 = time.perf_counter()
+            self.t0 = now
         due = self.t0 + self.seq / self.fps
-        delay = due - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
+        late = int((now - due) * self.fps)
+        if late > 0:  # read a whole frame interval late or more: a camera's clock ran on, its frames meanwhile unread
+            self.t0 += late / self.fps
+            due += late / self.fps
+        if due > now:
+            time.sleep(due - now)
         shift = self.seq * 4
         frame = np.empty((*self.size, 3), np.uint8)
         frame[..., 0] = (self._xx + shift) % 256
@@ -396,7 +400,8 @@ class TestPatternSource(Source):
 
     def captured_at(self, now: float) -> float:
         """When the frame read last was due: a camera stamps a frame when it is exposed, not when it is read (a
-        read that came late, on a busy machine, would stamp two frames a few milliseconds apart)."""
+        read that came late, on a busy machine, would stamp two frames a few milliseconds apart). Never over a
+        frame interval before ``now``: a reader that cannot keep up skips the frames it missed (see read)."""
         return now if self.t0 is None else self.t0 + (self.seq - 1) / self.fps
 
 
