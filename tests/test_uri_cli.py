@@ -267,8 +267,10 @@ def test_a_live_run_that_cannot_keep_up_says_what_keeps_more(tmp_path: Path, cap
     # a --size given: the note names no size of its own
     stats = PipelineStats(frames_in=30, frames_out=10, dropped=20)
     assert keep_up_note(stats, (480, 640), PipelineOptions(size=128)) == (
-        "the model kept 10 of 30 frames (the others came while it was busy) at 172x128: a smaller --size, an INT8 "
+        "the model kept 10 of 30 frames (the others came while it was busy) at 172x128: a smaller --size or an INT8 "
         "model or a GPU keeps more")  # fmt: skip
+    assert keep_up_note(stats, (480, 640), PipelineOptions(size=128), "openvino:CPU:f32+int8").endswith(
+        "at 172x128: a smaller --size or a GPU keeps more")  # already INT8
     assert keep_up_note(PipelineStats(frames_in=30, frames_out=15, dropped=15), (480, 640), PipelineOptions()) is None
 
 

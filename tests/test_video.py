@@ -927,6 +927,45 @@ def test_a_killed_live_recording_is_kept_and_a_second_writer_refused(ext: str, t
                                        error_lines(r.stderr)[0].startswith("error: nothing written to "))  # fmt: skip
 
 
+@pytest.mark.parametrize("ext", [".avi", ".mp4"])
+def test_what_a_recording_killed_at_its_start_left_is_removed_not_kept(ext: str, tmp_path: Path) -> None:
+    """kill -9 in a live recording's first seconds left an empty partial file (nothing reaches the disk before the
+    first keyframe's fragment); the rerun announced it as "kept the recording a killed run left as
+    rec.interrupted.mp4", a file no player opens. It is removed, and said so."""
+    out, partial = tmp_path / f"rec{ext}", tmp_path / f".rec.partial{ext}"
+    partial.write_bytes(b"")
+    r = runtime("test://?fps=30&size=160x120&frames=10", str(out), "--size", "32")
+    assert r.returncode == 0 and f"removed {partial.name}, which a killed run left before writing a frame" in r.stderr
+    assert not partial.exists() and not list(tmp_path.glob("*.interrupted*")) and out.is_file(), r.stderr[-2000:]
+
+
+def test_a_live_recording_that_drops_frames_has_keyframes_by_the_clock_and_its_length(tmp_path: Path) -> None:
+    """A camera whose frames a slow model mostly dropped (3 of 30 a second written): the encoder's keyframe every
+    60 frames came every 20 s, and a kill -9 lost all of that (fragments end at keyframes); B-frames reordered the
+    irregular stamps and players showed 3.4 s for a 5 s recording. Now a keyframe every 2 s of capture time, no
+    B-frames, and the file lasts until its last frame's end."""
+    from cyclegan_edge.runtime.sinks import EncodeSettings
+    from cyclegan_edge.runtime.sources import open_source
+
+    cam = open_source("test://?fps=30&size=64x48&frames=1")
+    out = tmp_path / "live.mp4"
+    writer = AvVideoWriter(out, (48, 64), 30.0, EncodeSettings(), source=cam)
+    t0 = time.perf_counter()
+    captured = [t0 + k / 30 for k in range(0, 180, 10)]  # 6 s, a frame every 1/3 s
+    for i, when in enumerate(captured):
+        writer.write(np.full((48, 64, 3), 10 * i, np.uint8), captured=when)
+    writer.close()
+    cam.close()
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        got = [(float(p.pts * v.time_base), p.is_keyframe) for p in c.demux(v) if p.size]
+        length = c.duration / 1e6
+    stamps = [t for t, _ in got]
+    assert stamps == sorted(stamps) and len(got) == 18  # stored in capture order: no frame reordered
+    assert [t for t, key in got if key] == pytest.approx([0, 2, 4], abs=0.01), got
+    assert length == pytest.approx(stamps[-1] + 1 / 30, abs=0.01), (length, stamps[-1])
+
+
 def test_a_live_recording_is_stamped_when_its_frames_were_captured(tmp_path: Path) -> None:
     """A camera's frames were stamped when each got through the pipeline: its jitter went into the file (gaps of
     0.7-43 ms for a steady 30 fps test:// source). They are stamped with their capture time now."""

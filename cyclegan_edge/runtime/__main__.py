@@ -383,7 +383,7 @@ def run_stream(args: argparse.Namespace, backend: Backend, opts: PipelineOptions
               "was busy and were dropped as stale (a live source keeps only the newest frame)", file=sys.stderr)
         return 1
     report(stats, backend, sink.name, source.live, model_name(args))
-    slow = keep_up_note(stats, source.size, opts) if source.live else None
+    slow = keep_up_note(stats, source.size, opts, backend.name) if source.live else None
     if slow:
         log.warning("%s: %s", uri, slow)
     if sink.resumed:

@@ -615,6 +615,7 @@ class AvVideoWriter(Sink):
             raise
         self._t0: float | None = None
         self._last_pts = -1
+        self._last_key = -1  # pts of a live recording's last forced keyframe (-1: none yet)
 
     # ---- previous work -----------------------------------------------------------------------------
     def _find_prior(self, at_path: PriorWork | None) -> PriorWork | None:
@@ -664,7 +665,10 @@ class AvVideoWriter(Sink):
         s, codec = self.settings, CODECS[self.settings.codec]
         if self.encoder == "libsvtav1":
             os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner unless told: errors only
-        vs = self.out.add_stream(self.encoder, rate=self.rate, options=encoder_options(self.encoder, s))
+        options = encoder_options(self.encoder, s)
+        if self.live:  # B-frames reorder a camera's irregular stamps, and the MP4's durations came out short
+            options["bf"] = "0"
+        vs = self.out.add_stream(self.encoder, rate=self.rate, options=options)
         vs.width, vs.height = self.frame_size[1], self.frame_size[0]
         vs.pix_fmt = codec.pix_fmt
         vs.time_base = self.time_base
@@ -719,8 +723,17 @@ class AvVideoWriter(Sink):
             self._t0 = now if self._t0 is None else self._t0
             pts = max(int((now - self._t0) / self.time_base), self._last_pts + 1)
             self._last_pts = pts
-            return pts, 0
+            return pts, max(1, round(1 / (float(self.rate) * self.time_base)))  # the last frame's, in the file
         return index, 1
+
+    def _keyframe_due(self, pts: int) -> bool:
+        """A live recording's keyframe every GOP_SECONDS of capture time: the encoder counts frames, and a camera
+        that drops most of them (a slow model) got one every 6 s, all that a kill -9 loses (the file's fragments
+        end at keyframes)."""
+        if not self.live or (self._last_key >= 0 and (pts - self._last_key) * self.time_base < GOP_SECONDS):
+            return False
+        self._last_key = pts
+        return True
 
     def write(self, frame: np.ndarray, status: str = "", captured: float | None = None) -> None:
         if self.out is None:
@@ -734,6 +747,8 @@ class AvVideoWriter(Sink):
         if CODECS[self.settings.codec].pix_fmt == "yuv420p":
             vf = yuv420_bt709(vf)
         vf.pts, vf.duration, vf.time_base = pts, duration, self.time_base
+        if self._keyframe_due(pts):
+            vf.pict_type = av.video.frame.PictureType.I
         try:
             if self.audio is not None:
                 self.audio.until(pts * self.time_base)

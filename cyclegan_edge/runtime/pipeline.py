@@ -4,7 +4,9 @@ Each stage is one thread joined to the next by a bounded queue, so the backend i
 the next frame is decoded and the previous one written. File sources are lossless: the capture
 thread blocks when the queues are full, and every frame comes out, in order. Live sources keep
 only the newest frame: when inference is slower than the camera the stale frame is replaced
-(and counted as dropped), so latency stays about one inference long instead of growing.
+(and counted as dropped), and pre-processing takes it only once inference has room for it, so a
+frame waits for one inference at most before its own: latency stays about two inferences long
+instead of growing.
 """
 
 from __future__ import annotations
@@ -132,9 +134,10 @@ def upscale_note(source_size: tuple[int, int], opts: PipelineOptions) -> str | N
 LIVE_SIZE_HINT = 256  # px: the shorter side suggested when a live source runs at full resolution and drops most frames
 
 
-def keep_up_note(stats: PipelineStats, source_size: tuple[int, int], opts: PipelineOptions) -> str | None:
+def keep_up_note(stats: PipelineStats, source_size: tuple[int, int], opts: PipelineOptions,
+                 backend: str = "") -> str | None:  # fmt: skip
     """Why a live run kept so few frames (under half of those captured: a camera at 30 fps recorded as a slide show
-    with seconds of latency), and what keeps more; None when it kept up."""
+    with seconds of latency), and what keeps more (``backend``: the name of what ran); None when it kept up."""
     if not stats.frames_out or stats.dropped <= stats.frames_out:
         return None
     h, w = inference_size(source_size, opts)
@@ -144,7 +147,8 @@ def keep_up_note(stats: PipelineStats, source_size: tuple[int, int], opts: Pipel
         sh, sw = resize_shorter_side(*source_size, LIVE_SIZE_HINT)
         return (f"{said}, the source's full resolution: --size {LIVE_SIZE_HINT} runs it at {sw}x{sh}, "
                 f"{h * w / (sh * sw):.0f}x fewer pixels")  # fmt: skip
-    return f"{said}: a smaller --size, an INT8 model or a GPU keeps more"
+    faster = "a GPU" if "int8" in backend else "an INT8 model or a GPU"
+    return f"{said}: a smaller --size or {faster} keeps more"
 
 
 def too_small(hw: tuple[int, int]) -> str | None:
@@ -196,6 +200,10 @@ class BoundedQueue:
             except queue.Full:
                 continue
         return False
+
+    def wait_for_room(self, stop: threading.Event) -> None:
+        while self.q.full() and not stop.is_set():
+            time.sleep(0.002)
 
     def get(self, timeout: float) -> Any:
         return self.q.get(timeout=timeout)
@@ -297,7 +305,12 @@ class Pipeline:
         self.q_capture.put(_END, self.stop)
 
     def _stage(self, name: str, src: Any, dst: BoundedQueue, work: Callable[[_Frame], None]) -> None:
+        # A live source's frame is taken only once the next stage has room for it: taken at once, it waited out
+        # a whole inference in this stage and another in the queue (latency 3-4 inferences long, not 2)
+        pull = isinstance(src, LatestSlot)
         while not self.stop.is_set():
+            if pull:
+                dst.wait_for_room(self.stop)
             try:
                 item = src.get(timeout=0.05)
             except queue.Empty:

@@ -245,9 +245,29 @@ def lock_video_output(path: Path, shown: Path | None = None) -> int:
     return fd
 
 
-def keep_interrupted(partial: Path, path: Path) -> Path:
+def holds_video(path: Path) -> bool:
+    """Whether a demuxer reads a video packet from ``path`` (a recording killed before its first keyframe's
+    fragment was written holds none: an empty file, or headers alone). True where PyAV is not installed to tell."""
+    if path.stat().st_size == 0:
+        return False
+    try:
+        import av
+    except ImportError:
+        return True
+    try:
+        with av.open(str(path)) as c:
+            return bool(c.streams.video) and any(p.size for p in c.demux(c.streams.video[0]))
+    except (av.FFmpegError, OSError):
+        return False
+
+
+def keep_interrupted(partial: Path, path: Path) -> Path | None:
     """A live recording a killed run left in ``partial``, kept beside ``path`` as NAME.interrupted[-N].EXT (never
-    over an earlier one): a camera's frames cannot be recorded again."""
+    over an earlier one): a camera's frames cannot be recorded again. One that holds no frame is removed (None)."""
+    if not holds_video(partial):
+        partial.unlink()
+        log.warning("%s: removed %s, which a killed run left before writing a frame into it", path.name, partial.name)
+        return None
     ext = partial.suffix
     kept = path.with_name(f"{path.stem}.interrupted{ext}")
     for n in range(2, 1000):
