@@ -169,6 +169,50 @@ def test_udp_stream_plays(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     check_matches_sent(frames, pts, sent_frames(30))
 
 
+def test_a_stream_is_recorded_as_it_is_sent(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Streaming and recording took two runs (OUTPUT is one), and the toolkit as the receiver translated the picture
+    a second time. --record FILE writes what is streamed, in the same run."""
+    port = free_port_pair()
+    out, rec = tmp_path / "received.npz", tmp_path / "rec.mp4"
+    proc = start_receiver(f"udp://@:{port}", "mpegts", out, port)
+    try:
+        rc = main([str(DEMO), f"udp://127.0.0.1:{port}", *FAST, "--max-frames", "30", "--record", str(rec)])
+    finally:
+        frames, pts = received(proc, out)
+    stdout, stderr = capsys.readouterr()
+    assert rc == 0 and "error:" not in stderr and f"30 frames -> udp://127.0.0.1:{port} + {rec}" in stdout, stderr
+    with av.open(str(rec)) as c:
+        recorded = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    assert len(recorded) == 30 and len(frames) >= 18, (len(recorded), len(frames))
+    check_matches_sent(frames, pts, recorded)  # what was received is what was recorded, frame for frame
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["udp://127.0.0.1:5000", "--record", "udp://127.0.0.1:5002"], "--record udp://127.0.0.1:5002: give a video file"),
+    (["x.mp4", "--record", "x.mp4"], "--record x.mp4 is OUTPUT too: give it once"),
+    (["udp://127.0.0.1:5000", "--record", "frames"], "--record frames: give a video file"),
+])  # fmt: skip
+def test_record_takes_a_video_file_beside_output(args: list[str], expected: str, capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert main([str(DEMO), *args, *FAST]) == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert errors and errors[0].startswith(f"error: {expected}"), errors
+    assert not list(tmp_path.iterdir())
+
+
+def test_record_is_refused_for_a_batch_and_over_an_existing_file(capsys: pytest.CaptureFixture[str],
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    images = ASSETS_DIR / "images"
+    assert main([str(images), str(tmp_path / "out"), "--record", str(tmp_path / "r.mp4"), *FAST]) == 2
+    assert "is translated to files already" in capsys.readouterr().err
+    mine = tmp_path / "mine.mp4"
+    mine.write_bytes(b"not ours")
+    assert main([str(DEMO), "udp://127.0.0.1:5000", "--record", str(mine), *FAST]) == 1
+    assert f"error: {mine} exists: --overwrite replaces it" in capsys.readouterr().err
+    assert mine.read_bytes() == b"not ours"
+
+
 def test_rtp_stream_plays(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     frames, pts, stderr = stream_and_receive(capsys, tmp_path, "rtp", 48)
     assert "play it with: ffplay -fflags nobuffer rtp://0.0.0.0:" in stderr

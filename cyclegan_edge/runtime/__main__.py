@@ -20,6 +20,7 @@ The earlier flags remain as aliases: --camera URI (a stream), --video FILE (a vi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from dataclasses import replace
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                     f".pth/.pt (PyTorch), or a bundled model's name ({', '.join(bundled_names())}); default: "
                     f"{DEMO_MODELS[DEFAULT_DEMO]}")  # fmt: skip
     ap.add_argument("--output", "-o", metavar="PATH", help="alias: OUTPUT")
+    ap.add_argument("--record", metavar="FILE", help="also write the output to this video file (OUTPUT a stream or a "
+                    "window: record what is streamed or shown)")  # fmt: skip
     ap.add_argument("--headless", action="store_true", help="never open a window")
     ap.add_argument("--show", action="store_true", help="show a window even when writing --output")
     ap.add_argument("--size", type=int_arg(*SIZE_RANGE, also=0), default=PIPELINE.size,
@@ -208,9 +211,12 @@ def sink_uris(args: argparse.Namespace) -> list[str]:
     """OUTPUT, and a window where --show asks for one or nothing else is written (never with --headless)."""
     uris = [args.output] if args.output else []
     if args.headless or any(is_display(u) for u in uris) or not (args.show or not uris):
-        return uris
+        return uris + ([args.record] if args.record else [])
     if display_available():
-        return [*uris, f"{DISPLAY_SCHEME}0"]
+        return [*uris, f"{DISPLAY_SCHEME}0", *([args.record] if args.record else [])]
+    if args.record:
+        log.warning("no window can open here (no display, or an OpenCV without a GUI); recording %s only", args.record)
+        return [*uris, args.record]
     if not uris:
         raise SinkError("no display here: give OUTPUT (a video file or folder) or --output (or run where a window "
                         "can open)")  # fmt: skip
@@ -220,7 +226,15 @@ def sink_uris(args: argparse.Namespace) -> list[str]:
 
 def make_sinks(args: argparse.Namespace, uris: list[str], source: Source, size: tuple[int, int],
                job: tuple[object, ...] = ()) -> Sink:  # fmt: skip
-    sinks = [open_sink(uri, source.fps, size, encode_settings(args), source, job, args.overwrite) for uri in uris]
+    sinks: list[Sink] = []
+    try:
+        for uri in uris:
+            sinks.append(open_sink(uri, source.fps, size, encode_settings(args), source, job, args.overwrite))
+    except BaseException:  # the ones opened before it let go of their outputs (and locks)
+        for opened in sinks:
+            with contextlib.suppress(Exception):
+                opened.close()
+        raise
     for uri in filter(is_stream_output, uris):
         print(f"streaming to {uri}; play it with: {play_command(uri)}", file=sys.stderr)
     return sinks[0] if len(sinks) == 1 else MultiSink(sinks)
@@ -277,6 +291,10 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
     kind = spec.kind if spec is not None else "demo"
     if args.shard and kind not in ("folder", "glob"):
         raise UsageError("--shard K/N splits a batch: it goes with a folder or glob INPUT (or --input DIR)")
+    if args.record:
+        check_record(args, uri, kind)
+    if not args.output and args.record:
+        return
     if not args.output:
         if kind in FILE_KINDS:
             raise SinkError(f"{uri}: {OUTPUT_FOR[kind]}: give OUTPUT (or --output)")
@@ -296,20 +314,39 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
             raise SinkError(f"{args.output}: {why} (a batch writes its outputs into a folder); nothing converted")
     else:
         target = image_output(Path(str(uri)), args.output) if kind == "image" else Path(args.output)
-        check_outputs([Path(p) for p in (uri, args.model) if p and Path(p).is_file()], [target])
-        if target.is_file() and not target.suffix:
-            raise SinkError(f"{target} is a file: a name without an extension is a folder of frames (or give OUT.mp4)")
-        why = unwritable_folder(target.parent if target.suffix else target, named=True)  # frames: into a folder
-        if why:
-            raise SinkError(f"{target}: {why}")
-        # ours: the writer resumes it, or it is said done
-        ours = target.is_file() and not args.overwrite and (
-            converted_here(target) or (kind == "image" and holds_translation(args, Path(str(uri)), target)))
-        if target.is_file() and not args.overwrite and not ours:
-            raise OutputExists(f"{target} exists: --overwrite replaces it, or give another output")
-        if target.is_dir() and not args.overwrite and any(target.glob("frame_*")) and not (
-                kind == "file" and frames_converted_here(target)):  # ours: continued, or said done
-            raise OutputExists(f"{target} holds frames already: --overwrite replaces them, or give another folder")
+        check_file_output(args, uri, kind, target)
+
+
+def check_file_output(args: argparse.Namespace, uri: str | None, kind: str, target: Path) -> None:
+    """A file or folder of frames to write: not an input, writable, and not another job's work unless --overwrite."""
+    check_outputs([Path(p) for p in (uri, args.model) if p and Path(p).is_file()], [target])
+    if target.is_file() and not target.suffix:
+        raise SinkError(f"{target} is a file: a name without an extension is a folder of frames (or give OUT.mp4)")
+    why = unwritable_folder(target.parent if target.suffix else target, named=True)  # frames: into a folder
+    if why:
+        raise SinkError(f"{target}: {why}")
+    # ours: the writer resumes it, or it is said done
+    ours = target.is_file() and not args.overwrite and (
+        converted_here(target) or (kind == "image" and holds_translation(args, Path(str(uri)), target)))
+    if target.is_file() and not args.overwrite and not ours:
+        raise OutputExists(f"{target} exists: --overwrite replaces it, or give another output")
+    if target.is_dir() and not args.overwrite and any(target.glob("frame_*")) and not (
+            kind == "file" and frames_converted_here(target)):  # ours: continued, or said done
+        raise OutputExists(f"{target} holds frames already: --overwrite replaces them, or give another folder")
+
+
+def check_record(args: argparse.Namespace, uri: str | None, kind: str) -> None:
+    """--record: a video file, beside a stream's or a video's OUTPUT (a batch writes files already)."""
+    record = Path(args.record)
+    if kind in FILE_KINDS:
+        raise UsageError(f"--record {args.record}: {uri} is translated to files already ({OUTPUT_FOR[kind]})")
+    if is_display(args.record) or is_stream_output(args.record) or record.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise UsageError(f"--record {args.record}: give a video file ({', '.join(sorted(VIDEO_EXTENSIONS))}); a "
+                         "stream or a window goes in OUTPUT")  # fmt: skip
+    if args.output and not (is_display(args.output) or is_stream_output(args.output)) and (
+            Path(args.output).resolve() == record.resolve()):  # fmt: skip
+        raise UsageError(f"--record {args.record} is OUTPUT too: give it once")
+    check_file_output(args, uri, kind, record)
 
 
 def holds_translation(args: argparse.Namespace, src: Path, out: Path) -> bool:
