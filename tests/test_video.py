@@ -939,6 +939,30 @@ def test_what_a_recording_killed_at_its_start_left_is_removed_not_kept(ext: str,
     assert not partial.exists() and not list(tmp_path.glob("*.interrupted*")) and out.is_file(), r.stderr[-2000:]
 
 
+def test_a_killed_recording_whose_index_was_never_written_is_kept(tmp_path: Path) -> None:
+    """An MP4 written whole at its end (Jetson's GStreamer writer) and killed holds its frames but no index: no
+    demuxer opens it, repair tools recover it. It is kept; a file holding the headers alone is not."""
+    from cyclegan_edge.runtime.sinks import holds_video
+
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w") as c:  # MP4's default: the index (moov) after the media data
+        vs = c.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(30):
+            for packet in vs.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * i, np.uint8), format="bgr24")):
+                c.mux(packet)
+        for packet in vs.encode():
+            c.mux(packet)
+    data = whole.read_bytes()
+    media = data.index(b"mdat") - 4
+    cut, headers = tmp_path / "cut.mp4", tmp_path / "headers.mp4"
+    cut.write_bytes(data[: media + 2000])
+    headers.write_bytes(data[:media])
+    with pytest.raises(av.FFmpegError):
+        av.open(str(cut)).close()
+    assert holds_video(whole) and holds_video(cut) and not holds_video(headers)
+
+
 def test_a_live_recording_that_drops_frames_has_keyframes_by_the_clock_and_its_length(tmp_path: Path) -> None:
     """A camera whose frames a slow model mostly dropped (3 of 30 a second written): the encoder's keyframe every
     60 frames came every 20 s, and a kill -9 lost all of that (fragments end at keyframes); B-frames reordered the

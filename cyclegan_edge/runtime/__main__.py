@@ -41,10 +41,10 @@ from cyclegan_edge.runtime.bundled import (ASSETS, DEFAULT_DEMO, DEMO_CLIP, DEMO
 from cyclegan_edge.runtime.pipeline import (SIZE_RANGE, Pipeline, PipelineOptions, PipelineStats, after_resume,
                                             inference_size, keep_up_note, output_size, too_small,
                                             upscale_note)  # fmt: skip
-from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, EncodeSettings, ImageFolderSink,
-                                         MultiSink, OutputExists, Sink, SinkError, VideoFileSink, check_sink_uri,
-                                         check_stream_settings, display_available, frame_file, is_display,
-                                         is_stream_output, open_sink, parse_bitrate, play_command,
+from cyclegan_edge.runtime.sinks import (CODEC_NAMES, DISPLAY_SCHEME, ENCODERS, FOURCC, EncodeSettings,
+                                         ImageFolderSink, MultiSink, OutputExists, Sink, SinkError, VideoFileSink,
+                                         check_sink_uri, check_stream_settings, display_available, frame_file,
+                                         is_display, is_stream_output, open_sink, parse_bitrate, play_command,
                                          preset_choices)  # fmt: skip
 from cyclegan_edge.runtime.sources import (FILE_KINDS, Source, SourceError, SourceSpec, glob_root, open_source,
                                            parse_source, pyav)  # fmt: skip
@@ -215,7 +215,8 @@ def sink_uris(args: argparse.Namespace) -> list[str]:
     if display_available():
         return [*uris, f"{DISPLAY_SCHEME}0", *([args.record] if args.record else [])]
     if args.record:
-        log.warning("no window can open here (no display, or an OpenCV without a GUI); recording %s only", args.record)
+        log.warning("no window can open here (no display, or an OpenCV without a GUI); writing %s only",
+                    " and ".join([*uris, args.record]))  # fmt: skip
         return [*uris, args.record]
     if not uris:
         raise SinkError("no display here: give OUTPUT (a video file or folder) or --output (or run where a window "
@@ -230,8 +231,9 @@ def make_sinks(args: argparse.Namespace, uris: list[str], source: Source, size: 
     try:
         for uri in uris:
             sinks.append(open_sink(uri, source.fps, size, encode_settings(args), source, job, args.overwrite))
-    except BaseException:  # the ones opened before it let go of their outputs (and locks)
+    except BaseException:  # the ones opened before it let go of their outputs (and locks), replacing nothing
         for opened in sinks:
+            opened.mark_stopped()
             with contextlib.suppress(Exception):
                 opened.close()
         raise
@@ -292,7 +294,7 @@ def check_paths(args: argparse.Namespace, uri: str | None, spec: SourceSpec | No
     if args.shard and kind not in ("folder", "glob"):
         raise UsageError("--shard K/N splits a batch: it goes with a folder or glob INPUT (or --input DIR)")
     if args.record:
-        check_record(args, uri, kind)
+        check_record(args, uri, kind, spec is not None and spec.live)
     if not args.output and args.record:
         return
     if not args.output:
@@ -335,14 +337,16 @@ def check_file_output(args: argparse.Namespace, uri: str | None, kind: str, targ
         raise OutputExists(f"{target} holds frames already: --overwrite replaces them, or give another folder")
 
 
-def check_record(args: argparse.Namespace, uri: str | None, kind: str) -> None:
-    """--record: a video file, beside a stream's or a video's OUTPUT (a batch writes files already)."""
+def check_record(args: argparse.Namespace, uri: str | None, kind: str, live: bool) -> None:
+    """--record: a video file, beside the OUTPUT of a live input (a camera's or a stream's frames cannot be had
+    again). A video file or a batch is converted to files already (and a second file would resume on its own)."""
     record = Path(args.record)
-    if kind in FILE_KINDS:
-        raise UsageError(f"--record {args.record}: {uri} is translated to files already ({OUTPUT_FOR[kind]})")
-    if is_display(args.record) or is_stream_output(args.record) or record.suffix.lower() not in VIDEO_EXTENSIONS:
-        raise UsageError(f"--record {args.record}: give a video file ({', '.join(sorted(VIDEO_EXTENSIONS))}); a "
-                         "stream or a window goes in OUTPUT")  # fmt: skip
+    if kind in FILE_KINDS or not live:
+        what = OUTPUT_FOR[kind] if kind in FILE_KINDS else "a video converts to OUTPUT, which can be a stream too"
+        raise UsageError(f"--record {args.record} records a camera or a stream: {uri or 'the demo'} is a file ({what})")
+    if is_display(args.record) or is_stream_output(args.record) or record.suffix.lower() not in FOURCC:
+        raise UsageError(f"--record {args.record}: give a video file ({', '.join(sorted(FOURCC))}); a stream or a "
+                         "window goes in OUTPUT")  # fmt: skip
     if args.output and not (is_display(args.output) or is_stream_output(args.output)) and (
             Path(args.output).resolve() == record.resolve()):  # fmt: skip
         raise UsageError(f"--record {args.record} is OUTPUT too: give it once")

@@ -668,6 +668,8 @@ class AvVideoWriter(Sink):
         options = encoder_options(self.encoder, s)
         if self.live:  # B-frames reorder a camera's irregular stamps, and the MP4's durations came out short
             options["bf"] = "0"
+            if self.encoder.startswith(("libx265", "hevc_nvenc", "h264_nvenc", "av1_nvenc")):
+                options["forced-idr"] = "1"  # a forced keyframe an IDR, where a fragment can end (x264's already is)
         vs = self.out.add_stream(self.encoder, rate=self.rate, options=options)
         vs.width, vs.height = self.frame_size[1], self.frame_size[0]
         vs.pix_fmt = codec.pix_fmt

@@ -246,8 +246,9 @@ def lock_video_output(path: Path, shown: Path | None = None) -> int:
 
 
 def holds_video(path: Path) -> bool:
-    """Whether a demuxer reads a video packet from ``path`` (a recording killed before its first keyframe's
-    fragment was written holds none: an empty file, or headers alone). True where PyAV is not installed to tell."""
+    """Whether ``path`` may hold a frame (a recording killed before its first keyframe's fragment was written holds
+    none: an empty file, or an MP4's headers alone). A file PyAV cannot open is kept when it may hold frames (an MP4
+    with media data but no index, which repair tools recover); without PyAV, any file but an empty one is kept."""
     if path.stat().st_size == 0:
         return False
     try:
@@ -258,7 +259,28 @@ def holds_video(path: Path) -> bool:
         with av.open(str(path)) as c:
             return bool(c.streams.video) and any(p.size for p in c.demux(c.streams.video[0]))
     except (av.FFmpegError, OSError):
-        return False
+        return path.suffix.lower() not in (".mp4", ".m4v", ".mov") or mp4_has_media_data(path)
+
+
+def mp4_has_media_data(path: Path) -> bool:
+    """Whether an MP4/MOV file has a top-level ``mdat`` box with something in it (box headers only are read)."""
+    size, pos = path.stat().st_size, 0
+    with open(path, "rb") as f:
+        while pos + 8 <= size:
+            f.seek(pos)
+            head = f.read(16)
+            n, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            header = 8
+            if n == 1 and len(head) >= 16:
+                n, header = int.from_bytes(head[8:16], "big"), 16
+            elif n == 0:  # to the end of the file
+                n = size - pos
+            if kind == b"mdat" and min(n, size - pos) > header:
+                return True
+            if n < header:
+                return False
+            pos += n
+    return False
 
 
 def keep_interrupted(partial: Path, path: Path) -> Path | None:
