@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                     f".pth/.pt (PyTorch), or a bundled model's name ({', '.join(bundled_names())}); default: "
                     f"{DEMO_MODELS[DEFAULT_DEMO]}")  # fmt: skip
     ap.add_argument("--output", "-o", metavar="PATH", help="alias: OUTPUT")
-    ap.add_argument("--record", metavar="FILE", help="also write the output to this video file (OUTPUT a stream or a "
-                    "window: record what is streamed or shown)")  # fmt: skip
+    ap.add_argument("--record", metavar="FILE", help="a camera or stream INPUT: also write the output to this video "
+                    "file (OUTPUT a stream or a window: record what is streamed or shown)")  # fmt: skip
     ap.add_argument("--headless", action="store_true", help="never open a window")
     ap.add_argument("--show", action="store_true", help="show a window even when writing --output")
     ap.add_argument("--size", type=int_arg(*SIZE_RANGE, also=0), default=PIPELINE.size,
