@@ -49,6 +49,28 @@ def train(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout
                           timeout=timeout, env={**os.environ, **ONE_THREAD, **(env or {})})  # fmt: skip
 
 
+def self_signalling_trainer(at_query: int, *signals: int) -> str:
+    """A ``python -c`` script running the trainer (its flags as arguments) that sends itself ``signals``, in turn, at
+    its ``at_query``-th image-pool query: two a step (A and B), so query 2k+1 is iteration k+1's first, between its
+    generators' step and its discriminators'. Sent from outside on a timer, a signal lands wherever a loaded machine
+    lets it, and two can be pending at once (Python then handles SIGINT first)."""
+    return textwrap.dedent(f"""
+        import os, signal, sys
+        from cyclegan_edge.train import pool
+
+        query, calls = pool.ImagePool.query, []
+        def signalled_query(self, images):
+            calls.append(1)
+            if len(calls) == {at_query}:
+                for signum in {[int(s) for s in signals]}:
+                    os.kill(os.getpid(), signum)
+            return query(self, images)
+        pool.ImagePool.query = signalled_query
+        from cyclegan_edge.train.__main__ import main
+        sys.exit(main(sys.argv[1:]))
+    """)
+
+
 def read_log(path: Path) -> dict[int, dict[str, float]]:
     """Last row per iteration (a resumed run appends rows again from its checkpoint)."""
     with open(path) as f:
@@ -127,20 +149,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_root: Path, tmp_path
 
     # Same run, killed with SIGKILL in the middle of iteration 11 (iteration 9's checkpoint exists), by itself: a
     # test process that stalled on a loaded machine once let it run to the end first
-    script = textwrap.dedent("""
-        import os, signal, sys
-        from cyclegan_edge.train import pool
-
-        query, calls = pool.ImagePool.query, []
-        def killed_query(self, images):
-            calls.append(1)
-            if len(calls) == 21:  # two a step (A and B): the first of iteration 11's
-                os.kill(os.getpid(), signal.SIGKILL)
-            return query(self, images)
-        pool.ImagePool.query = killed_query
-        from cyclegan_edge.train.__main__ import main
-        sys.exit(main(sys.argv[1:]))
-    """)
+    script = self_signalling_trainer(21, signal.SIGKILL)  # the first of iteration 11's image-pool queries
     killed = subprocess.run([sys.executable, "-c", script, *common, "--name", "killed"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300, env={**os.environ, **ONE_THREAD})  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -220,21 +229,7 @@ def test_a_second_ctrl_c_saves_nothing(tiny_root: Path, tmp_path: Path) -> None:
     saves nothing: here no checkpoint was due yet, so none exists, and the run says so. SIGTERM, then Ctrl-C, sent
     by the trainer to itself between its generators' and its discriminators' steps of iteration 3 (two Ctrl-C within
     MERGE_S count as one; sent from outside, both could be pending at once, and Python handles SIGINT first)."""
-    script = textwrap.dedent("""
-        import os, signal, sys
-        from cyclegan_edge.train import pool
-
-        query, calls = pool.ImagePool.query, []
-        def signalled_query(self, images):
-            calls.append(1)
-            if len(calls) == 5:  # two a step (A and B): the first of iteration 3's
-                os.kill(os.getpid(), signal.SIGTERM)
-                os.kill(os.getpid(), signal.SIGINT)
-            return query(self, images)
-        pool.ImagePool.query = signalled_query
-        from cyclegan_edge.train.__main__ import main
-        sys.exit(main(sys.argv[1:]))
-    """)
+    script = self_signalling_trainer(5, signal.SIGTERM, signal.SIGINT)  # the first of iteration 3's queries
     r = subprocess.run([sys.executable, "-c", script, "--dataroot", str(tiny_root), *TINY, "--max-iters", "100",
                         "--save-every", "1000", "--output", str(tmp_path), "--name", "twice"], capture_output=True,
                        text=True, timeout=300, cwd=tmp_path, env={**os.environ, **ONE_THREAD},

@@ -209,15 +209,15 @@ def backend_options(args: argparse.Namespace, live: bool = False) -> BackendOpti
 
 def sink_uris(args: argparse.Namespace) -> list[str]:
     """OUTPUT, and a window where --show asks for one or nothing else is written (never with --headless)."""
-    uris = [args.output] if args.output else []
+    uris, record = [args.output] if args.output else [], [args.record] if args.record else []
     if args.headless or any(is_display(u) for u in uris) or not (args.show or not uris):
-        return uris + ([args.record] if args.record else [])
+        return uris + record
     if display_available():
-        return [*uris, f"{DISPLAY_SCHEME}0", *([args.record] if args.record else [])]
-    if args.record:
+        return [*uris, f"{DISPLAY_SCHEME}0", *record]
+    if record:
         log.warning("no window can open here (no display, or an OpenCV without a GUI); writing %s only",
-                    " and ".join([*uris, args.record]))  # fmt: skip
-        return [*uris, args.record]
+                    " and ".join(uris + record))  # fmt: skip
+        return uris + record
     if not uris:
         raise SinkError("no display here: give OUTPUT (a video file or folder) or --output (or run where a window "
                         "can open)")  # fmt: skip

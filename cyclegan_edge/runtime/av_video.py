@@ -39,8 +39,8 @@ from cyclegan_edge.errors import first_line
 from cyclegan_edge.imaging.cv import cv2
 from cyclegan_edge.imaging.resize import fit_frame
 from cyclegan_edge.runtime.sinks import (EncodeSettings, OutputExists, Sink, SinkError, WriteFailed, encoded_size,
-                                         keep_interrupted, lock_video_output, pad_to, parse_bitrate, preset_choices,
-                                         warn_padded)  # fmt: skip
+                                         keep_interrupted, lock_video_output, mp4_boxes, pad_to, parse_bitrate,
+                                         preset_choices, warn_padded)  # fmt: skip
 from cyclegan_edge.runtime.sources import Source, SourceError
 
 if int(av.__version__.split(".")[0]) < 16:  # frame rotation, durations and template streams
@@ -112,20 +112,12 @@ def encoder_options(name: str, s: EncodeSettings) -> dict[str, str]:
 def complete_mp4_prefix(path: Path) -> int:
     """Bytes of ``path`` made of whole top-level boxes ending with a whole fragment (moof + mdat):
     what a killed fragmented-MP4 writer left that can be trusted."""
-    good = pos = 0
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        while pos + 8 <= size:
-            f.seek(pos)
-            head = f.read(16)
-            n, kind = int.from_bytes(head[:4], "big"), head[4:8]
-            if n == 1 and len(head) >= 16:
-                n = int.from_bytes(head[8:16], "big")
-            if n < 8 or pos + n > size:
-                break
-            pos += n
-            if kind == b"mdat":
-                good = pos
+    good, size = 0, path.stat().st_size
+    for kind, pos, n, _ in mp4_boxes(path):
+        if n < 8 or pos + n > size:  # to the end (0), or cut short: not known whole
+            break
+        if kind == b"mdat":
+            good = pos + n
     return good
 
 

@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -262,25 +263,33 @@ def holds_video(path: Path) -> bool:
         return path.suffix.lower() not in (".mp4", ".m4v", ".mov") or mp4_has_media_data(path)
 
 
-def mp4_has_media_data(path: Path) -> bool:
-    """Whether an MP4/MOV file has a top-level ``mdat`` box with something in it (box headers only are read)."""
+def mp4_boxes(path: Path) -> Iterator[tuple[bytes, int, int, int]]:
+    """An MP4/MOV file's top-level boxes as (type, offset, declared size, header size), box headers alone read. The
+    declared size may run past the file's end (a box a kill cut short), or be 0 (to the end: the last box). Stops
+    at a header that is not whole, or declares less than itself."""
     size, pos = path.stat().st_size, 0
     with open(path, "rb") as f:
         while pos + 8 <= size:
             f.seek(pos)
             head = f.read(16)
-            n, kind = int.from_bytes(head[:4], "big"), head[4:8]
-            header = 8
-            if n == 1 and len(head) >= 16:
+            n, kind, header = int.from_bytes(head[:4], "big"), head[4:8], 8
+            if n == 1:  # a 64-bit size follows
+                if len(head) < 16:
+                    return
                 n, header = int.from_bytes(head[8:16], "big"), 16
-            elif n == 0:  # to the end of the file
-                n = size - pos
-            if kind == b"mdat" and min(n, size - pos) > header:
-                return True
-            if n < header:
-                return False
+            if n and n < header:
+                return
+            yield kind, pos, n, header
+            if not n:
+                return
             pos += n
-    return False
+
+
+def mp4_has_media_data(path: Path) -> bool:
+    """Whether an MP4/MOV file has a top-level ``mdat`` box with something in it."""
+    size = path.stat().st_size
+    boxes = mp4_boxes(path)
+    return any(kind == b"mdat" and min(n or size - pos, size - pos) > header for kind, pos, n, header in boxes)
 
 
 def keep_interrupted(partial: Path, path: Path) -> Path | None:
