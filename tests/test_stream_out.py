@@ -367,7 +367,10 @@ def test_a_udp_stream_is_a_source_too(capsys: pytest.CaptureFixture[str], caplog
     assert logged.count(waiting) == 1, logged
     assert f"udp://127.0.0.1:{port}: the stream has ended (no frame for 5 s, or the sender stopped)" in logged
     got = int(said.split(" frames -> ")[0].split()[-1])
-    assert 12 <= got <= 48 and f"-> {out}" in said, said  # a live source drops what it cannot keep up with
+    dropped = int(said.split(" stale frames dropped")[0].split()[-1])
+    # a live source drops what comes while the model is busy: a loaded machine's stream came in bursts (3 of 20
+    # frames read were written); at least a keyframe interval (12) was read, and every frame written is in the file
+    assert 1 <= got and 12 <= got + dropped <= 48 and f"-> {out}" in said, said
     source = open_source(str(out))
     try:
         assert source.read() is not None and source.size == DEMO_HW and source.frame_count == got
